@@ -1,0 +1,60 @@
+# The commands the README documents. Everything runs from the project's own virtualenv (.venv), created on first use.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+# MNIST for training and tests only; the running product never reads it.
+DATA_DIR ?= ../shared/data/mnist
+VERSION ?= 1.0
+EPOCHS ?= 4
+WEIGHTS := model_store/v$(VERSION)/weights.pt
+MAR := model_store/mnist.mar
+HANDLER_FILES := $(wildcard handler/*.py)
+
+.PHONY: help install run stop test lint train archive bench eval clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: Python 3.11 not found (python3.11)"; exit 1; }
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, {sys.version.split()[0]} found"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(INSTALLED)  ## create .venv with everything the product and the tests need
+
+$(MAR): $(INSTALLED) $(HANDLER_FILES) model_store/v1.0/weights.pt
+	$(PY) -m training.archive --version 1.0
+
+archive: $(INSTALLED)  ## build model_store/mnist.mar (VERSION=1.0) from the committed weights
+	$(PY) -m training.archive --version $(VERSION)
+
+run: $(INSTALLED) $(MAR)  ## start the product (TorchServe on 127.0.0.1:8080-8082); Ctrl-C stops it
+	$(PY) -m deploy.run
+
+stop: $(INSTALLED)  ## stop what a background `make run` left running
+	$(PY) -m deploy.run stop
+
+test: $(INSTALLED)  ## the whole test suite (starts its own TorchServe on free ports)
+	MNIST_DIR=$(abspath $(DATA_DIR)) $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED)  ## ruff
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+train: $(INSTALLED)  ## train VERSION (default 1.0) into model_store/v$(VERSION)/ from DATA_DIR (downloads if missing)
+	$(PY) -m training.train --data-dir $(DATA_DIR) --out model_store/v$(VERSION) --epochs $(EPOCHS) $(TRAIN_ARGS)
+
+eval: $(INSTALLED) $(MAR)  ## accuracy of the live API on MNIST test and canvas-style drawings (starts TorchServe)
+	$(PY) -m training.evaluate --data-dir $(DATA_DIR)
+
+bench: $(INSTALLED) $(MAR)  ## benchmarks (speed targets live here, never in tests)
+	$(PY) -m training.bench --data-dir $(DATA_DIR)
+
+clean:  ## remove the virtualenv, built archives and runtime state (var/)
+	rm -rf $(VENV) var $(MAR)

@@ -1,0 +1,258 @@
+"""Start, watch and stop one TorchServe instance, and read the keys it writes.
+
+Everything an instance owns lives in its home folder: the effective config.properties (the template with overrides
+applied), key_file.json (TorchServe writes it into its working directory), logs, its own TMPDIR (the CLI keeps a
+pid file there, so two instances must not share one) and torchserve.pid (for `make stop`). Used by the supervisor
+(`make run`) and by the test fixtures, which start a second instance on free ports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from deploy.java import java_home
+
+
+class TorchServeError(RuntimeError):
+    """TorchServe did not start, or stopped; the message includes the end of its log."""
+
+
+def read_properties(text: str) -> dict[str, str]:
+    """Parse the simple key=value lines of a Java properties file (comments and blanks ignored)."""
+    properties = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "!")) and "=" in line:
+            key, _, value = line.partition("=")
+            properties[key.strip()] = value.strip()
+    return properties
+
+
+def apply_overrides(text: str, overrides: dict[str, str]) -> str:
+    """The properties text with the given keys replaced (or appended when absent)."""
+    lines, seen = [], set()
+    for line in text.splitlines():
+        key = line.partition("=")[0].strip()
+        if key in overrides and not line.lstrip().startswith("#"):
+            lines.append(f"{key}={overrides[key]}")
+            seen.add(key)
+        else:
+            lines.append(line)
+    lines += [f"{key}={value}" for key, value in overrides.items() if key not in seen]
+    return "\n".join(lines) + "\n"
+
+
+def address_overrides(
+    *, host: str | None = None, inference: int | None = None, management: int | None = None, metrics: int | None = None
+) -> dict[str, str]:
+    """Property overrides for the three REST addresses (and gRPC's host) from settings; None keeps the template."""
+    overrides = {}
+    if host:
+        overrides["grpc_inference_address"] = overrides["grpc_management_address"] = host
+    for key, port in (("inference_address", inference), ("management_address", management), ("metrics_address", metrics)):
+        if host or port:
+            overrides[key] = f"http://{host or '{host}'}:{port or '{port}'}"
+    return overrides
+
+
+def resolve_addresses(properties: dict[str, str], overrides: dict[str, str]) -> dict[str, str]:
+    """Fill the {host}/{port} placeholders address_overrides leaves, from the template's own addresses."""
+    resolved = dict(overrides)
+    for key, value in overrides.items():
+        if key.endswith("_address") and "{" in value:
+            template = urlsplit(properties[key])
+            resolved[key] = value.format(host=template.hostname, port=template.port)
+    return resolved
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free on 127.0.0.1 right now (held open together so that they differ)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def isolated_overrides() -> dict[str, str]:
+    """Overrides that let another TorchServe run beside the one of `make run`: every port distinct.
+
+    Workers listen on unix sockets /tmp/.ts.sock.<port> counted up from initial_worker_port, so that moves too.
+    """
+    inference, management, metrics, grpc_inference, grpc_management = free_ports(5)
+    return {
+        "inference_address": f"http://127.0.0.1:{inference}",
+        "management_address": f"http://127.0.0.1:{management}",
+        "metrics_address": f"http://127.0.0.1:{metrics}",
+        "grpc_inference_port": str(grpc_inference),
+        "grpc_management_port": str(grpc_management),
+        "initial_worker_port": str(20000 + (inference % 4000) * 10),
+    }
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    inference: str
+    management: str
+    metrics: str
+
+    @classmethod
+    def from_properties(cls, properties: dict[str, str]) -> Endpoints:
+        return cls(
+            inference=properties["inference_address"].rstrip("/"),
+            management=properties["management_address"].rstrip("/"),
+            metrics=properties["metrics_address"].rstrip("/"),
+        )
+
+
+def read_keys(key_file: Path) -> dict[str, str]:
+    """{'inference': ..., 'management': ..., 'API': ...} from TorchServe's key_file.json."""
+    raw = json.loads(key_file.read_text())
+    return {name: entry["key"] for name, entry in raw.items()}
+
+
+class TorchServe:
+    """One TorchServe process group, started from a config template with overrides, in its own home folder."""
+
+    def __init__(self, *, home: Path, config_template: Path, model_store: Path, overrides: dict[str, str] | None = None):
+        self.home = Path(home).resolve()
+        self.model_store = Path(model_store).resolve()
+        template = Path(config_template).read_text()
+        overrides = resolve_addresses(read_properties(template), overrides or {})
+        self.config_text = apply_overrides(template, overrides)
+        self.properties = read_properties(self.config_text)
+        self.endpoints = Endpoints.from_properties(self.properties)
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def key_file(self) -> Path:
+        return self.home / "key_file.json"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "torchserve.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "logs" / "torchserve.out"
+
+    def keys(self) -> dict[str, str]:
+        return read_keys(self.key_file)
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(TMPDIR=str(self.home / "tmp"), LOG_LOCATION=str(self.home / "logs"))
+        env.update(METRICS_LOCATION=str(self.home / "logs"), PYTHONUNBUFFERED="1")
+        home = java_home()
+        if home is None:
+            env.pop("JAVA_HOME", None)
+        else:
+            env["JAVA_HOME"] = str(home)
+            env["PATH"] = f"{home / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+    def start(self) -> None:
+        """Launch TorchServe in the foreground of its own process group (returns at once; see wait_ready)."""
+        for folder in (self.home, self.home / "tmp", self.home / "logs"):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.key_file.unlink(missing_ok=True)  # keys change on every start; never read the last run's
+        config = self.home / "config.properties"
+        config.write_text(self.config_text)
+        command = [
+            str(Path(sys.executable).parent / "torchserve"),
+            "--start", "--foreground", "--ncs",
+            "--ts-config", str(config),
+            "--model-store", str(self.model_store),
+        ]  # fmt: skip
+        self._log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=self.home, env=self._environment(), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+        self.pid_file.write_text(str(self.process.pid))
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_file.exists():
+            return "(no log)"
+        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+
+    def _log_since_start(self) -> str:
+        if not self.log_file.exists():
+            return ""
+        with self.log_file.open("rb") as log:
+            log.seek(getattr(self, "_log_start", 0))
+            return log.read().decode("utf-8", "replace")
+
+    def ready_models(self, model: str) -> bool:
+        """True when `model` has at least one READY worker (asked over the management API, with its token)."""
+        if not self.key_file.exists():
+            return False
+        try:
+            headers = {"Authorization": f"Bearer {self.keys()['management']}"}
+            response = httpx.get(f"{self.endpoints.management}/models/{model}", headers=headers, timeout=5)
+        except (httpx.HTTPError, json.JSONDecodeError, KeyError, OSError):
+            return False
+        if response.status_code != 200:
+            return False
+        return any(w.get("status") == "READY" for version in response.json() for w in version.get("workers", []))
+
+    def wait_ready(self, *, models: tuple[str, ...], timeout: float) -> None:
+        """Block until every model has a READY worker; raise TorchServeError if the process exits or time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise TorchServeError(f"TorchServe exited with code {self.process.returncode}:\n{self.log_tail()}")
+            if all(self.ready_models(model) for model in models):
+                return
+            if "Load model failed" in self._log_since_start():
+                raise TorchServeError(f"TorchServe could not load a model:\n{self.log_tail(60)}")
+            time.sleep(0.5)
+        raise TorchServeError(f"TorchServe not ready after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM the process group (TorchServe stops its workers), SIGKILL what is left after timeout."""
+        if self.process is None:
+            return
+        _signal_group(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        _signal_group(self.process.pid, signal.SIGKILL)  # workers that outlived the frontend
+        self.process = None
+        self.pid_file.unlink(missing_ok=True)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> bool:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_group(pid: int, *, timeout: float) -> bool:
+    """Stop a process group that is not our child (`make stop`): SIGTERM, then SIGKILL. False if none was running."""
+    if not _signal_group(pid, signal.SIGTERM):
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _signal_group(pid, 0):
+        time.sleep(0.2)
+    _signal_group(pid, signal.SIGKILL)
+    return True

@@ -1,0 +1,1 @@
+"""What goes into the .mar: the model, the preprocessing and the TorchServe handler."""

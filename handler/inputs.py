@@ -1,0 +1,84 @@
+"""Requests as TorchServe hands them to the handler -> image bytes. Pure; unit-tested without a server.
+
+Accepted per request: the raw PNG/JPEG body, a multipart form field `data`, or JSON {"image": "<base64 or data: URL>"}
+(with an optional "preview": true); the query parameter `?preview=1` asks for the preprocessed image as well.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+
+try:  # the repository layout (tests, UI)
+    from handler.preprocess import Prepared, PreprocessError
+except ImportError:  # inside the .mar, every file sits flat in the model directory
+    from preprocess import Prepared, PreprocessError
+
+TRUTHY = {"1", "true", "yes", "on"}
+
+
+class RequestError(PreprocessError):
+    """The request does not carry an image in one of the accepted forms."""
+
+
+@dataclass
+class Item:
+    """One request of a batch: its prepared image, or why it has none."""
+
+    prepared: Prepared | None = None
+    preview: bool = False
+    error: PreprocessError | None = None
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes | bytearray) else str(value)
+
+
+def _from_base64(text: str) -> bytes:
+    """Base64 or a data: URL (data:image/png;base64,....) -> bytes."""
+    text = text.strip()
+    if text.startswith("data:"):
+        header, _, text = text.partition(",")
+        if ";base64" not in header:
+            raise RequestError("the data: URL must be base64-encoded (data:image/png;base64,...)")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise RequestError(f"the image field is not valid base64: {exc}") from exc
+
+
+def _from_json(body: dict) -> tuple[bytes, bool]:
+    image = body.get("image")
+    if not isinstance(image, str) or not image:
+        raise RequestError('JSON requests need an "image" field: a base64 PNG/JPEG or a data: URL')
+    return _from_base64(image), _text(body.get("preview", "")).lower() in TRUTHY
+
+
+def parse_request(row: dict) -> tuple[bytes, bool]:
+    """One TorchServe request row -> (image bytes, whether a preview is wanted)."""
+    preview = _text(row.get("preview", "")).lower() in TRUTHY  # query parameter ?preview=1
+    payload = row.get("data") if row.get("data") is not None else row.get("body")
+    if isinstance(payload, dict):
+        image, wants = _from_json(payload)
+        return image, preview or wants
+    if isinstance(payload, list):
+        raise RequestError('send one image per request: JSON {"image": ...}, not a list')
+    if isinstance(payload, str):  # a text body: base64, a data: URL, or JSON that TorchServe did not decode
+        payload = payload.encode("utf-8")
+    if not payload:
+        raise RequestError('empty request: send a PNG/JPEG body, a multipart field "data", or JSON {"image": ...}')
+    payload = bytes(payload)
+    if payload.lstrip()[:1] in (b"{", b"["):
+        try:
+            body = json.loads(payload)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RequestError(f"invalid JSON body: {exc}") from exc
+        if not isinstance(body, dict):
+            raise RequestError('JSON requests must be an object: {"image": "<base64>"}')
+        image, wants = _from_json(body)
+        return image, preview or wants
+    if payload.startswith(b"data:"):
+        return _from_base64(payload.decode("ascii", "replace")), preview
+    return payload, preview

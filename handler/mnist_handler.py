@@ -1,0 +1,72 @@
+"""TorchServe handler: requests -> MNIST-style preprocessing -> DigitNet -> one JSON answer per request.
+
+Each request carries one image in one of three forms: the raw PNG/JPEG body, a multipart form field `data`, or JSON
+{"image": "<base64 or data: URL>"}. With `?preview=1` (or JSON "preview": true) the answer also holds the 28x28
+image the model saw, as a base64 PNG. A bad request in a batch gets its own 4xx and JSON {"error": ...}; the rest of
+the batch is answered normally and the worker keeps running.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+import torch
+from ts.torch_handler.base_handler import BaseHandler
+
+try:  # the repository layout (tests, UI)
+    from handler.inputs import Item, parse_request
+    from handler.preprocess import PreprocessError, prepare
+except ImportError:  # inside the .mar, every file sits flat in the model directory
+    from inputs import Item, parse_request
+    from preprocess import PreprocessError, prepare
+
+logger = logging.getLogger(__name__)
+
+
+class MNISTDigitHandler(BaseHandler):
+    """Classify hand-drawn digits; answers digit, confidence, ten probabilities and the model's name and version."""
+
+    def preprocess(self, data: list[dict]) -> list[Item]:
+        items = []
+        for row in data:
+            try:
+                image, preview = parse_request(row)
+                items.append(Item(prepared=prepare(image), preview=preview))
+            except PreprocessError as exc:
+                items.append(Item(error=exc))
+        return items
+
+    def inference(self, items: list[Item], *args, **kwargs) -> tuple[list[Item], torch.Tensor | None]:
+        good = [item.prepared.tensor() for item in items if item.prepared is not None]
+        if not good:
+            return items, None
+        with torch.inference_mode():
+            logits = self.model(torch.stack(good).to(self.device))  # (n_good, 10)
+            probabilities = torch.softmax(logits.float(), dim=1).cpu()
+        return items, probabilities
+
+    def postprocess(self, output: tuple[list[Item], torch.Tensor | None]) -> list[dict]:
+        items, probabilities = output
+        model = self.manifest["model"]
+        answers, row = [], 0
+        for index, item in enumerate(items):
+            self.context.set_response_content_type(index, "application/json")
+            if item.error is not None:
+                message = str(item.error)
+                self.context.set_response_status(item.error.status, message, idx=index)
+                answers.append({"error": message, "status": item.error.status})
+                continue
+            p = probabilities[row]
+            row += 1
+            answer = {
+                "digit": int(p.argmax()),
+                "confidence": float(p.max()),
+                "probabilities": [float(v) for v in p],
+                "model_name": model.get("modelName"),
+                "model_version": model.get("modelVersion"),
+            }
+            if item.preview:
+                answer["preview"] = base64.b64encode(item.prepared.png()).decode("ascii")
+            answers.append(answer)
+        return answers

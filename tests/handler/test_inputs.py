@@ -1,0 +1,70 @@
+"""Request parsing: the three accepted forms, the preview flag, and clear errors for everything else."""
+
+import base64
+import json
+
+import pytest
+
+from handler.inputs import RequestError, parse_request
+
+PNG = b"\x89PNG\r\n\x1a\n-rest-of-a-png"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"body": bytearray(PNG)},  # raw body
+        {"data": PNG},  # multipart field "data"
+        {"body": {"image": b64(PNG)}},  # JSON, decoded by TorchServe
+        {"body": {"image": "data:image/png;base64," + b64(PNG)}},
+        {"body": json.dumps({"image": b64(PNG)}).encode()},  # JSON TorchServe left undecoded
+        {"body": "data:image/png;base64," + b64(PNG)},  # a text body holding a data: URL
+    ],
+    ids=["raw", "multipart", "json", "json-data-url", "json-bytes", "text-data-url"],
+)
+def test_each_form_yields_the_image_bytes(row):
+    assert parse_request(row) == (PNG, False)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"body": PNG, "preview": b"1"},
+        {"body": PNG, "preview": "true"},
+        {"body": {"image": b64(PNG), "preview": True}},
+        {"body": {"image": b64(PNG)}, "preview": b"yes"},
+    ],
+)
+def test_preview_flag_from_query_or_json(row):
+    assert parse_request(row) == (PNG, True)
+
+
+def test_preview_off_values():
+    assert parse_request({"body": PNG, "preview": b"0"})[1] is False
+    assert parse_request({"body": {"image": b64(PNG), "preview": False}})[1] is False
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({}, "empty request"),
+        ({"body": b""}, "empty request"),
+        ({"body": {}}, '"image" field'),
+        ({"body": {"img": b64(PNG)}}, '"image" field'),
+        ({"body": {"image": 42}}, '"image" field'),
+        ({"body": {"image": "@@not base64@@"}}, "not valid base64"),
+        ({"body": {"image": "data:image/png," + b64(PNG)}}, "base64-encoded"),
+        ({"body": b'{"image": '}, "invalid JSON"),
+        ({"body": b"[1, 2]"}, "must be an object"),
+        ({"body": [{"image": b64(PNG)}]}, "one image per request"),
+    ],
+    ids=["nothing", "empty", "empty-json", "wrong-field", "wrong-type", "bad-b64", "url-not-b64", "bad-json",
+         "json-array", "list"],
+)  # fmt: skip
+def test_bad_requests_get_a_clear_message(row, message):
+    with pytest.raises(RequestError, match=message):
+        parse_request(row)

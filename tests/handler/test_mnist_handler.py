@@ -1,0 +1,107 @@
+"""The TorchServe handler in-process: a real ts Context, the model directory of a real .mar, real PNGs; no server."""
+
+import base64
+import io
+import json
+import math
+import zipfile
+
+import pytest
+from PIL import Image
+from ts.context import Context, RequestProcessor
+
+from handler.mnist_handler import MNISTDigitHandler
+from tests.conftest import blank_png
+
+
+class RecordingMetrics:
+    """Stands in for TorchServe's metrics cache (the handler only records timings in it)."""
+
+    def __init__(self):
+        self.times = []
+
+    def add_time(self, name, value, idx=None, unit="ms"):
+        self.times.append((name, value))
+
+
+@pytest.fixture(scope="module")
+def handler(model_store, tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("model_dir")
+    with zipfile.ZipFile(model_store / "mnist.mar") as archive:
+        archive.extractall(model_dir)
+    manifest = json.loads((model_dir / "MAR-INF" / "MANIFEST.json").read_text())
+    context = Context("mnist", str(model_dir), manifest, batch_size=8, gpu=None, mms_version="0.12.0")
+    context.metrics = RecordingMetrics()
+    instance = MNISTDigitHandler()
+    instance.initialize(context)
+    return instance, context
+
+
+def handle(handler_and_context, rows):
+    instance, context = handler_and_context
+    context.request_processor = [RequestProcessor({}) for _ in rows]
+    context.request_ids = {i: f"req-{i}" for i in range(len(rows))}
+    answers = instance.handle(rows, context)
+    statuses = [processor.get_response_status_code() for processor in context.request_processor]
+    return answers, statuses
+
+
+def test_answers_digit_confidence_probabilities_and_version(handler, canvas_pngs):
+    png, label, _ = next(item for item in canvas_pngs if item[2] == "transparent")
+    (answer,), (status,) = handle(handler, [{"body": bytearray(png)}])
+    assert status == 200
+    assert answer["digit"] == label
+    assert len(answer["probabilities"]) == 10
+    assert math.isclose(sum(answer["probabilities"]), 1.0, abs_tol=1e-5)
+    assert answer["confidence"] == max(answer["probabilities"])
+    assert answer["model_name"] == "mnist" and answer["model_version"] == "1.0"
+    assert "preview" not in answer
+
+
+def test_preview_is_the_28x28_input(handler, canvas_pngs):
+    png = canvas_pngs[0][0]
+    (answer,), _ = handle(handler, [{"body": png, "preview": b"1"}])
+    preview = Image.open(io.BytesIO(base64.b64decode(answer["preview"])))
+    assert preview.format == "PNG" and preview.size == (28, 28)
+
+
+def test_a_batch_of_three_forms_reads_the_canvas_digits(handler, canvas_pngs):
+    rows, labels = [], []
+    for index, (png, label, _) in enumerate(canvas_pngs[:24]):
+        form = index % 3
+        if form == 0:
+            rows.append({"body": bytearray(png)})
+        elif form == 1:
+            rows.append({"data": png})
+        else:
+            rows.append({"body": {"image": base64.b64encode(png).decode()}})
+        labels.append(label)
+    answers, statuses = handle(handler, rows)
+    assert statuses == [200] * len(rows)
+    correct = sum(answer["digit"] == label for answer, label in zip(answers, labels, strict=True))
+    assert correct >= len(rows) - 1  # 24 canvases; the model reads >= 97% of such drawings
+
+
+def test_bad_items_get_their_own_status_and_batch_mates_succeed(handler, canvas_pngs):
+    good = canvas_pngs[1][0]
+    bomb = io.BytesIO()
+    Image.new("1", (5000, 5000)).save(bomb, format="PNG")
+    rows = [
+        {"body": good},
+        {"body": blank_png()},
+        {"body": b"not an image"},
+        {"body": bomb.getvalue()},
+        {"body": {"picture": "x"}},
+        {"body": good},
+    ]
+    answers, statuses = handle(handler, rows)
+    assert statuses == [200, 422, 400, 413, 400, 200]
+    assert answers[0]["digit"] == answers[5]["digit"] == canvas_pngs[1][1]
+    for answer, status in zip(answers[1:5], statuses[1:5], strict=True):
+        assert answer["status"] == status and answer["error"]
+
+
+def test_a_batch_of_only_bad_items(handler):
+    answers, statuses = handle(handler, [{"body": b""}, {"body": blank_png()}])
+    assert statuses == [400, 422]
+    assert "empty" in answers[0]["error"] and "blank" in answers[1]["error"]

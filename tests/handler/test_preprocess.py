@@ -1,0 +1,167 @@
+"""The MNIST-style preparation of drawings, on real PNG/JPEG bytes."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from handler import preprocess
+from handler.preprocess import BlankImageError, ImageTooLargeError, PreprocessError, prepare
+from tests.conftest import blank_png
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def seven_mask(*, size: int = 280, box=(40, 30, 120, 150), width: int = 18) -> Image.Image:
+    """An 'L' mask (255 = ink) of a 7 drawn with a round pen inside box (left, top, right, bottom)."""
+    mask = Image.new("L", (size, size), 0)
+    left, top, right, bottom = box
+    ImageDraw.Draw(mask).line(
+        [(left, top), (right, top), (left + (right - left) // 3, bottom)], fill=255, width=width, joint="curve"
+    )
+    return mask
+
+
+def styled(mask: Image.Image, style: str) -> Image.Image:
+    ink = np.asarray(mask)
+    if style == "black_on_white":
+        return Image.fromarray(255 - ink).convert("RGB")
+    if style == "white_on_black":
+        return Image.fromarray(ink).convert("RGB")
+    rgba = np.zeros((*ink.shape, 4), dtype=np.uint8)
+    if style == "transparent_white_strokes":
+        rgba[..., :3] = 255
+    elif style == "transparent_blue_strokes":
+        rgba[..., 2] = 120
+    rgba[..., 3] = ink  # the background is transparent *black*, as canvas.toDataURL() exports it
+    return Image.fromarray(rgba, mode="RGBA")
+
+
+def centre_of_mass(ink: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.indices(ink.shape)
+    return float((ys * ink).sum() / ink.sum()), float((xs * ink).sum() / ink.sum())
+
+
+def ink_box(ink: np.ndarray, threshold: float = 0.05) -> tuple[int, int]:
+    rows, cols = np.flatnonzero((ink > threshold).any(1)), np.flatnonzero((ink > threshold).any(0))
+    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+
+
+def test_off_centre_drawing_is_centred_by_mass_and_scaled_to_20px():
+    prepared = prepare(encode(styled(seven_mask(box=(170, 160, 260, 270)), "black_on_white")))
+    assert prepared.ink.shape == (28, 28)
+    com_y, com_x = centre_of_mass(prepared.ink)
+    assert abs(com_y - 14) <= 0.75 and abs(com_x - 14) <= 0.75
+    assert max(ink_box(prepared.ink)) in (20, 21)  # anti-aliased edges may add a faint pixel
+    assert prepared.ink.max() == pytest.approx(1.0, abs=0.02)
+
+
+@pytest.mark.parametrize(
+    "style", ["white_on_black", "transparent", "transparent_white_strokes", "transparent_blue_strokes"]
+)
+def test_every_export_style_gives_the_same_digit_as_black_on_white(style):
+    mask = seven_mask()
+    reference = prepare(encode(styled(mask, "black_on_white")))
+    other = prepare(encode(styled(mask, style)))
+    assert np.abs(reference.ink - other.ink).max() < 0.05
+    assert reference.inverted is True
+
+
+def test_polarity_is_detected_from_the_background():
+    mask = seven_mask()
+    assert prepare(encode(styled(mask, "black_on_white"))).inverted is True
+    assert prepare(encode(styled(mask, "white_on_black"))).inverted is False
+
+
+def test_grey_paper_background_is_removed():
+    ink = np.asarray(seven_mask()).astype(np.float32) / 255
+    photo = (200 - 180 * ink).astype(np.uint8)  # dark strokes on grey (200) paper
+    prepared = prepare(encode(Image.fromarray(photo), "JPEG", quality=90))
+    assert prepared.ink[0].max() < 0.1 and prepared.ink[:, 0].max() < 0.1  # the border stays background
+    assert prepared.inverted is True
+
+
+def test_aspect_ratio_is_kept():
+    mask = Image.new("L", (280, 280), 0)
+    ImageDraw.Draw(mask).rectangle((120, 40, 159, 239), fill=255)  # 40 wide, 200 tall
+    height, width = ink_box(prepare(encode(mask)).ink, threshold=0.5)
+    assert height == 20 and width == 4
+
+
+def test_mnist_digit_survives_preparation(mnist):
+    digit = mnist["test"].images[0]
+    prepared = prepare(encode(Image.fromarray(digit)))
+    original = digit.astype(np.float32) / 255
+    assert np.corrcoef(prepared.ink.ravel(), original.ravel())[0, 1] > 0.9
+
+
+@pytest.mark.parametrize(
+    "png",
+    [
+        blank_png(),  # transparent canvas
+        blank_png(mode="RGB", color=(255, 255, 255)),
+        blank_png(mode="RGB", color=(0, 0, 0)),
+        blank_png(mode="RGB", color=(90, 90, 90)),  # all ink: no contrast anywhere
+        blank_png(1, mode="L", color=0),
+    ],
+    ids=["transparent", "white", "black", "all-ink", "1x1"],
+)
+def test_blank_canvas_is_refused(png):
+    with pytest.raises(BlankImageError, match="blank"):
+        prepare(png)
+
+
+def test_a_speck_is_blank():
+    image = Image.new("L", (280, 280), 255)
+    image.putpixel((140, 140), 0)
+    with pytest.raises(BlankImageError):
+        prepare(encode(image))
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    bomb = encode(Image.new("1", (5000, 5000)))  # 25 Mpx in a few KB
+    assert len(bomb) < 100_000
+    with pytest.raises(ImageTooLargeError, match="too large"):
+        preprocess.decode(bomb)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"", "empty"),
+        (b"this is not an image", "not an image"),
+        (encode(styled(seven_mask(), "white_on_black"))[:400], "corrupt"),
+        (encode(Image.new("RGB", (28, 28)), "GIF"), "unsupported image format GIF"),
+        (encode(Image.new("RGB", (28, 28)), "BMP"), "unsupported image format BMP"),
+    ],
+    ids=["empty", "text", "truncated", "gif", "bmp"],
+)
+def test_bad_bytes_get_a_clear_message(payload, message):
+    with pytest.raises(PreprocessError, match=message):
+        prepare(payload)
+
+
+def test_animated_png_is_refused():
+    frames = [styled(seven_mask(), "white_on_black"), Image.new("RGB", (280, 280))]
+    payload = encode(frames[0], save_all=True, append_images=frames[1:])
+    with pytest.raises(PreprocessError, match="animated"):
+        prepare(payload)
+
+
+def test_png_preview_round_trips():
+    prepared = prepare(encode(styled(seven_mask(), "black_on_white")))
+    preview = Image.open(io.BytesIO(prepared.png()))
+    assert preview.size == (28, 28) and preview.mode == "L"
+    assert np.abs(np.asarray(preview) / 255 - prepared.ink).max() <= 0.5 / 255 + 1e-6
+
+
+def test_tensor_is_normalised_like_training():
+    prepared = prepare(encode(styled(seven_mask(), "black_on_white")))
+    tensor = prepared.tensor()
+    assert tuple(tensor.shape) == (1, 28, 28)
+    assert float(tensor.min()) == pytest.approx(-preprocess.MNIST_MEAN / preprocess.MNIST_STD, abs=1e-5)

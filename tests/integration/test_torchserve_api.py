@@ -1,0 +1,127 @@
+"""The real TorchServe serving the real .mar on free ports: the JSON contract, the input forms, batching, bad
+input, token authorization, and accuracy through the live API."""
+
+import base64
+import io
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.conftest import blank_png
+from training import evaluate
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def api(torchserve):
+    headers = {"Authorization": f"Bearer {torchserve.keys()['inference']}"}
+    with httpx.Client(base_url=torchserve.endpoints.inference, headers=headers, timeout=30) as client:
+        yield client
+
+
+def workers(torchserve) -> list[dict]:
+    headers = {"Authorization": f"Bearer {torchserve.keys()['management']}"}
+    response = httpx.get(f"{torchserve.endpoints.management}/models/mnist", headers=headers, timeout=10)
+    response.raise_for_status()
+    return [worker for version in response.json() for worker in version["workers"]]
+
+
+def check_contract(answer: dict, *, label: int | None = None) -> None:
+    assert set(answer) >= {"digit", "confidence", "probabilities", "model_name", "model_version"}
+    assert len(answer["probabilities"]) == 10 and all(0 <= p <= 1 for p in answer["probabilities"])
+    assert math.isclose(sum(answer["probabilities"]), 1.0, abs_tol=1e-5)
+    assert answer["digit"] == answer["probabilities"].index(max(answer["probabilities"]))
+    assert answer["confidence"] == max(answer["probabilities"])
+    assert answer["model_name"] == "mnist" and answer["model_version"] == "1.0"
+    if label is not None:
+        assert answer["digit"] == label
+
+
+def test_raw_png_body(api, canvas_pngs):
+    png, label, _ = canvas_pngs[0]
+    response = api.post("/predictions/mnist", content=png, headers={"Content-Type": "image/png"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    check_contract(response.json(), label=label)
+
+
+def test_multipart_field_data(api, canvas_pngs):
+    png, label, _ = canvas_pngs[21]
+    response = api.post("/predictions/mnist", files={"data": ("digit.png", png, "image/png")})
+    assert response.status_code == 200, response.text
+    check_contract(response.json(), label=label)
+
+
+def test_json_base64_and_data_url_with_preview(api, canvas_pngs):
+    png, label, _ = canvas_pngs[42]
+    encoded = base64.b64encode(png).decode()
+    for image in (encoded, f"data:image/png;base64,{encoded}"):
+        response = api.post("/predictions/mnist", json={"image": image, "preview": True})
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        check_contract(answer, label=label)
+        preview = Image.open(io.BytesIO(base64.b64decode(answer["preview"])))
+        assert preview.size == (28, 28)
+
+
+def test_preview_query_parameter_and_versioned_url(api, canvas_pngs):
+    png, label, _ = canvas_pngs[3]
+    response = api.post("/predictions/mnist/1.0?preview=1", content=png)
+    assert response.status_code == 200, response.text
+    check_contract(response.json(), label=label)
+    assert "preview" in response.json()
+
+
+def test_unknown_version_is_404(api, canvas_pngs):
+    response = api.post("/predictions/mnist/9.9", content=canvas_pngs[0][0])
+    assert response.status_code == 404
+
+
+def test_concurrent_batch_with_bad_items(api, torchserve, canvas_pngs):
+    """32 concurrent requests (the model batches up to 8): the bad ones get 4xx, every good one its digit."""
+    pids_before = {worker["pid"] for worker in workers(torchserve)}
+    bad = {1: (blank_png(), 422, "blank"), 7: (b"GIF89a-not-really", 400, "not an image"), 13: (b"", 400, "empty")}
+    requests = [bad.get(i, (canvas_pngs[i][0], 200, None)) for i in range(32)]
+
+    def send(item):
+        return api.post("/predictions/mnist", content=item[0])
+
+    with ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(send, requests))
+    for index, (response, (_, status, message)) in enumerate(zip(responses, requests, strict=True)):
+        assert response.status_code == status, (index, response.text)
+        if message:
+            assert message in response.json()["error"]
+        else:
+            check_contract(response.json(), label=canvas_pngs[index][1])
+    assert {worker["pid"] for worker in workers(torchserve)} == pids_before  # no worker died
+    assert all(worker["status"] == "READY" for worker in workers(torchserve))
+
+
+def test_requests_without_the_token_are_refused(torchserve, canvas_pngs):
+    inference, management = torchserve.endpoints.inference, torchserve.endpoints.management
+    for headers in ({}, {"Authorization": "Bearer wrong-key"}):
+        response = httpx.post(f"{inference}/predictions/mnist", content=canvas_pngs[0][0], headers=headers)
+        assert response.status_code == 400 and "InvalidKeyException" in response.text
+        assert httpx.get(f"{management}/models", headers=headers).status_code == 400
+    # the inference key does not open the management API
+    inference_key = {"Authorization": f"Bearer {torchserve.keys()['inference']}"}
+    assert httpx.get(f"{management}/models", headers=inference_key).status_code == 400
+
+
+def test_metrics_are_exposed_for_prometheus(torchserve):
+    response = httpx.get(f"{torchserve.endpoints.metrics}/metrics", timeout=10)
+    assert response.status_code == 200 and "# TYPE" in response.text
+
+
+@pytest.mark.slow
+def test_live_accuracy_on_mnist_test_and_canvas_drawings(torchserve, mnist):
+    """The shipped model through the live API: all 10,000 MNIST test images, and 3 x 300 canvas drawings."""
+    report = evaluate.evaluate(torchserve, mnist, canvas_count=300, concurrency=8)
+    print(report)
+    assert report["mnist_test"] >= 0.995
+    assert report["canvas_all"] >= 0.97

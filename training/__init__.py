@@ -1,0 +1,1 @@
+"""Training the digit model: data, training loop, canvas-style evaluation, archiving."""

@@ -1,0 +1,100 @@
+"""Accuracy through the live TorchServe API: MNIST test images and canvas-style drawings, sent as PNG.
+
+    python -m training.evaluate --data-dir DIR [--canvas-count 1000] [--concurrency 8] [--out var/eval.json]
+
+Starts a private TorchServe on free ports from model_store/ (so it runs beside `make run`), sends every image as a
+raw PNG body with the inference token, and reports accuracy per set and per canvas style.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import tempfile
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from deploy.torchserve import TorchServe, isolated_overrides
+from training import canvas, data
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mnist_pngs(split: data.Split) -> list[bytes]:
+    """Each 28x28 test digit as a PNG, white on black as MNIST stores it."""
+    pngs = []
+    for image in split.images:
+        buffer = io.BytesIO()
+        Image.fromarray(image, mode="L").save(buffer, format="PNG")
+        pngs.append(buffer.getvalue())
+    return pngs
+
+
+def predict_all(url: str, key: str, pngs: Iterable[bytes], *, concurrency: int = 8) -> list[dict]:
+    """POST each PNG to url (raw body), `concurrency` at a time; the JSON answers in order."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "image/png"}
+    with httpx.Client(limits=limits, headers=headers, timeout=60) as client:
+
+        def post(png: bytes) -> dict:
+            response = client.post(url, content=png)
+            response.raise_for_status()
+            return response.json()
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            return list(pool.map(post, pngs))
+
+
+def accuracy(answers: list[dict], labels: Iterable[int]) -> float:
+    return float(np.mean([answer["digit"] == int(label) for answer, label in zip(answers, labels, strict=True)]))
+
+
+def evaluate(server: TorchServe, splits: dict[str, data.Split], *, canvas_count: int, concurrency: int) -> dict:
+    url = f"{server.endpoints.inference}/predictions/mnist"
+    key = server.keys()["inference"]
+    test = splits["test"]
+    report = {"mnist_test": accuracy(predict_all(url, key, mnist_pngs(test), concurrency=concurrency), test.labels)}
+    drawn = list(canvas.canvas_set(test.images, test.labels, count=canvas_count, seed=2026))
+    answers = predict_all(url, key, (png for png, _, _ in drawn), concurrency=concurrency)
+    for style in canvas.STYLES:
+        picked = [(answer, label) for answer, (_, label, s) in zip(answers, drawn, strict=True) if s == style]
+        report[f"canvas_{style}"] = accuracy([a for a, _ in picked], [label for _, label in picked])
+    report["canvas_all"] = accuracy(answers, [label for _, label, _ in drawn])
+    report["canvas_images"] = len(drawn)
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--model-store", type=Path, default=ROOT / "model_store")
+    parser.add_argument("--canvas-count", type=int, default=1000, help="test digits per canvas style")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=ROOT / "var" / "eval.json")
+    args = parser.parse_args(argv)
+    splits = data.load(args.data_dir, allow_download=False)
+    with tempfile.TemporaryDirectory(prefix="eval-torchserve-") as home:
+        server = TorchServe(
+            home=Path(home), config_template=ROOT / "config.properties", model_store=args.model_store,
+            overrides=isolated_overrides(),
+        )  # fmt: skip
+        server.start()
+        try:
+            server.wait_ready(models=("mnist",), timeout=180)
+            report = evaluate(server, splits, canvas_count=args.canvas_count, concurrency=args.concurrency)
+        finally:
+            server.stop()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    for name, value in report.items():
+        print(f"{name:28s} {value:.2%}" if isinstance(value, float) else f"{name:28s} {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The NiceGUI web app (the page people use) and its settings."""

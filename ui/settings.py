@@ -1,0 +1,41 @@
+"""One Settings object for the whole product, read from the environment and `.env`.
+
+TorchServe's own addresses live in config.properties; the TS_* variables here override them (the process
+supervisor writes the effective copy TorchServe starts from, and clients read the same values).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # TorchServe
+    ts_config: Path = ROOT / "config.properties"  # the template of TorchServe's configuration
+    ts_home: Path = ROOT / "var" / "torchserve"  # working directory: key_file.json, logs, the effective config
+    model_store: Path = ROOT / "model_store"
+    model_name: str = "mnist"
+    ts_host: str | None = None  # override the host of all three TorchServe APIs (e.g. 0.0.0.0 in a container)
+    ts_inference_port: int | None = None
+    ts_management_port: int | None = None
+    ts_metrics_port: int | None = None
+    ts_key_file: Path | None = None  # default: key_file.json in ts_home
+    # Any other config.properties key, as JSON: TS_PROPERTIES='{"grpc_inference_port": "17070"}'
+    ts_properties: dict[str, str] = {}
+    ts_start_timeout: float = 120.0
+
+    @property
+    def key_file(self) -> Path:
+        return self.ts_key_file or self.ts_home / "key_file.json"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
