@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psutil
+
 from deploy.java import JavaNotFoundError
 from deploy.torchserve import TorchServe, TorchServeError, address_overrides, stop_group
 from ui.settings import Settings, get_settings
@@ -108,34 +110,42 @@ def _banner(settings: Settings, server: TorchServe, seconds: float) -> str:
 def stop(settings: Settings) -> int:
     """Stop a background run: the supervisor first (it stops its children), then any child it left."""
     stopped = []
-    for name, pid_file in (("supervisor", supervisor_pid_file(settings)), ("TorchServe", torchserve(settings).pid_file)):
+    targets = (
+        ("supervisor", supervisor_pid_file(settings), "deploy.run"),
+        ("TorchServe", torchserve(settings).pid_file, "torchserve"),
+    )
+    for name, pid_file, marker in targets:
         if not pid_file.exists():
             continue
         pid = int(pid_file.read_text().strip() or 0)
-        if name == "supervisor":
-            stopped_it = _stop_process(pid)
-        else:
-            stopped_it = stop_group(pid, timeout=30)
-        pid_file.unlink(missing_ok=True)
-        if stopped_it:
+        if _running(pid, marker):
+            if name == "supervisor":
+                _stop_process(pid)
+            else:
+                stop_group(pid, timeout=30)
             stopped.append(f"{name} (pid {pid})")
+        pid_file.unlink(missing_ok=True)
     print("stopped " + ", ".join(stopped) if stopped else "nothing was running")
     return 0
 
 
-def _stop_process(pid: int, timeout: float = 60) -> bool:
+def _running(pid: int, marker: str) -> bool:
+    """True when pid is alive (not a zombie) and its command line contains marker (pid files can be stale)."""
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and marker in " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def _stop_process(pid: int, timeout: float = 60) -> None:
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
-        return False
+        return
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
+    while time.monotonic() < deadline and _running(pid, "deploy.run"):
         time.sleep(0.2)
-    return True
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,7 +1,8 @@
 """Requests as TorchServe hands them to the handler -> image bytes. Pure; unit-tested without a server.
 
 Accepted per request: the raw PNG/JPEG body, a multipart form field `data`, or JSON {"image": "<base64 or data: URL>"}
-(with an optional "preview": true); the query parameter `?preview=1` asks for the preprocessed image as well.
+(with an optional "preview": true). A multipart field `preview=1` asks for the preprocessed image as well; so does
+the header `X-Preview: 1`, which the handler reads.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def _from_json(body: dict) -> tuple[bytes, bool]:
 
 def parse_request(row: dict) -> tuple[bytes, bool]:
     """One TorchServe request row -> (image bytes, whether a preview is wanted)."""
-    preview = _text(row.get("preview", "")).lower() in TRUTHY  # query parameter ?preview=1
+    preview = _text(row.get("preview", "")).lower() in TRUTHY  # multipart field preview=1
     payload = row.get("data") if row.get("data") is not None else row.get("body")
     if isinstance(payload, dict):
         image, wants = _from_json(payload)

@@ -1,8 +1,9 @@
 """TorchServe handler: requests -> MNIST-style preprocessing -> DigitNet -> one JSON answer per request.
 
 Each request carries one image in one of three forms: the raw PNG/JPEG body, a multipart form field `data`, or JSON
-{"image": "<base64 or data: URL>"}. With `?preview=1` (or JSON "preview": true) the answer also holds the 28x28
-image the model saw, as a base64 PNG. A bad request in a batch gets its own 4xx and JSON {"error": ...}; the rest of
+{"image": "<base64 or data: URL>"}. With the header `X-Preview: 1` (or JSON "preview": true, or a multipart
+field `preview=1`) the answer also holds the 28x28 image the model saw, as a base64 PNG. (TorchServe 0.12 does not
+hand query parameters to handlers, so `?preview=1` cannot work.) A bad request in a batch gets its own 4xx and JSON {"error": ...}; the rest of
 the batch is answered normally and the worker keeps running.
 """
 
@@ -15,10 +16,10 @@ import torch
 from ts.torch_handler.base_handler import BaseHandler
 
 try:  # the repository layout (tests, UI)
-    from handler.inputs import Item, parse_request
+    from handler.inputs import TRUTHY, Item, parse_request
     from handler.preprocess import PreprocessError, prepare
 except ImportError:  # inside the .mar, every file sits flat in the model directory
-    from inputs import Item, parse_request
+    from inputs import TRUTHY, Item, parse_request
     from preprocess import PreprocessError, prepare
 
 logger = logging.getLogger(__name__)
@@ -27,11 +28,17 @@ logger = logging.getLogger(__name__)
 class MNISTDigitHandler(BaseHandler):
     """Classify hand-drawn digits; answers digit, confidence, ten probabilities and the model's name and version."""
 
+    def _header(self, index: int, name: str) -> str:
+        """A request header, whatever case the client used (TorchServe keeps the client's spelling)."""
+        headers = self.context.request_processor[index].get_request_properties() or {}
+        return next((str(value) for key, value in headers.items() if key.lower() == name), "")
+
     def preprocess(self, data: list[dict]) -> list[Item]:
         items = []
-        for row in data:
+        for index, row in enumerate(data):
             try:
                 image, preview = parse_request(row)
+                preview = preview or self._header(index, "x-preview").lower() in TRUTHY
                 items.append(Item(prepared=prepare(image), preview=preview))
             except PreprocessError as exc:
                 items.append(Item(error=exc))

@@ -4,6 +4,7 @@ import base64
 import io
 import json
 import math
+import sys
 import zipfile
 
 import pytest
@@ -30,16 +31,21 @@ def handler(model_store, tmp_path_factory):
     with zipfile.ZipFile(model_store / "mnist.mar") as archive:
         archive.extractall(model_dir)
     manifest = json.loads((model_dir / "MAR-INF" / "MANIFEST.json").read_text())
-    context = Context("mnist", str(model_dir), manifest, batch_size=8, gpu=None, mms_version="0.12.0")
+    context = Context("mnist", str(model_dir), manifest, batch_size=8, gpu=None, mms_version="0.12.0", model_yaml_config={})
     context.metrics = RecordingMetrics()
     instance = MNISTDigitHandler()
-    instance.initialize(context)
+    sys.path.insert(0, str(model_dir))  # TorchServe's worker imports model.py from the model directory the same way
+    try:
+        instance.initialize(context)
+    finally:
+        sys.path.remove(str(model_dir))
+        sys.modules.pop("model", None)
     return instance, context
 
 
-def handle(handler_and_context, rows):
+def handle(handler_and_context, rows, headers=None):
     instance, context = handler_and_context
-    context.request_processor = [RequestProcessor({}) for _ in rows]
+    context.request_processor = [RequestProcessor(dict(headers or {})) for _ in rows]
     context.request_ids = {i: f"req-{i}" for i in range(len(rows))}
     answers = instance.handle(rows, context)
     statuses = [processor.get_response_status_code() for processor in context.request_processor]
@@ -63,6 +69,8 @@ def test_preview_is_the_28x28_input(handler, canvas_pngs):
     (answer,), _ = handle(handler, [{"body": png, "preview": b"1"}])
     preview = Image.open(io.BytesIO(base64.b64decode(answer["preview"])))
     assert preview.format == "PNG" and preview.size == (28, 28)
+    (answer,), _ = handle(handler, [{"body": png}], headers={"x-preview": "true"})
+    assert "preview" in answer
 
 
 def test_a_batch_of_three_forms_reads_the_canvas_digits(handler, canvas_pngs):

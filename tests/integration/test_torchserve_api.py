@@ -68,12 +68,15 @@ def test_json_base64_and_data_url_with_preview(api, canvas_pngs):
         assert preview.size == (28, 28)
 
 
-def test_preview_query_parameter_and_versioned_url(api, canvas_pngs):
+def test_preview_header_multipart_field_and_versioned_url(api, canvas_pngs):
     png, label, _ = canvas_pngs[3]
-    response = api.post("/predictions/mnist/1.0?preview=1", content=png)
+    response = api.post("/predictions/mnist/1.0", content=png, headers={"X-Preview": "1"})
     assert response.status_code == 200, response.text
     check_contract(response.json(), label=label)
     assert "preview" in response.json()
+    response = api.post("/predictions/mnist", files={"data": ("d.png", png, "image/png")}, data={"preview": "1"})
+    assert response.status_code == 200 and "preview" in response.json()
+    assert "preview" not in api.post("/predictions/mnist", content=png).json()
 
 
 def test_unknown_version_is_404(api, canvas_pngs):
