@@ -40,7 +40,8 @@ run: $(INSTALLED) $(MAR)  ## start the product (TorchServe on 127.0.0.1:8080-808
 stop: $(INSTALLED)  ## stop what a background `make run` left running
 	$(PY) -m deploy.run stop
 
-test: $(INSTALLED)  ## the whole test suite (starts its own TorchServe on free ports)
+test: $(INSTALLED)  ## lint + the whole test suite (starts its own TorchServe on free ports)
+	$(VENV)/bin/ruff check .
 	MNIST_DIR=$(abspath $(DATA_DIR)) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED)  ## ruff
@@ -54,7 +55,7 @@ eval: $(INSTALLED) $(MAR)  ## accuracy of the live API on MNIST test and canvas-
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR)
 
 bench: $(INSTALLED) $(MAR)  ## benchmarks (speed targets live here, never in tests)
-	$(PY) -m training.bench --data-dir $(DATA_DIR)
+	$(PY) -m tests.bench --data-dir $(DATA_DIR)
 
 clean:  ## remove the virtualenv, built archives and runtime state (var/)
 	rm -rf $(VENV) var $(MAR)

@@ -30,9 +30,9 @@ def java_version(java: str) -> int | None:
 
 def java_home() -> Path | None:
     """JAVA_HOME to give TorchServe: None means the `java` on PATH is fine (>= 17)."""
-    if home := os.environ.get("JAVA_HOME"):
-        if (java_version(str(Path(home) / "bin" / "java")) or 0) >= MIN_JAVA:
-            return Path(home)
+    home = os.environ.get("JAVA_HOME")
+    if home and (java_version(str(Path(home) / "bin" / "java")) or 0) >= MIN_JAVA:
+        return Path(home)
     system = shutil.which("java")
     if system and (java_version(system) or 0) >= MIN_JAVA:
         return None

@@ -60,7 +60,9 @@ def check_model_store(settings: Settings, server: TorchServe) -> None:
     archives = server.properties.get("load_models", "").split(",")
     missing = [name for name in archives if name and not (settings.model_store / name).exists()]
     if missing:
-        raise StartupError(f"missing model archive(s) {', '.join(missing)} in {settings.model_store}: run `make archive`")
+        raise StartupError(
+            f"missing model archive(s) {', '.join(missing)} in {settings.model_store}: run `make archive`"
+        )
 
 
 def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C: stop everything cleanly
@@ -85,7 +87,9 @@ def run(settings: Settings) -> int:
         print(_banner(settings, server, time.monotonic() - started), flush=True)
         while server.process.poll() is None:
             time.sleep(1)
-        print(f"TorchServe stopped unexpectedly (exit {server.process.returncode}):\n{server.log_tail()}", file=sys.stderr)
+        print(
+            f"TorchServe stopped unexpectedly (exit {server.process.returncode}):\n{server.log_tail()}", file=sys.stderr
+        )
         return 1
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)

@@ -60,7 +60,11 @@ def address_overrides(
     overrides = {}
     if host:
         overrides["grpc_inference_address"] = overrides["grpc_management_address"] = host
-    for key, port in (("inference_address", inference), ("management_address", management), ("metrics_address", metrics)):
+    for key, port in (
+        ("inference_address", inference),
+        ("management_address", management),
+        ("metrics_address", metrics),
+    ):
         if host or port:
             overrides[key] = f"http://{host or '{host}'}:{port or '{port}'}"
     return overrides
@@ -128,7 +132,9 @@ def read_keys(key_file: Path) -> dict[str, str]:
 class TorchServe:
     """One TorchServe process group, started from a config template with overrides, in its own home folder."""
 
-    def __init__(self, *, home: Path, config_template: Path, model_store: Path, overrides: dict[str, str] | None = None):
+    def __init__(
+        self, *, home: Path, config_template: Path, model_store: Path, overrides: dict[str, str] | None = None
+    ):
         self.home = Path(home).resolve()
         self.model_store = Path(model_store).resolve()
         template = Path(config_template).read_text()

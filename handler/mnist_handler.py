@@ -3,8 +3,8 @@
 Each request carries one image in one of three forms: the raw PNG/JPEG body, a multipart form field `data`, or JSON
 {"image": "<base64 or data: URL>"}. With the header `X-Preview: 1` (or JSON "preview": true, or a multipart
 field `preview=1`) the answer also holds the 28x28 image the model saw, as a base64 PNG. (TorchServe 0.12 does not
-hand query parameters to handlers, so `?preview=1` cannot work.) A bad request in a batch gets its own 4xx and JSON {"error": ...}; the rest of
-the batch is answered normally and the worker keeps running.
+hand query parameters to handlers, so `?preview=1` cannot work.) A bad request in a batch gets its own 4xx and
+JSON {"error": ...}; the rest of the batch is answered normally and the worker keeps running.
 """
 
 from __future__ import annotations

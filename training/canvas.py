@@ -39,7 +39,8 @@ def render(digit: np.ndarray, *, rng: np.random.Generator, style: str, spec: Can
         shape = shape.filter(ImageFilter.MaxFilter(change))
     elif change < 0:
         thinned = shape.filter(ImageFilter.MinFilter(-change))
-        shape = thinned if np.asarray(thinned).max() > 0 else shape  # never erase the digit
+        kept = np.count_nonzero(np.asarray(thinned)) / max(1, np.count_nonzero(np.asarray(shape)))
+        shape = thinned if kept >= 0.3 else shape  # thin the pen, never erase the digit
     shape = shape.filter(ImageFilter.GaussianBlur(0.8))  # anti-aliased edges, as a canvas draws them
     mask = _place(np.asarray(shape), rng=rng, size=spec.size)
     return _style(mask, style)

@@ -102,7 +102,9 @@ def load(folder: Path, *, allow_download: bool = True, mirrors: tuple[str, ...] 
     for name in FILES:
         raw = _read_bytes(folder, name)
         if raw is None:
-            raise DataError(f"{name} (or {name}.gz) is missing from {folder}; the four files needed: {', '.join(FILES)}")
+            raise DataError(
+                f"{name} (or {name}.gz) is missing from {folder}; the four files needed: {', '.join(FILES)}"
+            )
         _check(name, raw)
         arrays[name] = read_idx(raw)
     return {

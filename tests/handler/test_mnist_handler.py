@@ -31,7 +31,9 @@ def handler(model_store, tmp_path_factory):
     with zipfile.ZipFile(model_store / "mnist.mar") as archive:
         archive.extractall(model_dir)
     manifest = json.loads((model_dir / "MAR-INF" / "MANIFEST.json").read_text())
-    context = Context("mnist", str(model_dir), manifest, batch_size=8, gpu=None, mms_version="0.12.0", model_yaml_config={})
+    context = Context(
+        "mnist", str(model_dir), manifest, batch_size=8, gpu=None, mms_version="0.12.0", model_yaml_config={}
+    )
     context.metrics = RecordingMetrics()
     instance = MNISTDigitHandler()
     sys.path.insert(0, str(model_dir))  # TorchServe's worker imports model.py from the model directory the same way

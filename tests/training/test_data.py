@@ -88,3 +88,12 @@ def test_a_mirror_serving_a_corrupt_file_is_skipped(tmp_path, loopback_mirror, m
     finally:
         server.shutdown()
     assert data.load(target, allow_download=False)["test"].labels.shape == (10000,)
+
+
+def test_every_canvas_rendering_holds_a_digit(mnist):
+    """The canvas-style evaluation set never contains a blank drawing (thinning must not erase a digit)."""
+    from handler.preprocess import prepare
+    from training import canvas
+
+    for png, _, _ in canvas.canvas_set(mnist["test"].images, mnist["test"].labels, count=200, seed=11):
+        prepare(png)

@@ -1,0 +1,1 @@
+"""PostgreSQL: the schema, the store (pool + queries) and the private embedded server."""
