@@ -1,6 +1,6 @@
 """The process supervisor behind `make run` and `make stop`.
 
-    python -m deploy.run          start everything, print where it is, stop it all on Ctrl-C (or SIGTERM)
+    python -m deploy.run          start PostgreSQL, TorchServe and the UI; stop them all on Ctrl-C (or SIGTERM)
     python -m deploy.run stop     stop what a background run left running
 
 It owns the servers' processes: nothing else starts them, except the test fixtures, which use the same starters on
@@ -13,16 +13,19 @@ import argparse
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import psutil
 
+from db.embedded import PrivateServer, PrivateServerError, start_private_server, stop_private_server
 from deploy.java import JavaNotFoundError
 from deploy.torchserve import TorchServe, TorchServeError, address_overrides, stop_group
-from ui.settings import Settings, get_settings
+from ui.settings import ROOT, Settings, get_settings
 
 
 class StartupError(RuntimeError):
@@ -47,6 +50,10 @@ def supervisor_pid_file(settings: Settings) -> Path:
     return settings.ts_home.parent / "run.pid"
 
 
+def ui_pid_file(settings: Settings) -> Path:
+    return settings.ts_home.parent / "ui.pid"
+
+
 def check_port_free(url: str) -> None:
     """Refuse to start when something already listens where a server of ours must."""
     parts = urlsplit(url)
@@ -65,57 +72,131 @@ def check_model_store(settings: Settings, server: TorchServe) -> None:
         )
 
 
+def ui_url(settings: Settings) -> str:
+    return f"http://{settings.ui_host}:{settings.ui_port}"
+
+
+class UIProcess:
+    """The NiceGUI app (`python -m ui.main`) in its own process group, told where the database is."""
+
+    def __init__(self, settings: Settings, *, database_url: str):
+        self.settings = settings
+        self.database_url = database_url
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ, DATABASE_URL=self.database_url, PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ui.main"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        ui_pid_file(self.settings).write_text(str(self.process.pid))
+
+    def wait_ready(self, *, timeout: float = 60.0) -> None:
+        """Until the page answers (it reads the database, so this also proves the pool and the schema)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise StartupError(f"the UI exited with code {self.process.returncode} (its log is above)")
+            try:
+                if httpx.get(ui_url(self.settings), timeout=5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass  # not listening yet
+            time.sleep(0.3)
+        raise StartupError(f"the UI did not answer at {ui_url(self.settings)} within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            stop_group(self.process.pid, timeout=15)
+            self.process.wait(timeout=10)
+        ui_pid_file(self.settings).unlink(missing_ok=True)
+
+
+def start_database(settings: Settings) -> tuple[str, PrivateServer | None]:
+    """DATABASE_URL when set; else the private server under var/postgres (started here, stopped by us)."""
+    if settings.database_url:
+        return settings.database_url, None
+    check_port_free(f"postgresql://127.0.0.1:{settings.pg_port}")
+    server = start_private_server(home=settings.pg_home, port=settings.pg_port)
+    return server.url, server
+
+
 def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C: stop everything cleanly
     raise KeyboardInterrupt
 
 
 def run(settings: Settings) -> int:
-    """Start TorchServe, wait until it serves, then supervise until interrupted. Returns the exit code."""
+    """Start Postgres, TorchServe and the UI, wait until each serves, then supervise until interrupted."""
     server = torchserve(settings)
-    for url in (server.endpoints.inference, server.endpoints.management, server.endpoints.metrics):
+    for url in (server.endpoints.inference, server.endpoints.management, server.endpoints.metrics, ui_url(settings)):
         check_port_free(url)
     check_model_store(settings, server)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     pid_file = supervisor_pid_file(settings)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()))
-    started = time.monotonic()
+    started, postgres, ui = time.monotonic(), None, None
     try:
+        print("starting PostgreSQL ...", flush=True)
+        database_url, postgres = start_database(settings)
         print(f"starting TorchServe (logs: {server.log_file}) ...", flush=True)
         server.start()
         server.wait_ready(models=(settings.model_name,), timeout=settings.ts_start_timeout)
-        print(_banner(settings, server, time.monotonic() - started), flush=True)
-        while server.process.poll() is None:
-            time.sleep(1)
-        print(
-            f"TorchServe stopped unexpectedly (exit {server.process.returncode}):\n{server.log_tail()}", file=sys.stderr
-        )
-        return 1
+        print("starting the UI ...", flush=True)
+        ui = UIProcess(settings, database_url=database_url)
+        ui.start()
+        ui.wait_ready()
+        print(_banner(settings, server, postgres, time.monotonic() - started), flush=True)
+        return _supervise(server, ui)
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
         return 0
     finally:
+        if ui is not None:
+            ui.stop()
         server.stop()
+        if postgres is not None:
+            postgres.stop()
         pid_file.unlink(missing_ok=True)
         print("stopped.", flush=True)
 
 
-def _banner(settings: Settings, server: TorchServe, seconds: float) -> str:
+def _supervise(server: TorchServe, ui: UIProcess) -> int:
+    """Block while everything runs; if a server dies, say which and return 1 (the caller stops the rest)."""
+    while True:
+        if server.process.poll() is not None:
+            print(
+                f"TorchServe stopped unexpectedly (exit {server.process.returncode}):\n{server.log_tail()}",
+                file=sys.stderr,
+            )
+            return 1
+        if ui.process.poll() is not None:
+            print(f"the UI stopped unexpectedly (exit {ui.process.returncode})", file=sys.stderr)
+            return 1
+        time.sleep(1)
+
+
+def _banner(settings: Settings, server: TorchServe, postgres: PrivateServer | None, seconds: float) -> str:
+    database = f"private server, data in {postgres.data_dir}" if postgres else "DATABASE_URL"
     return (
         f"ready in {seconds:.1f} s\n"
+        f"  the page               {ui_url(settings)}\n"
+        f"  stats                  {ui_url(settings)}/stats\n"
         f"  TorchServe inference   {server.endpoints.inference}/predictions/{settings.model_name}\n"
         f"  TorchServe management  {server.endpoints.management}\n"
         f"  TorchServe metrics     {server.endpoints.metrics}/metrics\n"
         f"  API keys               {server.key_file}\n"
+        f"  PostgreSQL             {database}\n"
         "Ctrl-C stops everything."
     )
 
 
 def stop(settings: Settings) -> int:
-    """Stop a background run: the supervisor first (it stops its children), then any child it left."""
+    """Stop a background run: the supervisor first (it stops its children), then anything it left."""
     stopped = []
     targets = (
         ("supervisor", supervisor_pid_file(settings), "deploy.run"),
+        ("UI", ui_pid_file(settings), "ui.main"),
         ("TorchServe", torchserve(settings).pid_file, "torchserve"),
     )
     for name, pid_file, marker in targets:
@@ -129,6 +210,8 @@ def stop(settings: Settings) -> int:
                 stop_group(pid, timeout=30)
             stopped.append(f"{name} (pid {pid})")
         pid_file.unlink(missing_ok=True)
+    if not settings.database_url and (pid := stop_private_server(home=settings.pg_home)) is not None:
+        stopped.append(f"PostgreSQL (pid {pid})")
     print("stopped " + ", ".join(stopped) if stopped else "nothing was running")
     return 0
 
@@ -159,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = get_settings()
     try:
         sys.exit(run(settings) if args.command == "run" else stop(settings))
-    except (StartupError, TorchServeError, JavaNotFoundError) as exc:
+    except (StartupError, TorchServeError, JavaNotFoundError, PrivateServerError) as exc:
         sys.exit(f"error: {exc}")
 
 

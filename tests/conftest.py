@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
+from db.embedded import PrivateServer, start_private_server
+from deploy.torchserve import free_ports
 from training import canvas, data
+
+pytest_plugins = ["nicegui.testing.user_plugin"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_WEIGHTS = ROOT / "model_store" / "v1.0" / "weights.pt"
@@ -70,3 +81,59 @@ def blank_png(size: int = 280, *, mode: str = "RGBA", color=(0, 0, 0, 0)) -> byt
 
 def rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
+
+
+def free_port() -> int:
+    (port,) = free_ports(1)
+    return port
+
+
+@contextmanager
+def fresh_database(server_url: str, *, prefix: str) -> Iterator[str]:
+    """An empty database on the server at server_url, dropped on exit; yields its conninfo."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(server_url, dbname=name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            # FORCE: a test that failed midway may leave a connection open
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextmanager
+def running_server(**kwargs) -> Iterator[PrivateServer]:
+    """A private server on a free port in a new folder, stopped and removed on exit.
+
+    The folder is not under pytest's tmp root: pytest makes that root 0700 again at every session start, which would
+    lock the server's account (as root: postgres) out of the data folder of a concurrently running session.
+    """
+    home = Path(tempfile.mkdtemp(prefix="digits-pg-"))
+    try:
+        server = start_private_server(home=home, port=free_port(), **kwargs)
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(home)
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """A real PostgreSQL for the session: TEST_DATABASE_URL, else a private server (stopped at the end)."""
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        yield url
+        return
+    with running_server() as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url) -> Iterator[str]:
+    """A database of its own for the page and end-to-end tests, with the schema applied."""
+    with fresh_database(server_url, prefix="test_app") as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute((ROOT / "db" / "init.sql").read_text())
+        yield url

@@ -31,6 +31,19 @@ class Settings(BaseSettings):
     ts_properties: dict[str, str] = {}
     ts_start_timeout: float = 120.0
 
+    # PostgreSQL: DATABASE_URL when set; else `make run` starts a private server with its data in pg_home
+    database_url: str | None = None
+    pg_home: Path = ROOT / "var" / "postgres"
+    pg_port: int = 5433  # the private server's port on 127.0.0.1 (5432 is left to a system PostgreSQL)
+
+    # The page
+    ui_host: str = "127.0.0.1"
+    ui_port: int = 8501
+    storage_secret: str | None = None  # signs the browser-id cookie; default: a random one kept in var/ (dev only)
+    storage_secret_file: Path = ROOT / "var" / "storage_secret"
+    low_confidence: float = 0.6  # below this the page says "not sure"
+    history_page_size: int = 10
+
     @property
     def key_file(self) -> Path:
         return self.ts_key_file or self.ts_home / "key_file.json"

@@ -1,0 +1,273 @@
+"""Async data access for predictions and corrections (psycopg 3 + an AsyncConnectionPool).
+
+Every function takes the pool opened once at app start (`open_pool`), runs one short transaction and returns plain
+dataclasses. When the database cannot be reached, they raise `StoreUnavailable`, so the UI can say "database
+unavailable" instead of a stack trace; constraint violations (bugs, not outages) stay psycopg errors.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import NamedTuple
+
+import psycopg
+from psycopg.rows import class_row
+from psycopg_pool import AsyncConnectionPool
+
+SCHEMA_FILE = Path(__file__).with_name("init.sql")
+DIGITS = range(10)
+# Any constant works; it only has to be the same for every process applying the schema.
+_SCHEMA_LOCK_KEY = 0x6469676974  # "digit"
+
+
+class StoreUnavailable(RuntimeError):
+    """The database cannot be reached (down, unreachable, or every pooled connection busy for too long)."""
+
+
+class RequestIdTaken(ValueError):
+    """A request_id already belongs to another browser's prediction (a client bug or a forged id)."""
+
+
+@dataclass(frozen=True)
+class NewPrediction:
+    """What the web app stores for one answered prediction request."""
+
+    request_id: uuid.UUID
+    browser_id: str
+    model_name: str
+    model_version: str
+    predicted_digit: int
+    confidence: float
+    probabilities: list[float]
+    canvas_png: bytes
+    preview_png: bytes | None
+    latency_ms: float
+
+    def __post_init__(self) -> None:
+        # The table's CHECKs hold as well; failing here gives the caller a readable message instead.
+        _check_digit(self.predicted_digit, name="predicted_digit")
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(f"confidence must be within 0..1, got {self.confidence!r}")
+        if len(self.probabilities) != len(DIGITS):
+            raise ValueError(f"probabilities must hold 10 values (one per digit), got {len(self.probabilities)}")
+        if self.latency_ms < 0:
+            raise ValueError(f"latency_ms must be >= 0, got {self.latency_ms!r}")
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One line of a browser's history page."""
+
+    id: int
+    created_at: datetime
+    predicted_digit: int
+    confidence: float
+    true_digit: int | None
+    model_version: str
+    canvas_png: bytes
+
+
+class Accuracy(NamedTuple):
+    """Correct predictions among the labelled ones; compares equal to the plain tuple (correct, labelled)."""
+
+    correct: int
+    labelled: int
+
+    @property
+    def rate(self) -> float | None:
+        """correct / labelled, or None when nothing is labelled yet."""
+        return self.correct / self.labelled if self.labelled else None
+
+
+class VersionStats(NamedTuple):
+    """Accuracy of one model version over its labelled rows, and how many predictions it made in all."""
+
+    correct: int
+    labelled: int
+    total: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.correct / self.labelled if self.labelled else None
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Global numbers for the stats page (all browsers)."""
+
+    total: int  # all predictions, labelled or not
+    overall: Accuracy
+    per_digit: dict[int, Accuracy]  # keyed by the true digit; all of 0..9 present
+    confusion: list[list[int]]  # confusion[true][predicted], 10x10, labelled rows only
+    per_version: dict[str, VersionStats]
+
+
+def _check_digit(value: int, *, name: str) -> None:
+    # bool is an int in Python; True must not silently become the digit 1
+    if isinstance(value, bool) or not isinstance(value, int) or value not in DIGITS:
+        raise ValueError(f"{name} must be an integer digit 0..9, got {value!r}")
+
+
+async def open_pool(
+    url: str, *, min_size: int = 1, max_size: int = 5, timeout: float = 10.0, name: str = "digits"
+) -> AsyncConnectionPool:
+    """An opened pool with min_size working connections; StoreUnavailable if none can be made within timeout.
+
+    `timeout` also bounds how long a query waits for a free connection later on.
+    """
+    pool = AsyncConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=timeout,
+        open=False,
+        name=name,
+        # A pooled connection dies silently when the server restarts; checking on checkout hands out live ones only.
+        check=AsyncConnectionPool.check_connection,
+        kwargs={"connect_timeout": max(1, round(timeout))},
+    )
+    try:
+        await pool.open(wait=True, timeout=timeout)
+    except psycopg.OperationalError as exc:  # PoolTimeout is one
+        await pool.close()
+        raise StoreUnavailable(f"cannot connect to the database within {timeout:.0f} s: {exc}") from exc
+    return pool
+
+
+@asynccontextmanager
+async def _transaction(pool: AsyncConnectionPool) -> AsyncIterator[psycopg.AsyncConnection]:
+    """A pooled connection whose block is one transaction; outages become StoreUnavailable."""
+    try:
+        async with pool.connection() as conn:
+            yield conn
+    except psycopg.OperationalError as exc:  # connection lost, server shutting down, PoolTimeout, PoolClosed
+        raise StoreUnavailable(f"database unavailable: {exc}") from exc
+
+
+async def apply_schema(pool: AsyncConnectionPool, *, schema_file: Path = SCHEMA_FILE) -> None:
+    """Create the tables and indexes if missing (db/init.sql); safe to run on every start."""
+    script = schema_file.read_text()
+    async with _transaction(pool) as conn:
+        # Two app processes starting together would race on CREATE TABLE IF NOT EXISTS (duplicate pg_type rows).
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        # No parameters: psycopg sends the script with the simple protocol, which allows several statements.
+        await conn.execute(script)
+
+
+async def insert_prediction(pool: AsyncConnectionPool, prediction: NewPrediction) -> int:
+    """Store a prediction and return its id; a retry with the same request_id returns the first row's id."""
+    async with _transaction(pool) as conn:
+        cursor = await conn.execute(
+            """
+            INSERT INTO predictions (request_id, browser_id, model_name, model_version, predicted_digit, confidence,
+                                     probabilities, canvas_png, preview_png, latency_ms)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (request_id) DO UPDATE SET request_id = EXCLUDED.request_id
+                WHERE predictions.browser_id = EXCLUDED.browser_id
+            RETURNING id
+            """,
+            (
+                prediction.request_id, prediction.browser_id, prediction.model_name, prediction.model_version,
+                prediction.predicted_digit, prediction.confidence, list(prediction.probabilities),
+                prediction.canvas_png, prediction.preview_png, prediction.latency_ms,
+            ),
+        )  # fmt: skip
+        row = await cursor.fetchone()
+    # The no-op update makes RETURNING yield the existing id; its WHERE yields nothing when another browser owns it.
+    if row is None:
+        raise RequestIdTaken(f"request_id {prediction.request_id} belongs to another browser's prediction")
+    return row[0]
+
+
+async def set_feedback(pool: AsyncConnectionPool, *, prediction_id: int, browser_id: str, true_digit: int) -> bool:
+    """Record the digit the user meant for their own prediction (may be changed later).
+
+    Returns False when no such prediction belongs to browser_id: a browser never labels another's rows.
+    """
+    _check_digit(true_digit, name="true_digit")
+    async with _transaction(pool) as conn:
+        cursor = await conn.execute(
+            "UPDATE predictions SET true_digit = %s, feedback_at = now() WHERE id = %s AND browser_id = %s",
+            (true_digit, prediction_id, browser_id),
+        )
+        return cursor.rowcount == 1
+
+
+async def history(pool: AsyncConnectionPool, *, browser_id: str, limit: int, offset: int = 0) -> list[HistoryRow]:
+    """One page of a browser's predictions, newest first."""
+    if limit < 1 or offset < 0:
+        raise ValueError(f"need limit >= 1 and offset >= 0, got limit={limit}, offset={offset}")
+    async with _transaction(pool) as conn:
+        cursor = conn.cursor(row_factory=class_row(HistoryRow))
+        await cursor.execute(
+            """
+            SELECT id, created_at, predicted_digit, confidence, true_digit, model_version, canvas_png
+            FROM predictions
+            WHERE browser_id = %s
+            ORDER BY created_at DESC, id DESC
+            LIMIT %s OFFSET %s
+            """,
+            (browser_id, limit, offset),
+        )
+        return await cursor.fetchall()
+
+
+async def history_count(pool: AsyncConnectionPool, *, browser_id: str) -> int:
+    """How many predictions a browser has (for the history pager)."""
+    async with _transaction(pool) as conn:
+        cursor = await conn.execute("SELECT count(*) FROM predictions WHERE browser_id = %s", (browser_id,))
+        row = await cursor.fetchone()
+    return row[0]
+
+
+async def browser_accuracy(pool: AsyncConnectionPool, *, browser_id: str) -> Accuracy:
+    """(correct, labelled) over the browser's predictions that carry a label."""
+    async with _transaction(pool) as conn:
+        cursor = await conn.execute(
+            """
+            SELECT count(*) FILTER (WHERE true_digit = predicted_digit), count(true_digit)
+            FROM predictions WHERE browser_id = %s
+            """,
+            (browser_id,),
+        )
+        correct, labelled = await cursor.fetchone()
+    return Accuracy(correct, labelled)
+
+
+async def stats(pool: AsyncConnectionPool) -> Stats:
+    """Accuracy overall, per true digit and per model version, and the confusion matrix, over all browsers."""
+    async with _transaction(pool) as conn:
+        # Both queries read one snapshot, so the matrix and the per-version totals agree with each other.
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        cursor = await conn.execute(
+            """
+            SELECT true_digit, predicted_digit, count(*) FROM predictions
+            WHERE true_digit IS NOT NULL GROUP BY true_digit, predicted_digit
+            """
+        )
+        pairs = await cursor.fetchall()
+        cursor = await conn.execute(
+            """
+            SELECT model_version, count(*) FILTER (WHERE true_digit = predicted_digit), count(true_digit), count(*)
+            FROM predictions GROUP BY model_version ORDER BY model_version
+            """
+        )
+        versions = await cursor.fetchall()
+    return _summarize(pairs, versions)
+
+
+def _summarize(pairs: list[tuple[int, int, int]], versions: list[tuple[str, int, int, int]]) -> Stats:
+    """Stats from (true, predicted, count) pairs and (version, correct, labelled, total) rows."""
+    confusion = [[0] * len(DIGITS) for _ in DIGITS]
+    for true_digit, predicted_digit, count in pairs:
+        confusion[true_digit][predicted_digit] = count
+    per_digit = {digit: Accuracy(confusion[digit][digit], sum(confusion[digit])) for digit in DIGITS}
+    overall = Accuracy(sum(a.correct for a in per_digit.values()), sum(a.labelled for a in per_digit.values()))
+    per_version = {version: VersionStats(correct, labelled, total) for version, correct, labelled, total in versions}
+    total = sum(v.total for v in per_version.values())
+    return Stats(total=total, overall=overall, per_digit=per_digit, confusion=confusion, per_version=per_version)

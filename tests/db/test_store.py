@@ -1,0 +1,212 @@
+"""db/store.py and db/init.sql against a real PostgreSQL: what the history and stats pages show, and the guarantees
+behind them (idempotent inserts, feedback scoped to its browser, CHECK constraints)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+import pytest
+from psycopg import errors
+
+from db import store
+from db.store import Accuracy, NewPrediction, VersionStats
+from tests.conftest import free_port, fresh_database
+
+pytestmark = pytest.mark.asyncio
+
+PNG = b"\x89PNG\r\n\x1a\n fake canvas"
+
+
+def prediction(
+    browser_id: str = "browser-a", digit: int = 3, *, version: str = "1.0", request_id: uuid.UUID | None = None
+) -> NewPrediction:
+    probabilities = [0.01] * 10
+    probabilities[digit] = 0.91
+    return NewPrediction(
+        request_id=request_id or uuid.uuid4(),
+        browser_id=browser_id,
+        model_name="mnist",
+        model_version=version,
+        predicted_digit=digit,
+        confidence=0.91,
+        probabilities=probabilities,
+        canvas_png=PNG + bytes([digit]),
+        preview_png=b"preview",
+        latency_ms=4.5,
+    )
+
+
+async def fetch(pool, query: str, params: tuple = ()) -> list[tuple]:
+    async with pool.connection() as conn:
+        cursor = await conn.execute(query, params)
+        return await cursor.fetchall()
+
+
+async def test_schema_applies_twice_on_a_fresh_database(server_url):
+    with fresh_database(server_url, prefix="test_schema") as url:
+        pool = await store.open_pool(url)
+        try:
+            await store.apply_schema(pool)
+            await store.apply_schema(pool)
+            indexes = {name for (name,) in await fetch(pool, "SELECT indexname FROM pg_indexes")}
+            comment = await fetch(pool, "SELECT obj_description('predictions'::regclass, 'pg_class')")
+            await store.insert_prediction(pool, prediction())
+        finally:
+            await pool.close()
+    assert {"predictions_browser_history_idx", "predictions_model_version_idx", "predictions_labelled_idx"} <= indexes
+    assert "fine-tuning" in comment[0][0]
+
+
+async def test_history_is_newest_first_paginated_and_counted(pool):
+    ids = [await store.insert_prediction(pool, prediction("browser-a", digit)) for digit in (1, 2, 3, 4, 5)]
+    await store.insert_prediction(pool, prediction("browser-b", 9))
+
+    first = await store.history(pool, browser_id="browser-a", limit=2, offset=0)
+    second = await store.history(pool, browser_id="browser-a", limit=2, offset=2)
+    last = await store.history(pool, browser_id="browser-a", limit=2, offset=4)
+
+    assert [row.id for row in first + second + last] == ids[::-1]
+    assert [row.predicted_digit for row in first] == [5, 4]
+    newest = first[0]
+    assert (newest.canvas_png, newest.true_digit, newest.model_version) == (PNG + bytes([5]), None, "1.0")
+    assert newest.confidence == pytest.approx(0.91)
+    assert await store.history_count(pool, browser_id="browser-a") == 5
+    assert await store.history_count(pool, browser_id="browser-b") == 1
+    assert await store.history(pool, browser_id="nobody", limit=10) == []
+
+
+async def test_history_refuses_a_bad_page(pool):
+    with pytest.raises(ValueError, match="limit"):
+        await store.history(pool, browser_id="browser-a", limit=0)
+
+
+async def test_same_request_id_is_stored_once(pool):
+    retried = prediction(request_id=uuid.uuid4())
+    first = await store.insert_prediction(pool, retried)
+    second = await store.insert_prediction(pool, retried)
+    assert first == second
+    assert await store.history_count(pool, browser_id="browser-a") == 1
+
+
+async def test_request_id_of_another_browser_is_refused(pool):
+    request_id = uuid.uuid4()
+    await store.insert_prediction(pool, prediction("browser-a", request_id=request_id))
+    with pytest.raises(store.RequestIdTaken):
+        await store.insert_prediction(pool, prediction("browser-b", request_id=request_id))
+    assert await store.history_count(pool, browser_id="browser-b") == 0
+
+
+async def test_feedback_labels_that_row_and_can_be_changed(pool):
+    labelled = await store.insert_prediction(pool, prediction(digit=3))
+    other = await store.insert_prediction(pool, prediction(digit=3))
+
+    assert await store.set_feedback(pool, prediction_id=labelled, browser_id="browser-a", true_digit=5)
+    (first_time,) = (await fetch(pool, "SELECT feedback_at FROM predictions WHERE id = %s", (labelled,)))[0]
+    assert await store.set_feedback(pool, prediction_id=labelled, browser_id="browser-a", true_digit=3)
+
+    rows = await fetch(pool, "SELECT id, true_digit, feedback_at FROM predictions ORDER BY id")
+    assert rows[0][:2] == (labelled, 3)
+    assert first_time is not None and rows[0][2] >= first_time
+    assert rows[1] == (other, None, None)
+
+
+async def test_feedback_never_touches_another_browsers_row(pool):
+    row_id = await store.insert_prediction(pool, prediction("browser-a"))
+    assert not await store.set_feedback(pool, prediction_id=row_id, browser_id="browser-b", true_digit=1)
+    assert not await store.set_feedback(pool, prediction_id=row_id + 100, browser_id="browser-a", true_digit=1)
+    assert await fetch(pool, "SELECT true_digit, feedback_at FROM predictions") == [(None, None)]
+
+
+@pytest.mark.parametrize("bad", [-1, 10, True, 3.0, "3", None])
+async def test_invalid_true_digit_is_refused_in_python(pool, bad):
+    row_id = await store.insert_prediction(pool, prediction())
+    with pytest.raises(ValueError, match=r"true_digit must be an integer digit 0\.\.9"):
+        await store.set_feedback(pool, prediction_id=row_id, browser_id="browser-a", true_digit=bad)
+    assert await fetch(pool, "SELECT true_digit FROM predictions") == [(None,)]
+
+
+async def test_database_checks_refuse_invalid_digits(pool):
+    row_id = await store.insert_prediction(pool, prediction())
+    with pytest.raises(errors.CheckViolation, match="true_digit"):
+        await fetch(pool, "UPDATE predictions SET true_digit = 10, feedback_at = now() WHERE id = %s", (row_id,))
+    with pytest.raises(errors.CheckViolation, match="predicted_digit"):
+        await fetch(pool, "UPDATE predictions SET predicted_digit = -1 WHERE id = %s", (row_id,))
+    with pytest.raises(errors.CheckViolation, match="feedback"):  # a label without its time
+        await fetch(pool, "UPDATE predictions SET true_digit = 4 WHERE id = %s", (row_id,))
+
+
+INSERT_RAW = """
+    INSERT INTO predictions (request_id, browser_id, model_name, model_version, predicted_digit, confidence,
+                             probabilities, canvas_png, latency_ms)
+    VALUES (gen_random_uuid(), 'raw', 'mnist', '1.0', 1, 0.5, %s::real[], '\\x00', 1)
+    RETURNING id
+"""
+
+
+async def test_probabilities_must_be_ten_values(pool):
+    with pytest.raises(ValueError, match="10 values"):
+        replace(prediction(), probabilities=[0.1] * 9)
+    for bad in ([0.1] * 9, [0.1] * 11, [[0.1] * 5, [0.1] * 5]):
+        with pytest.raises(errors.CheckViolation, match="probabilities"):
+            await fetch(pool, INSERT_RAW, (bad,))
+    assert len(await fetch(pool, INSERT_RAW, ([0.1] * 10,))) == 1
+
+
+async def test_new_prediction_validates_its_values():
+    for field, bad in (("predicted_digit", 10), ("confidence", 1.5), ("latency_ms", -1.0)):
+        with pytest.raises(ValueError, match=field):
+            replace(prediction(), **{field: bad})
+
+
+async def test_browser_accuracy_counts_only_labelled_rows_of_that_browser(pool):
+    for digit, truth in ((3, 3), (5, 3), (8, 8), (1, None)):
+        row_id = await store.insert_prediction(pool, prediction("browser-a", digit))
+        if truth is not None:
+            await store.set_feedback(pool, prediction_id=row_id, browser_id="browser-a", true_digit=truth)
+    other = await store.insert_prediction(pool, prediction("browser-b", 2))
+    await store.set_feedback(pool, prediction_id=other, browser_id="browser-b", true_digit=2)
+
+    assert await store.browser_accuracy(pool, browser_id="browser-a") == (2, 3)
+    assert await store.browser_accuracy(pool, browser_id="browser-b") == (1, 1)
+    assert await store.browser_accuracy(pool, browser_id="nobody") == (0, 0)
+
+
+# (browser, model version, predicted digit, true digit or None)
+KNOWN = [
+    ("a", "1.0", 3, 3), ("a", "1.0", 3, 3), ("b", "1.0", 5, 3), ("b", "1.0", 8, 8), ("a", "1.0", 1, 7),
+    ("a", "1.0", 2, None), ("c", "2.0", 7, 7), ("c", "2.0", 1, 1), ("b", "2.0", 0, None),
+]  # fmt: skip
+
+
+async def test_stats_on_a_known_data_set(pool):
+    for browser, version, predicted, truth in KNOWN:
+        row_id = await store.insert_prediction(pool, prediction(browser, predicted, version=version))
+        if truth is not None:
+            await store.set_feedback(pool, prediction_id=row_id, browser_id=browser, true_digit=truth)
+
+    stats = await store.stats(pool)
+
+    assert stats.total == 9
+    assert stats.overall == (5, 7) and stats.overall.rate == pytest.approx(5 / 7)
+    expected_digits = {digit: (0, 0) for digit in range(10)} | {3: (2, 3), 8: (1, 1), 7: (1, 2), 1: (1, 1)}
+    assert stats.per_digit == expected_digits
+    assert stats.per_digit[0].rate is None
+    expected_confusion = [[0] * 10 for _ in range(10)]
+    for true, predicted, count in ((3, 3, 2), (3, 5, 1), (8, 8, 1), (7, 1, 1), (7, 7, 1), (1, 1, 1)):
+        expected_confusion[true][predicted] = count
+    assert stats.confusion == expected_confusion
+    assert stats.per_version == {"1.0": VersionStats(3, 5, 6), "2.0": VersionStats(2, 2, 3)}
+
+
+async def test_stats_of_an_empty_table(pool):
+    stats = await store.stats(pool)
+    assert (stats.total, stats.overall, stats.per_version) == (0, Accuracy(0, 0), {})
+    assert stats.confusion == [[0] * 10 for _ in range(10)]
+    assert stats.overall.rate is None
+
+
+async def test_unreachable_database_is_reported_as_unavailable():
+    url = f"postgresql://postgres:wrong@127.0.0.1:{free_port()}/digits"
+    with pytest.raises(store.StoreUnavailable, match="cannot connect"):
+        await store.open_pool(url, timeout=1)

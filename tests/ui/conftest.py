@@ -1,0 +1,21 @@
+"""The page under NiceGUI's simulated user, wired to the real TorchServe and the real Postgres of the test session."""
+
+import json
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def app_env(request, monkeypatch, torchserve, database_url):
+    """Environment that ui/main.py reads when the `user` fixture starts it (autouse: it must come first).
+
+    A test marked `model_server_down` gets a TorchServe address where nothing listens.
+    """
+    down = request.node.get_closest_marker("model_server_down") is not None
+    inference = "9" if down else torchserve.endpoints.inference.rsplit(":", 1)[1]
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("TS_INFERENCE_PORT", inference)
+    monkeypatch.setenv("TS_KEY_FILE", str(torchserve.key_file))
+    monkeypatch.setenv("STORAGE_SECRET", "test-secret")
+    monkeypatch.setenv("TS_PROPERTIES", json.dumps({}))
+    return monkeypatch

@@ -1,0 +1,139 @@
+"""Page flows as a user sees them (NiceGUI `user` fixture, no browser): a drawn PNG is injected through the slate's
+own `change` event; predictions come from the real TorchServe and land in the real Postgres."""
+
+import asyncio
+import base64
+
+import psycopg
+import pytest
+from nicegui.testing import User
+
+from tests.conftest import blank_png
+from ui.canvas import Slate
+
+pytestmark = [pytest.mark.integration]
+
+
+def data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def text_of(user: User, marker: str) -> str:
+    (element,) = user.find(marker=marker).elements
+    return element.text
+
+
+async def draw(user: User, png: bytes) -> None:
+    user.find(Slate).trigger("change", {"png": data_url(png), "strokes": 3})
+
+
+async def wait_for(condition, *, timeout: float = 15.0) -> None:
+    """Poll until condition() holds (predictions go over the network to TorchServe)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def predict(user: User, png: bytes) -> str:
+    before = text_of(user, "version")
+    await draw(user, png)
+    user.find(marker="predict").click()
+    await wait_for(lambda: text_of(user, "version") != before or text_of(user, "digit") != "–")
+    await wait_for(lambda: text_of(user, "digit") != "–")
+    return text_of(user, "digit")
+
+
+def rows_for(database_url: str) -> list[tuple]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT id, browser_id, predicted_digit, true_digit, model_name, model_version, length(canvas_png)"
+            " FROM predictions ORDER BY id"
+        ).fetchall()
+
+
+async def test_predict_shows_digit_confidence_bars_preview_and_version(user: User, canvas_pngs):
+    await user.open("/")
+    png, label, _ = canvas_pngs[0]
+    assert await predict(user, png) == str(label)
+    assert "sure" in text_of(user, "confidence")
+    assert "mnist 1.0" in text_of(user, "version")
+    (preview,) = user.find(marker="preview").elements
+    assert preview.source.startswith("data:image/png;base64,")
+    await user.should_see("drawings")
+
+
+async def test_blank_slate_is_refused_without_a_call(user: User, database_url):
+    before = len(rows_for(database_url))
+    await user.open("/")
+    user.find(marker="predict").click()
+    await user.should_see("The slate is empty: draw a digit first")
+    await draw(user, blank_png())  # an all-white drawing: TorchServe says it is blank
+    user.find(marker="predict").click()
+    await user.should_see("the drawing is blank")
+    assert len(rows_for(database_url)) == before
+
+
+async def test_feedback_labels_that_row_can_be_changed_and_survives_reload(user: User, canvas_pngs, database_url):
+    await user.open("/")
+    png, label, _ = canvas_pngs[1]
+    await predict(user, png)
+    row_id = rows_for(database_url)[-1][0]
+    wrong = (label + 1) % 10
+    user.find(marker="correct").type(str(wrong))
+    user.find("Submit feedback").click()
+    await user.should_see(f"Saved: true digit {wrong}")
+    assert rows_for(database_url)[-1][0] == row_id and rows_for(database_url)[-1][3] == wrong
+    user.find(marker="confirm").click()  # changed my mind: the prediction was right
+    await user.should_see(f"Saved: true digit {label}")
+    last = rows_for(database_url)[-1]
+    assert last[0] == row_id and last[3] == label and last[2] == label and last[6] > 0
+
+    await user.open("/")  # reload: the history comes from Postgres, for this browser
+    await user.should_see("accuracy")
+    (table,) = user.find(marker="history").elements
+    assert any(row["id"] == row_id and row["true"] == label and row["result"] == "✓" for row in table.rows)
+
+
+@pytest.mark.parametrize("typed", ["a", "10", "-1", "", " "])
+async def test_invalid_feedback_is_refused_with_a_message(user: User, canvas_pngs, database_url, typed):
+    await user.open("/")
+    await predict(user, canvas_pngs[2][0])
+    user.find(marker="correct").type(typed)
+    user.find("Submit feedback").click()
+    await user.should_see("Type one digit from 0 to 9")
+    assert rows_for(database_url)[-1][3] is None
+
+
+async def test_history_belongs_to_the_browser(create_user, canvas_pngs):
+    alice, bob = create_user(), create_user()
+    await alice.open("/")
+    await predict(alice, canvas_pngs[3][0])
+    await bob.open("/")
+    (table,) = bob.find(marker="history").elements
+    (alice_table,) = alice.find(marker="history").elements
+    alice_ids = {row["id"] for row in alice_table.rows}
+    assert alice_ids and not alice_ids & {row["id"] for row in table.rows}
+
+
+@pytest.mark.model_server_down
+async def test_model_server_down_keeps_the_drawing(user: User, canvas_pngs):
+    await user.open("/")
+    await draw(user, canvas_pngs[4][0])
+    user.find(marker="predict").click()
+    await user.should_see("model server is unavailable")
+    (slate,) = user.find(Slate).elements
+    assert slate.png == canvas_pngs[4][0]
+
+
+async def test_stats_page_shows_accuracy_per_version(user: User, canvas_pngs):
+    await user.open("/")
+    await predict(user, canvas_pngs[5][0])
+    user.find(marker="confirm").click()
+    await user.should_see("Saved: true digit")
+    await user.open("/stats")
+    await user.should_see("Per model version")
+    (table,) = user.find(marker="versions").elements
+    (row,) = [row for row in table.rows if row["version"] == "1.0"]
+    assert row["labelled"] >= 1 and row["predictions"] >= row["labelled"]

@@ -1,0 +1,317 @@
+"""The drawing page: the slate, Predict, the result, feedback, and this browser's history with its accuracy."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC
+
+from nicegui import events, ui
+
+from db import store
+from ui.canvas import Slate
+from ui.predictor import ModelUnavailable, Prediction, PredictionRejected
+from ui.services import Services
+
+logger = logging.getLogger(__name__)
+
+
+def parse_digit(text: object) -> int:
+    """The digit a user typed as the right answer; ValueError with a message for anything but one digit 0-9."""
+    value = str(text if text is not None else "").strip()
+    if len(value) != 1 or not value.isdigit():
+        raise ValueError("Type one digit from 0 to 9")
+    return int(value)
+
+
+def data_url(png: bytes | None) -> str:
+    return f"data:image/png;base64,{base64.b64encode(png).decode()}" if png else ""
+
+
+def confidence_text(confidence: float, *, threshold: float) -> str:
+    percent = f"{confidence:.1%}"
+    return f"not sure ({percent})" if confidence < threshold else f"{percent} sure"
+
+
+def chart_options(probabilities: list[float], digit: int | None = None) -> dict:
+    bars = [
+        {"value": round(p, 4), "itemStyle": {"color": "#2563eb" if d == digit else "#93c5fd"}}
+        for d, p in enumerate(probabilities)
+    ]
+    return {
+        "animation": False,
+        "grid": {"left": 40, "right": 10, "top": 10, "bottom": 25},
+        "xAxis": {"type": "category", "data": [str(d) for d in range(10)]},
+        "yAxis": {"type": "value", "min": 0, "max": 1},
+        "tooltip": {"trigger": "axis"},
+        "series": [{"type": "bar", "data": bars}],
+    }
+
+
+@dataclass
+class Shown:
+    """The prediction on screen, and its row (None when it was not saved)."""
+
+    prediction: Prediction
+    row_id: int | None
+
+
+HISTORY_COLUMNS = [
+    {"name": "time", "label": "Time (UTC)", "field": "time", "align": "left"},
+    {"name": "thumb", "label": "Drawing", "field": "thumb", "align": "center"},
+    {"name": "predicted", "label": "Predicted", "field": "predicted"},
+    {"name": "confidence", "label": "Confidence", "field": "confidence"},
+    {"name": "true", "label": "True digit", "field": "true"},
+    {"name": "result", "label": "", "field": "result"},
+    {"name": "version", "label": "Model", "field": "version"},
+]
+
+
+class DrawPage:
+    """One browser tab's page. Everything it stores is tagged with the browser's id."""
+
+    def __init__(self, services: Services, *, browser_id: str):
+        self.services = services
+        self.settings = services.settings
+        self.browser_id = browser_id
+        self.shown: Shown | None = None
+        self.busy = False
+        self.history_page = 1
+        self._build()
+
+    # ---- layout -------------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        with ui.row().classes("w-full gap-6 items-start justify-center"):
+            self._build_slate()
+            self._build_result()
+        self._build_history()
+        ui.keyboard(on_key=self._on_key)  # Enter predicts (ignored while typing in an input)
+
+    def _build_slate(self) -> None:
+        with ui.card().classes("items-center"):
+            ui.label("Draw a digit").classes("text-lg font-medium")
+            self.slate = Slate(stroke_width=18, on_change=self._on_drawing_changed).mark("slate")
+            with ui.row().classes("w-full items-center no-wrap"):
+                ui.icon("brush").tooltip("Pen width")
+                ui.slider(min=6, max=36, step=1, value=18, on_change=lambda e: self.slate.set_stroke_width(e.value))
+                ui.button(icon="undo", on_click=self.slate.undo).props("flat round").tooltip("Undo last stroke")
+                ui.button(icon="delete", on_click=self._clear).props("flat round").tooltip("Clear")
+            with ui.row().classes("w-full items-center justify-between"):
+                self.live = ui.switch("Live", value=False).tooltip("Predict after every stroke (not saved)")
+                self.predict_button = ui.button("Predict", icon="auto_awesome", on_click=self.predict).mark("predict")
+
+    def _build_result(self) -> None:
+        with ui.card().classes("min-w-[320px]"):
+            with ui.row().classes("items-center gap-6"):
+                self.digit_label = ui.label("–").classes("text-8xl font-bold leading-none").mark("digit")
+                with ui.column().classes("gap-1"):
+                    self.confidence_label = ui.label("Draw, then press Predict (or Enter)").mark("confidence")
+                    self.version_label = ui.label("").classes("text-sm text-gray-500").mark("version")
+                    ui.label("What the model saw:").classes("text-xs text-gray-500")
+                    self.preview = (
+                        ui.image("")
+                        .classes("w-[84px] h-[84px] bg-black")
+                        .style("image-rendering: pixelated")
+                        .mark("preview")
+                    )
+            self.chart = ui.echart(chart_options([0.0] * 10)).classes("w-[320px] h-[180px]")
+            with ui.row().classes("items-center no-wrap"):
+                self.correct_input = (
+                    ui.input("Correct digit").props("maxlength=1 dense outlined").classes("w-28").mark("correct")
+                )
+                self.correct_input.on("keydown.enter", self.submit_feedback)
+                submit = ui.button("Submit feedback", on_click=self.submit_feedback).props("outline")
+                correct = (
+                    ui.button("Correct", icon="check", on_click=self.confirm_correct)
+                    .props("color=positive")
+                    .mark("confirm")
+                )
+            self.feedback_controls = [self.correct_input, submit, correct]
+            self.feedback_label = ui.label("").classes("text-sm").mark("feedback")
+            self._enable_feedback(False)
+
+    def _build_history(self) -> None:
+        with ui.card().classes("w-full max-w-4xl mx-auto"):
+            with ui.row().classes("w-full items-center justify-between"):
+                ui.label("Your drawings").classes("text-lg font-medium")
+                self.accuracy_label = ui.label("").mark("accuracy")
+            self.table = ui.table(columns=HISTORY_COLUMNS, rows=[], row_key="id").classes("w-full").mark("history")
+            self.table.add_slot(
+                "body-cell-thumb",
+                '<q-td :props="props"><img :src="props.value" style="width:36px;height:36px;border:1px solid #ddd"/>'
+                "</q-td>",
+            )
+            self.table.on("rowClick", self._on_row_click)
+            ui.label("Click a row to set or change its true digit.").classes("text-xs text-gray-500")
+            self.pagination = ui.pagination(1, 1, direction_links=True, on_change=self._on_page)
+
+    def _enable_feedback(self, enabled: bool) -> None:
+        for control in self.feedback_controls:
+            control.set_enabled(enabled)
+
+    # ---- actions ------------------------------------------------------------------------------------------------
+    def _on_key(self, event: events.KeyEventArguments) -> None:
+        if event.key.enter and event.action.keydown and not event.action.repeat:
+            ui.timer(0, self.predict, once=True)
+
+    def _clear(self) -> None:
+        self.slate.clear()
+
+    def _on_drawing_changed(self, png: bytes | None) -> None:
+        if png is not None and self.live.value and not self.busy:
+            ui.timer(0, lambda: self.predict(save=False), once=True)
+
+    async def predict(self, save: bool = True) -> None:
+        """Ask TorchServe about the drawing, show the answer, and (unless live) save it."""
+        png = self.slate.png
+        if png is None:
+            ui.notify("The slate is empty: draw a digit first", type="warning")
+            return
+        if self.busy:
+            return
+        self.busy = True
+        self.predict_button.props("loading")
+        try:
+            prediction = await self.services.predictor.predict(png)
+        except PredictionRejected as exc:
+            ui.notify(str(exc), type="warning")
+            return
+        except ModelUnavailable as exc:
+            ui.notify(str(exc), type="negative")
+            return
+        finally:
+            self.busy = False
+            self.predict_button.props(remove="loading")
+        row_id = await self._save(png, prediction) if save else None
+        self._show(Shown(prediction=prediction, row_id=row_id), saved=save)
+        if save:
+            await self.refresh_history()
+
+    async def _save(self, png: bytes, prediction: Prediction) -> int | None:
+        record = store.NewPrediction(
+            request_id=uuid.uuid4(),
+            browser_id=self.browser_id,
+            model_name=prediction.model_name,
+            model_version=prediction.model_version,
+            predicted_digit=prediction.digit,
+            confidence=prediction.confidence,
+            probabilities=prediction.probabilities,
+            canvas_png=png,
+            preview_png=prediction.preview_png,
+            latency_ms=prediction.latency_ms,
+        )
+        try:
+            return await store.insert_prediction(self.services.pool, record)
+        except store.StoreUnavailable:
+            logger.exception("could not save a prediction")
+            ui.notify("The prediction could not be saved: the database is unavailable", type="warning")
+            return None
+
+    def _show(self, shown: Shown, *, saved: bool) -> None:
+        self.shown = shown
+        p = shown.prediction
+        self.digit_label.set_text(str(p.digit))
+        self.confidence_label.set_text(confidence_text(p.confidence, threshold=self.settings.low_confidence))
+        self.version_label.set_text(f"model {p.model_name} {p.model_version} · {p.latency_ms:.0f} ms")
+        self.preview.set_source(data_url(p.preview_png))
+        self.chart.options.clear()
+        self.chart.options.update(chart_options(p.probabilities, p.digit))
+        self.chart.update()
+        self.correct_input.set_value("")
+        self._enable_feedback(shown.row_id is not None)
+        self.feedback_label.set_text("" if saved else "Live prediction (not saved): press Predict to keep it")
+
+    async def confirm_correct(self) -> None:
+        if self.shown is not None:
+            await self._label(self.shown.row_id, self.shown.prediction.digit)
+
+    async def submit_feedback(self) -> None:
+        try:
+            digit = parse_digit(self.correct_input.value)
+        except ValueError as exc:
+            ui.notify(str(exc), type="negative")
+            return
+        if self.shown is not None:
+            await self._label(self.shown.row_id, digit)
+
+    async def _label(self, row_id: int | None, digit: int) -> bool:
+        if row_id is None:
+            ui.notify("Press Predict first: there is no saved prediction to label", type="warning")
+            return False
+        try:
+            updated = await store.set_feedback(
+                self.services.pool, prediction_id=row_id, browser_id=self.browser_id, true_digit=digit
+            )
+        except store.StoreUnavailable:
+            ui.notify("The feedback could not be saved: the database is unavailable", type="negative")
+            return False
+        if not updated:
+            ui.notify("That prediction is not in your history", type="negative")
+            return False
+        if self.shown is not None and self.shown.row_id == row_id:
+            verdict = "correct" if digit == self.shown.prediction.digit else f"wrong, it is a {digit}"
+            self.feedback_label.set_text(f"Thanks! Saved as {verdict}. You can still change it.")
+        ui.notify(f"Saved: true digit {digit}", type="positive")
+        await self.refresh_history()
+        return True
+
+    # ---- history ------------------------------------------------------------------------------------------------
+    async def _on_page(self, event: events.ValueChangeEventArguments) -> None:
+        self.history_page = int(event.value or 1)
+        await self.refresh_history()
+
+    async def refresh_history(self) -> None:
+        size = self.settings.history_page_size
+        try:
+            total = await store.history_count(self.services.pool, browser_id=self.browser_id)
+            pages = max(1, -(-total // size))
+            self.history_page = min(self.history_page, pages)
+            rows = await store.history(
+                self.services.pool, browser_id=self.browser_id, limit=size, offset=(self.history_page - 1) * size
+            )
+            correct, labelled = await store.browser_accuracy(self.services.pool, browser_id=self.browser_id)
+        except store.StoreUnavailable:
+            self.accuracy_label.set_text("History unavailable: the database cannot be reached")
+            return
+        self.pagination.max = pages
+        self.pagination.set_value(self.history_page)
+        self.table.rows = [_table_row(row) for row in rows]
+        self.table.update()
+        self.accuracy_label.set_text(accuracy_text(correct, labelled, total))
+
+    def _on_row_click(self, event: events.GenericEventArguments) -> None:
+        row = event.args[1] if isinstance(event.args, list) and len(event.args) > 1 else None
+        if not isinstance(row, dict) or "id" not in row:
+            return
+        with ui.dialog() as dialog, ui.card():
+            ui.label(f"True digit for drawing #{row['id']} (predicted {row['predicted']})")
+            with ui.grid(columns=5):
+                for digit in range(10):
+                    ui.button(str(digit), on_click=lambda d=digit: self._label_from_dialog(dialog, row["id"], d))
+        dialog.open()
+
+    async def _label_from_dialog(self, dialog: ui.dialog, row_id: int, digit: int) -> None:
+        if await self._label(int(row_id), digit):
+            dialog.close()
+
+
+def accuracy_text(correct: int, labelled: int, total: int) -> str:
+    if labelled == 0:
+        return f"{total} drawings · no feedback yet"
+    return f"{total} drawings · accuracy {correct}/{labelled} = {correct / labelled:.1%} (over drawings with feedback)"
+
+
+def _table_row(row: store.HistoryRow) -> dict:
+    result = "" if row.true_digit is None else ("✓" if row.true_digit == row.predicted_digit else "✗")
+    return {
+        "id": row.id,
+        "time": row.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        "thumb": data_url(row.canvas_png),
+        "predicted": row.predicted_digit,
+        "confidence": f"{row.confidence:.1%}",
+        "true": "" if row.true_digit is None else row.true_digit,
+        "result": result,
+        "version": row.model_version,
+    }

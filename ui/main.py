@@ -1,0 +1,60 @@
+"""The NiceGUI app: start/stop of the shared services, the routes, and `python -m ui.main` to serve it.
+
+The process supervisor (`make run`) starts it with DATABASE_URL and the TorchServe settings in the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from nicegui import app, ui
+
+from ui import draw_page, services, stats_page
+from ui.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def header() -> None:
+    with ui.header().classes("items-center justify-between bg-slate-800"):
+        ui.label("Digit recognizer").classes("text-xl font-bold")
+        with ui.row():
+            ui.link("Draw", "/").classes("text-white")
+            ui.link("Stats", "/stats").classes("text-white")
+
+
+@ui.page("/")
+async def index() -> None:
+    header()
+    page = draw_page.DrawPage(await services.get(), browser_id=app.storage.browser["id"])
+    await page.refresh_history()
+
+
+@ui.page("/stats")
+async def stats() -> None:
+    header()
+    await stats_page.build(await services.get())
+
+
+def run(settings: Settings) -> None:
+    """Register startup/shutdown and serve the app (in tests, NiceGUI's user simulation takes over here)."""
+
+    async def startup() -> None:
+        await services.start(settings)
+
+    app.on_startup(startup)
+    app.on_shutdown(services.stop)
+    ui.run(
+        host=settings.ui_host,
+        port=settings.ui_port,
+        title="Digit recognizer",
+        favicon="✍️",
+        storage_secret=services.storage_secret(settings),
+        reload=False,
+        show=False,
+    )
+
+
+if __name__ in {"__main__", "__mp_main__"}:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(Settings())
