@@ -109,13 +109,15 @@ class DrawPage:
                 with ui.column().classes("gap-1"):
                     self.confidence_label = ui.label("Draw, then press Predict (or Enter)").mark("confidence")
                     self.version_label = ui.label("").classes("text-sm text-gray-500").mark("version")
-                    ui.label("What the model saw:").classes("text-xs text-gray-500")
+                    self.preview_caption = ui.label("What the model saw:").classes("text-xs text-gray-500")
                     self.preview = (
                         ui.image("")
                         .classes("w-[84px] h-[84px] bg-black")
                         .style("image-rendering: pixelated")
                         .mark("preview")
                     )
+            self.preview_caption.set_visibility(False)
+            self.preview.set_visibility(False)
             self.chart = ui.echart(chart_options([0.0] * 10)).classes("w-[320px] h-[180px]")
             with ui.row().classes("items-center no-wrap"):
                 self.correct_input = (
@@ -216,6 +218,8 @@ class DrawPage:
         self.confidence_label.set_text(confidence_text(p.confidence, threshold=self.settings.low_confidence))
         self.version_label.set_text(f"model {p.model_name} {p.model_version} · {p.latency_ms:.0f} ms")
         self.preview.set_source(data_url(p.preview_png))
+        self.preview.set_visibility(p.preview_png is not None)
+        self.preview_caption.set_visibility(p.preview_png is not None)
         self.chart.options.clear()
         self.chart.options.update(chart_options(p.probabilities, p.digit))
         self.chart.update()
@@ -298,9 +302,10 @@ class DrawPage:
 
 
 def accuracy_text(correct: int, labelled: int, total: int) -> str:
+    drawings = "1 drawing" if total == 1 else f"{total} drawings"
     if labelled == 0:
-        return f"{total} drawings · no feedback yet"
-    return f"{total} drawings · accuracy {correct}/{labelled} = {correct / labelled:.1%} (over drawings with feedback)"
+        return f"{drawings} · no feedback yet"
+    return f"{drawings} · accuracy {correct}/{labelled} = {correct / labelled:.1%} (over drawings with feedback)"
 
 
 def _table_row(row: store.HistoryRow) -> dict:

@@ -40,7 +40,7 @@ def confusion_chart(stats: store.Stats) -> dict:
         "xAxis": {"type": "category", "data": digits, "name": "predicted", "nameLocation": "middle", "nameGap": 28},
         "yAxis": {"type": "category", "data": digits, "name": "true", "nameLocation": "middle", "nameGap": 30},
         "visualMap": {"min": 0, "max": max(1, peak), "show": False, "inRange": {"color": ["#f8fafc", "#1d4ed8"]}},
-        "series": [{"type": "heatmap", "data": cells, "label": {"show": True}}],
+        "series": [{"type": "heatmap", "data": cells, "label": {"show": True, ":formatter": "p => p.value[2] || ''"}}],
     }
 
 

@@ -5,23 +5,32 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
-from deploy.torchserve import isolated_overrides
+from deploy.torchserve import free_ports, isolated_overrides
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def supervisor_env(home: Path, model_store: Path) -> dict[str, str]:
+    """Everything on free ports and in a folder of its own, so it runs beside a `make run`."""
     overrides = isolated_overrides()
     ports = {key: overrides.pop(key).rsplit(":", 1)[1] for key in list(overrides) if key.endswith("_address")}
-    env = dict(os.environ)
+    ui_port, pg_port = free_ports(2)
+    # PYTEST_CURRENT_TEST would make NiceGUI in the UI process believe it runs under a test
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL" and not key.startswith("PYTEST_")}
     env.update(
+        PG_HOME=str(Path(tempfile.mkdtemp(prefix="digits-run-pg-"))),  # not under pytest's 0700 tmp root
+        PG_PORT=str(pg_port),
+        UI_PORT=str(ui_port),
+        STORAGE_SECRET="test-secret",
         TS_HOME=str(home / "torchserve"),
         MODEL_STORE=str(model_store),
         TS_INFERENCE_PORT=ports["inference_address"],
@@ -69,6 +78,9 @@ def test_run_serves_predictions_and_ctrl_c_stops_everything(tmp_path, model_stor
     png, label, _ = canvas_pngs[5]
     response = httpx.post(url, content=png, headers={"Authorization": f"Bearer {key}"}, timeout=30)
     assert response.status_code == 200 and response.json()["digit"] == label
+    page = httpx.get(f"http://127.0.0.1:{env['UI_PORT']}/", timeout=30)
+    assert page.status_code == 200 and "Digit recognizer" in page.text
+    postgres_pid = int((Path(env["PG_HOME"]) / "data" / "postmaster.pid").read_text().split()[0])
 
     process.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
     output, _ = process.communicate(timeout=60)
@@ -78,6 +90,7 @@ def test_run_serves_predictions_and_ctrl_c_stops_everything(tmp_path, model_stor
     while alive(torchserve_pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not alive(torchserve_pid)
+    assert not alive(postgres_pid) or psutil.Process(postgres_pid).status() == psutil.STATUS_ZOMBIE
     assert not (home / "torchserve.pid").exists()
     with pytest.raises(httpx.ConnectError):
         httpx.get(url.replace("/predictions/mnist", "/ping"), timeout=2)
