@@ -112,6 +112,7 @@ class DrawPage:
                     self.preview_caption = ui.label("What the model saw:").classes("text-xs text-gray-500")
                     self.preview = (
                         ui.image("")
+                        .props("no-spinner no-transition")
                         .classes("w-[84px] h-[84px] bg-black")
                         .style("image-rendering: pixelated")
                         .mark("preview")

@@ -2,10 +2,10 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -13,51 +13,9 @@ import httpx
 import psutil
 import pytest
 
-from deploy.torchserve import free_ports, isolated_overrides
+from tests.stack import ROOT, start_supervisor, supervisor_env
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def supervisor_env(home: Path, model_store: Path) -> dict[str, str]:
-    """Everything on free ports and in a folder of its own, so it runs beside a `make run`."""
-    overrides = isolated_overrides()
-    ports = {key: overrides.pop(key).rsplit(":", 1)[1] for key in list(overrides) if key.endswith("_address")}
-    ui_port, pg_port = free_ports(2)
-    # PYTEST_CURRENT_TEST would make NiceGUI in the UI process believe it runs under a test
-    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL" and not key.startswith("PYTEST_")}
-    env.update(
-        PG_HOME=str(Path(tempfile.mkdtemp(prefix="digits-run-pg-"))),  # not under pytest's 0700 tmp root
-        PG_PORT=str(pg_port),
-        UI_PORT=str(ui_port),
-        STORAGE_SECRET="test-secret",
-        TS_HOME=str(home / "torchserve"),
-        MODEL_STORE=str(model_store),
-        TS_INFERENCE_PORT=ports["inference_address"],
-        TS_MANAGEMENT_PORT=ports["management_address"],
-        TS_METRICS_PORT=ports["metrics_address"],
-        TS_PROPERTIES=json.dumps(overrides),  # gRPC and worker ports
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def start_supervisor(env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "deploy.run"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-    lines = []
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.startswith("Ctrl-C stops everything"):
-            return process, lines
-    process.kill()
-    pytest.fail("supervisor did not become ready:\n" + "".join(lines))
 
 
 def alive(pid: int) -> bool:
@@ -70,7 +28,7 @@ def alive(pid: int) -> bool:
 
 def test_run_serves_predictions_and_ctrl_c_stops_everything(tmp_path, model_store, canvas_pngs):
     env = supervisor_env(tmp_path, model_store)
-    process, _ = start_supervisor(env)
+    process, lines = start_supervisor(env)
     home = Path(env["TS_HOME"])
     torchserve_pid = int((home / "torchserve.pid").read_text())
     key = json.loads((home / "key_file.json").read_text())["inference"]["key"]
@@ -83,7 +41,9 @@ def test_run_serves_predictions_and_ctrl_c_stops_everything(tmp_path, model_stor
     postgres_pid = int((Path(env["PG_HOME"]) / "data" / "postmaster.pid").read_text().split()[0])
 
     process.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
-    output, _ = process.communicate(timeout=60)
+    process.wait(timeout=60)
+    time.sleep(0.5)  # let the reader thread take the last lines
+    output = "".join(lines)
     assert process.returncode == 0, output
     assert "stopped." in output
     deadline = time.monotonic() + 10
@@ -94,6 +54,7 @@ def test_run_serves_predictions_and_ctrl_c_stops_everything(tmp_path, model_stor
     assert not (home / "torchserve.pid").exists()
     with pytest.raises(httpx.ConnectError):
         httpx.get(url.replace("/predictions/mnist", "/ping"), timeout=2)
+    shutil.rmtree(env["PG_HOME"], ignore_errors=True)
 
 
 def test_stop_ends_a_background_run(tmp_path, model_store):
@@ -108,6 +69,7 @@ def test_stop_ends_a_background_run(tmp_path, model_store):
         [sys.executable, "-m", "deploy.run", "stop"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert "nothing was running" in again.stdout
+    shutil.rmtree(env["PG_HOME"], ignore_errors=True)
 
 
 def test_run_refuses_a_busy_port(tmp_path, model_store, torchserve):

@@ -1,0 +1,199 @@
+"""Real-browser end-to-end tests: the whole product (PostgreSQL, TorchServe, the page) started like `make run` on
+free ports, driven by Debian's Chromium through Playwright with real mouse and touch strokes on the slate.
+
+Screenshots of the desktop and phone layouts are written to var/e2e/ (docs/ holds committed copies).
+"""
+
+import itertools
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.stack import ROOT, start_supervisor, supervisor_env
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]  # fmt: skip
+SHOTS = ROOT / "var" / "e2e"
+# Strokes in slate coordinates (the slate is 280x280 CSS px)
+ONE = [[(140, 40), (140, 240)]]
+SEVEN = [[(60, 50), (210, 50), (115, 240)]]
+FOUR = [[(170, 30), (50, 170), (220, 170)], [(170, 30), (170, 250)]]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, model_store) -> Iterator[str]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
+    env = supervisor_env(tmp_path_factory.mktemp("e2e"), model_store)
+    process, _ = start_supervisor(env)
+    try:
+        yield f"http://127.0.0.1:{env['UI_PORT']}"
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        shutil.rmtree(env["PG_HOME"], ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.goto(app_url)
+    page.locator("canvas").first.wait_for()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def phone(browser, app_url):
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=3, is_mobile=True, has_touch=True
+    )
+    page = context.new_page()
+    page.goto(app_url)
+    page.locator("canvas").first.wait_for()
+    yield page
+    context.close()
+
+
+def slate_origin(page) -> tuple[float, float]:
+    box = page.locator("canvas").first.bounding_box()
+    return box["x"], box["y"]
+
+
+def draw_with_mouse(page, strokes) -> None:
+    x0, y0 = slate_origin(page)
+    for stroke in strokes:
+        page.mouse.move(x0 + stroke[0][0], y0 + stroke[0][1])
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(x0 + x, y0 + y, steps=12)
+        page.mouse.up()
+
+
+def draw_with_touch(page, strokes) -> None:
+    """Real touch events (Chrome DevTools Protocol), which the browser turns into pointer events of type touch."""
+    cdp = page.context.new_cdp_session(page)
+    x0, y0 = slate_origin(page)
+    for stroke in strokes:
+        points = _interpolate(stroke, steps=12)
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [_touch(x0, y0, points[0])]})
+        for point in points[1:]:
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [_touch(x0, y0, point)]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def _touch(x0: float, y0: float, point: tuple[float, float]) -> dict:
+    return {"x": x0 + point[0], "y": y0 + point[1]}
+
+
+def _interpolate(stroke, *, steps: int) -> list[tuple[float, float]]:
+    points = [stroke[0]]
+    for (xa, ya), (xb, yb) in itertools.pairwise(stroke):
+        points += [(xa + (xb - xa) * i / steps, ya + (yb - ya) * i / steps) for i in range(1, steps + 1)]
+    return points
+
+
+def ink_pixels(page) -> int:
+    """Dark pixels on the visible slate."""
+    return page.evaluate(INK_JS)
+
+
+INK_JS = """() => { const c = document.querySelector('canvas'); const d = c.getContext('2d')
+              .getImageData(0, 0, c.width, c.height).data; let n = 0;
+              for (let i = 0; i < d.length; i += 4) if (d[i] < 128) n++; return n; }"""
+
+
+def wait_for_ink(page, condition: str) -> int:
+    """Wait until the slate's ink count satisfies condition (a JS expression in n), return the count."""
+    page.wait_for_function(f"() => {{ const n = ({INK_JS})(); return {condition}; }}", timeout=10000)
+    return ink_pixels(page)
+
+
+def click_icon(page, icon: str) -> None:
+    page.locator(f"button:has(i:text-is('{icon}'))").first.click()
+
+
+def predicted_digit(page) -> str:
+    page.get_by_role("button", name="Predict").click()
+    page.get_by_text("model mnist").wait_for()
+    return page.locator(".text-8xl").inner_text().strip()
+
+
+def test_mouse_drawn_one_and_seven_are_read_with_bars_and_preview(page):
+    draw_with_mouse(page, ONE)
+    assert predicted_digit(page) == "1"
+    click_icon(page, "delete")
+    wait_for_ink(page, "n === 0")
+    draw_with_mouse(page, SEVEN)
+    page.get_by_role("button", name="Predict").click()
+    page.wait_for_function("() => document.querySelector('.text-8xl').innerText.trim() === '7'", timeout=15000)
+    assert page.locator("[_echarts_instance_] canvas").count() >= 1  # the ten probability bars
+    preview = page.locator("img[src^='data:image/png;base64']").first
+    preview.wait_for()
+    assert preview.evaluate("img => img.naturalWidth") == 28
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "desktop.png"), full_page=True)
+
+
+def test_correction_then_reload_finds_the_history(page, app_url):
+    draw_with_mouse(page, FOUR)
+    predicted = predicted_digit(page)
+    truth = "4" if predicted != "4" else "9"  # a correction the user disagrees with the model on
+    page.get_by_label("Correct digit").fill(truth)
+    page.get_by_role("button", name="Submit feedback").click()
+    page.get_by_text(f"Saved: true digit {truth}").wait_for()
+    page.reload()
+    row = page.locator("tbody tr").first
+    row.wait_for()
+    cells = [cell.strip() for cell in row.locator("td").all_inner_texts()]
+    assert predicted in cells and truth in cells and "✗" in cells
+    assert "accuracy 0/1" in page.get_by_text("accuracy").first.inner_text()
+
+
+def test_clear_and_undo(page):
+    draw_with_mouse(page, SEVEN)
+    one_stroke = wait_for_ink(page, "n > 0")
+    draw_with_mouse(page, ONE)
+    two_strokes = wait_for_ink(page, f"n > {one_stroke}")
+    click_icon(page, "undo")
+    assert wait_for_ink(page, f"n < {two_strokes}") == one_stroke  # exactly the first stroke again
+    click_icon(page, "delete")
+    wait_for_ink(page, "n === 0")
+    page.get_by_role("button", name="Predict").click()
+    page.get_by_text("The slate is empty: draw a digit first").wait_for()  # the server forgot the drawing too
+
+
+def test_blank_slate_predict_shows_the_friendly_message(page):
+    page.get_by_role("button", name="Predict").click()
+    page.get_by_text("The slate is empty: draw a digit first").wait_for()
+    assert page.locator(".text-8xl").inner_text().strip() == "–"
+
+
+def test_phone_layout_draws_with_touch_without_scrolling(phone):
+    scroll_before = phone.evaluate("() => window.scrollY")
+    draw_with_touch(phone, SEVEN)
+    assert phone.evaluate("() => window.scrollY") == scroll_before
+    assert ink_pixels(phone) > 0
+    phone.get_by_role("button", name="Predict").click()
+    phone.wait_for_function("() => document.querySelector('.text-8xl').innerText.trim() === '7'", timeout=15000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    phone.screenshot(path=str(SHOTS / "phone.png"), full_page=True)

@@ -1,0 +1,64 @@
+"""The whole product started the way `make run` starts it, on free ports, for tests that need all of it."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from deploy.torchserve import free_ports, isolated_overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def supervisor_env(home: Path, model_store: Path) -> dict[str, str]:
+    """Everything on free ports and in a folder of its own, so it runs beside a `make run`."""
+    overrides = isolated_overrides()
+    ports = {key: overrides.pop(key).rsplit(":", 1)[1] for key in list(overrides) if key.endswith("_address")}
+    ui_port, pg_port = free_ports(2)
+    # PYTEST_CURRENT_TEST would make NiceGUI in the UI process believe it runs under a test
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL" and not key.startswith("PYTEST_")}
+    env.update(
+        PG_HOME=str(Path(tempfile.mkdtemp(prefix="digits-run-pg-"))),  # not under pytest's 0700 tmp root
+        PG_PORT=str(pg_port),
+        UI_PORT=str(ui_port),
+        STORAGE_SECRET="test-secret",
+        TS_HOME=str(home / "torchserve"),
+        MODEL_STORE=str(model_store),
+        TS_INFERENCE_PORT=ports["inference_address"],
+        TS_MANAGEMENT_PORT=ports["management_address"],
+        TS_METRICS_PORT=ports["metrics_address"],
+        TS_PROPERTIES=json.dumps(overrides),  # gRPC and worker ports
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def start_supervisor(env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deploy.run"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    lines = []
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("Ctrl-C stops everything"):
+            threading.Thread(target=_drain, args=(process, lines), daemon=True).start()
+            return process, lines
+    process.kill()
+    pytest.fail("supervisor did not become ready:\n" + "".join(lines))
+
+
+def _drain(process: subprocess.Popen, lines: list[str]) -> None:
+    """Keep reading the supervisor's output so that a full pipe never blocks it (or the UI it started)."""
+    for line in process.stdout:
+        lines.append(line)
