@@ -14,7 +14,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -243,6 +246,23 @@ class TorchServe:
         _signal_group(self.process.pid, signal.SIGKILL)  # workers that outlived the frontend
         self.process = None
         self.pid_file.unlink(missing_ok=True)
+
+
+@contextmanager
+def temporary(
+    *, config_template: Path, model_store: Path, models: tuple[str, ...] = ("mnist",)
+) -> Iterator[TorchServe]:
+    """A TorchServe on free ports in a throw-away home, ready, stopped on exit (benchmarks, evaluation)."""
+    with tempfile.TemporaryDirectory(prefix="torchserve-") as home:
+        server = TorchServe(
+            home=Path(home), config_template=config_template, model_store=model_store, overrides=isolated_overrides()
+        )
+        server.start()
+        try:
+            server.wait_ready(models=models, timeout=180)
+            yield server
+        finally:
+            server.stop()
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,7 +19,7 @@ import httpx
 import numpy as np
 import torch
 
-from deploy.torchserve import TorchServe, isolated_overrides
+from deploy.torchserve import TorchServe, temporary
 from handler.model import DigitNet
 from handler.preprocess import prepare
 from training import canvas, data
@@ -101,17 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     model.load_state_dict(torch.load(args.model_store / "v1.0" / "weights.pt", map_location="cpu"))
     model.eval()
     rows = in_process(pngs, model)
-    with tempfile.TemporaryDirectory(prefix="bench-torchserve-") as home:
-        server = TorchServe(
-            home=Path(home), config_template=ROOT / "config.properties", model_store=args.model_store,
-            overrides=isolated_overrides(),
-        )  # fmt: skip
-        server.start()
-        try:
-            server.wait_ready(models=("mnist",), timeout=180)
-            rows += [rest(server, pngs, concurrency=c, requests=args.requests) for c in (1, 8, 32)]
-        finally:
-            server.stop()
+    with temporary(config_template=ROOT / "config.properties", model_store=args.model_store) as server:
+        rows += [rest(server, pngs, concurrency=c, requests=args.requests) for c in (1, 8, 32)]
     print(table(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"torch_threads": torch.get_num_threads(), "rows": rows}, indent=2) + "\n")

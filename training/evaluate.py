@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,7 +19,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from deploy.torchserve import TorchServe, isolated_overrides
+from deploy.torchserve import TorchServe, temporary
 from training import canvas, data
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,17 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "eval.json")
     args = parser.parse_args(argv)
     splits = data.load(args.data_dir, allow_download=False)
-    with tempfile.TemporaryDirectory(prefix="eval-torchserve-") as home:
-        server = TorchServe(
-            home=Path(home), config_template=ROOT / "config.properties", model_store=args.model_store,
-            overrides=isolated_overrides(),
-        )  # fmt: skip
-        server.start()
-        try:
-            server.wait_ready(models=("mnist",), timeout=180)
-            report = evaluate(server, splits, canvas_count=args.canvas_count, concurrency=args.concurrency)
-        finally:
-            server.stop()
+    with temporary(config_template=ROOT / "config.properties", model_store=args.model_store) as server:
+        report = evaluate(server, splits, canvas_count=args.canvas_count, concurrency=args.concurrency)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     for name, value in report.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from nicegui import ui
 
 from db import store
+from ui.charts import bar_chart
 from ui.services import Services
 
 
@@ -13,20 +14,7 @@ def _percent(rate: float | None) -> str:
 
 
 def per_digit_chart(stats: store.Stats) -> dict:
-    return {
-        "animation": False,
-        "grid": {"left": 40, "right": 10, "top": 10, "bottom": 25},
-        "xAxis": {"type": "category", "data": [str(d) for d in range(10)]},
-        "yAxis": {"type": "value", "min": 0, "max": 1},
-        "tooltip": {"trigger": "axis"},
-        "series": [
-            {
-                "type": "bar",
-                "data": [round(stats.per_digit[d].rate or 0.0, 4) for d in range(10)],
-                "itemStyle": {"color": "#2563eb"},
-            }
-        ],
-    }
+    return bar_chart([stats.per_digit[d].rate or 0.0 for d in range(10)])
 
 
 def confusion_chart(stats: store.Stats) -> dict:

@@ -1,0 +1,23 @@
+"""ECharts options shared by the pages."""
+
+from __future__ import annotations
+
+
+def bar_chart(values: list[float], *, colors: list[str] | str = "#2563eb", top: float = 1.0) -> dict:
+    """Ten bars, one per digit, on a 0..top axis."""
+    palette = colors if isinstance(colors, list) else [colors] * len(values)
+    return {
+        "animation": False,
+        "grid": {"left": 40, "right": 10, "top": 10, "bottom": 25},
+        "xAxis": {"type": "category", "data": [str(d) for d in range(len(values))]},
+        "yAxis": {"type": "value", "min": 0, "max": top},
+        "tooltip": {"trigger": "axis"},
+        "series": [
+            {
+                "type": "bar",
+                "data": [
+                    {"value": round(v, 4), "itemStyle": {"color": c}} for v, c in zip(values, palette, strict=True)
+                ],
+            }
+        ],
+    }
