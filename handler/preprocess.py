@@ -95,46 +95,58 @@ def decode(data: bytes) -> Image.Image:
 
 
 def ink_map(image: Image.Image) -> tuple[np.ndarray, bool]:
-    """Grey levels in [0, 1] where ink is high and the background is 0; also whether the input was inverted.
+    """(H, W) uint8 ink: 0 is background, high is ink; also whether the input was inverted (dark ink).
 
     Transparency is composited onto the background that contrasts with the strokes (a canvas exported with a
     transparent background has strokes of one colour and nothing else). Polarity comes from the border: the
-    background is what surrounds the drawing.
+    background is what surrounds the drawing. Everything here stays 8-bit and in PIL/numpy C loops: only the crop
+    around the digit is ever turned into floats (this is what keeps preprocessing cheap).
     """
-    grey = _composite(image)  # (H, W) float32 in [0, 1]
+    grey = _composite(image)  # (H, W) uint8
     border = np.concatenate([grey[0, :], grey[-1, :], grey[:, 0], grey[:, -1]])
-    background = float(np.median(border))
-    inverted = background > 0.5
-    ink = background - grey if inverted else grey - background
-    return np.clip(ink, 0.0, None).astype(np.float32), inverted
+    background = int(np.median(border))
+    inverted = background > 127
+    # ink = |grey - background| on the ink's side; uint8 arithmetic wraps, so clamp through the opposite side first
+    ink = (
+        np.subtract(background, np.minimum(grey, background), dtype=np.uint8)
+        if inverted
+        else (np.subtract(np.maximum(grey, background), background, dtype=np.uint8))
+    )
+    return ink, inverted
 
 
 def _composite(image: Image.Image) -> np.ndarray:
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     if not has_alpha:
-        return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
-    alpha = rgba[..., 3]
-    grey = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # (H, W)
-    visible = alpha > 0.5
-    if not visible.any() or visible.all():
-        return grey * alpha + (1.0 - alpha) * (1.0 if visible.all() else 0.0)
-    # Put the strokes on the opposite background: dark strokes on white, light strokes on black.
-    stroke_level = float(np.average(grey, weights=alpha))
-    backdrop = 1.0 if stroke_level < 0.5 else 0.0
-    return grey * alpha + backdrop * (1.0 - alpha)
+        return np.asarray(image.convert("L"))
+    rgba = image.convert("RGBA")
+    alpha = np.asarray(rgba.getchannel("A"))
+    visible = alpha > 127
+    if visible.all():
+        return np.asarray(rgba.convert("L"))
+    if visible.any():
+        # Put the strokes on the opposite background: dark strokes on white, light strokes on black.
+        stroke_level = float(np.asarray(rgba.convert("L"))[visible].mean())
+        backdrop = 255 if stroke_level < 128 else 0
+    else:
+        backdrop = 0  # nothing visible: a blank slate, whatever colour its invisible pixels have
+    background = Image.new("RGBA", rgba.size, (backdrop, backdrop, backdrop, 255))
+    return np.asarray(Image.alpha_composite(background, rgba).convert("L"))
 
 
 def fit_to_field(ink: np.ndarray) -> np.ndarray:
-    """Crop to the ink, scale the longer side to 20 px, centre the centre of mass in a 28x28 field."""
-    peak = float(ink.max())
-    if peak < MIN_CONTRAST:
+    """Crop to the ink, scale the longer side to 20 px, centre the centre of mass in a 28x28 field.
+
+    ink: (H, W) uint8 from ink_map. Returns (28, 28) float32 in [0, 1].
+    """
+    peak = int(ink.max())
+    if peak < MIN_CONTRAST * 255:
         raise BlankImageError("the drawing is blank: draw a digit first")
     mask = ink > INK_THRESHOLD * peak
-    if mask.sum() < MIN_INK_PIXELS:
+    if np.count_nonzero(mask) < MIN_INK_PIXELS:
         raise BlankImageError("the drawing is blank: draw a digit first")
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] / peak
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32) / peak
     digit = _scale_longer_side(crop, BOX)  # (h, w), max(h, w) == 20
     return _place_by_centre_of_mass(digit)
 
