@@ -250,12 +250,13 @@ class TorchServe:
 
 @contextmanager
 def temporary(
-    *, config_template: Path, model_store: Path, models: tuple[str, ...] = ("mnist",)
+    *, config_template: Path, model_store: Path, models: tuple[str, ...] = ("mnist",), overrides: dict | None = None
 ) -> Iterator[TorchServe]:
     """A TorchServe on free ports in a throw-away home, ready, stopped on exit (benchmarks, evaluation)."""
     with tempfile.TemporaryDirectory(prefix="torchserve-") as home:
+        settings = {**isolated_overrides(), **(overrides or {})}
         server = TorchServe(
-            home=Path(home), config_template=config_template, model_store=model_store, overrides=isolated_overrides()
+            home=Path(home), config_template=config_template, model_store=model_store, overrides=settings
         )
         server.start()
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 
 import torch
 from ts.torch_handler.base_handler import BaseHandler
@@ -27,6 +28,14 @@ logger = logging.getLogger(__name__)
 
 class MNISTDigitHandler(BaseHandler):
     """Classify hand-drawn digits; answers digit, confidence, ten probabilities and the model's name and version."""
+
+    def initialize(self, context) -> None:
+        # One intra-op thread per worker: with batches of at most 16 tiny images, a second thread costs more in
+        # synchronisation than it gains and competes with the frontend and the page for 2 cores (`make bench`).
+        # TORCH_NUM_THREADS overrides it (e.g. on bigger machines, or with several workers).
+        torch.set_num_threads(int(os.environ.get("TORCH_NUM_THREADS", "1")))
+        super().initialize(context)
+        logger.info("torch intra-op threads: %d", torch.get_num_threads())
 
     def _header(self, index: int, name: str) -> str:
         """A request header, whatever case the client used (TorchServe keeps the client's spelling)."""

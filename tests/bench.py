@@ -1,86 +1,272 @@
 """Benchmarks (`make bench`): speed lives here, never as timing asserts in tests.
 
-    python -m tests.bench --data-dir DIR [--requests 2000] [--out var/bench.json]
+    python -m tests.bench --data-dir DIR [--requests 2000] [--pg-rows 100000] [--out var/bench.json]
 
-Measured in one run on the same 280x280 canvas PNGs (the machine is shared and noisy, so ratios are only meaningful
-within a run): in-process preprocessing alone, preprocessing + forward one image at a time and in batches of 32
-(the limit), and the TorchServe REST API at concurrency 1, 8 and 32 with the shipped config.properties.
+Everything is measured in one run on the same 280x280 canvas PNGs, so the ratios are meaningful even on a shared,
+noisy machine (absolute figures are not):
+  the limit       in-process preprocessing, and preprocessing + forward one image at a time and in batches of 32
+  TorchServe      REST at concurrency 1, 8 and 32 for several serving configurations (batching off / on, workers,
+                  torch threads per worker), with a light asyncio client (aiohttp, connections reused)
+  the page        the page's predict path (TorchServe client -> TorchServe -> Postgres insert), one user at a time
+  Postgres        inserts/s through the app's insert, and the history query on a table of --pg-rows rows
+  training        seconds to reach 99.5% MNIST test accuracy, from the shipped metrics.json
+Client and servers share this machine's cores: the load generator's CPU is part of every REST figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
+import shutil
+import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
+import aiohttp
 import numpy as np
+import psycopg
 import torch
 
-from deploy.torchserve import TorchServe, temporary
+from db import store
+from db.embedded import start_private_server
+from deploy.torchserve import TorchServe, free_ports, temporary
 from handler.model import DigitNet
 from handler.preprocess import prepare
 from training import canvas, data
+from ui.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parent.parent
+MODEL = "mnist"
 
 
-def in_process(pngs: list[bytes], model: DigitNet) -> list[dict]:
+def _models(batch_size: int, delay_ms: int, workers: int) -> str:
+    return json.dumps({
+        MODEL: {"1.0": {"defaultVersion": True, "marName": "mnist.mar", "minWorkers": workers, "maxWorkers": workers,
+                        "batchSize": batch_size, "maxBatchDelay": delay_ms, "responseTimeout": 30}}
+    })  # fmt: skip
+
+
+# name -> (config.properties overrides, TORCH_NUM_THREADS)
+CONFIGS = {
+    "no batching, 1 worker, 2 threads": ({"models": _models(1, 0, 1)}, "2"),
+    "no batching, 2 workers, 1 thread": ({"models": _models(1, 0, 2)}, "1"),
+    "batch 8 / 5 ms, 1 worker, 2 threads": ({"models": _models(8, 5, 1)}, "2"),
+    "batch 16 / 2 ms, 1 worker, 2 threads": ({"models": _models(16, 2, 1)}, "2"),
+    "batch 16 / 2 ms, 1 worker, 1 thread": ({"models": _models(16, 2, 1)}, "1"),
+    "batch 16 / 2 ms, 2 workers, 1 thread": ({"models": _models(16, 2, 2)}, "1"),
+    "shipped config.properties": ({}, None),
+}
+
+
+def percentiles(seconds: list[float]) -> dict:
+    ms = np.array(seconds) * 1000
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+
+
+def limit(pngs: list[bytes], model: DigitNet) -> list[dict]:
+    """In-process: the same work TorchServe's worker does, without HTTP or queues."""
     rows = []
     started = time.perf_counter()
     for png in pngs:
         prepare(png)
     seconds = time.perf_counter() - started
-    rows.append({"what": "preprocessing only", "per_s": len(pngs) / seconds, "ms_each": 1000 * seconds / len(pngs)})
+    rows.append({"what": "preprocessing only (ms each in p50 column)", "per_s": len(pngs) / seconds,
+                 "p50_ms": 1000 * seconds / len(pngs)})  # fmt: skip
     with torch.inference_mode():
         started = time.perf_counter()
         for png in pngs:
             model(prepare(png).tensor().unsqueeze(0))
         seconds = time.perf_counter() - started
-        rows.append({"what": "preprocess + forward, 1 at a time", "per_s": len(pngs) / seconds})
+        rows.append({"what": "limit: preprocess + forward, 1 at a time", "per_s": len(pngs) / seconds})
         started = time.perf_counter()
         for start in range(0, len(pngs), 32):
             model(torch.stack([prepare(png).tensor() for png in pngs[start : start + 32]]))
         seconds = time.perf_counter() - started
-        rows.append({"what": "preprocess + forward, batches of 32", "per_s": len(pngs) / seconds})
+        rows.append({"what": "limit: preprocess + forward, batches of 32", "per_s": len(pngs) / seconds})
     return rows
 
 
-def rest(server: TorchServe, pngs: list[bytes], *, concurrency: int, requests: int) -> dict:
-    url = f"{server.endpoints.inference}/predictions/mnist"
-    headers = {"Authorization": f"Bearer {server.keys()['inference']}"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    latencies, errors = [], 0
-    with httpx.Client(headers=headers, limits=limits, timeout=30) as client:
+async def _load(server: TorchServe, pngs: list[bytes], *, concurrency: int, requests: int) -> dict:
+    url = f"{server.endpoints.inference}/predictions/{MODEL}"
+    headers = {"Authorization": f"Bearer {server.keys()['inference']}", "Content-Type": "image/png"}
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(requests))
 
-        def send(index: int) -> tuple[float, bool]:
+    async def user(session: aiohttp.ClientSession, record: bool) -> None:
+        nonlocal errors
+        for index in counter:
             started = time.perf_counter()
-            response = client.post(url, content=pngs[index % len(pngs)])
-            return time.perf_counter() - started, response.status_code == 200
-
-        with ThreadPoolExecutor(concurrency) as pool:
-            list(pool.map(send, range(min(requests, 50))))  # warm up connections and the worker
-            started = time.perf_counter()
-            for latency, ok in pool.map(send, range(requests)):
-                latencies.append(latency)
+            async with session.post(url, data=pngs[index % len(pngs)], headers=headers) as response:
+                await response.read()
+                ok = response.status == 200
+            if record:
+                latencies.append(time.perf_counter() - started)
                 errors += not ok
-            seconds = time.perf_counter() - started
-    ms = np.array(latencies) * 1000
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        counter = iter(range(min(100, requests)))  # warm-up: connections, worker, caches
+        await asyncio.gather(*(user(session, False) for _ in range(concurrency)))
+        counter = iter(range(requests))
+        started = time.perf_counter()
+        await asyncio.gather(*(user(session, True) for _ in range(concurrency)))
+        seconds = time.perf_counter() - started
+    return {"per_s": requests / seconds, **percentiles(latencies), "errors": errors}
+
+
+def serving(pngs: list[bytes], *, requests: int, model_store: Path) -> list[dict]:
+    rows = []
+    for name, (overrides, threads) in CONFIGS.items():
+        with (
+            _torch_threads(threads),
+            temporary(
+                config_template=ROOT / "config.properties", model_store=model_store, overrides=overrides
+            ) as server,
+        ):
+            for concurrency in (1, 8, 32):
+                result = asyncio.run(_load(server, pngs, concurrency=concurrency, requests=requests))
+                rows.append({"what": f"TorchServe: {name}, concurrency {concurrency}", **result})
+                print(f"  {rows[-1]['what']}: {result['per_s']:.0f}/s p50 {result['p50_ms']:.1f} ms", flush=True)
+    return rows
+
+
+@contextmanager
+def _torch_threads(threads: str | None):
+    previous = os.environ.get("TORCH_NUM_THREADS")
+    if threads is None:
+        os.environ.pop("TORCH_NUM_THREADS", None)
+    else:
+        os.environ["TORCH_NUM_THREADS"] = threads
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TORCH_NUM_THREADS", None)
+        else:
+            os.environ["TORCH_NUM_THREADS"] = previous
+
+
+@contextmanager
+def private_postgres():
+    home = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+    try:
+        (port,) = free_ports(1)
+        server = start_private_server(home=home, port=port)
+        try:
+            with psycopg.connect(server.url, autocommit=True) as conn:
+                conn.execute(store.SCHEMA_FILE.read_text())
+            yield server.url
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _record(png: bytes, prediction, *, browser: str) -> store.NewPrediction:
+    return store.NewPrediction(
+        request_id=uuid.uuid4(), browser_id=browser, model_name=prediction.model_name,
+        model_version=prediction.model_version, predicted_digit=prediction.digit, confidence=prediction.confidence,
+        probabilities=prediction.probabilities, canvas_png=png, preview_png=prediction.preview_png,
+        latency_ms=prediction.latency_ms,
+    )  # fmt: skip
+
+
+async def _page_path(server: TorchServe, database_url: str, pngs: list[bytes], *, count: int) -> dict:
+    """What the page does on Predict, one user: ask TorchServe (with the preview), then insert the row."""
+    predictor = Predictor(inference_url=server.endpoints.inference, key_file=server.key_file)
+    pool = await store.open_pool(database_url)
+    latencies = []
+    try:
+        for index in range(count + 20):
+            started = time.perf_counter()
+            png = pngs[index % len(pngs)]
+            prediction = await predictor.predict(png)
+            await store.insert_prediction(pool, _record(png, prediction, browser="bench-page"))
+            if index >= 20:  # the first ones warm up connections
+                latencies.append(time.perf_counter() - started)
+    finally:
+        await predictor.close()
+        await pool.close()
+    return {"what": "page predict path: TorchServe + Postgres insert, 1 user", "per_s": count / sum(latencies),
+            **percentiles(latencies)}  # fmt: skip
+
+
+async def _postgres(database_url: str, pngs: list[bytes], *, rows: int) -> list[dict]:
+    pool = await store.open_pool(database_url)
+    template = store.NewPrediction(
+        request_id=uuid.uuid4(), browser_id="x", model_name=MODEL, model_version="1.0", predicted_digit=7,
+        confidence=0.9, probabilities=[0.1] * 10, canvas_png=pngs[0], preview_png=None, latency_ms=5.0,
+    )  # fmt: skip
+    try:
+        count, started = 2000, time.perf_counter()
+        for index in range(count):
+            browser = f"browser-{index % 100}"
+            record = {**template.__dict__, "request_id": uuid.uuid4(), "browser_id": browser,
+                      "canvas_png": pngs[index % len(pngs)]}  # fmt: skip
+            await store.insert_prediction(pool, store.NewPrediction(**record))
+        insert_rate = count / (time.perf_counter() - started)
+        await _bulk_fill(database_url, pngs, rows=rows - count)
+        latencies = []
+        for index in range(300):
+            started = time.perf_counter()
+            await store.history(pool, browser_id=f"browser-{index % 100}", limit=10, offset=0)
+            await store.history_count(pool, browser_id=f"browser-{index % 100}")
+            await store.browser_accuracy(pool, browser_id=f"browser-{index % 100}")
+            latencies.append(time.perf_counter() - started)
+        stats_started = time.perf_counter()
+        await store.stats(pool)
+        stats_ms = 1000 * (time.perf_counter() - stats_started)
+    finally:
+        await pool.close()
+    per_browser = rows // 100
+    return [
+        {"what": "Postgres: inserts through the app (one transaction each)", "per_s": insert_rate},
+        {"what": f"Postgres: history page + count + accuracy, {rows:,} rows ({per_browser:,} per browser)",
+         "per_s": 300 / sum(latencies), **percentiles(latencies)},
+        {"what": f"Postgres: stats page queries over {rows:,} rows (ms in p50 column)", "per_s": 1000 / stats_ms,
+         "p50_ms": stats_ms},
+    ]  # fmt: skip
+
+
+async def _bulk_fill(database_url: str, pngs: list[bytes], *, rows: int) -> None:
+    """Make the table big quickly (COPY); a third of the rows labelled, as users' feedback would."""
+    rng = np.random.default_rng(0)
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        columns = ("request_id, browser_id, model_name, model_version, predicted_digit, confidence, probabilities, "
+                   "true_digit, feedback_at, canvas_png, latency_ms")  # fmt: skip
+        async with conn.cursor().copy(f"COPY predictions ({columns}) FROM STDIN") as copy:
+            for index in range(rows):
+                digit = int(rng.integers(10))
+                labelled = index % 3 == 0
+                await copy.write_row((
+                    uuid.uuid4(), f"browser-{index % 100}", MODEL, "1.0", digit, 0.9, [0.1] * 10,
+                    digit if labelled else None, "now()" if labelled else None, pngs[index % len(pngs)], 5.0,
+                ))  # fmt: skip
+        await conn.execute("ANALYZE predictions")
+        await conn.commit()
+
+
+def training_row(model_store: Path) -> dict:
+    metrics = json.loads((model_store / "v1.0" / "metrics.json").read_text())
     return {
-        "what": f"TorchServe REST, concurrency {concurrency}",
-        "per_s": requests / seconds,
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p99_ms": float(np.percentile(ms, 99)),
-        "errors": errors,
+        "what": "training: seconds to 99.5% MNIST test (shipped v1.0, 2 cores)",
+        "seconds": metrics["seconds_to_99_5"],
+        "total_seconds": metrics["train_seconds"],
     }
 
 
 def table(rows: list[dict]) -> str:
     lines = ["| measurement | per second | p50 ms | p99 ms | errors |", "|---|---:|---:|---:|---:|"]
     for row in rows:
-        p50 = f"{row['p50_ms']:.1f}" if "p50_ms" in row else (f"{row['ms_each']:.2f}" if "ms_each" in row else "")
+        if "seconds" in row:
+            lines.append(f"| {row['what']} | {row['seconds']:.0f} s (of {row['total_seconds']:.0f} s) | | | |")
+            continue
+        p50 = f"{row['p50_ms']:.1f}" if "p50_ms" in row else ""
         p99 = f"{row['p99_ms']:.1f}" if "p99_ms" in row else ""
         lines.append(f"| {row['what']} | {row['per_s']:.0f} | {p50} | {p99} | {row.get('errors', '')} |")
     return "\n".join(lines)
@@ -92,6 +278,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-store", type=Path, default=ROOT / "model_store")
     parser.add_argument("--images", type=int, default=200, help="distinct canvas PNGs (x3 styles)")
     parser.add_argument("--requests", type=int, default=2000, help="requests per REST measurement")
+    parser.add_argument("--page-requests", type=int, default=500)
+    parser.add_argument("--pg-rows", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench.json")
     args = parser.parse_args(argv)
     test = data.load(args.data_dir, allow_download=False)["test"]
@@ -99,12 +287,19 @@ def main(argv: list[str] | None = None) -> None:
     model = DigitNet()
     model.load_state_dict(torch.load(args.model_store / "v1.0" / "weights.pt", map_location="cpu"))
     model.eval()
-    rows = in_process(pngs, model)
-    with temporary(config_template=ROOT / "config.properties", model_store=args.model_store) as server:
-        rows += [rest(server, pngs, concurrency=c, requests=args.requests) for c in (1, 8, 32)]
+    rows = limit(pngs, model)
+    rows += serving(pngs, requests=args.requests, model_store=args.model_store)
+    with private_postgres() as database_url:
+        with temporary(config_template=ROOT / "config.properties", model_store=args.model_store) as server:
+            rows.append(asyncio.run(_page_path(server, database_url, pngs, count=args.page_requests)))
+        rows += asyncio.run(_postgres(database_url, pngs, rows=args.pg_rows))
+    rows.append(training_row(args.model_store))
     print(table(rows))
+    one_at_a_time = next(r["per_s"] for r in rows if r["what"].startswith("limit: preprocess + forward, 1"))
+    summary = {"png_bytes_mean": float(np.mean([len(p) for p in pngs])), "limit_one_at_a_time_per_s": one_at_a_time}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"torch_threads": torch.get_num_threads(), "rows": rows}, indent=2) + "\n")
+    args.out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=2) + "\n")
+    print(f"\nwritten to {args.out}")
 
 
 if __name__ == "__main__":
