@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 STYLES = ("black_on_white", "white_on_black", "transparent")
 
@@ -85,3 +85,60 @@ def canvas_set(
     for style in STYLES:
         for index in picks:
             yield to_png(render(images[index], rng=rng, style=style)), int(labels[index]), style
+
+
+# ---- pen-style drawings: the digit's skeleton redrawn with a uniform round pen, as a canvas user draws it --------
+
+
+def skeleton(mask: np.ndarray) -> np.ndarray:
+    """Zhang-Suen thinning of a boolean image (vectorised; each pass peels one layer of pixels)."""
+    image = mask.astype(np.uint8)
+    changed = True
+    while changed:
+        changed = False
+        for step in (0, 1):
+            p = np.pad(image, 1)
+            n = [p[:-2, 1:-1], p[:-2, 2:], p[1:-1, 2:], p[2:, 2:], p[2:, 1:-1], p[2:, :-2], p[1:-1, :-2], p[:-2, :-2]]
+            neighbours = sum(x.astype(np.int8) for x in n)  # P2..P9 clockwise from north
+            transitions = sum(((n[i] == 0) & (n[(i + 1) % 8] == 1)).astype(np.int8) for i in range(8))
+            p2, p4, p6, p8 = n[0], n[2], n[4], n[6]
+            south_east = (p2 * p4 * p6 == 0) & (p4 * p6 * p8 == 0)  # the two sub-iterations of Zhang-Suen
+            north_west = (p2 * p4 * p8 == 0) & (p2 * p6 * p8 == 0)
+            side = south_east if step == 0 else north_west
+            peel = (image == 1) & (neighbours >= 2) & (neighbours <= 6) & (transitions == 1) & side
+            if peel.any():
+                image[peel] = 0
+                changed = True
+    return image.astype(bool)
+
+
+def render_pen(
+    digit: np.ndarray, *, rng: np.random.Generator, style: str, size: int = 280, pen_ratio: tuple = (0.05, 0.2)
+) -> Image.Image:
+    """One MNIST digit as a user would draw it: its skeleton traced with a round pen of uniform width."""
+    upscale = 4
+    big = np.asarray(Image.fromarray(digit, mode="L").resize((28 * upscale, 28 * upscale), Image.Resampling.BILINEAR))
+    ys, xs = np.nonzero(skeleton(big > 100))
+    height = int(rng.integers(100, 251))  # the digit's height on the slate, px
+    factor = height / max(1, ys.max() - ys.min() + 1)
+    pen = max(3.0, height * rng.uniform(*pen_ratio))
+    radius = pen / 2
+    span = max(xs.max() - xs.min(), ys.max() - ys.min(), 1)
+    factor = min(factor, (size - 4 - pen) / span)  # the whole drawing, pen included, stays on the slate
+    left, right, top, bottom = xs.min() * factor, xs.max() * factor, ys.min() * factor, ys.max() * factor
+    dx = rng.uniform(radius + 2 - left, max(radius + 2 - left, size - radius - 2 - right))
+    dy = rng.uniform(radius + 2 - top, max(radius + 2 - top, size - radius - 2 - bottom))
+    slate = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(slate)
+    for y, x in zip(ys * factor + dy, xs * factor + dx, strict=True):
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
+    return _style(np.asarray(slate), style)
+
+
+def pen_set(images: np.ndarray, labels: np.ndarray, *, count: int, seed: int = 0) -> Iterator[tuple[bytes, int, str]]:
+    """(png, label, style): `count` test digits drawn pen-style in each of the three styles."""
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(images), size=count, replace=False)
+    for style in STYLES:
+        for index in picks:
+            yield to_png(render_pen(images[index], rng=rng, style=style)), int(labels[index]), style

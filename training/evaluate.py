@@ -1,4 +1,4 @@
-"""Accuracy through the live TorchServe API: MNIST test images and canvas-style drawings, sent as PNG.
+"""Accuracy through the live TorchServe API: MNIST test images, canvas-style and pen-style drawings, sent as PNG.
 
     python -m training.evaluate --data-dir DIR [--canvas-count 1000] [--concurrency 8] [--out var/eval.json]
 
@@ -59,13 +59,14 @@ def evaluate(server: TorchServe, splits: dict[str, data.Split], *, canvas_count:
     key = server.keys()["inference"]
     test = splits["test"]
     report = {"mnist_test": accuracy(predict_all(url, key, mnist_pngs(test), concurrency=concurrency), test.labels)}
-    drawn = list(canvas.canvas_set(test.images, test.labels, count=canvas_count, seed=2026))
-    answers = predict_all(url, key, (png for png, _, _ in drawn), concurrency=concurrency)
-    for style in canvas.STYLES:
-        picked = [(answer, label) for answer, (_, label, s) in zip(answers, drawn, strict=True) if s == style]
-        report[f"canvas_{style}"] = accuracy([a for a, _ in picked], [label for _, label in picked])
-    report["canvas_all"] = accuracy(answers, [label for _, label, _ in drawn])
-    report["canvas_images"] = len(drawn)
+    for kind, drawings in (("canvas", canvas.canvas_set), ("pen", canvas.pen_set)):
+        drawn = list(drawings(test.images, test.labels, count=canvas_count, seed=2026))
+        answers = predict_all(url, key, (png for png, _, _ in drawn), concurrency=concurrency)
+        for style in canvas.STYLES:
+            picked = [(answer, label) for answer, (_, label, s) in zip(answers, drawn, strict=True) if s == style]
+            report[f"{kind}_{style}"] = accuracy([a for a, _ in picked], [label for _, label in picked])
+        report[f"{kind}_all"] = accuracy(answers, [label for _, label, _ in drawn])
+        report[f"{kind}_images"] = len(drawn)
     return report
 
 

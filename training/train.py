@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from handler.model import DigitNet
-from handler.preprocess import MNIST_MEAN, MNIST_STD, PreprocessError, prepare
+from handler.preprocess import MNIST_MEAN, MNIST_STD, PreprocessError, prepare, prepare_image
 from training import canvas, data
 
 
@@ -41,7 +42,12 @@ class TrainConfig:
     max_shear: float = 0.15
     max_shift: float = 0.08  # fraction of the half-width (0.08 -> about 1 px at 28)
     binarise_p: float = 0.3
-    canvas_eval_count: int = 500  # test digits per style for the canvas-style evaluation
+    # Pen-style copies (skeleton redrawn with a uniform round pen, then the real preprocessing) of this many training
+    # digits, each used instead of its original with probability pen_p. Off for the shipped 1.0: 20,000 copies at
+    # pen_p 0.5 gave 98.87% pen-style accuracy against 98.73% without (1,500 drawings, within noise) for +96 s.
+    pen_images: int = 0
+    pen_p: float = 0.5
+    canvas_eval_count: int = 500  # test digits per style for the canvas-style evaluations
 
 
 def augment(x: torch.Tensor, *, generator: torch.Generator, cfg: TrainConfig) -> torch.Tensor:
@@ -86,6 +92,22 @@ def _affine_grid(n: int, *, generator: torch.Generator, cfg: TrainConfig, size: 
     return F.affine_grid(theta, list(size), align_corners=False)
 
 
+def _pen_version(task: tuple[np.ndarray, int]) -> np.ndarray:
+    digit, seed = task
+    drawn = canvas.render_pen(digit, rng=np.random.default_rng(seed), style="white_on_black")
+    return np.round(prepare_image(drawn).ink * 255).astype(np.uint8)
+
+
+def pen_versions(images: np.ndarray, *, count: int, seed: int, processes: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, (count, 28, 28) uint8): pen-style redrawings of `count` random training digits, prepared for the model
+    exactly as a canvas drawing would be."""
+    indices = np.random.default_rng(seed).choice(len(images), size=min(count, len(images)), replace=False)
+    tasks = [(images[i], seed * 1_000_003 + int(i)) for i in indices]
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        drawn = pool.map(_pen_version, tasks, chunksize=256)
+    return indices, np.stack(drawn)
+
+
 def to_input(images: np.ndarray) -> torch.Tensor:
     """(N, 28, 28) uint8 -> (N, 1, 28, 28) float in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(images).copy()).float().div_(255).unsqueeze(1)
@@ -109,11 +131,15 @@ def confusion(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def canvas_accuracy(model: DigitNet, split: data.Split, *, count: int, seed: int) -> dict[str, float]:
-    """Accuracy per canvas style on MNIST test digits rendered as 280x280 drawings and run through preprocessing."""
+def canvas_accuracy(
+    model: DigitNet, split: data.Split, *, count: int, seed: int, pen: bool = False
+) -> dict[str, float]:
+    """Accuracy per canvas style on MNIST test digits rendered as 280x280 drawings and run through preprocessing
+    (pen=True: redrawn pen-style from their skeletons)."""
     results: dict[str, list[bool]] = {style: [] for style in canvas.STYLES}
     inputs, labels, styles = [], [], []
-    for png, label, style in canvas.canvas_set(split.images, split.labels, count=count, seed=seed):
+    drawings = canvas.pen_set if pen else canvas.canvas_set
+    for png, label, style in drawings(split.images, split.labels, count=count, seed=seed):
         try:
             inputs.append(prepare(png).tensor())
         except PreprocessError:
@@ -135,6 +161,14 @@ def train(splits: dict[str, data.Split], cfg: TrainConfig, *, log=print) -> tupl
     torch.set_num_threads(cfg.threads)
     generator = torch.Generator().manual_seed(cfg.seed)
     train_x, train_y = to_input(splits["train"].images), torch.from_numpy(splits["train"].labels)
+    pen_row = torch.full((len(train_x),), -1, dtype=torch.long)  # training index -> row of its pen-style copy
+    pen_x = torch.empty(0, 1, 28, 28)
+    if cfg.pen_images:
+        started_pen = time.perf_counter()
+        indices, drawn = pen_versions(splits["train"].images, count=cfg.pen_images, seed=cfg.seed)
+        pen_row[torch.from_numpy(indices)] = torch.arange(len(indices))
+        pen_x = to_input(drawn)
+        log(f"{len(indices)} pen-style training copies in {time.perf_counter() - started_pen:.0f} s")
     test_x, test_y = normalise(to_input(splits["test"].images)), splits["test"].labels
     model = DigitNet()
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -148,7 +182,13 @@ def train(splits: dict[str, data.Split], cfg: TrainConfig, *, log=print) -> tupl
         bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch")
         for start in bar:
             index = order[start : start + cfg.batch_size]
-            x = normalise(augment(train_x[index], generator=generator, cfg=cfg))
+            x = train_x[index]
+            rows = pen_row[index]
+            use_pen = (rows >= 0) & (torch.rand(len(index), generator=generator) < cfg.pen_p)
+            if use_pen.any():
+                x = x.clone()
+                x[use_pen] = pen_x[rows[use_pen]]
+            x = normalise(augment(x, generator=generator, cfg=cfg))
             loss = F.cross_entropy(model(x), train_y[index], label_smoothing=cfg.label_smoothing)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -174,6 +214,7 @@ def _metrics(model: DigitNet, test: data.Split, test_x: torch.Tensor, cfg: Train
         "per_digit_accuracy": {str(d): float(matrix[d, d] / matrix[d].sum()) for d in range(10)},
         "confusion_matrix": matrix.tolist(),
         "canvas_accuracy": canvas_accuracy(model, test, count=cfg.canvas_eval_count, seed=cfg.seed + 1),
+        "pen_accuracy": canvas_accuracy(model, test, count=cfg.canvas_eval_count, seed=cfg.seed + 2, pen=True),
         "canvas_eval_images": cfg.canvas_eval_count * len(canvas.STYLES),
         "train_seconds": round(train_seconds, 1),
         "seconds_to_99_5": next((row["seconds"] for row in curve if row["test_accuracy"] >= 0.995), None),
@@ -208,7 +249,8 @@ def main(argv: list[str] | None = None) -> None:
     plots.write(metrics, args.out)
     print(
         f"test accuracy {metrics['test_accuracy']:.4%} ({metrics['test_errors']} errors); "
-        f"canvas-style accuracy {metrics['canvas_accuracy']['all']:.2%}; wrote {args.out}"
+        f"canvas-style accuracy {metrics['canvas_accuracy']['all']:.2%}; "
+        f"pen-style accuracy {metrics['pen_accuracy']['all']:.2%}; wrote {args.out}"
     )
 
 
