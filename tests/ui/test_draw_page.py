@@ -6,6 +6,7 @@ import base64
 
 import psycopg
 import pytest
+from nicegui import ui
 from nicegui.testing import User
 
 from tests.conftest import blank_png
@@ -137,3 +138,34 @@ async def test_stats_page_shows_accuracy_per_version(user: User, canvas_pngs):
     (table,) = user.find(marker="versions").elements
     (row,) = [row for row in table.rows if row["version"] == "1.0"]
     assert row["labelled"] >= 1 and row["predictions"] >= row["labelled"]
+
+
+async def test_live_mode_predicts_after_a_stroke_without_saving(user: User, canvas_pngs, database_url):
+    before = len(rows_for(database_url))
+    await user.open("/")
+    user.find("Live").click()
+    png, label, _ = canvas_pngs[6]
+    await draw(user, png)  # the stroke's end is what triggers a live prediction
+    await wait_for(lambda: text_of(user, "digit") != "–")
+    assert text_of(user, "digit") == str(label)
+    await user.should_see("Live prediction (not saved)")
+    assert len(rows_for(database_url)) == before
+
+
+async def test_clicking_a_history_row_relabels_that_row(user: User, canvas_pngs, database_url):
+    before = len(rows_for(database_url))
+    await user.open("/")
+    await predict(user, canvas_pngs[7][0])
+    await draw(user, canvas_pngs[8][0])
+    user.find(marker="predict").click()
+    await wait_for(lambda: len(rows_for(database_url)) == before + 2)
+    older_id, newer_id = (row[0] for row in rows_for(database_url)[-2:])
+    await wait_for(lambda: any(row["id"] == newer_id for row in user.find(marker="history").elements.pop().rows))
+    (table,) = user.find(marker="history").elements
+    (older,) = [row for row in table.rows if row["id"] == older_id]
+    user.find(marker="history").trigger("rowClick", [{}, older, 1])
+    await user.should_see(f"True digit for drawing #{older_id}")
+    user.find(kind=ui.button, content="5").click()
+    await user.should_see("Saved: true digit 5", retries=30)
+    labels = {row[0]: row[3] for row in rows_for(database_url)}
+    assert labels[older_id] == 5 and labels[newer_id] is None  # that row, not the latest one
