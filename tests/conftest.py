@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import psycopg
 import pytest
 from psycopg import sql
@@ -77,10 +76,6 @@ def blank_png(size: int = 280, *, mode: str = "RGBA", color=(0, 0, 0, 0)) -> byt
     from PIL import Image
 
     return canvas.to_png(Image.new(mode, (size, size), color))
-
-
-def rng(seed: int = 0) -> np.random.Generator:
-    return np.random.default_rng(seed)
 
 
 def free_port() -> int:

@@ -7,6 +7,7 @@ whenever it changes, and once more after an authorization failure before giving 
 from __future__ import annotations
 
 import base64
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,8 +51,6 @@ class KeyFile:
         self._key: str | None = None
 
     def inference_key(self, *, force: bool = False) -> str:
-        import json
-
         try:
             stat = self.path.stat()
         except FileNotFoundError as exc:

@@ -37,12 +37,14 @@ async def wait_for(condition, *, timeout: float = 15.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def predict(user: User, png: bytes) -> str:
-    before = text_of(user, "version")
+async def predict(user: User, png: bytes, database_url: str) -> str:
+    """Draw, press Predict, and wait until the prediction is saved and shown (its row is the newest one)."""
+    rows_before = len(rows_for(database_url))
     await draw(user, png)
     user.find(marker="predict").click()
-    await wait_for(lambda: text_of(user, "version") != before or text_of(user, "digit") != "–")
-    await wait_for(lambda: text_of(user, "digit") != "–")
+    await wait_for(lambda: len(rows_for(database_url)) > rows_before)
+    newest = rows_for(database_url)[-1]
+    await wait_for(lambda: text_of(user, "digit") == str(newest[2]))
     return text_of(user, "digit")
 
 
@@ -54,10 +56,10 @@ def rows_for(database_url: str) -> list[tuple]:
         ).fetchall()
 
 
-async def test_predict_shows_digit_confidence_bars_preview_and_version(user: User, canvas_pngs):
+async def test_predict_shows_digit_confidence_bars_preview_and_version(user: User, canvas_pngs, database_url):
     await user.open("/")
     png, label, _ = canvas_pngs[0]
-    assert await predict(user, png) == str(label)
+    assert await predict(user, png, database_url) == str(label)
     assert "sure" in text_of(user, "confidence")
     assert "mnist 1.0" in text_of(user, "version")
     (preview,) = user.find(marker="preview").elements
@@ -79,7 +81,7 @@ async def test_blank_slate_is_refused_without_a_call(user: User, database_url):
 async def test_feedback_labels_that_row_can_be_changed_and_survives_reload(user: User, canvas_pngs, database_url):
     await user.open("/")
     png, label, _ = canvas_pngs[1]
-    await predict(user, png)
+    await predict(user, png, database_url)
     row_id = rows_for(database_url)[-1][0]
     wrong = (label + 1) % 10
     user.find(marker="correct").type(str(wrong))
@@ -100,17 +102,17 @@ async def test_feedback_labels_that_row_can_be_changed_and_survives_reload(user:
 @pytest.mark.parametrize("typed", ["a", "10", "-1", "", " "])
 async def test_invalid_feedback_is_refused_with_a_message(user: User, canvas_pngs, database_url, typed):
     await user.open("/")
-    await predict(user, canvas_pngs[2][0])
+    await predict(user, canvas_pngs[2][0], database_url)
     user.find(marker="correct").type(typed)
     user.find("Submit feedback").click()
     await user.should_see("Type one digit from 0 to 9")
     assert rows_for(database_url)[-1][3] is None
 
 
-async def test_history_belongs_to_the_browser(create_user, canvas_pngs):
+async def test_history_belongs_to_the_browser(create_user, canvas_pngs, database_url):
     alice, bob = create_user(), create_user()
     await alice.open("/")
-    await predict(alice, canvas_pngs[3][0])
+    await predict(alice, canvas_pngs[3][0], database_url)
     await bob.open("/")
     (table,) = bob.find(marker="history").elements
     (alice_table,) = alice.find(marker="history").elements
@@ -128,9 +130,9 @@ async def test_model_server_down_keeps_the_drawing(user: User, canvas_pngs):
     assert slate.png == canvas_pngs[4][0]
 
 
-async def test_stats_page_shows_accuracy_per_version(user: User, canvas_pngs):
+async def test_stats_page_shows_accuracy_per_version(user: User, canvas_pngs, database_url):
     await user.open("/")
-    await predict(user, canvas_pngs[5][0])
+    await predict(user, canvas_pngs[5][0], database_url)
     user.find(marker="confirm").click()
     await user.should_see("Saved: true digit")
     await user.open("/stats")
@@ -153,12 +155,9 @@ async def test_live_mode_predicts_after_a_stroke_without_saving(user: User, canv
 
 
 async def test_clicking_a_history_row_relabels_that_row(user: User, canvas_pngs, database_url):
-    before = len(rows_for(database_url))
     await user.open("/")
-    await predict(user, canvas_pngs[7][0])
-    await draw(user, canvas_pngs[8][0])
-    user.find(marker="predict").click()
-    await wait_for(lambda: len(rows_for(database_url)) == before + 2)
+    await predict(user, canvas_pngs[7][0], database_url)
+    await predict(user, canvas_pngs[8][0], database_url)
     older_id, newer_id = (row[0] for row in rows_for(database_url)[-2:])
     await wait_for(lambda: any(row["id"] == newer_id for row in user.find(marker="history").elements.pop().rows))
     (table,) = user.find(marker="history").elements
