@@ -18,6 +18,7 @@ except ImportError:  # inside the .mar, every file sits flat in the model direct
     from preprocess import Prepared, PreprocessError
 
 TRUTHY = {"1", "true", "yes", "on"}
+SEND = 'send a PNG/JPEG body, a multipart field "data", or JSON {"image": ...}'
 
 
 class RequestError(PreprocessError):
@@ -57,6 +58,14 @@ def _from_json(body: dict) -> tuple[bytes, bool]:
     return _from_base64(image), _text(body.get("preview", "")).lower() in TRUTHY
 
 
+def _no_image(row: dict) -> RequestError:
+    """Nothing to read: say so, naming the form fields that came instead of "data" (a misnamed multipart field)."""
+    fields = [str(key)[:40] for key in row if key not in ("data", "body", "preview")]
+    if fields:
+        return RequestError(f'no image: the request has no field "data" (it has {", ".join(fields[:5])}); ' + SEND)
+    return RequestError("empty request: " + SEND)
+
+
 def parse_request(row: dict) -> tuple[bytes, bool]:
     """One TorchServe request row -> (image bytes, whether a preview is wanted)."""
     preview = _text(row.get("preview", "")).lower() in TRUTHY  # multipart field preview=1
@@ -66,10 +75,12 @@ def parse_request(row: dict) -> tuple[bytes, bool]:
         return image, preview or wants
     if isinstance(payload, list):
         raise RequestError('send one image per request: JSON {"image": ...}, not a list')
+    if isinstance(payload, bool | int | float):  # a JSON scalar body (bytes(5) would be five zero bytes)
+        raise RequestError('JSON requests must be an object: {"image": "<base64>"}')
     if isinstance(payload, str):  # a text body: base64, a data: URL, or JSON that TorchServe did not decode
         payload = payload.encode("utf-8")
     if not payload:
-        raise RequestError('empty request: send a PNG/JPEG body, a multipart field "data", or JSON {"image": ...}')
+        raise _no_image(row)
     payload = bytes(payload)
     if payload.lstrip()[:1] in (b"{", b"["):
         try:

@@ -78,6 +78,8 @@ def decode(data: bytes) -> Image.Image:
         raise ImageTooLargeError(f"image too large: {exc}") from exc
     except (UnidentifiedImageError, OSError) as exc:
         raise PreprocessError("not an image: send a PNG or JPEG file") from exc
+    except ValueError as exc:  # a recognised header with broken chunks (a short IHDR, a zTXt bomb)
+        raise PreprocessError(f"corrupt image: {exc}") from exc
     if image.format not in ALLOWED_FORMATS:
         raise PreprocessError(f"unsupported image format {image.format}: send a PNG or JPEG file")
     width, height = image.size

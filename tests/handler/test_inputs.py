@@ -61,9 +61,15 @@ def test_preview_off_values():
         ({"body": b'{"image": '}, "invalid JSON"),
         ({"body": b"[1, 2]"}, "must be an object"),
         ({"body": [{"image": b64(PNG)}]}, "one image per request"),
+        ({"body": 5}, "must be an object"),  # JSON scalars, decoded by TorchServe
+        ({"body": 5.5}, "must be an object"),
+        ({"body": 0}, "must be an object"),
+        ({"body": True}, "must be an object"),
+        ({"file": PNG}, 'no field "data" \\(it has file\\)'),  # a misnamed multipart field
+        ({"body": None}, "empty request"),  # JSON null
     ],
     ids=["nothing", "empty", "empty-json", "wrong-field", "wrong-type", "bad-b64", "url-not-b64", "bad-json",
-         "json-array", "list"],
+         "json-array", "list", "json-int", "json-float", "json-zero", "json-bool", "misnamed-field", "json-null"],
 )  # fmt: skip
 def test_bad_requests_get_a_clear_message(row, message):
     with pytest.raises(RequestError, match=message):

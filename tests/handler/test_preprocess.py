@@ -8,6 +8,7 @@ from PIL import Image, ImageDraw
 
 from handler import preprocess
 from handler.preprocess import BlankImageError, ImageTooLargeError, PreprocessError, prepare
+from tests.bad_inputs import short_header_png, text_bomb_png
 from tests.conftest import blank_png
 
 
@@ -138,8 +139,10 @@ def test_decompression_bomb_is_refused_before_decoding():
         (encode(styled(seven_mask(), "white_on_black"))[:400], "corrupt"),
         (encode(Image.new("RGB", (28, 28)), "GIF"), "unsupported image format GIF"),
         (encode(Image.new("RGB", (28, 28)), "BMP"), "unsupported image format BMP"),
+        (short_header_png(), "corrupt image: Truncated IHDR"),  # Pillow raises ValueError for these two
+        (text_bomb_png(encode(styled(seven_mask(), "black_on_white"))), "corrupt image: Decompressed data too large"),
     ],
-    ids=["empty", "text", "truncated", "gif", "bmp"],
+    ids=["empty", "text", "truncated", "gif", "bmp", "short-header", "text-bomb"],
 )
 def test_bad_bytes_get_a_clear_message(payload, message):
     with pytest.raises(PreprocessError, match=message):
