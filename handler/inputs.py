@@ -66,8 +66,21 @@ def _no_image(row: dict) -> RequestError:
     return RequestError("empty request: " + SEND)
 
 
+def _as_row(row) -> dict:
+    """Under KServe (`service_envelope=kserve`) the handler gets the instances of {"instances": [...]} instead of
+    request rows: a bare base64 string or data: URL, {"data": "<base64>"}, or {"image": ..., "preview": ...}."""
+    if isinstance(row, str):
+        return {"data": row}
+    if not isinstance(row, dict):
+        raise RequestError('each instance must be a base64 string or an object {"image": "<base64>"}')
+    if row.get("data") is None and row.get("body") is None and isinstance(row.get("image"), str):
+        return {"body": row}  # (a multipart field named "image" is bytes, and is not this)
+    return row
+
+
 def parse_request(row: dict) -> tuple[bytes, bool]:
-    """One TorchServe request row -> (image bytes, whether a preview is wanted)."""
+    """One TorchServe request row (or KServe instance) -> (image bytes, whether a preview is wanted)."""
+    row = _as_row(row)
     preview = _text(row.get("preview", "")).lower() in TRUTHY  # multipart field preview=1
     payload = row.get("data") if row.get("data") is not None else row.get("body")
     if isinstance(payload, dict):
@@ -77,7 +90,8 @@ def parse_request(row: dict) -> tuple[bytes, bool]:
         raise RequestError('send one image per request: JSON {"image": ...}, not a list')
     if isinstance(payload, bool | int | float):  # a JSON scalar body (bytes(5) would be five zero bytes)
         raise RequestError('JSON requests must be an object: {"image": "<base64>"}')
-    if isinstance(payload, str):  # a text body: base64, a data: URL, or JSON that TorchServe did not decode
+    text = isinstance(payload, str)  # a text body: base64, a data: URL, or JSON that TorchServe did not decode
+    if text:
         payload = payload.encode("utf-8")
     if not payload:
         raise _no_image(row)
@@ -91,6 +105,6 @@ def parse_request(row: dict) -> tuple[bytes, bool]:
             raise RequestError('JSON requests must be an object: {"image": "<base64>"}')
         image, wants = _from_json(body)
         return image, preview or wants
-    if payload.startswith(b"data:"):
+    if payload.startswith(b"data:") or text:
         return _from_base64(payload.decode("ascii", "replace")), preview
     return payload, preview

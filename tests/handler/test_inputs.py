@@ -74,3 +74,46 @@ def test_preview_off_values():
 def test_bad_requests_get_a_clear_message(row, message):
     with pytest.raises(RequestError, match=message):
         parse_request(row)
+
+
+# KServe (`service_envelope=kserve`): TorchServe's envelope hands the handler the instances of {"instances": [...]}
+# as its rows, so each instance is one of these shapes instead of a request row.
+@pytest.mark.parametrize(
+    "instance",
+    [
+        b64(PNG),  # a bare base64 string
+        "data:image/png;base64," + b64(PNG),
+        {"data": b64(PNG)},  # TorchServe's KServe examples
+        {"image": b64(PNG)},  # the same object as our JSON requests
+        {"image": "data:image/png;base64," + b64(PNG)},
+    ],
+    ids=["bare-base64", "bare-data-url", "data-field", "image-field", "image-data-url"],
+)
+def test_kserve_instances_yield_the_image_bytes(instance):
+    assert parse_request(instance) == (PNG, False)
+
+
+def test_kserve_instances_can_ask_for_the_preview():
+    assert parse_request({"image": b64(PNG), "preview": True}) == (PNG, True)
+    assert parse_request({"data": b64(PNG), "preview": "1"}) == (PNG, True)
+
+
+def test_a_text_body_holding_base64_is_decoded():  # what TorchServe makes of a text/plain body
+    assert parse_request({"body": b64(PNG)}) == (PNG, False)
+
+
+@pytest.mark.parametrize(
+    ("instance", "message"),
+    [
+        (42, "each instance"),
+        (None, "each instance"),
+        ([b64(PNG)], "each instance"),
+        ("", "empty request"),
+        ("@@not base64@@", "not valid base64"),
+        ({"image": "@@not base64@@"}, "not valid base64"),
+    ],
+    ids=["number", "null", "list", "empty-string", "bad-base64", "image-bad-base64"],
+)
+def test_bad_kserve_instances_get_a_clear_message(instance, message):
+    with pytest.raises(RequestError, match=message):
+        parse_request(instance)
