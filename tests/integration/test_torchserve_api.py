@@ -1,33 +1,17 @@
-"""The real TorchServe serving the real .mar on free ports: the JSON contract, the input forms, batching, bad
-input, token authorization, and accuracy through the live API."""
+"""The real TorchServe serving the real .mar on free ports: the JSON contract, the input forms, token authorization,
+and accuracy through the live API. Bad input and batches with bad items: test_bad_input.py."""
 
 import base64
 import io
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 from PIL import Image
 
-from tests.conftest import blank_png
 from training import evaluate
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def api(torchserve):
-    headers = {"Authorization": f"Bearer {torchserve.keys()['inference']}"}
-    with httpx.Client(base_url=torchserve.endpoints.inference, headers=headers, timeout=30) as client:
-        yield client
-
-
-def workers(torchserve) -> list[dict]:
-    headers = {"Authorization": f"Bearer {torchserve.keys()['management']}"}
-    response = httpx.get(f"{torchserve.endpoints.management}/models/mnist", headers=headers, timeout=10)
-    response.raise_for_status()
-    return [worker for version in response.json() for worker in version["workers"]]
 
 
 def check_contract(answer: dict, *, label: int | None = None) -> None:
@@ -82,27 +66,6 @@ def test_preview_header_multipart_field_and_versioned_url(api, canvas_pngs):
 def test_unknown_version_is_404(api, canvas_pngs):
     response = api.post("/predictions/mnist/9.9", content=canvas_pngs[0][0])
     assert response.status_code == 404
-
-
-def test_concurrent_batch_with_bad_items(api, torchserve, canvas_pngs):
-    """32 concurrent requests (the model batches up to 8): the bad ones get 4xx, every good one its digit."""
-    pids_before = {worker["pid"] for worker in workers(torchserve)}
-    bad = {1: (blank_png(), 422, "blank"), 7: (b"GIF89a-not-really", 400, "not an image"), 13: (b"", 400, "empty")}
-    requests = [bad.get(i, (canvas_pngs[i][0], 200, None)) for i in range(32)]
-
-    def send(item):
-        return api.post("/predictions/mnist", content=item[0])
-
-    with ThreadPoolExecutor(16) as pool:
-        responses = list(pool.map(send, requests))
-    for index, (response, (_, status, message)) in enumerate(zip(responses, requests, strict=True)):
-        assert response.status_code == status, (index, response.text)
-        if message:
-            assert message in response.json()["error"]
-        else:
-            check_contract(response.json(), label=canvas_pngs[index][1])
-    assert {worker["pid"] for worker in workers(torchserve)} == pids_before  # no worker died
-    assert all(worker["status"] == "READY" for worker in workers(torchserve))
 
 
 def test_requests_without_the_token_are_refused(torchserve, canvas_pngs):
