@@ -10,9 +10,10 @@ VERSION ?= 1.0
 EPOCHS ?= 4
 WEIGHTS := model_store/v$(VERSION)/weights.pt
 MAR := model_store/mnist.mar
+MAR_V2 := model_store/mnist-v2.0.mar
 HANDLER_FILES := $(wildcard handler/*.py)
 
-.PHONY: help install run stop test lint train archive bench eval clean
+.PHONY: help install run stop test lint train archive bench eval clean models
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,10 +32,13 @@ install: $(INSTALLED)  ## create .venv with everything the product and the tests
 $(MAR): $(INSTALLED) $(HANDLER_FILES) model_store/v1.0/weights.pt
 	$(PY) -m training.archive --version 1.0
 
+$(MAR_V2): $(INSTALLED) $(HANDLER_FILES) model_store/v2.0/weights.pt
+	$(PY) -m training.archive --version 2.0
+
 archive: $(INSTALLED)  ## build model_store/mnist.mar (VERSION=1.0) from the committed weights
 	$(PY) -m training.archive --version $(VERSION)
 
-run: $(INSTALLED) $(MAR)  ## start the product (TorchServe on 127.0.0.1:8080-8082); Ctrl-C stops it
+run: $(INSTALLED) $(MAR) $(MAR_V2)  ## start the product (TorchServe on 127.0.0.1:8080-8082); Ctrl-C stops it
 	$(PY) -m deploy.run
 
 stop: $(INSTALLED)  ## stop what a background `make run` left running
@@ -48,14 +52,21 @@ lint: $(INSTALLED)  ## ruff
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-train: $(INSTALLED)  ## train VERSION (default 1.0) into model_store/v$(VERSION)/ from DATA_DIR (downloads if missing)
-	$(PY) -m training.train --data-dir $(DATA_DIR) --out model_store/v$(VERSION) --epochs $(EPOCHS) $(TRAIN_ARGS)
+# Each version's recipe (README "Training"); TRAIN_ARGS adds to it.
+RECIPE_1.0 :=
+RECIPE_2.0 := --members 3 --pen-images 20000
 
-eval: $(INSTALLED) $(MAR)  ## accuracy of the live API on MNIST test and canvas-style drawings (starts TorchServe)
+train: $(INSTALLED)  ## train VERSION (1.0 or 2.0) into model_store/v$(VERSION)/ from DATA_DIR (downloads if missing)
+	$(PY) -m training.train --data-dir $(DATA_DIR) --out model_store/v$(VERSION) --epochs $(EPOCHS) $(RECIPE_$(VERSION)) $(TRAIN_ARGS)
+
+models: $(INSTALLED)  ## manage the running model versions: make models ARGS="list | set-default 2.0 | ..."
+	$(PY) -m deploy.models $(or $(ARGS),list)
+
+eval: $(INSTALLED) $(MAR) $(MAR_V2)  ## accuracy of the live API on MNIST test and canvas-style drawings (starts TorchServe)
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR)
 
-bench: $(INSTALLED) $(MAR)  ## benchmarks (speed targets live here, never in tests)
+bench: $(INSTALLED) $(MAR) $(MAR_V2)  ## benchmarks (speed targets live here, never in tests)
 	$(PY) -m tests.bench --data-dir $(DATA_DIR)
 
 clean:  ## remove the virtualenv, built archives and runtime state (var/)
-	rm -rf $(VENV) var $(MAR)
+	rm -rf $(VENV) var $(MAR) $(MAR_V2)

@@ -41,6 +41,16 @@ CREATE INDEX IF NOT EXISTS predictions_model_version_idx
 CREATE INDEX IF NOT EXISTS predictions_labelled_idx
     ON predictions (true_digit, predicted_digit) WHERE true_digit IS NOT NULL;
 
+-- The operator's choice of default version per model (CLI `python -m deploy.models set-default`, or the admin page).
+-- TorchServe does not keep it across restarts when started with --ts-config, so the UI re-applies it on start and
+-- whenever TorchServe's default differs (ui/services.py).
+CREATE TABLE IF NOT EXISTS model_defaults (
+    model_name  text        PRIMARY KEY,
+    version     text        NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    updated_by  text        NOT NULL
+);
+
 COMMENT ON TABLE predictions IS
     'One row per prediction served to a browser. The original drawing (canvas_png) and the user''s correction '
     '(true_digit) are kept on purpose: together they are a labelled data set of real user drawings for future '

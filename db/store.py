@@ -239,6 +239,20 @@ async def browser_accuracy(pool: AsyncConnectionPool, *, browser_id: str) -> Acc
     return Accuracy(correct, labelled)
 
 
+async def browser_accuracy_by_version(pool: AsyncConnectionPool, *, browser_id: str) -> dict[str, Accuracy]:
+    """{model_version: (correct, labelled)} over the browser's labelled predictions."""
+    async with _transaction(pool) as conn:
+        cursor = await conn.execute(
+            """
+            SELECT model_version, count(*) FILTER (WHERE true_digit = predicted_digit), count(*)
+            FROM predictions WHERE browser_id = %s AND true_digit IS NOT NULL
+            GROUP BY model_version ORDER BY model_version
+            """,
+            (browser_id,),
+        )
+        return {version: Accuracy(correct, labelled) for version, correct, labelled in await cursor.fetchall()}
+
+
 async def stats(pool: AsyncConnectionPool) -> Stats:
     """Accuracy overall, per true digit and per model version, and the confusion matrix, over all browsers."""
     async with _transaction(pool) as conn:
@@ -271,3 +285,60 @@ def _summarize(pairs: list[tuple[int, int, int]], versions: list[tuple[str, int,
     per_version = {version: VersionStats(correct, labelled, total) for version, correct, labelled, total in versions}
     total = sum(v.total for v in per_version.values())
     return Stats(total=total, overall=overall, per_digit=per_digit, confusion=confusion, per_version=per_version)
+
+
+class DefaultVersion(NamedTuple):
+    version: str
+    updated_at: datetime
+    updated_by: str
+
+
+async def get_default_version(pool: AsyncConnectionPool, *, model_name: str) -> DefaultVersion | None:
+    """The operator's chosen default version of a model, or None when none was ever chosen."""
+    async with _transaction(pool) as conn:
+        cursor = await conn.execute(
+            "SELECT version, updated_at, updated_by FROM model_defaults WHERE model_name = %s", (model_name,)
+        )
+        row = await cursor.fetchone()
+    return DefaultVersion(*row) if row else None
+
+
+async def set_default_version(pool: AsyncConnectionPool, *, model_name: str, version: str, updated_by: str) -> None:
+    """Remember the operator's choice of default version (applied to TorchServe by the caller and the UI)."""
+    async with _transaction(pool) as conn:
+        await conn.execute(
+            """
+            INSERT INTO model_defaults (model_name, version, updated_by) VALUES (%s, %s, %s)
+            ON CONFLICT (model_name) DO UPDATE
+                SET version = EXCLUDED.version, updated_by = EXCLUDED.updated_by, updated_at = now()
+            """,
+            (model_name, version, updated_by),
+        )
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """A stored drawing with its label, for comparing model versions on real user input."""
+
+    id: int
+    canvas_png: bytes
+    true_digit: int | None
+    predicted_digit: int
+    model_version: str
+
+
+async def recent_drawings(pool: AsyncConnectionPool, *, limit: int, labelled_only: bool = False) -> list[Drawing]:
+    """The newest drawings of all browsers (admin only: compare mode), newest first."""
+    if limit < 1:
+        raise ValueError(f"need limit >= 1, got {limit}")
+    async with _transaction(pool) as conn:
+        cursor = conn.cursor(row_factory=class_row(Drawing))
+        await cursor.execute(
+            """
+            SELECT id, canvas_png, true_digit, predicted_digit, model_version FROM predictions
+            WHERE %s = false OR true_digit IS NOT NULL
+            ORDER BY created_at DESC, id DESC LIMIT %s
+            """,
+            (labelled_only, limit),
+        )
+        return await cursor.fetchall()

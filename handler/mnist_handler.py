@@ -10,8 +10,11 @@ JSON {"error": ...}; the rest of the batch is answered normally and the worker k
 from __future__ import annotations
 
 import base64
+import importlib
+import json
 import logging
 import os
+from pathlib import Path
 
 import torch
 from ts.torch_handler.base_handler import BaseHandler
@@ -24,6 +27,7 @@ except ImportError:  # inside the .mar, every file sits flat in the model direct
     from preprocess import PreprocessError, prepare
 
 logger = logging.getLogger(__name__)
+ARCHITECTURE_FILE = "architecture.json"
 
 
 class MNISTDigitHandler(BaseHandler):
@@ -36,6 +40,17 @@ class MNISTDigitHandler(BaseHandler):
         torch.set_num_threads(int(os.environ.get("TORCH_NUM_THREADS", "1")))
         super().initialize(context)
         logger.info("torch intra-op threads: %d", torch.get_num_threads())
+
+    def _load_pickled_model(self, model_dir, model_file, model_pt_path):
+        """BaseHandler builds the model class with no arguments; an archive whose architecture differs from the
+        defaults (2.0: an ensemble) carries the constructor's keyword arguments in architecture.json."""
+        module = importlib.import_module(Path(model_file).stem)
+        spec = Path(model_dir) / ARCHITECTURE_FILE
+        kwargs = json.loads(spec.read_text()) if spec.exists() else {}
+        model = module.DigitNet(**kwargs)
+        model.load_state_dict(torch.load(model_pt_path, map_location=self.device, weights_only=True))
+        logger.info("model %s built with %s", model_file, kwargs or "its defaults")
+        return model
 
     def _header(self, index: int, name: str) -> str:
         """A request header, whatever case the client used (TorchServe keeps the client's spelling)."""

@@ -1,7 +1,12 @@
-"""The digit CNN: the one model definition, used by training and by the TorchServe archive.
+"""The digit CNN: the one model definition, used by training and by the TorchServe archives.
 
-TorchServe's BaseHandler imports this file from the .mar, requires it to define exactly one class (any class, so no
-config dataclass here) and builds it with no arguments: the keyword defaults are the shipped architecture.
+TorchServe's BaseHandler imports this file from the .mar and requires it to define exactly one class (any class, so no
+config dataclass here). The keyword defaults are version 1.0's architecture; an archive whose version needs other
+arguments carries them in `architecture.json`, which the handler passes to the constructor.
+
+Version 2.0 is an ensemble in one module: `members=3` holds three independently trained 1.0-style networks and
+averages their log-probabilities. Each member is itself a `DigitNet`, so a member's weights are exactly a 1.0
+state dict and an ensemble can be assembled from separately trained members (`DigitNet.assemble`).
 """
 
 import torch
@@ -14,10 +19,20 @@ def _conv(cin: int, cout: int) -> list[nn.Module]:
 
 
 class DigitNet(nn.Module):
-    """Two stages of two 3x3 convolutions with batch norm, each followed by 2x2 max pooling, then two linear layers."""
+    """Two stages of two 3x3 convolutions with batch norm, each followed by 2x2 max pooling, then two linear layers;
+    or (members > 1) the average of that many such networks."""
 
-    def __init__(self, *, channels: tuple[int, int] = (32, 64), hidden: int = 128, dropout: float = 0.3):
+    def __init__(
+        self, *, channels: tuple[int, int] = (32, 64), hidden: int = 128, dropout: float = 0.3, members: int = 1
+    ):
         super().__init__()
+        if members < 1:
+            raise ValueError(f"members must be >= 1, not {members}")
+        self.members = None
+        if members > 1:
+            single = dict(channels=tuple(channels), hidden=hidden, dropout=dropout)
+            self.members = nn.ModuleList(DigitNet(**single) for _ in range(members))
+            return
         c1, c2 = channels  # conv widths of the two stages
         self.features = nn.Sequential(
             *_conv(1, c1), *_conv(c1, c1), nn.MaxPool2d(2),  # (N, c1, 14, 14)
@@ -32,5 +47,19 @@ class DigitNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, 28, 28) normalised images -> (N, 10) logits."""
+        """(N, 1, 28, 28) normalised images -> (N, 10) logits (an ensemble: mean log-probabilities, which softmax
+        turns into the normalised geometric mean of the members' probabilities)."""
+        if self.members is not None:
+            return torch.stack([torch.log_softmax(member(x), dim=1) for member in self.members]).mean(0)
         return self.classifier(self.features(x))
+
+    @staticmethod
+    def assemble(member_states: list[dict], **kwargs) -> "DigitNet":
+        """An ensemble whose members carry the given single-network state dicts."""
+        model = DigitNet(members=len(member_states), **kwargs)
+        if model.members is None:
+            model.load_state_dict(member_states[0])
+        else:
+            for member, state in zip(model.members, member_states, strict=True):
+                member.load_state_dict(state)
+        return model

@@ -23,6 +23,7 @@ pytest_plugins = ["nicegui.testing.user_plugin"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_WEIGHTS = ROOT / "model_store" / "v1.0" / "weights.pt"
+SHIPPED_V2_WEIGHTS = ROOT / "model_store" / "v2.0" / "weights.pt"
 
 
 def mnist_dir() -> Path:
@@ -45,17 +46,20 @@ def canvas_pngs(mnist) -> list[tuple[bytes, int, str]]:
 
 @pytest.fixture(scope="session")
 def model_store(tmp_path_factory) -> Path:
-    """A model store holding mnist.mar built now from the handler code and the shipped weights."""
+    """A model store holding mnist.mar (1.0) and mnist-v2.0.mar, built now from the handler code and the shipped
+    weights."""
     from training.archive import build
 
     store = tmp_path_factory.mktemp("model_store")
     build(version="1.0", weights=SHIPPED_WEIGHTS, out=store)
+    build(version="2.0", weights=SHIPPED_V2_WEIGHTS, out=store)
     return store
 
 
 @pytest.fixture(scope="session")
 def torchserve(model_store, tmp_path_factory) -> Iterator:
-    """A real TorchServe serving the shipped model on free ports, stopped at the end of the session."""
+    """A real TorchServe serving both shipped versions on free ports (1.0 the default, as config.properties says),
+    stopped at the end of the session."""
     from deploy.torchserve import TorchServe, isolated_overrides
 
     server = TorchServe(

@@ -1,6 +1,7 @@
 """Train the digit CNN on MNIST and write weights, metrics and plots.
 
     python -m training.train --data-dir DIR --out model_store/v1.0 [--epochs 4] [--seed 0]
+    python -m training.train --data-dir DIR --out model_store/v2.0 --members 3 --pen-images 20000
 
 Augmentation makes the model robust to canvas drawings, which after preprocessing still differ from MNIST in stroke
 thickness, crispness and slant: per image we thin or thicken the stroke, sometimes binarise it, and apply a small
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from handler.mnist_handler import ARCHITECTURE_FILE
 from handler.model import DigitNet
 from handler.preprocess import MNIST_MEAN, MNIST_STD, PreprocessError, prepare, prepare_image
 from training import canvas, data
@@ -48,6 +50,8 @@ class TrainConfig:
     pen_images: int = 0
     pen_p: float = 0.5
     canvas_eval_count: int = 500  # test digits per style for the canvas-style evaluations
+    # Independently trained networks averaged in one module (2.0: 3); member i uses seed + i.
+    members: int = 1
 
 
 def augment(x: torch.Tensor, *, generator: torch.Generator, cfg: TrainConfig) -> torch.Tensor:
@@ -155,31 +159,63 @@ def canvas_accuracy(
     return per_style
 
 
-def train(splits: dict[str, data.Split], cfg: TrainConfig, *, log=print) -> tuple[DigitNet, dict]:
-    """Train from scratch; return the model and its metrics."""
-    torch.manual_seed(cfg.seed)
+def train(
+    splits: dict[str, data.Split], cfg: TrainConfig, *, reuse: list[Path] = (), log=print
+) -> tuple[DigitNet, dict]:
+    """Train from scratch (cfg.members networks with seeds seed, seed+1, ...; member i < len(reuse) is loaded from
+    reuse[i] instead of trained); return the model (an ensemble when members > 1) and its metrics."""
     torch.set_num_threads(cfg.threads)
-    generator = torch.Generator().manual_seed(cfg.seed)
     train_x, train_y = to_input(splits["train"].images), torch.from_numpy(splits["train"].labels)
     pen_row = torch.full((len(train_x),), -1, dtype=torch.long)  # training index -> row of its pen-style copy
     pen_x = torch.empty(0, 1, 28, 28)
-    if cfg.pen_images:
+    if cfg.pen_images and len(reuse) < cfg.members:
         started_pen = time.perf_counter()
         indices, drawn = pen_versions(splits["train"].images, count=cfg.pen_images, seed=cfg.seed)
         pen_row[torch.from_numpy(indices)] = torch.arange(len(indices))
         pen_x = to_input(drawn)
         log(f"{len(indices)} pen-style training copies in {time.perf_counter() - started_pen:.0f} s")
     test_x, test_y = normalise(to_input(splits["test"].images)), splits["test"].labels
+    started = time.perf_counter()
+    states, members, curve = [], [], []
+    for index in range(cfg.members):
+        seed = cfg.seed + index
+        if index < len(reuse):
+            state = torch.load(reuse[index], map_location="cpu", weights_only=True)
+            member, member_curve, source = DigitNet(), [], str(reuse[index])
+            member.load_state_dict(state)
+            log(f"member {index}: weights reused from {source}")
+        else:
+            member, member_curve = _train_one(
+                (train_x, train_y, pen_row, pen_x), test_x, test_y, cfg, seed=seed, log=log, offset=curve
+            )
+            state, source = member.state_dict(), None
+        states.append(state)
+        accuracy = float((predict(member, test_x).numpy() == test_y).mean())
+        members.append({"seed": seed, "test_accuracy": accuracy, "reused_from": source})
+        curve.extend(member_curve)
+    model = DigitNet.assemble(states)
+    metrics = _metrics(model, splits["test"], test_x, cfg, curve, train_seconds=time.perf_counter() - started)
+    if cfg.members > 1:
+        metrics["members"] = members
+    return model, metrics
+
+
+def _train_one(train_set, test_x, test_y, cfg: TrainConfig, *, seed: int, log, offset: list) -> tuple[DigitNet, list]:
+    """One network trained with `seed`; its learning curve continues the time axis of the members before it."""
+    train_x, train_y, pen_row, pen_x = train_set
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
     model = DigitNet()
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * math.ceil(len(train_x) / cfg.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=cfg.lr, total_steps=steps)
     curve, started = [], time.perf_counter()
+    base_seconds = offset[-1]["seconds"] if offset else 0.0
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         order = torch.randperm(len(train_x), generator=generator)
         losses = []
-        bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch")
+        bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"seed {seed} epoch {epoch}/{cfg.epochs}", unit="batch")
         for start in bar:
             index = order[start : start + cfg.batch_size]
             x = train_x[index]
@@ -197,12 +233,19 @@ def train(splits: dict[str, data.Split], cfg: TrainConfig, *, log=print) -> tupl
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         accuracy = float((predict(model, test_x).numpy() == test_y).mean())
-        elapsed = time.perf_counter() - started
+        elapsed = base_seconds + time.perf_counter() - started
         curve.append(
-            {"epoch": epoch, "train_loss": float(np.mean(losses)), "test_accuracy": accuracy, "seconds": elapsed}
+            {
+                "epoch": len(offset) + epoch,
+                "seed": seed,
+                "train_loss": float(np.mean(losses)),
+                "test_accuracy": accuracy,
+                "seconds": elapsed,
+            }
         )
-        log(f"epoch {epoch}: train loss {np.mean(losses):.4f}, test accuracy {accuracy:.4%}, {elapsed:.0f} s")
-    return model, _metrics(model, splits["test"], test_x, cfg, curve, train_seconds=time.perf_counter() - started)
+        mean_loss = np.mean(losses)
+        log(f"seed {seed} epoch {epoch}: train loss {mean_loss:.4f}, test accuracy {accuracy:.4%}, {elapsed:.0f} s")
+    return model, curve
 
 
 def _metrics(model: DigitNet, test: data.Split, test_x: torch.Tensor, cfg: TrainConfig, curve: list, *, train_seconds):
@@ -233,6 +276,14 @@ def main(argv: list[str] | None = None) -> None:
     for field, default in asdict(TrainConfig()).items():
         if isinstance(default, int | float) and not isinstance(default, bool):
             parser.add_argument(f"--{field.replace('_', '-')}", type=type(default), default=default)
+    parser.add_argument(
+        "--reuse-member",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="WEIGHTS",
+        help="use these single-network weights as the next member instead of training it (repeatable)",
+    )
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
     cfg = TrainConfig(**overrides)
@@ -240,9 +291,16 @@ def main(argv: list[str] | None = None) -> None:
         splits = data.load(args.data_dir, allow_download=not args.no_download)
     except data.DataError as exc:
         parser.exit(2, f"error: {exc}\n")
-    model, metrics = train(splits, cfg)
+    if len(args.reuse_member) > cfg.members:
+        parser.exit(2, f"error: {len(args.reuse_member)} --reuse-member for {cfg.members} member(s)\n")
+    model, metrics = train(splits, cfg, reuse=args.reuse_member)
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), args.out / "weights.pt")
+    architecture = args.out / ARCHITECTURE_FILE
+    if cfg.members > 1:  # the handler passes these to DigitNet(); 1.0's architecture is the defaults
+        architecture.write_text(json.dumps({"members": cfg.members}) + "\n")
+    else:
+        architecture.unlink(missing_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     from training import plots  # matplotlib only when writing plots
 

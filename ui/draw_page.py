@@ -130,7 +130,9 @@ class DrawPage:
         with ui.card().classes("w-full max-w-4xl mx-auto"):
             with ui.row().classes("w-full items-center justify-between"):
                 ui.label("Your drawings").classes("text-lg font-medium")
-                self.accuracy_label = ui.label("").mark("accuracy")
+                with ui.column().classes("items-end gap-0"):
+                    self.accuracy_label = ui.label("").mark("accuracy")
+                    self.version_accuracy_label = ui.label("").classes("text-xs text-gray-500").mark("version-accuracy")
             self.table = ui.table(columns=HISTORY_COLUMNS, rows=[], row_key="id").classes("w-full").mark("history")
             self.table.add_slot(
                 "body-cell-thumb",
@@ -267,7 +269,7 @@ class DrawPage:
             rows = await store.history(
                 self.services.pool, browser_id=self.browser_id, limit=size, offset=(self.history_page - 1) * size
             )
-            correct, labelled = await store.browser_accuracy(self.services.pool, browser_id=self.browser_id)
+            by_version = await store.browser_accuracy_by_version(self.services.pool, browser_id=self.browser_id)
         except store.StoreUnavailable:
             self.accuracy_label.set_text("History unavailable: the database cannot be reached")
             return
@@ -275,7 +277,9 @@ class DrawPage:
         self.pagination.set_value(self.history_page)
         self.table.rows = [_table_row(row) for row in rows]
         self.table.update()
+        correct, labelled = sum(a.correct for a in by_version.values()), sum(a.labelled for a in by_version.values())
         self.accuracy_label.set_text(accuracy_text(correct, labelled, total))
+        self.version_accuracy_label.set_text(version_accuracy_text(by_version))
 
     def _on_row_click(self, event: events.GenericEventArguments) -> None:
         row = event.args[1] if isinstance(event.args, list) and len(event.args) > 1 else None
@@ -298,6 +302,15 @@ def accuracy_text(correct: int, labelled: int, total: int) -> str:
     if labelled == 0:
         return f"{drawings} · no feedback yet"
     return f"{drawings} · accuracy {correct}/{labelled} = {correct / labelled:.1%} (over drawings with feedback)"
+
+
+def version_accuracy_text(by_version: dict[str, store.Accuracy]) -> str:
+    """Per model version, when more than one version answered this browser's labelled drawings."""
+    if len(by_version) < 2:
+        return ""
+    return "by model: " + " · ".join(
+        f"{version} {a.correct}/{a.labelled} = {a.rate:.0%}" for version, a in sorted(by_version.items())
+    )
 
 
 def _table_row(row: store.HistoryRow) -> dict:

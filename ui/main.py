@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import logging
 
+from fastapi import Request
 from nicegui import app, ui
 
-from ui import draw_page, services, stats_page
+from ui import draw_page, models_page, services, stats_page
 from ui.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -21,6 +22,7 @@ def header() -> None:
         with ui.row():
             ui.link("Draw", "/").classes("text-white")
             ui.link("Stats", "/stats").classes("text-white")
+            ui.link("Models", "/models").classes("text-white")
 
 
 @ui.page("/")
@@ -34,6 +36,13 @@ async def index() -> None:
 async def stats() -> None:
     header()
     await stats_page.build(await services.get())
+
+
+@ui.page("/models")
+async def models(request: Request) -> None:
+    header()
+    client = request.client.host if request.client else "unknown"
+    await models_page.build(await services.get(), client=client)
 
 
 def run(settings: Settings) -> None:

@@ -48,21 +48,28 @@ class KeyFile:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._stamp: tuple[int, int] | None = None
-        self._key: str | None = None
+        self._keys: dict[str, str] | None = None
 
-    def inference_key(self, *, force: bool = False) -> str:
+    def key(self, kind: str, *, force: bool = False) -> str:
+        """The current key of one API: "inference" or "management"."""
         try:
             stat = self.path.stat()
         except FileNotFoundError as exc:
             raise ModelUnavailable("the model server is not running (no key file yet)") from exc
         stamp = (stat.st_mtime_ns, stat.st_size)
-        if force or stamp != self._stamp or self._key is None:
+        if force or stamp != self._stamp or self._keys is None:
             try:
-                self._key = json.loads(self.path.read_text())["inference"]["key"]
-            except (json.JSONDecodeError, KeyError, OSError) as exc:
+                self._keys = {name: entry["key"] for name, entry in json.loads(self.path.read_text()).items()}
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError, OSError) as exc:
                 raise ModelUnavailable("the model server's key file is not readable yet") from exc
             self._stamp = stamp
-        return self._key
+        try:
+            return self._keys[kind]
+        except KeyError as exc:
+            raise ModelUnavailable(f"the model server's key file has no {kind} key") from exc
+
+    def inference_key(self, *, force: bool = False) -> str:
+        return self.key("inference", force=force)
 
 
 def _is_auth_failure(response: httpx.Response) -> bool:
@@ -80,25 +87,27 @@ class Predictor:
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def _post(self, png: bytes, *, force_key: bool) -> httpx.Response:
+    async def _post(self, png: bytes, *, force_key: bool, version: str | None = None) -> httpx.Response:
         headers = {
             "Authorization": f"Bearer {self.keys.inference_key(force=force_key)}",
             "Content-Type": "image/png",
             "X-Preview": "1",
         }
         try:
-            return await self.client.post(self.url, content=png, headers=headers)
+            url = self.url if version is None else f"{self.url}/{version}"
+            return await self.client.post(url, content=png, headers=headers)
         except httpx.TimeoutException as exc:
             raise ModelUnavailable("the model server did not answer in time; your drawing is kept, try again") from exc
         except httpx.TransportError as exc:
             raise ModelUnavailable("the model server is unavailable; your drawing is kept, try again") from exc
 
-    async def predict(self, png: bytes) -> Prediction:
-        """The model's reading of a PNG. Raises PredictionRejected (bad image) or ModelUnavailable."""
+    async def predict(self, png: bytes, *, version: str | None = None) -> Prediction:
+        """The model's reading of a PNG, by TorchServe's default version unless `version` is given.
+        Raises PredictionRejected (bad image) or ModelUnavailable."""
         started = time.perf_counter()
-        response = await self._post(png, force_key=False)
+        response = await self._post(png, force_key=False, version=version)
         if _is_auth_failure(response):  # TorchServe restarted (new keys) or the key expired: read it again
-            response = await self._post(png, force_key=True)
+            response = await self._post(png, force_key=True, version=version)
         latency_ms = (time.perf_counter() - started) * 1000
         if response.status_code == 200:
             return _parse(response.json(), latency_ms=latency_ms)

@@ -6,10 +6,12 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from psycopg_pool import AsyncConnectionPool
 
 from db import store
+from deploy.models import ManagementError, ModelManager, reconcile
 from ui.predictor import Predictor
 from ui.settings import Settings
 
@@ -21,11 +23,13 @@ class Services:
     settings: Settings
     predictor: Predictor
     pool: AsyncConnectionPool
+    models: ModelManager
 
 
 _services: Services | None = None
 _start_error: BaseException | None = None
 _ready: asyncio.Event | None = None
+_reconciler: asyncio.Task | None = None
 
 
 def _ready_event() -> asyncio.Event:
@@ -47,11 +51,32 @@ async def get(*, timeout: float = 30.0) -> Services:
     return _services
 
 
-def inference_url(settings: Settings) -> str:
-    """TorchServe's inference address: config.properties with the settings' overrides applied."""
+def endpoints(settings: Settings):
+    """TorchServe's addresses: config.properties with the settings' overrides applied."""
     from deploy.run import torchserve  # the supervisor's view of TorchServe, so both agree on the address
 
-    return torchserve(settings).endpoints.inference
+    return torchserve(settings).endpoints
+
+
+def inference_url(settings: Settings) -> str:
+    return endpoints(settings).inference
+
+
+async def apply_default(models: ModelManager, pool: AsyncConnectionPool) -> None:
+    """Re-apply the operator's chosen default version if TorchServe lost it (restart); never raises."""
+    try:
+        applied = await reconcile(models, pool)
+    except (ManagementError, store.StoreUnavailable) as exc:
+        logger.debug("default version not checked: %s", exc)  # TorchServe or Postgres down: the page says so
+        return
+    if applied:
+        logger.info("TorchServe's default version of %s set back to %s", models.model_name, applied)
+
+
+async def _reconcile_forever(models: ModelManager, pool: AsyncConnectionPool, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        await apply_default(models, pool)
 
 
 async def start(settings: Settings) -> None:
@@ -62,10 +87,17 @@ async def start(settings: Settings) -> None:
             raise RuntimeError("DATABASE_URL is not set: start the product with `make run`, which provides one")
         pool = await store.open_pool(settings.database_url, timeout=5)
         await store.apply_schema(pool)
+        addresses = endpoints(settings)
         predictor = Predictor(
-            inference_url=inference_url(settings), key_file=settings.key_file, model_name=settings.model_name
+            inference_url=addresses.inference, key_file=settings.key_file, model_name=settings.model_name
         )
-        _services = Services(settings=settings, predictor=predictor, pool=pool)
+        models = ModelManager(
+            management_url=addresses.management, key_file=settings.key_file, model_name=settings.model_name
+        )
+        await apply_default(models, pool)  # before the first prediction
+        global _reconciler
+        _reconciler = asyncio.create_task(_reconcile_forever(models, pool, settings.reconcile_seconds))
+        _services = Services(settings=settings, predictor=predictor, pool=pool, models=models)
         logger.info("services started: TorchServe at %s", predictor.url)
     except (RuntimeError, store.StoreUnavailable, OSError) as exc:
         _start_error = exc
@@ -76,20 +108,31 @@ async def start(settings: Settings) -> None:
 
 
 async def stop() -> None:
-    global _services, _ready, _start_error
+    global _services, _ready, _start_error, _reconciler
+    if _reconciler is not None:
+        _reconciler.cancel()
+        _reconciler = None
     if _services is not None:
         await _services.predictor.close()
+        await _services.models.close()
         await _services.pool.close()
     _services, _ready, _start_error = None, None, None
 
 
-def storage_secret(settings: Settings) -> str:
-    """The secret that signs the browser-storage cookie: from the environment, else one kept under var/ (dev)."""
-    if settings.storage_secret:
-        return settings.storage_secret
-    path = settings.storage_secret_file
+def _kept_secret(path: Path) -> str:
+    """A random secret generated once and kept (mode 0600) in `path`."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
         path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
     return path.read_text().strip()
+
+
+def storage_secret(settings: Settings) -> str:
+    """The secret that signs the browser-storage cookie: from the environment, else one kept under var/ (dev)."""
+    return settings.storage_secret or _kept_secret(settings.storage_secret_file)
+
+
+def admin_password(settings: Settings) -> str:
+    """The admin page's password: ADMIN_PASSWORD, else one generated and kept in var/admin_password."""
+    return settings.admin_password or _kept_secret(settings.admin_password_file)

@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     low_confidence: float = 0.6  # below this the page says "not sure"
     history_page_size: int = 10
 
+    # The admin page /models: its password (default: a random one kept in var/admin_password, printed by `make run`)
+    admin_password: str | None = None
+    admin_password_file: Path = ROOT / "var" / "admin_password"
+    admin_max_failures: int = 5  # failed logins per client address within admin_lockout_seconds, then locked out
+    admin_lockout_seconds: float = 300.0
+    compare_drawings: int = 100  # compare mode: how many of the newest stored drawings to run through every version
+    # How often the UI checks that TorchServe still uses the operator's chosen default version (after a restart)
+    reconcile_seconds: float = 10.0
+
     @property
     def key_file(self) -> Path:
         return self.ts_key_file or self.ts_home / "key_file.json"

@@ -13,8 +13,10 @@ def app_env(request, monkeypatch, torchserve, database_url):
     """
     down = request.node.get_closest_marker("model_server_down") is not None
     inference = "9" if down else torchserve.endpoints.inference.rsplit(":", 1)[1]
+    management = "9" if down else torchserve.endpoints.management.rsplit(":", 1)[1]
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("TS_INFERENCE_PORT", inference)
+    monkeypatch.setenv("TS_MANAGEMENT_PORT", management)
     monkeypatch.setenv("TS_KEY_FILE", str(torchserve.key_file))
     monkeypatch.setenv("STORAGE_SECRET", "test-secret")
     monkeypatch.setenv("TS_PROPERTIES", json.dumps({}))

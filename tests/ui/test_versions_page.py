@@ -1,0 +1,131 @@
+"""Model versions as users and the operator see them: the page follows a switch of the default on the very next
+prediction (and logs the version that answered), the admin page (login with a rate limit, versions, make default,
+compare mode), and accuracy per version in the history."""
+
+from __future__ import annotations
+
+import httpx
+import psycopg
+import pytest
+from nicegui.testing import User
+
+from db import store
+from deploy import models
+from tests.ui.test_draw_page import predict, rows_for, text_of, wait_for
+from ui import models_page
+
+pytestmark = [pytest.mark.integration]
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def admin_env(app_env, torchserve, database_url):
+    app_env.setenv("ADMIN_PASSWORD", PASSWORD)
+    app_env.setenv("ADMIN_MAX_FAILURES", "3")
+    models_page._limiter = None  # the limiter is per process: start each test with a clean slate
+    yield
+    with psycopg.connect(database_url) as conn:
+        conn.execute("DELETE FROM model_defaults")
+    headers = {"Authorization": f"Bearer {torchserve.keys()['management']}"}
+    httpx.put(f"{torchserve.endpoints.management}/models/mnist/1.0/set-default", headers=headers, timeout=30)
+
+
+async def promote(torchserve, database_url, version: str) -> None:
+    """What `python -m deploy.models set-default VERSION` does, from outside the UI."""
+    pool = await store.open_pool(database_url, timeout=5)
+    try:
+        manager = models.ModelManager(management_url=torchserve.endpoints.management, key_file=torchserve.key_file)
+        async with manager:
+            await models.promote(manager, pool, version, by="test")
+    finally:
+        await pool.close()
+
+
+async def test_the_next_prediction_after_a_switch_is_answered_and_logged_by_the_new_default(
+    user: User, torchserve, database_url, canvas_pngs
+):
+    await user.open("/")
+    png, label, _ = canvas_pngs[4]
+    assert await predict(user, png, database_url) == str(label)
+    assert "mnist 1.0" in text_of(user, "version")
+    await promote(torchserve, database_url, "2.0")
+    assert await predict(user, png, database_url) == str(label)  # no restart of the UI or of TorchServe
+    assert "mnist 2.0" in text_of(user, "version")
+    assert [row[5] for row in rows_for(database_url)[-2:]] == ["1.0", "2.0"]
+    await promote(torchserve, database_url, "1.0")
+    await predict(user, png, database_url)
+    assert "mnist 1.0" in text_of(user, "version") and rows_for(database_url)[-1][5] == "1.0"
+
+
+async def test_history_shows_accuracy_per_version(user: User, torchserve, database_url, canvas_pngs):
+    await user.open("/")
+    for version in ("1.0", "2.0"):
+        await promote(torchserve, database_url, version)
+        png = canvas_pngs[5][0]
+        await predict(user, png, database_url)
+        user.find(marker="confirm").click()
+        await wait_for(lambda: rows_for(database_url)[-1][3] is not None)
+    await wait_for(lambda: text_of(user, "version-accuracy") == "by model: 1.0 1/1 = 100% · 2.0 1/1 = 100%")
+
+
+async def test_admin_page_needs_the_password_and_locks_out_after_repeated_failures(user: User):
+    await user.open("/models")
+    await user.should_not_see(marker="versions")
+    for expected in ("2 attempt(s) left.", "1 attempt(s) left.", "Locked for a while."):
+        user.find(marker="password").clear().type("guess")
+        user.find(marker="login").click()
+        await user.should_see(f"Wrong password. {expected}")
+    user.find(marker="password").clear()
+    user.find(marker="password").type(PASSWORD)
+    user.find(marker="login").click()
+    await user.should_see("Too many failed attempts: try again in")  # even the right password, while locked
+    await user.should_not_see(marker="versions")
+
+
+async def test_admin_page_lists_versions_makes_default_and_compares(user: User, torchserve, database_url, canvas_pngs):
+    # a few stored drawings (with feedback) for compare mode
+    await user.open("/")
+    for png, _, _ in canvas_pngs[6:9]:
+        await predict(user, png, database_url)
+        user.find(marker="confirm").click()
+        await wait_for(lambda: rows_for(database_url)[-1][3] is not None)
+    await user.open("/models")
+    user.find(marker="password").type(PASSWORD)
+    user.find(marker="login").click()
+    await user.should_see(marker="versions")
+    table = user.find(marker="versions").elements.pop()
+    await wait_for(lambda: [row["version"] for row in table.rows] == ["1.0", "2.0"])
+    assert [row["is_default"] for row in table.rows] == [True, False]
+    assert all(row["workers"].startswith("1/1 ready") for row in table.rows)
+    assert table.rows[0]["offline"] == "99.62%"  # model_store/v1.0/metrics.json
+    user.find(marker="versions").trigger("make_default", "2.0")
+    await user.should_see("2.0 is now the default")
+    manager = models.ModelManager(management_url=torchserve.endpoints.management, key_file=torchserve.key_file)
+    async with manager:
+        assert await manager.default_version() == "2.0"
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT version, updated_by FROM model_defaults").fetchall() == [("2.0", "admin page")]
+    await wait_for(lambda: [row["is_default"] for row in table.rows] == [False, True])
+    user.find(marker="compare").click()
+    await wait_for(lambda: text_of(user, "compare-summary").startswith("The versions agree on"), timeout=60)
+    summary = text_of(user, "compare-summary")
+    assert "drawings." in summary and "On the" in summary and "with feedback: 1.0" in summary
+    user.find(marker="logout").click()
+    await user.should_see(marker="password")
+    await user.should_not_see(marker="versions")
+
+
+def test_login_limiter_window():
+    now = [0.0]
+    limiter = models_page.LoginLimiter(max_failures=2, window=60, clock=lambda: now[0])
+    limiter.failed("a")
+    assert limiter.retry_after("a") == 0
+    limiter.failed("a")
+    assert limiter.retry_after("a") == 60 and limiter.retry_after("b") == 0
+    now[0] = 30
+    assert limiter.retry_after("a") == 30
+    now[0] = 61
+    assert limiter.retry_after("a") == 0
+    limiter.failed("a")
+    limiter.succeeded("a")
+    assert limiter.retry_after("a") == 0

@@ -1,0 +1,330 @@
+"""The admin page /models: loaded versions, workers, live accuracy per version, "make default", and compare mode.
+
+Protected by the admin password (ADMIN_PASSWORD, else the one `make run` generates in var/admin_password). Failed
+logins are counted per client address; after `admin_max_failures` within `admin_lockout_seconds` that address is
+refused until the window has passed. A successful login is remembered in the browser's server-side storage together
+with a fingerprint of the password, so changing the password logs every browser out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+
+from nicegui import app, ui
+
+from db import store
+from deploy.models import ManagementError, Version, promote
+from ui.draw_page import data_url
+from ui.predictor import Prediction, PredictorError
+from ui.services import Services, admin_password
+
+SESSION_KEY = "admin"
+
+
+class LoginLimiter:
+    """Failed logins per client address in a sliding window."""
+
+    def __init__(self, *, max_failures: int, window: float, clock=time.monotonic):
+        self.max_failures = max_failures
+        self.window = window
+        self.clock = clock
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+
+    def _recent(self, client: str) -> deque[float]:
+        failures, now = self._failures[client], self.clock()
+        while failures and now - failures[0] > self.window:
+            failures.popleft()
+        return failures
+
+    def retry_after(self, client: str) -> float:
+        """Seconds until this client may try again (0: now)."""
+        failures = self._recent(client)
+        if len(failures) < self.max_failures:
+            return 0.0
+        return max(0.0, self.window - (self.clock() - failures[0]))
+
+    def failed(self, client: str) -> None:
+        self._recent(client).append(self.clock())
+
+    def succeeded(self, client: str) -> None:
+        self._failures.pop(client, None)
+
+
+_limiter: LoginLimiter | None = None
+
+
+def limiter(services: Services) -> LoginLimiter:
+    global _limiter
+    if _limiter is None:
+        settings = services.settings
+        _limiter = LoginLimiter(max_failures=settings.admin_max_failures, window=settings.admin_lockout_seconds)
+    return _limiter
+
+
+def fingerprint(password: str) -> str:
+    return hashlib.sha256(b"digit-recognizer admin\0" + password.encode()).hexdigest()
+
+
+def is_admin(services: Services) -> bool:
+    return hmac.compare_digest(
+        str(app.storage.user.get(SESSION_KEY, "")), fingerprint(admin_password(services.settings))
+    )
+
+
+def check_login(services: Services, client: str, password: str) -> str | None:
+    """None when the password is right (and the browser is now logged in); else the message to show."""
+    limit = limiter(services)
+    wait = limit.retry_after(client)
+    if wait > 0:
+        return f"Too many failed attempts: try again in {wait:.0f} s."
+    if not hmac.compare_digest(password.encode(), admin_password(services.settings).encode()):
+        limit.failed(client)
+        left = limit.max_failures - len(limit._recent(client))
+        return "Wrong password." + (f" {left} attempt(s) left." if left > 0 else " Locked for a while.")
+    limit.succeeded(client)
+    app.storage.user[SESSION_KEY] = fingerprint(admin_password(services.settings))
+    return None
+
+
+async def build(services: Services, *, client: str) -> None:
+    if not is_admin(services):
+        _login_form(services, client)
+        return
+    ModelsPage(services)
+
+
+def _login_form(services: Services, client: str) -> None:
+    async def attempt() -> None:
+        message = check_login(services, client, password.value or "")
+        if message is None:
+            ui.navigate.to("/models")
+        else:
+            error.set_text(message)
+
+    with ui.card().classes("mx-auto mt-8 w-80"):
+        ui.label("Model administration").classes("text-lg font-medium")
+        password = ui.input("Admin password", password=True).props("autofocus").classes("w-full").mark("password")
+        password.on("keydown.enter", attempt)
+        ui.button("Log in", on_click=attempt).mark("login")
+        error = ui.label("").classes("text-negative text-sm").mark("login-error")
+
+
+def _percent(accuracy: store.VersionStats | None) -> str:
+    if accuracy is None or not accuracy.labelled:
+        return "no feedback yet"
+    return f"{accuracy.rate:.1%} ({accuracy.correct}/{accuracy.labelled})"
+
+
+VERSION_COLUMNS = [
+    {"name": "version", "label": "Version", "field": "version"},
+    {"name": "default", "label": "Default", "field": "default"},
+    {"name": "workers", "label": "Workers", "field": "workers"},
+    {"name": "batch", "label": "Batch / delay", "field": "batch"},
+    {"name": "predictions", "label": "Predictions", "field": "predictions"},
+    {"name": "accuracy", "label": "Live accuracy (feedback)", "field": "accuracy"},
+    {"name": "offline", "label": "MNIST test (offline)", "field": "offline"},
+    {"name": "archive", "label": "Archive", "field": "archive"},
+    {"name": "action", "label": "", "field": "action"},
+]
+
+
+def version_rows(
+    versions: list[Version], per_version: dict[str, store.VersionStats], offline: dict[str, dict | None]
+) -> list[dict]:
+    rows = []
+    for v in versions:
+        stats = per_version.get(v.version)
+        statuses = ", ".join(f"{w.status} (pid {w.pid})" for w in v.workers) or "none"
+        rows.append(
+            {
+                "version": v.version,
+                "default": "★ default" if v.is_default else "",
+                "is_default": v.is_default,
+                "workers": f"{v.ready_workers}/{len(v.workers)} ready: {statuses}",
+                "batch": f"{v.batch_size} / {v.max_batch_delay} ms",
+                "predictions": stats.total if stats else 0,
+                "accuracy": _percent(stats),
+                "offline": f"{metrics['test_accuracy']:.2%}" if (metrics := offline.get(v.version)) else "",
+                "archive": v.archive,
+            }
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Every loaded version's answer for one stored drawing."""
+
+    drawing: store.Drawing
+    answers: dict[str, Prediction | str]  # version -> prediction, or the error message
+
+    @property
+    def digits(self) -> set[int]:
+        return {a.digit for a in self.answers.values() if isinstance(a, Prediction)}
+
+    @property
+    def disagree(self) -> bool:
+        return len(self.digits) > 1 or any(isinstance(a, str) for a in self.answers.values())
+
+
+async def compare(services: Services, versions: list[str], drawings: list[store.Drawing]) -> list[Comparison]:
+    """Ask every version about every drawing (a few at a time, so TorchServe can batch them)."""
+    limit = asyncio.Semaphore(8)
+
+    async def ask(png: bytes, version: str) -> Prediction | str:
+        async with limit:
+            try:
+                return await services.predictor.predict(png, version=version)
+            except PredictorError as exc:
+                return str(exc)
+
+    results = []
+    for drawing in drawings:
+        answers = await asyncio.gather(*(ask(drawing.canvas_png, v) for v in versions))
+        results.append(Comparison(drawing, dict(zip(versions, answers, strict=True))))
+    return results
+
+
+def comparison_summary(results: list[Comparison], versions: list[str]) -> str:
+    if not results:
+        return "No stored drawings to compare yet."
+    agree = sum(not r.disagree for r in results)
+    labelled = [r for r in results if r.drawing.true_digit is not None]
+    parts = [f"The versions agree on {agree} of {len(results)} drawings."]
+    if labelled:
+        scores = []
+        for version in versions:
+            correct = sum(
+                isinstance(r.answers[version], Prediction) and r.answers[version].digit == r.drawing.true_digit
+                for r in labelled
+            )
+            scores.append(f"{version} {correct}/{len(labelled)}")
+        parts.append(f"On the {len(labelled)} with feedback: " + ", ".join(scores) + " correct.")
+    return " ".join(parts)
+
+
+def _answer_text(answer: Prediction | str) -> str:
+    return answer if isinstance(answer, str) else f"{answer.digit} ({answer.confidence:.0%})"
+
+
+class ModelsPage:
+    def __init__(self, services: Services):
+        self.services = services
+        self.versions: list[Version] = []
+        with ui.column().classes("w-full max-w-6xl mx-auto"):
+            with ui.row().classes("w-full items-center justify-between"):
+                ui.label("Model versions").classes("text-xl font-medium")
+                with ui.row():
+                    ui.button("Refresh", icon="refresh", on_click=self.refresh).props("flat")
+                    ui.button("Log out", on_click=self.logout).props("flat").mark("logout")
+            self.status = ui.label("").classes("text-sm").mark("status")
+            self.table = ui.table(columns=VERSION_COLUMNS, rows=[], row_key="version").classes("w-full")
+            self.table.mark("versions")
+            self.table.add_slot(
+                "body-cell-action",
+                '<q-td :props="props"><q-btn v-if="!props.row.is_default" dense color="primary" label="Make default"'
+                " @click=\"() => $parent.$emit('make_default', props.row.version)\"/></q-td>",
+            )
+            self.table.on("make_default", lambda e: self.make_default(str(e.args)))
+            with ui.card().classes("w-full"):
+                ui.label("Compare mode").classes("text-lg font-medium")
+                ui.label(
+                    f"Runs the newest {services.settings.compare_drawings} stored drawings (all users) through every "
+                    "loaded version and lists where they disagree."
+                ).classes("text-sm text-gray-600")
+                with ui.row().classes("items-center"):
+                    self.labelled_only = ui.checkbox("only drawings with feedback")
+                    self.compare_button = ui.button("Compare", on_click=self.run_compare).mark("compare")
+                self.compare_summary = ui.label("").mark("compare-summary")
+                self.compare_table = ui.table(columns=[], rows=[], row_key="id").classes("w-full")
+                self.compare_table.mark("disagreements")
+                self.compare_table.add_slot(
+                    "body-cell-thumb",
+                    '<q-td :props="props"><img :src="props.value" style="width:40px;height:40px;border:1px solid #ddd"'
+                    "/></q-td>",
+                )
+        ui.timer(0.1, self.refresh, once=True)
+        ui.timer(5.0, self.refresh)  # worker status changes (scaling, respawns)
+
+    async def refresh(self) -> None:
+        try:
+            self.versions = await self.services.models.versions()
+        except ManagementError as exc:
+            self.status.set_text(f"TorchServe's management API is unavailable: {exc}")
+            return
+        try:
+            per_version = (await store.stats(self.services.pool)).per_version
+            note = ""
+        except store.StoreUnavailable:
+            per_version, note = {}, " Live accuracy unavailable: the database cannot be reached."
+        offline = {v.version: archive_metrics(self.services, v.version) for v in self.versions}
+        self.table.rows = version_rows(self.versions, per_version, offline)
+        self.table.update()
+        default = next((v.version for v in self.versions if v.is_default), "none")
+        self.status.set_text(f"{len(self.versions)} version(s) loaded; the page's predictions use {default}.{note}")
+
+    async def make_default(self, version: str) -> None:
+        try:
+            await promote(self.services.models, self.services.pool, version, by="admin page")
+        except (ManagementError, store.StoreUnavailable) as exc:
+            ui.notify(f"Could not make {version} the default: {exc}", type="negative")
+            return
+        ui.notify(f"{version} is now the default: the next prediction uses it", type="positive")
+        await self.refresh()
+
+    async def run_compare(self) -> None:
+        versions = [v.version for v in self.versions]
+        if len(versions) < 2:
+            self.compare_summary.set_text("Only one version is loaded: nothing to compare.")
+            return
+        self.compare_button.disable()
+        self.compare_summary.set_text("Comparing ...")
+        try:
+            drawings = await store.recent_drawings(
+                self.services.pool,
+                limit=self.services.settings.compare_drawings,
+                labelled_only=self.labelled_only.value,
+            )
+            results = await compare(self.services, versions, drawings)
+        except store.StoreUnavailable:
+            self.compare_summary.set_text("The database cannot be reached: no drawings to compare.")
+            return
+        finally:
+            self.compare_button.enable()
+        self.compare_summary.set_text(comparison_summary(results, versions))
+        columns = [
+            {"name": "id", "label": "#", "field": "id"},
+            {"name": "thumb", "label": "Drawing", "field": "thumb"},
+            {"name": "true", "label": "True", "field": "true"},
+        ] + [{"name": f"v{v}", "label": v, "field": f"v{v}"} for v in versions]
+        self.compare_table.columns = columns
+        self.compare_table.rows = [
+            {
+                "id": r.drawing.id,
+                "thumb": data_url(r.drawing.canvas_png),
+                "true": "" if r.drawing.true_digit is None else r.drawing.true_digit,
+                **{f"v{v}": _answer_text(r.answers[v]) for v in versions},
+            }
+            for r in results
+            if r.disagree
+        ]
+        self.compare_table.update()
+
+    def logout(self) -> None:
+        app.storage.user.pop(SESSION_KEY, None)
+        ui.navigate.to("/models")
+
+
+def archive_metrics(services: Services, version: str) -> dict | None:
+    """The offline metrics shipped with a version (model_store/v<version>/metrics.json), when present here."""
+    path = services.settings.model_store / f"v{version}" / "metrics.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
