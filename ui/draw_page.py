@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 def parse_digit(text: object) -> int:
     """The digit a user typed as the right answer; ValueError with a message for anything but one digit 0-9."""
     value = str(text if text is not None else "").strip()
-    if len(value) != 1 or not value.isdigit():
+    if len(value) != 1 or not value.isdecimal():  # isdigit() also takes "²", which int() refuses
         raise ValueError("Type one digit from 0 to 9")
     return int(value)
 
