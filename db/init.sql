@@ -31,6 +31,20 @@ CREATE TABLE IF NOT EXISTS predictions (
     CONSTRAINT predictions_latency_ms_check CHECK (latency_ms >= 0)
 );
 
+-- Constraints added after the table first shipped: CREATE TABLE IF NOT EXISTS leaves an existing table as it is, so
+-- they are added here when missing. NOT VALID: rows written before are not re-checked (a start never fails on old
+-- data); every insert and update is.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'predictions'::regclass
+                   AND conname = 'predictions_probability_values_check') THEN
+        -- each in 0..1 (NaN sorts above 1 in PostgreSQL); no NULL element (it would make ALL () unknown, which passes)
+        ALTER TABLE predictions ADD CONSTRAINT predictions_probability_values_check
+            CHECK (array_position(probabilities, NULL) IS NULL AND 0 <= ALL (probabilities)
+                   AND 1 >= ALL (probabilities)) NOT VALID;
+    END IF;
+END $$;
+
 -- History page: one browser's rows, newest first (id breaks ties between rows of the same instant).
 CREATE INDEX IF NOT EXISTS predictions_browser_history_idx
     ON predictions (browser_id, created_at DESC, id DESC);

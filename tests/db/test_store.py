@@ -7,7 +7,7 @@ import uuid
 from dataclasses import replace
 
 import pytest
-from psycopg import errors
+from psycopg import errors, sql
 
 from db import store
 from db.store import Accuracy, NewPrediction, VersionStats
@@ -126,14 +126,34 @@ async def test_invalid_true_digit_is_refused_in_python(pool, bad):
     assert await fetch(pool, "SELECT true_digit FROM predictions") == [(None,)]
 
 
-async def test_database_checks_refuse_invalid_digits(pool):
+# Writes that bypass db/store.py's checks, and the constraint that refuses each (psycopg CheckViolation).
+INVALID_UPDATES = {
+    "true_digit 10": ("true_digit = 10, feedback_at = now()", "predictions_true_digit_check"),
+    "true_digit -1": ("true_digit = -1, feedback_at = now()", "predictions_true_digit_check"),
+    "label without its time": ("true_digit = 4", "predictions_feedback_check"),
+    "time without a label": ("feedback_at = now()", "predictions_feedback_check"),
+    "predicted_digit -1": ("predicted_digit = -1", "predictions_predicted_digit_check"),
+    "predicted_digit 10": ("predicted_digit = 10", "predictions_predicted_digit_check"),
+    "confidence 1.5": ("confidence = 1.5", "predictions_confidence_check"),
+    "confidence -0.1": ("confidence = -0.1", "predictions_confidence_check"),
+    "confidence NaN": ("confidence = 'NaN'", "predictions_confidence_check"),
+    "a probability 1.5": ("probabilities[3] = 1.5", "predictions_probability_values_check"),
+    "a probability -0.1": ("probabilities[3] = -0.1", "predictions_probability_values_check"),
+    "a probability NaN": ("probabilities[3] = 'NaN'", "predictions_probability_values_check"),
+    "a probability NULL": ("probabilities[3] = NULL", "predictions_probability_values_check"),
+    "latency -1": ("latency_ms = -1", "predictions_latency_ms_check"),
+}
+
+
+@pytest.mark.parametrize("case", INVALID_UPDATES, ids=list(INVALID_UPDATES))
+async def test_database_checks_refuse_invalid_rows(pool, case):
+    assignment, constraint = INVALID_UPDATES[case]
     row_id = await store.insert_prediction(pool, prediction())
-    with pytest.raises(errors.CheckViolation, match="true_digit"):
-        await fetch(pool, "UPDATE predictions SET true_digit = 10, feedback_at = now() WHERE id = %s", (row_id,))
-    with pytest.raises(errors.CheckViolation, match="predicted_digit"):
-        await fetch(pool, "UPDATE predictions SET predicted_digit = -1 WHERE id = %s", (row_id,))
-    with pytest.raises(errors.CheckViolation, match="feedback"):  # a label without its time
-        await fetch(pool, "UPDATE predictions SET true_digit = 4 WHERE id = %s", (row_id,))
+    with pytest.raises(errors.CheckViolation) as refused:
+        await fetch(pool, sql.SQL("UPDATE predictions SET {} WHERE id = %s").format(sql.SQL(assignment)), (row_id,))
+    assert refused.value.diag.constraint_name == constraint
+    rows = await fetch(pool, "SELECT predicted_digit, confidence, true_digit, feedback_at, latency_ms FROM predictions")
+    assert rows == [(3, pytest.approx(0.91), None, None, 4.5)]  # unchanged
 
 
 INSERT_RAW = """
@@ -151,6 +171,26 @@ async def test_probabilities_must_be_ten_values(pool):
         with pytest.raises(errors.CheckViolation, match="probabilities"):
             await fetch(pool, INSERT_RAW, (bad,))
     assert len(await fetch(pool, INSERT_RAW, ([0.1] * 10,))) == 1
+
+
+async def test_a_constraint_missing_from_an_existing_table_is_added_at_start(server_url):
+    """init.sql runs at every start on databases made by older versions: it adds the constraints they lack, and
+    rows written before it are not re-checked (NOT VALID), so the start never fails on old data."""
+    out_of_range = [1.5] + [0.0] * 9
+    with fresh_database(server_url, prefix="test_upgrade") as url:
+        pool = await store.open_pool(url)
+        try:
+            await store.apply_schema(pool)
+            async with pool.connection() as conn:
+                await conn.execute("ALTER TABLE predictions DROP CONSTRAINT predictions_probability_values_check")
+            old = await fetch(pool, INSERT_RAW, (out_of_range,))  # what the older schema allowed
+            await store.apply_schema(pool)
+            await store.apply_schema(pool)
+            with pytest.raises(errors.CheckViolation, match="predictions_probability_values_check"):
+                await fetch(pool, INSERT_RAW, (out_of_range,))
+            assert await fetch(pool, "SELECT id FROM predictions") == old
+        finally:
+            await pool.close()
 
 
 async def test_new_prediction_validates_its_values():
