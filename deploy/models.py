@@ -110,7 +110,10 @@ class ModelManager:
                 raise ManagementError(f"TorchServe's management API at {self.url} is unreachable: {exc}") from exc
             if not (response.status_code in (400, 401, 403) and "InvalidKeyException" in response.text):
                 return response
-        raise ManagementError("TorchServe refused the management key (is TS_KEY_FILE the server's key file?)")
+        raise ManagementError(
+            "TorchServe refused the management key, also as just read from the key file: it expired and nothing "
+            "renewed it (TorchServe's /token API), or TS_KEY_FILE is not this server's key file"
+        )
 
     async def versions(self) -> list[Version]:
         """Every loaded version, oldest version number first, with TorchServe's current default marked."""

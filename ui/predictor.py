@@ -111,7 +111,10 @@ class Predictor:
         latency_ms = (time.perf_counter() - started) * 1000
         if response.status_code == 200:
             return _parse(response.json(), latency_ms=latency_ms)
-        if 400 <= response.status_code < 500 and response.status_code != 404 and not _is_auth_failure(response):
+        if _is_auth_failure(response):  # also the key just read: it expired and nothing renewed it
+            raise ModelUnavailable("the model server refused this app's key (expired or not this server's); "
+                                   "your drawing is kept, try again later")  # fmt: skip
+        if 400 <= response.status_code < 500 and response.status_code != 404:
             raise PredictionRejected(_error_message(response), status=response.status_code)
         raise ModelUnavailable(f"the model server answered {response.status_code}; your drawing is kept, try again")
 
