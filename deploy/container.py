@@ -1,0 +1,169 @@
+"""TorchServe in a container: the starter of `make run` in the foreground, and the container's health check.
+
+    python -m deploy.container serve   start TorchServe from config.properties with the TS_* overrides of the
+                                       environment (the image sets TS_HOST=0.0.0.0), copy its log to stdout, renew
+                                       its keys before they expire, stop it on SIGTERM
+    python -m deploy.container ping    exit 0 when /ping answers 200 (with the inference key if there is a key file)
+
+The effective configuration is made as for `make run` (deploy.run.torchserve; a test keeps the two equal), so a
+container differs from a local run only by its environment. TorchServe writes key_file.json into TS_HOME, its working
+directory; docker-compose.yml shares that folder with the UI through a volume. This module imports no UI code, so the
+TorchServe image needs only deploy/ and ui/settings.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from deploy.torchserve import TorchServe, address_overrides
+from ui.settings import Settings
+
+RENEWED_KEYS = ("inference", "management")
+
+
+class MissingArchives(RuntimeError):
+    """An archive named in load_models is not in the model store."""
+
+
+def torchserve(settings: Settings) -> TorchServe:
+    """The TorchServe instance the settings describe (what deploy.run.torchserve builds for `make run`)."""
+    overrides = address_overrides(
+        host=settings.ts_host,
+        inference=settings.ts_inference_port,
+        management=settings.ts_management_port,
+        metrics=settings.ts_metrics_port,
+    )
+    overrides.update(settings.ts_properties)
+    return TorchServe(
+        home=settings.ts_home, config_template=settings.ts_config, model_store=settings.model_store, overrides=overrides
+    )
+
+
+def check_archives(server: TorchServe) -> None:
+    names = [name for name in server.properties.get("load_models", "").split(",") if name]
+    missing = [name for name in names if not (server.model_store / name).exists()]
+    if missing:
+        raise MissingArchives(
+            f"missing model archive(s) {', '.join(missing)} in {server.model_store}: build them first "
+            "(`make archive VERSION=<version>` for each; README Deploy)"
+        )
+
+
+def local_url(address: str) -> str:
+    """An address TorchServe listens on, as a client inside the same container reaches it (0.0.0.0 -> 127.0.0.1)."""
+    parts = urlsplit(address)
+    if parts.hostname in ("0.0.0.0", "::", "[::]"):
+        parts = parts._replace(netloc=f"127.0.0.1:{parts.port}")
+    return urlunsplit(parts).rstrip("/")
+
+
+def token_auth(server: TorchServe) -> bool:
+    return server.properties.get("disable_token_authorization", "false").lower() != "true"
+
+
+def renew_keys(server: TorchServe) -> None:
+    """New inference and management keys (TorchServe rewrites key_file.json; clients re-read it when it changes).
+
+    Keys expire after token_expiration_min; only the API key, which does not expire, may ask for new ones."""
+    headers = {"Authorization": f"Bearer {server.keys()['API']}"}
+    for kind in RENEWED_KEYS:
+        url = f"{local_url(server.endpoints.management)}/token"
+        httpx.get(url, params={"type": kind}, headers=headers, timeout=10).raise_for_status()
+
+
+def renewal_interval(server: TorchServe) -> float:
+    """Seconds between renewals: half the keys' lifetime, so a failed renewal is retried before they expire."""
+    return float(server.properties.get("token_expiration_min", "60")) * 60 / 2
+
+
+def supervise(server: TorchServe, *, log_offset: int, poll: float = 0.5) -> int:
+    """Copy TorchServe's log to stdout and renew its keys until it exits; its exit code."""
+    interval = renewal_interval(server) if token_auth(server) else None
+    next_renewal = time.monotonic() + (interval or 0)
+    while True:
+        code = server.process.poll()
+        if server.log_file.exists():
+            with server.log_file.open("rb") as log:
+                log.seek(log_offset)
+                chunk = log.read()
+            log_offset += len(chunk)
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+        if code is not None:
+            return code
+        if interval and time.monotonic() >= next_renewal and server.key_file.exists():
+            try:
+                renew_keys(server)
+                next_renewal = time.monotonic() + interval
+            except (httpx.HTTPError, KeyError, ValueError, OSError) as exc:
+                print(f"renewing TorchServe's keys failed (retried in 60 s): {exc}", flush=True)
+                next_renewal = time.monotonic() + 60
+        time.sleep(poll)
+
+
+def _raise_interrupt(signum, frame):  # SIGTERM (docker stop, Kubernetes) stops TorchServe like Ctrl-C
+    raise KeyboardInterrupt
+
+
+def serve(settings: Settings) -> int:
+    """Run TorchServe in the foreground until it exits or the container is stopped."""
+    server = torchserve(settings)
+    check_archives(server)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    offset = server.log_file.stat().st_size if server.log_file.exists() else 0
+    server.start()
+    print(f"TorchServe: inference {server.endpoints.inference}, management {server.endpoints.management}, "
+          f"metrics {server.endpoints.metrics}; keys in {server.key_file}; model store {server.model_store}",
+          flush=True)  # fmt: skip
+    try:
+        return supervise(server, log_offset=offset)
+    except KeyboardInterrupt:
+        server.stop()
+        return 0
+
+
+def ping(settings: Settings, *, timeout: float = 5.0) -> int:
+    """0 when TorchServe answers /ping with 200 (all models have their minimum of workers), else 1 and why."""
+    server = torchserve(settings)
+    headers = {}
+    if token_auth(server):
+        try:
+            headers["Authorization"] = f"Bearer {server.keys()['inference']}"
+        except (OSError, KeyError, ValueError) as exc:
+            print(f"no usable key file at {server.key_file}: {exc}")
+            return 1
+    try:
+        response = httpx.get(f"{local_url(server.endpoints.inference)}/ping", headers=headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        print(f"TorchServe does not answer: {exc}")
+        return 1
+    if response.status_code != 200:
+        print(f"TorchServe answered {response.status_code}: {response.text[:300]}")
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.container", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=["serve", "ping"])
+    args = parser.parse_args(argv)
+    settings = Settings()
+    if args.command == "ping":
+        return ping(settings)
+    try:
+        return serve(settings)
+    except MissingArchives as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
