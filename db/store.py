@@ -64,6 +64,7 @@ class HistoryRow:
     """One line of a browser's history page."""
 
     id: int
+    request_id: uuid.UUID
     created_at: datetime
     predicted_digit: int
     confidence: float
@@ -198,6 +199,37 @@ async def set_feedback(pool: AsyncConnectionPool, *, prediction_id: int, browser
         return cursor.rowcount == 1
 
 
+async def set_feedback_by_request_id(
+    pool: AsyncConnectionPool, *, request_id: uuid.UUID, browser_id: str, true_digit: int, at: datetime | None = None
+) -> bool:
+    """Like set_feedback, by the client's request_id (a prediction kept in the journal has no row id yet).
+
+    With `at` (a label replayed from the journal) it applies only if no later label was recorded since.
+    Returns False when nothing was updated.
+    """
+    _check_digit(true_digit, name="true_digit")
+    async with _transaction(pool) as conn:
+        cursor = await conn.execute(
+            """
+            UPDATE predictions SET true_digit = %s, feedback_at = coalesce(%s, now())
+            WHERE request_id = %s AND browser_id = %s AND (%s::timestamptz IS NULL OR feedback_at IS NULL
+                                                           OR feedback_at <= %s)
+            """,
+            (true_digit, at, request_id, browser_id, at, at),
+        )
+        return cursor.rowcount == 1
+
+
+async def prediction_id(pool: AsyncConnectionPool, *, request_id: uuid.UUID, browser_id: str) -> int | None:
+    """The row id of a browser's prediction by its request_id (None: not stored, or not this browser's)."""
+    async with _transaction(pool) as conn:
+        cursor = await conn.execute(
+            "SELECT id FROM predictions WHERE request_id = %s AND browser_id = %s", (request_id, browser_id)
+        )
+        row = await cursor.fetchone()
+    return row[0] if row else None
+
+
 async def history(pool: AsyncConnectionPool, *, browser_id: str, limit: int, offset: int = 0) -> list[HistoryRow]:
     """One page of a browser's predictions, newest first."""
     if limit < 1 or offset < 0:
@@ -206,7 +238,7 @@ async def history(pool: AsyncConnectionPool, *, browser_id: str, limit: int, off
         cursor = conn.cursor(row_factory=class_row(HistoryRow))
         await cursor.execute(
             """
-            SELECT id, created_at, predicted_digit, confidence, true_digit, model_version, canvas_png
+            SELECT id, request_id, created_at, predicted_digit, confidence, true_digit, model_version, canvas_png
             FROM predictions
             WHERE browser_id = %s
             ORDER BY created_at DESC, id DESC

@@ -17,32 +17,18 @@ import argparse
 import signal
 import sys
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from deploy.torchserve import TorchServe, address_overrides
+from deploy.torchserve import KeyRenewal, TorchServe, local_url, renew_keys, renewal_interval, token_auth
+from deploy.torchserve import from_settings as torchserve
 from ui.settings import Settings
 
-RENEWED_KEYS = ("inference", "management")
+__all__ = ["local_url", "renew_keys", "renewal_interval", "token_auth", "torchserve"]  # the tests use them from here
 
 
 class MissingArchives(RuntimeError):
     """An archive named in load_models is not in the model store."""
-
-
-def torchserve(settings: Settings) -> TorchServe:
-    """The TorchServe instance the settings describe (what deploy.run.torchserve builds for `make run`)."""
-    overrides = address_overrides(
-        host=settings.ts_host,
-        inference=settings.ts_inference_port,
-        management=settings.ts_management_port,
-        metrics=settings.ts_metrics_port,
-    )
-    overrides.update(settings.ts_properties)
-    return TorchServe(
-        home=settings.ts_home, config_template=settings.ts_config, model_store=settings.model_store, overrides=overrides
-    )
 
 
 def check_archives(server: TorchServe) -> None:
@@ -55,37 +41,9 @@ def check_archives(server: TorchServe) -> None:
         )
 
 
-def local_url(address: str) -> str:
-    """An address TorchServe listens on, as a client inside the same container reaches it (0.0.0.0 -> 127.0.0.1)."""
-    parts = urlsplit(address)
-    if parts.hostname in ("0.0.0.0", "::", "[::]"):
-        parts = parts._replace(netloc=f"127.0.0.1:{parts.port}")
-    return urlunsplit(parts).rstrip("/")
-
-
-def token_auth(server: TorchServe) -> bool:
-    return server.properties.get("disable_token_authorization", "false").lower() != "true"
-
-
-def renew_keys(server: TorchServe) -> None:
-    """New inference and management keys (TorchServe rewrites key_file.json; clients re-read it when it changes).
-
-    Keys expire after token_expiration_min; only the API key, which does not expire, may ask for new ones."""
-    headers = {"Authorization": f"Bearer {server.keys()['API']}"}
-    for kind in RENEWED_KEYS:
-        url = f"{local_url(server.endpoints.management)}/token"
-        httpx.get(url, params={"type": kind}, headers=headers, timeout=10).raise_for_status()
-
-
-def renewal_interval(server: TorchServe) -> float:
-    """Seconds between renewals: half the keys' lifetime, so a failed renewal is retried before they expire."""
-    return float(server.properties.get("token_expiration_min", "60")) * 60 / 2
-
-
 def supervise(server: TorchServe, *, log_offset: int, poll: float = 0.5) -> int:
     """Copy TorchServe's log to stdout and renew its keys until it exits; its exit code."""
-    interval = renewal_interval(server) if token_auth(server) else None
-    next_renewal = time.monotonic() + (interval or 0)
+    renewal = KeyRenewal(server)
     while True:
         code = server.process.poll()
         if server.log_file.exists():
@@ -97,13 +55,8 @@ def supervise(server: TorchServe, *, log_offset: int, poll: float = 0.5) -> int:
             sys.stdout.flush()
         if code is not None:
             return code
-        if interval and time.monotonic() >= next_renewal and server.key_file.exists():
-            try:
-                renew_keys(server)
-                next_renewal = time.monotonic() + interval
-            except (httpx.HTTPError, KeyError, ValueError, OSError) as exc:
-                print(f"renewing TorchServe's keys failed (retried in 60 s): {exc}", flush=True)
-                next_renewal = time.monotonic() + 60
+        if problem := renewal.tick():
+            print(problem, flush=True)
         time.sleep(poll)
 
 

@@ -24,26 +24,14 @@ import psutil
 
 from db.embedded import PrivateServer, PrivateServerError, start_private_server, stop_private_server
 from deploy.java import JavaNotFoundError
-from deploy.torchserve import TorchServe, TorchServeError, address_overrides, stop_group
+from deploy.torchserve import KeyRenewal, TorchServe, TorchServeError, stop_group
+from deploy.torchserve import from_settings as torchserve
+from ui.services import admin_password
 from ui.settings import ROOT, Settings, get_settings
 
 
 class StartupError(RuntimeError):
     """The product cannot start; the message says why and what to do."""
-
-
-def torchserve(settings: Settings) -> TorchServe:
-    """The TorchServe instance the settings describe."""
-    overrides = address_overrides(
-        host=settings.ts_host,
-        inference=settings.ts_inference_port,
-        management=settings.ts_management_port,
-        metrics=settings.ts_metrics_port,
-    )
-    overrides.update(settings.ts_properties)
-    return TorchServe(
-        home=settings.ts_home, config_template=settings.ts_config, model_store=settings.model_store, overrides=overrides
-    )
 
 
 def supervisor_pid_file(settings: Settings) -> Path:
@@ -144,6 +132,7 @@ def run(settings: Settings) -> int:
         server.wait_ready(models=(settings.model_name,), timeout=settings.ts_start_timeout)
         print("starting the UI ...", flush=True)
         ui = UIProcess(settings, database_url=database_url)
+        admin_password(settings)  # generated now (unless ADMIN_PASSWORD is set), so the banner's file exists
         ui.start()
         ui.wait_ready()
         print(_banner(settings, server, postgres, time.monotonic() - started), flush=True)
@@ -162,7 +151,9 @@ def run(settings: Settings) -> int:
 
 
 def _supervise(server: TorchServe, ui: UIProcess) -> int:
-    """Block while everything runs; if a server dies, say which and return 1 (the caller stops the rest)."""
+    """Block while everything runs, renewing TorchServe's keys before they expire (TorchServe does not); if a
+    server dies, say which and return 1 (the caller stops the rest)."""
+    renewal = KeyRenewal(server)
     while True:
         if server.process.poll() is not None:
             print(
@@ -173,15 +164,19 @@ def _supervise(server: TorchServe, ui: UIProcess) -> int:
         if ui.process.poll() is not None:
             print(f"the UI stopped unexpectedly (exit {ui.process.returncode})", file=sys.stderr)
             return 1
+        if problem := renewal.tick():
+            print(problem, file=sys.stderr, flush=True)
         time.sleep(1)
 
 
 def _banner(settings: Settings, server: TorchServe, postgres: PrivateServer | None, seconds: float) -> str:
     database = f"private server, data in {postgres.data_dir}" if postgres else "DATABASE_URL"
+    password = "ADMIN_PASSWORD" if settings.admin_password else f"password in {settings.admin_password_file}"
     return (
         f"ready in {seconds:.1f} s\n"
         f"  the page               {ui_url(settings)}\n"
         f"  stats                  {ui_url(settings)}/stats\n"
+        f"  model admin            {ui_url(settings)}/models ({password})\n"
         f"  TorchServe inference   {server.endpoints.inference}/predictions/{settings.model_name}\n"
         f"  TorchServe management  {server.endpoints.management}\n"
         f"  TorchServe metrics     {server.endpoints.metrics}/metrics\n"

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -283,3 +283,74 @@ def stop_group(pid: int, *, timeout: float) -> bool:
         time.sleep(0.2)
     _signal_group(pid, signal.SIGKILL)
     return True
+
+
+def from_settings(settings) -> TorchServe:
+    """The TorchServe instance a ui.settings.Settings describes: config.properties with the TS_* overrides.
+
+    The one place this is computed: `make run`, the container entry point, the UI and the CLI all agree."""
+    overrides = address_overrides(
+        host=settings.ts_host,
+        inference=settings.ts_inference_port,
+        management=settings.ts_management_port,
+        metrics=settings.ts_metrics_port,
+    )
+    overrides.update(settings.ts_properties)
+    return TorchServe(
+        home=settings.ts_home, config_template=settings.ts_config, model_store=settings.model_store, overrides=overrides
+    )
+
+
+def local_url(address: str) -> str:
+    """An address TorchServe listens on, as a client on the same host reaches it (0.0.0.0 -> 127.0.0.1)."""
+    parts = urlsplit(address)
+    if parts.hostname in ("0.0.0.0", "::", "[::]"):
+        parts = parts._replace(netloc=f"127.0.0.1:{parts.port}")
+    return urlunsplit(parts).rstrip("/")
+
+
+RENEWED_KEYS = ("inference", "management")
+
+
+def token_auth(server: TorchServe) -> bool:
+    return server.properties.get("disable_token_authorization", "false").lower() != "true"
+
+
+def renew_keys(server: TorchServe) -> None:
+    """New inference and management keys (TorchServe rewrites key_file.json; clients re-read it when it changes).
+
+    Keys expire after token_expiration_min and TorchServe does not renew them by itself; only the API key, which
+    does not expire, may ask for new ones."""
+    headers = {"Authorization": f"Bearer {server.keys()['API']}"}
+    for kind in RENEWED_KEYS:
+        url = f"{local_url(server.endpoints.management)}/token"
+        httpx.get(url, params={"type": kind}, headers=headers, timeout=10).raise_for_status()
+
+
+def renewal_interval(server: TorchServe) -> float:
+    """Seconds between renewals: half the keys' lifetime, so a failed renewal is retried before they expire."""
+    return float(server.properties.get("token_expiration_min", "60")) * 60 / 2
+
+
+class KeyRenewal:
+    """Calls renew_keys every renewal_interval (never when token authorization is off); for supervisor loops."""
+
+    RETRY_SECONDS = 60.0
+
+    def __init__(self, server: TorchServe, *, clock=time.monotonic):
+        self.server = server
+        self.clock = clock
+        self.interval = renewal_interval(server) if token_auth(server) else None
+        self.next = clock() + (self.interval or 0)
+
+    def tick(self) -> str | None:
+        """Renew if due; returns an error message when renewing failed (retried after RETRY_SECONDS)."""
+        if not self.interval or self.clock() < self.next or not self.server.key_file.exists():
+            return None
+        try:
+            renew_keys(self.server)
+        except (httpx.HTTPError, KeyError, ValueError, OSError) as exc:
+            self.next = self.clock() + self.RETRY_SECONDS
+            return f"renewing TorchServe's keys failed (retried in {self.RETRY_SECONDS:.0f} s): {exc}"
+        self.next = self.clock() + self.interval
+        return None

@@ -11,9 +11,11 @@ from datetime import UTC
 from nicegui import events, ui
 
 from db import store
+from ui import recorder
 from ui.canvas import Slate
 from ui.charts import bar_chart
 from ui.predictor import ModelUnavailable, Prediction, PredictionRejected
+from ui.recorder import Label, Recorded, Saved
 from ui.services import Services
 
 logger = logging.getLogger(__name__)
@@ -43,10 +45,20 @@ def chart_options(probabilities: list[float], digit: int | None = None) -> dict:
 
 @dataclass
 class Shown:
-    """The prediction on screen, and its row (None when it was not saved)."""
+    """The prediction on screen and how it was recorded."""
 
-    prediction: Prediction
-    row_id: int | None
+    recorded: Recorded
+
+    @property
+    def prediction(self) -> Prediction:
+        return self.recorded.prediction
+
+    @property
+    def labellable(self) -> bool:
+        return self.recorded.saved is not Saved.NOT_SAVED
+
+
+KEPT_LOCALLY = "The database is unavailable: this is kept on the server and will be saved when it is back"
 
 
 HISTORY_COLUMNS = [
@@ -74,6 +86,11 @@ class DrawPage:
 
     # ---- layout -------------------------------------------------------------------------------------------------
     def _build(self) -> None:
+        self.database_status = ui.label("").classes("w-full text-center text-sm text-amber-700").mark("db-status")
+        self.database_status.set_visibility(False)
+        # While the note shows, a timer re-checks every 3 s so that it goes once the journal has been written. It is
+        # made only then: a timer built with the page kept NiceGUI's simulated user from reopening the page in tests.
+        self.status_timer: ui.timer | None = None
         with ui.row().classes("w-full gap-6 items-start justify-center"):
             self._build_slate()
             self._build_result()
@@ -170,7 +187,7 @@ class DrawPage:
         self.busy = True
         self.predict_button.props("loading")
         try:
-            prediction = await self.services.predictor.predict(png)
+            recorded = await recorder.predict(self.services, png, browser_id=self.browser_id, save=save)
         except PredictionRejected as exc:
             ui.notify(str(exc), type="warning")
             return
@@ -180,30 +197,12 @@ class DrawPage:
         finally:
             self.busy = False
             self.predict_button.props(remove="loading")
-        row_id = await self._save(png, prediction) if save else None
-        self._show(Shown(prediction=prediction, row_id=row_id), saved=save)
+        self._show(Shown(recorded), saved=save)
+        if recorded.saved is Saved.JOURNAL:
+            ui.notify(KEPT_LOCALLY, type="warning")
+        self._show_database_status()
         if save:
             await self.refresh_history()
-
-    async def _save(self, png: bytes, prediction: Prediction) -> int | None:
-        record = store.NewPrediction(
-            request_id=uuid.uuid4(),
-            browser_id=self.browser_id,
-            model_name=prediction.model_name,
-            model_version=prediction.model_version,
-            predicted_digit=prediction.digit,
-            confidence=prediction.confidence,
-            probabilities=prediction.probabilities,
-            canvas_png=png,
-            preview_png=prediction.preview_png,
-            latency_ms=prediction.latency_ms,
-        )
-        try:
-            return await store.insert_prediction(self.services.pool, record)
-        except store.StoreUnavailable:
-            logger.exception("could not save a prediction")
-            ui.notify("The prediction could not be saved: the database is unavailable", type="warning")
-            return None
 
     def _show(self, shown: Shown, *, saved: bool) -> None:
         self.shown = shown
@@ -218,12 +217,12 @@ class DrawPage:
         self.chart.options.update(chart_options(p.probabilities, p.digit))
         self.chart.update()
         self.correct_input.set_value("")
-        self._enable_feedback(shown.row_id is not None)
+        self._enable_feedback(shown.labellable)
         self.feedback_label.set_text("" if saved else "Live prediction (not saved): press Predict to keep it")
 
     async def confirm_correct(self) -> None:
         if self.shown is not None:
-            await self._label(self.shown.row_id, self.shown.prediction.digit)
+            await self._label(self.shown.recorded.request_id, self.shown.recorded.row_id, self.shown.prediction.digit)
 
     async def submit_feedback(self) -> None:
         try:
@@ -232,28 +231,42 @@ class DrawPage:
             ui.notify(str(exc), type="negative")
             return
         if self.shown is not None:
-            await self._label(self.shown.row_id, digit)
+            await self._label(self.shown.recorded.request_id, self.shown.recorded.row_id, digit)
 
-    async def _label(self, row_id: int | None, digit: int) -> bool:
-        if row_id is None:
+    async def _label(self, request_id: uuid.UUID, row_id: int | None, digit: int) -> bool:
+        is_shown = self.shown is not None and self.shown.recorded.request_id == request_id
+        if is_shown and not self.shown.labellable:
             ui.notify("Press Predict first: there is no saved prediction to label", type="warning")
             return False
-        try:
-            updated = await store.set_feedback(
-                self.services.pool, prediction_id=row_id, browser_id=self.browser_id, true_digit=digit
-            )
-        except store.StoreUnavailable:
-            ui.notify("The feedback could not be saved: the database is unavailable", type="negative")
-            return False
-        if not updated:
+        outcome = await recorder.label(
+            self.services, browser_id=self.browser_id, request_id=request_id, row_id=row_id, digit=digit
+        )
+        if outcome is Label.NOT_FOUND:
             ui.notify("That prediction is not in your history", type="negative")
             return False
-        if self.shown is not None and self.shown.row_id == row_id:
+        if is_shown:
             verdict = "correct" if digit == self.shown.prediction.digit else f"wrong, it is a {digit}"
             self.feedback_label.set_text(f"Thanks! Saved as {verdict}. You can still change it.")
-        ui.notify(f"Saved: true digit {digit}", type="positive")
+        if outcome is Label.JOURNAL:
+            ui.notify(KEPT_LOCALLY, type="warning")
+        else:
+            ui.notify(f"Saved: true digit {digit}", type="positive")
+        self._show_database_status()
         await self.refresh_history()
         return True
+
+    def _show_database_status(self) -> None:
+        pending = self.services.journal.pending if self.services.database_down else 0
+        self.database_status.set_text(
+            f"Database unavailable: {pending} change(s) kept on the server, saved when it is back" if pending else ""
+        )
+        self.database_status.set_visibility(bool(pending))
+        if pending and self.status_timer is None:
+            with self.database_status:
+                self.status_timer = ui.timer(3.0, self._show_database_status)
+        elif not pending and self.status_timer is not None:
+            self.status_timer.cancel()
+            self.status_timer = None
 
     # ---- history ------------------------------------------------------------------------------------------------
     async def _on_page(self, event: events.ValueChangeEventArguments) -> None:
@@ -262,6 +275,9 @@ class DrawPage:
 
     async def refresh_history(self) -> None:
         size = self.settings.history_page_size
+        if self.services.database_down:  # do not wait for the pool's timeout on every refresh
+            self.accuracy_label.set_text("History unavailable: the database cannot be reached")
+            return
         try:
             total = await store.history_count(self.services.pool, browser_id=self.browser_id)
             pages = max(1, -(-total // size))
@@ -289,11 +305,11 @@ class DrawPage:
             ui.label(f"True digit for drawing #{row['id']} (predicted {row['predicted']})")
             with ui.grid(columns=5):
                 for digit in range(10):
-                    ui.button(str(digit), on_click=lambda d=digit: self._label_from_dialog(dialog, row["id"], d))
+                    ui.button(str(digit), on_click=lambda d=digit: self._label_from_dialog(dialog, row, d))
         dialog.open()
 
-    async def _label_from_dialog(self, dialog: ui.dialog, row_id: int, digit: int) -> None:
-        if await self._label(int(row_id), digit):
+    async def _label_from_dialog(self, dialog: ui.dialog, row: dict, digit: int) -> None:
+        if await self._label(uuid.UUID(row["request_id"]), int(row["id"]), digit):
             dialog.close()
 
 
@@ -317,6 +333,7 @@ def _table_row(row: store.HistoryRow) -> dict:
     result = "" if row.true_digit is None else ("✓" if row.true_digit == row.predicted_digit else "✗")
     return {
         "id": row.id,
+        "request_id": str(row.request_id),
         "time": row.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
         "thumb": data_url(row.canvas_png),
         "predicted": row.predicted_digit,

@@ -11,6 +11,7 @@ from pathlib import Path
 from psycopg_pool import AsyncConnectionPool
 
 from db import store
+from db.journal import Journal
 from deploy.models import ManagementError, ModelManager, reconcile
 from ui.predictor import Predictor
 from ui.settings import Settings
@@ -24,12 +25,16 @@ class Services:
     predictor: Predictor
     pool: AsyncConnectionPool
     models: ModelManager
+    journal: Journal
+    # Set when a write failed for an outage; until the journal has been replayed, writes go straight to the
+    # journal instead of waiting for the pool's timeout on every request.
+    database_down: bool = False
 
 
 _services: Services | None = None
 _start_error: BaseException | None = None
 _ready: asyncio.Event | None = None
-_reconciler: asyncio.Task | None = None
+_background: list[asyncio.Task] = []
 
 
 def _ready_event() -> asyncio.Event:
@@ -79,6 +84,18 @@ async def _reconcile_forever(models: ModelManager, pool: AsyncConnectionPool, in
         await apply_default(models, pool)
 
 
+async def _replay_forever(services: Services, interval: float) -> None:
+    """Write what the journal kept during a database outage as soon as the database answers again."""
+    while True:
+        await asyncio.sleep(interval)
+        if services.journal.pending:
+            try:
+                await services.journal.replay(services.pool)
+            except Exception:  # keep replaying later whatever happened (the entries stay in the file)
+                logger.exception("journal replay failed")
+        services.database_down = services.journal.pending > 0
+
+
 async def start(settings: Settings) -> None:
     """Open the pool (applying the schema) and the TorchServe client; pages wait for this (see get)."""
     global _services, _start_error
@@ -95,9 +112,17 @@ async def start(settings: Settings) -> None:
             management_url=addresses.management, key_file=settings.key_file, model_name=settings.model_name
         )
         await apply_default(models, pool)  # before the first prediction
-        global _reconciler
-        _reconciler = asyncio.create_task(_reconcile_forever(models, pool, settings.reconcile_seconds))
-        _services = Services(settings=settings, predictor=predictor, pool=pool, models=models)
+        journal = Journal(settings.journal_file)
+        if journal.pending:
+            logger.info("journal: %d entries from an earlier database outage, replaying", journal.pending)
+            await journal.replay(pool)
+        _services = Services(settings=settings, predictor=predictor, pool=pool, models=models, journal=journal)
+        _background.extend(
+            [
+                asyncio.create_task(_reconcile_forever(models, pool, settings.reconcile_seconds)),
+                asyncio.create_task(_replay_forever(_services, settings.journal_replay_seconds)),
+            ]
+        )
         logger.info("services started: TorchServe at %s", predictor.url)
     except (RuntimeError, store.StoreUnavailable, OSError) as exc:
         _start_error = exc
@@ -108,10 +133,10 @@ async def start(settings: Settings) -> None:
 
 
 async def stop() -> None:
-    global _services, _ready, _start_error, _reconciler
-    if _reconciler is not None:
-        _reconciler.cancel()
-        _reconciler = None
+    global _services, _ready, _start_error
+    for task in _background:
+        task.cancel()
+    _background.clear()
     if _services is not None:
         await _services.predictor.close()
         await _services.models.close()

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     admin_max_failures: int = 5  # failed logins per client address within admin_lockout_seconds, then locked out
     admin_lockout_seconds: float = 300.0
     compare_drawings: int = 100  # compare mode: how many of the newest stored drawings to run through every version
+    # Predictions and labels that could not be written to PostgreSQL wait here (db/journal.py) and are replayed
+    # every journal_replay_seconds once it is back
+    journal_file: Path = ROOT / "var" / "journal" / "pending.jsonl"
+    journal_replay_seconds: float = 2.0
     # How often the UI checks that TorchServe still uses the operator's chosen default version (after a restart)
     reconcile_seconds: float = 10.0
 

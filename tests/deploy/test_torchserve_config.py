@@ -1,8 +1,10 @@
 """Effective TorchServe configuration and Java discovery."""
 
+import json
 import os
 from pathlib import Path
 
+import httpx
 import pytest
 
 from deploy import java
@@ -18,7 +20,46 @@ def test_committed_config_binds_loopback_with_token_auth_on():
     assert properties["metrics_address"] == "http://127.0.0.1:8082"
     assert properties["grpc_inference_address"] == properties["grpc_management_address"] == "127.0.0.1"
     assert properties["disable_token_authorization"] == "false"
-    assert properties["load_models"] == "mnist.mar"
+    assert properties["load_models"] == "mnist.mar,mnist-v2.0.mar"
+    models = json.loads(properties["models"])["mnist"]
+    assert models["1.0"]["defaultVersion"] is True and "defaultVersion" not in models["2.0"]
+    assert {v["marName"] for v in models.values()} == {"mnist.mar", "mnist-v2.0.mar"}
+    for name in ("mnist.mar", "mnist-v2.0.mar"):  # built by `make run` from committed weights
+        version = "1.0" if name == "mnist.mar" else "2.0"
+        assert (ROOT / "model_store" / f"v{version}" / "weights.pt").exists()
+
+
+class FakeServer:
+    def __init__(self, tmp_path, properties):
+        self.properties = properties
+        self.key_file = tmp_path / "key_file.json"
+        self.key_file.write_text("{}")
+
+
+def test_key_renewal_runs_at_half_the_lifetime_and_retries_failures(tmp_path, monkeypatch):
+    from deploy import torchserve
+
+    now, calls, failing = [0.0], [], [False]
+
+    def renew(server):
+        calls.append(now[0])
+        if failing[0]:
+            raise httpx.ConnectError("down")
+
+    monkeypatch.setattr(torchserve, "renew_keys", renew)
+    renewal = torchserve.KeyRenewal(FakeServer(tmp_path, {"token_expiration_min": "10"}), clock=lambda: now[0])
+    for now[0] in (0, 100, 299):
+        assert renewal.tick() is None
+    now[0] = 300
+    assert renewal.tick() is None and calls == [300]
+    failing[0], now[0] = True, 600
+    assert "retried in 60 s" in renewal.tick()
+    now[0] = 630
+    renewal.tick()
+    failing[0], now[0] = False, 660
+    assert renewal.tick() is None and calls == [300, 600, 660]
+    off = torchserve.KeyRenewal(FakeServer(tmp_path, {"disable_token_authorization": "true"}), clock=lambda: 1e9)
+    assert off.tick() is None and calls == [300, 600, 660]
 
 
 def test_overrides_replace_keys_and_keep_the_rest(tmp_path):

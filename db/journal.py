@@ -1,0 +1,165 @@
+"""A durable local journal for what could not be written to PostgreSQL, replayed exactly once when it is back.
+
+When the database is unreachable, the web app still answers predictions; each prediction it could not store and
+each label it could not record is appended here (one JSON line, flushed and fsync'ed before the user is told "kept
+locally"). A background task replays the journal in order as soon as the database answers again:
+
+- a prediction is inserted with its original request_id; the insert is idempotent by request_id, so a replay
+  interrupted after the commit but before the journal was trimmed does not create a second row;
+- a label is applied by (request_id, browser_id) with the time the user gave it, and only if no later label was
+  given since (feedback_at), so replaying an old label never overwrites a newer one.
+
+Entries are removed from the file only after they are committed, by rewriting it atomically (write, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import uuid
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from db import store
+
+logger = logging.getLogger(__name__)
+
+
+def _encode_prediction(prediction: store.NewPrediction) -> dict:
+    entry = asdict(prediction)
+    entry["request_id"] = str(prediction.request_id)
+    entry["canvas_png"] = base64.b64encode(prediction.canvas_png).decode("ascii")
+    entry["preview_png"] = base64.b64encode(prediction.preview_png).decode("ascii") if prediction.preview_png else None
+    return {"kind": "prediction", "prediction": entry}
+
+
+def _decode_prediction(entry: dict) -> store.NewPrediction:
+    fields = dict(entry)
+    fields["request_id"] = uuid.UUID(fields["request_id"])
+    fields["canvas_png"] = base64.b64decode(fields["canvas_png"])
+    fields["preview_png"] = base64.b64decode(fields["preview_png"]) if fields["preview_png"] else None
+    return store.NewPrediction(**fields)
+
+
+class Journal:
+    """Append-only JSON lines in one file; safe for the tasks of one process (one writer process per file)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock = asyncio.Lock()
+        self._replaying = asyncio.Lock()
+
+    def _lines(self) -> list[str]:
+        try:
+            return [line for line in self.path.read_text().splitlines() if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    @property
+    def pending(self) -> int:
+        """How many entries wait to be written to the database."""
+        return len(self._lines())
+
+    def pending_request_ids(self) -> set[uuid.UUID]:
+        ids = set()
+        for line in self._lines():
+            entry = json.loads(line)
+            ids.add(
+                uuid.UUID(entry["prediction"]["request_id"] if entry["kind"] == "prediction" else entry["request_id"])
+            )
+        return ids
+
+    async def _append(self, entry: dict) -> None:
+        line = json.dumps(entry, separators=(",", ":")) + "\n"
+        async with self._lock:
+            await asyncio.to_thread(self._write_line, line)
+
+    def _write_line(self, line: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    async def add_prediction(self, prediction: store.NewPrediction) -> None:
+        await self._append(_encode_prediction(prediction))
+
+    async def add_label(self, *, request_id: uuid.UUID, browser_id: str, true_digit: int) -> None:
+        store._check_digit(true_digit, name="true_digit")
+        await self._append(
+            {
+                "kind": "label",
+                "request_id": str(request_id),
+                "browser_id": browser_id,
+                "true_digit": true_digit,
+                "at": datetime.now(UTC).isoformat(),
+            }
+        )
+
+    async def replay(self, pool: AsyncConnectionPool) -> int:
+        """Write the journal to the database in order; returns how many entries were written.
+
+        Stops at the first outage (StoreUnavailable) and keeps the rest for the next call. An entry the database
+        refuses for good (a constraint violation, a label for a row that does not exist) is logged and dropped:
+        it could never succeed, and keeping it would block everything behind it.
+        """
+        async with self._replaying:
+            async with self._lock:
+                lines = self._lines()
+            done = 0
+            try:
+                for line in lines:
+                    await self._apply(pool, json.loads(line))
+                    done += 1
+            except store.StoreUnavailable:
+                pass
+            finally:
+                if done:
+                    async with self._lock:
+                        await asyncio.to_thread(self._drop_first, done)
+            if done:
+                logger.info("journal: wrote %d entr%s to the database", done, "y" if done == 1 else "ies")
+            return done
+
+    async def _apply(self, pool: AsyncConnectionPool, entry: dict) -> None:
+        try:
+            if entry["kind"] == "prediction":
+                await store.insert_prediction(pool, _decode_prediction(entry["prediction"]))
+            elif entry["kind"] == "label":
+                applied = await store.set_feedback_by_request_id(
+                    pool,
+                    request_id=uuid.UUID(entry["request_id"]),
+                    browser_id=entry["browser_id"],
+                    true_digit=entry["true_digit"],
+                    at=datetime.fromisoformat(entry["at"]),
+                )
+                if not applied:
+                    logger.warning("journal: label for %s not applied (no such row, or a newer label)", entry)
+            else:
+                logger.error("journal: unknown entry kind dropped: %.200s", entry)
+        except store.StoreUnavailable:
+            raise
+        except (ValueError, KeyError, TypeError, psycopg.Error) as exc:
+            logger.error("journal: entry dropped, the database refuses it (%s): %.300s", exc, entry)
+
+    def _drop_first(self, count: int) -> None:
+        """Rewrite the file without its first `count` lines (atomically; new lines appended meanwhile are kept)."""
+        remaining = self._lines()[count:]
+        if not remaining:
+            self.path.unlink(missing_ok=True)
+            return
+        temporary = self.path.with_suffix(".tmp")
+        with open(temporary, "w") as file:
+            file.write("".join(line + "\n" for line in remaining))
+            file.flush()
+            os.fsync(file.fileno())
+        temporary.replace(self.path)

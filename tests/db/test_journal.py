@@ -1,0 +1,117 @@
+"""The local journal against a real PostgreSQL: replayed in order and exactly once, kept through an outage, never
+overwriting a newer label, dropping only entries the database refuses for good."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from db import store
+from db.journal import Journal
+
+pytestmark = pytest.mark.asyncio
+
+
+def prediction(browser: str = "b1", digit: int = 3) -> store.NewPrediction:
+    probabilities = [0.0] * 10
+    probabilities[digit] = 1.0
+    return store.NewPrediction(
+        request_id=uuid.uuid4(),
+        browser_id=browser,
+        model_name="mnist",
+        model_version="2.0",
+        predicted_digit=digit,
+        confidence=1.0,
+        probabilities=probabilities,
+        canvas_png=b"\x89PNG drawing " + uuid.uuid4().bytes,
+        preview_png=b"preview",
+        latency_ms=12.5,
+    )
+
+
+def rows(db_url: str) -> list[tuple]:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute(
+            "SELECT request_id, browser_id, predicted_digit, true_digit, canvas_png, preview_png FROM predictions"
+            " ORDER BY id"
+        ).fetchall()
+
+
+async def test_replay_writes_predictions_and_labels_once_in_order(pool, db_url, tmp_path):
+    journal = Journal(tmp_path / "pending.jsonl")
+    kept = [prediction(digit=d) for d in range(5)]
+    for p in kept:
+        await journal.add_prediction(p)
+        await journal.add_label(request_id=p.request_id, browser_id=p.browser_id, true_digit=(p.predicted_digit + 1))
+    await journal.add_label(request_id=kept[0].request_id, browser_id="b1", true_digit=0)  # changed their mind
+    assert journal.pending == 11 and journal.pending_request_ids() == {p.request_id for p in kept}
+    assert await journal.replay(pool) == 11
+    assert journal.pending == 0 and not journal.path.exists()
+    stored = rows(db_url)
+    assert [r[0] for r in stored] == [p.request_id for p in kept]
+    assert [r[3] for r in stored] == [0, 2, 3, 4, 5]
+    assert stored[1][4] == kept[1].canvas_png and stored[1][5] == b"preview"
+    assert await journal.replay(pool) == 0 and len(rows(db_url)) == 5
+
+
+async def test_a_replay_interrupted_after_commit_does_not_duplicate(pool, db_url, tmp_path):
+    journal = Journal(tmp_path / "pending.jsonl")
+    p = prediction()
+    await journal.add_prediction(p)
+    await store.insert_prediction(pool, p)  # committed, but the process died before trimming the journal
+    assert await journal.replay(pool) == 1
+    assert len(rows(db_url)) == 1
+
+
+async def test_an_old_label_never_overwrites_a_newer_one(pool, db_url, tmp_path):
+    p = prediction()
+    await store.insert_prediction(pool, p)
+    journal = Journal(tmp_path / "pending.jsonl")
+    await journal.add_label(request_id=p.request_id, browser_id="b1", true_digit=7)
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    assert await store.set_feedback_by_request_id(
+        pool, request_id=p.request_id, browser_id="b1", true_digit=8, at=later
+    )
+    await journal.replay(pool)
+    assert rows(db_url)[0][3] == 8
+
+
+async def test_a_label_for_another_browser_is_not_applied(pool, db_url, tmp_path):
+    p = prediction(browser="alice")
+    await store.insert_prediction(pool, p)
+    journal = Journal(tmp_path / "pending.jsonl")
+    await journal.add_label(request_id=p.request_id, browser_id="mallory", true_digit=1)
+    assert await journal.replay(pool) == 1  # consumed, and refused by the WHERE browser_id
+    assert rows(db_url)[0][3] is None
+
+
+async def test_entries_stay_while_the_database_is_down(db_url, tmp_path):
+    journal = Journal(tmp_path / "pending.jsonl")
+    await journal.add_prediction(prediction())
+    closed = await store.open_pool(db_url, timeout=2)
+    await closed.close()  # a closed pool raises PoolClosed, an OperationalError: the outage path
+    assert await journal.replay(closed) == 0
+    assert journal.pending == 1
+
+
+async def test_an_entry_the_database_refuses_for_good_is_dropped_not_blocking(pool, db_url, tmp_path):
+    journal = Journal(tmp_path / "pending.jsonl")
+    bad = json.loads(json.dumps({"kind": "prediction", "prediction": {"request_id": "not a uuid"}}))
+    journal.path.write_text(json.dumps(bad) + "\n")
+    good = prediction()
+    await journal.add_prediction(good)
+    assert await journal.replay(pool) == 2
+    assert [r[0] for r in rows(db_url)] == [good.request_id]
+
+
+async def test_the_journal_file_is_private_and_survives_a_new_instance(tmp_path):
+    path = tmp_path / "journal" / "pending.jsonl"
+    await Journal(path).add_prediction(prediction())
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert Journal(path).pending == 1
+    with pytest.raises(ValueError, match="true_digit"):
+        await Journal(path).add_label(request_id=uuid.uuid4(), browser_id="b", true_digit=10)
