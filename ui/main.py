@@ -47,6 +47,10 @@ async def models(request: Request) -> None:
 
 def run(settings: Settings) -> None:
     """Register startup/shutdown and serve the app (in tests, NiceGUI's user simulation takes over here)."""
+    # Outside dev both secrets must be set: refuse to start (MissingSecret) instead of serving without them
+    storage_secret = services.storage_secret(settings)
+    if settings.app_env != "dev":
+        services.admin_password(settings)  # in dev it is generated when first needed
 
     async def startup() -> None:
         await services.start(settings)
@@ -58,7 +62,7 @@ def run(settings: Settings) -> None:
         port=settings.ui_port,
         title="Digit recognizer",
         favicon="✍️",
-        storage_secret=services.storage_secret(settings),
+        storage_secret=storage_secret,
         reload=False,
         show=False,
     )
@@ -66,4 +70,7 @@ def run(settings: Settings) -> None:
 
 if __name__ in {"__main__", "__mp_main__"}:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run(Settings())
+    try:
+        run(Settings())
+    except services.MissingSecret as exc:
+        raise SystemExit(f"the page does not start: {exc}") from None

@@ -14,7 +14,7 @@ from db import store
 from db.journal import Journal
 from deploy.models import ManagementError, ModelManager, reconcile
 from ui.predictor import Predictor
-from ui.settings import Settings
+from ui.settings import MIN_SECRET_LENGTH, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,9 @@ async def _replay_forever(services: Services, interval: float) -> None:
 async def start(settings: Settings) -> None:
     """Open the pool (applying the schema) and the TorchServe client; pages wait for this (see get)."""
     global _services, _start_error
+    # This start's own event: if the app stops before it finishes (the task is cancelled), its `finally` must not
+    # mark a later start as done.
+    ready = _ready_event()
     try:
         if not settings.database_url:
             raise RuntimeError("DATABASE_URL is not set: start the product with `make run`, which provides one")
@@ -129,7 +132,7 @@ async def start(settings: Settings) -> None:
         logger.error("the app's services failed to start: %s", exc)
         raise
     finally:
-        _ready_event().set()
+        ready.set()
 
 
 async def stop() -> None:
@@ -153,11 +156,34 @@ def _kept_secret(path: Path) -> str:
     return path.read_text().strip()
 
 
+class MissingSecret(RuntimeError):
+    """Outside dev, a secret the page needs is unset or too short (the page does not start)."""
+
+
+def _required_secret(settings: Settings, *, name: str, value: str | None, kept_in: Path) -> str:
+    """`value`; unset in dev: one generated and kept in `kept_in`; outside dev: MissingSecret unless it is set and
+    long enough (a generated one would differ per replica and could sit unnoticed in a container's var/)."""
+    if settings.app_env == "dev":
+        return value or _kept_secret(kept_in)
+    if not value:
+        raise MissingSecret(f"{name} is not set: APP_ENV={settings.app_env} needs it in the environment")
+    if len(value) < MIN_SECRET_LENGTH:
+        raise MissingSecret(
+            f"{name} is too short ({len(value)} characters): APP_ENV={settings.app_env} needs at least "
+            f"{MIN_SECRET_LENGTH}, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
+        )
+    return value
+
+
 def storage_secret(settings: Settings) -> str:
-    """The secret that signs the browser-storage cookie: from the environment, else one kept under var/ (dev)."""
-    return settings.storage_secret or _kept_secret(settings.storage_secret_file)
+    """The secret that signs the browser-storage cookie: STORAGE_SECRET; in dev, one kept under var/ when unset."""
+    return _required_secret(
+        settings, name="STORAGE_SECRET", value=settings.storage_secret, kept_in=settings.storage_secret_file
+    )
 
 
 def admin_password(settings: Settings) -> str:
-    """The admin page's password: ADMIN_PASSWORD, else one generated and kept in var/admin_password."""
-    return settings.admin_password or _kept_secret(settings.admin_password_file)
+    """The admin page's password: ADMIN_PASSWORD; in dev, one generated and kept in var/admin_password when unset."""
+    return _required_secret(
+        settings, name="ADMIN_PASSWORD", value=settings.admin_password, kept_in=settings.admin_password_file
+    )

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
+MIN_SECRET_LENGTH = 16  # for STORAGE_SECRET and ADMIN_PASSWORD in production
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # "production" (compose, Kubernetes): the page refuses to start without STORAGE_SECRET and ADMIN_PASSWORD of at
+    # least MIN_SECRET_LENGTH characters; "dev" (`make run`, tests) generates missing ones and keeps them in var/
+    app_env: Literal["dev", "production"] = "dev"
 
     # TorchServe
     ts_config: Path = ROOT / "config.properties"  # the template of TorchServe's configuration
@@ -39,12 +45,12 @@ class Settings(BaseSettings):
     # The page
     ui_host: str = "127.0.0.1"
     ui_port: int = 8501
-    storage_secret: str | None = None  # signs the browser-id cookie; default: a random one kept in var/ (dev only)
+    storage_secret: str | None = None  # signs the browser-id cookie; unset in dev: a random one kept in var/
     storage_secret_file: Path = ROOT / "var" / "storage_secret"
     low_confidence: float = 0.6  # below this the page says "not sure"
     history_page_size: int = 10
 
-    # The admin page /models: its password (default: a random one kept in var/admin_password, printed by `make run`)
+    # The admin page /models: its password (unset in dev: one generated into var/admin_password, printed by make run)
     admin_password: str | None = None
     admin_password_file: Path = ROOT / "var" / "admin_password"
     admin_max_failures: int = 5  # failed logins per client address within admin_lockout_seconds, then locked out
