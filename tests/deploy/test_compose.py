@@ -17,6 +17,8 @@ import yaml
 from deploy import container
 from deploy.torchserve import read_properties
 from tests.deploy.files import DOCKERFILES, OTHER_ENV, ROOT, dockerfile, settings_env_names, settings_for
+from ui import services
+from ui.settings import Settings
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -55,7 +57,7 @@ def interpolate(value, env: dict[str, str]):
 def env() -> dict[str, str]:
     """.env.example with the secrets it leaves empty filled in, as a user's .env would be."""
     values = env_file(ENV_EXAMPLE)
-    return values | {name: f"test-{name.lower()}" for name in SECRETS}
+    return values | {name: f"test-{name.lower()}" for name in SECRETS}  # 16+ characters, as APP_ENV=production needs
 
 
 @pytest.fixture(scope="module")
@@ -203,6 +205,38 @@ def test_secrets_come_from_env_without_defaults(raw, env):
         interpolate(raw, {key: value for key, value in env.items() if key != "POSTGRES_PASSWORD"})
     ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT, check=False).returncode
     assert ignored == 0, ".env must be ignored by git"
+
+
+def test_env_example_is_committed_and_names_every_secret():
+    """.env.example is in git, .env never (ignored: the test above; nor in an image's build context), and the example
+    names each secret the settings read (DATABASE_URL commented out: compose builds it) and compose's
+    POSTGRES_PASSWORD, without values."""
+    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", ".env.example"], cwd=ROOT, capture_output=True)
+    assert tracked.returncode == 0, ".env.example must be committed"
+    assert subprocess.run(["git", "ls-files", "--error-unmatch", ".env"], cwd=ROOT, capture_output=True).returncode
+    assert ".env" in (ROOT / ".dockerignore").read_text().split()
+    secret_fields = {
+        name.upper()
+        for name in Settings.model_fields
+        if re.search("secret|password|token|url", name) and not name.endswith("_file")
+    }
+    assert secret_fields == {"DATABASE_URL", "STORAGE_SECRET", "ADMIN_PASSWORD"}, "a new secret: name it below"
+    named = dict(re.findall(r"^(?:# )?([A-Z_]+)=(.*)$", ENV_EXAMPLE.read_text(), flags=re.MULTILINE))
+    for name in secret_fields | {"POSTGRES_PASSWORD"}:
+        assert name in named, f".env.example does not name {name}"
+    assert not any(named[name] for name in SECRETS), "secrets are left empty in .env.example"
+
+
+def test_the_page_runs_in_production_with_the_secrets_of_env(compose, env):
+    ui_env = image_env("ui") | compose["services"]["ui"]["environment"]
+    assert ui_env["APP_ENV"] == "production"
+    settings = settings_for(ui_env)
+    assert settings.app_env == "production"
+    # what ui/main.py checks before serving: the values of .env, never ones generated in the container's var/
+    assert services.storage_secret(settings) == env["STORAGE_SECRET"]
+    assert services.admin_password(settings) == env["ADMIN_PASSWORD"]
+    with pytest.raises(services.MissingSecret, match="ADMIN_PASSWORD is too short"):
+        services.admin_password(settings_for(ui_env | {"ADMIN_PASSWORD": "short"}))
 
 
 def test_env_example_names_every_variable_the_file_uses():

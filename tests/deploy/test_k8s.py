@@ -172,6 +172,8 @@ def test_the_page_reads_settings_and_its_secrets_from_the_secret(cluster):
     assert environment["DATABASE_URL"] == f"<secret:{SECRET}/DATABASE_URL>"
     assert environment["STORAGE_SECRET"] == f"<secret:{SECRET}/STORAGE_SECRET>"
     assert environment["ADMIN_PASSWORD"] == f"<secret:{SECRET}/ADMIN_PASSWORD>"
+    # production: the page refuses to start unless the Secret provides both (it never generates them per pod)
+    assert settings_for({k: v for k, v in environment.items() if "<secret" not in v}).app_env == "production"
     assert ("Secret", SECRET) not in cluster, "secrets are created by hand, never committed"
 
 
