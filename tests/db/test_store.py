@@ -118,6 +118,21 @@ async def test_feedback_never_touches_another_browsers_row(pool):
     assert await fetch(pool, "SELECT true_digit, feedback_at FROM predictions") == [(None, None)]
 
 
+async def test_another_browsers_request_id_opens_nothing(pool):
+    """Knowing a row's request_id (or id) is not enough: every lookup and update also needs its browser id."""
+    mine = prediction("browser-a")
+    await store.insert_prediction(pool, mine)
+    await store.set_feedback_by_request_id(pool, request_id=mine.request_id, browser_id="browser-a", true_digit=4)
+    before = await fetch(pool, "SELECT true_digit, feedback_at FROM predictions")
+    for at in (None, before[0][1]):  # a live label, and a replayed one (journal) carrying its time
+        assert not await store.set_feedback_by_request_id(
+            pool, request_id=mine.request_id, browser_id="browser-b", true_digit=9, at=at
+        )
+    assert await store.prediction_id(pool, request_id=mine.request_id, browser_id="browser-b") is None
+    assert await store.history(pool, browser_id="browser-b", limit=10) == []
+    assert await fetch(pool, "SELECT true_digit, feedback_at FROM predictions") == before == [(4, before[0][1])]
+
+
 @pytest.mark.parametrize("bad", [-1, 10, True, 3.0, "3", None])
 async def test_invalid_true_digit_is_refused_in_python(pool, bad):
     row_id = await store.insert_prediction(pool, prediction())
