@@ -158,7 +158,8 @@ class Journal:
             self.path.unlink(missing_ok=True)
             return
         temporary = self.path.with_suffix(".tmp")
-        with open(temporary, "w") as file:
+        temporary.unlink(missing_ok=True)  # created anew below, so that it is private (0600) like the journal
+        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
             file.write("".join(line + "\n" for line in remaining))
             file.flush()
             os.fsync(file.fileno())

@@ -115,3 +115,19 @@ async def test_the_journal_file_is_private_and_survives_a_new_instance(tmp_path)
     assert Journal(path).pending == 1
     with pytest.raises(ValueError, match="true_digit"):
         await Journal(path).add_label(request_id=uuid.uuid4(), browser_id="b", true_digit=10)
+
+
+async def test_the_journal_stays_private_when_a_partial_replay_rewrites_it(tmp_path, monkeypatch):
+    journal = Journal(tmp_path / "pending.jsonl")
+    for _ in range(3):
+        await journal.add_prediction(prediction())
+    written = []
+
+    async def insert_then_outage(pool, entry):  # the database goes away after the first entry
+        if written:
+            raise store.StoreUnavailable("down")
+        written.append(entry)
+
+    monkeypatch.setattr(store, "insert_prediction", insert_then_outage)
+    assert await journal.replay(pool=None) == 1
+    assert journal.pending == 2 and journal.path.stat().st_mode & 0o777 == 0o600
