@@ -4,6 +4,8 @@ compare mode), and accuracy per version in the history."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import httpx
 import psycopg
 import pytest
@@ -13,6 +15,7 @@ from db import store
 from deploy import models
 from tests.ui.test_draw_page import predict, rows_for, text_of, wait_for
 from ui import models_page
+from ui.settings import Settings
 
 pytestmark = [pytest.mark.integration]
 PASSWORD = "correct horse battery staple"
@@ -129,3 +132,12 @@ def test_login_limiter_window():
     limiter.failed("a")
     limiter.succeeded("a")
     assert limiter.retry_after("a") == 0
+
+
+def test_a_locked_out_address_does_not_lock_out_the_others():
+    """check_login (what the page calls with the request's client address) counts failures per address."""
+    services = SimpleNamespace(settings=Settings(_env_file=None, admin_password=PASSWORD, admin_max_failures=3))
+    for left in ("2 attempt(s) left.", "1 attempt(s) left.", "Locked for a while."):
+        assert models_page.check_login(services, "203.0.113.7", "guess") == f"Wrong password. {left}"
+    assert models_page.check_login(services, "203.0.113.7", PASSWORD).startswith("Too many failed attempts")
+    assert models_page.check_login(services, "198.51.100.2", "guess") == "Wrong password. 2 attempt(s) left."
