@@ -26,7 +26,7 @@ from db.embedded import PrivateServer, PrivateServerError, start_private_server,
 from deploy.java import JavaNotFoundError
 from deploy.torchserve import KeyRenewal, TorchServe, TorchServeError, stop_group
 from deploy.torchserve import from_settings as torchserve
-from ui.services import admin_password
+from ui.services import MissingSecret, admin_password, storage_secret
 from ui.settings import ROOT, Settings, get_settings
 
 
@@ -109,6 +109,16 @@ def start_database(settings: Settings) -> tuple[str, PrivateServer | None]:
     return server.url, server
 
 
+def check_secrets(settings: Settings) -> None:
+    """Before anything starts: the page's secrets (generated under var/ in dev, required with APP_ENV=production).
+    Generating the admin password now also makes the file the banner names exist."""
+    try:
+        storage_secret(settings)
+        admin_password(settings)
+    except MissingSecret as exc:
+        raise StartupError(f"{exc} (see .env.example)") from exc
+
+
 def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C: stop everything cleanly
     raise KeyboardInterrupt
 
@@ -119,6 +129,7 @@ def run(settings: Settings) -> int:
     for url in (server.endpoints.inference, server.endpoints.management, server.endpoints.metrics, ui_url(settings)):
         check_port_free(url)
     check_model_store(settings, server)
+    check_secrets(settings)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     pid_file = supervisor_pid_file(settings)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +143,6 @@ def run(settings: Settings) -> int:
         server.wait_ready(models=(settings.model_name,), timeout=settings.ts_start_timeout)
         print("starting the UI ...", flush=True)
         ui = UIProcess(settings, database_url=database_url)
-        admin_password(settings)  # generated now (unless ADMIN_PASSWORD is set), so the banner's file exists
         ui.start()
         ui.wait_ready()
         print(_banner(settings, server, postgres, time.monotonic() - started), flush=True)

@@ -10,7 +10,7 @@ import logging
 from fastapi import Request
 from nicegui import app, ui
 
-from ui import draw_page, models_page, services, stats_page
+from ui import api, draw_page, models_page, services, stats_page
 from ui.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -23,6 +23,9 @@ def header() -> None:
             ui.link("Draw", "/").classes("text-white")
             ui.link("Stats", "/stats").classes("text-white")
             ui.link("Models", "/models").classes("text-white")
+
+
+api.register()
 
 
 @ui.page("/")

@@ -78,3 +78,13 @@ def test_run_refuses_a_busy_port(tmp_path, model_store, torchserve):
     result = subprocess.run([sys.executable, "-m", "deploy.run"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode != 0
     assert "already in use" in result.stderr and "make stop" in result.stderr
+
+
+def test_run_in_production_without_secrets_refuses_before_starting_anything(tmp_path, model_store):
+    env = supervisor_env(tmp_path, model_store)
+    env.update(APP_ENV="production", ADMIN_PASSWORD="long enough admin password")
+    env.pop("STORAGE_SECRET")
+    result = subprocess.run([sys.executable, "-m", "deploy.run"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "STORAGE_SECRET is not set" in result.stderr and ".env.example" in result.stderr
+    assert "starting PostgreSQL" not in result.stdout and not (tmp_path / "torchserve").exists()

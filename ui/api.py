@@ -1,0 +1,117 @@
+"""The page's JSON API: what the drawing page does, for scripts and the load test (`make load`).
+
+    POST /api/predictions                     body: the PNG (Content-Type: image/png); optional header
+                                              Idempotency-Key: <uuid> makes a retry return the same row
+                                              ?save=false: predict only (like the page's Live mode)
+    PUT  /api/predictions/{request_id}/label  JSON {"digit": 0-9}: the digit the user meant
+    GET  /api/history?limit=10&offset=0       this client's predictions, newest first
+
+The client is identified like a browser: by NiceGUI's signed session cookie (set on the first response; keep it, as
+a browser does). Every read and label is scoped to that identity, so knowing another client's ids is not enough.
+Records go through ui/recorder.py, like the page's: during a database outage they are journaled, not lost.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import Body, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from nicegui import app
+
+from db import store
+from ui import recorder, services
+from ui.predictor import ModelUnavailable, PredictionRejected
+
+MAX_BODY = 4 * 1024 * 1024  # TorchServe's max_request_size (config.properties)
+
+
+def _client_id() -> str:
+    return app.storage.browser["id"]
+
+
+def _request_id(value: str | None) -> uuid.UUID | None:
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise HTTPException(400, f"Idempotency-Key must be a UUID, got {value[:60]!r}") from exc
+
+
+async def create_prediction(
+    request: Request,
+    save: bool = Query(True),
+    idempotency_key: str | None = Header(None),
+) -> JSONResponse:
+    request_id = _request_id(idempotency_key)
+    body = await request.body()
+    if not body:
+        raise HTTPException(400, "empty body: send the drawing as a PNG (Content-Type: image/png)")
+    if len(body) > MAX_BODY:
+        raise HTTPException(413, f"the image is {len(body)} bytes; at most {MAX_BODY} are accepted")
+    ready = await services.get()
+    try:
+        recorded = await recorder.predict(ready, body, browser_id=_client_id(), request_id=request_id, save=save)
+    except PredictionRejected as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
+    except ModelUnavailable as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "2"}) from exc
+    except store.RequestIdTaken as exc:
+        raise HTTPException(409, "this Idempotency-Key belongs to another client") from exc
+    p = recorded.prediction
+    return JSONResponse(
+        {
+            "id": recorded.row_id,
+            "request_id": str(recorded.request_id),
+            "saved": recorded.saved.value,
+            "digit": p.digit,
+            "confidence": p.confidence,
+            "probabilities": p.probabilities,
+            "model_name": p.model_name,
+            "model_version": p.model_version,
+            "latency_ms": round(p.latency_ms, 2),
+        }
+    )
+
+
+async def label_prediction(request_id: uuid.UUID, digit: int = Body(..., embed=True)) -> dict:
+    ready = await services.get()
+    try:
+        outcome = await recorder.label(ready, browser_id=_client_id(), request_id=request_id, digit=digit)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    if outcome is recorder.Label.NOT_FOUND:
+        raise HTTPException(404, "no such prediction of yours")
+    return {"request_id": str(request_id), "digit": digit, "saved": outcome.value}
+
+
+async def history(limit: int = Query(10, ge=1, le=100), offset: int = Query(0, ge=0)) -> dict:
+    ready = await services.get()
+    try:
+        rows = await store.history(ready.pool, browser_id=_client_id(), limit=limit, offset=offset)
+        total = await store.history_count(ready.pool, browser_id=_client_id())
+    except store.StoreUnavailable as exc:
+        raise HTTPException(503, "the history is unavailable: the database cannot be reached") from exc
+    return {
+        "total": total,
+        "predictions": [
+            {
+                "id": row.id,
+                "request_id": str(row.request_id),
+                "created_at": row.created_at.isoformat(),
+                "digit": row.predicted_digit,
+                "confidence": row.confidence,
+                "true_digit": row.true_digit,
+                "model_version": row.model_version,
+            }
+            for row in rows
+        ],
+    }
+
+
+def register() -> None:
+    """Add the routes to NiceGUI's FastAPI app (called by ui/main.py, which tests run once per test app)."""
+    app.add_api_route("/api/predictions", create_prediction, methods=["POST"])
+    app.add_api_route("/api/predictions/{request_id}/label", label_prediction, methods=["PUT"])
+    app.add_api_route("/api/history", history, methods=["GET"])
