@@ -13,7 +13,7 @@ MAR := model_store/mnist.mar
 MAR_V2 := model_store/mnist-v2.0.mar
 HANDLER_FILES := $(wildcard handler/*.py)
 
-.PHONY: help install run stop test lint train archive bench eval clean models
+.PHONY: help install run stop test lint train archive bench eval clean models load
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -64,6 +64,11 @@ models: $(INSTALLED)  ## manage the running model versions: make models ARGS="li
 
 eval: $(INSTALLED) $(MAR) $(MAR_V2)  ## accuracy of the live API on MNIST test and canvas-style drawings (starts TorchServe)
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR)
+
+USERS ?= 32
+SECONDS ?= 60
+load: $(INSTALLED) $(MAR) $(MAR_V2)  ## USERS users draw, predict, label for SECONDS s against the whole product (loopback)
+	$(PY) -m tests.load --data-dir $(DATA_DIR) --users $(USERS) --seconds $(SECONDS)
 
 bench: $(INSTALLED) $(MAR) $(MAR_V2)  ## benchmarks (speed targets live here, never in tests)
 	$(PY) -m tests.bench --data-dir $(DATA_DIR)
