@@ -54,8 +54,16 @@ def accuracy(answers: list[dict], labels: Iterable[int]) -> float:
     return float(np.mean([answer["digit"] == int(label) for answer, label in zip(answers, labels, strict=True)]))
 
 
-def evaluate(server: TorchServe, splits: dict[str, data.Split], *, canvas_count: int, concurrency: int) -> dict:
-    url = f"{server.endpoints.inference}/predictions/mnist"
+def evaluate(
+    server: TorchServe,
+    splits: dict[str, data.Split],
+    *,
+    canvas_count: int,
+    concurrency: int,
+    version: str | None = None,
+) -> dict:
+    """Accuracy of one version (default: TorchServe's default version)."""
+    url = f"{server.endpoints.inference}/predictions/mnist" + (f"/{version}" if version else "")
     key = server.keys()["inference"]
     test = splits["test"]
     report = {"mnist_test": accuracy(predict_all(url, key, mnist_pngs(test), concurrency=concurrency), test.labels)}
@@ -77,14 +85,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--canvas-count", type=int, default=1000, help="test digits per canvas style")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "eval.json")
+    parser.add_argument("--versions", help="comma-separated (default: every version config.properties loads)")
     args = parser.parse_args(argv)
     splits = data.load(args.data_dir, allow_download=False)
     with temporary(config_template=ROOT / "config.properties", model_store=args.model_store) as server:
-        report = evaluate(server, splits, canvas_count=args.canvas_count, concurrency=args.concurrency)
+        versions = args.versions.split(",") if args.versions else configured_versions(server.properties)
+        reports = {
+            version: evaluate(
+                server, splits, canvas_count=args.canvas_count, concurrency=args.concurrency, version=version
+            )
+            for version in versions
+        }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    for name, value in report.items():
-        print(f"{name:28s} {value:.2%}" if isinstance(value, float) else f"{name:28s} {value}")
+    args.out.write_text(json.dumps(reports, indent=2) + "\n")
+    names = list(next(iter(reports.values())))
+    print(f"{'':28s}" + "".join(f"{version:>10s}" for version in versions))
+    for name in names:
+        cells = [reports[v][name] for v in versions]
+        print(f"{name:28s}" + "".join(f"{c:10.2%}" if isinstance(c, float) else f"{c:10d}" for c in cells))
+
+
+def configured_versions(properties: dict[str, str]) -> list[str]:
+    """The versions of `mnist` in config.properties' models= setting."""
+    return sorted(json.loads(properties.get("models", "{}")).get("mnist", {"": {}}))
 
 
 if __name__ == "__main__":

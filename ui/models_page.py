@@ -242,7 +242,11 @@ class ModelsPage:
                     self.labelled_only = ui.checkbox("only drawings with feedback")
                     self.compare_button = ui.button("Compare", on_click=self.run_compare).mark("compare")
                 self.compare_summary = ui.label("").mark("compare-summary")
-                self.compare_table = ui.table(columns=[], rows=[], row_key="id").classes("w-full")
+                self.compare_table = (
+                    ui.table(columns=[], rows=[], row_key="id")
+                    .classes("w-full")
+                    .props('no-data-label="No disagreements (or no comparison yet)"')
+                )
                 self.compare_table.mark("disagreements")
                 self.compare_table.add_slot(
                     "body-cell-thumb",

@@ -85,11 +85,12 @@ def test_metrics_are_exposed_for_prometheus(torchserve):
 
 
 @pytest.mark.slow
-def test_live_accuracy_on_mnist_test_and_canvas_drawings(torchserve, mnist):
-    """The shipped model through the live API: all 10,000 MNIST test images, 3 x 200 canvas-style and 3 x 200
+@pytest.mark.parametrize("version", ["1.0", "2.0"])
+def test_live_accuracy_on_mnist_test_and_canvas_drawings(torchserve, mnist, version):
+    """Each shipped version through the live API: all 10,000 MNIST test images, 3 x 200 canvas-style and 3 x 200
     pen-style drawings."""
-    report = evaluate.evaluate(torchserve, mnist, canvas_count=200, concurrency=8)
+    report = evaluate.evaluate(torchserve, mnist, canvas_count=200, concurrency=8, version=version)
     print(report)
-    assert report["mnist_test"] >= 0.995
+    assert report["mnist_test"] >= (0.996 if version == "2.0" else 0.995)
     assert report["canvas_all"] >= 0.97
     assert report["pen_all"] >= 0.97
