@@ -12,17 +12,29 @@ import numpy as np
 
 
 def learning_curve(metrics: dict, path: Path) -> None:
+    """Train loss and test accuracy per epoch; one pair of lines per trained member of an ensemble."""
     curve = metrics["curve"]
-    epochs = [row["epoch"] for row in curve]
+    seeds = list(dict.fromkeys(row.get("seed", 0) for row in curve))
     fig, loss_axis = plt.subplots(figsize=(6, 3.5), dpi=100)
-    loss_axis.plot(epochs, [row["train_loss"] for row in curve], "o-", color="tab:blue", label="train loss")
+    accuracy_axis = loss_axis.twinx()
+    markers = ["o", "^", "D", "v"]
+    for index, seed in enumerate(seeds):
+        rows = [row for row in curve if row.get("seed", 0) == seed]
+        epochs = list(range(1, len(rows) + 1))
+        marker = markers[index % len(markers)]
+        label = f"seed {seed}" if len(seeds) > 1 else None
+        loss_axis.plot(epochs, [row["train_loss"] for row in rows], f"{marker}-", color="tab:blue", label=label)
+        accuracy_axis.plot(epochs, [100 * row["test_accuracy"] for row in rows], f"{marker}--", color="tab:green")
+        loss_axis.set_xticks(epochs)
     loss_axis.set_xlabel("epoch")
     loss_axis.set_ylabel("train loss (augmented, label-smoothed)", color="tab:blue")
-    accuracy_axis = loss_axis.twinx()
-    accuracy_axis.plot(epochs, [100 * row["test_accuracy"] for row in curve], "s-", color="tab:green")
     accuracy_axis.set_ylabel("MNIST test accuracy (%)", color="tab:green")
-    loss_axis.set_xticks(epochs)
-    fig.suptitle(f"Learning curve: {100 * metrics['test_accuracy']:.2f}% test accuracy")
+    if len(seeds) > 1:
+        loss_axis.legend(loc="center right", fontsize=8, title="trained member", title_fontsize=8)
+    title = f"Learning curve: {100 * metrics['test_accuracy']:.2f}% test accuracy"
+    if "members" in metrics:
+        title += f" (ensemble of {len(metrics['members'])})"
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
