@@ -54,6 +54,8 @@ class MNISTDigitHandler(BaseHandler):
 
     def _header(self, index: int, name: str) -> str:
         """A request header, whatever case the client used (TorchServe keeps the client's spelling)."""
+        if index >= len(self.context.request_processor):  # KServe: several instances share one request
+            return ""
         headers = self.context.request_processor[index].get_request_properties() or {}
         return next((str(value) for key, value in headers.items() if key.lower() == name), "")
 
@@ -82,10 +84,15 @@ class MNISTDigitHandler(BaseHandler):
         model = self.manifest["model"]
         answers, row = [], 0
         for index, item in enumerate(items):
-            self.context.set_response_content_type(index, "application/json")
+            # Rows and requests are the same, except under KServe's envelope, where one request carries several
+            # instances: then the status and type stay the request's, and an error is reported in its prediction.
+            own_request = index < len(self.context.request_processor)
+            if own_request:
+                self.context.set_response_content_type(index, "application/json")
             if item.error is not None:
                 message = str(item.error)
-                self.context.set_response_status(item.error.status, message, idx=index)
+                if own_request:
+                    self.context.set_response_status(item.error.status, message, idx=index)
                 answers.append({"error": message, "status": item.error.status})
                 continue
             p = probabilities[row]

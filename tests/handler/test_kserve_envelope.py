@@ -94,13 +94,12 @@ def test_a_bad_instance_gets_its_error_inside_predictions(handler):
     assert prediction["status"] == 400 and "base64" in prediction["error"]
 
 
-@pytest.mark.xfail(
-    raises=IndexError,
-    strict=True,
-    reason="one KServe request carries several instances but one request context; MNISTDigitHandler reads headers "
-    "and sets statuses per row index (handler/mnist_handler.py), so send one instance per request",
-)
-def test_two_instances_in_one_request(handler, canvas_pngs):
-    instances = [{"data": b64(png)} for png, _, _ in canvas_pngs[:2]]
+def test_several_instances_in_one_request_each_get_a_prediction(handler, canvas_pngs):
+    """One KServe request, one request context, three instances (one bad): three predictions in order."""
+    (png_a, label_a, _), (png_b, label_b, _) = canvas_pngs[:2]
+    instances = [{"data": b64(png_a)}, {"data": "@@not base64@@"}, {"image": b64(png_b), "preview": True}]
     answers, status = kserve_predict(handler, {"instances": instances})
-    assert status == 200 and len(answers[0]["predictions"]) == 2
+    first, bad, last = answers[0]["predictions"]
+    assert status == 200
+    assert first["digit"] == label_a and last["digit"] == label_b and "preview" in last
+    assert bad["status"] == 400 and "base64" in bad["error"]
