@@ -60,13 +60,17 @@ def model_store(tmp_path_factory) -> Path:
 def torchserve(model_store, tmp_path_factory) -> Iterator:
     """A real TorchServe serving both shipped versions on free ports (1.0 the default, as config.properties says),
     stopped at the end of the session."""
+    with running_torchserve(tmp_path_factory.mktemp("torchserve"), model_store) as server:
+        yield server
+
+
+@contextmanager
+def running_torchserve(home: Path, model_store: Path) -> Iterator:
+    """A real TorchServe as config.properties configures it, on free ports, in `home`; stopped on exit."""
     from deploy.torchserve import TorchServe, isolated_overrides
 
     server = TorchServe(
-        home=tmp_path_factory.mktemp("torchserve"),
-        config_template=ROOT / "config.properties",
-        model_store=model_store,
-        overrides=isolated_overrides(),
+        home=home, config_template=ROOT / "config.properties", model_store=model_store, overrides=isolated_overrides()
     )
     server.start()
     try:

@@ -8,39 +8,17 @@ real canvas PNGs.
 
 import base64
 import json
-import sys
-import zipfile
 
 import pytest
-from ts.context import Context, RequestProcessor
+from ts.context import RequestProcessor
 from ts.torch_handler.request_envelope.kserve import KServeEnvelope
 
-from handler.mnist_handler import MNISTDigitHandler
-
-
-class RecordingMetrics:
-    def add_time(self, name, value, idx=None, unit="ms"):
-        pass
+from tests.handler.test_mnist_handler import load_handler
 
 
 @pytest.fixture(scope="module")
 def handler(model_store, tmp_path_factory):
-    model_dir = tmp_path_factory.mktemp("model_dir")
-    with zipfile.ZipFile(model_store / "mnist.mar") as archive:
-        archive.extractall(model_dir)
-    manifest = json.loads((model_dir / "MAR-INF" / "MANIFEST.json").read_text())
-    context = Context(
-        "mnist", str(model_dir), manifest, batch_size=1, gpu=None, mms_version="0.12.0", model_yaml_config={}
-    )
-    context.metrics = RecordingMetrics()
-    instance = MNISTDigitHandler()
-    sys.path.insert(0, str(model_dir))  # TorchServe's worker imports model.py from the model directory the same way
-    try:
-        instance.initialize(context)
-    finally:
-        sys.path.remove(str(model_dir))
-        sys.modules.pop("model", None)
-    return instance, context
+    return load_handler(model_store / "mnist.mar", tmp_path_factory.mktemp("model_dir"), batch_size=1)
 
 
 def kserve_predict(handler_and_context, body) -> tuple[list, int]:

@@ -27,12 +27,16 @@ class RecordingMetrics:
 
 @pytest.fixture(scope="module")
 def handler(model_store, tmp_path_factory):
-    model_dir = tmp_path_factory.mktemp("model_dir")
-    with zipfile.ZipFile(model_store / "mnist.mar") as archive:
+    return load_handler(model_store / "mnist.mar", tmp_path_factory.mktemp("model_dir"), batch_size=8)
+
+
+def load_handler(archive_path, model_dir, *, batch_size: int):
+    """The handler initialised from a real .mar with a real TorchServe Context, as a worker does; (handler, context)."""
+    with zipfile.ZipFile(archive_path) as archive:
         archive.extractall(model_dir)
     manifest = json.loads((model_dir / "MAR-INF" / "MANIFEST.json").read_text())
     context = Context(
-        "mnist", str(model_dir), manifest, batch_size=8, gpu=None, mms_version="0.12.0", model_yaml_config={}
+        "mnist", str(model_dir), manifest, batch_size=batch_size, gpu=None, mms_version="0.12.0", model_yaml_config={}
     )
     context.metrics = RecordingMetrics()
     instance = MNISTDigitHandler()

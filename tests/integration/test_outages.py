@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from deploy.models import ManagementError, ModelManager
-from deploy.torchserve import TorchServe, isolated_overrides, temporary
-from tests.conftest import ROOT
+from deploy.torchserve import TorchServe, temporary
+from tests.conftest import ROOT, running_torchserve
 from ui.predictor import ModelUnavailable, Predictor
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -32,18 +32,8 @@ CONCURRENCY = 8  # clients of the crash test; each has at most one request in fl
 @pytest.fixture(scope="module")
 def server(model_store, tmp_path_factory) -> Iterator[TorchServe]:
     """A TorchServe of this module's own, as config.properties configures it, on free ports."""
-    server = TorchServe(
-        home=tmp_path_factory.mktemp("torchserve-outages"),
-        config_template=ROOT / "config.properties",
-        model_store=model_store,
-        overrides=isolated_overrides(),
-    )
-    server.start()
-    try:
-        server.wait_ready(models=("mnist",), timeout=180)
+    with running_torchserve(tmp_path_factory.mktemp("torchserve-outages"), model_store) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
