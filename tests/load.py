@@ -211,7 +211,6 @@ class product:
 
         self.home = Path(tempfile.mkdtemp(prefix="digits-load-"))
         env = supervisor_env(self.home, self.model_store)
-        env["ADMIN_PASSWORD"] = "load-test-admin-password"
         self.process, self.lines = start_supervisor(env)
         self.pg_home = Path(env["PG_HOME"])
         database_url = PrivateServer(home=self.pg_home, port=int(env["PG_PORT"])).url

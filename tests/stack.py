@@ -28,6 +28,8 @@ def supervisor_env(home: Path, model_store: Path) -> dict[str, str]:
         PG_PORT=str(pg_port),
         UI_PORT=str(ui_port),
         STORAGE_SECRET="test-secret",
+        ADMIN_PASSWORD="test-admin-password",
+        JOURNAL_DIR=str(home / "journal"),
         TS_HOME=str(home / "torchserve"),
         MODEL_STORE=str(model_store),
         TS_INFERENCE_PORT=ports["inference_address"],

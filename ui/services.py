@@ -115,7 +115,7 @@ async def start(settings: Settings) -> None:
             management_url=addresses.management, key_file=settings.key_file, model_name=settings.model_name
         )
         await apply_default(models, pool)  # before the first prediction
-        journal = Journal(settings.journal_file)
+        journal = Journal(settings.journal_path(settings.database_url))
         if journal.pending:
             logger.info("journal: %d entries from an earlier database outage, replaying", journal.pending)
             await journal.replay(pool)

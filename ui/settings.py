@@ -6,6 +6,7 @@ supervisor writes the effective copy TorchServe starts from, and clients read th
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -56,12 +57,23 @@ class Settings(BaseSettings):
     admin_max_failures: int = 5  # failed logins per client address within admin_lockout_seconds, then locked out
     admin_lockout_seconds: float = 300.0
     compare_drawings: int = 100  # compare mode: how many of the newest stored drawings to run through every version
-    # Predictions and labels that could not be written to PostgreSQL wait here (db/journal.py) and are replayed
-    # every journal_replay_seconds once it is back
-    journal_file: Path = ROOT / "var" / "journal" / "pending.jsonl"
+    # Predictions and labels that could not be written to PostgreSQL wait in a journal (db/journal.py) and are
+    # replayed every journal_replay_seconds once it is back. Default: var/journal/<database>.jsonl, one file per
+    # database (host, port, name), so that a test stack or a second instance never replays into another's database.
+    journal_file: Path | None = None
+    journal_dir: Path = ROOT / "var" / "journal"
     journal_replay_seconds: float = 2.0
     # How often the UI checks that TorchServe still uses the operator's chosen default version (after a restart)
     reconcile_seconds: float = 10.0
+
+    def journal_path(self, database_url: str) -> Path:
+        if self.journal_file:
+            return self.journal_file
+        from psycopg.conninfo import conninfo_to_dict
+
+        where = conninfo_to_dict(database_url)
+        identity = f"{where.get('host', '')}:{where.get('port', '5432')}/{where.get('dbname', '')}"
+        return self.journal_dir / f"{hashlib.sha256(identity.encode()).hexdigest()[:16]}.jsonl"
 
     @property
     def key_file(self) -> Path:

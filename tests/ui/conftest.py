@@ -6,7 +6,7 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def app_env(request, monkeypatch, torchserve, database_url):
+def app_env(request, monkeypatch, torchserve, database_url, tmp_path):
     """Environment that ui/main.py reads when the `user` fixture starts it (autouse: it must come first).
 
     A test marked `model_server_down` gets a TorchServe address where nothing listens.
@@ -19,5 +19,6 @@ def app_env(request, monkeypatch, torchserve, database_url):
     monkeypatch.setenv("TS_MANAGEMENT_PORT", management)
     monkeypatch.setenv("TS_KEY_FILE", str(torchserve.key_file))
     monkeypatch.setenv("STORAGE_SECRET", "test-secret")
+    monkeypatch.setenv("JOURNAL_DIR", str(tmp_path / "journal"))
     monkeypatch.setenv("TS_PROPERTIES", json.dumps({}))
     return monkeypatch
