@@ -9,6 +9,7 @@ import logging
 
 from fastapi import Request
 from nicegui import app, ui
+from nicegui.storage import Storage
 
 from ui import api, draw_page, models_page, services, stats_page
 from ui.settings import Settings
@@ -52,6 +53,8 @@ def run(settings: Settings) -> None:
     """Register startup/shutdown and serve the app (in tests, NiceGUI's user simulation takes over here)."""
     # Outside dev both secrets must be set: refuse to start (MissingSecret) instead of serving without them
     storage_secret = services.storage_secret(settings)
+    # app.storage.user (the admin login) is kept in files: under var/, not in the working directory
+    Storage.path = settings.ui_storage_dir.resolve()
     if settings.app_env != "dev":
         services.admin_password(settings)  # in dev it is generated when first needed
 

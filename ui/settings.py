@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     ui_port: int = 8501
     storage_secret: str | None = None  # signs the browser-id cookie; unset in dev: a random one kept in var/
     storage_secret_file: Path = ROOT / "var" / "storage_secret"
+    ui_storage_dir: Path = ROOT / "var" / "nicegui"  # NiceGUI's server-side browser storage (the admin login)
     low_confidence: float = 0.6  # below this the page says "not sure"
     history_page_size: int = 10
 
