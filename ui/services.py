@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from db import store
@@ -54,6 +56,16 @@ async def get(*, timeout: float = 30.0) -> Services:
     if _services is None:
         raise RuntimeError(f"the app's services failed to start: {_start_error}") from _start_error
     return _services
+
+
+def journal_path(settings: Settings) -> Path:
+    """JOURNAL_FILE, else var/journal/<hash of the database's host, port and name>.jsonl: one file per database, so
+    that a test stack or a second instance never replays into another's database (the password may change)."""
+    if settings.journal_file:
+        return settings.journal_file
+    where = conninfo_to_dict(settings.database_url)
+    identity = f"{where.get('host', '')}:{where.get('port', '5432')}/{where.get('dbname', '')}"
+    return settings.journal_dir / f"{hashlib.sha256(identity.encode()).hexdigest()[:16]}.jsonl"
 
 
 def endpoints(settings: Settings):
@@ -115,7 +127,7 @@ async def start(settings: Settings) -> None:
             management_url=addresses.management, key_file=settings.key_file, model_name=settings.model_name
         )
         await apply_default(models, pool)  # before the first prediction
-        journal = Journal(settings.journal_path(settings.database_url))
+        journal = Journal(journal_path(settings))
         if journal.pending:
             logger.info("journal: %d entries from an earlier database outage, replaying", journal.pending)
             await journal.replay(pool)

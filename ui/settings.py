@@ -6,7 +6,6 @@ supervisor writes the effective copy TorchServe starts from, and clients read th
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -66,15 +65,6 @@ class Settings(BaseSettings):
     journal_replay_seconds: float = 2.0
     # How often the UI checks that TorchServe still uses the operator's chosen default version (after a restart)
     reconcile_seconds: float = 10.0
-
-    def journal_path(self, database_url: str) -> Path:
-        if self.journal_file:
-            return self.journal_file
-        from psycopg.conninfo import conninfo_to_dict
-
-        where = conninfo_to_dict(database_url)
-        identity = f"{where.get('host', '')}:{where.get('port', '5432')}/{where.get('dbname', '')}"
-        return self.journal_dir / f"{hashlib.sha256(identity.encode()).hexdigest()[:16]}.jsonl"
 
     @property
     def key_file(self) -> Path:
