@@ -88,3 +88,38 @@ def test_run_in_production_without_secrets_refuses_before_starting_anything(tmp_
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "STORAGE_SECRET is not set" in result.stderr and ".env.example" in result.stderr
     assert "starting PostgreSQL" not in result.stdout and not (tmp_path / "torchserve").exists()
+
+
+def test_the_chosen_default_version_survives_a_restart_of_the_whole_product(tmp_path, model_store, canvas_pngs):
+    """`models set-default 2.0` on a running product, Ctrl-C, `make run` again (TorchServe starts with 1.0 as
+    config.properties says): the first prediction through the page is already answered by 2.0."""
+    env = supervisor_env(tmp_path, model_store)
+    png = canvas_pngs[6][0]
+
+    def page_prediction() -> str:
+        with httpx.Client(base_url=f"http://127.0.0.1:{env['UI_PORT']}", timeout=30) as client:
+            response = client.post("/api/predictions", content=png, headers={"Content-Type": "image/png"})
+        assert response.status_code == 200, response.text
+        return response.json()["model_version"]
+
+    def stop(process) -> None:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+
+    process = None
+    try:
+        process, _ = start_supervisor(env)
+        assert page_prediction() == "1.0"
+        cli = subprocess.run(
+            [sys.executable, "-m", "deploy.models", "set-default", "2.0"], cwd=ROOT, env=env, capture_output=True,
+            text=True, timeout=120,
+        )  # fmt: skip
+        assert cli.returncode == 0, cli.stderr
+        assert page_prediction() == "2.0"
+        stop(process)
+        process, _ = start_supervisor(env)  # same database folder: the choice is in it
+        assert page_prediction() == "2.0"
+    finally:
+        if process is not None and process.poll() is None:
+            stop(process)
+        shutil.rmtree(env["PG_HOME"], ignore_errors=True)
