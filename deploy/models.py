@@ -132,7 +132,8 @@ class ModelManager:
         _raise_for(response, f"cannot describe {self.model_name}")
         return str(response.json()[0]["modelVersion"])
 
-    async def _require(self, version: str) -> list[Version]:
+    async def require(self, version: str) -> list[Version]:
+        """All loaded versions; ManagementError unless `version` is one of them."""
         versions = await self.versions()
         if version not in {v.version for v in versions}:
             loaded = ", ".join(v.version for v in versions) or "none"
@@ -141,7 +142,7 @@ class ModelManager:
 
     async def set_default(self, version: str) -> None:
         """Make TorchServe answer /predictions/<model> with this version (only TorchServe; see `promote`)."""
-        await self._require(version)
+        await self.require(version)
         response = await self._request("PUT", f"/models/{self.model_name}/{version}/set-default")
         _raise_for(response, f"cannot make {version} the default")
 
@@ -156,7 +157,7 @@ class ModelManager:
 
     async def unregister(self, version: str) -> None:
         """Unload a version; refuses the default one (make another version the default first)."""
-        versions = await self._require(version)
+        versions = await self.require(version)
         default = next((v.version for v in versions if v.is_default), None)
         if version == default:
             others = [v.version for v in versions if v.version != version]
@@ -169,7 +170,7 @@ class ModelManager:
         """Run exactly `workers` workers for a version (waits until they are up)."""
         if workers < 1:
             raise ManagementError(f"workers must be at least 1 (got {workers}); unregister a version to stop it")
-        await self._require(version)
+        await self.require(version)
         response = await self._request(
             "PUT", f"/models/{self.model_name}/{version}", min_worker=workers, max_worker=workers, synchronous="true"
         )
@@ -199,7 +200,7 @@ async def promote(manager: ModelManager, pool: AsyncConnectionPool, version: str
     Remembering first means that if applying fails, the UI's reconciliation applies it later; the other order could
     leave TorchServe on a version that the UI would soon switch back.
     """
-    await manager._require(version)
+    await manager.require(version)
     await store.set_default_version(pool, model_name=manager.model_name, version=version, updated_by=by)
     await manager.set_default(version)
 

@@ -49,6 +49,9 @@ class LoginLimiter:
             return 0.0
         return max(0.0, self.window - (self.clock() - failures[0]))
 
+    def attempts_left(self, client: str) -> int:
+        return max(0, self.max_failures - len(self._recent(client)))
+
     def failed(self, client: str) -> None:
         self._recent(client).append(self.clock())
 
@@ -85,7 +88,7 @@ def check_login(services: Services, client: str, password: str) -> str | None:
         return f"Too many failed attempts: try again in {wait:.0f} s."
     if not hmac.compare_digest(password.encode(), admin_password(services.settings).encode()):
         limit.failed(client)
-        left = limit.max_failures - len(limit._recent(client))
+        left = limit.attempts_left(client)
         return "Wrong password." + (f" {left} attempt(s) left." if left > 0 else " Locked for a while.")
     limit.succeeded(client)
     app.storage.user[SESSION_KEY] = fingerprint(admin_password(services.settings))
