@@ -54,7 +54,7 @@ lint: $(INSTALLED)  ## ruff
 
 # Each version's recipe (README "Training"); TRAIN_ARGS adds to it.
 RECIPE_1.0 :=
-RECIPE_2.0 := --members 3 --pen-images 20000
+RECIPE_2.0 := --members 3 --pen-images 20000 --half-weights
 
 train: $(INSTALLED)  ## train VERSION (1.0 or 2.0) into model_store/v$(VERSION)/ from DATA_DIR (downloads if missing)
 	$(PY) -m training.train --data-dir $(DATA_DIR) --out model_store/v$(VERSION) --epochs $(EPOCHS) $(RECIPE_$(VERSION)) $(TRAIN_ARGS)

@@ -268,6 +268,16 @@ def _metrics(model: DigitNet, test: data.Split, test_x: torch.Tensor, cfg: Train
     }
 
 
+def save_weights(model: DigitNet, path: Path, *, half: bool = False) -> None:
+    """The state dict, its float tensors as float16 when `half` (load_state_dict casts them back to the model's
+    float32 parameters, so the handler needs nothing special). 2.0 is stored so: 2.8 MB instead of 5.6 MB, with the
+    same predictions on 37,000 test images and drawings (README model card)."""
+    state = model.state_dict()
+    if half:
+        state = {key: value.half() if value.is_floating_point() else value for key, value in state.items()}
+    torch.save(state, path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, required=True, help="folder with the four MNIST IDX files (gz or raw)")
@@ -276,6 +286,11 @@ def main(argv: list[str] | None = None) -> None:
     for field, default in asdict(TrainConfig()).items():
         if isinstance(default, int | float) and not isinstance(default, bool):
             parser.add_argument(f"--{field.replace('_', '-')}", type=type(default), default=default)
+    parser.add_argument(
+        "--half-weights",
+        action="store_true",
+        help="store the weights as float16 (half the size; they are float32 again once loaded)",
+    )
     parser.add_argument(
         "--reuse-member",
         type=Path,
@@ -295,7 +310,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"error: {len(args.reuse_member)} --reuse-member for {cfg.members} member(s)\n")
     model, metrics = train(splits, cfg, reuse=args.reuse_member)
     args.out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), args.out / "weights.pt")
+    save_weights(model, args.out / "weights.pt", half=args.half_weights)
+    metrics["weights_dtype"] = "float16" if args.half_weights else "float32"
     architecture = args.out / ARCHITECTURE_FILE
     if cfg.members > 1:  # the handler passes these to DigitNet(); 1.0's architecture is the defaults
         architecture.write_text(json.dumps({"members": cfg.members}) + "\n")
