@@ -48,6 +48,15 @@ def _decode_prediction(entry: dict) -> store.NewPrediction:
     return store.NewPrediction(**fields)
 
 
+def _request_id(line: str) -> uuid.UUID | None:
+    """The request id a journal line is about (None for a line that cannot be read; replay drops it)."""
+    try:
+        entry = json.loads(line)
+        return uuid.UUID((entry.get("prediction") or entry)["request_id"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 class Journal:
     """Append-only JSON lines in one file; safe for the tasks of one process (one writer process per file)."""
 
@@ -55,6 +64,7 @@ class Journal:
         self.path = Path(path)
         self._lock = asyncio.Lock()
         self._replaying = asyncio.Lock()
+        self._ids: list[uuid.UUID | None] | None = None
 
     def _lines(self) -> list[str]:
         try:
@@ -65,21 +75,25 @@ class Journal:
     @property
     def pending(self) -> int:
         """How many entries wait to be written to the database."""
-        return len(self._lines())
+        return len(self._index())
 
     def pending_request_ids(self) -> set[uuid.UUID]:
-        ids = set()
-        for line in self._lines():
-            entry = json.loads(line)
-            ids.add(
-                uuid.UUID(entry["prediction"]["request_id"] if entry["kind"] == "prediction" else entry["request_id"])
-            )
-        return ids
+        """The request ids the entries are about (asked on every prediction and label: kept in memory)."""
+        return {request_id for request_id in self._index() if request_id is not None}
+
+    def _index(self) -> list[uuid.UUID | None]:
+        """The request id of each line of the file, in order; read from the file once, then kept up to date by
+        _append and _drop_first (this process is the file's only writer)."""
+        if self._ids is None:
+            self._ids = [_request_id(line) for line in self._lines()]
+        return self._ids
 
     async def _append(self, entry: dict) -> None:
         line = json.dumps(entry, separators=(",", ":")) + "\n"
         async with self._lock:
+            index = self._index()
             await asyncio.to_thread(self._write_line, line)
+            index.append(_request_id(line))
 
     def _write_line(self, line: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -154,6 +168,7 @@ class Journal:
     def _drop_first(self, count: int) -> None:
         """Rewrite the file without its first `count` lines (atomically; new lines appended meanwhile are kept)."""
         remaining = self._lines()[count:]
+        self._ids = [_request_id(line) for line in remaining]
         if not remaining:
             self.path.unlink(missing_ok=True)
             return
