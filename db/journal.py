@@ -108,7 +108,7 @@ class Journal:
         await self._append(_encode_prediction(prediction))
 
     async def add_label(self, *, request_id: uuid.UUID, browser_id: str, true_digit: int) -> None:
-        store._check_digit(true_digit, name="true_digit")
+        store.check_digit(true_digit, name="true_digit")
         await self._append(
             {
                 "kind": "label",

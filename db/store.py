@@ -50,7 +50,7 @@ class NewPrediction:
 
     def __post_init__(self) -> None:
         # The table's CHECKs hold as well; failing here gives the caller a readable message instead.
-        _check_digit(self.predicted_digit, name="predicted_digit")
+        check_digit(self.predicted_digit, name="predicted_digit")
         if not 0.0 <= self.confidence <= 1.0:
             raise ValueError(f"confidence must be within 0..1, got {self.confidence!r}")
         if len(self.probabilities) != len(DIGITS):
@@ -108,7 +108,7 @@ class Stats:
     per_version: dict[str, VersionStats]
 
 
-def _check_digit(value: int, *, name: str) -> None:
+def check_digit(value: int, *, name: str) -> None:
     # bool is an int in Python; True must not silently become the digit 1
     if isinstance(value, bool) or not isinstance(value, int) or value not in DIGITS:
         raise ValueError(f"{name} must be an integer digit 0..9, got {value!r}")
@@ -190,7 +190,7 @@ async def set_feedback(pool: AsyncConnectionPool, *, prediction_id: int, browser
 
     Returns False when no such prediction belongs to browser_id: a browser never labels another's rows.
     """
-    _check_digit(true_digit, name="true_digit")
+    check_digit(true_digit, name="true_digit")
     async with _transaction(pool) as conn:
         cursor = await conn.execute(
             "UPDATE predictions SET true_digit = %s, feedback_at = now() WHERE id = %s AND browser_id = %s",
@@ -207,7 +207,7 @@ async def set_feedback_by_request_id(
     With `at` (a label replayed from the journal) it applies only if no later label was recorded since.
     Returns False when nothing was updated.
     """
-    _check_digit(true_digit, name="true_digit")
+    check_digit(true_digit, name="true_digit")
     async with _transaction(pool) as conn:
         cursor = await conn.execute(
             """

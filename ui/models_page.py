@@ -177,7 +177,7 @@ class Comparison:
 
 
 async def compare(services: Services, versions: list[str], drawings: list[store.Drawing]) -> list[Comparison]:
-    """Ask every version about every drawing (a few at a time, so TorchServe can batch them)."""
+    """Ask every version about every drawing, 8 requests in flight (TorchServe batches them)."""
     limit = asyncio.Semaphore(8)
 
     async def ask(png: bytes, version: str) -> Prediction | str:
@@ -187,11 +187,9 @@ async def compare(services: Services, versions: list[str], drawings: list[store.
             except PredictorError as exc:
                 return str(exc)
 
-    results = []
-    for drawing in drawings:
-        answers = await asyncio.gather(*(ask(drawing.canvas_png, v) for v in versions))
-        results.append(Comparison(drawing, dict(zip(versions, answers, strict=True))))
-    return results
+    answers = await asyncio.gather(*(ask(d.canvas_png, v) for d in drawings for v in versions))
+    per_drawing = [answers[i : i + len(versions)] for i in range(0, len(answers), len(versions))]
+    return [Comparison(d, dict(zip(versions, a, strict=True))) for d, a in zip(drawings, per_drawing, strict=True)]
 
 
 def comparison_summary(results: list[Comparison], versions: list[str]) -> str:

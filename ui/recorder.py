@@ -80,7 +80,7 @@ async def label(
     services: Services, *, browser_id: str, request_id: uuid.UUID, digit: int, row_id: int | None = None
 ) -> Label:
     """Record the digit the user meant (ValueError unless 0-9). By row id when known, else by request_id."""
-    store._check_digit(digit, name="true_digit")
+    store.check_digit(digit, name="true_digit")
     if services.database_down or request_id in services.journal.pending_request_ids():  # keep the journal's order
         await services.journal.add_label(request_id=request_id, browser_id=browser_id, true_digit=digit)
         return Label.JOURNAL
