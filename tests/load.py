@@ -58,31 +58,35 @@ def percentile(values: list[float], q: float) -> float | None:
 async def user(base_url: str, drawings: list[tuple[bytes, int]], deadline: float, think: float, tally: Tally) -> None:
     rng = random.Random()
     async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(30, connect=5)) as client:
+
+        async def timed(step: str, times: list[float], request) -> httpx.Response | None:
+            """One request: its time in `times`; None (and the error in the tally) unless it answered 200."""
+            started = time.perf_counter()
+            try:
+                response = await request
+            except httpx.HTTPError as exc:
+                tally.errors.append(f"{step}: {type(exc).__name__}: {exc}")
+                return None
+            times.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                tally.errors.append(f"{step}: {response.status_code} {response.text[:200]}")
+                return None
+            return response
+
         while time.monotonic() < deadline:
             png, label = rng.choice(drawings)
             key = str(uuid.uuid4())
-            started = time.perf_counter()
-            try:
-                response = await client.post(
-                    "/api/predictions", content=png, headers={"Content-Type": "image/png", "Idempotency-Key": key}
-                )
-            except httpx.HTTPError as exc:
-                tally.errors.append(f"predict: {type(exc).__name__}: {exc}")
+            headers = {"Content-Type": "image/png", "Idempotency-Key": key}
+            answer = await timed(
+                "predict", tally.predict_ms, client.post("/api/predictions", content=png, headers=headers)
+            )
+            if answer is None:
                 continue
-            tally.predict_ms.append((time.perf_counter() - started) * 1000)
-            if response.status_code != 200:
-                tally.errors.append(f"predict: {response.status_code} {response.text[:200]}")
-                continue
-            tally.journaled += response.json()["saved"] == "journal"
-            started = time.perf_counter()
-            try:
-                response = await client.put(f"/api/predictions/{key}/label", json={"digit": label})
-            except httpx.HTTPError as exc:
-                tally.errors.append(f"label: {type(exc).__name__}: {exc}")
-                continue
-            tally.label_ms.append((time.perf_counter() - started) * 1000)
-            if response.status_code != 200:
-                tally.errors.append(f"label: {response.status_code} {response.text[:200]}")
+            tally.journaled += answer.json()["saved"] == "journal"
+            labelled = await timed(
+                "label", tally.label_ms, client.put(f"/api/predictions/{key}/label", json={"digit": label})
+            )
+            if labelled is None:
                 continue
             tally.answered[key] = label
             await asyncio.sleep(rng.uniform(0, 2 * think))
