@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
+from typing import Any
 
 try:  # the repository layout (tests, UI)
     from handler.preprocess import Prepared, PreprocessError
@@ -32,6 +33,7 @@ class Item:
     prepared: Prepared | None = None
     preview: bool = False
     error: PreprocessError | None = None
+    tensor: Any = None  # the model input, (1, 28, 28), made per request where a failure stays the request's
 
 
 def _text(value) -> str:
@@ -101,6 +103,8 @@ def parse_request(row: dict) -> tuple[bytes, bool]:
             body = json.loads(payload)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RequestError(f"invalid JSON body: {exc}") from exc
+        except RecursionError as exc:  # e.g. 200,000 "[": the parser recurses once per level
+            raise RequestError("invalid JSON body: nested too deeply") from exc
         if not isinstance(body, dict):
             raise RequestError('JSON requests must be an object: {"image": "<base64>"}')
         image, wants = _from_json(body)

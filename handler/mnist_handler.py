@@ -20,10 +20,10 @@ import torch
 from ts.torch_handler.base_handler import BaseHandler
 
 try:  # the repository layout (tests, UI)
-    from handler.inputs import TRUTHY, Item, parse_request
+    from handler.inputs import TRUTHY, Item, RequestError, parse_request
     from handler.preprocess import PreprocessError, prepare
 except ImportError:  # inside the .mar, every file sits flat in the model directory
-    from inputs import TRUTHY, Item, parse_request
+    from inputs import TRUTHY, Item, RequestError, parse_request
     from preprocess import PreprocessError, prepare
 
 logger = logging.getLogger(__name__)
@@ -60,18 +60,25 @@ class MNISTDigitHandler(BaseHandler):
         return next((str(value) for key, value in headers.items() if key.lower() == name), "")
 
     def preprocess(self, data: list[dict]) -> list[Item]:
-        items = []
-        for index, row in enumerate(data):
-            try:
-                image, preview = parse_request(row)
-                preview = preview or self._header(index, "x-preview").lower() in TRUTHY
-                items.append(Item(prepared=prepare(image), preview=preview))
-            except PreprocessError as exc:
-                items.append(Item(error=exc))
-        return items
+        return [self._item(index, row) for index, row in enumerate(data)]
+
+    def _item(self, index: int, row) -> Item:
+        """One request -> its prepared image and model input, or its error. Every per-request step runs here, so
+        that nothing one request sends can fail the batch it shares with others (TorchServe answers 503 to a whole
+        batch when the handler raises)."""
+        try:
+            image, preview = parse_request(row)
+            preview = preview or self._header(index, "x-preview").lower() in TRUTHY
+            prepared = prepare(image)
+            return Item(prepared=prepared, preview=preview, tensor=prepared.tensor())
+        except PreprocessError as exc:
+            return Item(error=exc)
+        except Exception as exc:  # the isolation boundary: an unforeseen failure is this request's alone
+            logger.warning("request %d refused, unexpected %s while reading it: %.200s", index, type(exc).__name__, exc)
+            return Item(error=RequestError(f"the request could not be read ({type(exc).__name__})"))
 
     def inference(self, items: list[Item], *args, **kwargs) -> tuple[list[Item], torch.Tensor | None]:
-        good = [item.prepared.tensor() for item in items if item.prepared is not None]
+        good = [item.tensor for item in items if item.prepared is not None]
         if not good:
             return items, None
         with torch.inference_mode():

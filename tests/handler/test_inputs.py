@@ -117,3 +117,11 @@ def test_a_text_body_holding_base64_is_decoded():  # what TorchServe makes of a 
 def test_bad_kserve_instances_get_a_clear_message(instance, message):
     with pytest.raises(RequestError, match=message):
         parse_request(instance)
+
+
+@pytest.mark.parametrize("opening", [b"[", b'{"a":'], ids=["lists", "objects"])
+def test_json_nested_too_deeply_is_a_request_error(opening):
+    """200,000 levels make json.loads raise RecursionError, which is not a JSONDecodeError."""
+    closing = b"]" if opening == b"[" else b"}"
+    with pytest.raises(RequestError, match="nested too deeply"):
+        parse_request({"body": opening * 200_000 + closing * 200_000})

@@ -6,6 +6,7 @@ import json
 import math
 import sys
 import zipfile
+from typing import ClassVar
 
 import pytest
 from PIL import Image
@@ -113,6 +114,44 @@ def test_bad_items_get_their_own_status_and_batch_mates_succeed(handler, canvas_
     assert answers[0]["digit"] == answers[5]["digit"] == canvas_pngs[1][1]
     for answer, status in zip(answers[1:5], statuses[1:5], strict=True):
         assert answer["status"] == status and answer["error"]
+
+
+class Hostile:
+    """Bytes that make the handler's preparation raise an unforeseen exception (stands in for a parser bug)."""
+
+    KINDS: ClassVar = {
+        b"raise RecursionError": RecursionError("maximum recursion depth exceeded"),
+        b"raise MemoryError": MemoryError(),
+        b"raise ZeroDivisionError": ZeroDivisionError("division by zero"),
+        b"raise KeyError": KeyError("width"),
+        b"raise RuntimeError": RuntimeError("worker state"),
+    }
+
+    def __init__(self, prepare):
+        self.prepare = prepare
+
+    def __call__(self, data: bytes):
+        if data in self.KINDS:
+            raise self.KINDS[data]
+        return self.prepare(data)
+
+
+def test_an_unexpected_failure_of_one_item_is_its_own_400_and_batch_mates_succeed(handler, canvas_pngs, monkeypatch):
+    """Any exception while reading or preparing one request fails that request alone (before, TorchServe answered
+    503 to its whole batch): a real deeply nested JSON body, and five other kinds of unexpected exceptions."""
+    import handler.mnist_handler as module
+
+    monkeypatch.setattr(module, "prepare", Hostile(module.prepare))
+    good, label = canvas_pngs[1][0], canvas_pngs[1][1]
+    hostile = [b"[" * 200_000 + b"]" * 200_000, *Hostile.KINDS]
+    rows = [{"body": good}] + [{"body": data} for data in hostile] + [{"body": good}]
+    answers, statuses = handle(handler, rows)
+    assert statuses == [200] + [400] * len(hostile) + [200]
+    assert answers[0]["digit"] == answers[-1]["digit"] == label
+    assert "nested too deeply" in answers[1]["error"]
+    for answer, kind in zip(answers[2:-1], ["RecursionError", "MemoryError", "ZeroDivisionError", "KeyError",
+                                             "RuntimeError"], strict=True):  # fmt: skip
+        assert answer == {"error": f"the request could not be read ({kind})", "status": 400}
 
 
 def test_a_batch_of_only_bad_items(handler):

@@ -36,6 +36,8 @@ def stroke_png() -> bytes:
 
 
 DRAWING = stroke_png()
+DEEP_LIST = b"[" * 200_000 + b"]" * 200_000  # json.loads raises RecursionError (a batch got 503 before)
+DEEP_OBJECT = b'{"image":' * 100_000 + b"1" + b"}" * 100_000
 B64 = base64.b64encode(DRAWING).decode()
 
 
@@ -86,6 +88,8 @@ BAD = {
     "form without data field": Bad(body(b"digit=7", "application/x-www-form-urlencoded"), 400, "it has digit"),
     "multipart without data field": Bad({"files": {"file": ("d.png", DRAWING, "image/png")}}, 400, "it has file"),
     "multipart type, no parts": Bad(body(DRAWING, "multipart/form-data; boundary=xyz"), 400, "empty request"),
+    "JSON nested 200,000 deep": Bad(body(DEEP_LIST, "application/json"), 400, "nested too deeply"),
+    "nested JSON as a PNG": Bad(body(DEEP_OBJECT), 400, "nested too deeply"),
 }
 
 
