@@ -10,12 +10,16 @@ locally"). A background task replays the journal in order as soon as the databas
   given since (feedback_at), so replaying an old label never overwrites a newer one.
 
 Entries are removed from the file only after they are committed, by rewriting it atomically (write, fsync, rename).
+A line that cannot be read (torn by a crash or a full disk, edited by hand) never stops the replay, nor the app's
+start: it is moved aside, whole, to `<journal>.rejected` (kept for an operator, counted in the page's note) and the
+rest is replayed. A write either appends a whole line or raises JournalWriteError, leaving the file as it was.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import json
 import logging
 import os
@@ -48,6 +52,19 @@ def _decode_prediction(entry: dict) -> store.NewPrediction:
     return store.NewPrediction(**fields)
 
 
+class JournalWriteError(OSError):
+    """An entry could not be written whole (a full disk, a read-only folder): nothing of it is in the file."""
+
+
+def _entry(line: str) -> dict | None:
+    """A journal line as the entry it holds; None for a line that cannot be read (it is set aside)."""
+    try:
+        entry = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return entry if isinstance(entry, dict) and entry.get("kind") in ("prediction", "label") else None
+
+
 def _request_id(line: str) -> uuid.UUID | None:
     """The request id a journal line is about (None for a line that cannot be read; replay drops it)."""
     try:
@@ -68,7 +85,7 @@ class Journal:
 
     def _lines(self) -> list[str]:
         try:
-            return [line for line in self.path.read_text().splitlines() if line.strip()]
+            return [line for line in self.path.read_text(errors="replace").splitlines() if line.strip()]
         except FileNotFoundError:
             return []
 
@@ -95,14 +112,25 @@ class Journal:
             await asyncio.to_thread(self._write_line, line)
             index.append(_request_id(line))
 
-    def _write_line(self, line: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    @property
+    def rejected_path(self) -> Path:
+        """Where lines that cannot be read are moved, whole, for an operator to look at."""
+        return self.path.with_name(self.path.name + ".rejected")
+
+    @property
+    def set_aside(self) -> int:
+        """How many unreadable lines were moved to rejected_path (kept until an operator removes the file)."""
         try:
-            os.write(fd, line.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            return sum(1 for line in self.rejected_path.read_text(errors="replace").splitlines() if line.strip())
+        except FileNotFoundError:
+            return 0
+
+    def _write_line(self, line: str) -> None:
+        append_whole(self.path, line.encode())
+
+    def _set_aside(self, lines: list[str]) -> None:
+        append_whole(self.rejected_path, "".join(line + "\n" for line in lines).encode())
+        logger.error("journal: %d unreadable line(s) moved to %s", len(lines), self.rejected_path)
 
     async def add_prediction(self, prediction: store.NewPrediction) -> None:
         await self._append(_encode_prediction(prediction))
@@ -122,29 +150,35 @@ class Journal:
     async def replay(self, pool: AsyncConnectionPool) -> int:
         """Write the journal to the database in order; returns how many entries were written.
 
-        Stops at the first outage (StoreUnavailable) and keeps the rest for the next call. An entry the database
-        refuses for good (a constraint violation, a label for a row that does not exist) is logged and dropped:
-        it could never succeed, and keeping it would block everything behind it.
+        Stops at the first outage (StoreUnavailable) and keeps the rest for the next call. A line that cannot be
+        read, or an entry the database refuses for good (a constraint violation), is moved aside (rejected_path):
+        it could never succeed, and keeping it would block everything behind it. A label for a row that does not
+        exist, or older than the row's label, is dropped with a warning (that is its right outcome).
         """
         async with self._replaying:
             async with self._lock:
                 lines = self._lines()
-            done = 0
+            done, unreadable = 0, []
             try:
                 for line in lines:
-                    await self._apply(pool, json.loads(line))
+                    entry = _entry(line)
+                    if entry is None or not await self._apply(pool, entry):
+                        unreadable.append(line)
                     done += 1
             except store.StoreUnavailable:
                 pass
             finally:
                 if done:
                     async with self._lock:
+                        if unreadable:  # kept before they leave the journal
+                            await asyncio.to_thread(self._set_aside, unreadable)
                         await asyncio.to_thread(self._drop_first, done)
             if done:
                 logger.info("journal: wrote %d entr%s to the database", done, "y" if done == 1 else "ies")
             return done
 
-    async def _apply(self, pool: AsyncConnectionPool, entry: dict) -> None:
+    async def _apply(self, pool: AsyncConnectionPool, entry: dict) -> bool:
+        """Write one entry; False when it can never be written (it is set aside)."""
         try:
             if entry["kind"] == "prediction":
                 await store.insert_prediction(pool, _decode_prediction(entry["prediction"]))
@@ -158,12 +192,12 @@ class Journal:
                 )
                 if not applied:
                     logger.warning("journal: label for %s not applied (no such row, or a newer label)", entry)
-            else:
-                logger.error("journal: unknown entry kind dropped: %.200s", entry)
+            return True
         except store.StoreUnavailable:
             raise
-        except (ValueError, KeyError, TypeError, psycopg.Error) as exc:
-            logger.error("journal: entry dropped, the database refuses it (%s): %.300s", exc, entry)
+        except (ValueError, KeyError, TypeError, AttributeError, psycopg.Error) as exc:
+            logger.error("journal: entry set aside, it cannot be written (%s): %.300s", exc, entry)
+            return False
 
     def _drop_first(self, count: int) -> None:
         """Rewrite the file without its first `count` lines (atomically; new lines appended meanwhile are kept)."""
@@ -179,3 +213,29 @@ class Journal:
             file.flush()
             os.fsync(file.fileno())
         temporary.replace(self.path)
+
+
+def append_whole(path: Path, data: bytes) -> None:
+    """Append `data` to `path` (created 0600) and fsync, all of it or nothing: os.write may write less than asked
+    (a full disk), so it is called until everything is written, and on failure the file is cut back to its former
+    size. A file that does not end with a newline (a line torn by a crash) gets one first, so that the torn line
+    stays alone and the new one stays readable."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        start = os.fstat(fd).st_size
+        if start and os.pread(fd, 1, start - 1) != b"\n":
+            data = b"\n" + data
+        try:
+            written = 0
+            while written < len(data):
+                count = os.write(fd, data[written:])
+                if count == 0:
+                    raise OSError(errno.ENOSPC, "no byte written")
+                written += count
+            os.fsync(fd)
+        except OSError as exc:
+            os.ftruncate(fd, start)
+            raise JournalWriteError(exc.errno, f"could not write {path}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)

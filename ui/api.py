@@ -20,9 +20,11 @@ from fastapi.responses import JSONResponse
 from nicegui import app
 
 from db import store
+from db.journal import JournalWriteError
 from ui import recorder, services
 from ui.predictor import ModelUnavailable, PredictionRejected
 
+NOT_KEPT = "not saved: the database is unavailable and so is the server's journal"
 MAX_BODY = 4 * 1024 * 1024  # TorchServe's max_request_size (config.properties)
 
 
@@ -59,6 +61,8 @@ async def create_prediction(
         raise HTTPException(503, str(exc), headers={"Retry-After": "2"}) from exc
     except store.RequestIdTaken as exc:
         raise HTTPException(409, "this Idempotency-Key belongs to another client") from exc
+    except JournalWriteError as exc:
+        raise HTTPException(503, f"{NOT_KEPT} ({exc.strerror})") from exc
     p = recorded.prediction
     return JSONResponse(
         {
@@ -81,6 +85,8 @@ async def label_prediction(request_id: uuid.UUID, digit: int = Body(..., embed=T
         outcome = await recorder.label(ready, browser_id=_client_id(), request_id=request_id, digit=digit)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
+    except JournalWriteError as exc:
+        raise HTTPException(503, f"{NOT_KEPT} ({exc.strerror})") from exc
     if outcome is recorder.Label.NOT_FOUND:
         raise HTTPException(404, "no such prediction of yours")
     return {"request_id": str(request_id), "digit": digit, "saved": outcome.value}

@@ -11,6 +11,7 @@ from datetime import UTC
 from nicegui import events, ui
 
 from db import store
+from db.journal import JournalWriteError
 from ui import recorder
 from ui.canvas import Slate
 from ui.charts import bar_chart
@@ -59,6 +60,7 @@ class Shown:
 
 
 KEPT_LOCALLY = "The database is unavailable: this is kept on the server and will be saved when it is back"
+NOT_KEPT = "Not saved: the database is unavailable and the server could not keep it either"
 
 
 HISTORY_COLUMNS = [
@@ -95,7 +97,9 @@ class DrawPage:
             self._build_slate()
             self._build_result()
         self._build_history()
-        ui.keyboard(on_key=self._on_key)  # Enter predicts (ignored while typing in an input)
+        ui.keyboard(on_key=self._on_key)
+        if self.services.journal.set_aside:
+            self._show_database_status()  # Enter predicts (ignored while typing in an input)
 
     def _build_slate(self) -> None:
         with ui.card().classes("items-center"):
@@ -194,6 +198,9 @@ class DrawPage:
         except ModelUnavailable as exc:
             ui.notify(str(exc), type="negative")
             return
+        except JournalWriteError as exc:
+            ui.notify(f"{NOT_KEPT} ({exc.strerror})", type="negative")
+            return
         finally:
             self.busy = False
             self.predict_button.props(remove="loading")
@@ -238,9 +245,13 @@ class DrawPage:
         if is_shown and not self.shown.labellable:
             ui.notify("Press Predict first: there is no saved prediction to label", type="warning")
             return False
-        outcome = await recorder.label(
-            self.services, browser_id=self.browser_id, request_id=request_id, row_id=row_id, digit=digit
-        )
+        try:
+            outcome = await recorder.label(
+                self.services, browser_id=self.browser_id, request_id=request_id, row_id=row_id, digit=digit
+            )
+        except JournalWriteError as exc:
+            ui.notify(f"{NOT_KEPT} ({exc.strerror})", type="negative")
+            return False
         if outcome is Label.NOT_FOUND:
             ui.notify("That prediction is not in your history", type="negative")
             return False
@@ -256,11 +267,15 @@ class DrawPage:
         return True
 
     def _show_database_status(self) -> None:
-        pending = self.services.journal.pending if self.services.database_down else 0
-        self.database_status.set_text(
-            f"Database unavailable: {pending} change(s) kept on the server, saved when it is back" if pending else ""
-        )
-        self.database_status.set_visibility(bool(pending))
+        journal = self.services.journal
+        pending = journal.pending if self.services.database_down else 0
+        notes = []
+        if pending:
+            notes.append(f"Database unavailable: {pending} change(s) kept on the server, saved when it is back")
+        if journal.set_aside:  # unreadable journal lines (a crash mid-write): kept for an operator, not replayed
+            notes.append(f"{journal.set_aside} damaged journal line(s) set aside")
+        self.database_status.set_text(" · ".join(notes))
+        self.database_status.set_visibility(bool(notes))
         if pending and self.status_timer is None:
             with self.database_status:
                 self.status_timer = ui.timer(3.0, self._show_database_status)

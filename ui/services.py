@@ -108,6 +108,20 @@ async def _replay_forever(services: Services, interval: float) -> None:
         services.database_down = services.journal.pending > 0
 
 
+async def _replay_at_start(journal: Journal, pool: AsyncConnectionPool) -> None:
+    """Write what an earlier outage left in the journal; whatever happens, the app starts (what is not written
+    stays in the journal for the background replay, unreadable lines go to the journal's .rejected file)."""
+    if not journal.pending:
+        return
+    logger.info("journal: %d entries from an earlier database outage, replaying", journal.pending)
+    try:
+        await journal.replay(pool)
+    except Exception:  # never block start-up: the background task retries, the entries stay in the file
+        logger.exception("journal: replay at start failed; retried in the background")
+    if journal.set_aside:
+        logger.error("journal: %d unreadable entries are kept in %s", journal.set_aside, journal.rejected_path)
+
+
 async def start(settings: Settings) -> None:
     """Open the pool (applying the schema) and the TorchServe client; pages wait for this (see get)."""
     global _services, _start_error
@@ -128,9 +142,7 @@ async def start(settings: Settings) -> None:
         )
         await apply_default(models, pool)  # before the first prediction
         journal = Journal(journal_path(settings))
-        if journal.pending:
-            logger.info("journal: %d entries from an earlier database outage, replaying", journal.pending)
-            await journal.replay(pool)
+        await _replay_at_start(journal, pool)
         _services = Services(settings=settings, predictor=predictor, pool=pool, models=models, journal=journal)
         _background.extend(
             [

@@ -3,7 +3,9 @@ overwriting a newer label, dropping only entries the database refuses for good."
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -11,7 +13,7 @@ import psycopg
 import pytest
 
 from db import store
-from db.journal import Journal
+from db.journal import Journal, JournalWriteError
 
 pytestmark = pytest.mark.asyncio
 
@@ -98,14 +100,102 @@ async def test_entries_stay_while_the_database_is_down(db_url, tmp_path):
     assert journal.pending == 1
 
 
-async def test_an_entry_the_database_refuses_for_good_is_dropped_not_blocking(pool, db_url, tmp_path):
+async def test_an_entry_the_database_refuses_for_good_is_set_aside_not_blocking(pool, db_url, tmp_path):
     journal = Journal(tmp_path / "pending.jsonl")
-    bad = json.loads(json.dumps({"kind": "prediction", "prediction": {"request_id": "not a uuid"}}))
-    journal.path.write_text(json.dumps(bad) + "\n")
+    bad = json.dumps({"kind": "prediction", "prediction": {"request_id": "not a uuid"}})
+    journal.path.write_text(bad + "\n")
     good = prediction()
     await journal.add_prediction(good)
     assert await journal.replay(pool) == 2
     assert [r[0] for r in rows(db_url)] == [good.request_id]
+    assert journal.set_aside == 1 and journal.rejected_path.read_text() == bad + "\n"
+
+
+async def journal_of(tmp_path, count: int) -> tuple[Journal, list[store.NewPrediction]]:
+    journal = Journal(tmp_path / "pending.jsonl")
+    kept = [prediction(digit=d) for d in range(count)]
+    for p in kept:
+        await journal.add_prediction(p)
+    return journal, kept
+
+
+async def test_a_torn_last_line_is_set_aside_and_the_rest_replays(pool, db_url, tmp_path):
+    """The red-team case: the last 300 bytes of the file cut off (a crash mid-write); replay used to raise
+    JSONDecodeError, and the app did not start."""
+    journal, kept = await journal_of(tmp_path, 3)
+    data = journal.path.read_bytes()
+    journal.path.write_bytes(data[:-300])
+    fresh = Journal(journal.path)  # as after a restart
+    assert fresh.pending == 3
+    assert await fresh.replay(pool) == 3
+    assert [r[0] for r in rows(db_url)] == [p.request_id for p in kept[:2]]
+    assert fresh.pending == 0 and fresh.set_aside == 1
+    assert fresh.rejected_path.read_bytes() == data.splitlines(keepends=True)[2][:-300] + b"\n"
+    assert fresh.rejected_path.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [b"not json at all", b"[1, 2, 3]", b'{"kind": "mystery"}', b"\xff\xfe\x00binary", b"[" * 100_000, b'"a string"',
+     b'{"kind": "label", "request_id": "x"}', b'{"kind": "prediction", "prediction": null}'],
+    ids=["text", "list", "unknown-kind", "binary", "deep", "string", "label-fields", "null-prediction"],
+)  # fmt: skip
+async def test_corrupt_lines_anywhere_are_set_aside_and_the_rest_replays_in_order(pool, db_url, tmp_path, junk):
+    journal, kept = await journal_of(tmp_path, 2)
+    lines = journal.path.read_bytes().splitlines(keepends=True)
+    journal.path.write_bytes(junk + b"\n" + lines[0] + junk + b"\n" + lines[1])
+    fresh = Journal(journal.path)
+    assert await fresh.replay(pool) == 4
+    assert [r[0] for r in rows(db_url)] == [p.request_id for p in kept]
+    assert fresh.set_aside == 2 and not fresh.path.exists()
+
+
+async def test_an_entry_appended_after_a_torn_line_stays_readable(pool, db_url, tmp_path):
+    """The writer starts a new line when the file ends mid-line, so the torn line does not swallow the next one."""
+    journal, _ = await journal_of(tmp_path, 1)
+    journal.path.write_bytes(journal.path.read_bytes()[:-40])
+    fresh = Journal(journal.path)
+    later = prediction(digit=7)
+    await fresh.add_prediction(later)
+    assert await fresh.replay(pool) == 2
+    assert [r[0] for r in rows(db_url)] == [later.request_id] and fresh.set_aside == 1
+
+
+async def test_a_short_write_fails_loudly_and_leaves_the_file_whole(tmp_path, monkeypatch):
+    """os.write may write less than asked (a full disk): the writer goes on until all is written, and when the disk
+    takes nothing more it raises and cuts the file back, never leaving half a line."""
+    journal, _ = await journal_of(tmp_path, 1)
+    before = journal.path.read_bytes()
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, data[:100]))  # 100 bytes at a time
+    await journal.add_prediction(prediction(digit=5))
+    assert Journal(journal.path).pending == 2  # written whole, in several calls
+
+    written = journal.path.read_bytes()
+    calls = []
+
+    def disk_full(fd, data):
+        calls.append(len(data))
+        return real_write(fd, data[:100]) if len(calls) == 1 else 0
+
+    monkeypatch.setattr(os, "write", disk_full)
+    with pytest.raises(JournalWriteError, match="could not write"):
+        await journal.add_prediction(prediction(digit=6))
+    assert journal.path.read_bytes() == written and before in written
+    assert journal.pending == 2
+
+
+async def test_a_write_refused_by_the_system_fails_loudly(tmp_path, monkeypatch):
+    journal, _ = await journal_of(tmp_path, 1)
+    before = journal.path.read_bytes()
+
+    def no_space(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", no_space)
+    with pytest.raises(JournalWriteError, match="No space left"):
+        await journal.add_label(request_id=uuid.uuid4(), browser_id="b", true_digit=3)
+    assert journal.path.read_bytes() == before and journal.pending == 1
 
 
 async def test_the_journal_file_is_private_and_survives_a_new_instance(tmp_path):

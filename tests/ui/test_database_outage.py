@@ -3,12 +3,16 @@ keeps them, and when the database is back exactly those rows appear, once each, 
 
 from __future__ import annotations
 
+import asyncio
+
 import psycopg
 import pytest
 from nicegui.testing import User
 
 from db.embedded import start_private_server
+from db.journal import Journal
 from tests.conftest import running_server
+from tests.db.test_journal import prediction as journal_prediction
 from tests.ui.test_draw_page import draw, predict, text_of, wait_for
 from ui import services
 
@@ -77,3 +81,34 @@ async def test_predictions_and_feedback_during_an_outage_are_written_exactly_onc
     png, label, _ = canvas_pngs[21]
     assert await predict(user, png, restarted.url) == str(label)
     assert pending() == 0 and len(rows(restarted.url)) == 22
+
+
+@pytest.fixture
+def torn_journal(app_env, tmp_path):
+    """What a crash mid-write leaves: a journal of 3 predictions whose last 300 bytes are cut off, plus one line of
+    garbage in the middle (both set aside: 2 lines)."""
+    path = tmp_path / "journal" / "torn.jsonl"
+    journal = Journal(path)
+    kept = [journal_prediction(digit) for digit in (1, 2, 3)]
+    for prediction in kept:
+        asyncio.run(journal.add_prediction(prediction))
+    first, *rest = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes((first + b"{not json\n" + b"".join(rest))[:-300])
+    app_env.setenv("JOURNAL_FILE", str(path))
+    return path, kept
+
+
+async def test_a_torn_journal_never_stops_the_page_from_starting(torn_journal, user: User, database_url, caplog):
+    """The red-team case: a journal cut mid-line used to raise JSONDecodeError at start, and every page answered
+    500. Now the page opens, the readable entries are in the database, and the note counts what was set aside."""
+    path, kept = torn_journal
+    await user.open("/")
+    await user.should_see("2 damaged journal line(s) set aside")
+    assert not path.exists()
+    assert len(path.with_name(path.name + ".rejected").read_text().splitlines()) == 2
+    with psycopg.connect(database_url) as conn:
+        ids = {row[0] for row in conn.execute("SELECT request_id FROM predictions").fetchall()}
+    assert kept[0].request_id in ids and kept[1].request_id in ids and kept[2].request_id not in ids
+    errors = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
+    assert any("2 unreadable line(s) moved to" in message for message in errors), errors
+    caplog.clear()  # the errors an operator must see were logged, as expected
