@@ -52,7 +52,7 @@ lint: $(INSTALLED)  ## ruff
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# Each version's recipe (README "Training"); TRAIN_ARGS adds to it.
+# Each version's recipe (docs/model-card.md "Training"); TRAIN_ARGS adds to it.
 RECIPE_1.0 :=
 RECIPE_2.0 := --members 3 --pen-images 20000 --half-weights
 
@@ -60,7 +60,7 @@ train: $(INSTALLED)  ## train VERSION (1.0 or 2.0) into model_store/v$(VERSION)/
 	$(PY) -m training.train --data-dir $(DATA_DIR) --out model_store/v$(VERSION) --epochs $(EPOCHS) $(RECIPE_$(VERSION)) $(TRAIN_ARGS)
 
 models: $(INSTALLED)  ## manage the running model versions: make models ARGS="list | set-default 2.0 | ..."
-	$(PY) -m deploy.models $(or $(ARGS),list)
+	$(PY) -m serving.cli $(or $(ARGS),list)
 
 eval: $(INSTALLED) $(MAR) $(MAR_V2)  ## accuracy of the live API on MNIST test and canvas-style drawings (starts TorchServe)
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR)

@@ -374,3 +374,17 @@ async def recent_drawings(pool: AsyncConnectionPool, *, limit: int, labelled_onl
             (labelled_only, limit),
         )
         return await cursor.fetchall()
+
+
+class DefaultVersions:
+    """The operator's chosen default version per model, in model_defaults (serving.versions.RememberedDefault)."""
+
+    def __init__(self, pool: AsyncConnectionPool):
+        self.pool = pool
+
+    async def chosen(self, model_name: str) -> str | None:
+        row = await get_default_version(self.pool, model_name=model_name)
+        return row.version if row else None
+
+    async def remember(self, model_name: str, version: str, *, by: str) -> None:
+        await set_default_version(self.pool, model_name=model_name, version=version, updated_by=by)

@@ -7,8 +7,8 @@
 
 The effective configuration is made as for `make run` (deploy.run.torchserve; a test keeps the two equal), so a
 container differs from a local run only by its environment. TorchServe writes key_file.json into TS_HOME, its working
-directory; docker-compose.yml shares that folder with the UI through a volume. This module imports no UI code, so the
-TorchServe image needs only deploy/ and ui/settings.py.
+directory; docker-compose.yml shares that folder with the UI through a volume. This module imports no UI or database
+code, so the TorchServe image needs only deploy/, serving/, settings.py and the model store.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ import time
 
 import httpx
 
-from deploy.torchserve import KeyRenewal, TorchServe, local_url, renew_keys, renewal_interval, token_auth
+from deploy.torchserve import KeyRenewal, TorchServe, renew_keys, renewal_interval, token_auth
 from deploy.torchserve import from_settings as torchserve
-from ui.settings import Settings
+from serving.auth import KeyFile, KeyUnavailable, TokenAuth
+from serving.endpoints import local_url
+from settings import Settings, SettingsError, load
 
 __all__ = ["local_url", "renew_keys", "renewal_interval", "token_auth", "torchserve"]  # the tests use them from here
 
@@ -37,7 +39,7 @@ def check_archives(server: TorchServe) -> None:
     if missing:
         raise MissingArchives(
             f"missing model archive(s) {', '.join(missing)} in {server.model_store}: build them first "
-            "(`make archive VERSION=<version>` for each; README Deploy)"
+            "(`make archive VERSION=<version>` for each; docs/deployment.md)"
         )
 
 
@@ -84,15 +86,12 @@ def serve(settings: Settings) -> int:
 def ping(settings: Settings, *, timeout: float = 5.0) -> int:
     """0 when TorchServe answers /ping with 200 (all models have their minimum of workers), else 1 and why."""
     server = torchserve(settings)
-    headers = {}
-    if token_auth(server):
-        try:
-            headers["Authorization"] = f"Bearer {server.keys()['inference']}"
-        except (OSError, KeyError, ValueError) as exc:
-            print(f"no usable key file at {server.key_file}: {exc}")
-            return 1
+    auth = TokenAuth(KeyFile(server.key_file) if token_auth(server) else None, "inference")
     try:
-        response = httpx.get(f"{local_url(server.endpoints.inference)}/ping", headers=headers, timeout=timeout)
+        response = httpx.get(f"{local_url(server.endpoints.inference)}/ping", auth=auth, timeout=timeout)
+    except KeyUnavailable as exc:
+        print(f"no usable key file at {server.key_file}: {exc}")
+        return 1
     except httpx.HTTPError as exc:
         print(f"TorchServe does not answer: {exc}")
         return 1
@@ -108,7 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("command", choices=["serve", "ping"])
     args = parser.parse_args(argv)
-    settings = Settings()
+    try:
+        settings = load()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.command == "ping":
         return ping(settings)
     try:

@@ -26,8 +26,7 @@ from db.embedded import PrivateServer, PrivateServerError, start_private_server,
 from deploy.java import JavaNotFoundError
 from deploy.torchserve import KeyRenewal, TorchServe, TorchServeError, stop_group
 from deploy.torchserve import from_settings as torchserve
-from ui.services import MissingSecret, admin_password, storage_secret
-from ui.settings import ROOT, Settings, get_settings
+from settings import ROOT, Settings, SettingsError, load
 
 
 class StartupError(RuntimeError):
@@ -110,13 +109,10 @@ def start_database(settings: Settings) -> tuple[str, PrivateServer | None]:
 
 
 def check_secrets(settings: Settings) -> None:
-    """Before anything starts: the page's secrets (generated under var/ in dev, required with APP_ENV=production).
-    Generating the admin password now also makes the file the banner names exist."""
-    try:
-        storage_secret(settings)
-        admin_password(settings)
-    except MissingSecret as exc:
-        raise StartupError(f"{exc} (see .env.example)") from exc
+    """Before anything starts: the page's secrets (validated by Settings outside dev; generated under var/ in dev,
+    which also makes the file the banner names exist)."""
+    settings.secret("storage_secret")
+    settings.secret("admin_password")
 
 
 def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C: stop everything cleanly
@@ -244,10 +240,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", nargs="?", choices=("run", "stop"), default="run")
     args = parser.parse_args(argv)
-    settings = get_settings()
     try:
+        settings = load()
         sys.exit(run(settings) if args.command == "run" else stop(settings))
-    except (StartupError, TorchServeError, JavaNotFoundError, PrivateServerError) as exc:
+    except (SettingsError, StartupError, TorchServeError, JavaNotFoundError, PrivateServerError) as exc:
         sys.exit(f"error: {exc}")
 
 

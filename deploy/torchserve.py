@@ -8,7 +8,6 @@ pid file there, so two instances must not share one) and torchserve.pid (for `ma
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -18,69 +17,18 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from deploy.java import java_home
+from serving.auth import KeyFile, KeyUnavailable, TokenAuth
+from serving.endpoints import Endpoints, configure, local_url, read_properties, settings_overrides
+from settings import Settings
 
 
 class TorchServeError(RuntimeError):
     """TorchServe did not start, or stopped; the message includes the end of its log."""
-
-
-def read_properties(text: str) -> dict[str, str]:
-    """Parse the simple key=value lines of a Java properties file (comments and blanks ignored)."""
-    properties = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith(("#", "!")) and "=" in line:
-            key, _, value = line.partition("=")
-            properties[key.strip()] = value.strip()
-    return properties
-
-
-def apply_overrides(text: str, overrides: dict[str, str]) -> str:
-    """The properties text with the given keys replaced (or appended when absent)."""
-    lines, seen = [], set()
-    for line in text.splitlines():
-        key = line.partition("=")[0].strip()
-        if key in overrides and not line.lstrip().startswith("#"):
-            lines.append(f"{key}={overrides[key]}")
-            seen.add(key)
-        else:
-            lines.append(line)
-    lines += [f"{key}={value}" for key, value in overrides.items() if key not in seen]
-    return "\n".join(lines) + "\n"
-
-
-def address_overrides(
-    *, host: str | None = None, inference: int | None = None, management: int | None = None, metrics: int | None = None
-) -> dict[str, str]:
-    """Property overrides for the three REST addresses (and gRPC's host) from settings; None keeps the template."""
-    overrides = {}
-    if host:
-        overrides["grpc_inference_address"] = overrides["grpc_management_address"] = host
-    for key, port in (
-        ("inference_address", inference),
-        ("management_address", management),
-        ("metrics_address", metrics),
-    ):
-        if host or port:
-            overrides[key] = f"http://{host or '{host}'}:{port or '{port}'}"
-    return overrides
-
-
-def resolve_addresses(properties: dict[str, str], overrides: dict[str, str]) -> dict[str, str]:
-    """Fill the {host}/{port} placeholders address_overrides leaves, from the template's own addresses."""
-    resolved = dict(overrides)
-    for key, value in overrides.items():
-        if key.endswith("_address") and "{" in value:
-            template = urlsplit(properties[key])
-            resolved[key] = value.format(host=template.hostname, port=template.port)
-    return resolved
 
 
 def free_ports(count: int) -> list[int]:
@@ -111,27 +59,6 @@ def isolated_overrides() -> dict[str, str]:
     }
 
 
-@dataclass(frozen=True)
-class Endpoints:
-    inference: str
-    management: str
-    metrics: str
-
-    @classmethod
-    def from_properties(cls, properties: dict[str, str]) -> Endpoints:
-        return cls(
-            inference=properties["inference_address"].rstrip("/"),
-            management=properties["management_address"].rstrip("/"),
-            metrics=properties["metrics_address"].rstrip("/"),
-        )
-
-
-def read_keys(key_file: Path) -> dict[str, str]:
-    """{'inference': ..., 'management': ..., 'API': ...} from TorchServe's key_file.json."""
-    raw = json.loads(key_file.read_text())
-    return {name: entry["key"] for name, entry in raw.items()}
-
-
 class TorchServe:
     """One TorchServe process group, started from a config template with overrides, in its own home folder."""
 
@@ -140,9 +67,7 @@ class TorchServe:
     ):
         self.home = Path(home).resolve()
         self.model_store = Path(model_store).resolve()
-        template = Path(config_template).read_text()
-        overrides = resolve_addresses(read_properties(template), overrides or {})
-        self.config_text = apply_overrides(template, overrides)
+        self.config_text = configure(Path(config_template).read_text(), overrides or {})
         self.properties = read_properties(self.config_text)
         self.endpoints = Endpoints.from_properties(self.properties)
         self.process: subprocess.Popen | None = None
@@ -160,7 +85,7 @@ class TorchServe:
         return self.home / "logs" / "torchserve.out"
 
     def keys(self) -> dict[str, str]:
-        return read_keys(self.key_file)
+        return KeyFile(self.key_file).keys()
 
     def _environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -212,9 +137,9 @@ class TorchServe:
         if not self.key_file.exists():
             return False
         try:
-            headers = {"Authorization": f"Bearer {self.keys()['management']}"}
-            response = httpx.get(f"{self.endpoints.management}/models/{model}", headers=headers, timeout=5)
-        except (httpx.HTTPError, json.JSONDecodeError, KeyError, OSError):
+            auth = TokenAuth(KeyFile(self.key_file), "management")
+            response = httpx.get(f"{local_url(self.endpoints.management)}/models/{model}", auth=auth, timeout=5)
+        except (httpx.HTTPError, KeyUnavailable, OSError):  # KeyUnavailable: the file is being written
             return False
         if response.status_code != 200:
             return False
@@ -285,28 +210,15 @@ def stop_group(pid: int, *, timeout: float) -> bool:
     return True
 
 
-def from_settings(settings) -> TorchServe:
-    """The TorchServe instance a ui.settings.Settings describes: config.properties with the TS_* overrides.
-
-    The one place this is computed: `make run`, the container entry point, the UI and the CLI all agree."""
-    overrides = address_overrides(
-        host=settings.ts_host,
-        inference=settings.ts_inference_port,
-        management=settings.ts_management_port,
-        metrics=settings.ts_metrics_port,
-    )
-    overrides.update(settings.ts_properties)
+def from_settings(settings: Settings) -> TorchServe:
+    """The TorchServe instance the settings describe: config.properties with the TS_* overrides (serving/endpoints.py,
+    which the clients read too)."""
     return TorchServe(
-        home=settings.ts_home, config_template=settings.ts_config, model_store=settings.model_store, overrides=overrides
+        home=settings.ts_home,
+        config_template=settings.ts_config,
+        model_store=settings.model_store,
+        overrides=settings_overrides(settings),
     )
-
-
-def local_url(address: str) -> str:
-    """An address TorchServe listens on, as a client on the same host reaches it (0.0.0.0 -> 127.0.0.1)."""
-    parts = urlsplit(address)
-    if parts.hostname in ("0.0.0.0", "::", "[::]"):
-        parts = parts._replace(netloc=f"127.0.0.1:{parts.port}")
-    return urlunsplit(parts).rstrip("/")
 
 
 RENEWED_KEYS = ("inference", "management")
@@ -321,10 +233,10 @@ def renew_keys(server: TorchServe) -> None:
 
     Keys expire after token_expiration_min and TorchServe does not renew them by itself; only the API key, which
     does not expire, may ask for new ones."""
-    headers = {"Authorization": f"Bearer {server.keys()['API']}"}
+    auth = TokenAuth(KeyFile(server.key_file), "API")
     for kind in RENEWED_KEYS:
         url = f"{local_url(server.endpoints.management)}/token"
-        httpx.get(url, params={"type": kind}, headers=headers, timeout=10).raise_for_status()
+        httpx.get(url, params={"type": kind}, auth=auth, timeout=10).raise_for_status()
 
 
 def renewal_interval(server: TorchServe) -> float:
@@ -349,7 +261,7 @@ class KeyRenewal:
             return None
         try:
             renew_keys(self.server)
-        except (httpx.HTTPError, KeyError, ValueError, OSError) as exc:
+        except (httpx.HTTPError, KeyUnavailable, ValueError, OSError) as exc:
             self.next = self.clock() + self.RETRY_SECONDS
             return f"renewing TorchServe's keys failed (retried in {self.RETRY_SECONDS:.0f} s): {exc}"
         self.next = self.clock() + self.interval

@@ -36,8 +36,8 @@ from db.embedded import start_private_server
 from deploy.torchserve import TorchServe, free_ports, temporary
 from handler.model import DigitNet
 from handler.preprocess import prepare
+from serving.inference import Predictor
 from training import canvas, data
-from ui.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "mnist"

@@ -8,7 +8,8 @@
 
 The client is identified like a browser: by NiceGUI's signed session cookie (set on the first response; keep it, as
 a browser does). Every read and label is scoped to that identity, so knowing another client's ids is not enough.
-Records go through ui/recorder.py, like the page's: during a database outage they are journaled, not lost.
+Records go through the app's Recorder (ui/recorder.py), like the page's: during a database outage they are
+journaled, not lost.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from nicegui import app
 
 from db import store
 from db.journal import JournalWriteError
-from ui import recorder, services
-from ui.predictor import ModelUnavailable, PredictionRejected
+from serving.inference import ModelUnavailable, PredictionRejected
+from ui.context import current
+from ui.recorder import Label
 
 NOT_KEPT = "not saved: the database is unavailable and so is the server's journal"
 MAX_BODY = 4 * 1024 * 1024  # TorchServe's max_request_size (config.properties)
@@ -52,9 +54,9 @@ async def create_prediction(
         raise HTTPException(400, "empty body: send the drawing as a PNG (Content-Type: image/png)")
     if len(body) > MAX_BODY:
         raise HTTPException(413, f"the image is {len(body)} bytes; at most {MAX_BODY} are accepted")
-    ready = await services.get()
+    context = await current()
     try:
-        recorded = await recorder.predict(ready, body, browser_id=_client_id(), request_id=request_id, save=save)
+        recorded = await context.recorder.predict(body, browser_id=_client_id(), request_id=request_id, save=save)
     except PredictionRejected as exc:
         raise HTTPException(exc.status, str(exc)) from exc
     except ModelUnavailable as exc:
@@ -80,23 +82,23 @@ async def create_prediction(
 
 
 async def label_prediction(request_id: uuid.UUID, digit: int = Body(..., embed=True)) -> dict:
-    ready = await services.get()
+    context = await current()
     try:
-        outcome = await recorder.label(ready, browser_id=_client_id(), request_id=request_id, digit=digit)
+        outcome = await context.recorder.label(browser_id=_client_id(), request_id=request_id, digit=digit)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
     except JournalWriteError as exc:
         raise HTTPException(503, f"{NOT_KEPT} ({exc.strerror})") from exc
-    if outcome is recorder.Label.NOT_FOUND:
+    if outcome is Label.NOT_FOUND:
         raise HTTPException(404, "no such prediction of yours")
     return {"request_id": str(request_id), "digit": digit, "saved": outcome.value}
 
 
 async def history(limit: int = Query(10, ge=1, le=100), offset: int = Query(0, ge=0)) -> dict:
-    ready = await services.get()
+    context = await current()
     try:
-        rows = await store.history(ready.pool, browser_id=_client_id(), limit=limit, offset=offset)
-        total = await store.history_count(ready.pool, browser_id=_client_id())
+        rows = await store.history(context.pool, browser_id=_client_id(), limit=limit, offset=offset)
+        total = await store.history_count(context.pool, browser_id=_client_id())
     except store.StoreUnavailable as exc:
         raise HTTPException(503, "the history is unavailable: the database cannot be reached") from exc
     return {

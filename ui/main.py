@@ -1,4 +1,4 @@
-"""The NiceGUI app: start/stop of the shared services, the routes, and `python -m ui.main` to serve it.
+"""The NiceGUI app: the Runtime (start-up and shutdown of the AppContext), the routes, and `python -m ui.main`.
 
 The process supervisor (`make run`) starts it with DATABASE_URL and the TorchServe settings in the environment.
 """
@@ -11,8 +11,10 @@ from fastapi import Request
 from nicegui import app, ui
 from nicegui.storage import Storage
 
-from ui import api, draw_page, models_page, services, stats_page
-from ui.settings import Settings
+from settings import Settings, SettingsError, load
+from ui import api
+from ui.context import Runtime, current
+from ui.pages import draw, models, stats
 
 logger = logging.getLogger(__name__)
 
@@ -32,43 +34,37 @@ api.register()
 @ui.page("/")
 async def index() -> None:
     header()
-    page = draw_page.DrawPage(await services.get(), browser_id=app.storage.browser["id"])
+    page = draw.DrawPage(await current(), browser_id=app.storage.browser["id"])
     await page.refresh_history()
 
 
 @ui.page("/stats")
-async def stats() -> None:
+async def stats_page() -> None:
     header()
-    await stats_page.build(await services.get())
+    await stats.build(await current())
 
 
 @ui.page("/models")
-async def models(request: Request) -> None:
+async def models_page(request: Request) -> None:
     header()
     client = request.client.host if request.client else "unknown"
-    await models_page.build(await services.get(), client=client)
+    await models.build(await current(), client=client)
 
 
 def run(settings: Settings) -> None:
-    """Register startup/shutdown and serve the app (in tests, NiceGUI's user simulation takes over here)."""
-    # Outside dev both secrets must be set: refuse to start (MissingSecret) instead of serving without them
-    storage_secret = services.storage_secret(settings)
+    """Register start-up/shutdown and serve the app (in tests, NiceGUI's user simulation takes over here)."""
     # app.storage.user (the admin login) is kept in files: under var/, not in the working directory
     Storage.path = settings.ui_storage_dir.resolve()
-    if settings.app_env != "dev":
-        services.admin_password(settings)  # in dev it is generated when first needed
-
-    async def startup() -> None:
-        await services.start(settings)
-
-    app.on_startup(startup)
-    app.on_shutdown(services.stop)
+    runtime = Runtime(settings)
+    app.state.runtime = runtime
+    app.on_startup(runtime.start)
+    app.on_shutdown(runtime.stop)
     ui.run(
         host=settings.ui_host,
         port=settings.ui_port,
         title="Digit recognizer",
         favicon="✍️",
-        storage_secret=storage_secret,
+        storage_secret=settings.secret("storage_secret"),
         reload=False,
         show=False,
     )
@@ -77,6 +73,6 @@ def run(settings: Settings) -> None:
 if __name__ in {"__main__", "__mp_main__"}:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        run(Settings())
-    except services.MissingSecret as exc:
+        run(load())
+    except SettingsError as exc:
         raise SystemExit(f"the page does not start: {exc}") from None

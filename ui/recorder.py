@@ -2,19 +2,24 @@
 
 A prediction is stored with a request_id chosen here (or by the API client, so that a retried request never makes a
 second row). When PostgreSQL cannot be reached, the prediction and later its label go to the local journal
-(db/journal.py) and are written when the database is back; the caller tells the user, discreetly.
+(db/journal.py) and are written when the database is back; the caller tells the user, discreetly. The Recorder is the
+one owner of "the database is down": after one failed write it sends writes straight to the journal (instead of
+waiting for the pool's timeout on every request) until the journal has been replayed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import uuid
 from dataclasses import dataclass
 
+from psycopg_pool import AsyncConnectionPool
+
 from db import store
-from ui.predictor import Prediction
-from ui.services import Services
+from db.journal import Journal
+from serving.inference import Prediction, Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -33,69 +38,101 @@ class Recorded:
     saved: Saved
 
 
-async def predict(
-    services: Services,
-    png: bytes,
-    *,
-    browser_id: str,
-    request_id: uuid.UUID | None = None,
-    save: bool = True,
-    version: str | None = None,
-) -> Recorded:
-    """Ask TorchServe (PredictorError when it cannot answer) and record the answer unless `save` is False."""
-    prediction = await services.predictor.predict(png, version=version)
-    request_id = request_id or uuid.uuid4()
-    if not save:
-        return Recorded(prediction, request_id, None, Saved.NOT_SAVED)
-    record = store.NewPrediction(
-        request_id=request_id,
-        browser_id=browser_id,
-        model_name=prediction.model_name,
-        model_version=prediction.model_version,
-        predicted_digit=prediction.digit,
-        confidence=prediction.confidence,
-        probabilities=prediction.probabilities,
-        canvas_png=png,
-        preview_png=prediction.preview_png,
-        latency_ms=prediction.latency_ms,
-    )
-    if not services.database_down and request_id not in services.journal.pending_request_ids():
-        try:
-            row_id = await store.insert_prediction(services.pool, record)
-            return Recorded(prediction, request_id, row_id, Saved.DATABASE)
-        except store.StoreUnavailable as exc:
-            services.database_down = True
-            logger.warning("prediction %s kept in the journal: %s", request_id, exc)
-    await services.journal.add_prediction(record)
-    return Recorded(prediction, request_id, None, Saved.JOURNAL)
-
-
 class Label(enum.Enum):
     DATABASE = "database"
     JOURNAL = "journal"
     NOT_FOUND = "not found"  # no such prediction of this browser
 
 
-async def label(
-    services: Services, *, browser_id: str, request_id: uuid.UUID, digit: int, row_id: int | None = None
-) -> Label:
-    """Record the digit the user meant (ValueError unless 0-9). By row id when known, else by request_id."""
-    store.check_digit(digit, name="true_digit")
-    if services.database_down or request_id in services.journal.pending_request_ids():  # keep the journal's order
-        await services.journal.add_label(request_id=request_id, browser_id=browser_id, true_digit=digit)
-        return Label.JOURNAL
-    try:
-        if row_id is not None:
-            found = await store.set_feedback(
-                services.pool, prediction_id=row_id, browser_id=browser_id, true_digit=digit
-            )
-        else:
-            found = await store.set_feedback_by_request_id(
-                services.pool, request_id=request_id, browser_id=browser_id, true_digit=digit
-            )
-    except store.StoreUnavailable as exc:
-        services.database_down = True
-        logger.warning("label for %s kept in the journal: %s", request_id, exc)
-        await services.journal.add_label(request_id=request_id, browser_id=browser_id, true_digit=digit)
-        return Label.JOURNAL
-    return Label.DATABASE if found else Label.NOT_FOUND
+@dataclass(frozen=True)
+class JournalNote:
+    """What the page says about the journal: writes waiting for the database, and unreadable lines set aside."""
+
+    pending: int
+    set_aside: int
+
+
+class Recorder:
+    """Predicts with the TorchServe client and records in PostgreSQL, or in the journal while the database is down.
+    One per app (built at start-up, ui/context.py)."""
+
+    def __init__(self, *, predictor: Predictor, pool: AsyncConnectionPool, journal: Journal):
+        self.predictor = predictor
+        self.pool = pool
+        self.journal = journal
+        self.database_down = False  # set by a failed write; cleared once the journal has been replayed
+
+    def note(self) -> JournalNote:
+        return JournalNote(pending=self.journal.pending if self.database_down else 0, set_aside=self.journal.set_aside)
+
+    async def replay(self) -> None:
+        """Write what the journal kept as soon as the database answers again; never raises (the entries stay)."""
+        if self.journal.pending:
+            try:
+                await self.journal.replay(self.pool)
+            except Exception:  # keep replaying later whatever happened (the entries stay in the file)
+                logger.exception("journal replay failed")
+        self.database_down = self.journal.pending > 0
+
+    async def replay_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.replay()
+
+    async def predict(
+        self,
+        png: bytes,
+        *,
+        browser_id: str,
+        request_id: uuid.UUID | None = None,
+        save: bool = True,
+        version: str | None = None,
+    ) -> Recorded:
+        """Ask TorchServe (PredictorError when it cannot answer) and record the answer unless `save` is False."""
+        prediction = await self.predictor.predict(png, version=version)
+        request_id = request_id or uuid.uuid4()
+        if not save:
+            return Recorded(prediction, request_id, None, Saved.NOT_SAVED)
+        record = store.NewPrediction(
+            request_id=request_id,
+            browser_id=browser_id,
+            model_name=prediction.model_name,
+            model_version=prediction.model_version,
+            predicted_digit=prediction.digit,
+            confidence=prediction.confidence,
+            probabilities=prediction.probabilities,
+            canvas_png=png,
+            preview_png=prediction.preview_png,
+            latency_ms=prediction.latency_ms,
+        )
+        if not self.database_down and request_id not in self.journal.pending_request_ids():
+            try:
+                row_id = await store.insert_prediction(self.pool, record)
+                return Recorded(prediction, request_id, row_id, Saved.DATABASE)
+            except store.StoreUnavailable as exc:
+                self.database_down = True
+                logger.warning("prediction %s kept in the journal: %s", request_id, exc)
+        await self.journal.add_prediction(record)
+        return Recorded(prediction, request_id, None, Saved.JOURNAL)
+
+    async def label(self, *, browser_id: str, request_id: uuid.UUID, digit: int, row_id: int | None = None) -> Label:
+        """Record the digit the user meant (ValueError unless 0-9). By row id when known, else by request_id."""
+        store.check_digit(digit, name="true_digit")
+        if self.database_down or request_id in self.journal.pending_request_ids():  # keep the journal's order
+            await self.journal.add_label(request_id=request_id, browser_id=browser_id, true_digit=digit)
+            return Label.JOURNAL
+        try:
+            if row_id is not None:
+                found = await store.set_feedback(
+                    self.pool, prediction_id=row_id, browser_id=browser_id, true_digit=digit
+                )
+            else:
+                found = await store.set_feedback_by_request_id(
+                    self.pool, request_id=request_id, browser_id=browser_id, true_digit=digit
+                )
+        except store.StoreUnavailable as exc:
+            self.database_down = True
+            logger.warning("label for %s kept in the journal: %s", request_id, exc)
+            await self.journal.add_label(request_id=request_id, browser_id=browser_id, true_digit=digit)
+            return Label.JOURNAL
+        return Label.DATABASE if found else Label.NOT_FOUND

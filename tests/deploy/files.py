@@ -15,7 +15,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from PIL import Image, ImageDraw
 
-from ui.settings import Settings
+from settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = {
@@ -23,13 +23,13 @@ DOCKERFILES = {
     "ui": ROOT / "deploy" / "docker" / "ui.Dockerfile",
 }
 ENTRY_POINTS = {"torchserve": "deploy.container", "ui": "ui.main"}
-LOCAL_PACKAGES = {"ui", "db", "deploy", "handler", "training"}
+LOCAL_PACKAGES = {"settings", "serving", "ui", "db", "deploy", "handler", "training"}
 # Environment variables the containers get that are not Settings fields: read by the handler, Python or pip
 OTHER_ENV = {"TORCH_NUM_THREADS", "PYTHONUNBUFFERED", "PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHECK"}
 
 
 def settings_env_names() -> set[str]:
-    """The environment variables ui/settings.py reads (one per field)."""
+    """The environment variables settings.py reads (one per field)."""
     return {name.upper() for name in Settings.model_fields}
 
 
@@ -168,7 +168,7 @@ def _imported_modules(path: Path) -> set[str]:
             modules |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module != "__future__":
             modules.add(node.module)
-            # `from ui import draw_page` imports the submodule ui/draw_page.py
+            # `from ui.pages import draw` imports the submodule ui/pages/draw.py
             modules |= {
                 f"{node.module}.{alias.name}" for alias in node.names if _module_file(f"{node.module}.{alias.name}")
             }

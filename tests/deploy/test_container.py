@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from deploy import container, run
-from deploy.torchserve import free_ports, read_keys
+from deploy.torchserve import free_ports
+from serving.auth import KeyFile
 from tests.deploy.files import ROOT, digit_one_png, settings_env_names, settings_for
 
 ONE_VERSION = {  # load 1.0 only: the live tests are about the container, not the versions
@@ -129,7 +130,7 @@ def test_serve_and_ping_as_the_containers_run_them(mode, model_store, tmp_path):
         wait_for_ping(environment, process)
         url = f"http://127.0.0.1:{inference}/predictions/mnist"
         # in the cluster TorchServe runs without token authorization and ignores the placeholder key the page sends
-        key = read_keys(home / "key_file.json")["inference"] if mode == "compose" else cluster_placeholder_key()
+        key = KeyFile(home / "key_file.json").key("inference") if mode == "compose" else cluster_placeholder_key()
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "image/png"}
         answer = httpx.post(url, content=digit_one_png(), headers=headers, timeout=30)
         assert answer.status_code == 200, answer.text
@@ -137,7 +138,7 @@ def test_serve_and_ping_as_the_containers_run_them(mode, model_store, tmp_path):
         if mode == "compose":  # renewing gives new keys in key_file.json, and the health check follows them
             server = container.torchserve(settings_for(environment))
             container.renew_keys(server)
-            assert read_keys(home / "key_file.json")["inference"] != key
+            assert KeyFile(home / "key_file.json").key("inference") != key
             assert container.ping(settings_for(environment)) == 0
         process.send_signal(signal.SIGTERM)  # docker stop / Kubernetes
         assert process.wait(timeout=60) == 0

@@ -9,7 +9,7 @@ import importlib.metadata as metadata
 import pytest
 from packaging.requirements import Requirement
 
-from deploy.torchserve import read_properties
+from serving.endpoints import read_properties
 from tests.deploy.files import (
     DOCKERFILES,
     ENTRY_POINTS,

@@ -15,11 +15,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import kubernetes_validate
+import pydantic
 import pytest
 import yaml
 
 from deploy import container
-from deploy.torchserve import TorchServe, isolated_overrides, read_properties
+from deploy.torchserve import TorchServe, isolated_overrides
+from serving.endpoints import read_properties
 from tests.deploy.files import (
     DOCKERFILES,
     OTHER_ENV,
@@ -165,6 +167,11 @@ def test_the_page_runs_two_replicas_with_session_affinity(cluster):
     assert int(container_env(item, cluster)["UI_PORT"]) == port["containerPort"]
 
 
+def filled_secrets(environment: dict[str, str]) -> dict[str, str]:
+    """The environment with each value the Secret provides replaced by a stand-in long enough for production."""
+    return {k: "s" * 24 if v.startswith("<secret") else v for k, v in environment.items()}
+
+
 def test_the_page_reads_settings_and_its_secrets_from_the_secret(cluster):
     item = only_container(cluster[("Deployment", "digits-ui")])
     environment = container_env(item, cluster)
@@ -173,13 +180,16 @@ def test_the_page_reads_settings_and_its_secrets_from_the_secret(cluster):
     assert environment["STORAGE_SECRET"] == f"<secret:{SECRET}/STORAGE_SECRET>"
     assert environment["ADMIN_PASSWORD"] == f"<secret:{SECRET}/ADMIN_PASSWORD>"
     # production: the page refuses to start unless the Secret provides both (it never generates them per pod)
-    assert settings_for({k: v for k, v in environment.items() if "<secret" not in v}).app_env == "production"
+    without_secrets = {k: v for k, v in environment.items() if "<secret" not in v}
+    with pytest.raises(pydantic.ValidationError, match="STORAGE_SECRET is not set"):
+        settings_for(without_secrets)
+    assert settings_for(filled_secrets(environment)).app_env == "production"
     assert ("Secret", SECRET) not in cluster, "secrets are created by hand, never committed"
 
 
 def test_the_page_reaches_torchserve_through_its_service(cluster):
     item = only_container(cluster[("Deployment", "digits-ui")])
-    environment = image_env("ui") | {k: v for k, v in container_env(item, cluster).items() if "<secret" not in v}
+    environment = image_env("ui") | filled_secrets(container_env(item, cluster))
     server = container.torchserve(settings_for(environment))  # the addresses the page computes
     service = cluster[("Service", environment["TS_HOST"])]
     ports = {p["port"] for p in service["spec"]["ports"]}

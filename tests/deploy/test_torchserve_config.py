@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from deploy import java
-from deploy.torchserve import TorchServe, address_overrides, apply_overrides, read_properties
+from deploy.torchserve import TorchServe
+from serving.endpoints import address_overrides, apply_overrides, read_properties
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,7 +1,7 @@
 """Outages against real TorchServe processes of this module's own (never the session's, which other modules share):
 keys regenerated at run time or expired, TorchServe stopped and started again, a worker killed under load.
 
-What the page does with it (ui/draw_page.py): a ModelUnavailable becomes a red notification with its message, the
+What the page does with it (ui/pages/draw.py): a ModelUnavailable becomes a red notification with its message, the
 drawing stays on the slate and no row is written (rows are saved only after a prediction), so the next press of
 Predict after TorchServe is back simply works: no retry can create a duplicate row.
 """
@@ -19,10 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deploy.models import ManagementError, ModelManager
 from deploy.torchserve import TorchServe, temporary
+from serving.inference import ModelUnavailable, Predictor
+from serving.management import ManagementError, ModelManager
 from tests.conftest import ROOT, running_torchserve
-from ui.predictor import ModelUnavailable, Predictor
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -1,4 +1,4 @@
-"""README "Security", against the real servers of the test session: TorchServe's five ports and the private
+"""docs/security.md, against the real servers of the test session: TorchServe's five ports and the private
 PostgreSQL listen on loopback only, and models are registered, unregistered, rescaled or made the default only with
 the management key, on the management port."""
 

@@ -12,8 +12,9 @@ import psycopg
 import pytest
 
 from db import store
-from deploy import models
-from deploy.models import ManagementError, ModelManager
+from serving import cli
+from serving.management import ManagementError, ModelManager
+from serving.versions import promote, reconcile
 from tests.conftest import SHIPPED_WEIGHTS
 from training.archive import build
 
@@ -78,30 +79,30 @@ async def test_versions_lists_both_with_workers_and_the_default(manager):
 async def test_promote_switches_the_next_prediction_and_is_remembered(torchserve, manager, pool, canvas_pngs):
     png = canvas_pngs[1][0]
     async with manager:
-        await models.promote(manager, pool, "2.0", by="test")
+        await promote(manager, store.DefaultVersions(pool), "2.0", by="test")
         assert served_version(torchserve, png) == "2.0"
         chosen = await store.get_default_version(pool, model_name="mnist")
         assert (chosen.version, chosen.updated_by) == ("2.0", "test")
         # TorchServe forgets the choice when it restarts; simulate that and let the UI's reconciliation re-apply it
         await manager.set_default("1.0")
         assert served_version(torchserve, png) == "1.0"
-        assert await models.reconcile(manager, pool) == "2.0"
+        assert await reconcile(manager, store.DefaultVersions(pool)) == "2.0"
         assert served_version(torchserve, png) == "2.0"
-        assert await models.reconcile(manager, pool) is None  # already right: nothing to do
-        await models.promote(manager, pool, "1.0", by="test")
+        assert await reconcile(manager, store.DefaultVersions(pool)) is None  # already right: nothing to do
+        await promote(manager, store.DefaultVersions(pool), "1.0", by="test")
         assert served_version(torchserve, png) == "1.0"
 
 
 async def test_reconcile_without_a_remembered_choice_keeps_the_configured_default(torchserve, manager, pool):
     async with manager:
-        assert await models.reconcile(manager, pool) is None
+        assert await reconcile(manager, store.DefaultVersions(pool)) is None
         assert await manager.default_version() == "1.0"
 
 
 async def test_promote_refuses_an_unknown_version_and_remembers_nothing(manager, pool):
     async with manager:
         with pytest.raises(ManagementError, match=r"version 3\.0 of mnist is not loaded \(loaded: 1\.0, 2\.0\)"):
-            await models.promote(manager, pool, "3.0", by="test")
+            await promote(manager, store.DefaultVersions(pool), "3.0", by="test")
     assert await store.get_default_version(pool, model_name="mnist") is None
 
 
@@ -186,7 +187,7 @@ def cli_env(monkeypatch, torchserve, database_url, model_store):
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = models.main(list(argv))
+    code = cli.main(list(argv))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

@@ -6,11 +6,16 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def app_env(request, monkeypatch, torchserve, database_url, tmp_path):
-    """Environment that ui/main.py reads when the `user` fixture starts it (autouse: it must come first).
+def app_env(request, monkeypatch, tmp_path):
+    """Environment that ui/main.py reads when the `user` fixture starts it (autouse: it must come first). Only tests
+    that open the page (the `user` fixture) get the session's TorchServe and Postgres; the others start nothing.
 
     A test marked `model_server_down` gets a TorchServe address where nothing listens.
     """
+    if "user" not in request.fixturenames:
+        return monkeypatch
+    torchserve = request.getfixturevalue("torchserve")
+    database_url = request.getfixturevalue("database_url")
     down = request.node.get_closest_marker("model_server_down") is not None
     inference = "9" if down else torchserve.endpoints.inference.rsplit(":", 1)[1]
     management = "9" if down else torchserve.endpoints.management.rsplit(":", 1)[1]

@@ -7,6 +7,7 @@ import asyncio
 
 import psycopg
 import pytest
+from nicegui import app
 from nicegui.testing import User
 
 from db.embedded import start_private_server
@@ -14,7 +15,6 @@ from db.journal import Journal
 from tests.conftest import running_server
 from tests.db.test_journal import prediction as journal_prediction
 from tests.ui.test_draw_page import draw, predict, text_of, wait_for
-from ui import services
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,7 +35,7 @@ def rows(url: str) -> list[tuple]:
 
 
 def pending() -> int:
-    return services._services.journal.pending
+    return app.state.runtime.started.journal.pending
 
 
 async def test_predictions_and_feedback_during_an_outage_are_written_exactly_once_when_it_ends(
@@ -75,7 +75,7 @@ async def test_predictions_and_feedback_during_an_outage_are_written_exactly_onc
     stored = rows(restarted.url)
     assert len(stored) == 21 and len({row[0] for row in stored}) == 21  # exactly those 20 more, no duplicate
     assert [row[2] for row in stored[1:]] == labels
-    await wait_for(lambda: not services._services.database_down, timeout=10)
+    await wait_for(lambda: not app.state.runtime.started.recorder.database_down, timeout=10)
     await wait_for(lambda: not note.visible, timeout=10)  # the note goes away by itself (3 s timer)
     # and the page is back to normal: the next prediction is stored directly
     png, label, _ = canvas_pngs[21]

@@ -4,18 +4,15 @@ compare mode), and accuracy per version in the history."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import httpx
 import psycopg
 import pytest
 from nicegui.testing import User
 
 from db import store
-from deploy import models
+from serving.management import ModelManager
+from serving.versions import promote as promote_version
 from tests.ui.test_draw_page import predict, rows_for, text_of, wait_for
-from ui import models_page
-from ui.settings import Settings
 
 pytestmark = [pytest.mark.integration]
 PASSWORD = "correct horse battery staple"
@@ -25,7 +22,6 @@ PASSWORD = "correct horse battery staple"
 def admin_env(app_env, torchserve, database_url):
     app_env.setenv("ADMIN_PASSWORD", PASSWORD)
     app_env.setenv("ADMIN_MAX_FAILURES", "3")
-    models_page._limiter = None  # the limiter is per process: start each test with a clean slate
     yield
     with psycopg.connect(database_url) as conn:
         conn.execute("DELETE FROM model_defaults")
@@ -34,12 +30,12 @@ def admin_env(app_env, torchserve, database_url):
 
 
 async def promote(torchserve, database_url, version: str) -> None:
-    """What `python -m deploy.models set-default VERSION` does, from outside the UI."""
+    """What `python -m serving.cli set-default VERSION` does, from outside the UI."""
     pool = await store.open_pool(database_url, timeout=5)
     try:
-        manager = models.ModelManager(management_url=torchserve.endpoints.management, key_file=torchserve.key_file)
+        manager = ModelManager(management_url=torchserve.endpoints.management, key_file=torchserve.key_file)
         async with manager:
-            await models.promote(manager, pool, version, by="test")
+            await promote_version(manager, store.DefaultVersions(pool), version, by="test")
     finally:
         await pool.close()
 
@@ -103,7 +99,7 @@ async def test_admin_page_lists_versions_makes_default_and_compares(user: User, 
     assert table.rows[0]["offline"] == "99.62%"  # model_store/v1.0/metrics.json
     user.find(marker="versions").trigger("make_default", "2.0")
     await user.should_see("2.0 is now the default")
-    manager = models.ModelManager(management_url=torchserve.endpoints.management, key_file=torchserve.key_file)
+    manager = ModelManager(management_url=torchserve.endpoints.management, key_file=torchserve.key_file)
     async with manager:
         assert await manager.default_version() == "2.0"
     with psycopg.connect(database_url) as conn:
@@ -116,28 +112,3 @@ async def test_admin_page_lists_versions_makes_default_and_compares(user: User, 
     user.find(marker="logout").click()
     await user.should_see(marker="password")
     await user.should_not_see(marker="versions")
-
-
-def test_login_limiter_window():
-    now = [0.0]
-    limiter = models_page.LoginLimiter(max_failures=2, window=60, clock=lambda: now[0])
-    limiter.failed("a")
-    assert limiter.retry_after("a") == 0
-    limiter.failed("a")
-    assert limiter.retry_after("a") == 60 and limiter.retry_after("b") == 0
-    now[0] = 30
-    assert limiter.retry_after("a") == 30
-    now[0] = 61
-    assert limiter.retry_after("a") == 0
-    limiter.failed("a")
-    limiter.succeeded("a")
-    assert limiter.retry_after("a") == 0
-
-
-def test_a_locked_out_address_does_not_lock_out_the_others():
-    """check_login (what the page calls with the request's client address) counts failures per address."""
-    services = SimpleNamespace(settings=Settings(_env_file=None, admin_password=PASSWORD, admin_max_failures=3))
-    for left in ("2 attempt(s) left.", "1 attempt(s) left.", "Locked for a while."):
-        assert models_page.check_login(services, "203.0.113.7", "guess") == f"Wrong password. {left}"
-    assert models_page.check_login(services, "203.0.113.7", PASSWORD).startswith("Too many failed attempts")
-    assert models_page.check_login(services, "198.51.100.2", "guess") == "Wrong password. 2 attempt(s) left."

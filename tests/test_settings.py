@@ -1,6 +1,6 @@
 """Outside dev (APP_ENV=production: compose, Kubernetes) the page needs STORAGE_SECRET and ADMIN_PASSWORD from the
 environment, at least 16 characters each, and refuses to start without them; in dev it generates missing ones into
-var/. Unit tests of ui/services.py, and `python -m ui.main` refusing to start."""
+var/. Unit tests of settings.py (the validator and Settings.secret), and `python -m ui.main` refusing to start."""
 
 from __future__ import annotations
 
@@ -12,17 +12,11 @@ from pathlib import Path
 import pydantic
 import pytest
 
+from settings import MIN_SECRET_LENGTH, SECRETS, Settings, SettingsError, load
 from tests.conftest import free_port
-from ui import services
-from ui.settings import MIN_SECRET_LENGTH, Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 GOOD = "x" * MIN_SECRET_LENGTH
-
-
-@pytest.fixture(autouse=True)
-def app_env():
-    """Replaces tests/ui/conftest.py's fixture of the same name: these tests need no TorchServe and no database."""
 
 
 def settings(tmp_path: Path, **values) -> Settings:
@@ -34,31 +28,43 @@ def settings(tmp_path: Path, **values) -> Settings:
 def test_dev_generates_missing_secrets_once_and_keeps_them_private(tmp_path):
     dev = settings(tmp_path)
     assert dev.app_env == "dev"
-    secret, password = services.storage_secret(dev), services.admin_password(dev)
+    secret, password = dev.secret("storage_secret"), dev.secret("admin_password")
     assert len(secret) >= MIN_SECRET_LENGTH and len(password) >= MIN_SECRET_LENGTH and secret != password
     for path in (dev.storage_secret_file, dev.admin_password_file):
         assert path.stat().st_mode & 0o777 == 0o600
-    assert (services.storage_secret(dev), services.admin_password(dev)) == (secret, password)
-    assert services.storage_secret(settings(tmp_path, storage_secret="short")) == "short"  # dev accepts what it gets
+    assert (dev.secret("storage_secret"), dev.secret("admin_password")) == (secret, password)
+    assert settings(tmp_path, storage_secret="short").secret("storage_secret") == "short"  # dev accepts what it gets
 
 
-@pytest.mark.parametrize("name", ["storage_secret", "admin_password"])
+@pytest.mark.parametrize("name", SECRETS)
 def test_production_refuses_a_missing_or_short_secret_and_generates_nothing(tmp_path, name):
-    read = getattr(services, name)
-    with pytest.raises(services.MissingSecret, match=f"^{name.upper()} is not set: APP_ENV=production needs it"):
-        read(settings(tmp_path, app_env="production"))
-    with pytest.raises(services.MissingSecret, match=f"^{name.upper()} is not set"):
-        read(settings(tmp_path, app_env="production", **{name: ""}))
+    other = {"admin_password" if name == "storage_secret" else "storage_secret": GOOD}
+    with pytest.raises(pydantic.ValidationError, match=f"{name.upper()} is not set: APP_ENV=production needs it"):
+        settings(tmp_path, app_env="production", **other)
+    with pytest.raises(pydantic.ValidationError, match=f"{name.upper()} is not set"):
+        settings(tmp_path, app_env="production", **other, **{name: ""})
     short = "y" * (MIN_SECRET_LENGTH - 1)
-    with pytest.raises(services.MissingSecret, match=f"^{name.upper()} is too short \\(15 characters\\)"):
-        read(settings(tmp_path, app_env="production", **{name: short}))
+    with pytest.raises(pydantic.ValidationError, match=f"{name.upper()} is too short \\(15 characters\\)"):
+        settings(tmp_path, app_env="production", **other, **{name: short})
     assert list(tmp_path.iterdir()) == []
-    assert read(settings(tmp_path, app_env="production", **{name: GOOD})) == GOOD
+    assert settings(tmp_path, app_env="production", **other, **{name: GOOD}).secret(name) == GOOD
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_says_what_is_wrong_in_one_line(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no .env
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("STORAGE_SECRET", GOOD)
+    monkeypatch.delenv("ADMIN_PASSWORD", raising=False)
+    with pytest.raises(SettingsError) as caught:
+        load()
+    expected = "ADMIN_PASSWORD is not set: APP_ENV=production needs it in the environment (see .env.example)"
+    assert str(caught.value) == expected
 
 
 def test_app_env_is_read_from_the_environment_and_checked(monkeypatch):
     monkeypatch.setenv("APP_ENV", "production")
-    assert Settings(_env_file=None).app_env == "production"
+    assert Settings(_env_file=None, storage_secret=GOOD, admin_password=GOOD).app_env == "production"
     monkeypatch.setenv("APP_ENV", "prod")
     with pytest.raises(pydantic.ValidationError, match="app_env"):
         Settings(_env_file=None)

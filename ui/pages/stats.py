@@ -5,8 +5,8 @@ from __future__ import annotations
 from nicegui import ui
 
 from db import store
-from ui.charts import bar_chart
-from ui.services import Services
+from ui.context import AppContext
+from ui.widgets.charts import bar_chart
 
 
 def _percent(rate: float | None) -> str:
@@ -32,9 +32,9 @@ def confusion_chart(stats: store.Stats) -> dict:
     }
 
 
-async def build(services: Services) -> None:
+async def build(context: AppContext) -> None:
     try:
-        stats = await store.stats(services.pool)
+        stats = await store.stats(context.pool)
     except store.StoreUnavailable:
         ui.label("Statistics are unavailable: the database cannot be reached.").classes("text-negative")
         return

@@ -1,19 +1,29 @@
-"""One Settings object for the whole product, read from the environment and `.env`.
+"""One Settings object for the whole product, read from the environment and `.env`: the bottom of the dependency
+order (settings <- serving <- db <- ui; deploy and training on top). It imports nothing of ours.
 
 TorchServe's own addresses live in config.properties; the TS_* variables here override them (the process
 supervisor writes the effective copy TorchServe starts from, and clients read the same values).
+
+The one way to obtain it is `load()` (a one-line SettingsError instead of pydantic's report); tests build
+`Settings(...)` with explicit values.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+import secrets
 from pathlib import Path
 from typing import Literal
 
+from pydantic import ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent
 MIN_SECRET_LENGTH = 16  # for STORAGE_SECRET and ADMIN_PASSWORD in production
+SECRETS = ("storage_secret", "admin_password")
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a product that can start; the message says what to set."""
 
 
 class Settings(BaseSettings):
@@ -70,7 +80,42 @@ class Settings(BaseSettings):
     def key_file(self) -> Path:
         return self.ts_key_file or self.ts_home / "key_file.json"
 
+    @model_validator(mode="after")
+    def _secrets_outside_dev(self) -> Settings:
+        """Outside dev both secrets must be set and long enough: a generated one would differ per replica and could
+        sit unnoticed in a container's var/."""
+        if self.app_env == "dev":
+            return self
+        for name in SECRETS:
+            value = getattr(self, name)
+            if not value:
+                raise ValueError(f"{name.upper()} is not set: APP_ENV={self.app_env} needs it in the environment")
+            if len(value) < MIN_SECRET_LENGTH:
+                raise ValueError(
+                    f"{name.upper()} is too short ({len(value)} characters): APP_ENV={self.app_env} needs at least "
+                    f"{MIN_SECRET_LENGTH}, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
+                )
+        return self
 
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()
+    def secret(self, name: Literal["storage_secret", "admin_password"]) -> str:
+        """STORAGE_SECRET (signs the browser-id cookie) or ADMIN_PASSWORD (the admin page). Outside dev they are
+        validated at load; in dev an unset one is generated once and kept (mode 0600) in var/ (make run prints the
+        admin password's file)."""
+        value = getattr(self, name)
+        if value:
+            return value
+        path: Path = getattr(self, f"{name}_file")
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(32))
+        return path.read_text().strip()
+
+
+def load(**overrides) -> Settings:
+    """The settings of this process: environment, then `.env`; SettingsError with one readable line if invalid."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        messages = "; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors())
+        raise SettingsError(f"{messages} (see .env.example)") from None

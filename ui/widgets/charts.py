@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 
 def bar_chart(values: list[float], *, colors: list[str] | str = "#2563eb", top: float = 1.0) -> dict:
     """Ten bars, one per digit, on a 0..top axis."""
@@ -21,3 +23,8 @@ def bar_chart(values: list[float], *, colors: list[str] | str = "#2563eb", top: 
             }
         ],
     }
+
+
+def data_url(png: bytes | None) -> str:
+    """PNG bytes as an <img> source."""
+    return f"data:image/png;base64,{base64.b64encode(png).decode()}" if png else ""

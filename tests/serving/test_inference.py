@@ -1,21 +1,16 @@
 """The page's TorchServe client against a scripted stand-in server (httpx.MockTransport): the key handling and
-the error mapping. The real TorchServe is exercised by tests/ui/test_draw_page.py and tests/integration."""
+the error mapping. The real TorchServe is exercised by tests/integration and the page tests."""
 
 import json
 
 import httpx
 import pytest
 
-from ui.predictor import ModelUnavailable, PredictionRejected, Predictor
+from serving.inference import ModelUnavailable, PredictionRejected, Predictor
 
 ANSWER = {"digit": 3, "confidence": 0.9, "probabilities": [0.1 / 9] * 3 + [0.9] + [0.1 / 9] * 6,
           "model_name": "mnist", "model_version": "2.0"}  # fmt: skip
 INVALID_KEY = {"code": 400, "type": "InvalidKeyException", "message": "Token Authorization failed."}
-
-
-@pytest.fixture
-def app_env():
-    """These tests need neither the page nor its servers: overrides tests/ui/conftest.py's autouse fixture."""
 
 
 def write_key(path, key: str) -> None:
@@ -23,9 +18,7 @@ def write_key(path, key: str) -> None:
 
 
 def predictor_with(handler, key_file) -> Predictor:
-    predictor = Predictor(inference_url="http://ts.test", key_file=key_file)
-    predictor.client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return predictor
+    return Predictor(inference_url="http://ts.test", key_file=key_file, transport=httpx.MockTransport(handler))
 
 
 async def test_rereads_the_key_file_after_an_auth_failure_and_retries_once(tmp_path):

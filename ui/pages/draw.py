@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import uuid
 from dataclasses import dataclass
@@ -12,12 +11,11 @@ from nicegui import events, ui
 
 from db import store
 from db.journal import JournalWriteError
-from ui import recorder
-from ui.canvas import Slate
-from ui.charts import bar_chart
-from ui.predictor import ModelUnavailable, Prediction, PredictionRejected
+from serving.inference import ModelUnavailable, Prediction, PredictionRejected
+from ui.context import AppContext
 from ui.recorder import Label, Recorded, Saved
-from ui.services import Services
+from ui.widgets.canvas import Slate
+from ui.widgets.charts import bar_chart, data_url
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +26,6 @@ def parse_digit(text: object) -> int:
     if len(value) != 1 or not value.isdecimal():  # isdigit() also takes "²", which int() refuses
         raise ValueError("Type one digit from 0 to 9")
     return int(value)
-
-
-def data_url(png: bytes | None) -> str:
-    return f"data:image/png;base64,{base64.b64encode(png).decode()}" if png else ""
 
 
 def confidence_text(confidence: float, *, threshold: float) -> str:
@@ -77,9 +71,10 @@ HISTORY_COLUMNS = [
 class DrawPage:
     """One browser tab's page. Everything it stores is tagged with the browser's id."""
 
-    def __init__(self, services: Services, *, browser_id: str):
-        self.services = services
-        self.settings = services.settings
+    def __init__(self, context: AppContext, *, browser_id: str):
+        self.context = context
+        self.recorder = context.recorder
+        self.settings = context.settings
         self.browser_id = browser_id
         self.shown: Shown | None = None
         self.busy = False
@@ -98,7 +93,7 @@ class DrawPage:
             self._build_result()
         self._build_history()
         ui.keyboard(on_key=self._on_key)
-        if self.services.journal.set_aside:
+        if self.recorder.note().set_aside:
             self._show_database_status()  # Enter predicts (ignored while typing in an input)
 
     def _build_slate(self) -> None:
@@ -191,7 +186,7 @@ class DrawPage:
         self.busy = True
         self.predict_button.props("loading")
         try:
-            recorded = await recorder.predict(self.services, png, browser_id=self.browser_id, save=save)
+            recorded = await self.recorder.predict(png, browser_id=self.browser_id, save=save)
         except PredictionRejected as exc:
             ui.notify(str(exc), type="warning")
             return
@@ -246,8 +241,8 @@ class DrawPage:
             ui.notify("Press Predict first: there is no saved prediction to label", type="warning")
             return False
         try:
-            outcome = await recorder.label(
-                self.services, browser_id=self.browser_id, request_id=request_id, row_id=row_id, digit=digit
+            outcome = await self.recorder.label(
+                browser_id=self.browser_id, request_id=request_id, row_id=row_id, digit=digit
             )
         except JournalWriteError as exc:
             ui.notify(f"{NOT_KEPT} ({exc.strerror})", type="negative")
@@ -267,13 +262,13 @@ class DrawPage:
         return True
 
     def _show_database_status(self) -> None:
-        journal = self.services.journal
-        pending = journal.pending if self.services.database_down else 0
+        note = self.recorder.note()
+        pending = note.pending
         notes = []
         if pending:
             notes.append(f"Database unavailable: {pending} change(s) kept on the server, saved when it is back")
-        if journal.set_aside:  # unreadable journal lines (a crash mid-write): kept for an operator, not replayed
-            notes.append(f"{journal.set_aside} damaged journal line(s) set aside")
+        if note.set_aside:  # unreadable journal lines (a crash mid-write): kept for an operator, not replayed
+            notes.append(f"{note.set_aside} damaged journal line(s) set aside")
         self.database_status.set_text(" · ".join(notes))
         self.database_status.set_visibility(bool(notes))
         if pending and self.status_timer is None:
@@ -290,17 +285,17 @@ class DrawPage:
 
     async def refresh_history(self) -> None:
         size = self.settings.history_page_size
-        if self.services.database_down:  # do not wait for the pool's timeout on every refresh
+        if self.recorder.database_down:  # do not wait for the pool's timeout on every refresh
             self.accuracy_label.set_text("History unavailable: the database cannot be reached")
             return
         try:
-            total = await store.history_count(self.services.pool, browser_id=self.browser_id)
+            total = await store.history_count(self.context.pool, browser_id=self.browser_id)
             pages = max(1, -(-total // size))
             self.history_page = min(self.history_page, pages)
             rows = await store.history(
-                self.services.pool, browser_id=self.browser_id, limit=size, offset=(self.history_page - 1) * size
+                self.context.pool, browser_id=self.browser_id, limit=size, offset=(self.history_page - 1) * size
             )
-            by_version = await store.browser_accuracy_by_version(self.services.pool, browser_id=self.browser_id)
+            by_version = await store.browser_accuracy_by_version(self.context.pool, browser_id=self.browser_id)
         except store.StoreUnavailable:
             self.accuracy_label.set_text("History unavailable: the database cannot be reached")
             return

@@ -1,110 +1,35 @@
 """The admin page /models: loaded versions, workers, live accuracy per version, "make default", and compare mode.
 
-Protected by the admin password (ADMIN_PASSWORD, else the one `make run` generates in var/admin_password). Failed
-logins are counted per client address; after `admin_max_failures` within `admin_lockout_seconds` that address is
-refused until the window has passed. A successful login is remembered in the browser's server-side storage together
-with a fingerprint of the password, so changing the password logs every browser out.
+Protected by the admin password (ui/admin.py: ADMIN_PASSWORD, else the one `make run` generates in
+var/admin_password).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
-import time
-from collections import defaultdict, deque
 from dataclasses import dataclass
 
-from nicegui import app, ui
+from nicegui import ui
 
 from db import store
-from deploy.models import ManagementError, Version, promote
-from ui.draw_page import data_url
-from ui.predictor import Prediction, PredictorError
-from ui.services import Services, admin_password
-
-SESSION_KEY = "admin"
-
-
-class LoginLimiter:
-    """Failed logins per client address in a sliding window."""
-
-    def __init__(self, *, max_failures: int, window: float, clock=time.monotonic):
-        self.max_failures = max_failures
-        self.window = window
-        self.clock = clock
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-
-    def _recent(self, client: str) -> deque[float]:
-        failures, now = self._failures[client], self.clock()
-        while failures and now - failures[0] > self.window:
-            failures.popleft()
-        return failures
-
-    def retry_after(self, client: str) -> float:
-        """Seconds until this client may try again (0: now)."""
-        failures = self._recent(client)
-        if len(failures) < self.max_failures:
-            return 0.0
-        return max(0.0, self.window - (self.clock() - failures[0]))
-
-    def attempts_left(self, client: str) -> int:
-        return max(0, self.max_failures - len(self._recent(client)))
-
-    def failed(self, client: str) -> None:
-        self._recent(client).append(self.clock())
-
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)
+from serving.inference import Prediction, PredictorError
+from serving.management import ManagementError, Version
+from serving.versions import promote
+from ui.context import AppContext
+from ui.widgets.charts import data_url
 
 
-_limiter: LoginLimiter | None = None
-
-
-def limiter(services: Services) -> LoginLimiter:
-    global _limiter
-    if _limiter is None:
-        settings = services.settings
-        _limiter = LoginLimiter(max_failures=settings.admin_max_failures, window=settings.admin_lockout_seconds)
-    return _limiter
-
-
-def fingerprint(password: str) -> str:
-    return hashlib.sha256(b"digit-recognizer admin\0" + password.encode()).hexdigest()
-
-
-def is_admin(services: Services) -> bool:
-    return hmac.compare_digest(
-        str(app.storage.user.get(SESSION_KEY, "")), fingerprint(admin_password(services.settings))
-    )
-
-
-def check_login(services: Services, client: str, password: str) -> str | None:
-    """None when the password is right (and the browser is now logged in); else the message to show."""
-    limit = limiter(services)
-    wait = limit.retry_after(client)
-    if wait > 0:
-        return f"Too many failed attempts: try again in {wait:.0f} s."
-    if not hmac.compare_digest(password.encode(), admin_password(services.settings).encode()):
-        limit.failed(client)
-        left = limit.attempts_left(client)
-        return "Wrong password." + (f" {left} attempt(s) left." if left > 0 else " Locked for a while.")
-    limit.succeeded(client)
-    app.storage.user[SESSION_KEY] = fingerprint(admin_password(services.settings))
-    return None
-
-
-async def build(services: Services, *, client: str) -> None:
-    if not is_admin(services):
-        _login_form(services, client)
+async def build(context: AppContext, *, client: str) -> None:
+    if not context.admin.is_admin():
+        _login_form(context, client)
         return
-    ModelsPage(services)
+    ModelsPage(context)
 
 
-def _login_form(services: Services, client: str) -> None:
+def _login_form(context: AppContext, client: str) -> None:
     async def attempt() -> None:
-        message = check_login(services, client, password.value or "")
+        message = context.admin.check_login(client, password.value or "")
         if message is None:
             ui.navigate.to("/models")
         else:
@@ -176,14 +101,14 @@ class Comparison:
         return len(self.digits) > 1 or any(isinstance(a, str) for a in self.answers.values())
 
 
-async def compare(services: Services, versions: list[str], drawings: list[store.Drawing]) -> list[Comparison]:
+async def compare(context: AppContext, versions: list[str], drawings: list[store.Drawing]) -> list[Comparison]:
     """Ask every version about every drawing, 8 requests in flight (TorchServe batches them)."""
     limit = asyncio.Semaphore(8)
 
     async def ask(png: bytes, version: str) -> Prediction | str:
         async with limit:
             try:
-                return await services.predictor.predict(png, version=version)
+                return await context.predictor.predict(png, version=version)
             except PredictorError as exc:
                 return str(exc)
 
@@ -215,8 +140,8 @@ def _answer_text(answer: Prediction | str) -> str:
 
 
 class ModelsPage:
-    def __init__(self, services: Services):
-        self.services = services
+    def __init__(self, context: AppContext):
+        self.context = context
         self.versions: list[Version] = []
         with ui.column().classes("w-full max-w-6xl mx-auto"):
             with ui.row().classes("w-full items-center justify-between"):
@@ -236,7 +161,7 @@ class ModelsPage:
             with ui.card().classes("w-full"):
                 ui.label("Compare mode").classes("text-lg font-medium")
                 ui.label(
-                    f"Runs the newest {services.settings.compare_drawings} stored drawings (all users) through every "
+                    f"Runs the newest {context.settings.compare_drawings} stored drawings (all users) through every "
                     "loaded version and lists where they disagree."
                 ).classes("text-sm text-gray-600")
                 with ui.row().classes("items-center"):
@@ -259,16 +184,16 @@ class ModelsPage:
 
     async def refresh(self) -> None:
         try:
-            self.versions = await self.services.models.versions()
+            self.versions = await self.context.models.versions()
         except ManagementError as exc:
             self.status.set_text(f"TorchServe's management API is unavailable: {exc}")
             return
         try:
-            per_version = (await store.stats(self.services.pool)).per_version
+            per_version = (await store.stats(self.context.pool)).per_version
             note = ""
         except store.StoreUnavailable:
             per_version, note = {}, " Live accuracy unavailable: the database cannot be reached."
-        offline = {v.version: archive_metrics(self.services, v.version) for v in self.versions}
+        offline = {v.version: archive_metrics(self.context, v.version) for v in self.versions}
         self.table.rows = version_rows(self.versions, per_version, offline)
         self.table.update()
         default = next((v.version for v in self.versions if v.is_default), "none")
@@ -276,7 +201,7 @@ class ModelsPage:
 
     async def make_default(self, version: str) -> None:
         try:
-            await promote(self.services.models, self.services.pool, version, by="admin page")
+            await promote(self.context.models, self.context.defaults, version, by="admin page")
         except (ManagementError, store.StoreUnavailable) as exc:
             ui.notify(f"Could not make {version} the default: {exc}", type="negative")
             return
@@ -292,11 +217,11 @@ class ModelsPage:
         self.compare_summary.set_text("Comparing ...")
         try:
             drawings = await store.recent_drawings(
-                self.services.pool,
-                limit=self.services.settings.compare_drawings,
+                self.context.pool,
+                limit=self.context.settings.compare_drawings,
                 labelled_only=self.labelled_only.value,
             )
-            results = await compare(self.services, versions, drawings)
+            results = await compare(self.context, versions, drawings)
         except store.StoreUnavailable:
             self.compare_summary.set_text("The database cannot be reached: no drawings to compare.")
             return
@@ -322,13 +247,13 @@ class ModelsPage:
         self.compare_table.update()
 
     def logout(self) -> None:
-        app.storage.user.pop(SESSION_KEY, None)
+        self.context.admin.logout()
         ui.navigate.to("/models")
 
 
-def archive_metrics(services: Services, version: str) -> dict | None:
+def archive_metrics(context: AppContext, version: str) -> dict | None:
     """The offline metrics shipped with a version (model_store/v<version>/metrics.json), when present here."""
-    path = services.settings.model_store / f"v{version}" / "metrics.json"
+    path = context.settings.model_store / f"v{version}" / "metrics.json"
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):

@@ -1,0 +1,171 @@
+"""The operator's command line for model versions (`make models ARGS=...`; also inside the page's container).
+
+    python -m serving.cli list
+    python -m serving.cli register mnist-v2.0.mar [--workers 1] [--set-default]
+    python -m serving.cli set-default 2.0
+    python -m serving.cli unregister 2.0
+    python -m serving.cli scale 2.0 --workers 2
+
+It shares everything with the admin page (/models): the management client and the version policy. It is a
+composition root: the one module of serving/ that imports db (the remembered default and the live accuracy are in
+PostgreSQL); tests/test_layers.py allows exactly that edge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+from pathlib import Path
+
+from psycopg_pool import AsyncConnectionPool
+
+from db import store
+from db.embedded import PrivateServer
+from serving.endpoints import endpoints
+from serving.management import ManagementError, ModelManager, Version
+from serving.versions import promote
+from settings import Settings, SettingsError, load
+
+
+def manager_for(settings: Settings) -> ModelManager:
+    """The management client for the TorchServe the settings describe (the same addresses `make run` starts)."""
+    return ModelManager(
+        management_url=endpoints(settings).management, key_file=settings.key_file, model_name=settings.model_name
+    )
+
+
+def database_url(settings: Settings) -> str:
+    """DATABASE_URL, else the private server of `make run` (which must be running)."""
+    if settings.database_url:
+        return settings.database_url
+    server = PrivateServer(home=settings.pg_home, port=settings.pg_port)
+    if not server.is_running():
+        raise ManagementError(
+            "the database is not running, and set-default must record the choice there: start the product "
+            "(`make run`) or set DATABASE_URL"
+        )
+    return server.url
+
+
+async def _open_pool(settings: Settings) -> AsyncConnectionPool:
+    try:
+        return await store.open_pool(database_url(settings), timeout=5)
+    except store.StoreUnavailable as exc:
+        raise ManagementError(str(exc)) from exc
+
+
+async def _accuracy(settings: Settings) -> dict[str, store.VersionStats] | None:
+    """Live accuracy per version from user feedback, or None when the database is not reachable."""
+    try:
+        pool = await _open_pool(settings)
+    except ManagementError:
+        return None
+    try:
+        return (await store.stats(pool)).per_version
+    except store.StoreUnavailable:
+        return None
+    finally:
+        await pool.close()
+
+
+def _format_versions(versions: list[Version], accuracy: dict[str, store.VersionStats] | None) -> str:
+    rows = [("VERSION", "DEFAULT", "WORKERS", "BATCH", "LIVE ACCURACY", "ARCHIVE")]
+    for v in versions:
+        stats = (accuracy or {}).get(v.version)
+        if accuracy is None:
+            live = "(database not reachable)"
+        elif stats is None or not stats.labelled:
+            live = "no feedback yet"
+        else:
+            live = f"{stats.rate:.1%} of {stats.labelled} labelled"
+        workers = f"{v.ready_workers}/{len(v.workers)} ready"
+        rows.append((v.version, "*" if v.is_default else "", workers, f"{v.batch_size}/{v.max_batch_delay}ms", live,
+                     v.archive))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def _archive_in_store(argument: str, store_dir: Path) -> str:
+    """The archive's file name in the model store; a path elsewhere is copied in (TorchServe only loads from it)."""
+    path = Path(argument)
+    if len(path.parts) == 1 and (store_dir / path).exists():
+        return path.name
+    if not path.exists():
+        raise ManagementError(f"no archive {argument} (looked in {store_dir} too): build it with `make archive`")
+    if path.suffix != ".mar":
+        raise ManagementError(f"{argument} is not a .mar archive")
+    target = store_dir / path.name
+    if path.resolve() != target.resolve():
+        if target.exists():
+            raise ManagementError(f"{target} exists already; remove it or rename {argument}")
+        shutil.copyfile(path, target)
+    return path.name
+
+
+async def _command(args: argparse.Namespace, settings: Settings) -> str:
+    async with manager_for(settings) as manager:
+        if args.command == "list":
+            versions = await manager.versions()
+            if not versions:
+                return f"no version of {manager.model_name} is loaded"
+            return _format_versions(versions, await _accuracy(settings))
+        if args.command == "register":
+            archive = _archive_in_store(args.archive, settings.model_store)
+            message = await manager.register(archive, workers=args.workers)
+            if args.set_default:
+                version = next(v.version for v in await manager.versions() if v.archive == archive)
+                await _promote(manager, settings, version)
+                message += f"; {version} is now the default"
+            return message
+        if args.command == "set-default":
+            await _promote(manager, settings, args.version)
+            return f"{manager.model_name} {args.version} is now the default (remembered across restarts)"
+        if args.command == "unregister":
+            await manager.unregister(args.version)
+            return f"unregistered {manager.model_name} {args.version}"
+        if args.command == "scale":
+            await manager.scale(args.version, workers=args.workers)
+            return f"{manager.model_name} {args.version} runs {args.workers} worker(s)"
+    raise AssertionError(args.command)
+
+
+async def _promote(manager: ModelManager, settings: Settings, version: str) -> None:
+    pool = await _open_pool(settings)
+    try:
+        await promote(manager, store.DefaultVersions(pool), version, by="cli")
+    except store.StoreUnavailable as exc:
+        raise ManagementError(str(exc)) from exc
+    finally:
+        await pool.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.cli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="loaded versions, the default, workers and live accuracy")
+    register = commands.add_parser("register", help="load an archive (file name in the model store, or a path)")
+    register.add_argument("archive")
+    register.add_argument("--workers", type=int, default=1)
+    register.add_argument("--set-default", action="store_true", help="make it the default once loaded")
+    set_default = commands.add_parser("set-default", help="answer /predictions/<model> with this version")
+    set_default.add_argument("version")
+    unregister = commands.add_parser("unregister", help="unload a version (not the default)")
+    unregister.add_argument("version")
+    scale = commands.add_parser("scale", help="set a version's number of workers")
+    scale.add_argument("version")
+    scale.add_argument("--workers", type=int, required=True)
+    args = parser.parse_args(argv)
+    try:
+        print(asyncio.run(_command(args, load())))
+    except (ManagementError, SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

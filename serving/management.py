@@ -1,0 +1,168 @@
+"""TorchServe's management API for one model, with the management key (serving/auth.py): the loaded versions and
+their workers, set-default, register, unregister, scale. The rules about which version is the default and how it
+survives restarts are serving/versions.py's; the operator's command line is serving/cli.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from serving.auth import KeyFile, KeyUnavailable, TokenAuth, error_message, is_auth_failure
+
+# Serving settings for versions registered at run time: the same as config.properties gives 1.0 (docs/performance.md).
+REGISTER_DEFAULTS = {"batch_size": 16, "max_batch_delay": 2, "response_timeout": 30}
+
+
+class ManagementError(RuntimeError):
+    """A management request failed or was refused; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Worker:
+    id: str
+    pid: int | None
+    status: str
+    memory: int | None
+
+
+@dataclass(frozen=True)
+class Version:
+    """One loaded version of a model, as TorchServe describes it."""
+
+    version: str
+    is_default: bool
+    archive: str
+    min_workers: int
+    max_workers: int
+    batch_size: int
+    max_batch_delay: int
+    workers: tuple[Worker, ...]
+
+    @property
+    def ready_workers(self) -> int:
+        return sum(worker.status == "READY" for worker in self.workers)
+
+
+def _version(description: dict, *, default: str | None) -> Version:
+    workers = tuple(
+        Worker(id=str(w.get("id")), pid=w.get("pid"), status=str(w.get("status")), memory=w.get("memoryUsage"))
+        for w in description.get("workers", [])
+    )
+    return Version(
+        version=str(description["modelVersion"]),
+        is_default=str(description["modelVersion"]) == default,
+        archive=str(description.get("modelUrl", "")),
+        min_workers=int(description.get("minWorkers", 0)),
+        max_workers=int(description.get("maxWorkers", 0)),
+        batch_size=int(description.get("batchSize", 1)),
+        max_batch_delay=int(description.get("maxBatchDelay", 0)),
+        workers=workers,
+    )
+
+
+class ModelManager:
+    """TorchServe's management API for one model, authenticated with the management key from the key file."""
+
+    def __init__(self, *, management_url: str, key_file: Path, model_name: str = "mnist", timeout: float = 60.0):
+        self.url = management_url.rstrip("/")
+        self.model_name = model_name
+        self.keys = KeyFile(key_file)
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=2.0), auth=TokenAuth(self.keys, "management")
+        )
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def __aenter__(self) -> ModelManager:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def _request(self, method: str, path: str, **params) -> httpx.Response:
+        """One request (the key is re-read and the request sent once more after an authorization failure)."""
+        try:
+            response = await self.client.request(method, f"{self.url}{path}", params=params)
+        except KeyUnavailable as exc:
+            raise ManagementError(str(exc)) from exc
+        except httpx.TransportError as exc:
+            raise ManagementError(f"TorchServe's management API at {self.url} is unreachable: {exc}") from exc
+        if is_auth_failure(response):
+            raise ManagementError(
+                "TorchServe refused the management key, also as just read from the key file: it expired and nothing "
+                "renewed it (TorchServe's /token API), or TS_KEY_FILE is not this server's key file"
+            )
+        return response
+
+    async def versions(self) -> list[Version]:
+        """Every loaded version, oldest version number first, with TorchServe's current default marked."""
+        response = await self._request("GET", f"/models/{self.model_name}/all")
+        if response.status_code == 404:
+            return []
+        _raise_for(response, f"cannot list the versions of {self.model_name}")
+        default = await self.default_version()
+        return sorted((_version(d, default=default) for d in response.json()), key=lambda v: _sort_key(v.version))
+
+    async def default_version(self) -> str | None:
+        """The version TorchServe answers /predictions/<model> with (None when the model is not loaded)."""
+        response = await self._request("GET", f"/models/{self.model_name}")
+        if response.status_code == 404:
+            return None
+        _raise_for(response, f"cannot describe {self.model_name}")
+        return str(response.json()[0]["modelVersion"])
+
+    async def require(self, version: str) -> list[Version]:
+        """All loaded versions; ManagementError unless `version` is one of them."""
+        versions = await self.versions()
+        if version not in {v.version for v in versions}:
+            loaded = ", ".join(v.version for v in versions) or "none"
+            raise ManagementError(f"version {version} of {self.model_name} is not loaded (loaded: {loaded})")
+        return versions
+
+    async def set_default(self, version: str) -> None:
+        """Make TorchServe answer /predictions/<model> with this version (only TorchServe; see `promote`)."""
+        await self.require(version)
+        response = await self._request("PUT", f"/models/{self.model_name}/{version}/set-default")
+        _raise_for(response, f"cannot make {version} the default")
+
+    async def register(self, archive: str, *, workers: int = 1, **settings) -> str:
+        """Load an archive from the model store (file name) with `workers` workers; returns TorchServe's message."""
+        params = {**REGISTER_DEFAULTS, **settings, "url": archive, "initial_workers": workers, "synchronous": "true"}
+        response = await self._request("POST", "/models", **params)
+        if response.status_code == 409:
+            raise ManagementError(f"{archive}: {error_message(response)} (unregister that version first)")
+        _raise_for(response, f"cannot register {archive}")
+        return error_message(response)
+
+    async def unregister(self, version: str) -> None:
+        """Unload a version; refuses the default one (make another version the default first)."""
+        versions = await self.require(version)
+        default = next((v.version for v in versions if v.is_default), None)
+        if version == default:
+            others = [v.version for v in versions if v.version != version]
+            hint = f"make {others[0]} the default first" if others else "it is the only version loaded"
+            raise ManagementError(f"version {version} is the default and cannot be unregistered: {hint}")
+        response = await self._request("DELETE", f"/models/{self.model_name}/{version}")
+        _raise_for(response, f"cannot unregister {version}")
+
+    async def scale(self, version: str, *, workers: int) -> None:
+        """Run exactly `workers` workers for a version (waits until they are up)."""
+        if workers < 1:
+            raise ManagementError(f"workers must be at least 1 (got {workers}); unregister a version to stop it")
+        await self.require(version)
+        response = await self._request(
+            "PUT", f"/models/{self.model_name}/{version}", min_worker=workers, max_worker=workers, synchronous="true"
+        )
+        _raise_for(response, f"cannot scale {version}")
+
+
+def _sort_key(version: str) -> tuple:
+    return tuple(int(part) if part.isdigit() else part for part in version.split("."))
+
+
+def _raise_for(response: httpx.Response, what: str) -> None:
+    if response.status_code >= 400:
+        raise ManagementError(f"{what}: TorchServe answered {response.status_code}: {error_message(response)}")
