@@ -10,6 +10,8 @@ its architecture.json when the version's network is not DigitNet's default (2.0:
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,10 +48,14 @@ def build(*, version: str, weights: Path, out: Path) -> Path:
         "--export-path", str(staging),
         "--force",
     ]  # fmt: skip
-    subprocess.run(command, check=True)
+    # The archiver assembles the archive in $TMPDIR/<model name>: a private TMPDIR keeps two builds running at the
+    # same time (tests, a retraining run, make run) from deleting each other's files.
+    scratch = staging / "tmp"
+    scratch.mkdir(exist_ok=True)
+    subprocess.run(command, check=True, env=dict(os.environ, TMPDIR=str(scratch)))
     target = out / name
     (staging / f"{MODEL_NAME}.mar").replace(target)  # atomic: a running TorchServe never sees half a file
-    staging.rmdir()
+    shutil.rmtree(staging)
     return target
 
 
