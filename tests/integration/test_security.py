@@ -184,8 +184,11 @@ def test_an_absolute_path_outside_the_store_is_not_loaded(torchserve, model_stor
     assert loaded(torchserve).keys() == {"mnist 1.0", "mnist 2.0"}
 
 
-@pytest.mark.xfail(strict=True, reason="TorchServe 0.12 loads an unpacked model folder from any absolute path it can "
-                   "read; allowed_urls applies to URLs only and no setting limits paths (README Security)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="TorchServe 0.12 loads an unpacked model folder from any absolute path it can "
+    "read; allowed_urls applies to URLs only and no setting limits paths (README Security)",
+)
 def test_an_unpacked_model_folder_outside_the_store_is_not_loaded(torchserve, elsewhere, store_files):
     assert register(torchserve, str(elsewhere / "unpacked")).status_code == 404
 
