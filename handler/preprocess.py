@@ -25,7 +25,7 @@ MNIST_STD = 0.3081
 FIELD = 28  # output side, px
 BOX = 20  # the longer side of the digit after scaling, px (as in MNIST)
 
-# What one request may cost is bounded before the expensive steps (README "Input limits"; `make bench-inputs`
+# What one request may cost is bounded before the expensive steps (README "Preprocessing"; `make bench-inputs`
 # measures the dearest image accepted against a drawing). Everything after decoding works on at most WORK_SIDE px a
 # side, so its cost is fixed; decoding is what the limits below bound.
 # PNG must be decoded in full, and inflating and unfiltering cost by the byte: ~45 ms for 4 MB of RGBA noise, the
