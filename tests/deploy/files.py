@@ -201,3 +201,26 @@ def digit_one_png() -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+# URLs a management key holder might ask TorchServe to register from; none may be fetched or copied into the store.
+FOREIGN_URLS = (
+    "http://attacker.example/shell.mar",
+    "https://attacker.example/shell.mar",
+    "HTTP://attacker.example/shell.mar",  # TorchServe matches allowed_urls case-insensitively
+    "file:///etc/passwd",
+    "file:///tmp/elsewhere/mnist.mar",
+    "file:///srv/model_store/mnist.mar",  # the store's own files too: TorchServe would "download" them onto themselves
+    "s3://bucket/shell.mar",
+)
+
+
+def registers_by_url(properties: dict[str, str]) -> list[str]:
+    """The URLs of FOREIGN_URLS and archive names that a TorchServe with these properties would fetch or copy.
+
+    TorchServe 0.12 splits allowed_urls on commas and fetches a register URL that any of the patterns matches in full
+    (case-insensitively); default: any file:// or http(s):// URL. A file name that a pattern matches is "downloaded"
+    too (onto itself: FileAlreadyExistsException), so the archive names must match no pattern either."""
+    patterns = properties.get("allowed_urls", r"file://.*|http(s)?://.*").split(",")
+    candidates = [*FOREIGN_URLS, "mnist.mar", "mnist-v2.0.mar"]
+    return [url for url in candidates if any(re.fullmatch(p, url, re.IGNORECASE) for p in patterns)]

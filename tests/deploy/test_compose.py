@@ -18,7 +18,15 @@ import yaml
 from deploy import container
 from serving.endpoints import read_properties
 from settings import Settings
-from tests.deploy.files import DOCKERFILES, OTHER_ENV, ROOT, dockerfile, settings_env_names, settings_for
+from tests.deploy.files import (
+    DOCKERFILES,
+    OTHER_ENV,
+    ROOT,
+    dockerfile,
+    registers_by_url,
+    settings_env_names,
+    settings_for,
+)
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -141,6 +149,17 @@ def test_torchserve_listens_on_all_interfaces_only_in_its_container(compose):
     assert server.properties["disable_token_authorization"] == "false"
     local = read_properties((ROOT / "config.properties").read_text())
     assert urlsplit(local["inference_address"]).hostname == "127.0.0.1"
+
+
+def test_torchserve_registers_archives_of_its_store_by_name_only(compose):
+    """The page's container registers new versions by file name (README Deploy), so the model API stays on; no URL is
+    fetched and no path copied into the (read-only) store."""
+    environment = image_env("torchserve") | compose["services"]["torchserve"]["environment"]
+    server = container.torchserve(settings_for(environment))
+    assert "allowed_urls" in server.properties
+    assert registers_by_url(server.properties) == []
+    mounts = compose["services"]["torchserve"]["volumes"]
+    assert f"./model_store:{environment['MODEL_STORE']}:ro" in mounts
 
 
 def test_the_page_reaches_torchserve_and_postgres_by_service_name(compose):

@@ -28,6 +28,7 @@ from tests.deploy.files import (
     ROOT,
     digit_one_png,
     dockerfile,
+    registers_by_url,
     settings_env_names,
     settings_for,
 )
@@ -235,6 +236,18 @@ def test_torchserve_in_the_cluster_listens_everywhere_without_token_auth(cluster
     assert server.properties["enable_model_api"] == "false"
     home = {m["mountPath"] for m in item["volumeMounts"]}
     assert environment["TS_HOME"] in home, "TorchServe's working directory must be writable"
+
+
+def test_the_cluster_and_kserve_register_nothing(cluster):
+    """The versions ship inside the image (or KServe's storage): registering is off, and registering by URL is
+    closed as well, should the model API ever be switched on."""
+    item = only_container(cluster[("Deployment", "digits-torchserve")])
+    in_cluster = container.torchserve(settings_for(image_env("torchserve") | container_env(item, cluster))).properties
+    under_kserve = read_properties((KSERVE / "config.properties").read_text())
+    for properties in (in_cluster, under_kserve):
+        assert properties["enable_model_api"] == "false"
+        assert "allowed_urls" in properties
+        assert registers_by_url(properties) == []
 
 
 def test_only_the_page_reaches_torchserve(cluster):

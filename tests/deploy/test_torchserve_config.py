@@ -10,6 +10,7 @@ import pytest
 from deploy import java
 from deploy.torchserve import TorchServe
 from serving.endpoints import address_overrides, apply_overrides, read_properties
+from tests.deploy.files import registers_by_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,6 +29,14 @@ def test_committed_config_binds_loopback_with_token_auth_on():
     for name in ("mnist.mar", "mnist-v2.0.mar"):  # built by `make run` from committed weights
         version = "1.0" if name == "mnist.mar" else "2.0"
         assert (ROOT / "model_store" / f"v{version}" / "weights.pt").exists()
+
+
+def test_registering_by_url_is_off_in_the_committed_config():
+    """`make run` and the tests: TorchServe fetches no http(s) URL and copies no file:// path into the model store;
+    archives are registered by their file name in the store (which allowed_urls does not apply to)."""
+    properties = read_properties((ROOT / "config.properties").read_text())
+    assert "allowed_urls" in properties
+    assert registers_by_url(properties) == []
 
 
 class FakeServer:

