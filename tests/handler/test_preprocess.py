@@ -168,3 +168,21 @@ def test_tensor_is_normalised_like_training():
     tensor = prepared.tensor()
     assert tuple(tensor.shape) == (1, 28, 28)
     assert float(tensor.min()) == pytest.approx(-preprocess.MNIST_MEAN / preprocess.MNIST_STD, abs=1e-5)
+
+
+@pytest.mark.parametrize("box", [(170, 160, 260, 270), (10, 20, 200, 60), (100, 5, 115, 275)])
+def test_field_box_maps_the_field_back_over_the_drawing(box):
+    """The ink of the 28x28 field, mapped through field_box, lies where the strokes are on the drawing."""
+    mask = seven_mask(box=box, width=12)
+    prepared = prepare(encode(styled(mask, "transparent")))
+    left, top, right, bottom = prepared.field_box
+    scale_x, scale_y = (right - left) / 28, (bottom - top) / 28
+    rows = np.flatnonzero((prepared.ink > 0.05).any(1))
+    cols = np.flatnonzero((prepared.ink > 0.05).any(0))
+    mapped = (left + cols[0] * scale_x, top + rows[0] * scale_y, left + (cols[-1] + 1) * scale_x,
+              top + (rows[-1] + 1) * scale_y)  # fmt: skip
+    ink = np.asarray(mask) > 25
+    drawn_rows, drawn_cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    drawn = (drawn_cols[0], drawn_rows[0], drawn_cols[-1] + 1, drawn_rows[-1] + 1)
+    tolerance = 1.5 * max(scale_x, scale_y)  # one field pixel of anti-aliasing, either side
+    assert all(abs(a - b) <= tolerance for a, b in zip(mapped, drawn, strict=True)), (mapped, drawn)
