@@ -5,6 +5,11 @@ Each request carries one image in one of three forms: the raw PNG/JPEG body, a m
 field `preview=1`) the answer also holds the 28x28 image the model saw, as a base64 PNG. (TorchServe 0.12 does not
 hand query parameters to handlers, so `?preview=1` cannot work.) A bad request in a batch gets its own 4xx and
 JSON {"error": ...}; the rest of the batch is answered normally and the worker keeps running.
+
+`POST /explanations/mnist[/VERSION]` takes the same forms and answers the prediction plus `target` (the digit
+explained: the predicted one, or JSON "target": 3 / multipart field target=3 / header `X-Target: 3`; anything but
+0-9 is a 400), `attributions` (28 rows of 28 floats: Integrated Gradients over the image the model saw, handler/
+explain.py) and `field_box` (where that 28x28 image sits over the drawing, in its pixel coordinates).
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ import torch
 from ts.torch_handler.base_handler import BaseHandler
 
 try:  # the repository layout (tests, UI)
-    from handler.inputs import TRUTHY, Item, RequestError, parse_request
+    from handler.explain import STEPS, as_rows, integrated_gradients
+    from handler.inputs import TRUTHY, Item, RequestError, parse_target, read_request
     from handler.preprocess import PreprocessError, prepare
 except ImportError:  # inside the .mar, every file sits flat in the model directory
-    from inputs import TRUTHY, Item, RequestError, parse_request
+    from explain import STEPS, as_rows, integrated_gradients
+    from inputs import TRUTHY, Item, RequestError, parse_target, read_request
     from preprocess import PreprocessError, prepare
 
 logger = logging.getLogger(__name__)
@@ -67,10 +74,15 @@ class MNISTDigitHandler(BaseHandler):
         that nothing one request sends can fail the batch it shares with others (TorchServe answers 503 to a whole
         batch when the handler raises)."""
         try:
-            image, preview = parse_request(row)
-            preview = preview or self._header(index, "x-preview").lower() in TRUTHY
-            prepared = prepare(image)
-            return Item(prepared=prepared, preview=preview, tensor=prepared.tensor())
+            request = read_request(row)
+            preview = request.preview or self._header(index, "x-preview").lower() in TRUTHY
+            # TorchServe marks each /explanations request with the header explain=True (BaseHandler looks at the
+            # first request only; a batch can mix both kinds, so every request is asked)
+            explain = self._header(index, "explain") == "True"
+            asked = request.target if request.target is not None else self._header(index, "x-target")
+            target = parse_target(asked) if explain else None
+            prepared = prepare(request.image)
+            return Item(prepared=prepared, preview=preview, tensor=prepared.tensor(), explain=explain, target=target)
         except PreprocessError as exc:
             return Item(error=exc)
         except Exception as exc:  # the isolation boundary: an unforeseen failure is this request's alone
@@ -84,7 +96,27 @@ class MNISTDigitHandler(BaseHandler):
         with torch.inference_mode():
             logits = self.model(torch.stack(good).to(self.device))  # (n_good, 10)
             probabilities = torch.softmax(logits.float(), dim=1).cpu()
+        self._explain([item for item in items if item.prepared is not None], probabilities)
         return items, probabilities
+
+    def _explain(self, good: list[Item], probabilities: torch.Tensor) -> None:
+        """Attributions for the explain items among the good ones (row i of probabilities is good[i]), all in one
+        batch; each item's target becomes the digit explained."""
+        asked = [(item, row) for row, item in enumerate(good) if item.explain]
+        if not asked:
+            return
+        for item, row in asked:
+            item.target = int(probabilities[row].argmax()) if item.target is None else item.target
+        inputs = torch.stack([item.tensor for item, _ in asked]).to(self.device)  # (n, 1, 28, 28)
+        targets = torch.tensor([item.target for item, _ in asked], device=self.device)
+        attributions = integrated_gradients(self.model, inputs, targets=targets).cpu()
+        for (item, _), attribution in zip(asked, attributions, strict=True):
+            item.attributions = attribution
+
+    def explain_handle(self, data_preprocess: list[Item], raw_data) -> list[dict]:
+        """TorchServe calls this instead of inference + postprocess when the batch's first request is an
+        /explanations one; both paths answer each request as it asked (see _item), so this is the same path."""
+        return self.postprocess(self.inference(data_preprocess))
 
     def postprocess(self, output: tuple[list[Item], torch.Tensor | None]) -> list[dict]:
         items, probabilities = output
@@ -113,5 +145,17 @@ class MNISTDigitHandler(BaseHandler):
             }
             if item.preview:
                 answer["preview"] = base64.b64encode(item.prepared.png()).decode("ascii")
+            if item.explain:
+                answer.update(self._explanation(item))
             answers.append(answer)
         return answers
+
+    @staticmethod
+    def _explanation(item: Item) -> dict:
+        left, top, right, bottom = item.prepared.field_box
+        return {
+            "target": item.target,
+            "attributions": as_rows(item.attributions),
+            "method": f"integrated_gradients(baseline=blank, steps={STEPS})",
+            "field_box": {"left": left, "top": top, "right": right, "bottom": bottom},
+        }
