@@ -16,9 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-try:  # the repository layout (tests, UI)
-    from handler.preprocess import normalise
-except ImportError:  # inside the .mar, every file sits flat in the model directory
+# Decided by how this file was imported, not by whether `handler` imports: an editable install of another checkout
+# makes `handler` importable inside a TorchServe worker, and classes from two copies (PreprocessError) do not match.
+if __package__:  # the repository layout (tests, UI)
+    from .preprocess import normalise
+else:  # inside the .mar, every file sits flat in the model directory
     from preprocess import normalise
 
 # Gauss-Legendre nodes on the path (as Captum's default): with 32 of them the attributions of the shipped models add

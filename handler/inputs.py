@@ -14,9 +14,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-try:  # the repository layout (tests, UI)
-    from handler.preprocess import Prepared, PreprocessError
-except ImportError:  # inside the .mar, every file sits flat in the model directory
+# Decided by how this file was imported, not by whether `handler` imports: an editable install of another checkout
+# makes `handler` importable inside a TorchServe worker, and classes from two copies (PreprocessError) do not match.
+if __package__:  # the repository layout (tests, UI)
+    from .preprocess import Prepared, PreprocessError
+else:  # inside the .mar, every file sits flat in the model directory
     from preprocess import Prepared, PreprocessError
 
 TRUTHY = {"1", "true", "yes", "on"}

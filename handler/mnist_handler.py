@@ -24,11 +24,13 @@ from pathlib import Path
 import torch
 from ts.torch_handler.base_handler import BaseHandler
 
-try:  # the repository layout (tests, UI)
-    from handler.explain import STEPS, as_rows, integrated_gradients
-    from handler.inputs import TRUTHY, Item, RequestError, parse_target, read_request
-    from handler.preprocess import PreprocessError, prepare
-except ImportError:  # inside the .mar, every file sits flat in the model directory
+# Decided by how this file was imported, not by whether `handler` imports: an editable install of another checkout
+# makes `handler` importable inside a TorchServe worker, and classes from two copies (PreprocessError) do not match.
+if __package__:  # the repository layout (tests, UI)
+    from .explain import STEPS, as_rows, integrated_gradients
+    from .inputs import TRUTHY, Item, RequestError, parse_target, read_request
+    from .preprocess import PreprocessError, prepare
+else:  # inside the .mar, every file sits flat in the model directory
     from explain import STEPS, as_rows, integrated_gradients
     from inputs import TRUTHY, Item, RequestError, parse_target, read_request
     from preprocess import PreprocessError, prepare
