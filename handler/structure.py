@@ -1,0 +1,67 @@
+"""Cheap structural checks on the prepared 28x28 image: is this one digit at all? Pure numpy, no model.
+
+One check so far, "several digits": the ink falls apart into parts side by side, with a run of empty columns between
+them wider than a fraction of the ink's height, and each side tall enough to be a digit (not a stray dot, not the
+detached bar of a 5, which overlaps its body's columns). Written digits keep their parts within each other's columns;
+numbers written left to right leave gaps. Drawings whose digits touch or overlap are not caught: that is the
+model's part (an 11th "not a digit" class, trained on training/nondigits.py).
+
+Measured on the 28x28 field rather than the full drawing: at 64 or 112 px the same rule caught 1-3 points more
+pairs with the same false refusals, not worth carrying a second image through the handler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+INK = 0.1  # a field pixel counts as ink above this (the field is in [0, 1])
+# Chosen on MNIST test digits drawn as canvases (training/canvas.py, both renderers: 20,000 drawings) and held-out
+# pairs (training/nondigits.py): see several_digits' figures in the report of issue 15.
+MIN_GAP = 0.15  # the empty run's width, as a fraction of the ink's height
+MIN_SIDE = 0.4  # each side's ink height, as a fraction of the whole ink's height
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The widest gap between parts side by side, as a fraction of the ink's height (0: none)."""
+
+    gap: float
+
+    @property
+    def several(self) -> bool:
+        return self.gap >= MIN_GAP
+
+
+def parts(field: np.ndarray) -> Parts:
+    """field: (28, 28) ink in [0, 1] (Prepared.ink). The widest run of empty columns with enough ink either side."""
+    mask = field > INK
+    filled = mask.any(axis=0)  # (28,) columns holding ink
+    if not filled.any():
+        return Parts(gap=0.0)
+    height = _extent(mask.any(axis=1))
+    columns = np.flatnonzero(filled)
+    widest = 0.0
+    for start, stop in _empty_runs(filled[columns[0] : columns[-1] + 1], offset=int(columns[0])):
+        left, right = _extent(mask[:, :start].any(axis=1)), _extent(mask[:, stop:].any(axis=1))
+        if min(left, right) >= MIN_SIDE * height:
+            widest = max(widest, (stop - start) / height)
+    return Parts(gap=widest)
+
+
+def several_digits(field: np.ndarray) -> bool:
+    """True when the prepared image looks like several digits side by side (see the module docstring)."""
+    return parts(field).several
+
+
+def _extent(any_ink: np.ndarray) -> int:
+    """Rows (or columns) from the first to the last one holding ink."""
+    where = np.flatnonzero(any_ink)
+    return int(where[-1] - where[0] + 1) if where.size else 0
+
+
+def _empty_runs(filled: np.ndarray, *, offset: int) -> list[tuple[int, int]]:
+    """[start, stop) column ranges of the runs of False in filled, shifted by offset."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[1], filled.astype(np.int8), [1]])))
+    return [(int(a) + offset, int(b) + offset) for a, b in zip(edges[::2], edges[1::2], strict=True)]
