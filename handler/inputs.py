@@ -2,7 +2,8 @@
 
 Accepted per request: the raw PNG/JPEG body, a multipart form field `data`, or JSON {"image": "<base64 or data: URL>"}
 (with an optional "preview": true). A multipart field `preview=1` asks for the preprocessed image as well; so does
-the header `X-Preview: 1`, which the handler reads.
+the header `X-Preview: 1`, which the handler reads. An explanation request may name the digit to explain: JSON
+"target": 3, a multipart field `target=3`, or the header `X-Target: 3` (read by the handler).
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-try:  # the repository layout (tests, UI)
-    from handler.preprocess import Prepared, PreprocessError
-except ImportError:  # inside the .mar, every file sits flat in the model directory
+# Decided by how this file was imported, not by whether `handler` imports: an editable install of another checkout
+# makes `handler` importable inside a TorchServe worker, and classes from two copies (PreprocessError) do not match.
+if __package__:  # the repository layout (tests, UI)
+    from .preprocess import Prepared, PreprocessError
+else:  # inside the .mar, every file sits flat in the model directory
     from preprocess import Prepared, PreprocessError
 
 TRUTHY = {"1", "true", "yes", "on"}
+DIGITS = set("0123456789")
 SEND = 'send a PNG/JPEG body, a multipart field "data", or JSON {"image": ...}'
 
 
@@ -34,6 +38,38 @@ class Item:
     preview: bool = False
     error: PreprocessError | None = None
     tensor: Any = None  # the model input, (1, 28, 28), made per request where a failure stays the request's
+    explain: bool = False  # an /explanations request: answer with attributions as well
+    target: int | None = None  # the digit to explain; None: the predicted one
+    attributions: Any = None  # (1, 28, 28) tensor, set by the handler's inference for explain items
+
+
+@dataclass(frozen=True)
+class Request:
+    """What one request asks: the image bytes, whether it wants the preview, and the target it names (unchecked)."""
+
+    image: bytes
+    preview: bool = False
+    target: Any = None
+
+
+class TargetError(RequestError):
+    """The digit to explain is not one of 0-9."""
+
+
+def parse_target(value) -> int | None:
+    """A target as sent (JSON number or string, form field bytes, header text) -> 0..9; None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if float(value).is_integer() and 0 <= value <= 9:
+            return int(value)
+    elif isinstance(value, str | bytes | bytearray):
+        text = _text(value).strip()
+        if not text:
+            return None
+        if text in DIGITS:
+            return int(text)
+    raise TargetError(f"target must be a digit 0-9, not {_text(value)[:20]!r}")
 
 
 def _text(value) -> str:
@@ -53,11 +89,11 @@ def _from_base64(text: str) -> bytes:
         raise RequestError(f"the image field is not valid base64: {exc}") from exc
 
 
-def _from_json(body: dict) -> tuple[bytes, bool]:
+def _from_json(body: dict) -> Request:
     image = body.get("image")
     if not isinstance(image, str) or not image:
         raise RequestError('JSON requests need an "image" field: a base64 PNG/JPEG or a data: URL')
-    return _from_base64(image), _text(body.get("preview", "")).lower() in TRUTHY
+    return Request(_from_base64(image), _text(body.get("preview", "")).lower() in TRUTHY, body.get("target"))
 
 
 def _no_image(row: dict) -> RequestError:
@@ -82,12 +118,18 @@ def _as_row(row) -> dict:
 
 def parse_request(row: dict) -> tuple[bytes, bool]:
     """One TorchServe request row (or KServe instance) -> (image bytes, whether a preview is wanted)."""
+    request = read_request(row)
+    return request.image, request.preview
+
+
+def read_request(row: dict) -> Request:
+    """One TorchServe request row (or KServe instance) -> what it asks (see Request)."""
     row = _as_row(row)
     preview = _text(row.get("preview", "")).lower() in TRUTHY  # multipart field preview=1
+    target = row.get("target")  # multipart field target=3
     payload = row.get("data") if row.get("data") is not None else row.get("body")
     if isinstance(payload, dict):
-        image, wants = _from_json(payload)
-        return image, preview or wants
+        return _with_form_fields(_from_json(payload), preview=preview, target=target)
     if isinstance(payload, list):
         raise RequestError('send one image per request: JSON {"image": ...}, not a list')
     if isinstance(payload, bool | int | float):  # a JSON scalar body (bytes(5) would be five zero bytes)
@@ -107,8 +149,11 @@ def parse_request(row: dict) -> tuple[bytes, bool]:
             raise RequestError("invalid JSON body: nested too deeply") from exc
         if not isinstance(body, dict):
             raise RequestError('JSON requests must be an object: {"image": "<base64>"}')
-        image, wants = _from_json(body)
-        return image, preview or wants
+        return _with_form_fields(_from_json(body), preview=preview, target=target)
     if payload.startswith(b"data:") or text:
-        return _from_base64(payload.decode("ascii", "replace")), preview
-    return payload, preview
+        return Request(_from_base64(payload.decode("ascii", "replace")), preview, target)
+    return Request(payload, preview, target)
+
+
+def _with_form_fields(request: Request, *, preview: bool, target) -> Request:
+    return Request(request.image, request.preview or preview, request.target if target is None else target)

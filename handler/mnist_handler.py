@@ -5,6 +5,15 @@ Each request carries one image in one of three forms: the raw PNG/JPEG body, a m
 field `preview=1`) the answer also holds the 28x28 image the model saw, as a base64 PNG. (TorchServe 0.12 does not
 hand query parameters to handlers, so `?preview=1` cannot work.) A bad request in a batch gets its own 4xx and
 JSON {"error": ...}; the rest of the batch is answered normally and the worker keeps running.
+
+`POST /explanations/mnist[/VERSION]` takes the same forms and answers the prediction plus `target` (the digit
+explained: the predicted one, or JSON "target": 3 / multipart field target=3 / header `X-Target: 3`; anything but
+0-9 is a 400), `attributions` (28 rows of 28 floats: Integrated Gradients over the image the model saw, handler/
+explain.py) and `field_box` (where that 28x28 image sits over the drawing, in its pixel coordinates).
+
+A version whose archive carries refusal.json (handler/refusal.py) may answer a drawing that is not one digit with
+HTTP 200 {"not_a_digit": true, "digit": null, "reason": ..., "closest_digit": ..., "probabilities": [...]}; its other
+answers then carry "not_a_digit": false. Versions without the file answer as before.
 """
 
 from __future__ import annotations
@@ -19,15 +28,22 @@ from pathlib import Path
 import torch
 from ts.torch_handler.base_handler import BaseHandler
 
-try:  # the repository layout (tests, UI)
-    from handler.inputs import TRUTHY, Item, RequestError, parse_request
-    from handler.preprocess import PreprocessError, prepare
-except ImportError:  # inside the .mar, every file sits flat in the model directory
-    from inputs import TRUTHY, Item, RequestError, parse_request
+# Decided by how this file was imported, not by whether `handler` imports: an editable install of another checkout
+# makes `handler` importable inside a TorchServe worker, and classes from two copies (PreprocessError) do not match.
+if __package__:  # the repository layout (tests, UI)
+    from .explain import STEPS, as_rows, integrated_gradients
+    from .inputs import TRUTHY, Item, RequestError, parse_target, read_request
+    from .preprocess import PreprocessError, prepare
+    from .refusal import NOT_A_DIGIT_INDEX, RefusalPolicy
+else:  # inside the .mar, every file sits flat in the model directory
+    from explain import STEPS, as_rows, integrated_gradients
+    from inputs import TRUTHY, Item, RequestError, parse_target, read_request
     from preprocess import PreprocessError, prepare
+    from refusal import NOT_A_DIGIT_INDEX, RefusalPolicy
 
 logger = logging.getLogger(__name__)
 ARCHITECTURE_FILE = "architecture.json"
+Output = tuple[list[Item], torch.Tensor | None, torch.Tensor | None]  # what inference hands postprocess
 
 
 class MNISTDigitHandler(BaseHandler):
@@ -39,6 +55,8 @@ class MNISTDigitHandler(BaseHandler):
         # TORCH_NUM_THREADS overrides it (e.g. on bigger machines, or with several workers).
         torch.set_num_threads(int(os.environ.get("TORCH_NUM_THREADS", "1")))
         super().initialize(context)
+        self.refusal = RefusalPolicy.load(context.system_properties.get("model_dir"))
+        logger.info("refusal policy: %s", self.refusal)
         logger.info("torch intra-op threads: %d", torch.get_num_threads())
 
     def _load_pickled_model(self, model_dir, model_file, model_pt_path):
@@ -67,28 +85,56 @@ class MNISTDigitHandler(BaseHandler):
         that nothing one request sends can fail the batch it shares with others (TorchServe answers 503 to a whole
         batch when the handler raises)."""
         try:
-            image, preview = parse_request(row)
-            preview = preview or self._header(index, "x-preview").lower() in TRUTHY
-            prepared = prepare(image)
-            return Item(prepared=prepared, preview=preview, tensor=prepared.tensor())
+            request = read_request(row)
+            preview = request.preview or self._header(index, "x-preview").lower() in TRUTHY
+            # TorchServe marks each /explanations request with the header explain=True (BaseHandler looks at the
+            # first request only; a batch can mix both kinds, so every request is asked)
+            explain = self._header(index, "explain") == "True"
+            asked = request.target if request.target is not None else self._header(index, "x-target")
+            target = parse_target(asked) if explain else None
+            prepared = prepare(request.image)
+            return Item(prepared=prepared, preview=preview, tensor=prepared.tensor(), explain=explain, target=target)
         except PreprocessError as exc:
             return Item(error=exc)
         except Exception as exc:  # the isolation boundary: an unforeseen failure is this request's alone
             logger.warning("request %d refused, unexpected %s while reading it: %.200s", index, type(exc).__name__, exc)
             return Item(error=RequestError(f"the request could not be read ({type(exc).__name__})"))
 
-    def inference(self, items: list[Item], *args, **kwargs) -> tuple[list[Item], torch.Tensor | None]:
+    def inference(self, items: list[Item], *args, **kwargs) -> Output:
+        """-> (items, digit probabilities (n_good, 10), P(not a digit) (n_good,) or None for a 10-output model)."""
         good = [item.tensor for item in items if item.prepared is not None]
         if not good:
-            return items, None
+            return items, None, None
         with torch.inference_mode():
-            logits = self.model(torch.stack(good).to(self.device))  # (n_good, 10)
-            probabilities = torch.softmax(logits.float(), dim=1).cpu()
-        return items, probabilities
+            logits = self.model(torch.stack(good).to(self.device)).float()  # (n_good, 10 or 11)
+            probabilities = torch.softmax(logits[:, :NOT_A_DIGIT_INDEX], dim=1).cpu()
+            not_a_digit = None
+            if logits.shape[1] > NOT_A_DIGIT_INDEX:
+                not_a_digit = torch.softmax(logits, dim=1)[:, NOT_A_DIGIT_INDEX].cpu()
+        self._explain([item for item in items if item.prepared is not None], probabilities)
+        return items, probabilities, not_a_digit
 
-    def postprocess(self, output: tuple[list[Item], torch.Tensor | None]) -> list[dict]:
-        items, probabilities = output
-        model = self.manifest["model"]
+    def _explain(self, good: list[Item], probabilities: torch.Tensor) -> None:
+        """Attributions for the explain items among the good ones (row i of probabilities is good[i]), all in one
+        batch; each item's target becomes the digit explained."""
+        asked = [(item, row) for row, item in enumerate(good) if item.explain]
+        if not asked:
+            return
+        for item, row in asked:
+            item.target = int(probabilities[row].argmax()) if item.target is None else item.target
+        inputs = torch.stack([item.tensor for item, _ in asked]).to(self.device)  # (n, 1, 28, 28)
+        targets = torch.tensor([item.target for item, _ in asked], device=self.device)
+        attributions = integrated_gradients(self.model, inputs, targets=targets).cpu()
+        for (item, _), attribution in zip(asked, attributions, strict=True):
+            item.attributions = attribution
+
+    def explain_handle(self, data_preprocess: list[Item], raw_data) -> list[dict]:
+        """TorchServe calls this instead of inference + postprocess when the batch's first request is an
+        /explanations one; both paths answer each request as it asked (see _item), so this is the same path."""
+        return self.postprocess(self.inference(data_preprocess))
+
+    def postprocess(self, output: Output) -> list[dict]:
+        items, probabilities, not_a_digit = output
         answers, row = [], 0
         for index, item in enumerate(items):
             # Rows and requests are the same, except under KServe's envelope, where one request carries several
@@ -102,16 +148,40 @@ class MNISTDigitHandler(BaseHandler):
                     self.context.set_response_status(item.error.status, message, idx=index)
                 answers.append({"error": message, "status": item.error.status})
                 continue
-            p = probabilities[row]
+            answer = self._answer(item, probabilities[row], None if not_a_digit is None else float(not_a_digit[row]))
             row += 1
-            answer = {
-                "digit": int(p.argmax()),
-                "confidence": float(p.max()),
-                "probabilities": [float(v) for v in p],
-                "model_name": model.get("modelName"),
-                "model_version": model.get("modelVersion"),
-            }
             if item.preview:
                 answer["preview"] = base64.b64encode(item.prepared.png()).decode("ascii")
+            if item.explain:
+                answer.update(self._explanation(item))
             answers.append(answer)
         return answers
+
+    def _answer(self, item: Item, p: torch.Tensor, not_a_digit: float | None) -> dict:
+        """The prediction for one good item: p its ten digit probabilities, not_a_digit P(not a digit) or None."""
+        model = self.manifest["model"]
+        answer = {
+            "digit": int(p.argmax()),
+            "confidence": float(p.max()),
+            "probabilities": [float(v) for v in p],
+            "model_name": model.get("modelName"),
+            "model_version": model.get("modelVersion"),
+        }
+        if not_a_digit is not None:
+            answer["not_a_digit_probability"] = not_a_digit
+        if self.refusal.enabled:
+            reason = self.refusal.reason(field=item.prepared.ink, not_a_digit=not_a_digit)
+            answer["not_a_digit"] = reason is not None
+            if reason is not None:
+                answer.update(digit=None, reason=reason, closest_digit=int(p.argmax()))
+        return answer
+
+    @staticmethod
+    def _explanation(item: Item) -> dict:
+        left, top, right, bottom = item.prepared.field_box
+        return {
+            "target": item.target,
+            "attributions": as_rows(item.attributions),
+            "method": f"integrated_gradients(baseline=blank, steps={STEPS})",
+            "field_box": {"left": left, "top": top, "right": right, "bottom": bottom},
+        }

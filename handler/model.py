@@ -4,6 +4,9 @@ TorchServe's BaseHandler imports this file from the .mar and requires it to defi
 config dataclass here). The keyword defaults are version 1.0's architecture; an archive whose version needs other
 arguments carries them in `architecture.json`, which the handler passes to the constructor.
 
+`classes=11` adds an output "not a digit" at index 10 (issue 15; trained by the retraining loop on
+training/nondigits.py): the handler then reads digit probabilities as the softmax over the first 10 outputs.
+
 Version 2.0 is an ensemble in one module: `members=3` holds three independently trained 1.0-style networks and
 averages their log-probabilities. Each member is itself a `DigitNet`, so a member's weights are exactly a 1.0
 state dict and an ensemble can be assembled from separately trained members (`DigitNet.assemble`).
@@ -23,14 +26,20 @@ class DigitNet(nn.Module):
     or (members > 1) the average of that many such networks."""
 
     def __init__(
-        self, *, channels: tuple[int, int] = (32, 64), hidden: int = 128, dropout: float = 0.3, members: int = 1
+        self,
+        *,
+        channels: tuple[int, int] = (32, 64),
+        hidden: int = 128,
+        dropout: float = 0.3,
+        members: int = 1,
+        classes: int = 10,
     ):
         super().__init__()
         if members < 1:
             raise ValueError(f"members must be >= 1, not {members}")
         self.members = None
         if members > 1:
-            single = dict(channels=tuple(channels), hidden=hidden, dropout=dropout)
+            single = dict(channels=tuple(channels), hidden=hidden, dropout=dropout, classes=classes)
             self.members = nn.ModuleList(DigitNet(**single) for _ in range(members))
             return
         c1, c2 = channels  # conv widths of the two stages
@@ -43,11 +52,11 @@ class DigitNet(nn.Module):
             nn.Linear(c2 * 7 * 7, hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
-            nn.Linear(hidden, 10),
+            nn.Linear(hidden, classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, 28, 28) normalised images -> (N, 10) logits (an ensemble: mean log-probabilities, which softmax
+        """(N, 1, 28, 28) normalised images -> (N, classes) logits (an ensemble: mean log-probabilities, which softmax
         turns into the normalised geometric mean of the members' probabilities)."""
         if self.members is not None:
             return torch.stack([torch.log_softmax(member(x), dim=1) for member in self.members]).mean(0)

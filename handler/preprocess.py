@@ -86,6 +86,10 @@ class Prepared:
 
     ink: np.ndarray  # (28, 28) float32 in [0, 1], white ink on black, like an MNIST digit
     inverted: bool  # True when the input was dark ink on a light background
+    # Where the 28x28 field sits over the drawing, in the drawing's pixel coordinates: (left, top, right, bottom) of
+    # the field's outer edges (may reach past the drawing's edges). A map over the field drawn stretched into this
+    # rectangle lies over the strokes it is about (the explanations' heatmap on the page).
+    field_box: tuple[float, float, float, float] | None = None
 
     def tensor(self):
         """The normalised model input, shape (1, 28, 28)."""
@@ -120,6 +124,7 @@ def decode(data: bytes) -> Image.Image:
     except (ValueError, SyntaxError) as exc:  # a recognised header with broken chunks (a short IHDR)
         raise PreprocessError(f"corrupt image: {exc}") from exc
     _check_size(image)
+    image.info["declared_size"] = image.size  # draft() below shrinks .size; field_box is given in these pixels
     if fmt == "JPEG" and image.mode in ("L", "RGB", "YCbCr"):
         image.draft("L", (WORK_SIDE, WORK_SIDE))  # (the pixels are read as grey in the end anyway)
     try:
@@ -301,6 +306,11 @@ def fit_to_field(ink: np.ndarray) -> np.ndarray:
 
     ink: (H, W) uint8 from ink_map. Returns (28, 28) float32 in [0, 1].
     """
+    return fit_with_box(ink)[0]
+
+
+def fit_with_box(ink: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """fit_to_field, and where the field sits in ink's pixel coordinates (Prepared.field_box)."""
     peak = int(ink.max())
     if peak < MIN_CONTRAST * 255:
         raise BlankImageError("the drawing is blank: draw a digit first")
@@ -310,7 +320,11 @@ def fit_to_field(ink: np.ndarray) -> np.ndarray:
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32) / peak
     digit = _scale_longer_side(crop, BOX)  # (h, w), max(h, w) == 20
-    return _place_by_centre_of_mass(digit)
+    field, top, left = _place_by_centre_of_mass(digit)
+    # field column j covers crop columns [(j - left) / sx, (j - left + 1) / sx); the same for rows
+    sy, sx = digit.shape[0] / crop.shape[0], digit.shape[1] / crop.shape[1]
+    box = (cols[0] - left / sx, rows[0] - top / sy, cols[0] + (FIELD - left) / sx, rows[0] + (FIELD - top) / sy)
+    return field, tuple(float(v) for v in box)
 
 
 def _scale_longer_side(crop: np.ndarray, side: int) -> np.ndarray:
@@ -323,7 +337,8 @@ def _scale_longer_side(crop: np.ndarray, side: int) -> np.ndarray:
     return np.clip(np.asarray(scaled, dtype=np.float32), 0.0, 1.0)
 
 
-def _place_by_centre_of_mass(digit: np.ndarray) -> np.ndarray:
+def _place_by_centre_of_mass(digit: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """The (28, 28) field with digit placed in it; the row and column of digit's top-left corner."""
     height, width = digit.shape
     total = float(digit.sum())
     ys, xs = np.indices(digit.shape)
@@ -333,19 +348,23 @@ def _place_by_centre_of_mass(digit: np.ndarray) -> np.ndarray:
     left = int(np.clip(round(FIELD / 2 - com_x), 0, FIELD - width))
     field = np.zeros((FIELD, FIELD), dtype=np.float32)
     field[top : top + height, left : left + width] = digit
-    return field
+    return field, top, left
 
 
 def prepare(data: bytes) -> Prepared:
     """PNG/JPEG bytes -> the 28x28 MNIST-style digit. Raises PreprocessError (or a subclass) with a user message."""
-    ink, inverted = ink_map(decode(data))
-    return Prepared(ink=fit_to_field(ink), inverted=inverted)
+    return prepare_image(decode(data))
 
 
 def prepare_image(image: Image.Image) -> Prepared:
     """Like prepare(), for an already decoded PIL image (tests, training-time evaluation)."""
+    width, height = image.info.get("declared_size", image.size)
     ink, inverted = ink_map(image)
-    return Prepared(ink=fit_to_field(ink), inverted=inverted)
+    field, box = fit_with_box(ink)
+    # ink may be a reduced working copy (large images, JPEG DCT scaling): give the box in the image's own pixels
+    sx, sy = width / ink.shape[1], height / ink.shape[0]
+    box = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
+    return Prepared(ink=field, inverted=inverted, field_box=box)
 
 
 def normalise(ink: np.ndarray) -> np.ndarray:

@@ -3,8 +3,9 @@
     python -m training.archive --version 1.0 [--weights model_store/v1.0/weights.pt] [--out model_store]
 
 The .mar holds the model definition (handler/model.py), the weights, the handler and the modules it imports
-(preprocessing, request parsing), the version's metrics.json, so an archive carries its own accuracy figures, and
-its architecture.json when the version's network is not DigitNet's default (2.0: an ensemble of three).
+(preprocessing, request parsing, explanations, refusal), the version's metrics.json, so an archive carries its own
+accuracy figures, its architecture.json when the version's network is not DigitNet's default (2.0: an ensemble of
+three), and its refusal.json when the version answers "not a digit" (handler/refusal.py).
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ def build(*, version: str, weights: Path, out: Path) -> Path:
     """Run torch-model-archiver; return the path of the .mar it wrote."""
     if not weights.exists():
         raise FileNotFoundError(f"no weights at {weights}: train first (make train) or pass --weights")
-    extra = [HANDLER / "preprocess.py", HANDLER / "inputs.py"]
+    extra = [HANDLER / name for name in ("preprocess.py", "inputs.py", "explain.py", "structure.py", "refusal.py")]
     # metrics.json: the version's accuracy figures; architecture.json: DigitNet's arguments when not the defaults
-    extra += [path for path in (weights.parent / "metrics.json", weights.parent / "architecture.json") if path.exists()]
+    # refusal.json: when the version answers "not a digit" (handler/refusal.py)
+    extra += [weights.parent / name for name in ("metrics.json", "architecture.json", "refusal.json")
+              if (weights.parent / name).exists()]  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     name = archive_name(version)
     staging = out / f".{name}.staging"

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from handler.inputs import RequestError, parse_request
+from handler.inputs import RequestError, TargetError, parse_request, parse_target, read_request
 
 PNG = b"\x89PNG\r\n\x1a\n-rest-of-a-png"
 
@@ -125,3 +125,23 @@ def test_json_nested_too_deeply_is_a_request_error(opening):
     closing = b"]" if opening == b"[" else b"}"
     with pytest.raises(RequestError, match="nested too deeply"):
         parse_request({"body": opening * 200_000 + closing * 200_000})
+
+
+@pytest.mark.parametrize(
+    ("value", "target"), [(None, None), ("", None), (3, 3), (0, 0), ("7", 7), (b" 9 ", 9), (2.0, 2)]
+)
+def test_explanation_targets(value, target):
+    assert parse_target(value) == target
+
+
+@pytest.mark.parametrize("value", [10, -1, 3.5, True, "x", "03", "١", b"12", [3], {}, float("nan")])
+def test_bad_explanation_targets(value):
+    with pytest.raises(TargetError, match="target must be a digit 0-9"):
+        parse_target(value)
+
+
+def test_the_target_comes_from_json_or_a_form_field():
+    assert read_request({"body": {"image": b64(PNG), "target": 4}}).target == 4
+    assert read_request({"body": json.dumps({"image": b64(PNG), "target": "4"}).encode()}).target == "4"
+    assert read_request({"data": PNG, "target": b"6"}).target == b"6"
+    assert read_request({"body": PNG}).target is None

@@ -268,3 +268,33 @@ def test_a_palette_image_with_transparency_reads_like_rgba():
     assert palette.mode == "P"
     payload = encode(palette, transparency=palette.getpixel((0, 0)))
     assert np.abs(prepare(payload).ink - prepare(encode(rgba)).ink).max() < 0.1
+
+
+@pytest.mark.parametrize(
+    ("size", "box", "fmt"),
+    [
+        (280, (170, 160, 260, 270), "PNG"),
+        (280, (10, 20, 200, 60), "PNG"),
+        (280, (100, 5, 115, 275), "PNG"),
+        (1100, (300, 200, 800, 1000), "PNG"),  # greyscale, reduced to a 367 px working copy first
+        (2000, (500, 300, 1500, 1800), "JPEG"),  # decoded at 1/4 scale (DCT scaling)
+    ],
+    ids=["corner", "wide", "thin", "reduced-png", "scaled-jpeg"],
+)
+def test_field_box_maps_the_field_back_over_the_drawing(size, box, fmt):
+    """The ink of the 28x28 field, mapped through field_box, lies where the strokes are on the drawing, in the
+    drawing's own pixels also when the handler worked on a reduced copy."""
+    mask = seven_mask(size=size, box=box, width=12 * size // 280)
+    image = styled(mask, "transparent") if fmt == "PNG" and size == 280 else styled(mask, "black_on_white").convert("L")
+    prepared = prepare(encode(image, fmt))
+    left, top, right, bottom = prepared.field_box
+    scale_x, scale_y = (right - left) / 28, (bottom - top) / 28
+    rows = np.flatnonzero((prepared.ink > 0.05).any(1))
+    cols = np.flatnonzero((prepared.ink > 0.05).any(0))
+    mapped = (left + cols[0] * scale_x, top + rows[0] * scale_y, left + (cols[-1] + 1) * scale_x,
+              top + (rows[-1] + 1) * scale_y)  # fmt: skip
+    ink = np.asarray(mask) > 25
+    drawn_rows, drawn_cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    drawn = (drawn_cols[0], drawn_rows[0], drawn_cols[-1] + 1, drawn_rows[-1] + 1)
+    tolerance = 1.5 * max(scale_x, scale_y)  # one field pixel of anti-aliasing, either side
+    assert all(abs(a - b) <= tolerance for a, b in zip(mapped, drawn, strict=True)), (mapped, drawn)

@@ -1,0 +1,118 @@
+"""'Not a digit' answers: the policy a version's refusal.json sets, through the handler in-process from real .mar
+files: the structural check with today's 10-output weights, and an 11-output DigitNet (index 10 = not a digit)."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from handler.refusal import NOT_A_DIGIT, SEVERAL_DIGITS, RefusalPolicy
+from tests.conftest import SHIPPED_WEIGHTS, blank_png
+from tests.handler.test_explain import EXPLAIN, handle
+from tests.handler.test_mnist_handler import load_handler
+from training.archive import build
+from training.nondigits import to_png
+
+
+def strokes(*lines) -> bytes:
+    mask = Image.new("L", (280, 280), 0)
+    for line in lines:
+        ImageDraw.Draw(mask).line(line, fill=255, width=14, joint="curve")
+    return to_png(np.asarray(mask), style="transparent")
+
+
+SEVENTEEN = strokes([(60, 60), (60, 220)], [(120, 60), (200, 60), (140, 220)])
+
+
+def version_dir(tmp_path, *, refusal: dict | None, extra_class_bias: float | None = None):
+    """A version folder with 1.0's weights (optionally grown an 11th output with the given bias) and refusal.json."""
+    folder = tmp_path / "version"
+    folder.mkdir()
+    if extra_class_bias is None:
+        shutil.copy(SHIPPED_WEIGHTS, folder / "weights.pt")
+    else:  # the first ten outputs stay 1.0's, so its digit probabilities are unchanged
+        state = torch.load(SHIPPED_WEIGHTS, weights_only=True)
+        weight, bias = state["classifier.4.weight"], state["classifier.4.bias"]
+        state["classifier.4.weight"] = torch.cat([weight, torch.zeros(1, weight.shape[1], dtype=weight.dtype)])
+        state["classifier.4.bias"] = torch.cat([bias, torch.tensor([extra_class_bias], dtype=bias.dtype)])
+        torch.save(state, folder / "weights.pt")
+        (folder / "architecture.json").write_text(json.dumps({"classes": 11}))
+    if refusal is not None:
+        (folder / "refusal.json").write_text(json.dumps(refusal))
+    return folder
+
+
+def handler_for(tmp_path, **kwargs):
+    mar = build(version="9.9", weights=version_dir(tmp_path, **kwargs) / "weights.pt", out=tmp_path / "store")
+    return load_handler(mar, tmp_path / "model_dir", batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def plain(model_store, tmp_path_factory):
+    return load_handler(model_store / "mnist.mar", tmp_path_factory.mktemp("model_dir"), batch_size=8)
+
+
+def test_policy_file(tmp_path):
+    assert not RefusalPolicy.load(tmp_path).enabled  # no refusal.json: refuse nothing
+    (tmp_path / "refusal.json").write_text('{"several_digits": true, "not_a_digit_threshold": 0.7}')
+    policy = RefusalPolicy.load(tmp_path)
+    assert policy == RefusalPolicy(several_digits=True, not_a_digit_threshold=0.7) and policy.enabled
+    (tmp_path / "refusal.json").write_text('{"threshold": 0.7}')
+    with pytest.raises(ValueError, match="unknown keys"):
+        RefusalPolicy.load(tmp_path)
+
+
+def test_policy_reasons():
+    one = np.zeros((28, 28), dtype=np.float32)
+    one[4:24, 13:15] = 1
+    two = one.copy()
+    two[4:24, 20:22] = 1
+    policy = RefusalPolicy(several_digits=True, not_a_digit_threshold=0.5)
+    assert policy.reason(field=two, not_a_digit=None) == SEVERAL_DIGITS
+    assert policy.reason(field=one, not_a_digit=0.6) == NOT_A_DIGIT
+    assert policy.reason(field=one, not_a_digit=0.4) is None
+    assert policy.reason(field=one, not_a_digit=None) is None  # a 10-output model: only the structure can refuse
+    assert RefusalPolicy().reason(field=two, not_a_digit=0.99) is None
+
+
+def test_versions_without_refusal_json_answer_as_before(plain):
+    (answer,), (status,) = handle(plain, [{"body": SEVENTEEN}], [{}])
+    assert status == 200 and isinstance(answer["digit"], int)
+    assert "not_a_digit" not in answer and "not_a_digit_probability" not in answer
+
+
+def test_the_structural_check_refuses_several_digits_with_a_10_output_model(tmp_path, canvas_pngs):
+    refusing = handler_for(tmp_path, refusal={"several_digits": True})
+    png, label, _ = canvas_pngs[0]
+    rows = [{"body": SEVENTEEN}, {"body": png}, {"body": blank_png()}, {"body": SEVENTEEN}]
+    answers, statuses = handle(refusing, rows, [{}, {}, {}, EXPLAIN])
+    assert statuses == [200, 200, 422, 200]  # a refusal is an answer; a blank slate stays a 4xx
+    refused, single = answers[0], answers[1]
+    assert refused["not_a_digit"] is True and refused["digit"] is None and refused["reason"] == SEVERAL_DIGITS
+    assert refused["closest_digit"] == int(np.argmax(refused["probabilities"])) and len(refused["probabilities"]) == 10
+    assert single["not_a_digit"] is False and single["digit"] == label and "reason" not in single
+    assert answers[3]["not_a_digit"] is True and answers[3]["target"] == refused["closest_digit"]  # still explained
+
+
+@pytest.mark.parametrize(("bias", "refused"), [(30.0, True), (-30.0, False)])
+def test_an_11_output_model_refuses_by_its_not_a_digit_output(tmp_path, plain, canvas_pngs, bias, refused):
+    eleven = handler_for(tmp_path, refusal={"not_a_digit_threshold": 0.5}, extra_class_bias=bias)
+    pngs = [png for png, _, _ in canvas_pngs[:4]]
+    answers, statuses = handle(eleven, [{"body": png} for png in pngs], [{}] * 4)
+    reference, _ = handle(plain, [{"body": png} for png in pngs], [{}] * 4)
+    assert statuses == [200] * 4
+    for answer, before in zip(answers, reference, strict=True):
+        # digit probabilities: the softmax over the first ten outputs, exactly 1.0's
+        assert np.allclose(answer["probabilities"], before["probabilities"], atol=1e-6)
+        assert answer["not_a_digit"] is refused
+        assert answer["not_a_digit_probability"] == pytest.approx(1.0 if refused else 0.0, abs=1e-6)
+        if refused:
+            assert answer["digit"] is None and answer["reason"] == NOT_A_DIGIT
+            assert answer["closest_digit"] == before["digit"]
+        else:
+            assert answer["digit"] == before["digit"]
+    (explained,), _ = handle(eleven, [{"body": pngs[0]}], [EXPLAIN])
+    assert np.array(explained["attributions"]).shape == (28, 28)
