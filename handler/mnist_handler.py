@@ -75,8 +75,10 @@ class MNISTDigitHandler(BaseHandler):
         if not good:
             return items, None
         with torch.inference_mode():
-            logits = self.model(torch.stack(good).to(self.device))  # (n_good, 10)
-            probabilities = torch.softmax(logits.float(), dim=1).cpu()
+            logits = self.model(torch.stack(good).to(self.device))  # (n_good, outputs)
+            # The digits only: a network with an 11th "not a digit" output (DigitNet.digit_logits) still answers with
+            # ten probabilities that sum to 1.
+            probabilities = torch.softmax(logits[:, :10].float(), dim=1).cpu()  # (n_good, 10)
         return items, probabilities
 
     def postprocess(self, output: tuple[list[Item], torch.Tensor | None]) -> list[dict]:

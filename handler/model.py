@@ -7,6 +7,9 @@ arguments carries them in `architecture.json`, which the handler passes to the c
 Version 2.0 is an ensemble in one module: `members=3` holds three independently trained 1.0-style networks and
 averages their log-probabilities. Each member is itself a `DigitNet`, so a member's weights are exactly a 1.0
 state dict and an ensemble can be assembled from separately trained members (`DigitNet.assemble`).
+
+`outputs=11` adds a class "not a digit" at index 10 (letters, shapes, scribbles); the digits' probabilities are then
+a softmax over the first 10 logits only (`digit_logits`), so they still sum to 1 and read as before.
 """
 
 import torch
@@ -23,14 +26,20 @@ class DigitNet(nn.Module):
     or (members > 1) the average of that many such networks."""
 
     def __init__(
-        self, *, channels: tuple[int, int] = (32, 64), hidden: int = 128, dropout: float = 0.3, members: int = 1
+        self,
+        *,
+        channels: tuple[int, int] = (32, 64),
+        hidden: int = 128,
+        dropout: float = 0.3,
+        members: int = 1,
+        outputs: int = 10,
     ):
         super().__init__()
         if members < 1:
             raise ValueError(f"members must be >= 1, not {members}")
         self.members = None
         if members > 1:
-            single = dict(channels=tuple(channels), hidden=hidden, dropout=dropout)
+            single = dict(channels=tuple(channels), hidden=hidden, dropout=dropout, outputs=outputs)
             self.members = nn.ModuleList(DigitNet(**single) for _ in range(members))
             return
         c1, c2 = channels  # conv widths of the two stages
@@ -43,15 +52,21 @@ class DigitNet(nn.Module):
             nn.Linear(c2 * 7 * 7, hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
-            nn.Linear(hidden, 10),
+            nn.Linear(hidden, outputs),  # 10 digits, or 11 with "not a digit" last
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, 28, 28) normalised images -> (N, 10) logits (an ensemble: mean log-probabilities, which softmax
+        """(N, 1, 28, 28) normalised images -> (N, outputs) logits (an ensemble: mean log-probabilities, which softmax
         turns into the normalised geometric mean of the members' probabilities)."""
         if self.members is not None:
             return torch.stack([torch.log_softmax(member(x), dim=1) for member in self.members]).mean(0)
         return self.classifier(self.features(x))
+
+    @staticmethod
+    def digit_logits(logits: torch.Tensor) -> torch.Tensor:
+        """(N, outputs) -> (N, 10): the digits' logits, whose softmax is the digit probabilities renormalised without
+        "not a digit" (a no-op for a 10-output network)."""
+        return logits[:, :10]
 
     @staticmethod
     def assemble(member_states: list[dict], **kwargs) -> "DigitNet":
