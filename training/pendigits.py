@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import multiprocessing
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,14 +176,34 @@ def draw_strokes(strokes: Sequence[np.ndarray], *, width: float, size: int) -> n
 
 
 def renderings(
-    digits: Sequence[PenDigit], *, per_style: int = 1, seed: int = 0, styles: Sequence[str] = canvas.STYLES
-) -> Iterator[tuple[bytes, int, int, str]]:
-    """(png, label, writer, style): each digit drawn `per_style` times in each style, reproducible from seed."""
+    digits: Sequence[PenDigit],
+    *,
+    count: int = 1,
+    seed: int = 0,
+    all_styles: bool = True,
+    spec: SlateSpec = SLATE,
+    processes: int = 1,
+) -> list[tuple[bytes, int, int, str]]:
+    """(png, label, writer, style) for each digit: `count` drawings in each export style (all_styles), or `count`
+    drawings in random styles. Digit i draws from its own generator (seed, i): the same drawings whatever the
+    number of processes."""
+    tasks = [(digit, (seed, index), count, all_styles, spec) for index, digit in enumerate(digits)]
+    if processes > 1 and len(tasks) > 64:
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            drawn = pool.map(_draw, tasks, chunksize=32)
+    else:
+        drawn = [_draw(task) for task in tasks]
+    return [row for rows in drawn for row in rows]
+
+
+def _draw(task: tuple) -> list[tuple[bytes, int, int, str]]:
+    digit, seed, count, all_styles, spec = task
     rng = np.random.default_rng(seed)
-    for digit in digits:
-        for style in styles:
-            for _ in range(per_style):
-                yield canvas.to_png(render(digit, rng=rng, style=style)), digit.label, digit.writer, style
+    styles = [s for s in canvas.STYLES for _ in range(count)] if all_styles else rng.choice(canvas.STYLES, count)
+    return [
+        (canvas.to_png(render(digit, rng=rng, style=str(style), spec=spec)), digit.label, digit.writer, str(style))
+        for style in styles
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:

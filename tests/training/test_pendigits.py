@@ -111,9 +111,12 @@ def test_rendered_drawings_are_slate_pngs_the_handler_reads_with_the_ink_where_t
 
 def test_renderings_cover_every_style_and_stay_inside_the_slate():
     digits = pendigits.parse(UNIPEN)
-    drawn = list(pendigits.renderings(digits, per_style=3, seed=1))
+    drawn = pendigits.renderings(digits, count=3, seed=1)
     assert len(drawn) == 2 * 3 * len(canvas.STYLES)
     assert {style for *_, style in drawn} == set(canvas.STYLES)
+    assert [(label, writer) for _, label, writer, _ in drawn] == [(1, 12)] * 9 + [(7, 3)] * 9
+    assert pendigits.renderings(digits, count=3, seed=1) == drawn  # reproducible
+    assert len(pendigits.renderings(digits, count=4, all_styles=False)) == 2 * 4
     for png, *_ in drawn:
         rgba = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))  # (280, 280, 4)
         border = np.concatenate([rgba[0], rgba[-1], rgba[:, 0], rgba[:, -1]])  # (4 * 280, 4)
