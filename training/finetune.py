@@ -15,9 +15,11 @@ writers' digits rendered as slate drawings are the feedback, the fixed validatio
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import multiprocessing
+import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -289,6 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-digit", type=int, default=1, help="training drawings per pen digit (random styles)")
     parser.add_argument("--eval-per-style", type=int, default=2, help="validation drawings per digit and style")
     parser.add_argument("--measure", type=Path, nargs="*", help="only measure these version folders")
+    parser.add_argument("--cache", type=Path, default=ROOT / "var" / "pendigits-cache", help="drawings kept here")
     for name, default in asdict(FinetuneConfig()).items():
         if isinstance(default, int | float) and not isinstance(default, bool):
             parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
@@ -320,13 +323,29 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{folder.name}: {_summary(report)}")
         (args.out / "measure.json").write_text(json.dumps(reports, indent=2) + "\n")
         return
-    feedback, _ = pen_examples(training, per_digit=args.per_digit, seed=cfg.seed + 1, processes=cfg.processes)
+    feedback, _ = cached(
+        args.cache, pen_examples, training, per_digit=args.per_digit, seed=cfg.seed + 1, processes=cfg.processes
+    )
     model, figures = finetune(feedback, mnist=mnist, cfg=cfg)
     figures.update(_check(model, checks, mnist, cfg))
     figures["validation_writers"] = list(pendigits.VALIDATION_WRITERS)
     save_weights(model, args.out / "weights.pt")
     (args.out / "metrics.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(f"{_summary(figures)}; {figures['train_seconds']:.0f} s; wrote {args.out}")
+
+
+def cached(folder: Path, make, digits: Sequence[pendigits.PenDigit], **kwargs):
+    """make(digits, **kwargs), kept in `folder` (var/, never committed): the same drawings are rendered only once
+    across runs. The key is the digits' count and writers and every argument but the process count."""
+    key = {k: v for k, v in kwargs.items() if k != "processes"}
+    name = hashlib.sha256(repr((len(digits), sorted({d.writer for d in digits}), sorted(key.items()))).encode())
+    path = folder / f"{make.__name__}-{name.hexdigest()[:16]}.pickle"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    result = make(digits, **kwargs)
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(result))
+    return result
 
 
 def _check(model: DigitNet, checks: dict, mnist: dict[str, data.Split], cfg: FinetuneConfig) -> dict:

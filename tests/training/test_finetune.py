@@ -107,3 +107,17 @@ def test_feedback_labels_must_be_digits(tmp_path):
     bad = [finetune.Example(png=b"", label=10, group="b")]
     with pytest.raises(ValueError, match="must be digits"):
         finetune.finetune(bad, mnist=tiny_mnist(), cfg=small_config(tmp_path))
+
+
+def test_cached_drawings_are_made_once_per_set_of_arguments(tmp_path):
+    calls = []
+
+    def make(digits, *, seed, processes):
+        calls.append(seed)
+        return [d.label + seed for d in digits]
+
+    digits = pendigits.parse('.SEGMENT DIGIT 0 ? "3"\n.COMMENT 3 4 1\n.PEN_DOWN\n 1 2\n.PEN_UP\n')
+    assert finetune.cached(tmp_path, make, digits, seed=1, processes=2) == [4]
+    assert finetune.cached(tmp_path, make, digits, seed=1, processes=1) == [4]  # the process count is not in the key
+    assert finetune.cached(tmp_path, make, digits, seed=2, processes=2) == [5]
+    assert calls == [1, 2]
