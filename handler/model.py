@@ -63,6 +63,12 @@ class DigitNet(nn.Module):
         return self.classifier(self.features(x))
 
     @staticmethod
+    def digit_logits(logits: torch.Tensor) -> torch.Tensor:
+        """(N, classes) -> (N, 10): the digits' logits, whose softmax is the digit probabilities renormalised without
+        "not a digit" (a no-op for a 10-output network)."""
+        return logits[:, :10]
+
+    @staticmethod
     def assemble(member_states: list[dict], **kwargs) -> "DigitNet":
         """An ensemble whose members carry the given single-network state dicts."""
         model = DigitNet(members=len(member_states), **kwargs)

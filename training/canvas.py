@@ -43,7 +43,7 @@ def render(digit: np.ndarray, *, rng: np.random.Generator, style: str, spec: Can
         shape = thinned if kept >= 0.3 else shape  # thin the pen, never erase the digit
     shape = shape.filter(ImageFilter.GaussianBlur(0.8))  # anti-aliased edges, as a canvas draws them
     mask = _place(np.asarray(shape), rng=rng, size=spec.size)
-    return _style(mask, style)
+    return styled(mask, style)
 
 
 def _place(shape: np.ndarray, *, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -57,7 +57,8 @@ def _place(shape: np.ndarray, *, rng: np.random.Generator, size: int) -> np.ndar
     return canvas
 
 
-def _style(mask: np.ndarray, style: str) -> Image.Image:
+def styled(mask: np.ndarray, style: str) -> Image.Image:
+    """(H, W) uint8 ink mask (255 = full ink) -> the image in one of the export STYLES the handler accepts."""
     if style == "black_on_white":
         return Image.fromarray(255 - mask, mode="L").convert("RGB")
     if style == "white_on_black":
@@ -132,7 +133,7 @@ def render_pen(
     draw = ImageDraw.Draw(slate)
     for y, x in zip(ys * factor + dy, xs * factor + dx, strict=True):
         draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
-    return _style(np.asarray(slate), style)
+    return styled(np.asarray(slate), style)
 
 
 def pen_set(images: np.ndarray, labels: np.ndarray, *, count: int, seed: int = 0) -> Iterator[tuple[bytes, int, str]]:
