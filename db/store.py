@@ -388,3 +388,29 @@ class DefaultVersions:
 
     async def remember(self, model_name: str, version: str, *, by: str) -> None:
         await set_default_version(self.pool, model_name=model_name, version=version, updated_by=by)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A labelled drawing as the page stored it: what `make retrain` learns from."""
+
+    canvas_png: bytes
+    true_digit: int
+    browser_id: str
+    created_at: datetime
+    predicted_digit: int
+    confidence: float
+    model_version: str
+
+
+async def labelled_feedback(pool: AsyncConnectionPool) -> list[Feedback]:
+    """Every labelled drawing of every browser, oldest first (retraining only; the pages never call it)."""
+    async with _transaction(pool) as conn:
+        cursor = conn.cursor(row_factory=class_row(Feedback))
+        await cursor.execute(
+            """
+            SELECT canvas_png, true_digit, browser_id, created_at, predicted_digit, confidence, model_version
+            FROM predictions WHERE true_digit IS NOT NULL ORDER BY id
+            """
+        )
+        return await cursor.fetchall()

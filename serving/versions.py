@@ -46,5 +46,7 @@ async def reconcile(manager: ModelManager, remembered: RememberedDefault) -> str
         return None
     if chosen not in {v.version for v in await manager.versions()}:
         return None
+    if await remembered.chosen(manager.model_name) != chosen:  # an operator promoted meanwhile: theirs stands
+        return None
     await manager.set_default(chosen)
     return chosen

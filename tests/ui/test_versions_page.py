@@ -22,6 +22,8 @@ PASSWORD = "correct horse battery staple"
 def admin_env(app_env, torchserve, database_url):
     app_env.setenv("ADMIN_PASSWORD", PASSWORD)
     app_env.setenv("ADMIN_MAX_FAILURES", "3")
+    with psycopg.connect(database_url) as conn:  # an earlier module's choice would be re-applied by the page
+        conn.execute("DELETE FROM model_defaults")
     yield
     with psycopg.connect(database_url) as conn:
         conn.execute("DELETE FROM model_defaults")

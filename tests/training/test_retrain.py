@@ -1,0 +1,110 @@
+"""The retraining loop's rules without training: the poisoning screen, the per-browser share cap, the gate, the
+refusal threshold and the AUROC (training/retrain.py). The whole loop against the real product is in
+tests/integration/test_learning_loop.py."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from db.store import Feedback
+from training import retrain
+from training.retrain import GateConfig, RetrainConfig
+
+
+def rows(browser: str, count: int, *, wrong_confident: int = 0, wrong_unsure: int = 0, seed: int = 0) -> list:
+    """A browser's labelled drawings: `wrong_confident` of its labels contradict answers given with 0.99
+    confidence, `wrong_unsure` correct answers given with 0.5 confidence, the rest confirm confident answers."""
+    rng = np.random.default_rng(seed)
+    made = []
+    for index in range(count):
+        digit = int(rng.integers(10))
+        confidence, label = 0.99, digit
+        if index < wrong_confident:
+            label = (digit + 1 + int(rng.integers(9))) % 10
+        elif index < wrong_confident + wrong_unsure:
+            confidence, label = 0.5, (digit + 3) % 10
+        made.append(Feedback(uuid.uuid4().bytes, label, browser, datetime.now(UTC), digit, confidence, "1.0"))
+    return made
+
+
+def test_a_browser_contradicting_confident_answers_is_left_out_and_honest_correctors_are_kept():
+    honest = [r for i in range(10) for r in rows(f"writer-{i}", 250, wrong_confident=3, wrong_unsure=12, seed=i)]
+    poisoner = rows("poisoner", 300, wrong_confident=300)
+    screening = retrain.screen(honest + poisoner, RetrainConfig())
+    assert set(screening.excluded) == {"poisoner"}
+    assert "contradict 100% of 300 confident answers" in screening.excluded["poisoner"]
+    assert len(screening.kept) == len(honest)
+
+
+def test_a_poisoner_below_the_rate_is_kept_but_capped_to_its_share():
+    honest = [r for i in range(10) for r in rows(f"writer-{i}", 100, seed=i)]
+    sly = rows("sly", 1000, wrong_confident=250)  # 25%: under the 30% limit
+    screening = retrain.screen(honest + sly, RetrainConfig())
+    assert not screening.excluded
+    kept, capped = retrain.cap_share(screening.kept, max_share=0.1, seed=0)
+    assert sum(r.browser_id == "sly" for r in kept) == 200  # 10% of 2,000
+    assert capped == {"sly": 800}
+    assert sum(r.browser_id == "sly" and r.true_digit != r.predicted_digit for r in kept) < 80
+
+
+def test_few_confident_answers_are_not_enough_to_judge():
+    assert not retrain.screen(rows("new", 9, wrong_confident=9), RetrainConfig()).excluded
+
+
+def test_the_cap_never_goes_below_a_fair_share():
+    few = rows("a", 10) + rows("b", 10)
+    kept, capped = retrain.cap_share(few, max_share=0.1, seed=0)
+    assert len(kept) == 20 and not capped
+
+
+DEFAULT = {"mnist_test": 0.9962, "heldout_browsers": 0.95, "canvas_style": 0.99, "pen_style": 0.985}
+COUNTS = {"mnist_test": 10000, "heldout_browsers": 1500, "canvas_style": 1500, "pen_style": 1500}
+
+
+def test_a_candidate_better_everywhere_passes_the_gate():
+    candidate = {"mnist_test": 0.9965, "heldout_browsers": 0.985, "canvas_style": 0.99, "pen_style": 0.986}
+    assert retrain.gate(candidate, DEFAULT, COUNTS, GateConfig()) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"mnist_test": 0.9955}, "MNIST test 99.55% < 99.60%"),
+        ({"mnist_test": 0.9961}, "below the default's 99.62%"),
+        ({"heldout_browsers": 0.955}, "held-out browsers 95.50% < the default's 95.00% + 1%"),
+        ({"canvas_style": 0.98}, "canvas-style set 98.00% < the default's 99.00%"),
+        ({"pen_style": 0.97}, "pen-style set 97.00%"),
+    ],
+)
+def test_each_gate_rule_fails_alone(change, reason):
+    candidate = {"mnist_test": 0.9965, "heldout_browsers": 0.985, "canvas_style": 0.99, "pen_style": 0.986} | change
+    failures = retrain.gate(candidate, DEFAULT, COUNTS, GateConfig())
+    assert any(reason in failure for failure in failures), failures
+    assert len(failures) == (2 if candidate["mnist_test"] < DEFAULT["mnist_test"] - 0.0005 else 1)
+
+
+def test_a_style_set_within_noise_passes():
+    candidate = {"mnist_test": 0.9965, "heldout_browsers": 0.985, "canvas_style": 0.986, "pen_style": 0.98}
+    assert retrain.gate(candidate, DEFAULT, COUNTS, GateConfig()) == []  # 2 standard errors: ~0.5 points at n=1,500
+
+
+def test_the_threshold_refuses_the_chosen_share_of_real_digits():
+    digits = np.random.default_rng(0).beta(1, 30, size=10_000)  # P(not a digit) of real digits: mostly small
+    threshold = retrain.choose_threshold(digits, refusal=0.01)
+    assert (digits >= threshold).mean() == pytest.approx(0.01, abs=0.002)
+
+
+def test_auroc():
+    assert retrain.auroc(np.array([0.9, 0.8]), np.array([0.1, 0.2])) == 1.0
+    assert retrain.auroc(np.array([0.1, 0.2]), np.array([0.9, 0.8])) == 0.0
+    assert retrain.auroc(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == 0.5
+
+
+def test_next_version_is_one_major_above_the_newest(tmp_path):
+    for name in ("v1.0", "v2.0", "v2.1"):
+        (tmp_path / name).mkdir()
+    assert retrain.next_version(tmp_path) == "3.0"

@@ -1,0 +1,501 @@
+"""Retrain from users' corrections (`make retrain`): labelled drawings in PostgreSQL -> the next version, gated, and
+registered live as a candidate (not the default).
+
+    python -m training.retrain --data-dir ../shared/data/mnist [--version 3.0] [--negatives 1500] [--no-register]
+
+1. **Feedback**: every labelled drawing (canvas PNG, true digit, browser) from PostgreSQL (DATABASE_URL, else the
+   private server of `make run`).
+2. **Poisoned labels** (`screen`): a browser whose labels contradict the answering model's *confident* answers far
+   more often than honest users do is left out and listed (honest users correct mostly unconfident answers; someone
+   typing wrong digits contradicts confident right ones). And no browser supplies more than `max_share` of the
+   training feedback (a random subsample), so even an undetected one moves the model little.
+3. **Split by browser**: a share of the browsers is held out whole for validation (new people), never trained on.
+4. **Train** (training/finetune.py): the current recipe fine-tunes 1.0's network on MNIST + the training browsers'
+   drawings, prepared by the handler's own preprocessing; with `--negatives N`, N "not a digit" drawings per kind
+   (training/nondigits.py: letters, shapes, scribbles, several digits) train an 11th output, and the threshold on
+   P(not a digit) is chosen on validation data (written to refusal.json with the "several digits" check).
+5. **Gate** (`gate`), against the current default version on the same data: MNIST test >= 99.6% and not below the
+   default's; held-out browsers >= the default's + 1 point; the canvas- and pen-style sets not worse than the
+   default's beyond noise (z standard errors). A refused drawing counts as wrong everywhere.
+6. Only if the gate passes: model_store/v<version>/ (weights.pt, metrics.json with the gate's figures and what the
+   version learned from, architecture.json, refusal.json), the .mar, and registration as a candidate. The
+   operator promotes it (admin page or `make models ARGS="set-default <version>"`); rollback is the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from db import store
+from handler.model import DigitNet
+from handler.refusal import NOT_A_DIGIT_INDEX
+from handler.structure import several_digits
+from serving.cli import database_url
+from serving.endpoints import endpoints
+from serving.management import ManagementError, ModelManager
+from settings import Settings, load
+from training import archive, canvas, data, finetune, nondigits
+from training.train import normalise, save_weights, to_input
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class GateFailed(RuntimeError):
+    """The candidate did not pass the gate; nothing was written or registered. The message lists why."""
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    holdout_share: float = 0.2  # of the browsers, held out whole for validation
+    seed: int = 0
+    # Poisoning: among a browser's answers given with at least `confident` confidence, the share its labels
+    # contradict. Honest users' corrections fall mostly on unconfident answers (the live model is ~95% right on real
+    # handwriting, and its confident answers far more often), so their rate stays low; a browser above `poison_rate`
+    # (with at least `poison_min` confident answers) is left out.
+    confident: float = 0.95
+    poison_rate: float = 0.3
+    poison_min: int = 10
+    max_share: float = 0.1  # of the training feedback, from any one browser (a subsample beyond it)
+    negatives: int = 0  # "not a digit" training drawings per kind (0: a 10-output network that refuses nothing)
+    # The threshold on P(not a digit): the lowest that refuses at most this share of the validation browsers' digits
+    digit_refusal: float = 0.01
+    finetune: finetune.FinetuneConfig = field(default_factory=finetune.FinetuneConfig)
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    mnist_min: float = 0.996
+    mnist_vs_default: float = 0.0  # MNIST test may be below the default's by at most this (the issue: not below)
+    heldout_margin: float = 0.01  # held-out browsers: at least the default's + this
+    noise_z: float = 2.0  # canvas- and pen-style sets: not below the default's by more than z standard errors
+    style_count: int = 500  # MNIST test digits drawn per export style in the canvas- and pen-style sets
+    mnist_count: int | None = None  # MNIST test digits measured (None: all 10,000; tests measure fewer)
+
+
+# ---- feedback -------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Screening:
+    kept: list[store.Feedback]
+    excluded: dict[str, str]  # browser -> why
+
+
+def screen(feedback: Sequence[store.Feedback], cfg: RetrainConfig) -> Screening:
+    """Leave out browsers whose labels contradict confident answers far more often than honest users do."""
+    by_browser: dict[str, list[store.Feedback]] = defaultdict(list)
+    for row in feedback:
+        by_browser[row.browser_id].append(row)
+    excluded = {}
+    for browser, rows in by_browser.items():
+        confident = [r for r in rows if r.confidence >= cfg.confident]
+        if len(confident) < cfg.poison_min:
+            continue
+        rate = sum(r.true_digit != r.predicted_digit for r in confident) / len(confident)
+        if rate > cfg.poison_rate:
+            excluded[browser] = (
+                f"its labels contradict {rate:.0%} of {len(confident)} confident answers (limit {cfg.poison_rate:.0%})"
+            )
+    kept = [r for r in feedback if r.browser_id not in excluded]
+    return Screening(kept=kept, excluded=excluded)
+
+
+def cap_share(rows: Sequence[store.Feedback], *, max_share: float, seed: int) -> tuple[list[store.Feedback], dict]:
+    """At most max_share of the rows from any one browser (a random subsample of the larger ones); the number each
+    capped browser lost. The cap is max_share of the total, but never below one browser's fair share."""
+    by_browser: dict[str, list[store.Feedback]] = defaultdict(list)
+    for row in rows:
+        by_browser[row.browser_id].append(row)
+    limit = max(math.ceil(max_share * len(rows)), math.ceil(len(rows) / max(1, len(by_browser))))
+    rng = np.random.default_rng(seed)
+    kept, capped = [], {}
+    for browser, own in sorted(by_browser.items()):
+        if len(own) > limit:
+            picks = sorted(rng.choice(len(own), size=limit, replace=False).tolist())
+            capped[browser] = len(own) - limit
+            own = [own[i] for i in picks]
+        kept += own
+    return kept, capped
+
+
+def examples(rows: Sequence[store.Feedback]) -> list[finetune.Example]:
+    return [finetune.Example(png=r.canvas_png, label=r.true_digit, group=r.browser_id) for r in rows]
+
+
+# ---- reading sets as the product would ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a version answers for each prepared image: the digit, and whether it refuses the drawing."""
+
+    digits: np.ndarray  # (N,) int
+    not_a_digit: np.ndarray  # (N,) P(not a digit); zeros for a 10-output network
+    several: np.ndarray  # (N,) bool: the structural check sees several digits
+
+    def refused(self, threshold: float | None) -> np.ndarray:
+        high = self.not_a_digit >= threshold if threshold is not None else np.zeros(len(self.digits), bool)
+        return self.several | high
+
+
+def read(model: DigitNet, images: np.ndarray, *, structural: bool) -> Reading:
+    """(N, 28, 28) uint8 prepared images -> the version's reading (batched, no gradients)."""
+    model.eval()
+    x = normalise(to_input(images))
+    digits, not_a_digit = [], []
+    with torch.inference_mode():
+        for start in range(0, len(x), 1000):
+            logits = model(x[start : start + 1000]).float()
+            digits.append(DigitNet.digit_logits(logits).argmax(1))
+            if logits.shape[1] > NOT_A_DIGIT_INDEX:
+                not_a_digit.append(torch.softmax(logits, dim=1)[:, NOT_A_DIGIT_INDEX])
+            else:
+                not_a_digit.append(torch.zeros(len(logits)))
+    several = np.array([several_digits(image.astype(np.float32) / 255) for image in images]) if structural else None
+    return Reading(
+        digits=torch.cat(digits).numpy() if digits else np.zeros(0, int),
+        not_a_digit=torch.cat(not_a_digit).numpy() if not_a_digit else np.zeros(0),
+        several=several if several is not None else np.zeros(len(images), bool),
+    )
+
+
+def accuracy(reading: Reading, labels: np.ndarray, threshold: float | None) -> float:
+    """Right and not refused: a refused digit counts as wrong."""
+    if not len(labels):
+        return float("nan")
+    return float(((reading.digits == labels) & ~reading.refused(threshold)).mean())
+
+
+def standard_error(p: float, n: int) -> float:
+    return math.sqrt(max(p * (1 - p), 1e-6) / max(1, n))
+
+
+# ---- the gate -------------------------------------------------------------------------------------------------------
+
+
+def gate(candidate: dict[str, float], default: dict[str, float], counts: dict[str, int], cfg: GateConfig) -> list[str]:
+    """Why the candidate fails (empty: it passes). Each dict: set name -> accuracy (refusals count as wrong)."""
+    failures = []
+    if candidate["mnist_test"] < cfg.mnist_min:
+        failures.append(f"MNIST test {candidate['mnist_test']:.2%} < {cfg.mnist_min:.2%}")
+    if candidate["mnist_test"] < default["mnist_test"] - cfg.mnist_vs_default:
+        failures.append(f"MNIST test {candidate['mnist_test']:.2%} below the default's {default['mnist_test']:.2%}")
+    if not counts.get("heldout_browsers"):
+        failures.append("no held-out browsers to measure on: more feedback is needed")
+    elif candidate["heldout_browsers"] < default["heldout_browsers"] + cfg.heldout_margin:
+        failures.append(
+            f"held-out browsers {candidate['heldout_browsers']:.2%} < the default's "
+            f"{default['heldout_browsers']:.2%} + {cfg.heldout_margin:.0%}"
+        )
+    for name in ("canvas_style", "pen_style"):
+        tolerance = cfg.noise_z * standard_error(default[name], counts[name])
+        if candidate[name] < default[name] - tolerance:
+            failures.append(
+                f"{name.replace('_', '-')} set {candidate[name]:.2%} < the default's {default[name]:.2%} "
+                f"- {tolerance:.2%} (noise)"
+            )
+    return failures
+
+
+def choose_threshold(digits: np.ndarray, *, refusal: float) -> float:
+    """The lowest threshold on P(not a digit) that refuses at most `refusal` of real digits (validation browsers):
+    the most non-digits caught for that many digits refused."""
+    if not len(digits):
+        return 0.5
+    return float(max(0.05, np.quantile(digits, 1 - refusal) + 1e-6))
+
+
+def auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """P(a non-digit scores above a digit), ties half: the area under the ROC curve of P(not a digit)."""
+    if not len(positives) or not len(negatives):
+        return float("nan")
+    scores = np.concatenate([positives, negatives])
+    ranks = scores.argsort().argsort().astype(np.float64) + 1
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    ranks = (sums / counts)[inverse]  # average ranks for ties
+    positive_ranks = ranks[: len(positives)].sum()
+    return float((positive_ranks - len(positives) * (len(positives) + 1) / 2) / (len(positives) * len(negatives)))
+
+
+# ---- one retraining run ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    model: DigitNet
+    metrics: dict
+    refusal: dict | None  # refusal.json, for an 11-output network
+    failures: list[str]
+
+
+def _prepared(pngs: Sequence[bytes], labels: Sequence[int], *, processes: int) -> tuple[np.ndarray, np.ndarray]:
+    images, kept = finetune.prepare_all(list(pngs), processes=processes)
+    return images, np.asarray(labels, dtype=np.int64)[kept]
+
+
+def evaluation_sets(
+    mnist: dict[str, data.Split], heldout: Sequence[finetune.Example], *, gate_cfg: GateConfig, processes: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The gate's sets, prepared as the handler prepares requests: MNIST test as served (the 28x28 images sent as
+    PNGs), canvas- and pen-style re-drawings of MNIST test, and the held-out browsers' own drawings."""
+    test = mnist["test"]
+    if gate_cfg.mnist_count is not None:
+        test = data.Split(test.images[: gate_cfg.mnist_count], test.labels[: gate_cfg.mnist_count])
+    drawn = {
+        "canvas_style": list(canvas.canvas_set(test.images, test.labels, count=gate_cfg.style_count, seed=11)),
+        "pen_style": list(canvas.pen_set(test.images, test.labels, count=gate_cfg.style_count, seed=12)),
+    }
+    sets = {"mnist_test": (finetune.mnist_as_served(test, processes=processes), test.labels)}
+    for name, rows in drawn.items():
+        sets[name] = _prepared([png for png, _, _ in rows], [label for _, label, _ in rows], processes=processes)
+    sets["heldout_browsers"] = _prepared([e.png for e in heldout], [e.label for e in heldout], processes=processes)
+    return sets
+
+
+def non_digits(kind_count: int, *, part: str, seed: int, mnist: dict[str, data.Split]) -> dict[str, list[bytes]]:
+    """kind -> PNGs of drawings that are not one digit (training/nondigits.py)."""
+    return {
+        kind: [d.png for d in nondigits.generate(kind, count=kind_count, seed=seed, part=part, mnist=mnist)]
+        for kind in nondigits.KINDS
+    }
+
+
+def refusal_figures(
+    model: DigitNet, *, threshold: float, validation_digits: Reading, mnist: dict[str, data.Split], processes: int
+) -> dict:
+    """How often the candidate refuses: each held-out kind of non-digit (made differently from the training ones),
+    real digits of the held-out browsers, MNIST test; and the AUROC of P(not a digit) against those real digits."""
+    heldout = non_digits(250, part="heldout", seed=99, mnist=mnist)
+    figures = {"threshold": threshold, "refused": {}, "auroc": {}}
+    for kind, pngs in heldout.items():
+        images, _ = finetune.prepare_all(pngs, processes=processes)
+        reading = read(model, images, structural=True)
+        figures["refused"][f"heldout_{kind}"] = float(reading.refused(threshold).mean())
+        figures["auroc"][kind] = auroc(reading.not_a_digit, validation_digits.not_a_digit)
+    figures["refused"]["heldout_browsers_digits"] = float(validation_digits.refused(threshold).mean())
+    return figures
+
+
+def retrain(
+    feedback: Sequence[store.Feedback],
+    *,
+    mnist: dict[str, data.Split],
+    default: tuple[str, DigitNet, dict],
+    cfg: RetrainConfig = RetrainConfig(),
+    gate_cfg: GateConfig = GateConfig(),
+    log=print,
+) -> Result:
+    """Screen, split, train, measure and gate; nothing is written here. default: (version, network, refusal.json)."""
+    started = time.perf_counter()
+    screening = screen(feedback, cfg)
+    for browser, why in screening.excluded.items():
+        log(f"left out browser {browser[:8]}…: {why}")
+    _, heldout = finetune.hold_out_groups(examples(screening.kept), share=cfg.holdout_share, seed=cfg.seed)
+    held_browsers = {e.group for e in heldout}
+    train_rows, capped = cap_share(
+        [r for r in screening.kept if r.browser_id not in held_browsers], max_share=cfg.max_share, seed=cfg.seed
+    )
+    negatives = non_digits(cfg.negatives, part="train", seed=cfg.seed, mnist=mnist) if cfg.negatives else {}
+    model, trained = finetune.finetune(
+        examples(train_rows),
+        mnist=mnist,
+        cfg=cfg.finetune,
+        negatives=[png for pngs in negatives.values() for png in pngs],
+        log=log,
+    )
+    processes = cfg.finetune.processes
+    sets = evaluation_sets(mnist, heldout, gate_cfg=gate_cfg, processes=processes)
+    eleven = cfg.negatives > 0
+    readings = {name: read(model, images, structural=eleven) for name, (images, _) in sets.items()}
+    threshold, refusal = None, None
+    if eleven:
+        threshold = choose_threshold(readings["heldout_browsers"].not_a_digit, refusal=cfg.digit_refusal)
+        refusal = {"several_digits": True, "not_a_digit_threshold": round(threshold, 6)}
+    default_version, default_model, default_refusal = default
+    default_threshold = default_refusal.get("not_a_digit_threshold") if default_refusal else None
+    default_structural = bool(default_refusal and default_refusal.get("several_digits"))
+    candidate_acc = {name: accuracy(readings[name], labels, threshold) for name, (_, labels) in sets.items()}
+    default_acc = {
+        name: accuracy(read(default_model, images, structural=default_structural), labels, default_threshold)
+        for name, (images, labels) in sets.items()
+    }
+    counts = {name: len(labels) for name, (_, labels) in sets.items()}
+    failures = gate(candidate_acc, default_acc, counts, gate_cfg)
+    metrics = {
+        "test_accuracy": candidate_acc["mnist_test"],  # what the admin page shows ("MNIST test (offline)")
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "learned_from": learned_from(feedback, screening, train_rows, heldout, capped),
+        "gate": {
+            "passed": not failures,
+            "failures": failures,
+            "candidate": candidate_acc,
+            "default": {"version": default_version, **default_acc},
+            "counts": counts,
+            "config": asdict(gate_cfg),
+        },
+        "per_digit_heldout_browsers": per_digit(readings["heldout_browsers"], sets["heldout_browsers"][1], threshold),
+        "confusions_heldout_browsers": {
+            "candidate": confusions(readings["heldout_browsers"].digits, sets["heldout_browsers"][1]),
+            "default": confusions(
+                read(default_model, sets["heldout_browsers"][0], structural=False).digits, sets["heldout_browsers"][1]
+            ),
+        },
+        "training": {k: v for k, v in trained.items() if k not in ("curve",)},
+        "retrain_seconds": round(time.perf_counter() - started, 1),
+        "retrain_config": {k: v for k, v in asdict(cfg).items() if k != "finetune"},
+    }
+    if eleven:
+        metrics["refusal"] = refusal_figures(
+            model, threshold=threshold, validation_digits=readings["heldout_browsers"], mnist=mnist,
+            processes=processes,
+        )  # fmt: skip
+        metrics["refusal"]["refused"]["mnist_test"] = float(readings["mnist_test"].refused(threshold).mean())
+    return Result(model=model, metrics=metrics, refusal=refusal, failures=failures)
+
+
+def learned_from(feedback, screening: Screening, train_rows, heldout, capped) -> dict:
+    times = [r.created_at for r in feedback]
+    return {
+        "labelled_drawings": len(feedback),
+        "browsers": len({r.browser_id for r in feedback}),
+        "from": min(times).isoformat(timespec="seconds") if times else None,
+        "to": max(times).isoformat(timespec="seconds") if times else None,
+        "excluded_browsers": {browser[:8]: why for browser, why in screening.excluded.items()},
+        "capped_browsers": {browser[:8]: lost for browser, lost in capped.items()},
+        "training_drawings": len(train_rows),
+        "training_browsers": len({r.browser_id for r in train_rows}),
+        "heldout_drawings": len(heldout),
+        "heldout_browsers": len({e.group for e in heldout}),
+    }
+
+
+def per_digit(reading: Reading, labels: np.ndarray, threshold: float | None) -> dict[str, float]:
+    right = (reading.digits == labels) & ~reading.refused(threshold)
+    return {str(d): float(right[labels == d].mean()) for d in range(10) if (labels == d).any()}
+
+
+def confusions(predicted: np.ndarray, labels: np.ndarray) -> dict[str, int]:
+    pairs = Counter(f"{t}->{p}" for t, p in zip(labels.tolist(), predicted.tolist(), strict=True) if t != p)
+    return dict(pairs.most_common(10))
+
+
+# ---- writing and registering ---------------------------------------------------------------------------------------
+
+
+def write_version(folder: Path, result: Result) -> None:
+    """model_store/v<version>/: weights.pt, metrics.json, and architecture.json / refusal.json when needed."""
+    folder.mkdir(parents=True, exist_ok=False)
+    save_weights(result.model, folder / "weights.pt")
+    classes = result.model.classifier[-1].out_features
+    if classes != 10:
+        (folder / "architecture.json").write_text(json.dumps({"classes": classes}) + "\n")
+    if result.refusal:
+        (folder / "refusal.json").write_text(json.dumps(result.refusal, indent=2) + "\n")
+    (folder / "metrics.json").write_text(json.dumps(result.metrics, indent=2, default=float) + "\n")
+
+
+async def register(settings: Settings, archive_file: str) -> str:
+    """Load the new archive into the running TorchServe as a candidate (not the default)."""
+    manager = ModelManager(
+        management_url=endpoints(settings).management, key_file=settings.key_file, model_name=settings.model_name
+    )
+    async with manager:
+        return await manager.register(archive_file, workers=1)
+
+
+def next_version(model_store: Path) -> str:
+    """One major version above the newest folder of model_store (v2.0 -> 3.0)."""
+    majors = [int(p.name[1:].split(".")[0]) for p in model_store.glob("v*") if p.name[1:].split(".")[0].isdigit()]
+    return f"{max(majors, default=0) + 1}.0"
+
+
+async def current_default(settings: Settings, pool) -> str:
+    """The version TorchServe answers with now; else the operator's remembered choice; else 1.0."""
+    manager = ModelManager(
+        management_url=endpoints(settings).management, key_file=settings.key_file, model_name=settings.model_name
+    )
+    async with manager:
+        try:
+            if version := await manager.default_version():
+                return version
+        except ManagementError:
+            pass  # TorchServe is not running: the remembered choice, or the configured default
+    return await store.DefaultVersions(pool).chosen(settings.model_name) or "1.0"
+
+
+async def read_feedback(settings: Settings) -> tuple[list[store.Feedback], str]:
+    pool = await store.open_pool(database_url(settings), timeout=5)
+    try:
+        return await store.labelled_feedback(pool), await current_default(settings, pool)
+    finally:
+        await pool.close()
+
+
+def run(args: argparse.Namespace, settings: Settings, *, cfg: RetrainConfig, gate_cfg: GateConfig) -> int:
+    started = time.perf_counter()
+    feedback, default_version = asyncio.run(read_feedback(settings))
+    print(f"{len(feedback)} labelled drawings from {len({r.browser_id for r in feedback})} browsers; "
+          f"the current default is {default_version}")  # fmt: skip
+    folder = settings.model_store / f"v{default_version}"
+    default_refusal = json.loads((folder / "refusal.json").read_text()) if (folder / "refusal.json").exists() else {}
+    mnist = data.load(args.data_dir)
+    result = retrain(
+        feedback, mnist=mnist, default=(default_version, finetune.load_model(folder), default_refusal), cfg=cfg,
+        gate_cfg=gate_cfg,
+    )  # fmt: skip
+    print(json.dumps({"gate": result.metrics["gate"], "learned_from": result.metrics["learned_from"]}, indent=2))
+    if result.failures:
+        raise GateFailed("the candidate failed the gate, nothing registered:\n  " + "\n  ".join(result.failures))
+    version = args.version or next_version(settings.model_store)
+    write_version(settings.model_store / f"v{version}", result)
+    built = archive.build(version=version, weights=settings.model_store / f"v{version}" / "weights.pt",
+                          out=settings.model_store)  # fmt: skip
+    print(f"wrote {settings.model_store / f'v{version}'} and {built.name} in {time.perf_counter() - started:.0f} s")
+    if args.register:
+        try:
+            print(asyncio.run(register(settings, built.name)))
+            print(f"{version} is loaded as a candidate; make it the default on the admin page or with "
+                  f'`make models ARGS="set-default {version}"`')  # fmt: skip
+        except ManagementError as exc:
+            print(f'not registered ({exc}); with the product running: make models ARGS="register {built.name}"')
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, required=True, help="the four MNIST IDX files")
+    parser.add_argument("--version", default=None, help="the new version (default: one major above the newest)")
+    parser.add_argument("--negatives", type=int, default=RetrainConfig.negatives, help="'not a digit' per kind")
+    parser.add_argument("--steps", type=int, default=finetune.FinetuneConfig.steps)
+    parser.add_argument("--holdout-share", type=float, default=RetrainConfig.holdout_share)
+    parser.add_argument("--max-share", type=float, default=RetrainConfig.max_share)
+    parser.add_argument("--mnist-min", type=float, default=GateConfig.mnist_min)
+    parser.add_argument("--register", action=argparse.BooleanOptionalAction, default=True)
+    args = parser.parse_args(argv)
+    cfg = RetrainConfig(
+        negatives=args.negatives, holdout_share=args.holdout_share, max_share=args.max_share,
+        finetune=replace(finetune.FinetuneConfig(), steps=args.steps),
+    )  # fmt: skip
+    try:
+        return run(args, load(), cfg=cfg, gate_cfg=GateConfig(mnist_min=args.mnist_min))
+    except (GateFailed, store.StoreUnavailable, ManagementError, FileExistsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
