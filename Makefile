@@ -65,6 +65,17 @@ models: $(INSTALLED)  ## manage the running model versions: make models ARGS="li
 eval: $(INSTALLED) $(MAR) $(MAR_V2)  ## accuracy of the live API on MNIST test and canvas-style drawings (starts TorchServe)
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR)
 
+# The learning loop (docs/model-card.md): simulated users' feedback -> a gated candidate version.
+PENDIGITS ?= ../shared/data/pendigits/pendigits-orig.tra.gz
+WRITERS ?= 1-30
+PER_WRITER ?= 400
+simulate: $(INSTALLED)  ## pen-drawn digits of WRITERS predicted and labelled through the running page (make run first)
+	$(PY) -m training.simulate --pendigits $(PENDIGITS) --writers $(WRITERS) --per-writer $(PER_WRITER) $(SIMULATE_ARGS)
+
+NEGATIVES ?= 1500
+retrain: $(INSTALLED)  ## the next version from the labelled drawings in PostgreSQL, gated, registered as a candidate
+	$(PY) -m training.retrain --data-dir $(DATA_DIR) --negatives $(NEGATIVES) $(RETRAIN_ARGS)
+
 USERS ?= 32
 SECONDS ?= 60
 load: $(INSTALLED) $(MAR) $(MAR_V2)  ## USERS users draw, predict, label for SECONDS s against the whole product (loopback)
