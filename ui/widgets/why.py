@@ -77,18 +77,20 @@ class WhyView:
                     .props("dense no-caps toggle-color=primary padding='2px 9px'")
                     .mark("why-digits")
                 )
-            with ui.row().classes("w-full gap-4 justify-center"):
-                self.over_drawing = self._picture("Over your drawing", "why-drawing")
-                self.over_field = self._picture("Over what the model saw (28×28)", "why-field")
+            with ui.row().classes("w-full gap-3 justify-center"):
+                self.over_drawing = self._picture("Over your drawing", "why-drawing", alt="the map over your drawing")
+                self.over_field = self._picture(
+                    "Over what the model saw (28×28)", "why-field", alt="the map over what the model saw"
+                )
             self._build_legend()
         self.card.set_visibility(False)
 
     @staticmethod
-    def _picture(caption: str, marker: str) -> ui.image:
+    def _picture(caption: str, marker: str, *, alt: str) -> ui.image:
         with ui.column().classes("items-center gap-1"):
-            image = ui.image("").props("ratio=1 no-spinner no-transition").classes("w-[160px] sm:w-[224px]")
-            image.style("border: 1px solid #d1d5db; border-radius: 6px").mark(marker)
-            ui.label(caption).classes("text-xs text-gray-500")
+            image = ui.image("").props(f'ratio=1 no-spinner no-transition alt="{alt}"')
+            image.classes("w-[140px] sm:w-[224px]").style("border: 1px solid #d1d5db; border-radius: 6px").mark(marker)
+            ui.label(caption).classes("w-[140px] sm:w-[224px] text-xs text-gray-500 text-center")
         return image
 
     def _build_legend(self) -> None:
