@@ -45,6 +45,10 @@ BEGIN
     END IF;
 END $$;
 
+-- Columns added after the table first shipped (NULL in rows written before).
+-- not_a_digit: the model refused the drawing as not one digit; predicted_digit then holds the closest digit.
+ALTER TABLE predictions ADD COLUMN IF NOT EXISTS not_a_digit boolean;
+
 -- History page: one browser's rows, newest first (id breaks ties between rows of the same instant).
 CREATE INDEX IF NOT EXISTS predictions_browser_history_idx
     ON predictions (browser_id, created_at DESC, id DESC);
@@ -86,5 +90,8 @@ COMMENT ON COLUMN predictions.canvas_png IS
     'The original drawing as PNG, kept for future fine-tuning and for saliency maps.';
 COMMENT ON COLUMN predictions.preview_png IS
     'The 28x28 image the model actually saw (after preprocessing), when the server returned it.';
+COMMENT ON COLUMN predictions.not_a_digit IS
+    'True when the model answered "not a digit" (predicted_digit is then the closest digit), false when it answered '
+    'a digit, NULL for rows written before versions could refuse.';
 COMMENT ON COLUMN predictions.latency_ms IS
     'Time the prediction request took, measured by the web app.';

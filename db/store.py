@@ -47,6 +47,7 @@ class NewPrediction:
     canvas_png: bytes
     preview_png: bytes | None
     latency_ms: float
+    not_a_digit: bool | None = None  # refused as not a digit (predicted_digit: the closest one); None: unknown
 
     def __post_init__(self) -> None:
         # The table's CHECKs hold as well; failing here gives the caller a readable message instead.
@@ -71,6 +72,7 @@ class HistoryRow:
     true_digit: int | None
     model_version: str
     canvas_png: bytes
+    not_a_digit: bool | None = None
 
 
 class Accuracy(NamedTuple):
@@ -166,8 +168,8 @@ async def insert_prediction(pool: AsyncConnectionPool, prediction: NewPrediction
         cursor = await conn.execute(
             """
             INSERT INTO predictions (request_id, browser_id, model_name, model_version, predicted_digit, confidence,
-                                     probabilities, canvas_png, preview_png, latency_ms)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                     probabilities, canvas_png, preview_png, latency_ms, not_a_digit)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (request_id) DO UPDATE SET request_id = EXCLUDED.request_id
                 WHERE predictions.browser_id = EXCLUDED.browser_id
             RETURNING id
@@ -175,7 +177,7 @@ async def insert_prediction(pool: AsyncConnectionPool, prediction: NewPrediction
             (
                 prediction.request_id, prediction.browser_id, prediction.model_name, prediction.model_version,
                 prediction.predicted_digit, prediction.confidence, list(prediction.probabilities),
-                prediction.canvas_png, prediction.preview_png, prediction.latency_ms,
+                prediction.canvas_png, prediction.preview_png, prediction.latency_ms, prediction.not_a_digit,
             ),
         )  # fmt: skip
         row = await cursor.fetchone()
@@ -238,7 +240,8 @@ async def history(pool: AsyncConnectionPool, *, browser_id: str, limit: int, off
         cursor = conn.cursor(row_factory=class_row(HistoryRow))
         await cursor.execute(
             """
-            SELECT id, request_id, created_at, predicted_digit, confidence, true_digit, model_version, canvas_png
+            SELECT id, request_id, created_at, predicted_digit, confidence, true_digit, model_version, canvas_png,
+                   not_a_digit
             FROM predictions
             WHERE browser_id = %s
             ORDER BY created_at DESC, id DESC

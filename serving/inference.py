@@ -1,5 +1,9 @@
-"""Predictions from TorchServe: POST /predictions/<model>[/<version>] with the inference key (serving/auth.py),
-timeouts, and errors split into "this image is refused" (the user's to fix) and "the model is unavailable"."""
+"""Predictions and explanations from TorchServe: POST /predictions/<model>[/<version>] and
+/explanations/<model>[/<version>] with the inference key (serving/auth.py), timeouts, and errors split into "this
+image is refused" (the user's to fix) and "the model is unavailable".
+
+A version with a refusal policy may answer "not a digit" (HTTP 200, `digit` null): that is an answer, not an error,
+and comes back as a Prediction with `not_a_digit` set, the reason, and the closest digit."""
 
 from __future__ import annotations
 
@@ -31,13 +35,42 @@ class PredictionRejected(PredictorError):
 
 @dataclass(frozen=True)
 class Prediction:
-    digit: int
-    confidence: float
+    digit: int | None  # None when the model refused the drawing as not a digit
+    confidence: float  # of the most probable digit (the closest one when refused)
     probabilities: list[float]
     model_name: str
     model_version: str
     preview_png: bytes | None
     latency_ms: float
+    not_a_digit: bool = False
+    reason: str | None = None  # why it was refused ("looks like several digits"), None unless refused
+    closest_digit: int | None = None  # the most probable digit: `digit` when answered, the nearest one when refused
+
+    @property
+    def runner_up(self) -> int:
+        """The second most probable digit (the "why not ...?" of an explanation)."""
+        return sorted(range(len(self.probabilities)), key=lambda d: -self.probabilities[d])[1]
+
+
+@dataclass(frozen=True)
+class FieldBox:
+    """Where the 28x28 image the model saw sits over the drawing, in the drawing's pixels (may reach past its edges)."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why the model scores `target` as it does: Integrated Gradients over the 28x28 image it saw."""
+
+    prediction: Prediction
+    target: int
+    attributions: list[list[float]]  # 28 rows of 28; > 0: evidence for target, < 0: against it
+    field_box: FieldBox
+    method: str
 
 
 class Predictor:
@@ -53,6 +86,7 @@ class Predictor:
         transport: httpx.AsyncBaseTransport | None = None,  # tests: a scripted stand-in server
     ):
         self.url = f"{inference_url.rstrip('/')}/predictions/{model_name}"
+        self.explain_url = f"{inference_url.rstrip('/')}/explanations/{model_name}"
         self.keys = KeyFile(key_file)
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=2.0), auth=TokenAuth(self.keys, "inference"), transport=transport
@@ -61,9 +95,9 @@ class Predictor:
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def _post(self, png: bytes, *, version: str | None) -> httpx.Response:
-        url = self.url if version is None else f"{self.url}/{version}"
-        headers = {"Content-Type": "image/png", "X-Preview": "1"}
+    async def _post(self, url: str, png: bytes, *, version: str | None, headers: dict[str, str]) -> httpx.Response:
+        url = url if version is None else f"{url}/{version}"
+        headers = {"Content-Type": "image/png", **headers}
         try:
             return await self.client.post(url, content=png, headers=headers)
         except KeyUnavailable as exc:
@@ -76,11 +110,23 @@ class Predictor:
     async def predict(self, png: bytes, *, version: str | None = None) -> Prediction:
         """The model's reading of a PNG, by TorchServe's default version unless `version` is given.
         Raises PredictionRejected (bad image) or ModelUnavailable."""
+        body, latency_ms = await self._ask(self.url, png, version=version, headers={"X-Preview": "1"})
+        return _parse(body, latency_ms=latency_ms)
+
+    async def explain(self, png: bytes, *, target: int | None = None, version: str | None = None) -> Explanation:
+        """Why the model reads a PNG as it does, for `target` (default: the predicted digit). Costs about 50-500 ms
+        (Integrated Gradients, 32 passes). Raises PredictionRejected (bad image, bad target) or ModelUnavailable."""
+        headers = {} if target is None else {"X-Target": str(int(target))}
+        body, latency_ms = await self._ask(self.explain_url, png, version=version, headers=headers)
+        return _parse_explanation(body, latency_ms=latency_ms)
+
+    async def _ask(self, url: str, png: bytes, *, version: str | None, headers: dict[str, str]) -> tuple[dict, float]:
+        """The JSON answer of a 200 and the time it took; the errors mapped as predict() documents."""
         started = time.perf_counter()
-        response = await self._post(png, version=version)
+        response = await self._post(url, png, version=version, headers=headers)
         latency_ms = (time.perf_counter() - started) * 1000
         if response.status_code == 200:
-            return _parse(response.json(), latency_ms=latency_ms)
+            return response.json(), latency_ms
         if is_auth_failure(response):  # also the key just re-read: it expired and nothing renewed it
             raise ModelUnavailable("the model server refused this app's key (expired or not this server's); "
                                    "your drawing is kept, try again later")  # fmt: skip
@@ -91,12 +137,33 @@ class Predictor:
 
 def _parse(body: dict, *, latency_ms: float) -> Prediction:
     preview = body.get("preview")
+    probabilities = [float(p) for p in body["probabilities"]]
+    refused = bool(body.get("not_a_digit"))
+    digit = None if refused or body.get("digit") is None else int(body["digit"])
+    closest = body.get("closest_digit", digit)
     return Prediction(
-        digit=int(body["digit"]),
-        confidence=float(body["confidence"]),
-        probabilities=[float(p) for p in body["probabilities"]],
+        digit=digit,
+        confidence=float(body["confidence"]) if "confidence" in body else max(probabilities),
+        probabilities=probabilities,
         model_name=str(body["model_name"]),
         model_version=str(body["model_version"]),
         preview_png=base64.b64decode(preview) if preview else None,
         latency_ms=latency_ms,
+        not_a_digit=refused,
+        reason=str(body["reason"]) if refused and body.get("reason") else None,
+        closest_digit=int(closest) if closest is not None else probabilities.index(max(probabilities)),
+    )
+
+
+def _parse_explanation(body: dict, *, latency_ms: float) -> Explanation:
+    attributions = [[float(v) for v in row] for row in body["attributions"]]
+    if len(attributions) != 28 or any(len(row) != 28 for row in attributions):
+        raise ModelUnavailable("the model server's explanation is not a 28x28 map; try again")
+    box = body["field_box"]
+    return Explanation(
+        prediction=_parse(body, latency_ms=latency_ms),
+        target=int(body["target"]),
+        attributions=attributions,
+        field_box=FieldBox(**{side: float(box[side]) for side in ("left", "top", "right", "bottom")}),
+        method=str(body.get("method", "")),
     )

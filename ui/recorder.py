@@ -98,12 +98,13 @@ class Recorder:
             browser_id=browser_id,
             model_name=prediction.model_name,
             model_version=prediction.model_version,
-            predicted_digit=prediction.digit,
+            predicted_digit=prediction.closest_digit,  # the digit, or the closest one when refused (marked)
             confidence=prediction.confidence,
             probabilities=prediction.probabilities,
             canvas_png=png,
             preview_png=prediction.preview_png,
             latency_ms=prediction.latency_ms,
+            not_a_digit=prediction.not_a_digit,
         )
         if not self.database_down and request_id not in self.journal.pending_request_ids():
             try:

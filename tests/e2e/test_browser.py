@@ -222,3 +222,96 @@ def test_admin_makes_two_the_default_and_the_next_drawing_is_read_by_it(browser,
         admin.get_by_text("2 version(s) loaded; the page's predictions use 1.0").wait_for()
     finally:
         context.close()
+
+
+RED_AND_BLUE_JS = """img => { const c = document.createElement('canvas'); c.width = img.naturalWidth;
+    c.height = img.naturalHeight; const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+    const d = g.getImageData(0, 0, c.width, c.height).data; let red = 0, blue = 0;
+    for (let i = 0; i < d.length; i += 4) { if (d[i] - d[i + 2] > 60) red++; if (d[i + 2] - d[i] > 60) blue++; }
+    return [red, blue]; }"""
+
+
+def why_view(page, *, shot: str, full_page: bool = True) -> None:
+    """Press Why?, check the two pictures and the runner-up, and leave the answer's map on screen for a screenshot
+    (on a phone: the screen with the Why? card at its top)."""
+    page.get_by_role("button", name="Why?").click()
+    drawing = page.get_by_alt_text("the map over your drawing")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('img[alt=\"the map over your drawing\"]');"
+        " return i && i.complete && i.naturalWidth === 280; }",
+        timeout=15000,
+    )
+    red, _ = drawing.evaluate(RED_AND_BLUE_JS)
+    assert red > 500  # evidence for the 7 lies on its strokes
+    field = page.get_by_alt_text("the map over what the model saw")
+    assert field.evaluate("img => img.naturalWidth") == 224
+    answer = drawing.get_attribute("src")
+    switch = page.get_by_role("button", name="Why not")
+    runner_up = switch.inner_text().strip()
+    switch.click()
+    page.get_by_text(f"{runner_up} (").first.wait_for()  # the title: "Why not 3? (2%)"
+    page.wait_for_function(
+        "(before) => document.querySelector('img[alt=\"the map over your drawing\"]').src !== before", arg=answer
+    )
+    page.get_by_role("button", name="Why 7?").click()  # back to the answer for the screenshot
+    page.wait_for_function(
+        "(before) => document.querySelector('img[alt=\"the map over your drawing\"]').src === before", arg=answer
+    )
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.get_by_text("Explain digit:").click()  # no hover, focus or ripple left on a button in the screenshot
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.wait_for_timeout(800)
+    if not full_page:
+        page.get_by_text("Why 7?", exact=True).evaluate("e => e.closest('.q-card').scrollIntoView()")
+    page.screenshot(path=str(SHOTS / shot), full_page=full_page)
+
+
+def test_why_view_shows_the_map_and_the_runner_up(page):
+    draw_with_mouse(page, SEVEN)
+    assert predicted_digit(page) == "7"
+    why_view(page, shot="why.png")
+
+
+def test_why_view_on_a_phone_fits_the_screen(phone):
+    draw_with_touch(phone, SEVEN)
+    phone.get_by_role("button", name="Predict").click()
+    phone.wait_for_function("() => document.querySelector('.text-8xl').innerText.trim() === '7'", timeout=15000)
+    why_view(phone, shot="why-phone.png", full_page=False)
+    assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+
+
+def test_before_the_first_prediction_nothing_looks_ready(page):
+    """No dark box where the preview will be, no feedback button that looks pressable."""
+    assert page.locator("img").count() == 0 or not page.locator("img").first.is_visible()
+    dark = page.evaluate(
+        """() => [...document.querySelectorAll('*')].filter(e => { const r = e.getBoundingClientRect();
+             const s = getComputedStyle(e); return r.width > 20 && r.height > 20 && s.display !== 'none'
+             && s.backgroundColor === 'rgb(0, 0, 0)'; }).length"""
+    )
+    assert dark == 0
+    assert not page.get_by_role("button", name="Correct").is_visible()
+    assert not page.get_by_role("button", name="Submit feedback").is_visible()
+    page.get_by_text("After Predict: confirm the answer or type the right digit here.").wait_for()
+
+
+def test_history_times_are_in_the_browsers_time_zone(browser, app_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, timezone_id="Asia/Kolkata")  # UTC+05:30
+    page = context.new_page()
+    try:
+        page.goto(app_url)
+        page.locator("canvas").first.wait_for()
+        draw_with_mouse(page, ONE)
+        predicted_digit(page)
+        cell = page.locator("tbody tr").first.locator("td").first
+        cell.wait_for()
+        shown = cell.inner_text().strip()  # 2026-12-02 03:33:19
+        local_now = page.evaluate("() => Date.now()")
+        shown_ms = page.evaluate(
+            "(s) => Date.UTC(+s.slice(0,4), +s.slice(5,7) - 1, +s.slice(8,10), +s.slice(11,13), +s.slice(14,16),"
+            " +s.slice(17,19)) - 330 * 60000",
+            shown,
+        )  # read as Kolkata's wall clock, back to UTC
+        assert abs(local_now - shown_ms) < 120_000, (shown, cell.get_attribute("title"))
+        assert page.get_by_role("columnheader", name="Time").inner_text().strip() == "Time"
+    finally:
+        context.close()

@@ -75,3 +75,68 @@ async def test_server_errors_are_unavailable_not_rejections(tmp_path, status):
     predictor = predictor_with(lambda request: httpx.Response(status, json={"message": "x"}), key_file)
     with pytest.raises(ModelUnavailable, match=str(status)):
         await predictor.predict(b"png")
+
+
+REFUSAL = {"not_a_digit": True, "digit": None, "reason": "looks like several digits", "closest_digit": 7,
+           "confidence": 0.6, "probabilities": [0.04] * 7 + [0.6] + [0.04] * 2,
+           "model_name": "mnist", "model_version": "3.0"}  # fmt: skip
+
+
+async def test_a_refusal_is_an_answer_with_the_reason_and_the_closest_digit(tmp_path):
+    key_file = tmp_path / "key_file.json"
+    write_key(key_file, "k")
+    prediction = await predictor_with(lambda request: httpx.Response(200, json=REFUSAL), key_file).predict(b"png")
+    assert prediction.not_a_digit and prediction.digit is None
+    assert prediction.reason == "looks like several digits" and prediction.closest_digit == 7
+    assert prediction.confidence == 0.6 and prediction.model_version == "3.0"
+
+
+async def test_an_answer_is_not_a_refusal_and_its_closest_digit_is_the_digit(tmp_path):
+    key_file = tmp_path / "key_file.json"
+    write_key(key_file, "k")
+    answered = dict(ANSWER, not_a_digit=False)  # what a version with a refusal policy answers for a digit
+    for body in (ANSWER, answered):
+        prediction = await predictor_with(lambda request, body=body: httpx.Response(200, json=body), key_file).predict(
+            b"png"
+        )
+        assert not prediction.not_a_digit and prediction.reason is None
+        assert prediction.digit == prediction.closest_digit == 3 and prediction.runner_up != 3
+
+
+def explanation_answer(target: int) -> dict:
+    attributions = [[0.0] * 28 for _ in range(28)]
+    attributions[14][target] = 0.5
+    return dict(ANSWER, target=target, attributions=attributions, method="integrated_gradients(baseline=blank)",
+                field_box={"left": 31.5, "top": 12.0, "right": 310.5, "bottom": 291.0})  # fmt: skip
+
+
+async def test_explain_asks_the_explanations_endpoint_with_the_target_and_version(tmp_path):
+    key_file = tmp_path / "key_file.json"
+    write_key(key_file, "k")
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        target = int(request.headers.get("X-Target", 3))
+        return httpx.Response(200, json=explanation_answer(target))
+
+    predictor = predictor_with(handler, key_file)
+    explanation = await predictor.explain(b"png", target=5, version="2.0")
+    assert seen[-1].url.path == "/explanations/mnist/2.0" and seen[-1].content == b"png"
+    assert seen[-1].headers["Content-Type"] == "image/png"
+    assert explanation.target == 5 and explanation.attributions[14][5] == 0.5
+    assert explanation.field_box.left == 31.5 and explanation.field_box.bottom == 291.0
+    assert explanation.prediction.digit == 3
+    default = await predictor.explain(b"png")
+    assert seen[-1].url.path == "/explanations/mnist" and "X-Target" not in seen[-1].headers
+    assert default.target == 3
+
+
+async def test_explain_maps_errors_like_predict(tmp_path):
+    key_file = tmp_path / "key_file.json"
+    write_key(key_file, "k")
+    bad_target = {"error": "target must be a digit 0-9, not '12'", "status": 400}
+    with pytest.raises(PredictionRejected, match="target must be"):
+        await predictor_with(lambda request: httpx.Response(400, json=bad_target), key_file).explain(b"png", target=12)
+    with pytest.raises(ModelUnavailable, match="503"):
+        await predictor_with(lambda request: httpx.Response(503, json={}), key_file).explain(b"png")

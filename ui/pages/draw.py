@@ -1,11 +1,11 @@
-"""The drawing page: the slate, Predict, the result, feedback, and this browser's history with its accuracy."""
+"""The drawing page: the slate, Predict, the result (or "not a digit"), Why?, feedback, and this browser's history
+with its accuracy."""
 
 from __future__ import annotations
 
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC
 
 from nicegui import events, ui
 
@@ -16,6 +16,7 @@ from ui.context import AppContext
 from ui.recorder import Label, Recorded, Saved
 from ui.widgets.canvas import Slate
 from ui.widgets.charts import bar_chart, data_url
+from ui.widgets.why import WhyView
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +29,18 @@ def parse_digit(text: object) -> int:
     return int(value)
 
 
+NOT_A_DIGIT = "That doesn't look like a digit — draw one digit"
+
+
 def confidence_text(confidence: float, *, threshold: float) -> str:
     percent = f"{confidence:.1%}"
     return f"not sure ({percent})" if confidence < threshold else f"{percent} sure"
+
+
+def refusal_text(prediction: Prediction) -> str:
+    """The small print under a refusal: why, and the digit it came closest to."""
+    reason = prediction.reason or "doesn't look like a digit"
+    return f"{reason} · closest digit: {prediction.closest_digit} ({prediction.confidence:.0%})"
 
 
 def chart_options(probabilities: list[float], digit: int | None = None) -> dict:
@@ -43,6 +53,7 @@ class Shown:
     """The prediction on screen and how it was recorded."""
 
     recorded: Recorded
+    png: bytes  # the drawing that was predicted (the slate may have changed since)
 
     @property
     def prediction(self) -> Prediction:
@@ -58,7 +69,7 @@ NOT_KEPT = "Not saved: the database is unavailable and the server could not keep
 
 
 HISTORY_COLUMNS = [
-    {"name": "time", "label": "Time (UTC)", "field": "time", "align": "left"},
+    {"name": "time", "label": "Time", "field": "time", "align": "left"},  # ISO with offset, shown in local time
     {"name": "thumb", "label": "Drawing", "field": "thumb", "align": "center"},
     {"name": "predicted", "label": "Predicted", "field": "predicted"},
     {"name": "confidence", "label": "Confidence", "field": "confidence"},
@@ -91,6 +102,7 @@ class DrawPage:
         with ui.row().classes("w-full gap-6 items-start justify-center"):
             self._build_slate()
             self._build_result()
+        self.why = WhyView(explain=self.context.predictor.explain)
         self._build_history()
         ui.keyboard(on_key=self._on_key)
         if self.recorder.note().set_aside:
@@ -115,19 +127,31 @@ class DrawPage:
                 self.digit_label = ui.label("–").classes("text-8xl font-bold leading-none").mark("digit")
                 with ui.column().classes("gap-1"):
                     self.confidence_label = ui.label("Draw, then press Predict (or Enter)").mark("confidence")
+                    self.refusal_label = ui.label("").classes("text-xs text-gray-500").mark("refusal")
                     self.version_label = ui.label("").classes("text-sm text-gray-500").mark("version")
-                    self.preview_caption = ui.label("What the model saw:").classes("text-xs text-gray-500")
-                    self.preview = (
-                        ui.image("")
-                        .props("no-spinner no-transition")
-                        .classes("w-[84px] h-[84px] bg-black")
-                        .style("image-rendering: pixelated")
-                        .mark("preview")
-                    )
-            self.preview_caption.set_visibility(False)
-            self.preview.set_visibility(False)
+                    # shown with the first prediction (a placeholder box would read as a broken image)
+                    with ui.row().classes("items-end gap-3") as self.preview_box:
+                        with ui.column().classes("gap-1"):
+                            ui.label("What the model saw:").classes("text-xs text-gray-500")
+                            self.preview = (
+                                ui.image("")
+                                .props("no-spinner no-transition")
+                                .classes("w-[84px] h-[84px]")
+                                .style("image-rendering: pixelated")
+                                .mark("preview")
+                            )
+                        self.why_button = (
+                            ui.button("Why?", icon="help_outline", on_click=self.explain)
+                            .props("outline no-caps")
+                            .tooltip("Show which strokes made the model say this")
+                            .mark("why")
+                        )
+            self.preview_box.set_visibility(False)
+            self.refusal_label.set_visibility(False)
             self.chart = ui.echart(chart_options([0.0] * 10)).classes("w-[320px] h-[180px]")
-            with ui.row().classes("items-center no-wrap"):
+            self.feedback_hint = ui.label("After Predict: confirm the answer or type the right digit here.")
+            self.feedback_hint.classes("text-sm text-gray-500").mark("feedback-hint")
+            with ui.row().classes("items-center no-wrap") as self.feedback_row:
                 self.correct_input = (
                     ui.input("Correct digit").props("maxlength=1 dense outlined").classes("w-28").mark("correct")
                 )
@@ -139,6 +163,7 @@ class DrawPage:
                     .mark("confirm")
                 )
             self.feedback_controls = [self.correct_input, submit, correct]
+            self.confirm_button = correct
             self.feedback_label = ui.label("").classes("text-sm").mark("feedback")
             self._enable_feedback(False)
 
@@ -150,6 +175,11 @@ class DrawPage:
                     self.accuracy_label = ui.label("").mark("accuracy")
                     self.version_accuracy_label = ui.label("").classes("text-xs text-gray-500").mark("version-accuracy")
             self.table = ui.table(columns=HISTORY_COLUMNS, rows=[], row_key="id").classes("w-full").mark("history")
+            # 'sv-SE' formats as 2026-12-01 23:03:19, in the browser's own time zone
+            self.table.add_slot(
+                "body-cell-time",
+                '<q-td :props="props" :title="props.value">{{ new Date(props.value).toLocaleString("sv-SE") }}</q-td>',
+            )
             self.table.add_slot(
                 "body-cell-thumb",
                 '<q-td :props="props"><img :src="props.value" style="width:36px;height:36px;border:1px solid #ddd"/>'
@@ -159,9 +189,14 @@ class DrawPage:
             ui.label("Click a row to set or change its true digit.").classes("text-xs text-gray-500")
             self.pagination = ui.pagination(1, 1, direction_links=True, on_change=self._on_page)
 
-    def _enable_feedback(self, enabled: bool) -> None:
+    def _enable_feedback(self, enabled: bool, *, can_confirm: bool = True) -> None:
+        """Feedback controls only while a saved prediction is shown: disabled buttons still looked pressable, so
+        they are hidden, with a hint in their place. A refusal cannot be confirmed as a digit, only corrected."""
         for control in self.feedback_controls:
             control.set_enabled(enabled)
+        self.confirm_button.set_enabled(enabled and can_confirm)
+        self.feedback_row.set_visibility(enabled)
+        self.feedback_hint.set_visibility(not enabled)
 
     # ---- actions ------------------------------------------------------------------------------------------------
     def _on_key(self, event: events.KeyEventArguments) -> None:
@@ -199,7 +234,7 @@ class DrawPage:
         finally:
             self.busy = False
             self.predict_button.props(remove="loading")
-        self._show(Shown(recorded), saved=save)
+        self._show(Shown(recorded, png), saved=save)
         if recorded.saved is Saved.JOURNAL:
             ui.notify(KEPT_LOCALLY, type="warning")
         self._show_database_status()
@@ -209,21 +244,38 @@ class DrawPage:
     def _show(self, shown: Shown, *, saved: bool) -> None:
         self.shown = shown
         p = shown.prediction
-        self.digit_label.set_text(str(p.digit))
-        self.confidence_label.set_text(confidence_text(p.confidence, threshold=self.settings.low_confidence))
+        if p.not_a_digit:
+            self.digit_label.set_text("?")
+            self.confidence_label.set_text(NOT_A_DIGIT)
+            self.refusal_label.set_text(refusal_text(p))
+        else:
+            self.digit_label.set_text(str(p.digit))
+            self.confidence_label.set_text(confidence_text(p.confidence, threshold=self.settings.low_confidence))
+        self.refusal_label.set_visibility(p.not_a_digit)
         self.version_label.set_text(f"model {p.model_name} {p.model_version} · {p.latency_ms:.0f} ms")
         self.preview.set_source(data_url(p.preview_png))
         self.preview.set_visibility(p.preview_png is not None)
-        self.preview_caption.set_visibility(p.preview_png is not None)
+        self.preview_box.set_visibility(True)
+        self.why.reset(shown.png, p)
         self.chart.options.clear()
-        self.chart.options.update(chart_options(p.probabilities, p.digit))
+        self.chart.options.update(chart_options(p.probabilities, p.closest_digit))
         self.chart.update()
         self.correct_input.set_value("")
-        self._enable_feedback(shown.labellable)
-        self.feedback_label.set_text("" if saved else "Live prediction (not saved): press Predict to keep it")
+        self._enable_feedback(shown.labellable, can_confirm=not p.not_a_digit)
+        self.feedback_label.set_text(feedback_note(p, saved=saved))
+
+    async def explain(self) -> None:
+        """Why? for the prediction shown: the predicted digit first (the view offers the others)."""
+        if self.shown is None:
+            return
+        self.why_button.props("loading")
+        try:
+            await self.why.show()
+        finally:
+            self.why_button.props(remove="loading")
 
     async def confirm_correct(self) -> None:
-        if self.shown is not None:
+        if self.shown is not None and self.shown.prediction.digit is not None:
             await self._label(self.shown.recorded.request_id, self.shown.recorded.row_id, self.shown.prediction.digit)
 
     async def submit_feedback(self) -> None:
@@ -323,6 +375,14 @@ class DrawPage:
             dialog.close()
 
 
+def feedback_note(prediction: Prediction, *, saved: bool) -> str:
+    if not saved:
+        return "Live prediction (not saved): press Predict to keep it"
+    if prediction.not_a_digit:
+        return "Was it a digit after all? Type it and press Submit feedback: that teaches the model too."
+    return ""
+
+
 def accuracy_text(correct: int, labelled: int, total: int) -> str:
     drawings = "1 drawing" if total == 1 else f"{total} drawings"
     if labelled == 0:
@@ -340,13 +400,14 @@ def version_accuracy_text(by_version: dict[str, store.Accuracy]) -> str:
 
 
 def _table_row(row: store.HistoryRow) -> dict:
-    result = "" if row.true_digit is None else ("✓" if row.true_digit == row.predicted_digit else "✗")
+    right = row.true_digit == row.predicted_digit and not row.not_a_digit  # refusing a real digit is wrong
+    result = "" if row.true_digit is None else ("✓" if right else "✗")
     return {
         "id": row.id,
         "request_id": str(row.request_id),
-        "time": row.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        "time": row.created_at.isoformat(timespec="seconds"),  # the browser shows it in its own time zone
         "thumb": data_url(row.canvas_png),
-        "predicted": row.predicted_digit,
+        "predicted": f"not a digit ({row.predicted_digit})" if row.not_a_digit else row.predicted_digit,
         "confidence": f"{row.confidence:.1%}",
         "true": "" if row.true_digit is None else row.true_digit,
         "result": result,
