@@ -63,7 +63,7 @@ async def test_drawing_without_ink_is_refused_and_not_saved(user: User, database
 
 @pytest.mark.parametrize(
     ("png", "message"),
-    [(b"hello, not a PNG", "not an image"), (pixel_bomb_png(5000), "image too large: 5000x5000 pixels")],
+    [(b"hello, not a PNG", "not an image"), (pixel_bomb_png(5000), "image too large: a 5000x5000 PNG")],
     ids=["not-an-image", "pixel-bomb"],
 )
 async def test_slate_bytes_that_are_not_a_drawing_are_refused_and_kept(user: User, database_url, png, message):
