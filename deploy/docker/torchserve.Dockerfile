@@ -36,8 +36,9 @@ RUN if [ -n "$TORCH_WHEELS" ]; then \
     else \
         pip install torch==2.13.0 --index-url ${TORCH_INDEX_URL}; \
     fi
+# pyyaml: TorchServe's worker imports it (ts/utils/util.py) without declaring it; without it every worker dies at start
 RUN pip install torchserve==0.12.0 "numpy>=2.0,<3" "pillow>=11,<14" "psutil>=5.9" "httpx>=0.28,<1" \
-        "pydantic-settings>=2.6,<3"
+        "pydantic-settings>=2.6,<3" "pyyaml>=6"
 RUN useradd --uid 10001 --user-group --create-home app
 
 # deploy.container imports deploy/ and ui/settings.py only (a test follows its imports)
