@@ -211,14 +211,24 @@ def compose_images() -> dict[str, tuple[str, Path]]:
 
 
 def build_images(env: dict[str, str]) -> None:
+    """Build (layers cached) every image; the image a tag named before is removed when nothing else uses it."""
     volumes, build_args = build_mounts()
     for service, (image, dockerfile) in compose_images().items():
         log(f"building {image} from {dockerfile.relative_to(ROOT)}")
+        before = _image_id(image, env)
         arguments = ["--build-arg", f"PYTHON_IMAGE={BASE_IMAGE}", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}"]
         if service == "torchserve":
             arguments += build_args
         run(["podman", "build", "--layers", *volumes, *arguments, "-f", str(dockerfile), "-t", image, str(ROOT)],
             env=env)  # fmt: skip
+        if before and before != _image_id(image, env):  # the previous build: kept when tagged elsewhere or in use
+            run(["podman", "rmi", before], env=env, check=False)
+
+
+def _image_id(image: str, env: dict[str, str]) -> str:
+    return (
+        run(["podman", "image", "inspect", "--format", "{{.Id}}", image], env=env, check=False).stdout.decode().strip()
+    )
 
 
 def archives_in_model_store(env: dict[str, str]) -> list[str]:
@@ -475,54 +485,71 @@ CHECK_COUNT = 7
 # --- main -----------------------------------------------------------------------------------------------------------
 
 
+def timed(figures: dict[str, float], name: str, step: Callable[[], object]):
+    """Run a step and keep its duration under `name`; its result."""
+    start = time.monotonic()
+    result = step()
+    figures[name] = time.monotonic() - start
+    return result
+
+
+def check(figures: dict[str, float], passed: list[str], *, keep_up: bool) -> None:
+    """Every step of the module docstring, filling in the figures and the names of the checks passed."""
+    timed(figures, "tools", install_tools)
+    env = podman_environment()
+    if not timed(figures, "base", lambda: base_image(env)):
+        figures["base"] = 0.0  # cached
+    timed(figures, "build", lambda: build_images(env))
+    if copied := archives_in_model_store(env):
+        log(f"copied {', '.join(copied)} from the TorchServe image into model_store/ (compose mounts it)")
+    port = free_port()
+    compose = Compose(env=env, env_file=write_env_file(port), port=port)
+    compose("down", "-v", check=False)  # what an interrupted run left
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=httpx.Timeout(30, connect=5)) as client:
+            checks = Checks(compose, client, passed=passed, figures=figures)
+            timed(figures, "start", lambda: up(compose, client))
+            timed(figures, "checks", lambda: run_checks(checks))
+    finally:
+        if not keep_up:
+            compose("down", "-v", check=False)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.compose_check", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.compose_check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--keep-up", action="store_true", help="leave the stack running (tear down: `down -v` by hand)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     figures: dict[str, float] = {}
-    checks, failure = None, None
-    compose = None
+    passed: list[str] = []
+    failure = None
     try:
-        install_tools()
-        env = podman_environment()
-        made = base_image(env)
-        figures["base"] = time.monotonic() - started if made else 0.0
-        build_images(env)
-        figures["build"] = time.monotonic() - started
-        if copied := archives_in_model_store(env):
-            log(
-                f"copied {', '.join(copied)} from the TorchServe image into model_store/ (docker-compose.yml mounts it)"
-            )
-        port = free_port()
-        compose = Compose(env=env, env_file=write_env_file(port), port=port)
-        compose("down", "-v", check=False)  # what an interrupted run left
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=httpx.Timeout(30, connect=5)) as client:
-            figures["start"] = up(compose, client)
-            checks = Checks(compose, client)
-            run_checks(checks)
-    except (CheckFailed, httpx.HTTPError, KeyError, ValueError) as exc:
+        check(figures, passed, keep_up=args.keep_up)
+    except (CheckFailed, httpx.HTTPError, KeyError, ValueError) as exc:  # an answer not as expected is a failure too
         failure = exc
-    finally:
-        if compose is not None and not args.keep_up:
-            compose("down", "-v", check=False)
-    figures |= checks.figures if checks else {}
-    print(summary(figures, checks.passed if checks else [], failure, total=time.monotonic() - started), flush=True)
+    print(summary(figures, passed, failure, total=time.monotonic() - started), flush=True)
     if failure:
         print(f"compose-check: FAILED: {failure}", file=sys.stderr)
     return 1 if failure else 0
 
 
 def summary(figures: dict[str, float], passed: list[str], failure: Exception | None, *, total: float) -> str:
+    """The one line a run ends with: the outcome, the checks passed, the figures."""
+
     def seconds(name: str) -> str:
         return f"{figures[name]:.0f} s" if name in figures else "-"
 
     outcome = "PASS" if failure is None and len(passed) == CHECK_COUNT else "FAIL"
-    base = f" (base image {seconds('base')})" if figures.get("base") else " (base image cached)"
-    return (f"compose-check {outcome}: {len(passed)}/{CHECK_COUNT} checks passed ({', '.join(passed) or 'none'}); "
-            f"build {seconds('build')}{base}, start {seconds('start')}, TorchServe restart to answer "
-            f"{seconds('recovery')}, down+up {seconds('restart')}, total {total:.0f} s")  # fmt: skip
+    base = seconds("base") if figures.get("base") else "cached"
+    return (
+        f"compose-check {outcome}: {len(passed)}/{CHECK_COUNT} checks passed ({', '.join(passed) or 'none'}); "
+        f"tools {seconds('tools')}, base image {base}, build {seconds('build')}, start {seconds('start')}, "
+        f"checks {seconds('checks')} (TorchServe restart to answer {seconds('recovery')}, "
+        f"down+up {seconds('restart')}), "
+        f"total {total:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -51,4 +51,4 @@ def test_the_summary_line_names_the_checks_and_figures():
     figures = {"build": 100.4, "start": 20.2, "recovery": 9.6, "restart": 12.0}
     line = compose_check.summary(figures, ["a", "b"], None, total=300)
     assert "\n" not in line and line.startswith("compose-check FAIL: 2/7 checks passed (a, b)")
-    assert "build 100 s (base image cached), start 20 s" in line and "total 300 s" in line
+    assert "base image cached, build 100 s, start 20 s" in line and "total 300 s" in line
