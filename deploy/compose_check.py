@@ -321,7 +321,7 @@ def _has_healthcheck(compose: Compose, container: str) -> bool:
     return shown.stdout.strip() not in (b"", b"null", b"{}")
 
 
-def wait_for_page(client: httpx.Client, *, timeout: float = 120) -> None:
+def wait_for_page(client: httpx.Client, compose: Compose, *, timeout: float = 120) -> None:
     start = time.monotonic()
     while True:
         try:
@@ -330,16 +330,34 @@ def wait_for_page(client: httpx.Client, *, timeout: float = 120) -> None:
         except httpx.TransportError:
             pass  # the server in the container is not listening yet
         if time.monotonic() - start > timeout:
-            raise CheckFailed(f"the page does not answer on {client.base_url} after {timeout:.0f} s")
+            raise CheckFailed(
+                f"the page does not answer on {client.base_url} after {timeout:.0f} s\n{compose.logs('ui')}"
+            )
         time.sleep(1)
 
 
+def start_order() -> list[list[str]]:
+    """docker-compose.yml's services in two groups: those another waits for (`condition: service_healthy`), the rest."""
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    awaited = {
+        name
+        for service in services.values()
+        if isinstance(service.get("depends_on"), dict)
+        for name, condition in service["depends_on"].items()
+        if condition.get("condition") == "service_healthy"
+    }
+    return [sorted(awaited), sorted(set(services) - awaited)]
+
+
 def up(compose: Compose, client: httpx.Client) -> float:
-    """`up -d`, then wait for the health checks and the page; the seconds it took."""
+    """`up -d` in start_order(), waiting for the health checks after each group, then for the page; the seconds it
+    took. podman-compose ignores `condition: service_healthy` on podman < 4.6 (bookworm has 4.3) and would start the
+    page together with PostgreSQL; Docker Compose waits, and so does this."""
     start = time.monotonic()
-    compose("up", "-d", "--no-build")
-    wait_healthy(compose)
-    wait_for_page(client)
+    for group in start_order():
+        compose("up", "-d", "--no-build", *group)
+        wait_healthy(compose)
+    wait_for_page(client, compose)
     return time.monotonic() - start
 
 
@@ -376,15 +394,17 @@ def psql(compose: Compose, sql: str) -> str:
 
 def torchserve_predictions(compose: Compose) -> int:
     """How many predictions TorchServe in its container has answered (its own metrics, read inside the container)."""
+    port = _env_file(compose.env_file)["TS_METRICS_PORT"]
     code = (
         "import httpx; print(sum(float(line.rsplit(' ', 1)[1]) for line in httpx.get("
-        "'http://127.0.0.1:8082/metrics').text.splitlines() if line.startswith('ts_inference_requests_total')))"
+        f"'http://127.0.0.1:{port}/metrics').text.splitlines() if line.startswith('ts_inference_requests_total')))"
     )
     return int(float(compose.exec("torchserve", "python", "-c", code).stdout.decode().strip() or 0))
 
 
 def key_file(compose: Compose) -> dict:
-    return json.loads(compose.exec("ui", "cat", "/srv/torchserve/key_file.json").stdout)
+    """TorchServe's keys, as the page reads them (TS_KEY_FILE in its container)."""
+    return json.loads(compose.exec("ui", "sh", "-c", 'cat "$TS_KEY_FILE"').stdout)
 
 
 @dataclass
