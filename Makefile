@@ -13,7 +13,7 @@ MAR := model_store/mnist.mar
 MAR_V2 := model_store/mnist-v2.0.mar
 HANDLER_FILES := $(wildcard handler/*.py)
 
-.PHONY: help install run stop test lint train archive bench bench-inputs eval clean models load
+.PHONY: help install run stop test lint train archive bench bench-inputs eval clean models load compose-check simulate retrain
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ bench: $(INSTALLED) $(MAR) $(MAR_V2)  ## benchmarks (speed targets live here, ne
 
 bench-inputs: $(INSTALLED)  ## what one request costs the worker: the dearest accepted images against a drawing
 	$(PY) -m tests.bench_inputs
+
+compose-check: $(INSTALLED)  ## build the images, run docker-compose.yml with podman and check it as a user would (root, ~15 min cold)
+	$(PY) -m deploy.compose_check $(ARGS)
 
 clean:  ## remove the virtualenv, built archives and runtime state (var/)
 	rm -rf $(VENV) var $(MAR) $(MAR_V2)

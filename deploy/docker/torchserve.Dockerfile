@@ -26,11 +26,19 @@ ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN apt-get update \
     && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
     && rm -rf /var/lib/apt/lists/*
-# The CPU build of torch (the default index would bring a multi-GB CUDA build)
+# The CPU build of torch (the default index would bring a multi-GB CUDA build). TORCH_WHEELS: a folder holding the CPU
+# wheel, mounted into the build where download.pytorch.org is out of reach (make compose-check): torch alone from
+# there, without its dependencies, then those from the package index (torch is then already satisfied).
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-RUN pip install torch==2.13.0 --index-url ${TORCH_INDEX_URL}
+ARG TORCH_WHEELS=
+RUN if [ -n "$TORCH_WHEELS" ]; then \
+        pip install --no-index --no-deps --find-links="$TORCH_WHEELS" torch==2.13.0 && pip install torch==2.13.0; \
+    else \
+        pip install torch==2.13.0 --index-url ${TORCH_INDEX_URL}; \
+    fi
+# pyyaml: TorchServe's worker imports it (ts/utils/util.py) without declaring it; without it every worker dies at start
 RUN pip install torchserve==0.12.0 "numpy>=2.0,<3" "pillow>=11,<14" "psutil>=5.9" "httpx>=0.28,<1" \
-        "pydantic-settings>=2.6,<3"
+        "pydantic-settings>=2.6,<3" "pyyaml>=6"
 RUN useradd --uid 10001 --user-group --create-home app
 
 # deploy.container imports deploy/, serving/ and settings.py only (a test follows its imports)

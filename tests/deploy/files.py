@@ -164,6 +164,14 @@ def _imported_modules(path: Path) -> set[str]:
         guard = _import_guard(node, parents) if isinstance(node, ast.Import | ast.ImportFrom) else None
         if guard == "except" or (guard == "try" and _top(node) not in LOCAL_PACKAGES):
             continue
+        if not isinstance(node, ast.Import | ast.ImportFrom):
+            continue
+        if isinstance(node, ast.ImportFrom) and node.level > 0:  # from .structure import ...: a sibling module
+            package = ".".join(path.relative_to(ROOT).parent.parts)
+            modules.add(f"{package}.{node.module}" if node.module else package)
+            continue
+        if path.parent != ROOT and (path.parent / f"{_top(node)}.py").exists():
+            continue  # `from structure import ...`: the same sibling, as imported flat inside a .mar
         if isinstance(node, ast.Import):
             modules |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module != "__future__":
