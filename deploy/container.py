@@ -84,21 +84,51 @@ def serve(settings: Settings) -> int:
 
 
 def ping(settings: Settings, *, timeout: float = 5.0) -> int:
-    """0 when TorchServe answers /ping with 200 (all models have their minimum of workers), else 1 and why."""
+    """0 when TorchServe answers /ping with 200 and every loaded version has a READY worker, else 1 and why.
+
+    /ping alone is not enough: it answered 200 "Healthy" while every worker died at start (a missing Python package
+    in the image) and restarted in a loop, so the container looked healthy and answered no prediction."""
     server = torchserve(settings)
-    auth = TokenAuth(KeyFile(server.key_file) if token_auth(server) else None, "inference")
+    keys = KeyFile(server.key_file) if token_auth(server) else None
     try:
-        response = httpx.get(f"{local_url(server.endpoints.inference)}/ping", auth=auth, timeout=timeout)
+        response = httpx.get(
+            f"{local_url(server.endpoints.inference)}/ping", auth=TokenAuth(keys, "inference"), timeout=timeout
+        )
+        if response.status_code != 200:
+            print(f"TorchServe answered {response.status_code}: {response.text[:300]}")
+            return 1
+        unready = unready_versions(server, TokenAuth(keys, "management"), timeout=timeout)
     except KeyUnavailable as exc:
         print(f"no usable key file at {server.key_file}: {exc}")
         return 1
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         print(f"TorchServe does not answer: {exc}")
         return 1
-    if response.status_code != 200:
-        print(f"TorchServe answered {response.status_code}: {response.text[:300]}")
+    if unready:
+        print(f"no READY worker for {', '.join(unready)}")
         return 1
     return 0
+
+
+def unready_versions(server: TorchServe, auth: httpx.Auth, *, timeout: float) -> list[str]:
+    """ "model version" of every loaded version without a READY worker (TorchServe's management API)."""
+    management = local_url(server.endpoints.management)
+    models = httpx.get(f"{management}/models", auth=auth, timeout=timeout).json()["models"]
+    unready = []
+    for model in models:
+        name = model["modelName"]
+        described = httpx.get(f"{management}/models/{name}/all", auth=auth, timeout=timeout).json()
+        unready += without_ready_worker(described)
+    return unready
+
+
+def without_ready_worker(described: list[dict]) -> list[str]:
+    """The versions in a /models/<name>/all answer that have no READY worker."""
+    return [
+        f"{version['modelName']} {version['modelVersion']}"
+        for version in described
+        if not any(worker.get("status") == "READY" for worker in version.get("workers", []))
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -124,14 +124,25 @@ class Runtime:
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     async def start(self) -> None:
-        try:
-            self._context = await build(self.settings)
-        except (RuntimeError, store.StoreUnavailable, OSError) as exc:
-            self._error = exc
-            logger.error("the app's services failed to start: %s", exc)
-            raise
-        finally:
-            self._ready.set()
+        """Build the context; while the database cannot be reached (it may start after the page: compose, a pod
+        started during an outage), try again every `retry` seconds instead of serving errors until a restart."""
+        retry = 2.0
+        while True:
+            try:
+                self._context = await build(self.settings)
+                break
+            except store.StoreUnavailable as exc:
+                self._error = exc
+                logger.warning("the database cannot be reached yet (%s); trying again in %.0f s", exc, retry)
+                await asyncio.sleep(retry)
+                retry = min(30.0, retry * 2)
+            except (RuntimeError, OSError) as exc:
+                self._error = exc
+                logger.error("the app's services failed to start: %s", exc)
+                self._ready.set()
+                raise
+        self._error = None
+        self._ready.set()
         self._tasks = [
             asyncio.create_task(self._context.apply_default_forever(self.settings.reconcile_seconds)),
             asyncio.create_task(self._context.recorder.replay_forever(self.settings.journal_replay_seconds)),
@@ -156,7 +167,8 @@ class Runtime:
         try:
             await asyncio.wait_for(self._ready.wait(), timeout)
         except TimeoutError as exc:
-            raise RuntimeError("the app's services did not start in time") from exc
+            why = f": {self._error}" if self._error else ""
+            raise RuntimeError(f"the app's services did not start in time{why}") from exc
         if self._context is None:
             raise RuntimeError(f"the app's services failed to start: {self._error}") from self._error
         return self._context

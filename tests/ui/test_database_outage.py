@@ -112,3 +112,25 @@ async def test_a_torn_journal_never_stops_the_page_from_starting(torn_journal, u
     errors = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
     assert any("2 unreadable line(s) moved to" in message for message in errors), errors
     caplog.clear()  # the errors an operator must see were logged, as expected
+
+
+@pytest.fixture
+def database_down_at_start(app_env, tmp_path):
+    """A private PostgreSQL that is stopped when the page starts (compose started them together; a pod started
+    during an outage)."""
+    with running_server() as server:
+        app_env.setenv("DATABASE_URL", server.url)
+        app_env.setenv("JOURNAL_FILE", str(tmp_path / "journal" / "pending.jsonl"))
+        server.stop()
+        yield server
+
+
+async def test_the_page_starts_once_the_database_is_up(database_down_at_start, user: User, canvas_pngs):
+    """It used to fail its start-up for good (every page 500 until a restart); now it keeps trying."""
+    server = database_down_at_start
+    await asyncio.sleep(3)  # the page's start-up has met a closed door at least once
+    restarted = await asyncio.to_thread(start_private_server, home=server.home, port=server.port)
+    await user.open("/")
+    png, label, _ = canvas_pngs[5]
+    assert await predict(user, png, restarted.url) == str(label)
+    assert rows(restarted.url)[-1][1] == label
