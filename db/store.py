@@ -7,6 +7,7 @@ unavailable" instead of a stack trace; constraint violations (bugs, not outages)
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +32,10 @@ class StoreUnavailable(RuntimeError):
 
 class RequestIdTaken(ValueError):
     """A request_id already belongs to another browser's prediction (a client bug or a forged id)."""
+
+
+class RequestIdReused(RequestIdTaken):
+    """A request_id already names this browser's prediction of another image: a retry must send the same image."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,12 @@ async def apply_schema(pool: AsyncConnectionPool, *, schema_file: Path = SCHEMA_
 
 
 async def insert_prediction(pool: AsyncConnectionPool, prediction: NewPrediction) -> int:
-    """Store a prediction and return its id; a retry with the same request_id returns the first row's id."""
+    """Store a prediction and return its id; a retry with the same request_id returns the first row's id.
+
+    RequestIdTaken when the request_id is another browser's; RequestIdReused when it is this browser's, for another
+    image (answering with the first row's id would pair the new digit with the old drawing).
+    """
+    digest = hashlib.sha256(prediction.canvas_png).digest()
     async with _transaction(pool) as conn:
         cursor = await conn.execute(
             """
@@ -170,19 +180,22 @@ async def insert_prediction(pool: AsyncConnectionPool, prediction: NewPrediction
             VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (request_id) DO UPDATE SET request_id = EXCLUDED.request_id
                 WHERE predictions.browser_id = EXCLUDED.browser_id
-            RETURNING id
+            RETURNING id, sha256(canvas_png) = %s
             """,
             (
                 prediction.request_id, prediction.browser_id, prediction.model_name, prediction.model_version,
                 prediction.predicted_digit, prediction.confidence, list(prediction.probabilities),
-                prediction.canvas_png, prediction.preview_png, prediction.latency_ms,
+                prediction.canvas_png, prediction.preview_png, prediction.latency_ms, digest,
             ),
         )  # fmt: skip
         row = await cursor.fetchone()
     # The no-op update makes RETURNING yield the existing id; its WHERE yields nothing when another browser owns it.
     if row is None:
         raise RequestIdTaken(f"request_id {prediction.request_id} belongs to another browser's prediction")
-    return row[0]
+    row_id, same_image = row
+    if not same_image:
+        raise RequestIdReused(f"request_id {prediction.request_id} was used for another image (row {row_id})")
+    return row_id
 
 
 async def set_feedback(pool: AsyncConnectionPool, *, prediction_id: int, browser_id: str, true_digit: int) -> bool:
