@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     ui_storage_dir: Path = ROOT / "var" / "nicegui"  # NiceGUI's server-side browser storage (the admin login)
     low_confidence: float = 0.6  # below this the page says "not sure"
     history_page_size: int = 10
+    # The JSON API: predictions one client (its signed browser-id cookie, else its address) may have in flight; one
+    # more is refused with 429 and Retry-After (ui/limits.py)
+    api_max_in_flight: int = 2
 
     # The admin page /models: its password (unset in dev: one generated into var/admin_password, printed by make run)
     admin_password: str | None = None

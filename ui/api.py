@@ -29,11 +29,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from db import store
 from db.journal import JournalWriteError
 from serving.inference import ModelUnavailable, PredictionRejected
-from ui.context import current
-from ui.recorder import Label
+from ui.context import AppContext, current
+from ui.limits import Busy, client_key
+from ui.recorder import Label, Recorded
 
 NOT_KEPT = "not saved: the database is unavailable and so is the server's journal"
-MAX_BODY = 4 * 1024 * 1024  # TorchServe's max_request_size (config.properties)
+MAX_BODY = 4 * 1024 * 1024  # TorchServe's max_request_size (config.properties); ui/limits.BodyLimit enforces it
 MAX_OFFSET = 1_000_000  # far beyond any history; bounds what reaches PostgreSQL's bigint OFFSET
 SavedAs = Literal["database", "journal", "not saved"]
 
@@ -96,24 +97,16 @@ async def create_prediction(
     idempotency_key: str | None = Header(None),
 ) -> PredictionOut:
     request_id = _request_id(idempotency_key)
-    body = await request.body()
-    if not body:
-        raise HTTPException(400, "empty body: send the drawing as a PNG (Content-Type: image/png)")
-    if len(body) > MAX_BODY:
-        raise HTTPException(413, f"the image is {len(body)} bytes; at most {MAX_BODY} are accepted")
     context = await current()
     try:
-        recorded = await context.recorder.predict(body, browser_id=_client_id(), request_id=request_id, save=save)
-    except PredictionRejected as exc:
-        raise HTTPException(exc.status, str(exc)) from exc
-    except ModelUnavailable as exc:
-        raise HTTPException(503, str(exc), headers={"Retry-After": "2"}) from exc
-    except store.RequestIdReused as exc:
-        raise HTTPException(409, "this Idempotency-Key was already used with another image: use a new key") from exc
-    except store.RequestIdTaken as exc:
-        raise HTTPException(409, "this Idempotency-Key belongs to another client") from exc
-    except JournalWriteError as exc:
-        raise HTTPException(503, f"{NOT_KEPT} ({exc.strerror})") from exc
+        with context.in_flight.slot(client_key(request)):
+            recorded = await _predict(request, context, request_id=request_id, save=save)
+    except Busy as exc:
+        raise HTTPException(
+            429,
+            f"too many predictions in flight: at most {context.in_flight.limit} per client; retry when one is answered",
+            headers={"Retry-After": "1"},
+        ) from exc
     p = recorded.prediction
     return PredictionOut(
         id=recorded.row_id,
@@ -126,6 +119,25 @@ async def create_prediction(
         model_version=p.model_version,
         latency_ms=round(p.latency_ms, 2),
     )
+
+
+async def _predict(request: Request, context: AppContext, *, request_id: uuid.UUID | None, save: bool) -> Recorded:
+    # the body is read here, inside the client's slot; BodyLimit has capped it at MAX_BODY
+    body = await request.body()
+    if not body:
+        raise HTTPException(400, "empty body: send the drawing as a PNG (Content-Type: image/png)")
+    try:
+        return await context.recorder.predict(body, browser_id=_client_id(), request_id=request_id, save=save)
+    except PredictionRejected as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
+    except ModelUnavailable as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "2"}) from exc
+    except store.RequestIdReused as exc:
+        raise HTTPException(409, "this Idempotency-Key was already used with another image: use a new key") from exc
+    except store.RequestIdTaken as exc:
+        raise HTTPException(409, "this Idempotency-Key belongs to another client") from exc
+    except JournalWriteError as exc:
+        raise HTTPException(503, f"{NOT_KEPT} ({exc.strerror})") from exc
 
 
 async def label_prediction(request_id: uuid.UUID, body: LabelIn) -> LabelOut:

@@ -12,7 +12,7 @@ from nicegui import app, ui
 from nicegui.storage import Storage
 
 from settings import Settings, SettingsError, load
-from ui import api
+from ui import api, limits
 from ui.context import Runtime, current
 from ui.pages import draw, models, stats
 
@@ -29,6 +29,8 @@ def header() -> None:
 
 
 api.register()
+# Every request body, on every route (the API's, NiceGUI's own): refused by Content-Length, or cut off at the cap
+app.add_middleware(limits.BodyLimit, max_body=api.MAX_BODY)
 
 
 @ui.page("/")
