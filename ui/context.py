@@ -108,7 +108,7 @@ async def build(settings: Settings) -> AppContext:
         defaults=store.DefaultVersions(pool),
         journal=journal,
         recorder=Recorder(predictor=predictor, pool=pool, journal=journal),
-        admin=AdminLogin(settings),
+        admin=AdminLogin(settings, pool),
         in_flight=InFlight(settings.api_max_in_flight),
     )
     await context.apply_default()  # before the first prediction
