@@ -13,7 +13,7 @@ from nicegui import app, ui
 from nicegui.storage import Storage
 
 from settings import Settings, SettingsError, load
-from ui import api, limits
+from ui import api, limits, sockets
 from ui.admin import ADMIN_COOKIE
 from ui.context import Runtime, current
 from ui.pages import draw, models, stats
@@ -33,6 +33,7 @@ def header() -> None:
 api.register()
 # Every request body, on every route (the API's, NiceGUI's own): refused by Content-Length, or cut off at the cap
 app.add_middleware(limits.BodyLimit, max_body=api.MAX_BODY)
+sockets.install()  # browsers' log messages escaped; element events only from the client's own socket
 
 
 @ui.page("/")
