@@ -55,17 +55,30 @@ class Settings(BaseSettings):
     # The page
     ui_host: str = "127.0.0.1"
     ui_port: int = 8501
+    # Addresses (comma-separated IPs or networks, uvicorn's FORWARDED_ALLOW_IPS format) of the reverse proxies whose
+    # X-Forwarded-For / X-Forwarded-Proto the page believes. Default: none, the client is the socket's peer (uvicorn's
+    # own default would trust 127.0.0.1, where anyone on the machine can set the header).
+    trusted_proxies: str = ""
     storage_secret: str | None = None  # signs the browser-id cookie; unset in dev: a random one kept in var/
     storage_secret_file: Path = ROOT / "var" / "storage_secret"
     ui_storage_dir: Path = ROOT / "var" / "nicegui"  # NiceGUI's server-side browser storage (the admin login)
     low_confidence: float = 0.6  # below this the page says "not sure"
     history_page_size: int = 10
+    # The JSON API: predictions one client (its signed browser-id cookie, else its address) may have in flight; one
+    # more is refused with 429 and Retry-After (ui/limits.py)
+    api_max_in_flight: int = 2
 
     # The admin page /models: its password (unset in dev: one generated into var/admin_password, printed by make run)
     admin_password: str | None = None
     admin_password_file: Path = ROOT / "var" / "admin_password"
-    admin_max_failures: int = 5  # failed logins per client address within admin_lockout_seconds, then locked out
-    admin_lockout_seconds: float = 300.0
+    # Failed logins per client address (in PostgreSQL): the first admin_free_failures cost nothing, then each doubles
+    # the wait before the next attempt, from admin_first_delay_seconds up to admin_max_delay_seconds; an address
+    # without failures for admin_forget_seconds starts again
+    admin_free_failures: int = 3
+    admin_first_delay_seconds: float = 1.0
+    admin_max_delay_seconds: float = 60.0
+    admin_forget_seconds: float = 3600.0
+    admin_idle_seconds: float = 1800.0  # an admin session without an admin action for this long has ended
     compare_drawings: int = 100  # compare mode: how many of the newest stored drawings to run through every version
     # Predictions and labels that could not be written to PostgreSQL wait in a journal (db/journal.py) and are
     # replayed every journal_replay_seconds once it is back. Default: var/journal/<database>.jsonl, one file per

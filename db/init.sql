@@ -69,6 +69,26 @@ CREATE TABLE IF NOT EXISTS model_defaults (
     updated_by  text        NOT NULL
 );
 
+-- Failed admin logins per client address (ui/admin.py): after a few free failures, each one doubles the wait before
+-- the next attempt from that address (capped); forgotten after an hour without failures. Shared by every UI process.
+CREATE TABLE IF NOT EXISTS admin_login_failures (
+    address      text        PRIMARY KEY,
+    failures     integer     NOT NULL CHECK (failures > 0),
+    last_failure timestamptz NOT NULL DEFAULT now()
+);
+
+-- Admin sessions (ui/admin.py): a random token made at each login, kept by the browser in an HttpOnly cookie; only its
+-- SHA-256 is stored. A 'ticket' is the one-time, short-lived step between the login form and that cookie. Every admin
+-- action checks the row (browser, password fingerprint, idle time); logging out deletes it.
+CREATE TABLE IF NOT EXISTS admin_sessions (
+    token_sha256         bytea       PRIMARY KEY,
+    kind                 text        NOT NULL CHECK (kind IN ('ticket', 'session')),
+    browser_id           text        NOT NULL,
+    password_fingerprint text        NOT NULL,
+    created_at           timestamptz NOT NULL DEFAULT now(),
+    last_seen            timestamptz NOT NULL DEFAULT now()
+);
+
 COMMENT ON TABLE predictions IS
     'One row per prediction served to a browser. The original drawing (canvas_png) and the user''s correction '
     '(true_digit) are kept on purpose: together they are a labelled data set of real user drawings for future '

@@ -7,6 +7,7 @@ unavailable" instead of a stack trace; constraint violations (bugs, not outages)
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +32,10 @@ class StoreUnavailable(RuntimeError):
 
 class RequestIdTaken(ValueError):
     """A request_id already belongs to another browser's prediction (a client bug or a forged id)."""
+
+
+class RequestIdReused(RequestIdTaken):
+    """A request_id already names this browser's prediction of another image: a retry must send the same image."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,12 @@ async def apply_schema(pool: AsyncConnectionPool, *, schema_file: Path = SCHEMA_
 
 
 async def insert_prediction(pool: AsyncConnectionPool, prediction: NewPrediction) -> int:
-    """Store a prediction and return its id; a retry with the same request_id returns the first row's id."""
+    """Store a prediction and return its id; a retry with the same request_id returns the first row's id.
+
+    RequestIdTaken when the request_id is another browser's; RequestIdReused when it is this browser's, for another
+    image (answering with the first row's id would pair the new digit with the old drawing).
+    """
+    digest = hashlib.sha256(prediction.canvas_png).digest()
     async with _transaction(pool) as conn:
         cursor = await conn.execute(
             """
@@ -172,19 +182,22 @@ async def insert_prediction(pool: AsyncConnectionPool, prediction: NewPrediction
             VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (request_id) DO UPDATE SET request_id = EXCLUDED.request_id
                 WHERE predictions.browser_id = EXCLUDED.browser_id
-            RETURNING id
+            RETURNING id, sha256(canvas_png) = %s
             """,
             (
                 prediction.request_id, prediction.browser_id, prediction.model_name, prediction.model_version,
                 prediction.predicted_digit, prediction.confidence, list(prediction.probabilities),
-                prediction.canvas_png, prediction.preview_png, prediction.latency_ms, prediction.not_a_digit,
+                prediction.canvas_png, prediction.preview_png, prediction.latency_ms, prediction.not_a_digit, digest,
             ),
         )  # fmt: skip
         row = await cursor.fetchone()
     # The no-op update makes RETURNING yield the existing id; its WHERE yields nothing when another browser owns it.
     if row is None:
         raise RequestIdTaken(f"request_id {prediction.request_id} belongs to another browser's prediction")
-    return row[0]
+    row_id, same_image = row
+    if not same_image:
+        raise RequestIdReused(f"request_id {prediction.request_id} was used for another image (row {row_id})")
+    return row_id
 
 
 async def set_feedback(pool: AsyncConnectionPool, *, prediction_id: int, browser_id: str, true_digit: int) -> bool:
@@ -417,3 +430,93 @@ async def labelled_feedback(pool: AsyncConnectionPool) -> list[Feedback]:
             """
         )
         return await cursor.fetchall()
+
+
+# Admin login (ui/admin.py): failures per client address, and sessions. Durations are seconds.
+
+
+async def login_failures(pool: AsyncConnectionPool, *, address: str, forget: float) -> tuple[int, float]:
+    """(failures, seconds since the last one) of an address; (0, 0) when none within `forget` seconds."""
+    async with _transaction(pool) as conn:
+        cursor = await conn.execute(
+            """
+            SELECT failures, extract(epoch FROM now() - last_failure)::float8 FROM admin_login_failures
+            WHERE address = %s AND last_failure > now() - make_interval(secs => %s)
+            """,
+            (address, forget),
+        )
+        row = await cursor.fetchone()
+    return (row[0], row[1]) if row else (0, 0.0)
+
+
+async def record_login_failure(pool: AsyncConnectionPool, *, address: str, forget: float) -> int:
+    """Count one more failed login of an address (starting again after `forget` quiet seconds); the new count."""
+    async with _transaction(pool) as conn:
+        cursor = await conn.execute(
+            """
+            INSERT INTO admin_login_failures AS f (address, failures) VALUES (%s, 1)
+            ON CONFLICT (address) DO UPDATE SET last_failure = now(),
+                failures = CASE WHEN f.last_failure > now() - make_interval(secs => %s) THEN f.failures + 1 ELSE 1 END
+            RETURNING failures
+            """,
+            (address, forget),
+        )
+        (failures,) = await cursor.fetchone()
+    return failures
+
+
+async def clear_login_failures(pool: AsyncConnectionPool, *, address: str) -> None:
+    async with _transaction(pool) as conn:
+        await conn.execute("DELETE FROM admin_login_failures WHERE address = %s", (address,))
+
+
+async def add_admin_token(
+    pool: AsyncConnectionPool, *, token_sha256: bytes, kind: str, browser_id: str, fingerprint: str, idle: float
+) -> None:
+    """Store a login ticket or session (and drop the ones idle for longer than `idle`)."""
+    async with _transaction(pool) as conn:
+        await conn.execute("DELETE FROM admin_sessions WHERE last_seen < now() - make_interval(secs => %s)", (idle,))
+        await conn.execute(
+            "INSERT INTO admin_sessions (token_sha256, kind, browser_id, password_fingerprint) VALUES (%s, %s, %s, %s)",
+            (token_sha256, kind, browser_id, fingerprint),
+        )
+
+
+async def redeem_admin_ticket(
+    pool: AsyncConnectionPool, *, token_sha256: bytes, browser_id: str, max_age: float
+) -> str | None:
+    """Use up a login ticket of this browser made within `max_age`; its password fingerprint, or None."""
+    async with _transaction(pool) as conn:
+        cursor = await conn.execute(
+            """
+            DELETE FROM admin_sessions WHERE token_sha256 = %s AND kind = 'ticket' AND browser_id = %s
+                AND created_at > now() - make_interval(secs => %s)
+            RETURNING password_fingerprint
+            """,
+            (token_sha256, browser_id, max_age),
+        )
+        row = await cursor.fetchone()
+    return row[0] if row else None
+
+
+async def admin_session_valid(
+    pool: AsyncConnectionPool, *, token_sha256: bytes, browser_id: str, fingerprint: str, idle: float, touch: bool
+) -> bool:
+    """Whether this browser's session exists, was made with this password and was used within `idle` seconds;
+    with `touch`, this use counts (an admin action), else not (the page's own periodic refresh)."""
+    async with _transaction(pool) as conn:
+        cursor = await conn.execute(
+            """
+            UPDATE admin_sessions SET last_seen = CASE WHEN %s THEN now() ELSE last_seen END
+            WHERE token_sha256 = %s AND kind = 'session' AND browser_id = %s AND password_fingerprint = %s
+                AND last_seen > now() - make_interval(secs => %s)
+            RETURNING 1
+            """,
+            (touch, token_sha256, browser_id, fingerprint, idle),
+        )
+        return await cursor.fetchone() is not None
+
+
+async def delete_admin_session(pool: AsyncConnectionPool, *, token_sha256: bytes) -> None:
+    async with _transaction(pool) as conn:
+        await conn.execute("DELETE FROM admin_sessions WHERE token_sha256 = %s", (token_sha256,))

@@ -58,6 +58,9 @@ def percentile(values: list[float], q: float) -> float | None:
 async def user(base_url: str, drawings: list[tuple[bytes, int]], deadline: float, think: float, tally: Tally) -> None:
     rng = random.Random()
     async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(30, connect=5)) as client:
+        # the session cookie first, as a browser has it: cookie-less requests are counted by address (ui/limits.py),
+        # and 32 users starting together from 127.0.0.1 would share that address's 2 predictions in flight
+        await client.get("/api/history")
 
         async def timed(step: str, times: list[float], request) -> httpx.Response | None:
             """One request: its time in `times`; None (and the error in the tally) unless it answered 200."""

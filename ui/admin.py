@@ -1,89 +1,123 @@
-"""Admin login for /models: the password (settings.secret("admin_password")), a limit on failed attempts, and the
-browser's logged-in mark.
+"""Admin login for /models: the password (settings.secret("admin_password")), a slowing delay after failed attempts,
+and server-side admin sessions.
 
-Failed logins are counted per client address; after `admin_max_failures` within `admin_lockout_seconds` that address
-is refused until the window has passed. A successful login is remembered in the browser's server-side storage
-together with a fingerprint of the password, so changing the password logs every browser out.
+Failed logins are counted per client address in PostgreSQL (admin_login_failures: shared by every UI process, kept
+across restarts). The address is the socket's peer unless the request came through one of TRUSTED_PROXIES (ui/main.py
+passes them to uvicorn), so an X-Forwarded-For header chooses nothing. After `admin_free_failures` failures each
+further one doubles the wait before that address may try again, from `admin_first_delay_seconds` up to
+`admin_max_delay_seconds`: guessing slows to one try a minute, and whoever shares the admin's address can make the
+admin wait at most that long, never lock them out for good.
+
+Sessions ("renew at login"): NiceGUI's app.storage.user is keyed by the browser-id cookie, which is also the identity
+of the browser's drawings and is not changed at login; whoever holds a copy of that cookie shares it. So a login makes
+a new random token instead, kept by the browser in its own HttpOnly, SameSite=Strict cookie (ADMIN_COOKIE) and in
+PostgreSQL as its SHA-256, with the browser id and a fingerprint of the password. The login form runs over the
+websocket, where no cookie can be set: it hands the browser a one-time ticket (60 s, bound to the browser id) that the
+HTTP route /admin/session exchanges for the session cookie. Every admin action checks the session row: logging out
+deletes it (open tabs stop working), a changed password or `admin_idle_seconds` without an action ends it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import time
-from collections import defaultdict, deque
+import math
+import secrets
 
-from nicegui import app
+from psycopg_pool import AsyncConnectionPool
 
+from db import store
 from settings import Settings
 
-SESSION_KEY = "admin"
+ADMIN_COOKIE = "admin_session"
+TICKET_SECONDS = 60.0
 
 
-class LoginLimiter:
-    """Failed logins per client address in a sliding window."""
-
-    def __init__(self, *, max_failures: int, window: float, clock=time.monotonic):
-        self.max_failures = max_failures
-        self.window = window
-        self.clock = clock
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-
-    def _recent(self, client: str) -> deque[float]:
-        failures, now = self._failures[client], self.clock()
-        while failures and now - failures[0] > self.window:
-            failures.popleft()
-        return failures
-
-    def retry_after(self, client: str) -> float:
-        """Seconds until this client may try again (0: now)."""
-        failures = self._recent(client)
-        if len(failures) < self.max_failures:
-            return 0.0
-        return max(0.0, self.window - (self.clock() - failures[0]))
-
-    def attempts_left(self, client: str) -> int:
-        return max(0, self.max_failures - len(self._recent(client)))
-
-    def failed(self, client: str) -> None:
-        self._recent(client).append(self.clock())
-
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)
+class LoginRefused(Exception):
+    """A login attempt that did not succeed; the message is for the user."""
 
 
 def fingerprint(password: str) -> str:
     return hashlib.sha256(b"digit-recognizer admin\0" + password.encode()).hexdigest()
 
 
-class AdminLogin:
-    """The admin password check for the app (one per app, built at start-up)."""
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
-    def __init__(self, settings: Settings):
+
+def backoff_delay(failures: int, *, free: int, first: float, cap: float) -> float:
+    """Seconds an address waits after `failures` failed logins: none for the first `free`, then doubling, capped."""
+    if failures <= free:
+        return 0.0
+    return min(cap, first * 2.0 ** (failures - free - 1))
+
+
+class AdminLogin:
+    """The admin password check and sessions for the app (one per app, built at start-up)."""
+
+    def __init__(self, settings: Settings, pool: AsyncConnectionPool):
         self.settings = settings
-        self.limiter = LoginLimiter(max_failures=settings.admin_max_failures, window=settings.admin_lockout_seconds)
+        self.pool = pool
 
     @property
     def password(self) -> str:
         return self.settings.secret("admin_password")
 
-    def is_admin(self) -> bool:
-        """Whether the current browser is logged in (with the current password)."""
-        return hmac.compare_digest(str(app.storage.user.get(SESSION_KEY, "")), fingerprint(self.password))
+    def _delay(self, failures: int) -> float:
+        s = self.settings
+        return backoff_delay(
+            failures, free=s.admin_free_failures, first=s.admin_first_delay_seconds, cap=s.admin_max_delay_seconds
+        )
 
-    def check_login(self, client: str, password: str) -> str | None:
-        """None when the password is right (and the browser is now logged in); else the message to show."""
-        wait = self.limiter.retry_after(client)
+    async def check_login(self, address: str, password: str, *, browser_id: str) -> str:
+        """The one-time ticket for /admin/session when the password is right; else LoginRefused (StoreUnavailable
+        when the database cannot be reached: no login without it)."""
+        forget = self.settings.admin_forget_seconds
+        failures, since = await store.login_failures(self.pool, address=address, forget=forget)
+        wait = self._delay(failures) - since
         if wait > 0:
-            return f"Too many failed attempts: try again in {wait:.0f} s."
+            raise LoginRefused(f"Too many failed attempts: try again in {math.ceil(wait)} s.")
         if not hmac.compare_digest(password.encode(), self.password.encode()):
-            self.limiter.failed(client)
-            left = self.limiter.attempts_left(client)
-            return "Wrong password." + (f" {left} attempt(s) left." if left > 0 else " Locked for a while.")
-        self.limiter.succeeded(client)
-        app.storage.user[SESSION_KEY] = fingerprint(self.password)
-        return None
+            delay = self._delay(await store.record_login_failure(self.pool, address=address, forget=forget))
+            raise LoginRefused(
+                "Wrong password." + (f" Wait {math.ceil(delay)} s before the next attempt." if delay else "")
+            )
+        await store.clear_login_failures(self.pool, address=address)
+        return await self._new_token("ticket", browser_id=browser_id)
 
-    @staticmethod
-    def logout() -> None:
-        app.storage.user.pop(SESSION_KEY, None)
+    async def _new_token(self, kind: str, *, browser_id: str) -> str:
+        token = secrets.token_urlsafe(32)
+        await store.add_admin_token(
+            self.pool,
+            token_sha256=_digest(token),
+            kind=kind,
+            browser_id=browser_id,
+            fingerprint=fingerprint(self.password),
+            idle=max(self.settings.admin_idle_seconds, TICKET_SECONDS),
+        )
+        return token
+
+    async def start_session(self, ticket: str, *, browser_id: str) -> str | None:
+        """A new session token for this browser in exchange for its ticket (used up); None for an invalid ticket."""
+        found = await store.redeem_admin_ticket(
+            self.pool, token_sha256=_digest(ticket), browser_id=browser_id, max_age=TICKET_SECONDS
+        )
+        if found is None or not hmac.compare_digest(found, fingerprint(self.password)):
+            return None
+        return await self._new_token("session", browser_id=browser_id)
+
+    async def session_valid(self, token: str | None, *, browser_id: str, touch: bool = True) -> bool:
+        """Whether `token` is a live admin session of this browser (checked before every admin action)."""
+        if not token:
+            return False
+        return await store.admin_session_valid(
+            self.pool,
+            token_sha256=_digest(token),
+            browser_id=browser_id,
+            fingerprint=fingerprint(self.password),
+            idle=self.settings.admin_idle_seconds,
+            touch=touch,
+        )
+
+    async def end_session(self, token: str) -> None:
+        await store.delete_admin_session(self.pool, token_sha256=_digest(token))

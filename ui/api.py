@@ -3,8 +3,12 @@
     POST /api/predictions                     body: the PNG (Content-Type: image/png); optional header
                                               Idempotency-Key: <uuid> makes a retry return the same row
                                               ?save=false: predict only (like the page's Live mode)
-    PUT  /api/predictions/{request_id}/label  JSON {"digit": 0-9}: the digit the user meant
+    PUT  /api/predictions/{request_id}/label  JSON {"digit": 0-9}: the digit the user meant (a JSON integer)
     GET  /api/history?limit=10&offset=0       this client's predictions, newest first
+
+Strict on purpose: the body of a prediction is the image's own bytes (PNG or JPEG, else 415); an Idempotency-Key names
+one image (reused with another: 409); a label is a JSON integer 0-9 (true, "7", 7.0: 422); paging numbers are bounded
+(422, never a database error). Each route declares its response model (PredictionOut, LabelOut, HistoryOut).
 
 The client is identified like a browser: by NiceGUI's signed session cookie (set on the first response; keep it, as
 a browser does). Every read and label is scoped to that identity, so knowing another client's ids is not enough.
@@ -15,19 +19,66 @@ journaled, not lost.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Literal
 
-from fastapi import Body, Header, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import Header, HTTPException, Query, Request
 from nicegui import app
+from pydantic import BaseModel, ConfigDict, Field
 
 from db import store
 from db.journal import JournalWriteError
 from serving.inference import ModelUnavailable, PredictionRejected
-from ui.context import current
-from ui.recorder import Label
+from ui.context import AppContext, current
+from ui.limits import Busy, client_key
+from ui.recorder import Label, Recorded
 
 NOT_KEPT = "not saved: the database is unavailable and so is the server's journal"
-MAX_BODY = 4 * 1024 * 1024  # TorchServe's max_request_size (config.properties)
+MAX_BODY = 4 * 1024 * 1024  # TorchServe's max_request_size (config.properties); ui/limits.BodyLimit enforces it
+MAX_OFFSET = 1_000_000  # far beyond any history; bounds what reaches PostgreSQL's bigint OFFSET
+SavedAs = Literal["database", "journal", "not saved"]
+
+
+class PredictionOut(BaseModel):
+    id: int | None = Field(description="the row's id; null unless saved in the database")
+    request_id: uuid.UUID
+    saved: SavedAs
+    digit: int | None = Field(description="the digit read; null when the drawing is refused as not a digit")
+    not_a_digit: bool = False
+    reason: str | None = Field(None, description='why it was refused, e.g. "looks like several digits"')
+    closest_digit: int = Field(description="the digit it is closest to (the digit itself unless refused)")
+    confidence: float
+    probabilities: list[float]
+    model_name: str
+    model_version: str
+    latency_ms: float
+
+
+class LabelIn(BaseModel):
+    # strict: a JSON integer only (lax mode would take true as 1 and "7" or " 7 " as 7)
+    model_config = ConfigDict(strict=True, extra="forbid")
+    digit: int = Field(ge=0, le=9)
+
+
+class LabelOut(BaseModel):
+    request_id: uuid.UUID
+    digit: int
+    saved: Literal["database", "journal"]
+
+
+class HistoryItem(BaseModel):
+    id: int
+    request_id: uuid.UUID
+    created_at: datetime
+    digit: int
+    confidence: float
+    true_digit: int | None
+    model_version: str
+
+
+class HistoryOut(BaseModel):
+    total: int
+    predictions: list[HistoryItem]
 
 
 def _client_id() -> str:
@@ -47,41 +98,56 @@ async def create_prediction(
     request: Request,
     save: bool = Query(True),
     idempotency_key: str | None = Header(None),
-) -> JSONResponse:
+) -> PredictionOut:
     request_id = _request_id(idempotency_key)
+    context = await current()
+    try:
+        with context.in_flight.slot(client_key(request)):
+            recorded = await _predict(request, context, request_id=request_id, save=save)
+    except Busy as exc:
+        raise HTTPException(
+            429,
+            f"too many predictions in flight: at most {context.in_flight.limit} per client; retry when one is answered",
+            headers={"Retry-After": "1"},
+        ) from exc
+    p = recorded.prediction
+    return PredictionOut(
+        id=recorded.row_id,
+        request_id=recorded.request_id,
+        saved=recorded.saved.value,
+        digit=p.digit,
+        not_a_digit=p.not_a_digit,
+        reason=p.reason,
+        closest_digit=p.closest_digit,
+        confidence=p.confidence,
+        probabilities=p.probabilities,
+        model_name=p.model_name,
+        model_version=p.model_version,
+        latency_ms=round(p.latency_ms, 2),
+    )
+
+
+async def _predict(request: Request, context: AppContext, *, request_id: uuid.UUID | None, save: bool) -> Recorded:
+    # the body is read here, inside the client's slot; BodyLimit has capped it at MAX_BODY
     body = await request.body()
     if not body:
         raise HTTPException(400, "empty body: send the drawing as a PNG (Content-Type: image/png)")
-    if len(body) > MAX_BODY:
-        raise HTTPException(413, f"the image is {len(body)} bytes; at most {MAX_BODY} are accepted")
-    context = await current()
     try:
-        recorded = await context.recorder.predict(body, browser_id=_client_id(), request_id=request_id, save=save)
+        return await context.recorder.predict(body, browser_id=_client_id(), request_id=request_id, save=save)
     except PredictionRejected as exc:
         raise HTTPException(exc.status, str(exc)) from exc
     except ModelUnavailable as exc:
         raise HTTPException(503, str(exc), headers={"Retry-After": "2"}) from exc
+    except store.RequestIdReused as exc:
+        raise HTTPException(409, "this Idempotency-Key was already used with another image: use a new key") from exc
     except store.RequestIdTaken as exc:
         raise HTTPException(409, "this Idempotency-Key belongs to another client") from exc
     except JournalWriteError as exc:
         raise HTTPException(503, f"{NOT_KEPT} ({exc.strerror})") from exc
-    p = recorded.prediction
-    return JSONResponse(
-        {
-            "id": recorded.row_id,
-            "request_id": str(recorded.request_id),
-            "saved": recorded.saved.value,
-            "digit": p.digit,
-            "confidence": p.confidence,
-            "probabilities": p.probabilities,
-            "model_name": p.model_name,
-            "model_version": p.model_version,
-            "latency_ms": round(p.latency_ms, 2),
-        }
-    )
 
 
-async def label_prediction(request_id: uuid.UUID, digit: int = Body(..., embed=True)) -> dict:
+async def label_prediction(request_id: uuid.UUID, body: LabelIn) -> LabelOut:
+    digit = body.digit
     context = await current()
     try:
         outcome = await context.recorder.label(browser_id=_client_id(), request_id=request_id, digit=digit)
@@ -91,35 +157,35 @@ async def label_prediction(request_id: uuid.UUID, digit: int = Body(..., embed=T
         raise HTTPException(503, f"{NOT_KEPT} ({exc.strerror})") from exc
     if outcome is Label.NOT_FOUND:
         raise HTTPException(404, "no such prediction of yours")
-    return {"request_id": str(request_id), "digit": digit, "saved": outcome.value}
+    return LabelOut(request_id=request_id, digit=digit, saved=outcome.value)
 
 
-async def history(limit: int = Query(10, ge=1, le=100), offset: int = Query(0, ge=0)) -> dict:
+async def history(limit: int = Query(10, ge=1, le=100), offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> HistoryOut:
     context = await current()
     try:
         rows = await store.history(context.pool, browser_id=_client_id(), limit=limit, offset=offset)
         total = await store.history_count(context.pool, browser_id=_client_id())
     except store.StoreUnavailable as exc:
         raise HTTPException(503, "the history is unavailable: the database cannot be reached") from exc
-    return {
-        "total": total,
-        "predictions": [
-            {
-                "id": row.id,
-                "request_id": str(row.request_id),
-                "created_at": row.created_at.isoformat(),
-                "digit": row.predicted_digit,
-                "confidence": row.confidence,
-                "true_digit": row.true_digit,
-                "model_version": row.model_version,
-            }
+    return HistoryOut(
+        total=total,
+        predictions=[
+            HistoryItem(
+                id=row.id,
+                request_id=row.request_id,
+                created_at=row.created_at,
+                digit=row.predicted_digit,
+                confidence=row.confidence,
+                true_digit=row.true_digit,
+                model_version=row.model_version,
+            )
             for row in rows
         ],
-    }
+    )
 
 
 def register() -> None:
     """Add the routes to NiceGUI's FastAPI app (called by ui/main.py, which tests run once per test app)."""
-    app.add_api_route("/api/predictions", create_prediction, methods=["POST"])
-    app.add_api_route("/api/predictions/{request_id}/label", label_prediction, methods=["PUT"])
-    app.add_api_route("/api/history", history, methods=["GET"])
+    app.add_api_route("/api/predictions", create_prediction, methods=["POST"], response_model=PredictionOut)
+    app.add_api_route("/api/predictions/{request_id}/label", label_prediction, methods=["PUT"], response_model=LabelOut)
+    app.add_api_route("/api/history", history, methods=["GET"], response_model=HistoryOut)

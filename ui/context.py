@@ -25,6 +25,7 @@ from serving.management import ManagementError, ModelManager
 from serving.versions import reconcile
 from settings import Settings
 from ui.admin import AdminLogin
+from ui.limits import InFlight
 from ui.recorder import Recorder
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class AppContext:
     journal: Journal
     recorder: Recorder
     admin: AdminLogin
+    in_flight: InFlight  # the JSON API's predictions in flight per client
 
     async def apply_default(self) -> None:
         """Re-apply the operator's chosen default version if TorchServe lost it (restart); never raises."""
@@ -106,7 +108,8 @@ async def build(settings: Settings) -> AppContext:
         defaults=store.DefaultVersions(pool),
         journal=journal,
         recorder=Recorder(predictor=predictor, pool=pool, journal=journal),
-        admin=AdminLogin(settings),
+        admin=AdminLogin(settings, pool),
+        in_flight=InFlight(settings.api_max_in_flight),
     )
     await context.apply_default()  # before the first prediction
     await replay_at_start(journal, pool)

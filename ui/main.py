@@ -8,11 +8,13 @@ from __future__ import annotations
 import logging
 
 from fastapi import Request
+from fastapi.responses import RedirectResponse
 from nicegui import app, ui
 from nicegui.storage import Storage
 
 from settings import Settings, SettingsError, load
-from ui import api
+from ui import api, limits, sockets
+from ui.admin import ADMIN_COOKIE
 from ui.context import Runtime, current
 from ui.pages import draw, models, stats
 
@@ -29,6 +31,9 @@ def header() -> None:
 
 
 api.register()
+# Every request body, on every route (the API's, NiceGUI's own): refused by Content-Length, or cut off at the cap
+app.add_middleware(limits.BodyLimit, max_body=api.MAX_BODY)
+sockets.install()  # browsers' log messages escaped; element events only from the client's own socket
 
 
 @ui.page("/")
@@ -48,7 +53,38 @@ async def stats_page() -> None:
 async def models_page(request: Request) -> None:
     header()
     client = request.client.host if request.client else "unknown"
-    await models.build(await current(), client=client)
+    context = await current()
+    browser_id = app.storage.browser["id"]
+    await models.build(context, client=client, browser_id=browser_id, session=request.cookies.get(ADMIN_COOKIE))
+
+
+@app.get("/admin/session", include_in_schema=False)
+async def admin_session(ticket: str = "") -> RedirectResponse:
+    """The login form's one-time ticket in exchange for a new admin session cookie (ui/admin.py says why)."""
+    context = await current()
+    response = RedirectResponse("/models", status_code=303)
+    token = await context.admin.start_session(ticket, browser_id=app.storage.browser["id"])
+    if token:
+        response.set_cookie(ADMIN_COOKIE, token, httponly=True, samesite="strict", path="/")
+    return response
+
+
+@app.get("/admin/logout", include_in_schema=False)
+async def admin_logout(request: Request) -> RedirectResponse:
+    """End the admin session (server-side) and remove its cookie."""
+    context = await current()
+    if token := request.cookies.get(ADMIN_COOKIE):
+        await context.admin.end_session(token)
+    response = RedirectResponse("/models", status_code=303)
+    response.delete_cookie(ADMIN_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+def server_options(settings: Settings) -> dict:
+    """What uvicorn needs besides the address: X-Forwarded-* are believed only from the configured proxies (uvicorn's
+    default would trust 127.0.0.1, so anyone on the machine could choose their address for the admin login)."""
+    proxies = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or None}
 
 
 def run(settings: Settings) -> None:
@@ -67,6 +103,7 @@ def run(settings: Settings) -> None:
         storage_secret=settings.secret("storage_secret"),
         reload=False,
         show=False,
+        **server_options(settings),
     )
 
 

@@ -19,9 +19,24 @@ from psycopg_pool import AsyncConnectionPool
 
 from db import store
 from db.journal import Journal
-from serving.inference import Prediction, Predictor
+from serving.inference import Prediction, PredictionRejected, Predictor
 
 logger = logging.getLogger(__name__)
+
+
+# What a drawing may be: the slate sends PNG; scripts may send JPEG. Anything else (JSON, multipart, base64 text, which
+# TorchServe's handler would also decode) is refused before TorchServe, so canvas_png only ever holds image bytes.
+IMAGE_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
+NOT_AN_IMAGE = (
+    "not an image: send the PNG or JPEG file's own bytes as the body (Content-Type: image/png or image/jpeg); "
+    "JSON, multipart and base64 text are not accepted here"
+)
+
+
+def check_image(data: bytes) -> None:
+    """PredictionRejected (415) unless `data` starts like a PNG or a JPEG file."""
+    if not any(data.startswith(signature) for signature in IMAGE_SIGNATURES):
+        raise PredictionRejected(NOT_AN_IMAGE, status=415)
 
 
 class Saved(enum.Enum):
@@ -88,7 +103,12 @@ class Recorder:
         save: bool = True,
         version: str | None = None,
     ) -> Recorded:
-        """Ask TorchServe (PredictorError when it cannot answer) and record the answer unless `save` is False."""
+        """Ask TorchServe (PredictorError when it cannot answer) and record the answer unless `save` is False.
+
+        PredictionRejected (415) for anything but PNG or JPEG bytes; store.RequestIdReused (a RequestIdTaken) when the
+        request_id already names another image of this browser.
+        """
+        check_image(png)
         prediction = await self.predictor.predict(png, version=version)
         request_id = request_id or uuid.uuid4()
         if not save:

@@ -97,6 +97,15 @@ async def test_request_id_of_another_browser_is_refused(pool):
     assert await store.history_count(pool, browser_id="browser-b") == 0
 
 
+async def test_request_id_reused_for_another_image_is_refused(pool):
+    """Same browser, same request_id, another drawing: not the first row's id (its digit would pair with this image)."""
+    request_id = uuid.uuid4()
+    first = await store.insert_prediction(pool, prediction(digit=3, request_id=request_id))
+    with pytest.raises(store.RequestIdReused):
+        await store.insert_prediction(pool, prediction(digit=4, request_id=request_id))  # canvas_png differs
+    assert [row.id for row in await store.history(pool, browser_id="browser-a", limit=10)] == [first]
+
+
 async def test_feedback_labels_that_row_and_can_be_changed(pool):
     labelled = await store.insert_prediction(pool, prediction(digit=3))
     other = await store.insert_prediction(pool, prediction(digit=3))

@@ -1,33 +1,94 @@
-"""Admin login without servers: the failure limiter and the per-address lockout (ui/admin.py)."""
+"""Admin login without TorchServe: the slowing delay per client address, kept in PostgreSQL (ui/admin.py), and which
+forwarded headers the page believes (ui/main.py's uvicorn options)."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
+
+import pytest
+import uvicorn
+from nicegui import app
+from nicegui.storage import Storage
+
+from db import store
 from settings import Settings
-from ui.admin import AdminLogin, LoginLimiter
+from ui.admin import AdminLogin, LoginRefused, backoff_delay
 
 PASSWORD = "correct horse battery staple"
 
 
-def test_login_limiter_window():
-    now = [0.0]
-    limiter = LoginLimiter(max_failures=2, window=60, clock=lambda: now[0])
-    limiter.failed("a")
-    assert limiter.retry_after("a") == 0
-    limiter.failed("a")
-    assert limiter.retry_after("a") == 60 and limiter.retry_after("b") == 0
-    now[0] = 30
-    assert limiter.retry_after("a") == 30
-    now[0] = 61
-    assert limiter.retry_after("a") == 0
-    limiter.failed("a")
-    limiter.succeeded("a")
-    assert limiter.retry_after("a") == 0
+def test_backoff_doubles_after_the_free_failures_and_is_capped():
+    delays = [backoff_delay(n, free=3, first=1, cap=60) for n in range(1, 12)]
+    assert delays == [0, 0, 0, 1, 2, 4, 8, 16, 32, 60, 60]
 
 
-def test_a_locked_out_address_does_not_lock_out_the_others():
-    """check_login (what the page calls with the request's client address) counts failures per address."""
-    admin = AdminLogin(Settings(_env_file=None, admin_password=PASSWORD, admin_max_failures=3))
-    for left in ("2 attempt(s) left.", "1 attempt(s) left.", "Locked for a while."):
-        assert admin.check_login("203.0.113.7", "guess") == f"Wrong password. {left}"
-    assert admin.check_login("203.0.113.7", PASSWORD).startswith("Too many failed attempts")
-    assert admin.check_login("198.51.100.2", "guess") == "Wrong password. 2 attempt(s) left."
+async def refused(admin: AdminLogin, address: str, password: str) -> str:
+    with pytest.raises(LoginRefused) as caught:
+        await admin.check_login(address, password, browser_id="b")
+    return str(caught.value)
+
+
+async def test_failures_slow_down_one_address_are_shared_and_survive_a_restart(database_url):
+    settings = Settings(_env_file=None, admin_password=PASSWORD, admin_free_failures=2, admin_first_delay_seconds=0.5)
+    pool = await store.open_pool(database_url, timeout=5)
+    try:
+        async with pool.connection() as conn:
+            await conn.execute("DELETE FROM admin_login_failures")
+        admin = AdminLogin(settings, pool)
+        assert await refused(admin, "203.0.113.7", "guess") == "Wrong password."
+        assert await refused(admin, "203.0.113.7", "guess") == "Wrong password."
+        assert await refused(admin, "203.0.113.7", "guess") == "Wrong password. Wait 1 s before the next attempt."
+        # the right password is not even checked while the address waits, also by another process (or after a restart)
+        assert (await refused(AdminLogin(settings, pool), "203.0.113.7", PASSWORD)).startswith("Too many failed")
+        assert await refused(admin, "198.51.100.2", "guess") == "Wrong password."  # another address is not slowed
+        await asyncio.sleep(0.6)
+        assert await admin.check_login("203.0.113.7", PASSWORD, browser_id="b")  # a ticket; the count starts again
+        assert await refused(admin, "203.0.113.7", "guess") == "Wrong password."
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize(
+    ("trusted", "seen"), [("", "127.0.0.1"), ("10.0.0.5", "127.0.0.1"), ("127.0.0.1", "203.0.113.9")]
+)
+async def test_forwarded_headers_are_believed_only_from_configured_proxies(monkeypatch, trusted, seen):
+    """What ui.main.run() hands uvicorn, applied by uvicorn itself: X-Forwarded-For from 127.0.0.1 sets the client's
+    address only when 127.0.0.1 is a configured proxy (uvicorn's default trusts it)."""
+    # importing ui.main registers its routes and middleware: on copies, so that nothing stays for the next test
+    monkeypatch.setattr(app, "middleware_stack", None)
+    monkeypatch.setattr(app, "user_middleware", list(app.user_middleware))
+    monkeypatch.setattr(app.router, "routes", list(app.router.routes))
+    monkeypatch.delitem(sys.modules, "ui.main", raising=False)
+    from ui import main
+
+    options = {}
+    monkeypatch.setattr(main.ui, "run", lambda **kwargs: options.update(kwargs))
+    monkeypatch.setattr(app, "on_startup", lambda _: None)
+    monkeypatch.setattr(app, "on_shutdown", lambda _: None)
+    monkeypatch.setattr(app.state, "runtime", None, raising=False)
+    monkeypatch.setattr(Storage, "path", Storage.path)
+    main.run(Settings(_env_file=None, trusted_proxies=trusted, storage_secret="s" * 16))
+    clients = []
+
+    async def echo(scope, receive, send):
+        clients.append(scope["client"][0])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    uvicorn_options = {k: options[k] for k in ("proxy_headers", "forwarded_allow_ips") if k in options}
+    config = uvicorn.Config(echo, **uvicorn_options)
+    config.load()
+    scope = {
+        "type": "http", "method": "POST", "path": "/", "headers": [(b"x-forwarded-for", b"203.0.113.9")],
+        "client": ("127.0.0.1", 5000), "scheme": "http", "query_string": b"", "asgi": {"version": "3.0"},
+    }  # fmt: skip
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def send(_):
+        pass
+
+    await config.loaded_app(scope, receive, send)
+    assert clients == [seen]

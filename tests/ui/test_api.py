@@ -3,9 +3,14 @@ retries, clear refusals, and each client confined to its own rows (ids are not e
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 
+import psycopg
 import pytest
+from fastapi.openapi.utils import get_openapi
+from nicegui import app
 from nicegui.testing import User
 
 from tests.conftest import blank_png
@@ -53,7 +58,7 @@ async def test_live_predictions_are_not_saved(user: User, canvas_pngs, database_
     ("body", "headers", "status", "message"),
     [
         (b"", PNG, 400, "empty body"),
-        (b"not an image", PNG, 400, "not an image"),
+        (b"not an image", PNG, 415, "PNG or JPEG file"),
         (blank_png(), PNG, 422, "blank"),
         (b"\x89PNG", {**PNG, "Idempotency-Key": "42"}, 400, "Idempotency-Key must be a UUID"),
         (b"x" * (4 * 1024 * 1024 + 1), PNG, 413, "at most"),
@@ -67,7 +72,11 @@ async def test_bad_requests_get_a_clear_4xx_and_save_nothing(user: User, databas
     assert len(rows_for(database_url)) == before
 
 
-@pytest.mark.parametrize(("digit", "status"), [(10, 422), (-1, 422), ("seven", 422), (None, 422)])
+@pytest.mark.parametrize(
+    ("digit", "status"),
+    # JSON integers 0-9 only: no booleans (True would be stored as 1), numeric strings, floats or lists
+    [(10, 422), (-1, 422), ("seven", 422), (None, 422), (True, 422), ("7", 422), (" 7 ", 422), (7.0, 422), ([7], 422)],
+)
 async def test_invalid_labels_are_refused(user: User, canvas_pngs, database_url, digit, status):
     answer = (await user.http_client.post("/api/predictions", content=canvas_pngs[13][0], headers=PNG)).json()
     response = await user.http_client.put(f"/api/predictions/{answer['request_id']}/label", json={"digit": digit})
@@ -87,3 +96,70 @@ async def test_another_client_can_neither_label_nor_read_my_rows(create_user, ca
     response = await mallory.http_client.post("/api/predictions", content=canvas_pngs[14][0], headers=key)
     assert response.status_code == 409
     assert (await mallory.http_client.get("/api/history")).json() == {"total": 0, "predictions": []}
+
+
+async def test_an_idempotency_key_reused_with_another_image_is_refused(user: User, canvas_pngs, database_url):
+    """A key names one drawing: reusing it for another image answers 409 (not the new digit with the old row's id)."""
+    key = {**PNG, "Idempotency-Key": str(uuid.uuid4())}
+    first = await user.http_client.post("/api/predictions", content=canvas_pngs[15][0], headers=key)
+    assert first.status_code == 200, first.text
+    before = rows_for(database_url)
+    again = await user.http_client.post("/api/predictions", content=canvas_pngs[16][0], headers=key)
+    assert again.status_code == 409 and "another image" in again.json()["detail"], again.text
+    assert rows_for(database_url) == before
+    with psycopg.connect(database_url) as conn:
+        (stored,) = conn.execute("SELECT canvas_png FROM predictions WHERE id = %s", (first.json()["id"],)).fetchone()
+    assert bytes(stored) == canvas_pngs[15][0]
+
+
+def _json_body(png: bytes) -> bytes:
+    return json.dumps({"image": base64.b64encode(png).decode()}).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("json", "application/json"),  # TorchServe's handler would decode it; the row would keep the JSON text
+        ("base64", "text/plain"),
+        ("multipart", "multipart/form-data; boundary=xyz"),
+        ("data-url", "text/plain"),
+    ],
+)
+async def test_only_png_or_jpeg_bytes_are_predicted_and_stored(
+    user: User, canvas_pngs, database_url, body, content_type
+):
+    png = canvas_pngs[17][0]
+    content = {
+        "json": _json_body(png),
+        "base64": base64.b64encode(png),
+        "multipart": b'--xyz\r\nContent-Disposition: form-data; name="data"\r\n\r\n' + png + b"\r\n--xyz--\r\n",
+        "data-url": b"data:image/png;base64," + base64.b64encode(png),
+    }[body]
+    await user.open("/")
+    before = len(rows_for(database_url))
+    response = await user.http_client.post("/api/predictions", content=content, headers={"Content-Type": content_type})
+    assert response.status_code == 415 and "PNG or JPEG file" in response.json()["detail"], response.text
+    assert len(rows_for(database_url)) == before
+
+
+@pytest.mark.parametrize(
+    "query", ["offset=99999999999999999999", "limit=99999999999999999999", "offset=-1", "limit=0", "offset=1e3"]
+)
+async def test_history_paging_outside_its_bounds_is_a_4xx(user: User, query):
+    await user.open("/")
+    response = await user.http_client.get(f"/api/history?{query}")
+    assert response.status_code == 422, response.text
+
+
+async def test_the_three_routes_declare_typed_responses(user: User):
+    """The OpenAPI schema names a response model for each route (what clients and the docs rely on)."""
+    await user.open("/")  # the routes are registered
+    schema = get_openapi(title="digits", version="test", routes=app.routes)  # NiceGUI serves no /openapi.json
+    routes = {
+        ("/api/predictions", "post"): "PredictionOut",
+        ("/api/predictions/{request_id}/label", "put"): "LabelOut",
+        ("/api/history", "get"): "HistoryOut",
+    }
+    for (path, method), model in routes.items():
+        ok = schema["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert ok == {"$ref": f"#/components/schemas/{model}"}, (path, ok)

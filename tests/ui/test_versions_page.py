@@ -4,6 +4,8 @@ compare mode), and accuracy per version in the history."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import psycopg
 import pytest
@@ -21,12 +23,14 @@ PASSWORD = "correct horse battery staple"
 @pytest.fixture(autouse=True)
 def admin_env(app_env, torchserve, database_url):
     app_env.setenv("ADMIN_PASSWORD", PASSWORD)
-    app_env.setenv("ADMIN_MAX_FAILURES", "3")
-    with psycopg.connect(database_url) as conn:  # an earlier module's choice would be re-applied by the page
-        conn.execute("DELETE FROM model_defaults")
+    app_env.setenv("ADMIN_FREE_FAILURES", "3")
+    with psycopg.connect(database_url) as conn:
+        conn.execute("DELETE FROM admin_login_failures")  # every simulated user is 127.0.0.1
+        conn.execute("DELETE FROM model_defaults")  # an earlier module's choice would be re-applied by the page
     yield
     with psycopg.connect(database_url) as conn:
         conn.execute("DELETE FROM model_defaults")
+        conn.execute("DELETE FROM admin_login_failures")
     headers = {"Authorization": f"Bearer {torchserve.keys()['management']}"}
     httpx.put(f"{torchserve.endpoints.management}/models/mnist/1.0/set-default", headers=headers, timeout=30)
 
@@ -69,18 +73,73 @@ async def test_history_shows_accuracy_per_version(user: User, torchserve, databa
     await wait_for(lambda: text_of(user, "version-accuracy") == "by model: 1.0 1/1 = 100% · 2.0 1/1 = 100%")
 
 
-async def test_admin_page_needs_the_password_and_locks_out_after_repeated_failures(user: User):
+async def test_admin_page_needs_the_password_and_slows_down_repeated_failures(user: User):
     await user.open("/models")
     await user.should_not_see(marker="versions")
-    for expected in ("2 attempt(s) left.", "1 attempt(s) left.", "Locked for a while."):
+    for expected in ("Wrong password.", "Wrong password.", "Wrong password.", "Wait 1 s before the next attempt."):
         user.find(marker="password").clear().type("guess")
         user.find(marker="login").click()
-        await user.should_see(f"Wrong password. {expected}")
+        await user.should_see(expected)
     user.find(marker="password").clear()
     user.find(marker="password").type(PASSWORD)
     user.find(marker="login").click()
-    await user.should_see("Too many failed attempts: try again in")  # even the right password, while locked
+    await user.should_see("Too many failed attempts: try again in 1 s.")  # even the right password, while waiting
     await user.should_not_see(marker="versions")
+    await asyncio.sleep(1.1)
+    user.find(marker="login").click()
+    await user.should_see(marker="versions")  # a wait, not a lock
+
+
+async def log_in(user: User) -> None:
+    await user.open("/models")
+    user.find(marker="password").type(PASSWORD)
+    user.find(marker="login").click()
+    await user.should_see(marker="versions")
+
+
+def same_cookies(original: User, copy: User) -> None:
+    copy.http_client.cookies = httpx.Cookies(original.http_client.cookies)
+
+
+async def test_a_login_makes_a_new_session_that_a_pre_login_cookie_does_not_have(create_user):
+    """The red-team case: the browser-id cookie copied before the login does not open the admin page afterwards."""
+    admin, intruder = create_user(), create_user()
+    await admin.open("/models")
+    same_cookies(admin, intruder)  # the admin's cookie as it was before the login
+    await log_in(admin)
+    await intruder.open("/models")
+    await intruder.should_see(marker="password")
+    await intruder.should_not_see(marker="versions")
+
+
+async def test_logging_out_disables_admin_pages_already_open(create_user, torchserve):
+    """Make default on a tab left open after a logout in another tab is refused (and says why)."""
+    tab, other_tab = create_user(), create_user()
+    await log_in(tab)
+    same_cookies(tab, other_tab)  # the same browser: the admin cookie too
+    await other_tab.open("/models")
+    await other_tab.should_see(marker="versions")
+    other_tab.find(marker="logout").click()
+    await other_tab.should_see(marker="password")
+    tab.find(marker="versions").trigger("make_default", "2.0")
+    await tab.should_see("Your admin session has ended")
+    manager = ModelManager(management_url=torchserve.endpoints.management, key_file=torchserve.key_file)
+    async with manager:
+        assert await manager.default_version() == "1.0"
+
+
+@pytest.fixture
+def short_idle(app_env):
+    app_env.setenv("ADMIN_IDLE_SECONDS", "1")  # before the `user` fixture starts the app
+
+
+async def test_an_idle_admin_session_expires(short_idle, user: User):
+    """Without an admin action for ADMIN_IDLE_SECONDS the session has ended, although the page kept refreshing."""
+    await log_in(user)
+    await asyncio.sleep(1.5)
+    user.find(marker="compare").click()
+    await user.should_see("Your admin session has ended")
+    await user.should_see(marker="password")
 
 
 async def test_admin_page_lists_versions_makes_default_and_compares(user: User, torchserve, database_url, canvas_pngs):

@@ -1,7 +1,9 @@
 """The admin page /models: loaded versions, workers, live accuracy per version, "make default", and compare mode.
 
 Protected by the admin password (ui/admin.py: ADMIN_PASSWORD, else the one `make run` generates in
-var/admin_password).
+var/admin_password) and a server-side admin session, checked again before every action (make default, compare,
+refresh): after a logout elsewhere, an expiry or a password change, an open page stops working and says so. The buttons
+are thereby not protected by the secrecy of NiceGUI's client id alone.
 """
 
 from __future__ import annotations
@@ -16,24 +18,38 @@ from db import store
 from serving.inference import Prediction, PredictorError
 from serving.management import ManagementError, Version
 from serving.versions import promote
+from ui.admin import LoginRefused
 from ui.context import AppContext
 from ui.widgets.charts import data_url
 
+ENDED = "Your admin session has ended (logged out, idle too long, or the password changed): log in again."
+NO_DATABASE = "The database cannot be reached: admin login is unavailable."
 
-async def build(context: AppContext, *, client: str) -> None:
-    if not context.admin.is_admin():
-        _login_form(context, client)
+
+async def build(context: AppContext, *, client: str, browser_id: str, session: str | None) -> None:
+    """The admin page for a live session (the cookie's token), else the login form. `client`: the client's address."""
+    try:
+        valid = await context.admin.session_valid(session, browser_id=browser_id)
+    except store.StoreUnavailable:
+        ui.label(NO_DATABASE).classes("mx-auto mt-8 text-negative").mark("login-error")
         return
-    ModelsPage(context)
+    if not valid:
+        _login_form(context, client, browser_id)
+        return
+    ModelsPage(context, session=session, browser_id=browser_id)
 
 
-def _login_form(context: AppContext, client: str) -> None:
+def _login_form(context: AppContext, client: str, browser_id: str) -> None:
     async def attempt() -> None:
-        message = context.admin.check_login(client, password.value or "")
-        if message is None:
-            ui.navigate.to("/models")
-        else:
-            error.set_text(message)
+        try:
+            ticket = await context.admin.check_login(client, password.value or "", browser_id=browser_id)
+        except LoginRefused as exc:
+            error.set_text(str(exc))
+            return
+        except store.StoreUnavailable:
+            error.set_text(NO_DATABASE)
+            return
+        ui.navigate.to(f"/admin/session?ticket={ticket}")  # an HTTP route sets the session cookie
 
     with ui.card().classes("mx-auto mt-8 w-80"):
         ui.label("Model administration").classes("text-lg font-medium")
@@ -136,18 +152,24 @@ def comparison_summary(results: list[Comparison], versions: list[str]) -> str:
 
 
 def _answer_text(answer: Prediction | str) -> str:
-    return answer if isinstance(answer, str) else f"{answer.digit} ({answer.confidence:.0%})"
+    if isinstance(answer, str):
+        return answer
+    if answer.not_a_digit:
+        return f"not a digit ({answer.closest_digit}?)"
+    return f"{answer.digit} ({answer.confidence:.0%})"
 
 
 class ModelsPage:
-    def __init__(self, context: AppContext):
+    def __init__(self, context: AppContext, *, session: str, browser_id: str):
         self.context = context
+        self.session, self.browser_id = session, browser_id
+        self.ended = False
         self.versions: list[Version] = []
         with ui.column().classes("w-full max-w-6xl mx-auto"):
             with ui.row().classes("w-full items-center justify-between"):
                 ui.label("Model versions").classes("text-xl font-medium")
                 with ui.row():
-                    ui.button("Refresh", icon="refresh", on_click=self.refresh).props("flat")
+                    ui.button("Refresh", icon="refresh", on_click=self.refresh).props("flat").mark("refresh")
                     ui.button("Log out", on_click=self.logout).props("flat").mark("logout")
             self.status = ui.label("").classes("text-sm").mark("status")
             self.table = ui.table(columns=VERSION_COLUMNS, rows=[], row_key="version").classes("w-full")
@@ -180,9 +202,30 @@ class ModelsPage:
                     "/></q-td>",
                 )
         ui.timer(0.1, self.refresh, once=True)
-        ui.timer(5.0, self.refresh)  # worker status changes (scaling, respawns)
+        self.timer = ui.timer(5.0, self.refresh_status)  # worker status changes (scaling, respawns)
 
-    async def refresh(self) -> None:
+    async def allowed(self, *, touch: bool = True) -> bool:
+        """Whether the session is still live (checked before every action; `touch`: the action keeps it alive).
+        When it has ended, the page stops and sends the browser to the login form."""
+        if not self.ended:
+            try:
+                live = await self.context.admin.session_valid(self.session, browser_id=self.browser_id, touch=touch)
+            except store.StoreUnavailable:
+                live = False  # no session check without the database: refuse, like the login does
+            self.ended = not live
+        if self.ended:
+            self.timer.deactivate()
+            ui.notify(ENDED, type="warning")
+            ui.navigate.to("/models")
+        return not self.ended
+
+    async def refresh_status(self) -> None:
+        """The periodic refresh: checks the session without keeping it alive (an open tab still expires)."""
+        await self.refresh(touch=False)
+
+    async def refresh(self, *, touch: bool = True) -> None:
+        if not await self.allowed(touch=touch):
+            return
         try:
             self.versions = await self.context.models.versions()
         except ManagementError as exc:
@@ -200,6 +243,8 @@ class ModelsPage:
         self.status.set_text(f"{len(self.versions)} version(s) loaded; the page's predictions use {default}.{note}")
 
     async def make_default(self, version: str) -> None:
+        if not await self.allowed():
+            return
         try:
             await promote(self.context.models, self.context.defaults, version, by="admin page")
         except (ManagementError, store.StoreUnavailable) as exc:
@@ -209,6 +254,8 @@ class ModelsPage:
         await self.refresh()
 
     async def run_compare(self) -> None:
+        if not await self.allowed():
+            return
         versions = [v.version for v in self.versions]
         if len(versions) < 2:
             self.compare_summary.set_text("Only one version is loaded: nothing to compare.")
@@ -246,9 +293,14 @@ class ModelsPage:
         ]
         self.compare_table.update()
 
-    def logout(self) -> None:
-        self.context.admin.logout()
-        ui.navigate.to("/models")
+    async def logout(self) -> None:
+        self.ended = True
+        self.timer.deactivate()
+        try:
+            await self.context.admin.end_session(self.session)
+        except store.StoreUnavailable:
+            ui.notify("The database cannot be reached: the session ends when it is idle too long", type="negative")
+        ui.navigate.to("/admin/logout")  # an HTTP route removes the cookie
 
 
 def archive_metrics(context: AppContext, version: str) -> dict | None:
