@@ -520,3 +520,38 @@ async def admin_session_valid(
 async def delete_admin_session(pool: AsyncConnectionPool, *, token_sha256: bytes) -> None:
     async with _transaction(pool) as conn:
         await conn.execute("DELETE FROM admin_sessions WHERE token_sha256 = %s", (token_sha256,))
+
+
+class Store:
+    """The queries the app runs, bound to its pool: what ui/ calls (context.store). Page tests hand the pages an
+    in-memory stand-in with the same methods (tests/support/fakes.py); the SQL is tested against the real
+    PostgreSQL in tests/db."""
+
+    def __init__(self, pool: AsyncConnectionPool):
+        self.pool = pool
+
+    async def insert_prediction(self, prediction: NewPrediction) -> int:
+        return await insert_prediction(self.pool, prediction)
+
+    async def set_feedback(self, *, prediction_id: int, browser_id: str, true_digit: int) -> bool:
+        return await set_feedback(self.pool, prediction_id=prediction_id, browser_id=browser_id, true_digit=true_digit)
+
+    async def set_feedback_by_request_id(self, *, request_id: uuid.UUID, browser_id: str, true_digit: int) -> bool:
+        return await set_feedback_by_request_id(
+            self.pool, request_id=request_id, browser_id=browser_id, true_digit=true_digit
+        )
+
+    async def history(self, *, browser_id: str, limit: int, offset: int = 0) -> list[HistoryRow]:
+        return await history(self.pool, browser_id=browser_id, limit=limit, offset=offset)
+
+    async def history_count(self, *, browser_id: str) -> int:
+        return await history_count(self.pool, browser_id=browser_id)
+
+    async def browser_accuracy_by_version(self, *, browser_id: str) -> dict[str, Accuracy]:
+        return await browser_accuracy_by_version(self.pool, browser_id=browser_id)
+
+    async def stats(self) -> Stats:
+        return await stats(self.pool)
+
+    async def recent_drawings(self, *, limit: int, labelled_only: bool = False) -> list[Drawing]:
+        return await recent_drawings(self.pool, limit=limit, labelled_only=labelled_only)

@@ -163,8 +163,8 @@ async def label_prediction(request_id: uuid.UUID, body: LabelIn) -> LabelOut:
 async def history(limit: int = Query(10, ge=1, le=100), offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> HistoryOut:
     context = await current()
     try:
-        rows = await store.history(context.pool, browser_id=_client_id(), limit=limit, offset=offset)
-        total = await store.history_count(context.pool, browser_id=_client_id())
+        rows = await context.store.history(browser_id=_client_id(), limit=limit, offset=offset)
+        total = await context.store.history_count(browser_id=_client_id())
     except store.StoreUnavailable as exc:
         raise HTTPException(503, "the history is unavailable: the database cannot be reached") from exc
     return HistoryOut(

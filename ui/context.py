@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 @dataclass
 class AppContext:
     settings: Settings
-    pool: AsyncConnectionPool
+    pool: AsyncConnectionPool | None  # None in page tests, whose store is an in-memory stand-in
+    store: store.Store
     predictor: Predictor
     models: ModelManager
     defaults: store.DefaultVersions
@@ -61,7 +62,8 @@ class AppContext:
     async def close(self) -> None:
         await self.predictor.close()
         await self.models.close()
-        await self.pool.close()
+        if self.pool is not None:
+            await self.pool.close()
 
 
 def journal_path(settings: Settings) -> Path:
@@ -103,11 +105,12 @@ async def build(settings: Settings) -> AppContext:
     context = AppContext(
         settings=settings,
         pool=pool,
+        store=store.Store(pool),
         predictor=predictor,
         models=models,
         defaults=store.DefaultVersions(pool),
         journal=journal,
-        recorder=Recorder(predictor=predictor, pool=pool, journal=journal),
+        recorder=Recorder(predictor=predictor, store=store.Store(pool), journal=journal),
         admin=AdminLogin(settings, pool),
         in_flight=InFlight(settings.api_max_in_flight),
     )

@@ -15,8 +15,6 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from psycopg_pool import AsyncConnectionPool
-
 from db import store
 from db.journal import Journal
 from serving.inference import Prediction, PredictionRejected, Predictor
@@ -71,9 +69,9 @@ class Recorder:
     """Predicts with the TorchServe client and records in PostgreSQL, or in the journal while the database is down.
     One per app (built at start-up, ui/context.py)."""
 
-    def __init__(self, *, predictor: Predictor, pool: AsyncConnectionPool, journal: Journal):
+    def __init__(self, *, predictor: Predictor, store: store.Store, journal: Journal):
         self.predictor = predictor
-        self.pool = pool
+        self.store = store
         self.journal = journal
         self.database_down = False  # set by a failed write; cleared once the journal has been replayed
 
@@ -84,7 +82,7 @@ class Recorder:
         """Write what the journal kept as soon as the database answers again; never raises (the entries stay)."""
         if self.journal.pending:
             try:
-                await self.journal.replay(self.pool)
+                await self.journal.replay(self.store.pool)
             except Exception:  # keep replaying later whatever happened (the entries stay in the file)
                 logger.exception("journal replay failed")
         self.database_down = self.journal.pending > 0
@@ -128,7 +126,7 @@ class Recorder:
         )
         if not self.database_down and request_id not in self.journal.pending_request_ids():
             try:
-                row_id = await store.insert_prediction(self.pool, record)
+                row_id = await self.store.insert_prediction(record)
                 return Recorded(prediction, request_id, row_id, Saved.DATABASE)
             except store.StoreUnavailable as exc:
                 self.database_down = True
@@ -144,12 +142,10 @@ class Recorder:
             return Label.JOURNAL
         try:
             if row_id is not None:
-                found = await store.set_feedback(
-                    self.pool, prediction_id=row_id, browser_id=browser_id, true_digit=digit
-                )
+                found = await self.store.set_feedback(prediction_id=row_id, browser_id=browser_id, true_digit=digit)
             else:
-                found = await store.set_feedback_by_request_id(
-                    self.pool, request_id=request_id, browser_id=browser_id, true_digit=digit
+                found = await self.store.set_feedback_by_request_id(
+                    request_id=request_id, browser_id=browser_id, true_digit=digit
                 )
         except store.StoreUnavailable as exc:
             self.database_down = True

@@ -12,7 +12,7 @@ def app_env(request, monkeypatch, tmp_path):
 
     A test marked `model_server_down` gets a TorchServe address where nothing listens.
     """
-    if "user" not in request.fixturenames:
+    if "user" not in request.fixturenames or "fake_app" in request.fixturenames:
         return monkeypatch
     torchserve = request.getfixturevalue("torchserve")
     database_url = request.getfixturevalue("database_url")
@@ -27,3 +27,23 @@ def app_env(request, monkeypatch, tmp_path):
     monkeypatch.setenv("JOURNAL_DIR", str(tmp_path / "journal"))
     monkeypatch.setenv("TS_PROPERTIES", json.dumps({}))
     return monkeypatch
+
+
+@pytest.fixture
+def fake_app(monkeypatch, tmp_path):
+    """The page on stand-ins (tests/support/fakes.py) instead of TorchServe and PostgreSQL: request it before `user`.
+    Returns the AppContext the pages get, so a test can script the predictor and read the store."""
+    from settings import Settings
+    from tests.support.fakes import fake_context
+    from ui import context as context_module
+
+    monkeypatch.setenv("STORAGE_SECRET", "test-secret")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nowhere.invalid/none")  # never opened
+    settings = Settings(_env_file=None, storage_secret="test-secret", database_url="postgresql://nowhere.invalid/none")
+    fake = fake_context(settings, tmp_path / "journal")
+
+    async def build(_settings):
+        return fake
+
+    monkeypatch.setattr(context_module, "build", build)
+    return fake

@@ -341,13 +341,13 @@ class DrawPage:
             self.accuracy_label.set_text("History unavailable: the database cannot be reached")
             return
         try:
-            total = await store.history_count(self.context.pool, browser_id=self.browser_id)
+            total = await self.context.store.history_count(browser_id=self.browser_id)
             pages = max(1, -(-total // size))
             self.history_page = min(self.history_page, pages)
-            rows = await store.history(
-                self.context.pool, browser_id=self.browser_id, limit=size, offset=(self.history_page - 1) * size
+            rows = await self.context.store.history(
+                browser_id=self.browser_id, limit=size, offset=(self.history_page - 1) * size
             )
-            by_version = await store.browser_accuracy_by_version(self.context.pool, browser_id=self.browser_id)
+            by_version = await self.context.store.browser_accuracy_by_version(browser_id=self.browser_id)
         except store.StoreUnavailable:
             self.accuracy_label.set_text("History unavailable: the database cannot be reached")
             return

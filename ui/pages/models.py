@@ -232,7 +232,7 @@ class ModelsPage:
             self.status.set_text(f"TorchServe's management API is unavailable: {exc}")
             return
         try:
-            per_version = (await store.stats(self.context.pool)).per_version
+            per_version = (await self.context.store.stats()).per_version
             note = ""
         except store.StoreUnavailable:
             per_version, note = {}, " Live accuracy unavailable: the database cannot be reached."
@@ -263,8 +263,7 @@ class ModelsPage:
         self.compare_button.disable()
         self.compare_summary.set_text("Comparing ...")
         try:
-            drawings = await store.recent_drawings(
-                self.context.pool,
+            drawings = await self.context.store.recent_drawings(
                 limit=self.context.settings.compare_drawings,
                 labelled_only=self.labelled_only.value,
             )

@@ -34,7 +34,7 @@ def confusion_chart(stats: store.Stats) -> dict:
 
 async def build(context: AppContext) -> None:
     try:
-        stats = await store.stats(context.pool)
+        stats = await context.store.stats()
     except store.StoreUnavailable:
         ui.label("Statistics are unavailable: the database cannot be reached.").classes("text-negative")
         return
