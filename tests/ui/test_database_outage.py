@@ -130,6 +130,7 @@ async def test_the_page_starts_once_the_database_is_up(database_down_at_start, u
     server = database_down_at_start
     await asyncio.sleep(3)  # the page's start-up has met a closed door at least once
     restarted = await asyncio.to_thread(start_private_server, home=server.home, port=server.port)
+    await wait_for(lambda: app.state.runtime.started is not None, timeout=60)  # its next try (2 s, then 4 s, ...)
     await user.open("/")
     png, label, _ = canvas_pngs[5]
     assert await predict(user, png, restarted.url) == str(label)
