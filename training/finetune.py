@@ -46,11 +46,13 @@ class FinetuneConfig:
     # Start from 1.0's weights: it already reads MNIST at 99.6%; what it lacks is real pen handwriting, which a short
     # fine-tune adds far more cheaply than training from scratch. None: from a random initialisation.
     base_weights: str | None = str(ROOT / "model_store" / "v1.0" / "weights.pt")
-    steps: int = 2500
+    steps: int = 1500
     # Each step sees MNIST and feedback side by side: MNIST keeps the MNIST test figure (>= 99.6%) from drifting while
     # the feedback (a few thousand drawings) teaches the pen styles MNIST lacks (crossed 7s, open 4s, flagged 1s).
-    mnist_batch: int = 64
-    feedback_batch: int = 64
+    # Measured (held-out writers / MNIST test): 64+64 for 1,200 steps without averaging 99.12% / 99.43%; 96+48 99.0% /
+    # 99.59%; 112+40 99.04% / 99.67%: the MNIST share is what keeps MNIST, and costs the writers nothing visible.
+    mnist_batch: int = 112
+    feedback_batch: int = 40
     negative_batch: int = 16  # used only when negatives are given
     lr: float = 1e-3  # 1/3 of 1.0's peak: fine-tuning, the features are already good
     warmup_steps: int = 100
