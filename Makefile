@@ -11,6 +11,8 @@ EPOCHS ?= 4
 WEIGHTS := model_store/v$(VERSION)/weights.pt
 MAR := model_store/mnist.mar
 MAR_V2 := model_store/mnist-v2.0.mar
+MAR_V3 := model_store/mnist-v3.0.mar
+MARS := $(MAR) $(MAR_V2) $(MAR_V3)
 HANDLER_FILES := $(wildcard handler/*.py)
 
 .PHONY: help install run stop test lint train archive bench bench-inputs eval clean models load compose-check simulate retrain
@@ -35,10 +37,13 @@ $(MAR): $(INSTALLED) $(HANDLER_FILES) model_store/v1.0/weights.pt
 $(MAR_V2): $(INSTALLED) $(HANDLER_FILES) model_store/v2.0/weights.pt
 	$(PY) -m training.archive --version 2.0
 
+$(MAR_V3): $(INSTALLED) $(HANDLER_FILES) $(wildcard model_store/v3.0/*.json) model_store/v3.0/weights.pt
+	$(PY) -m training.archive --version 3.0
+
 archive: $(INSTALLED)  ## build model_store/mnist.mar (VERSION=1.0) from the committed weights
 	$(PY) -m training.archive --version $(VERSION)
 
-run: $(INSTALLED) $(MAR) $(MAR_V2)  ## start the product (TorchServe on 127.0.0.1:8080-8082); Ctrl-C stops it
+run: $(INSTALLED) $(MARS)  ## start the product (TorchServe on 127.0.0.1:8080-8082); Ctrl-C stops it
 	$(PY) -m deploy.run
 
 stop: $(INSTALLED)  ## stop what a background `make run` left running
@@ -62,7 +67,7 @@ train: $(INSTALLED)  ## train VERSION (1.0 or 2.0) into model_store/v$(VERSION)/
 models: $(INSTALLED)  ## manage the running model versions: make models ARGS="list | set-default 2.0 | ..."
 	$(PY) -m serving.cli $(or $(ARGS),list)
 
-eval: $(INSTALLED) $(MAR) $(MAR_V2)  ## accuracy of the live API on MNIST test and canvas-style drawings (starts TorchServe)
+eval: $(INSTALLED) $(MARS)  ## accuracy of the live API on MNIST test and canvas-style drawings (starts TorchServe)
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR)
 
 # The learning loop (docs/model-card.md): simulated users' feedback -> a gated candidate version.
@@ -78,10 +83,10 @@ retrain: $(INSTALLED)  ## the next version from the labelled drawings in Postgre
 
 USERS ?= 32
 SECONDS ?= 60
-load: $(INSTALLED) $(MAR) $(MAR_V2)  ## USERS users draw, predict, label for SECONDS s against the whole product (loopback)
+load: $(INSTALLED) $(MARS)  ## USERS users draw, predict, label for SECONDS s against the whole product (loopback)
 	$(PY) -m tests.load --data-dir $(DATA_DIR) --users $(USERS) --seconds $(SECONDS)
 
-bench: $(INSTALLED) $(MAR) $(MAR_V2)  ## benchmarks (speed targets live here, never in tests)
+bench: $(INSTALLED) $(MARS)  ## benchmarks (speed targets live here, never in tests)
 	$(PY) -m tests.bench --data-dir $(DATA_DIR)
 
 bench-inputs: $(INSTALLED)  ## what one request costs the worker: the dearest accepted images against a drawing
@@ -91,4 +96,4 @@ compose-check: $(INSTALLED)  ## build the images, run docker-compose.yml with po
 	$(PY) -m deploy.compose_check $(ARGS)
 
 clean:  ## remove the virtualenv, built archives and runtime state (var/)
-	rm -rf $(VENV) var $(MAR) $(MAR_V2)
+	rm -rf $(VENV) var $(MARS)

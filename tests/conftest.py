@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -24,6 +25,7 @@ pytest_plugins = ["nicegui.testing.user_plugin"]
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_WEIGHTS = ROOT / "model_store" / "v1.0" / "weights.pt"
 SHIPPED_V2_WEIGHTS = ROOT / "model_store" / "v2.0" / "weights.pt"
+SHIPPED_V3_WEIGHTS = ROOT / "model_store" / "v3.0" / "weights.pt"
 
 
 def mnist_dir() -> Path:
@@ -46,13 +48,14 @@ def canvas_pngs(mnist) -> list[tuple[bytes, int, str]]:
 
 @pytest.fixture(scope="session")
 def model_store(tmp_path_factory) -> Path:
-    """A model store holding mnist.mar (1.0) and mnist-v2.0.mar, built now from the handler code and the shipped
-    weights."""
+    """A model store holding mnist.mar (1.0), mnist-v2.0.mar and mnist-v3.0.mar, built now from the handler code
+    and the shipped weights."""
     from training.archive import build
 
     store = tmp_path_factory.mktemp("model_store")
     build(version="1.0", weights=SHIPPED_WEIGHTS, out=store)
     build(version="2.0", weights=SHIPPED_V2_WEIGHTS, out=store)
+    build(version="3.0", weights=SHIPPED_V3_WEIGHTS, out=store)
     return store
 
 
@@ -64,13 +67,28 @@ def torchserve(model_store, tmp_path_factory) -> Iterator:
         yield server
 
 
+def pinned_versions() -> dict[str, str]:
+    """config.properties' serving settings for 1.0 and 2.0 only, 1.0 the default: the versions whose answers the
+    suite pins (the shipped configuration, 3.0 the default, runs in tests/deploy/test_run.py, tests/integration/
+    test_load.py and test_learning_loop.py, which start the whole product as `make run` does)."""
+    from serving.endpoints import read_properties
+
+    models = json.loads(read_properties((ROOT / "config.properties").read_text())["models"])
+    versions = {"1.0": models["mnist"]["1.0"] | {"defaultVersion": True}, "2.0": models["mnist"]["2.0"]}
+    return {"load_models": "mnist.mar,mnist-v2.0.mar", "models": json.dumps({"mnist": versions})}
+
+
 @contextmanager
 def running_torchserve(home: Path, model_store: Path) -> Iterator:
-    """A real TorchServe as config.properties configures it, on free ports, in `home`; stopped on exit."""
+    """A real TorchServe as config.properties configures it (serving 1.0 and 2.0: pinned_versions), on free ports,
+    in `home`; stopped on exit."""
     from deploy.torchserve import TorchServe, isolated_overrides
 
     server = TorchServe(
-        home=home, config_template=ROOT / "config.properties", model_store=model_store, overrides=isolated_overrides()
+        home=home,
+        config_template=ROOT / "config.properties",
+        model_store=model_store,
+        overrides=isolated_overrides() | pinned_versions(),
     )
     server.start()
     try:

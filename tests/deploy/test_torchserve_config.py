@@ -22,12 +22,12 @@ def test_committed_config_binds_loopback_with_token_auth_on():
     assert properties["metrics_address"] == "http://127.0.0.1:8082"
     assert properties["grpc_inference_address"] == properties["grpc_management_address"] == "127.0.0.1"
     assert properties["disable_token_authorization"] == "false"
-    assert properties["load_models"] == "mnist.mar,mnist-v2.0.mar"
+    assert properties["load_models"] == "mnist.mar,mnist-v2.0.mar,mnist-v3.0.mar"
     models = json.loads(properties["models"])["mnist"]
-    assert models["1.0"]["defaultVersion"] is True and "defaultVersion" not in models["2.0"]
-    assert {v["marName"] for v in models.values()} == {"mnist.mar", "mnist-v2.0.mar"}
-    for name in ("mnist.mar", "mnist-v2.0.mar"):  # built by `make run` from committed weights
-        version = "1.0" if name == "mnist.mar" else "2.0"
+    assert [version for version, spec in models.items() if spec.get("defaultVersion")] == ["3.0"]
+    names = {"1.0": "mnist.mar", "2.0": "mnist-v2.0.mar", "3.0": "mnist-v3.0.mar"}
+    assert {version: spec["marName"] for version, spec in models.items()} == names
+    for version in names:  # built by `make run` from committed weights
         assert (ROOT / "model_store" / f"v{version}" / "weights.pt").exists()
 
 
