@@ -92,3 +92,24 @@ async def test_forwarded_headers_are_believed_only_from_configured_proxies(monke
 
     await config.loaded_app(scope, receive, send)
     assert clients == [seen]
+
+
+def test_the_versions_table_shows_a_retrained_versions_gate_and_what_it_learned_from():
+    """The candidate beside the default on /models: its held-out browsers' figure against the default's, and the
+    default's most frequent errors then and now (from the version's metrics.json)."""
+    from ui.pages.models import gate_text, learned_text
+
+    metrics = {
+        "gate": {
+            "candidate": {"heldout_browsers": 0.9839},
+            "default": {"version": "1.0", "heldout_browsers": 0.9385},
+            "counts": {"heldout_browsers": 1495},
+        },
+        "confusions_heldout_browsers": {"candidate": {"9->3": 10}, "default": {"9->3": 23, "4->6": 9, "1->7": 9}},
+        "learned_from": {"labelled_drawings": 7494, "browsers": 31, "excluded_browsers": {"abcd1234": "poisoned"}},
+    }
+    assert gate_text(metrics) == (
+        "98.4% (then default 1.0: 93.8%; 1495 drawings); errors 9->3 23→10, 4->6 9→0, 1->7 9→0"
+    )
+    assert learned_text(metrics) == "7,494 drawings of 31 browsers, 1 left out"
+    assert gate_text({"test_accuracy": 0.9962}) == learned_text(None) == ""  # 1.0 and 2.0 were not retrained

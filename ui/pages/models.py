@@ -73,6 +73,8 @@ VERSION_COLUMNS = [
     {"name": "predictions", "label": "Predictions", "field": "predictions"},
     {"name": "accuracy", "label": "Live accuracy (feedback)", "field": "accuracy"},
     {"name": "offline", "label": "MNIST test (offline)", "field": "offline"},
+    {"name": "gate", "label": "Held-out browsers (gate)", "field": "gate"},
+    {"name": "learned", "label": "Learned from", "field": "learned"},
     {"name": "archive", "label": "Archive", "field": "archive"},
     {"name": "action", "label": "", "field": "action"},
 ]
@@ -95,10 +97,39 @@ def version_rows(
                 "predictions": stats.total if stats else 0,
                 "accuracy": _percent(stats),
                 "offline": f"{metrics['test_accuracy']:.2%}" if (metrics := offline.get(v.version)) else "",
+                "gate": gate_text(offline.get(v.version)),
+                "learned": learned_text(offline.get(v.version)),
                 "archive": v.archive,
             }
         )
     return rows
+
+
+def gate_text(metrics: dict | None) -> str:
+    """A retrained version's gate on the browsers it never saw, beside the default it was measured against."""
+    gate = (metrics or {}).get("gate")
+    if not gate:
+        return ""
+    default = gate["default"]
+    changed = _changed_confusions(metrics.get("confusions_heldout_browsers", {}))
+    return (f"{gate['candidate']['heldout_browsers']:.1%} (then default {default['version']}: "
+            f"{default['heldout_browsers']:.1%}; {gate['counts']['heldout_browsers']} drawings){changed}")  # fmt: skip
+
+
+def _changed_confusions(confusions: dict) -> str:
+    """The default's three most frequent errors and how often this version makes them."""
+    ours, theirs = confusions.get("candidate", {}), confusions.get("default", {})
+    top = sorted(theirs, key=lambda pair: -theirs[pair])[:3]
+    return "; errors " + ", ".join(f"{pair} {theirs[pair]}→{ours.get(pair, 0)}" for pair in top) if top else ""
+
+
+def learned_text(metrics: dict | None) -> str:
+    learned = (metrics or {}).get("learned_from")
+    if not learned:
+        return ""
+    excluded = len(learned.get("excluded_browsers", {}))
+    return (f"{learned['labelled_drawings']:,} drawings of {learned['browsers']} browsers"
+            + (f", {excluded} left out" if excluded else ""))  # fmt: skip
 
 
 @dataclass(frozen=True)
