@@ -109,6 +109,7 @@ def run(settings: Settings) -> None:
 
 if __name__ in {"__main__", "__mp_main__"}:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per TorchServe request (every 10 s) is noise
     try:
         run(load())
     except SettingsError as exc:

@@ -65,16 +65,17 @@ def _percent(accuracy: store.VersionStats | None) -> str:
     return f"{accuracy.rate:.1%} ({accuracy.correct}/{accuracy.labelled})"
 
 
+WRAP = "white-space: normal; min-width: 9rem; max-width: 16rem"  # long texts wrap: Make default stays in view
 VERSION_COLUMNS = [
     {"name": "version", "label": "Version", "field": "version"},
     {"name": "default", "label": "Default", "field": "default"},
-    {"name": "workers", "label": "Workers", "field": "workers"},
+    {"name": "workers", "label": "Workers", "field": "workers", "style": WRAP},
     {"name": "batch", "label": "Batch / delay", "field": "batch"},
     {"name": "predictions", "label": "Predictions", "field": "predictions"},
     {"name": "accuracy", "label": "Live accuracy (feedback)", "field": "accuracy"},
     {"name": "offline", "label": "MNIST test (offline)", "field": "offline"},
-    {"name": "gate", "label": "Held-out browsers (gate)", "field": "gate"},
-    {"name": "learned", "label": "Learned from", "field": "learned"},
+    {"name": "gate", "label": "Held-out browsers (gate)", "field": "gate", "style": WRAP, "headerStyle": WRAP},
+    {"name": "learned", "label": "Learned from", "field": "learned", "style": WRAP, "headerStyle": WRAP},
     {"name": "archive", "label": "Archive", "field": "archive"},
     {"name": "action", "label": "", "field": "action"},
 ]
@@ -112,15 +113,17 @@ def gate_text(metrics: dict | None) -> str:
         return ""
     default = gate["default"]
     changed = _changed_confusions(metrics.get("confusions_heldout_browsers", {}))
-    return (f"{gate['candidate']['heldout_browsers']:.1%} (then default {default['version']}: "
-            f"{default['heldout_browsers']:.1%}; {gate['counts']['heldout_browsers']} drawings){changed}")  # fmt: skip
+    ours, theirs = gate["candidate"]["heldout_browsers"], default["heldout_browsers"]
+    drawings = gate["counts"]["heldout_browsers"]
+    return f"{ours:.1%} vs {theirs:.1%} for {default['version']} ({drawings:,} drawings){changed}"
 
 
 def _changed_confusions(confusions: dict) -> str:
     """The default's three most frequent errors and how often this version makes them."""
     ours, theirs = confusions.get("candidate", {}), confusions.get("default", {})
     top = sorted(theirs, key=lambda pair: -theirs[pair])[:3]
-    return "; errors " + ", ".join(f"{pair} {theirs[pair]}→{ours.get(pair, 0)}" for pair in top) if top else ""
+    pairs = [f"{pair.replace('->', '→')} {theirs[pair]} vs {ours.get(pair, 0)}" for pair in top]
+    return "; errors " + ", ".join(pairs) if pairs else ""
 
 
 def learned_text(metrics: dict | None) -> str:
@@ -196,7 +199,7 @@ class ModelsPage:
         self.session, self.browser_id = session, browser_id
         self.ended = False
         self.versions: list[Version] = []
-        with ui.column().classes("w-full max-w-6xl mx-auto"):
+        with ui.column().classes("w-full max-w-screen-2xl mx-auto px-2"):
             with ui.row().classes("w-full items-center justify-between"):
                 ui.label("Model versions").classes("text-xl font-medium")
                 with ui.row():
