@@ -22,7 +22,8 @@ def test_committed_config_binds_loopback_with_token_auth_on():
     assert properties["metrics_address"] == "http://127.0.0.1:8082"
     assert properties["grpc_inference_address"] == properties["grpc_management_address"] == "127.0.0.1"
     assert properties["disable_token_authorization"] == "false"
-    assert properties["load_models"] == "mnist.mar,mnist-v2.0.mar,mnist-v3.0.mar"
+    # the first archive is TorchServe's default (its defaultVersion flag alone did not make 3.0 the default)
+    assert properties["load_models"] == "mnist-v3.0.mar,mnist.mar,mnist-v2.0.mar"
     models = json.loads(properties["models"])["mnist"]
     assert [version for version, spec in models.items() if spec.get("defaultVersion")] == ["3.0"]
     names = {"1.0": "mnist.mar", "2.0": "mnist-v2.0.mar", "3.0": "mnist-v3.0.mar"}

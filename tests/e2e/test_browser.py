@@ -201,16 +201,21 @@ def test_phone_layout_draws_with_touch_without_scrolling(phone):
 
 def test_admin_makes_two_the_default_and_the_next_drawing_is_read_by_it(browser, app_url):
     """The acceptance path of model versions in a real browser: log in on /models, press Make default on 2.0, and
-    the very next drawing on the page is answered by 2.0 (no restart); then back to 1.0 the same way."""
+    the very next drawing on the page is answered by 2.0 (no restart); then back to 3.0 (the shipped default) the
+    same way."""
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     admin, page = context.new_page(), context.new_page()
+
+    def make_default(archive: str) -> None:
+        admin.locator("tr", has_text=archive).get_by_role("button", name="Make default").click()
+
     try:
         admin.goto(f"{app_url}/models")
         admin.get_by_label("Admin password").fill("test-admin-password")  # tests/stack.py
         admin.get_by_role("button", name="Log in").click()
-        admin.get_by_text("2 version(s) loaded; the page's predictions use 1.0").wait_for()
-        admin.get_by_role("button", name="Make default").click()
-        admin.get_by_text("2 version(s) loaded; the page's predictions use 2.0").wait_for()
+        admin.get_by_text("3 version(s) loaded; the page's predictions use 3.0").wait_for()
+        make_default("mnist-v2.0.mar")
+        admin.get_by_text("3 version(s) loaded; the page's predictions use 2.0").wait_for()
         SHOTS.mkdir(parents=True, exist_ok=True)
         admin.screenshot(path=str(SHOTS / "models.png"), full_page=True)
         page.goto(app_url)
@@ -218,8 +223,8 @@ def test_admin_makes_two_the_default_and_the_next_drawing_is_read_by_it(browser,
         draw_with_mouse(page, SEVEN)
         assert predicted_digit(page) == "7"
         assert "model mnist 2.0" in page.get_by_text("model mnist").inner_text()
-        admin.get_by_role("button", name="Make default").click()  # the button is on 1.0's row now
-        admin.get_by_text("2 version(s) loaded; the page's predictions use 1.0").wait_for()
+        make_default("mnist-v3.0.mar")
+        admin.get_by_text("3 version(s) loaded; the page's predictions use 3.0").wait_for()
     finally:
         context.close()
 

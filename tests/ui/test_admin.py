@@ -108,6 +108,7 @@ def test_the_versions_table_shows_a_retrained_versions_gate_and_what_it_learned_
         "confusions_heldout_browsers": {"candidate": {"9->3": 10}, "default": {"9->3": 23, "4->6": 9, "1->7": 9}},
         "learned_from": {"labelled_drawings": 7494, "browsers": 31, "excluded_browsers": {"abcd1234": "poisoned"}},
     }
-    assert gate_text(metrics) == ("98.4% vs 93.8% for 1.0 (1,495 drawings); errors 9→3 23 vs 10, 4→6 9 vs 0, 1→7 9 vs 0")
+    expected = "98.4% vs 93.8% for 1.0 (1,495 drawings); errors 9→3 23 vs 10, 4→6 9 vs 0, 1→7 9 vs 0"
+    assert gate_text(metrics) == expected
     assert learned_text(metrics) == "7,494 drawings of 31 browsers, 1 left out"
     assert gate_text({"test_accuracy": 0.9962}) == learned_text(None) == ""  # 1.0 and 2.0 were not retrained
