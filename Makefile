@@ -15,7 +15,7 @@ MAR_V3 := model_store/mnist-v3.0.mar
 MARS := $(MAR) $(MAR_V2) $(MAR_V3)
 HANDLER_FILES := $(wildcard handler/*.py)
 
-.PHONY: help install run stop test lint train archive bench bench-inputs eval clean models load compose-check simulate retrain
+.PHONY: help install run stop test lint train archive bench bench-inputs bench-hostile eval clean models load compose-check simulate retrain
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -88,6 +88,9 @@ load: $(INSTALLED) $(MARS)  ## USERS users draw, predict, label for SECONDS s ag
 
 bench: $(INSTALLED) $(MARS)  ## benchmarks (speed targets live here, never in tests)
 	$(PY) -m tests.bench --data-dir $(DATA_DIR)
+
+bench-hostile: $(INSTALLED)  ## 4 clients sending the dearest accepted images vs 4 normal users (a running product)
+	$(PY) -m tests.bench_hostile $(ARGS)
 
 bench-inputs: $(INSTALLED)  ## what one request costs the worker: the dearest accepted images against a drawing
 	$(PY) -m tests.bench_inputs
