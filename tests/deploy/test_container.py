@@ -66,7 +66,8 @@ def test_serve_refuses_to_start_without_the_archives(tmp_path):
         env=clean_environment(TS_HOME=str(tmp_path / "home"), MODEL_STORE=str(tmp_path)),
     )  # fmt: skip
     assert result.returncode == 2
-    assert "missing model archive(s) mnist.mar" in result.stderr and "make archive" in result.stderr
+    assert "missing model archive(s) mnist-v3.0.mar, mnist.mar, mnist-v2.0.mar" in result.stderr
+    assert "make archive" in result.stderr
 
 
 def test_a_version_whose_workers_keep_dying_is_not_healthy():
