@@ -38,6 +38,8 @@ import httpx
 import yaml
 from PIL import Image, ImageDraw
 
+from serving.endpoints import read_properties
+
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / "var" / "compose-check"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -50,6 +52,17 @@ BASE_PACKAGES = "python3,python3-pip,python3-venv,ca-certificates"
 APT_PACKAGES = ("podman", "runc", "debootstrap")
 # The operator CLI, run inside the page's container: the one place to change when it moves to its own package
 SET_DEFAULT = ["python", "-m", "serving.cli", "set-default"]
+
+
+def shipped_default() -> str:
+    """The version config.properties makes TorchServe's default: the first archive of load_models."""
+    properties = read_properties((ROOT / "config.properties").read_text())
+    first = properties["load_models"].split(",")[0]
+    versions = json.loads(properties["models"])["mnist"]
+    return next(version for version, spec in versions.items() if spec["marName"] == first)
+
+
+SHIPPED = shipped_default()
 TORCH_WHEEL = "torch-2.13.0+cpu-*.whl"
 # Bookworm's podman (4.3) cannot start containers with the host's rlimits, and its default crun stops with "cgroups
 # in hybrid mode not supported".
@@ -443,7 +456,7 @@ class Checks:
         before = torchserve_predictions(self.compose)
         answer = predict(self.client, timeout=30)
         after = torchserve_predictions(self.compose)
-        if (answer["model_name"], answer["model_version"], answer["digit"]) != ("mnist", "1.0", 1) or after <= before:
+        if (answer["model_name"], answer["model_version"], answer["digit"]) != ("mnist", SHIPPED, 1) or after <= before:
             raise CheckFailed(f"answer {answer}; TorchServe's request count {before} -> {after}")
         self.request_ids.append(answer["request_id"])
 
@@ -451,7 +464,7 @@ class Checks:
         request_id = str(uuid.UUID(self.request_ids[-1]))
         row = psql(self.compose, f"SELECT model_version, predicted_digit FROM predictions "
                                  f"WHERE request_id = '{request_id}'")  # fmt: skip
-        if row != "1.0|1":
+        if row != f"{SHIPPED}|1":
             raise CheckFailed(f"row of {request_id} in PostgreSQL: {row!r}")
 
     def set_default(self) -> None:
