@@ -1,5 +1,5 @@
-"""What one request and one client may cost the page: a cap on every request body, and at most a few predictions in
-flight per client at the JSON API.
+"""What one request and one client may cost the page: a cap on every request body, at most a few predictions in
+flight per client at the JSON API, and one lane at a time for images far larger than a drawing.
 
 BodyLimit is an ASGI middleware around the whole app: a declared Content-Length over the cap is answered 413 before a
 byte of the body is read; without one (chunked) or with one that lies, reading stops at the cap with 413. Nothing
@@ -13,17 +13,22 @@ get a fresh id every time, so it is counted by its address instead.
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 from base64 import b64decode
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
 from itsdangerous import BadSignature, TimestampSigner
 from nicegui.storage import Storage
+from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serving.inference import ModelUnavailable
 
 SESSION_COOKIE = "session"  # Starlette's SessionMiddleware, as NiceGUI adds it
 SESSION_MAX_AGE = 14 * 24 * 3600  # its default max_age
@@ -106,3 +111,42 @@ def client_key(request: Request) -> str:
     if browser_id := signed_browser_id(request):
         return f"browser {browser_id}"
     return f"address {request.client.host if request.client else 'unknown'}"
+
+
+# The slate exports 280 x 280; an image far larger (an upload through the API) costs the TorchServe worker up to
+# ~6x a drawing to decode (make bench-inputs), so those take turns through one lane instead of crowding drawings out.
+SLATE_PIXELS = 300 * 300
+
+
+def pixel_count(data: bytes) -> int:
+    """Width x height from the image's header (Pillow decodes no pixel here); 0 when it cannot tell."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return 0  # TorchServe's handler refuses it with the reason
+    return width * height
+
+
+class HeavyLane:
+    """At most `lanes` images larger than a slate drawing at TorchServe at once, across all clients: with 4 clients
+    sending the dearest accepted images, 4 users drawing keep their latency (make bench-hostile). A heavy request that
+    waits longer than `wait` seconds is answered "busy" (ModelUnavailable: 503 with Retry-After at the API)."""
+
+    def __init__(self, *, lanes: int = 1, wait: float = 10.0):
+        self._slots = asyncio.Semaphore(lanes)
+        self.wait = wait
+
+    @asynccontextmanager
+    async def slot(self, data: bytes) -> AsyncIterator[None]:
+        if pixel_count(data) <= SLATE_PIXELS:
+            yield
+            return
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.wait)
+        except TimeoutError as exc:
+            raise ModelUnavailable("the server is busy with large images: try again in a moment") from exc
+        try:
+            yield
+        finally:
+            self._slots.release()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from db import store
 from db.journal import Journal
 from serving.inference import Prediction, PredictionRejected, Predictor
+from ui.limits import HeavyLane
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +70,9 @@ class Recorder:
     """Predicts with the TorchServe client and records in PostgreSQL, or in the journal while the database is down.
     One per app (built at start-up, ui/context.py)."""
 
-    def __init__(self, *, predictor: Predictor, store: store.Store, journal: Journal):
+    def __init__(self, *, predictor: Predictor, store: store.Store, journal: Journal, heavy: HeavyLane | None = None):
         self.predictor = predictor
+        self.heavy = heavy or HeavyLane()
         self.store = store
         self.journal = journal
         self.database_down = False  # set by a failed write; cleared once the journal has been replayed
@@ -107,7 +109,8 @@ class Recorder:
         request_id already names another image of this browser.
         """
         check_image(png)
-        prediction = await self.predictor.predict(png, version=version)
+        async with self.heavy.slot(png):
+            prediction = await self.predictor.predict(png, version=version)
         request_id = request_id or uuid.uuid4()
         if not save:
             return Recorded(prediction, request_id, None, Saved.NOT_SAVED)
