@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 # MNIST for training and tests only; the running product never reads it.
 DATA_DIR ?= ../shared/data/mnist
+# Real pen-drawn digits, for the learning loop and its tests only (CC BY 4.0, never shipped).
+PENDIGITS ?= ../shared/data/pendigits/pendigits-orig.tra.gz
 VERSION ?= 1.0
 EPOCHS ?= 4
 WEIGHTS := model_store/v$(VERSION)/weights.pt
@@ -51,7 +53,7 @@ stop: $(INSTALLED)  ## stop what a background `make run` left running
 
 test: $(INSTALLED)  ## lint + the whole test suite (starts its own TorchServe on free ports)
 	$(VENV)/bin/ruff check .
-	MNIST_DIR=$(abspath $(DATA_DIR)) $(PY) -m pytest $(PYTEST_ARGS)
+	MNIST_DIR=$(abspath $(DATA_DIR)) PENDIGITS_FILE=$(abspath $(PENDIGITS)) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED)  ## ruff
 	$(VENV)/bin/ruff check .
@@ -71,7 +73,6 @@ eval: $(INSTALLED) $(MARS)  ## accuracy of the live API on MNIST test and canvas
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR)
 
 # The learning loop (docs/model-card.md): simulated users' feedback -> a gated candidate version.
-PENDIGITS ?= ../shared/data/pendigits/pendigits-orig.tra.gz
 WRITERS ?= 1-30
 PER_WRITER ?= 400
 simulate: $(INSTALLED)  ## pen-drawn digits of WRITERS predicted and labelled through the running page (make run first)

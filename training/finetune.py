@@ -1,7 +1,7 @@
 """Fine-tune a digit network on real drawings (users' feedback, or rendered pen digits) mixed with MNIST.
 
-    python -m training.finetune --data-dir ../shared/data/mnist --out var/finetune          # the recipe, on pendigits
-    python -m training.finetune --data-dir ../shared/data/mnist --measure model_store/v1.0 model_store/v2.0
+    python -m training.finetune --data-dir MNIST_DIR --out var/finetune          # the recipe, on pendigits
+    python -m training.finetune --data-dir MNIST_DIR --measure model_store/v1.0 model_store/v2.0
 
 `finetune()` is what `make retrain` calls with the feedback read from Postgres: drawings as the page stored them (PNG
 bytes), the true digit, and a group (the browser, i.e. the writer). Every drawing goes through the handler's own

@@ -6,7 +6,7 @@ that draws the trajectories the way the page's slate does.
 Data: E. Alpaydin, F. Alimoglu, "Pen-Based Recognition of Handwritten Digits", UCI Machine Learning Repository
 (1998), CC BY 4.0. 7,494 digits by 30 writers, sampled every 100 ms with a stylus on a tablet. For training and
 validation only: the running product never reads it, and it never enters the repository. The file's path comes from
-`--pendigits` or the PENDIGITS_FILE environment variable (default: ../shared/data/pendigits/pendigits-orig.tra.gz).
+`--pendigits` or the PENDIGITS_FILE environment variable (`make simulate` and `make test` pass PENDIGITS).
 
 The slate (ui/canvas.js) draws each stroke as a polyline with a round pen (lineCap and lineJoin "round") of the width
 the page's slider sets (6..36 px, default 18) on a 280x280 area, anti-aliased, and exports it as a 280x280 PNG. We
@@ -30,7 +30,6 @@ from PIL import Image, ImageDraw
 from training import canvas
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_FILE = ROOT.parent / "shared" / "data" / "pendigits" / "pendigits-orig.tra.gz"
 ENV_VAR = "PENDIGITS_FILE"
 # Every fifth writer id, fixed before any model was measured on them: ~1,500 digits of 6 people nobody trains on.
 VALIDATION_WRITERS = (5, 10, 15, 20, 25, 30)
@@ -48,9 +47,9 @@ class PenDigit:
     strokes: tuple[np.ndarray, ...]  # each (n, 2) float32 x, y in tablet units, y grows *downwards* (image order)
 
 
-def default_path() -> Path:
-    """PENDIGITS_FILE if set, else the shared copy next to the project."""
-    return Path(os.environ.get(ENV_VAR, DEFAULT_FILE))
+def default_path() -> Path | None:
+    """PENDIGITS_FILE, when set (there is no built-in location: the data is never part of the project)."""
+    return Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else None
 
 
 def parse(text: str) -> list[PenDigit]:
@@ -98,7 +97,10 @@ def _label(fields: list[str], number: int) -> int:
 
 def load(path: Path | None = None) -> list[PenDigit]:
     """All digits of the file (gz or plain text, latin-1)."""
-    path = Path(path or default_path())
+    path = path or default_path()
+    if path is None:
+        raise PendigitsError(f"no pendigits file given: pass --pendigits FILE or set {ENV_VAR}")
+    path = Path(path)
     if not path.exists():
         raise PendigitsError(f"{path} not found: pass --pendigits FILE or set {ENV_VAR}")
     raw = path.read_bytes()
@@ -208,7 +210,7 @@ def _draw(task: tuple) -> list[tuple[bytes, int, int, str]]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pendigits", type=Path, default=None, help=f"the UNIPEN file (default: ${ENV_VAR} or shared)")
+    parser.add_argument("--pendigits", type=Path, default=None, help=f"the UNIPEN file (default: ${ENV_VAR})")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "pendigits-sample")
     parser.add_argument("--count", type=int, default=20)
     args = parser.parse_args(argv)

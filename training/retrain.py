@@ -1,7 +1,7 @@
 """Retrain from users' corrections (`make retrain`): labelled drawings in PostgreSQL -> the next version, gated, and
 registered live as a candidate (not the default).
 
-    python -m training.retrain --data-dir ../shared/data/mnist [--version 3.0] [--negatives 1500] [--no-register]
+    python -m training.retrain --data-dir MNIST_DIR [--version 3.0] [--negatives 1500] [--no-register]
 
 1. **Feedback**: every labelled drawing (canvas PNG, true digit, browser) from PostgreSQL (DATABASE_URL, else the
    private server of `make run`).

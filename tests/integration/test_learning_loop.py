@@ -71,9 +71,9 @@ def stack(model_store, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pen_drawings():
-    path = pendigits.default_path()
-    if not path.exists():
-        pytest.skip(f"pendigits not found at {path} (set PENDIGITS_FILE)")
+    path = pendigits.default_path()  # `make test` sets PENDIGITS_FILE
+    if path is None or not path.exists():
+        pytest.skip(f"pendigits not found ({path}): set PENDIGITS_FILE to pendigits-orig.tra.gz")
     digits = [d for d in pendigits.load(path) if d.writer in (1, 2, 3, 4)]
     return simulate.drawings_of(digits, per_writer=50, seed=3)
 
