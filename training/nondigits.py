@@ -7,12 +7,17 @@ made *differently*, so that a held-out score says how the refusal generalises, n
 
     kind       part "train"                                  part "heldout"
     letters    Hershey fonts futural, rowmans, timesr,        fonts scriptc, gothiceng, timesrb, greekc (Greek
-               futuram, timesi                                letters), and the letters w, x, k, n, m only here
-    shapes     triangle, star, heart, hash, arrow,            spiral, smiley, lightning bolt, house, crescent,
-               circle with a cross                            hexagon
-    scribbles  smooth random walks (1-2 strokes)              coils, back-and-forth hatching, chord tangles
-    pairs      two MNIST *training* digits, skeleton drawn   two or three MNIST *test* digits, filled strokes
-               with a round pen, gap 0.1-0.8 of a digit       (canvas.render's style), gap -0.05-0.6
+               futuram, timesi, cursive, rowmand, gothitt     letters), and the letter w only here
+    shapes     triangle, star, heart, hash, arrow, circle     spiral, smiley, lightning bolt, house, crescent,
+               with a cross, square, diamond, plus, tick,     hexagon
+               wave, zigzag, cloud, infinity, sun, flower,
+               eye, envelope, tree
+    scribbles  smooth random walks (1-2 strokes), dense       coils, back-and-forth hatching, chord tangles
+               knotted walks, zigzags
+    pairs      two or three MNIST *training* digits,          two or three MNIST *test* digits, filled strokes
+               skeleton drawn with a round pen, gap 0.1-0.8   (canvas.render's style), gap -0.05-0.6
+               of a digit; and users' own drawings side by
+               side (pairs_of_drawings, made by make retrain)
 
 Letters that a reader could take for a digit are never drawn (they would teach the model to refuse real digits):
 O o Q D (0), I l i j J T t L (1, 7), Z z (2), E (3 mirrored), A (4 in some hands), S s (5), G b (6), B (8),
@@ -48,7 +53,7 @@ SUPERSAMPLE = 3  # drawn at 3x and averaged down: anti-aliased edges like a canv
 # Letters whose shapes are far from every digit's (see the module docstring for those left out).
 TRAIN_LETTERS = "FHKMNRVWXYdfhkmnprvx"
 HELDOUT_LETTERS = "FHRVYdfhprwxkmn"  # w only here; k, m, n, x in both: the fonts differ
-TRAIN_FONTS = ("futural", "rowmans", "timesr", "futuram", "timesi")
+TRAIN_FONTS = ("futural", "rowmans", "timesr", "futuram", "timesi", "cursive", "rowmand", "gothitt")
 HELDOUT_FONTS = ("scriptc", "gothiceng", "timesrb", "greekc")
 # greekc maps Latin keys to Greek letters; these keys give letters unlike digits (no omicron, iota, zeta, ...)
 GREEK_KEYS = "FGLPSWdfghlmpx"
@@ -242,8 +247,84 @@ def _hexagon(rng):
     return [_jitter(rng, np.stack([np.cos(t), np.sin(t)], 1), 0.03)]
 
 
+def _square(rng):
+    width = rng.uniform(0.6, 1.4)
+    return [_jitter(rng, [(0, 0), (width, 0), (width, 1), (0, 1), (0, 0)], 0.03)]
+
+
+def _diamond(rng):
+    return [_jitter(rng, [(0.5, 0), (1, 0.6), (0.5, 1.2), (0, 0.6), (0.5, 0)], 0.03)]
+
+
+def _plus(rng):
+    lines = [[(0.5, 0), (0.5, 1)], [(0, 0.5), (1, 0.5)]]
+    if rng.random() < 0.5:  # a cross
+        lines = [[(0, 0), (1, 1)], [(1, 0), (0, 1)]]
+    return [_jitter(rng, line, 0.03) for line in lines]
+
+
+def _tick(rng):
+    return [_jitter(rng, [(0, 0.55), (0.35, 1), (1, 0)], 0.03)]
+
+
+def _wave(rng):
+    t = np.linspace(0, rng.uniform(2, 4) * math.pi, 60)
+    return [np.stack([t / math.pi, 0.35 * np.sin(t)], 1)]
+
+
+def _zigzag(rng):
+    teeth = int(rng.integers(3, 7))
+    points = [(i / 2, 0.0 if i % 2 == 0 else 0.8) for i in range(2 * teeth + 1)]
+    return [_jitter(rng, points, 0.03)]
+
+
+def _cloud(rng):
+    bumps = int(rng.integers(5, 8))
+    t = np.linspace(0, 2 * math.pi, bumps * 16)
+    r = 1 + 0.18 * np.abs(np.sin(bumps * t / 2))
+    return [_jitter(rng, np.stack([1.4 * r * np.cos(t), r * np.sin(t)], 1), 0.01)]
+
+
+def _infinity(rng):
+    t = np.linspace(0, 2 * math.pi, 80)
+    return [_jitter(rng, np.stack([np.sin(t), np.sin(t) * np.cos(t)], 1), 0.01)]
+
+
+def _sun(rng):
+    rays = int(rng.integers(6, 11))
+    strokes = [_jitter(rng, _circle(0, 0, 0.5), 0.02)]
+    for angle in np.linspace(0, 2 * math.pi, rays, endpoint=False) + rng.uniform(0, 1):
+        direction = np.array([math.cos(angle), math.sin(angle)])
+        strokes.append(_jitter(rng, [0.7 * direction, 1.1 * direction], 0.02))
+    return strokes
+
+
+def _flower(rng):
+    petals = int(rng.integers(5, 9))
+    t = np.linspace(0, 2 * math.pi, petals * 20)
+    r = 0.45 + 0.55 * np.abs(np.cos(petals * t / 2))
+    return [_jitter(rng, np.stack([r * np.cos(t), r * np.sin(t)], 1), 0.01), _circle(0, 0, 0.15, n=16)]
+
+
+def _eye(rng):
+    t = np.linspace(0, math.pi, 30)
+    upper, lower = np.stack([np.cos(t), -0.45 * np.sin(t)], 1), np.stack([np.cos(t), 0.45 * np.sin(t)], 1)
+    return [_jitter(rng, upper, 0.01), _jitter(rng, lower, 0.01), _circle(0, 0, 0.22, n=20)]
+
+
+def _envelope(rng):
+    return [_jitter(rng, [(0, 0), (1.5, 0), (1.5, 1), (0, 1), (0, 0), (0.75, 0.55), (1.5, 0)], 0.02)]
+
+
+def _tree(rng):
+    return [_jitter(rng, [(0.5, 0), (0, 0.75), (1, 0.75), (0.5, 0)], 0.03),
+            _jitter(rng, [(0.42, 0.75), (0.42, 1.1), (0.58, 1.1), (0.58, 0.75)], 0.02)]  # fmt: skip
+
+
 TRAIN_SHAPES = {"triangle": _triangle, "star": _star, "heart": _heart, "hash": _hash, "arrow": _arrow,
-                "circle with a cross": _circle_cross}  # fmt: skip
+                "circle with a cross": _circle_cross, "square": _square, "diamond": _diamond, "plus": _plus,
+                "tick": _tick, "wave": _wave, "zigzag": _zigzag, "cloud": _cloud, "infinity": _infinity, "sun": _sun,
+                "flower": _flower, "eye": _eye, "envelope": _envelope, "tree": _tree}  # fmt: skip
 HELDOUT_SHAPES = {"spiral": _spiral, "smiley": _smiley, "lightning bolt": _lightning, "house": _house,
                   "crescent": _crescent, "hexagon": _hexagon}  # fmt: skip
 
@@ -287,9 +368,28 @@ def _tangle(rng):
     return [rng.uniform(0, 1, (int(rng.integers(6, 14)), 2))]
 
 
+def _knot(rng):
+    """A dense walk turning hard at every step: a ball of ink."""
+    steps = int(rng.integers(80, 200))
+    heading = rng.uniform(0, 2 * math.pi) + np.cumsum(rng.normal(0, 1.1, steps))
+    return [np.cumsum(np.stack([np.cos(heading), np.sin(heading)], 1), 0)]
+
+
+def _scrawl(rng):
+    """Sharp back-and-forth strokes of random length: a zigzag scrawl."""
+    turns = int(rng.integers(6, 14))
+    points = np.cumsum(rng.normal(0, 1, (turns, 2)) * [1.0, rng.uniform(0.6, 1.5)], 0)
+    extent = points.max(0) - points.min(0)
+    return [points / max(extent.max(), 1e-6) * [1.0, max(1.0, 0.5 * extent.max() / max(extent[1], 1e-6))]]
+
+
+TRAIN_SCRIBBLES = {"random walk": _random_walk, "knot": _knot, "scrawl": _scrawl}
+
+
 def scribble(*, rng: np.random.Generator, part: str) -> tuple[list[Stroke], str]:
     if part == "train":
-        return _random_walk(rng), "scribble random walk"
+        name = str(rng.choice(list(TRAIN_SCRIBBLES)))
+        return TRAIN_SCRIBBLES[name](rng), f"scribble {name}"
     name = str(rng.choice(["coil", "hatching", "tangle"]))
     return {"coil": _coil, "hatching": _hatching, "tangle": _tangle}[name](rng), f"scribble {name}"
 
@@ -300,11 +400,11 @@ def scribble(*, rng: np.random.Generator, part: str) -> tuple[list[Stroke], str]
 def pairs(
     images: np.ndarray, labels: np.ndarray, *, count: int, rng: np.random.Generator, part: str = "train"
 ) -> Iterator[Drawing]:
-    """Digits side by side on one slate: "train" two digits drawn with a round pen along their skeleton, gap
-    0.1-0.8 of a digit's width; "heldout" two or three digits in canvas.render's filled-stroke style, gap -0.05-0.6
+    """Digits side by side on one slate: "train" two or three digits drawn with a round pen along their skeleton,
+    gap 0.1-0.8 of a digit's width; "heldout" two or three digits in canvas.render's filled-stroke style, gap -0.05-0.6
     (some touch or overlap a little). images: (N, 28, 28) uint8 MNIST digits."""
     for _ in range(count):
-        many = 2 if part == "train" or rng.random() < 0.7 else 3
+        many = 2 if rng.random() < 0.7 else 3
         picks = rng.choice(len(images), size=many, replace=False)
         gap = rng.uniform(0.1, 0.8) if part == "train" else rng.uniform(-0.05, 0.6)
         row = _side_by_side([images[i] for i in picks], gap=gap)
@@ -356,3 +456,57 @@ def _filled(row: np.ndarray, *, rng: np.random.Generator, size: int = SIZE) -> n
     slate[top : top + h, left : left + w] = crop
     blurred = Image.fromarray(slate).resize((size // 2, size // 2), Image.Resampling.BOX)
     return np.asarray(blurred.resize((size, size), Image.Resampling.BILINEAR))
+
+
+def pairs_of_drawings(pngs: list[bytes], *, count: int, seed: int) -> Iterator[Drawing]:
+    """Two or three of these slate drawings (real users' digits) cropped to their ink and put side by side on one
+    slate, as someone writing a number would: the "several digits" kind made from real handwriting. make retrain
+    makes them from its training browsers' drawings (never the held-out ones)."""
+    rng = np.random.default_rng([seed, 7])
+    for _ in range(count):
+        many = 2 if rng.random() < 0.7 else 3
+        pieces = []
+        for index in rng.choice(len(pngs), size=many, replace=len(pngs) < many):
+            pieces.append(_ink_crop(pngs[int(index)]))
+        # one writer's digits are about the same height, whatever size each drawing had on its own slate
+        common = int(np.median([piece.shape[0] for piece in pieces]))
+        pieces = [_to_height(piece, round(common * rng.uniform(0.85, 1.15))) for piece in pieces]
+        height = max(piece.shape[0] for piece in pieces)
+        gap = round(rng.uniform(0.0, 0.6) * height * 0.6)
+        width = sum(piece.shape[1] for piece in pieces) + gap * (many - 1)
+        row = np.zeros((height, max(width, 1)), dtype=np.uint8)
+        x = 0
+        for piece in pieces:
+            top = (height - piece.shape[0]) // 2
+            part_ = row[top : top + piece.shape[0], x : x + piece.shape[1]]
+            row[top : top + piece.shape[0], x : x + piece.shape[1]] = np.maximum(part_, piece[:, : part_.shape[1]])
+            x = max(0, x + piece.shape[1] + gap)
+        factor = min(rng.uniform(70, 200) / height, (SIZE - 10) / row.shape[1], (SIZE - 10) / height)
+        small = Image.fromarray(row).resize(
+            (max(1, round(row.shape[1] * factor)), max(1, round(height * factor))), Image.Resampling.BOX
+        )
+        slate = np.zeros((SIZE, SIZE), dtype=np.uint8)
+        top = int(rng.integers(0, SIZE - small.height + 1))
+        left = int(rng.integers(0, SIZE - small.width + 1))
+        slate[top : top + small.height, left : left + small.width] = np.asarray(small)
+        yield Drawing(to_png(slate, style=str(rng.choice(STYLES))), "pairs", "train", f"drawings x{many}")
+
+
+def _ink_crop(png: bytes) -> np.ndarray:
+    """A slate drawing's ink (255 = ink) cropped to its bounding box, whatever the export style."""
+    image = Image.open(io.BytesIO(png))
+    alpha = np.asarray(image.getchannel("A")) if image.mode in ("RGBA", "LA") else None
+    if alpha is not None and alpha.min() < 255:  # the page's export: ink only in alpha
+        ink = alpha
+    else:  # opaque: dark ink on light, or light on dark
+        gray = np.asarray(image.convert("L"))
+        ink = 255 - gray if gray.mean() > 127 else gray
+    ys, xs = np.nonzero(ink > 40)
+    if not len(ys):
+        return np.zeros((1, 1), dtype=np.uint8)
+    return np.ascontiguousarray(ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1])
+
+
+def _to_height(piece: np.ndarray, height: int) -> np.ndarray:
+    width = max(1, round(piece.shape[1] * height / piece.shape[0]))
+    return np.asarray(Image.fromarray(piece).resize((width, max(1, height)), Image.Resampling.BILINEAR))
