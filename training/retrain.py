@@ -70,8 +70,13 @@ class RetrainConfig:
     poison_min: int = 10
     max_share: float = 0.1  # of the training feedback, from any one browser (a subsample beyond it)
     negatives: int = 0  # "not a digit" training drawings per kind (0: a 10-output network that refuses nothing)
-    # The threshold on P(not a digit): the lowest that refuses at most this share of the validation browsers' digits
+    # The threshold on P(not a digit): the lowest that refuses at most `digit_refusal` of the validation browsers'
+    # digits and at most `mnist_refusal` of `mnist_validation` MNIST training digits kept out of the training (as
+    # served). MNIST digits need their own limit: thin, broken or specked ones look less like drawings than the
+    # browsers' digits do, and each refused one counts as wrong in the gate's MNIST figure.
     digit_refusal: float = 0.01
+    mnist_refusal: float = 0.001
+    mnist_validation: int = 5000
     finetune: finetune.FinetuneConfig = field(default_factory=finetune.FinetuneConfig)
 
 
@@ -210,12 +215,13 @@ def gate(candidate: dict[str, float], default: dict[str, float], counts: dict[st
     return failures
 
 
-def choose_threshold(digits: np.ndarray, *, refusal: float) -> float:
-    """The lowest threshold on P(not a digit) that refuses at most `refusal` of real digits (validation browsers):
-    the most non-digits caught for that many digits refused."""
-    if not len(digits):
+def choose_threshold(*limits: tuple[np.ndarray, float]) -> float:
+    """The lowest threshold on P(not a digit) that refuses at most the given share of each set of real digits
+    ((P(not a digit) of each digit, share) per set): the most non-digits caught for that many digits refused."""
+    quantiles = [np.quantile(scores, 1 - share) + 1e-6 for scores, share in limits if len(scores)]
+    if not quantiles:
         return 0.5
-    return float(max(0.05, np.quantile(digits, 1 - refusal) + 1e-6))
+    return float(max(0.05, *quantiles))
 
 
 def auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
@@ -275,11 +281,21 @@ def non_digits(kind_count: int, *, part: str, seed: int, mnist: dict[str, data.S
 
 
 def refusal_figures(
-    model: DigitNet, *, threshold: float, validation_digits: Reading, mnist: dict[str, data.Split], processes: int
+    model: DigitNet,
+    *,
+    threshold: float,
+    validation_digits: Reading,
+    mnist: dict[str, data.Split],
+    processes: int,
+    heldout_pngs: Sequence[bytes] = (),
 ) -> dict:
     """How often the candidate refuses: each held-out kind of non-digit (made differently from the training ones),
-    real digits of the held-out browsers, MNIST test; and the AUROC of P(not a digit) against those real digits."""
+    the held-out browsers' own drawings put side by side, real digits of the held-out browsers, MNIST test; and the
+    AUROC of P(not a digit) against those real digits."""
     heldout = non_digits(250, part="heldout", seed=99, mnist=mnist)
+    if heldout_pngs:
+        heldout["pairs_of_drawings"] = [d.png for d in nondigits.pairs_of_drawings(list(heldout_pngs), count=250,
+                                                                                    seed=99)]  # fmt: skip
     figures = {"threshold": threshold, "refused": {}, "auroc": {}}
     for kind, pngs in heldout.items():
         images, _ = finetune.prepare_all(pngs, processes=processes)
@@ -310,9 +326,18 @@ def retrain(
         [r for r in screening.kept if r.browser_id not in held_browsers], max_share=cfg.max_share, seed=cfg.seed
     )
     negatives = non_digits(cfg.negatives, part="train", seed=cfg.seed, mnist=mnist) if cfg.negatives else {}
+    if cfg.negatives and train_rows:  # several digits in the users' own hands: their drawings side by side
+        own = nondigits.pairs_of_drawings([r.canvas_png for r in train_rows], count=cfg.negatives, seed=cfg.seed)
+        negatives["pairs_of_drawings"] = [d.png for d in own]
+    fit, mnist_check = mnist, None
+    if cfg.negatives and cfg.mnist_validation:
+        train = mnist["train"]
+        cut = len(train.labels) - cfg.mnist_validation
+        fit = {**mnist, "train": data.Split(train.images[:cut], train.labels[:cut])}
+        mnist_check = data.Split(train.images[cut:], train.labels[cut:])
     model, trained = finetune.finetune(
         examples(train_rows),
-        mnist=mnist,
+        mnist=fit,
         cfg=cfg.finetune,
         negatives=[png for pngs in negatives.values() for png in pngs],
         log=log,
@@ -323,7 +348,11 @@ def retrain(
     readings = {name: read(model, images, structural=eleven) for name, (images, _) in sets.items()}
     threshold, refusal = None, None
     if eleven:
-        threshold = choose_threshold(readings["heldout_browsers"].not_a_digit, refusal=cfg.digit_refusal)
+        limits = [(readings["heldout_browsers"].not_a_digit, cfg.digit_refusal)]
+        if mnist_check is not None:
+            served = finetune.mnist_as_served(mnist_check, processes=processes)
+            limits.append((read(model, served, structural=False).not_a_digit, cfg.mnist_refusal))
+        threshold = choose_threshold(*limits)
         refusal = {"several_digits": True, "not_a_digit_threshold": round(threshold, 6)}
     default_version, default_model, default_refusal = default
     default_threshold = default_refusal.get("not_a_digit_threshold") if default_refusal else None
@@ -361,7 +390,7 @@ def retrain(
     if eleven:
         metrics["refusal"] = refusal_figures(
             model, threshold=threshold, validation_digits=readings["heldout_browsers"], mnist=mnist,
-            processes=processes,
+            processes=processes, heldout_pngs=[e.png for e in heldout],
         )  # fmt: skip
         metrics["refusal"]["refused"]["mnist_test"] = float(readings["mnist_test"].refused(threshold).mean())
     return Result(model=model, metrics=metrics, refusal=refusal, failures=failures)
@@ -481,17 +510,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", default=None, help="the new version (default: one major above the newest)")
     parser.add_argument("--negatives", type=int, default=RetrainConfig.negatives, help="'not a digit' per kind")
     parser.add_argument("--steps", type=int, default=finetune.FinetuneConfig.steps)
+    parser.add_argument("--lr", type=float, default=finetune.FinetuneConfig.lr)
+    parser.add_argument("--negative-batch", type=int, default=finetune.FinetuneConfig.negative_batch)
+    parser.add_argument(
+        "--base", default="1.0", help="the version whose weights are fine-tuned (default 1.0; see docs/model-card.md)"
+    )
     parser.add_argument("--holdout-share", type=float, default=RetrainConfig.holdout_share)
     parser.add_argument("--max-share", type=float, default=RetrainConfig.max_share)
     parser.add_argument("--mnist-min", type=float, default=GateConfig.mnist_min)
+    parser.add_argument(
+        "--heldout-margin", type=float, default=GateConfig.heldout_margin,
+        help="held-out browsers: at least the default's + this (default 0.01)",
+    )  # fmt: skip
     parser.add_argument("--register", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args(argv)
-    cfg = RetrainConfig(
-        negatives=args.negatives, holdout_share=args.holdout_share, max_share=args.max_share,
-        finetune=replace(finetune.FinetuneConfig(), steps=args.steps),
-    )  # fmt: skip
     try:
-        return run(args, load(), cfg=cfg, gate_cfg=GateConfig(mnist_min=args.mnist_min))
+        settings = load()
+        base = settings.model_store / f"v{args.base}" / "weights.pt"
+        if not base.exists():
+            raise ValueError(f"no weights for the base version {args.base}: {base} is missing")
+        tuning = replace(
+            finetune.FinetuneConfig(), steps=args.steps, lr=args.lr, negative_batch=args.negative_batch,
+            base_weights=str(base),
+        )  # fmt: skip
+        cfg = RetrainConfig(
+            negatives=args.negatives, holdout_share=args.holdout_share, max_share=args.max_share, finetune=tuning
+        )
+        gate_cfg = GateConfig(mnist_min=args.mnist_min, heldout_margin=args.heldout_margin)
+        return run(args, settings, cfg=cfg, gate_cfg=gate_cfg)
     except (GateFailed, store.StoreUnavailable, ManagementError, FileExistsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

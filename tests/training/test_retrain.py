@@ -94,8 +94,17 @@ def test_a_style_set_within_noise_passes():
 
 def test_the_threshold_refuses_the_chosen_share_of_real_digits():
     digits = np.random.default_rng(0).beta(1, 30, size=10_000)  # P(not a digit) of real digits: mostly small
-    threshold = retrain.choose_threshold(digits, refusal=0.01)
+    threshold = retrain.choose_threshold((digits, 0.01))
     assert (digits >= threshold).mean() == pytest.approx(0.01, abs=0.002)
+
+
+def test_the_threshold_meets_every_limit():
+    rng = np.random.default_rng(0)
+    drawings, mnist = rng.beta(1, 30, size=10_000), rng.beta(1, 10, size=5_000)  # MNIST scores higher here
+    threshold = retrain.choose_threshold((drawings, 0.01), (mnist, 0.001))
+    assert (mnist >= threshold).mean() <= 0.0012
+    assert (drawings >= threshold).mean() < 0.01  # the MNIST limit is the binding one
+    assert threshold == retrain.choose_threshold((mnist, 0.001), (drawings, 0.01))
 
 
 def test_auroc():
@@ -108,3 +117,10 @@ def test_next_version_is_one_major_above_the_newest(tmp_path):
     for name in ("v1.0", "v2.0", "v2.1"):
         (tmp_path / name).mkdir()
     assert retrain.next_version(tmp_path) == "3.0"
+
+
+def test_a_missing_base_version_is_a_clear_error(tmp_path, capsys):
+    """make retrain RETRAIN_ARGS="--base X" fine-tunes version X's weights; one that is not there stops the run
+    before anything is read or trained."""
+    assert retrain.main(["--data-dir", str(tmp_path), "--base", "7.7", "--no-register"]) == 1
+    assert "no weights for the base version 7.7" in capsys.readouterr().err
