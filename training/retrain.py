@@ -363,6 +363,7 @@ def retrain(
         for name, (images, labels) in sets.items()
     }
     counts = {name: len(labels) for name, (_, labels) in sets.items()}
+    default_held = read(default_model, sets["heldout_browsers"][0], structural=default_structural)
     failures = gate(candidate_acc, default_acc, counts, gate_cfg)
     metrics = {
         "test_accuracy": candidate_acc["mnist_test"],  # what the admin page shows ("MNIST test (offline)")
@@ -377,11 +378,10 @@ def retrain(
             "config": asdict(gate_cfg),
         },
         "per_digit_heldout_browsers": per_digit(readings["heldout_browsers"], sets["heldout_browsers"][1], threshold),
+        "per_digit_heldout_browsers_default": per_digit(default_held, sets["heldout_browsers"][1], default_threshold),
         "confusions_heldout_browsers": {
             "candidate": confusions(readings["heldout_browsers"].digits, sets["heldout_browsers"][1]),
-            "default": confusions(
-                read(default_model, sets["heldout_browsers"][0], structural=False).digits, sets["heldout_browsers"][1]
-            ),
+            "default": confusions(default_held.digits, sets["heldout_browsers"][1]),
         },
         "training": {k: v for k, v in trained.items() if k not in ("curve",)},
         "retrain_seconds": round(time.perf_counter() - started, 1),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -14,6 +15,8 @@ from nicegui.storage import Storage
 from db import store
 from settings import Settings
 from ui.admin import AdminLogin, LoginRefused, backoff_delay
+
+ROOT = Path(__file__).resolve().parents[2]
 
 PASSWORD = "correct horse battery staple"
 
@@ -97,18 +100,37 @@ async def test_forwarded_headers_are_believed_only_from_configured_proxies(monke
 def test_the_versions_table_shows_a_retrained_versions_gate_and_what_it_learned_from():
     """The candidate beside the default on /models: its held-out browsers' figure against the default's, and the
     default's most frequent errors then and now (from the version's metrics.json)."""
-    from ui.pages.models import gate_text, learned_text
+    from ui.pages.models import gate_text, learned_text, per_digit_text
 
     metrics = {
         "gate": {
-            "candidate": {"heldout_browsers": 0.9839},
-            "default": {"version": "1.0", "heldout_browsers": 0.9385},
+            "candidate": {"heldout_browsers": 0.9839, "mnist_test": 0.9963},
+            "default": {"version": "1.0", "heldout_browsers": 0.9385, "mnist_test": 0.9962},
             "counts": {"heldout_browsers": 1495},
         },
         "confusions_heldout_browsers": {"candidate": {"9->3": 10}, "default": {"9->3": 23, "4->6": 9, "1->7": 9}},
         "learned_from": {"labelled_drawings": 7494, "browsers": 31, "excluded_browsers": {"abcd1234": "poisoned"}},
+        "per_digit_heldout_browsers": {"0": 0.9936, "1": 1.0, "8": 0.9371, "9": 0.9231, "6": 0.9861},
+        "per_digit_heldout_browsers_default": {"0": 0.9936, "1": 0.8974, "8": 0.9301, "9": 0.8042, "6": 0.9722},
     }
-    expected = "98.4% vs 93.8% for 1.0 (1,495 drawings); errors 9→3 23 vs 10, 4→6 9 vs 0, 1→7 9 vs 0"
+    expected = (
+        "98.4% vs 93.8% for 1.0 (1,495 drawings); MNIST test 99.63% vs 99.62%; errors 9→3 23 vs 10, 4→6 9 vs 0, "
+        "1→7 9 vs 0"
+    )
     assert gate_text(metrics) == expected
+    assert per_digit_text(metrics) == "9: 92.3% vs 80.4% for 1.0, 8: 93.7% vs 93.0% for 1.0, 6: 98.6% vs 97.2% for 1.0"
     assert learned_text(metrics) == "7,494 drawings of 31 browsers, 1 left out"
     assert gate_text({"test_accuracy": 0.9962}) == learned_text(None) == ""  # 1.0 and 2.0 were not retrained
+    assert per_digit_text({"test_accuracy": 0.9962}) == ""
+    del metrics["per_digit_heldout_browsers_default"]  # a version's metrics from before the default's were kept
+    assert per_digit_text(metrics, count=1) == "9: 92.3%"
+
+
+def test_the_shipped_retrained_version_shows_its_per_digit_figures():
+    """3.0's metrics.json carries its and 1.0's per-digit figures on the held-out browsers."""
+    import json
+
+    from ui.pages.models import per_digit_text
+
+    metrics = json.loads((ROOT / "model_store" / "v3.0" / "metrics.json").read_text())
+    assert per_digit_text(metrics).startswith("9: 92.3% vs 80.4% for 1.0, 8: 93.7% vs 93.0% for 1.0")

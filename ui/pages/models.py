@@ -75,6 +75,7 @@ VERSION_COLUMNS = [
     {"name": "accuracy", "label": "Live accuracy (feedback)", "field": "accuracy"},
     {"name": "offline", "label": "MNIST test (offline)", "field": "offline"},
     {"name": "gate", "label": "Held-out browsers (gate)", "field": "gate", "style": WRAP, "headerStyle": WRAP},
+    {"name": "digits", "label": "Weakest digits (held-out)", "field": "digits", "style": WRAP, "headerStyle": WRAP},
     {"name": "learned", "label": "Learned from", "field": "learned", "style": WRAP, "headerStyle": WRAP},
     {"name": "archive", "label": "Archive", "field": "archive"},
     {"name": "action", "label": "", "field": "action"},
@@ -99,6 +100,7 @@ def version_rows(
                 "accuracy": _percent(stats),
                 "offline": f"{metrics['test_accuracy']:.2%}" if (metrics := offline.get(v.version)) else "",
                 "gate": gate_text(offline.get(v.version)),
+                "digits": per_digit_text(offline.get(v.version)),
                 "learned": learned_text(offline.get(v.version)),
                 "archive": v.archive,
             }
@@ -115,7 +117,24 @@ def gate_text(metrics: dict | None) -> str:
     changed = _changed_confusions(metrics.get("confusions_heldout_browsers", {}))
     ours, theirs = gate["candidate"]["heldout_browsers"], default["heldout_browsers"]
     drawings = gate["counts"]["heldout_browsers"]
-    return f"{ours:.1%} vs {theirs:.1%} for {default['version']} ({drawings:,} drawings){changed}"
+    mnist = ""
+    if "mnist_test" in gate["candidate"] and "mnist_test" in default:
+        mnist = f"; MNIST test {gate['candidate']['mnist_test']:.2%} vs {default['mnist_test']:.2%}"
+    return f"{ours:.1%} vs {theirs:.1%} for {default['version']} ({drawings:,} drawings){mnist}{changed}"
+
+
+def per_digit_text(metrics: dict | None, *, count: int = 3) -> str:
+    """A retrained version's weakest digits on the held-out browsers, each beside the default's figure then."""
+    ours = (metrics or {}).get("per_digit_heldout_browsers")
+    if not ours:
+        return ""
+    theirs = metrics.get("per_digit_heldout_browsers_default") or {}
+    version = metrics.get("gate", {}).get("default", {}).get("version", "default")
+    weakest = sorted(ours, key=lambda digit: (ours[digit], digit))[:count]
+    return ", ".join(
+        f"{digit}: {ours[digit]:.1%}" + (f" vs {theirs[digit]:.1%} for {version}" if digit in theirs else "")
+        for digit in weakest
+    )
 
 
 def _changed_confusions(confusions: dict) -> str:
