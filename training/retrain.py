@@ -218,7 +218,8 @@ def gate(candidate: dict[str, float], default: dict[str, float], counts: dict[st
 def choose_threshold(*limits: tuple[np.ndarray, float]) -> float:
     """The lowest threshold on P(not a digit) that refuses at most the given share of each set of real digits
     ((P(not a digit) of each digit, share) per set): the most non-digits caught for that many digits refused."""
-    quantiles = [np.quantile(scores, 1 - share) + 1e-6 for scores, share in limits if len(scores)]
+    # "higher": a real score at or above the quantile, so that a small set never has more than its share above it
+    quantiles = [np.quantile(scores, 1 - share, method="higher") + 1e-6 for scores, share in limits if len(scores)]
     if not quantiles:
         return 0.5
     return float(max(0.05, *quantiles))

@@ -124,3 +124,64 @@ def test_a_missing_base_version_is_a_clear_error(tmp_path, capsys):
     before anything is read or trained."""
     assert retrain.main(["--data-dir", str(tmp_path), "--base", "7.7", "--no-register"]) == 1
     assert "no weights for the base version 7.7" in capsys.readouterr().err
+
+
+def test_retraining_with_negatives_makes_a_version_that_refuses(mnist, tmp_path):
+    """The 11-output path on tiny data and a few steps: negatives of every kind plus the training browsers' own
+    drawings side by side, a threshold kept above the held-out MNIST digits, refusal figures per held-out kind, and a
+    version folder whose refusal.json the handler loads."""
+    import json
+
+    import torch
+
+    from handler.model import DigitNet
+    from handler.refusal import RefusalPolicy
+    from training import canvas, data, finetune, pendigits
+
+    small = {
+        "train": data.Split(mnist["train"].images[:300], mnist["train"].labels[:300]),
+        "test": data.Split(mnist["test"].images[:60], mnist["test"].labels[:60]),
+    }
+    stroke = np.array([[100.0, 100.0], [100.0, 300.0], [200.0, 300.0]], dtype=np.float32)
+    rng = np.random.default_rng(1)
+    feedback = []
+    for browser in range(5):
+        for index in range(6):
+            digit = pendigits.PenDigit(label=index % 10, writer=browser, strokes=(stroke,))
+            png = canvas.to_png(pendigits.render(digit, rng=rng, style=canvas.STYLES[index % 3]))
+            feedback.append(Feedback(png, index % 10, f"browser-{browser}", datetime.now(UTC), index % 10, 0.9, "1.0"))
+    torch.manual_seed(0)
+    base = tmp_path / "base.pt"
+    torch.save(DigitNet().state_dict(), base)
+    tuning = finetune.FinetuneConfig(
+        base_weights=str(base), steps=3, mnist_batch=4, feedback_batch=4, negative_batch=4, warmup_steps=1,
+        processes=1,
+    )  # fmt: skip
+    cfg = RetrainConfig(negatives=6, mnist_validation=50, finetune=tuning)
+    result = retrain.retrain(
+        feedback, mnist=small, default=("1.0", DigitNet().eval(), {}), cfg=cfg,
+        gate_cfg=GateConfig(mnist_count=40, style_count=3), log=lambda *_: None,
+    )  # fmt: skip
+
+    metrics = result.metrics
+    assert metrics["training"]["outputs"] == 11
+    assert metrics["training"]["negatives"] == 6 * 5  # four kinds, and the browsers' drawings side by side
+    threshold = result.refusal["not_a_digit_threshold"]
+    assert result.refusal["several_digits"] is True and 0.05 <= threshold <= 1.0 + 1e-5
+    refused = metrics["refusal"]["refused"]
+    assert set(refused) == {
+        "heldout_letters", "heldout_shapes", "heldout_scribbles", "heldout_pairs", "heldout_pairs_of_drawings",
+        "heldout_browsers_digits", "mnist_test",
+    }  # fmt: skip
+    assert all(0.0 <= share <= 1.0 for share in refused.values())
+    assert set(metrics["refusal"]["auroc"]) == {"letters", "shapes", "scribbles", "pairs", "pairs_of_drawings"}
+    assert set(metrics["per_digit_heldout_browsers_default"]) == set(metrics["per_digit_heldout_browsers"])
+    # the threshold refuses at most 0.1% of the 50 MNIST digits kept out of the fine-tune (as served): none of them
+    kept_out = data.Split(mnist["train"].images[250:300], mnist["train"].labels[250:300])
+    reading = retrain.read(result.model, finetune.mnist_as_served(kept_out, processes=1), structural=False)
+    assert not (reading.not_a_digit >= threshold).any()
+
+    retrain.write_version(tmp_path / "v9.0", result)
+    assert json.loads((tmp_path / "v9.0" / "architecture.json").read_text()) == {"classes": 11}
+    policy = RefusalPolicy.load(tmp_path / "v9.0")
+    assert policy.several_digits and policy.not_a_digit_threshold == pytest.approx(threshold)
