@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import io
 import os
 import re
 import shlex
@@ -13,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.requirements import Requirement
-from PIL import Image, ImageDraw
 
+from deploy import compose_check
 from settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -203,12 +202,8 @@ def import_closure(entry: str) -> tuple[set[Path], set[str]]:
 
 
 def digit_one_png() -> bytes:
-    """A 280x280 canvas with a thick vertical stroke: the model reads a 1."""
-    image = Image.new("L", (280, 280), 255)
-    ImageDraw.Draw(image).line([(140, 50), (140, 230)], fill=0, width=22)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    """A 280x280 canvas with a thick vertical stroke: the model reads a 1 (the drawing make compose-check sends)."""
+    return compose_check.digit_png()
 
 
 # URLs a management key holder might ask TorchServe to register from; none may be fetched or copied into the store.
