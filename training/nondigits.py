@@ -472,15 +472,13 @@ def pairs_of_drawings(pngs: list[bytes], *, count: int, seed: int) -> Iterator[D
         common = int(np.median([piece.shape[0] for piece in pieces]))
         pieces = [_to_height(piece, round(common * rng.uniform(0.85, 1.15))) for piece in pieces]
         height = max(piece.shape[0] for piece in pieces)
-        gap = round(rng.uniform(0.0, 0.6) * height * 0.6)
-        width = sum(piece.shape[1] for piece in pieces) + gap * (many - 1)
-        row = np.zeros((height, max(width, 1)), dtype=np.uint8)
+        gap = round(rng.uniform(0.0, 0.6) * height * 0.6)  # never negative: the pieces never overlap
+        row = np.zeros((height, sum(piece.shape[1] for piece in pieces) + gap * (many - 1)), dtype=np.uint8)
         x = 0
         for piece in pieces:
             top = (height - piece.shape[0]) // 2
-            part_ = row[top : top + piece.shape[0], x : x + piece.shape[1]]
-            row[top : top + piece.shape[0], x : x + piece.shape[1]] = np.maximum(part_, piece[:, : part_.shape[1]])
-            x = max(0, x + piece.shape[1] + gap)
+            row[top : top + piece.shape[0], x : x + piece.shape[1]] = piece
+            x += piece.shape[1] + gap
         factor = min(rng.uniform(70, 200) / height, (SIZE - 10) / row.shape[1], (SIZE - 10) / height)
         small = Image.fromarray(row).resize(
             (max(1, round(row.shape[1] * factor)), max(1, round(height * factor))), Image.Resampling.BOX

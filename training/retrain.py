@@ -10,10 +10,12 @@ registered live as a candidate (not the default).
    typing wrong digits contradicts confident right ones). And no browser supplies more than `max_share` of the
    training feedback (a random subsample), so even an undetected one moves the model little.
 3. **Split by browser**: a share of the browsers is held out whole for validation (new people), never trained on.
-4. **Train** (training/finetune.py): the current recipe fine-tunes 1.0's network on MNIST + the training browsers'
-   drawings, prepared by the handler's own preprocessing; with `--negatives N`, N "not a digit" drawings per kind
-   (training/nondigits.py: letters, shapes, scribbles, several digits) train an 11th output, and the threshold on
-   P(not a digit) is chosen on validation data (written to refusal.json with the "several digits" check).
+4. **Train** (training/finetune.py): the current recipe fine-tunes a version's network (`--base`, default 1.0) on
+   MNIST + the training browsers' drawings, prepared by the handler's own preprocessing; with `--negatives N`, N "not
+   a digit" drawings per kind (training/nondigits.py: letters, shapes, scribbles, several digits, and the training
+   browsers' own drawings side by side) train an 11th output, and the threshold on P(not a digit) is chosen on the
+   held-out browsers' digits and on MNIST training digits kept out of the fine-tune (written to refusal.json with
+   the "several digits" check).
 5. **Gate** (`gate`), against the current default version on the same data: MNIST test >= 99.6% and not below the
    default's; held-out browsers >= the default's + 1 point; the canvas- and pen-style sets not worse than the
    default's beyond noise (z standard errors). A refused drawing counts as wrong everywhere.
