@@ -14,7 +14,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent
@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     # The JSON API: predictions one client (its signed browser-id cookie, else its address) may have in flight; one
     # more is refused with 429 and Retry-After (ui/limits.py)
     api_max_in_flight: int = 2
+    # Why? (app/explanations.py): explanations take at most this share of one TorchServe worker's time, whatever the
+    # clients ask; one that cannot start within explain_wait_seconds is answered "busy"; the ten maps of this many
+    # drawings are kept
+    explain_share: float = Field(0.5, gt=0, le=1)
+    explain_wait_seconds: float = 8.0
+    explain_cache: int = 256
 
     # The admin page /models: its password (unset in dev: one generated into var/admin_password, printed by make run)
     admin_password: str | None = None

@@ -39,8 +39,9 @@ class Item:
     error: PreprocessError | None = None
     tensor: Any = None  # the model input, (1, 28, 28), made per request where a failure stays the request's
     explain: bool = False  # an /explanations request: answer with attributions as well
-    target: int | None = None  # the digit to explain; None: the predicted one
+    target: int | None = None  # the digit to explain; None: the predicted one; ALL: every digit (see parse_target)
     attributions: Any = None  # (1, 28, 28) tensor, set by the handler's inference for explain items
+    all_attributions: Any = None  # (10, 1, 28, 28) tensor when the target is ALL
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,17 @@ class TargetError(RequestError):
     """The digit to explain is not one of 0-9."""
 
 
+# "target": "all" asks for the maps of all ten digits in one answer (one pass costs far less than ten requests).
+ALL = -1
+
+
 def parse_target(value) -> int | None:
-    """A target as sent (JSON number or string, form field bytes, header text) -> 0..9; None when absent."""
+    """A target as sent (JSON number or string, form field bytes, header text) -> 0..9, ALL for "all"; None when
+    absent."""
     if value is None:
         return None
+    if isinstance(value, str | bytes | bytearray) and _text(value).strip().lower() == "all":
+        return ALL
     if isinstance(value, int | float) and not isinstance(value, bool):
         if float(value).is_integer() and 0 <= value <= 9:
             return int(value)
@@ -69,7 +77,7 @@ def parse_target(value) -> int | None:
             return None
         if text in DIGITS:
             return int(text)
-    raise TargetError(f"target must be a digit 0-9, not {_text(value)[:20]!r}")
+    raise TargetError(f'target must be a digit 0-9 or "all", not {_text(value)[:20]!r}')
 
 
 def _text(value) -> str:

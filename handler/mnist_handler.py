@@ -31,19 +31,30 @@ from ts.torch_handler.base_handler import BaseHandler
 # Decided by how this file was imported, not by whether `handler` imports: an editable install of another checkout
 # makes `handler` importable inside a TorchServe worker, and classes from two copies (PreprocessError) do not match.
 if __package__:  # the repository layout (tests, UI)
-    from .explain import STEPS, as_rows, integrated_gradients
-    from .inputs import TRUTHY, Item, RequestError, parse_target, read_request
+    from .explain import STEPS, as_rows, integrated_gradients, integrated_gradients_all
+    from .inputs import ALL, TRUTHY, Item, RequestError, parse_target, read_request
     from .preprocess import PreprocessError, prepare
     from .refusal import NOT_A_DIGIT_INDEX, RefusalPolicy
 else:  # inside the .mar, every file sits flat in the model directory
-    from explain import STEPS, as_rows, integrated_gradients
-    from inputs import TRUTHY, Item, RequestError, parse_target, read_request
+    from explain import STEPS, as_rows, integrated_gradients, integrated_gradients_all
+    from inputs import ALL, TRUTHY, Item, RequestError, parse_target, read_request
     from preprocess import PreprocessError, prepare
     from refusal import NOT_A_DIGIT_INDEX, RefusalPolicy
 
 logger = logging.getLogger(__name__)
+# An error message goes back as TorchServe's status line and in the JSON body. The worker frames the status message
+# with its length in characters, so a non-ASCII character (a request's own field name or target echoed in it) made the
+# frame longer than announced: the frontend read garbage, closed the connection and failed the whole batch ("Worker
+# died", issue #20 N3). Messages are therefore ASCII (other characters as Python escapes) and bounded.
+MAX_MESSAGE = 300
 ARCHITECTURE_FILE = "architecture.json"
 Output = tuple[list[Item], torch.Tensor | None, torch.Tensor | None]  # what inference hands postprocess
+
+
+def safe_message(text: str) -> str:
+    """`text` as printable ASCII (other characters escaped like Python does), at most MAX_MESSAGE characters."""
+    escaped = "".join(ch if " " <= ch <= "~" else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return escaped if len(escaped) <= MAX_MESSAGE else escaped[: MAX_MESSAGE - 3] + "..."
 
 
 class MNISTDigitHandler(BaseHandler):
@@ -121,11 +132,19 @@ class MNISTDigitHandler(BaseHandler):
         if not asked:
             return
         for item, row in asked:
-            item.target = int(probabilities[row].argmax()) if item.target is None else item.target
-        inputs = torch.stack([item.tensor for item, _ in asked]).to(self.device)  # (n, 1, 28, 28)
-        targets = torch.tensor([item.target for item, _ in asked], device=self.device)
+            if item.target == ALL:  # every digit's map, in one pass; the predicted digit's is "the" map
+                item.all_attributions = integrated_gradients_all(self.model, item.tensor.to(self.device)).cpu()
+                item.target = int(probabilities[row].argmax())
+                item.attributions = item.all_attributions[item.target]
+            elif item.target is None:
+                item.target = int(probabilities[row].argmax())
+        single = [item for item, _ in asked if item.attributions is None]
+        if not single:
+            return
+        inputs = torch.stack([item.tensor for item in single]).to(self.device)  # (n, 1, 28, 28)
+        targets = torch.tensor([item.target for item in single], device=self.device)
         attributions = integrated_gradients(self.model, inputs, targets=targets).cpu()
-        for (item, _), attribution in zip(asked, attributions, strict=True):
+        for item, attribution in zip(single, attributions, strict=True):
             item.attributions = attribution
 
     def explain_handle(self, data_preprocess: list[Item], raw_data) -> list[dict]:
@@ -143,7 +162,7 @@ class MNISTDigitHandler(BaseHandler):
             if own_request:
                 self.context.set_response_content_type(index, "application/json")
             if item.error is not None:
-                message = str(item.error)
+                message = safe_message(str(item.error))
                 if own_request:
                     self.context.set_response_status(item.error.status, message, idx=index)
                 answers.append({"error": message, "status": item.error.status})
@@ -179,9 +198,12 @@ class MNISTDigitHandler(BaseHandler):
     @staticmethod
     def _explanation(item: Item) -> dict:
         left, top, right, bottom = item.prepared.field_box
-        return {
+        answer = {
             "target": item.target,
             "attributions": as_rows(item.attributions),
             "method": f"integrated_gradients(baseline=blank, steps={STEPS})",
             "field_box": {"left": left, "top": top, "right": right, "bottom": bottom},
         }
+        if item.all_attributions is not None:  # "target": "all": one map per digit, index = digit
+            answer["attributions_by_target"] = [as_rows(a) for a in item.all_attributions]
+        return answer

@@ -73,6 +73,19 @@ class Explanation:
     method: str
 
 
+@dataclass(frozen=True)
+class AllExplanations:
+    """The maps of all ten digits for one drawing, from one pass (POST /explanations with "target": "all")."""
+
+    prediction: Prediction
+    by_target: list[list[list[float]]]  # 10 maps of 28 rows of 28, index = digit
+    field_box: FieldBox
+    method: str
+
+    def for_target(self, target: int) -> Explanation:
+        return Explanation(self.prediction, target, self.by_target[target], self.field_box, self.method)
+
+
 class Predictor:
     """Asks TorchServe for a digit. One instance per app: it owns a pooled httpx.AsyncClient."""
 
@@ -115,10 +128,21 @@ class Predictor:
 
     async def explain(self, png: bytes, *, target: int | None = None, version: str | None = None) -> Explanation:
         """Why the model reads a PNG as it does, for `target` (default: the predicted digit). Costs about 50-500 ms
-        (Integrated Gradients, 32 passes). Raises PredictionRejected (bad image, bad target) or ModelUnavailable."""
+        (Integrated Gradients, 24 passes). Raises PredictionRejected (bad image, bad target) or ModelUnavailable."""
         headers = {} if target is None else {"X-Target": str(int(target))}
         body, latency_ms = await self._ask(self.explain_url, png, version=version, headers=headers)
         return _parse_explanation(body, latency_ms=latency_ms)
+
+    async def explain_all(self, png: bytes, *, version: str | None = None) -> AllExplanations:
+        """Every digit's map for a PNG in one request (about 2.5x one explanation's cost, not 10x). Raises
+        PredictionRejected or ModelUnavailable."""
+        body, latency_ms = await self._ask(self.explain_url, png, version=version, headers={"X-Target": "all"})
+        single = _parse_explanation(body, latency_ms=latency_ms)
+        maps = body.get("attributions_by_target")
+        if not isinstance(maps, list) or len(maps) != 10:
+            raise ModelUnavailable("the model server's explanation has no map per digit; try again")
+        by_target = [_map(m) for m in maps]
+        return AllExplanations(single.prediction, by_target, single.field_box, single.method)
 
     async def _ask(self, url: str, png: bytes, *, version: str | None, headers: dict[str, str]) -> tuple[dict, float]:
         """The JSON answer of a 200 and the time it took; the errors mapped as predict() documents."""
@@ -155,10 +179,15 @@ def _parse(body: dict, *, latency_ms: float) -> Prediction:
     )
 
 
-def _parse_explanation(body: dict, *, latency_ms: float) -> Explanation:
-    attributions = [[float(v) for v in row] for row in body["attributions"]]
+def _map(rows: list) -> list[list[float]]:
+    attributions = [[float(v) for v in row] for row in rows]
     if len(attributions) != 28 or any(len(row) != 28 for row in attributions):
         raise ModelUnavailable("the model server's explanation is not a 28x28 map; try again")
+    return attributions
+
+
+def _parse_explanation(body: dict, *, latency_ms: float) -> Explanation:
+    attributions = _map(body["attributions"])
     box = body["field_box"]
     return Explanation(
         prediction=_parse(body, latency_ms=latency_ms),

@@ -17,6 +17,7 @@ from nicegui import app
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
+from app.explanations import Explainer
 from db import store
 from db.journal import Journal
 from serving.endpoints import endpoints
@@ -43,6 +44,7 @@ class AppContext:
     recorder: Recorder
     admin: AdminLogin
     in_flight: InFlight  # the JSON API's predictions in flight per client
+    explainer: Explainer  # Why?: bounded, cached explanations
 
     async def apply_default(self) -> None:
         """Re-apply the operator's chosen default version if TorchServe lost it (restart); never raises."""
@@ -90,6 +92,15 @@ async def replay_at_start(journal: Journal, pool: AsyncConnectionPool) -> None:
         logger.error("journal: %d unreadable entries are kept in %s", journal.set_aside, journal.rejected_path)
 
 
+def explainer(settings: Settings, predictor: Predictor) -> Explainer:
+    return Explainer(
+        explain_all=predictor.explain_all,
+        share=settings.explain_share,
+        wait=settings.explain_wait_seconds,
+        cache_size=settings.explain_cache,
+    )
+
+
 async def build(settings: Settings) -> AppContext:
     """Open the pool (applying the schema) and the TorchServe clients; replay an earlier outage's journal."""
     if not settings.database_url:
@@ -113,6 +124,7 @@ async def build(settings: Settings) -> AppContext:
         recorder=Recorder(predictor=predictor, store=store.Store(pool), journal=journal),
         admin=AdminLogin(settings, pool),
         in_flight=InFlight(settings.api_max_in_flight),
+        explainer=explainer(settings, predictor),
     )
     await context.apply_default()  # before the first prediction
     await replay_at_start(journal, pool)

@@ -153,3 +153,22 @@ def test_model_randomisation_sanity_check(version, inputs):
     assert abs(np.median(signed)) < 0.2 and max(np.abs(signed)) < 0.5
     # |IG| keeps some of the image (x - baseline is a factor), as Adebayo et al. saw for gradient x input
     assert np.median(magnitude) < 0.7
+
+
+def test_all_targets_in_one_pass_are_the_single_target_maps(versioned, canvas_pngs):
+    """ "target": "all" answers every digit's map (index = digit), each the map that digit alone gets, and the predicted
+    digit's as "attributions"."""
+    png, label, _ = canvas_pngs[12]
+    encoded = base64.b64encode(png).decode()
+    rows = [{"body": {"image": encoded, "target": "all"}}, {"body": png}, {"data": png, "target": b"All"}]
+    rows += [{"body": {"image": encoded, "target": d}} for d in (0, 9)]
+    answers, statuses = handle(versioned, rows, [EXPLAIN, {**EXPLAIN, "X-Target": "all"}] + [EXPLAIN] * 3)
+    assert statuses == [200] * 5
+    every = np.array(answers[0]["attributions_by_target"])
+    assert every.shape == (10, 28, 28)
+    assert answers[0]["target"] == label and answers[0]["attributions"] == answers[0]["attributions_by_target"][label]
+    assert answers[1]["attributions_by_target"] == answers[2]["attributions_by_target"] == answers[0][
+        "attributions_by_target"]  # fmt: skip
+    for answer in answers[3:]:
+        np.testing.assert_allclose(every[answer["target"]], np.array(answer["attributions"]), rtol=1e-3, atol=1e-6)
+    assert "attributions_by_target" not in answers[3]

@@ -158,3 +158,26 @@ def test_a_batch_of_only_bad_items(handler):
     answers, statuses = handle(handler, [{"body": b""}, {"body": blank_png()}])
     assert statuses == [400, 422]
     assert "empty" in answers[0]["error"] and "blank" in answers[1]["error"]
+
+
+def test_messages_that_echo_non_ascii_request_content_are_ascii_and_bounded(handler, canvas_pngs):
+    """TorchServe's worker frames the status message by its length in characters: anything beyond ASCII in it broke
+    the frame and killed the worker with its whole batch (issue #20 N3). The message is escaped and cut instead."""
+    good = canvas_pngs[1][0]
+    rows = [{"body": good}, {"dätä": good}, {"body": good}, {"✍️" * 400: good}]
+    answers, statuses = handle(handler, rows)
+    assert statuses == [200, 400, 200, 400]
+    processors = handler[1].request_processor
+    for index in (1, 3):
+        message = processors[index].get_response_status_phrase()
+        assert message == answers[index]["error"] and message.isascii() and len(message) <= 300, message
+    assert "d\\xe4t\\xe4" in answers[1]["error"]
+    assert answers[3]["error"].endswith("...")
+
+
+def test_safe_message_escapes_and_cuts():
+    from handler.mnist_handler import safe_message
+
+    assert safe_message("target must be a digit 0-9, not '٣'") == "target must be a digit 0-9, not '\\u0663'"
+    assert safe_message("a\nb\x00") == "a\\nb\\x00"
+    assert len(safe_message("é" * 1000)) == 300

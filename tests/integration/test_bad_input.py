@@ -230,3 +230,44 @@ def test_bad_requests_in_a_batch_leave_the_good_ones_alone(api, torchserve, serv
     bad_ids = {r.headers["x-request-id"] for r, (_, e) in zip(responses, plan, strict=True) if isinstance(e, Bad)}
     mixed = [batch for batch in batches(torchserve, good_ids | bad_ids) if batch & good_ids and batch & bad_ids]
     assert mixed, "no batch held both a good and a bad request: the test did not exercise batching"
+
+
+# Request content echoed in an error message, beyond ASCII: the worker used to frame the message by its length in
+# characters, the frontend read past it and the whole batch failed with "Worker died" (issue #20 N3).
+NON_ASCII = {
+    "explanation target in Arabic-Indic digits": (
+        "/explanations/mnist", as_json({"image": B64, "target": "٣"}), 400, "target must be a digit 0-9"),
+    "a long non-ASCII target": (
+        "/explanations/mnist", as_json({"image": B64, "target": "٣" * 5000}), 400, "target must be a digit 0-9"),
+    "multipart field named dätä": (
+        PREDICT, {"files": {"dätä": ("d.png", DRAWING, "image/png")}}, 400, 'no field "data"'),
+    "form field named with an emoji": (
+        PREDICT, body("✍️=7".encode(), "application/x-www-form-urlencoded"), 400, 'no field "data"'),
+}  # fmt: skip
+
+
+def test_non_ascii_in_error_messages_never_hurts_the_worker_or_its_batch(api, torchserve, serving, canvas_pngs):
+    """Each non-ASCII case, 4 times, among 32 good drawings sent 16 at a time: every bad request gets its own 400
+    with an ASCII message, every good one its own digit, the same workers stay READY, and they shared batches."""
+    drawings = [png for png, _, _ in canvas_pngs[:32]]
+    expected = {png: api.post(PREDICT, **body(png)).json()["digit"] for png in drawings}
+    plan = [(PREDICT, body(png), png) for png in drawings]
+    for index, case in enumerate(list(NON_ASCII.values()) * 4):
+        plan.insert(2 * index + 1, case)
+    with ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(lambda item: api.post(item[0], **item[1]), plan))
+    for response, item in zip(responses, plan, strict=True):
+        if isinstance(item[2], bytes):
+            assert response.status_code == 200, response.text
+            assert response.json()["digit"] == expected[item[2]]
+            continue
+        _, _, status, message = item
+        assert response.status_code == status, response.text
+        error = response.json()["error"]
+        assert message in error and error.isascii() and len(error) <= 300, error
+        assert response.reason_phrase.isascii()
+    assert_still_serving(api, torchserve, serving)
+    ids = [r.headers["x-request-id"] for r in responses]
+    bad_ids = {i for i, item in zip(ids, plan, strict=True) if not isinstance(item[2], bytes)}
+    mixed = [batch for batch in batches(torchserve, set(ids)) if batch & bad_ids and batch - bad_ids]
+    assert mixed, "no batch held both a good and a non-ASCII request: the test did not exercise batching"

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from db import store
 from db.journal import Journal
-from serving.inference import Explanation, FieldBox, ModelUnavailable, Prediction
+from serving.inference import AllExplanations, Explanation, FieldBox, ModelUnavailable, Prediction
 from serving.management import Version, Worker
 from settings import Settings
 from ui.admin import AdminLogin
-from ui.context import AppContext
+from ui.context import AppContext, explainer
 from ui.limits import InFlight
 from ui.recorder import Recorder
 
@@ -116,6 +116,7 @@ class FakePredictor:
     down: bool = False
     refuse: set[bytes] = field(default_factory=set)
     url: str = "fake://torchserve/predictions/mnist"
+    explanations: int = 0  # passes asked for (explain_all)
 
     async def predict(self, png: bytes, *, version: str | None = None) -> Prediction:
         if self.down:
@@ -136,6 +137,13 @@ class FakePredictor:
         target = prediction.closest_digit if target is None else target
         attributions = [[0.1 if col == 14 else 0.0 for col in range(28)] for _ in range(28)]
         return Explanation(prediction, target, attributions, FieldBox(0, 0, 280, 280), "fake")
+
+    async def explain_all(self, png: bytes, *, version: str | None = None) -> AllExplanations:
+        """Every digit's map: evidence along column 14 + digit (so that maps of different digits differ)."""
+        self.explanations += 1
+        prediction = await self.predict(png, version=version)
+        maps = [[[0.1 if col == 14 + d - 5 else 0.0 for col in range(28)] for _ in range(28)] for d in range(10)]
+        return AllExplanations(prediction, maps, FieldBox(0, 0, 280, 280), "fake")
 
     async def close(self) -> None:
         return None
@@ -189,4 +197,5 @@ def fake_context(settings: Settings, journal_dir: Path) -> AppContext:
         recorder=Recorder(predictor=predictor, store=fake_store, journal=journal),
         admin=AdminLogin(settings, None),
         in_flight=InFlight(settings.api_max_in_flight),
+        explainer=explainer(settings, predictor),
     )

@@ -3,6 +3,7 @@ with its accuracy."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from dataclasses import dataclass
@@ -102,7 +103,7 @@ class DrawPage:
         with ui.row().classes("w-full gap-6 items-start justify-center"):
             self._build_slate()
             self._build_result()
-        self.why = WhyView(explain=self.context.predictor.explain)
+        self.why = WhyView(explain=functools.partial(self.context.explainer.explain, client=self.browser_id))
         self._build_history()
         ui.keyboard(on_key=self._on_key)
         if self.recorder.note().set_aside:

@@ -2,8 +2,9 @@
 
 Asked only when the user presses Why? (an explanation costs ~50-500 ms of the model server's time, a prediction a
 few ms). It explains the drawing that was predicted, with the version that answered; the predicted digit first,
-then any digit the user picks, the runner-up a tap away ("Why not 3?"). Answers are kept per digit, so switching
-back is instant.
+then any digit the user picks, the runner-up a tap away ("Why not 3?"). The server's explainer (app/explanations.py)
+fetches all ten digits' maps in one pass and keeps them, so switching digits is instant; the pictures drawn from them
+are kept here per digit until the next prediction.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 from nicegui import ui
 
+from app.explanations import Superseded
 from serving.inference import Explanation, Prediction, PredictorError
 from ui.widgets.charts import data_url
 from ui.widgets.heatmap import Legend, colorize, over_drawing, over_field, smooth
 
-Explain = Callable[..., Awaitable[Explanation]]  # Predictor.explain(png, *, target, version)
+Explain = Callable[..., Awaitable[Explanation]]  # (png, *, target, version): app.explanations.Explainer.explain
 
 LEGEND_GRADIENT = "linear-gradient(to right, rgb(37,99,235), rgba(37,99,235,0.15), #fff, rgba(220,38,38,0.15), " \
     "rgb(220,38,38))"  # fmt: skip
@@ -124,6 +126,8 @@ class WhyView:
             try:
                 explanation = await self.explain(png, target=target, version=prediction.model_version)
                 pictures_ = pictures(explanation, drawing_png=png)
+            except Superseded:  # this tab asked for another drawing meanwhile: nothing to show for this one
+                return
             except PredictorError as exc:
                 if self.prediction is prediction:
                     self.spinner.set_visibility(False)
