@@ -90,7 +90,7 @@ load: $(INSTALLED) $(MARS)  ## USERS users draw, predict, label for SECONDS s ag
 bench: $(INSTALLED) $(MARS)  ## benchmarks (speed targets live here, never in tests)
 	$(PY) -m tests.bench --data-dir $(DATA_DIR)
 
-bench-hostile: $(INSTALLED)  ## 4 clients sending the dearest accepted images vs 4 normal users (a running product)
+bench-hostile: $(INSTALLED)  ## 4 normal users beside 4 clients sending the dearest images (ARGS=--why: a tab flooding Why?), a running product
 	$(PY) -m tests.bench_hostile $(ARGS)
 
 bench-inputs: $(INSTALLED)  ## what one request costs the worker: the dearest accepted images against a drawing

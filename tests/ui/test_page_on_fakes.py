@@ -85,3 +85,21 @@ async def test_the_stats_page_counts_every_browser(fake_app, user: User):
     await user.open("/stats")
     await user.should_see("Accuracy 100.0%")
     await user.should_see("2 predictions, 2 with feedback")
+
+
+async def test_why_asks_one_pass_per_drawing_and_keeps_it_across_predictions(fake_app, user: User):
+    """Why? fetches all ten maps at once (issue #20 N1): other digits cost no pass, nor does the same drawing again
+    after another one was predicted and explained."""
+    from tests.bench_hostile import scribbles
+    from tests.ui.test_why_page import element, source
+
+    first, second = scribbles(2, seed=5)
+    await user.open("/")
+    for png, passes in ((first, 1), (second, 2), (first, 2)):
+        await predict(user, fake_app, png)
+        user.find(marker="why").click()
+        await wait_for(lambda: fake_app.predictor.explanations >= passes)
+        await wait_for(lambda: text_of(user, "why-for").startswith("for "))
+        element(user, "why-digits").set_value(3)
+        await wait_for(lambda: text_of(user, "why-for") == "for 3")
+        assert fake_app.predictor.explanations == passes

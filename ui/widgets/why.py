@@ -9,6 +9,7 @@ are kept here per digit until the next prediction.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -125,7 +126,6 @@ class WhyView:
             png, prediction = self.png, self.prediction
             try:
                 explanation = await self.explain(png, target=target, version=prediction.model_version)
-                pictures_ = pictures(explanation, drawing_png=png)
             except Superseded:  # this tab asked for another drawing meanwhile: nothing to show for this one
                 return
             except PredictorError as exc:
@@ -133,7 +133,11 @@ class WhyView:
                     self.spinner.set_visibility(False)
                     self.notify_error(f"No explanation: {exc}")
                 return
-            if self.prediction is not prediction:  # a new prediction came meanwhile: this one is stale
+            if self.prediction is not prediction or self.target != target:
+                return  # stale: a new prediction, or the user picked another digit meanwhile; nothing is drawn
+            # drawing the pictures is CPU work (~25 ms): off the event loop, which every other user's page shares
+            pictures_ = await asyncio.to_thread(pictures, explanation, drawing_png=png)
+            if self.prediction is not prediction:
                 return
             self.cache[target] = pictures_
         if self.target == target:  # the user may have picked another digit meanwhile
