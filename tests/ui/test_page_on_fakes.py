@@ -91,15 +91,16 @@ async def test_why_asks_one_pass_per_drawing_and_keeps_it_across_predictions(fak
     """Why? fetches all ten maps at once (issue #20 N1): other digits cost no pass, nor does the same drawing again
     after another one was predicted and explained."""
     from tests.bench_hostile import scribbles
-    from tests.ui.test_why_page import element, source
+    from tests.ui.test_why_page import element
 
     first, second = scribbles(2, seed=5)
     await user.open("/")
     for png, passes in ((first, 1), (second, 2), (first, 2)):
         await predict(user, fake_app, png)
         user.find(marker="why").click()
-        await wait_for(lambda: fake_app.predictor.explanations >= passes)
-        await wait_for(lambda: text_of(user, "why-for").startswith("for "))
+        await wait_for(lambda n=passes: fake_app.predictor.explanations >= n)
+        await wait_for(lambda: text_of(user, "why-title") == "Why 0?")  # the stand-in answers 0
         element(user, "why-digits").set_value(3)
-        await wait_for(lambda: text_of(user, "why-for") == "for 3")
+        await wait_for(lambda: text_of(user, "why-title").startswith("Why not 3?"))
+        await user.should_not_see(marker="why-spinner")
         assert fake_app.predictor.explanations == passes
