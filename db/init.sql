@@ -48,6 +48,10 @@ END $$;
 -- Columns added after the table first shipped (NULL in rows written before).
 -- not_a_digit: the model refused the drawing as not one digit; predicted_digit then holds the closest digit.
 ALTER TABLE predictions ADD COLUMN IF NOT EXISTS not_a_digit boolean;
+-- client_network / feedback_network: the network (IPv4 /24, IPv6 /64) the prediction and the label came from: the
+-- poisoning screen of `make retrain` counts networks as well as browsers (a cookie is free, a network is not).
+ALTER TABLE predictions ADD COLUMN IF NOT EXISTS client_network cidr;
+ALTER TABLE predictions ADD COLUMN IF NOT EXISTS feedback_network cidr;
 
 -- History page: one browser's rows, newest first (id breaks ties between rows of the same instant).
 CREATE INDEX IF NOT EXISTS predictions_browser_history_idx
@@ -113,5 +117,10 @@ COMMENT ON COLUMN predictions.preview_png IS
 COMMENT ON COLUMN predictions.not_a_digit IS
     'True when the model answered "not a digit" (predicted_digit is then the closest digit), false when it answered '
     'a digit, NULL for rows written before versions could refuse.';
+COMMENT ON COLUMN predictions.client_network IS
+    'The network (IPv4 /24, IPv6 /64) of the address that asked for the prediction; NULL when unknown. The full '
+    'address is not kept.';
+COMMENT ON COLUMN predictions.feedback_network IS
+    'The network (IPv4 /24, IPv6 /64) of the address that gave the label; NULL when unknown or unlabelled.';
 COMMENT ON COLUMN predictions.latency_ms IS
     'Time the prediction request took, measured by the web app.';

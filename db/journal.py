@@ -135,7 +135,9 @@ class Journal:
     async def add_prediction(self, prediction: store.NewPrediction) -> None:
         await self._append(_encode_prediction(prediction))
 
-    async def add_label(self, *, request_id: uuid.UUID, browser_id: str, true_digit: int) -> None:
+    async def add_label(
+        self, *, request_id: uuid.UUID, browser_id: str, true_digit: int, network: str | None = None
+    ) -> None:
         store.check_digit(true_digit, name="true_digit")
         await self._append(
             {
@@ -144,6 +146,7 @@ class Journal:
                 "browser_id": browser_id,
                 "true_digit": true_digit,
                 "at": datetime.now(UTC).isoformat(),
+                "network": network,
             }
         )
 
@@ -189,6 +192,7 @@ class Journal:
                     browser_id=entry["browser_id"],
                     true_digit=entry["true_digit"],
                     at=datetime.fromisoformat(entry["at"]),
+                    network=entry.get("network"),  # (lines written before networks were kept have none)
                 )
                 if not applied:
                     logger.warning("journal: label for %s not applied (no such row, or a newer label)", entry)

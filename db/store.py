@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +53,7 @@ class NewPrediction:
     preview_png: bytes | None
     latency_ms: float
     not_a_digit: bool | None = None  # refused as not a digit (predicted_digit: the closest one); None: unknown
+    client_network: str | None = None  # the asking address's network (app/networks.py), None: unknown
 
     def __post_init__(self) -> None:
         # The table's CHECKs hold as well; failing here gives the caller a readable message instead.
@@ -178,8 +179,8 @@ async def insert_prediction(pool: AsyncConnectionPool, prediction: NewPrediction
         cursor = await conn.execute(
             """
             INSERT INTO predictions (request_id, browser_id, model_name, model_version, predicted_digit, confidence,
-                                     probabilities, canvas_png, preview_png, latency_ms, not_a_digit)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                     probabilities, canvas_png, preview_png, latency_ms, not_a_digit, client_network)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (request_id) DO UPDATE SET request_id = EXCLUDED.request_id
                 WHERE predictions.browser_id = EXCLUDED.browser_id
             RETURNING id, sha256(canvas_png) = %s
@@ -187,7 +188,8 @@ async def insert_prediction(pool: AsyncConnectionPool, prediction: NewPrediction
             (
                 prediction.request_id, prediction.browser_id, prediction.model_name, prediction.model_version,
                 prediction.predicted_digit, prediction.confidence, list(prediction.probabilities),
-                prediction.canvas_png, prediction.preview_png, prediction.latency_ms, prediction.not_a_digit, digest,
+                prediction.canvas_png, prediction.preview_png, prediction.latency_ms, prediction.not_a_digit,
+                prediction.client_network, digest,
             ),
         )  # fmt: skip
         row = await cursor.fetchone()
@@ -200,22 +202,34 @@ async def insert_prediction(pool: AsyncConnectionPool, prediction: NewPrediction
     return row_id
 
 
-async def set_feedback(pool: AsyncConnectionPool, *, prediction_id: int, browser_id: str, true_digit: int) -> bool:
-    """Record the digit the user meant for their own prediction (may be changed later).
+async def set_feedback(
+    pool: AsyncConnectionPool, *, prediction_id: int, browser_id: str, true_digit: int, network: str | None = None
+) -> bool:
+    """Record the digit the user meant for their own prediction (may be changed later), and the network it came
+    from (app/networks.py).
 
     Returns False when no such prediction belongs to browser_id: a browser never labels another's rows.
     """
     check_digit(true_digit, name="true_digit")
     async with _transaction(pool) as conn:
         cursor = await conn.execute(
-            "UPDATE predictions SET true_digit = %s, feedback_at = now() WHERE id = %s AND browser_id = %s",
-            (true_digit, prediction_id, browser_id),
+            """
+            UPDATE predictions SET true_digit = %s, feedback_at = now(), feedback_network = %s
+            WHERE id = %s AND browser_id = %s
+            """,
+            (true_digit, network, prediction_id, browser_id),
         )
         return cursor.rowcount == 1
 
 
 async def set_feedback_by_request_id(
-    pool: AsyncConnectionPool, *, request_id: uuid.UUID, browser_id: str, true_digit: int, at: datetime | None = None
+    pool: AsyncConnectionPool,
+    *,
+    request_id: uuid.UUID,
+    browser_id: str,
+    true_digit: int,
+    at: datetime | None = None,
+    network: str | None = None,
 ) -> bool:
     """Like set_feedback, by the client's request_id (a prediction kept in the journal has no row id yet).
 
@@ -226,11 +240,11 @@ async def set_feedback_by_request_id(
     async with _transaction(pool) as conn:
         cursor = await conn.execute(
             """
-            UPDATE predictions SET true_digit = %s, feedback_at = coalesce(%s, now())
+            UPDATE predictions SET true_digit = %s, feedback_at = coalesce(%s, now()), feedback_network = %s
             WHERE request_id = %s AND browser_id = %s AND (%s::timestamptz IS NULL OR feedback_at IS NULL
                                                            OR feedback_at <= %s)
             """,
-            (true_digit, at, request_id, browser_id, at, at),
+            (true_digit, at, network, request_id, browser_id, at, at),
         )
         return cursor.rowcount == 1
 
@@ -417,6 +431,7 @@ class Feedback:
     predicted_digit: int
     confidence: float
     model_version: str
+    network: str | None = None  # where the label came from (else the prediction; None: unknown)
 
 
 async def labelled_feedback(pool: AsyncConnectionPool) -> list[Feedback]:
@@ -425,7 +440,8 @@ async def labelled_feedback(pool: AsyncConnectionPool) -> list[Feedback]:
         cursor = conn.cursor(row_factory=class_row(Feedback))
         await cursor.execute(
             """
-            SELECT canvas_png, true_digit, browser_id, created_at, predicted_digit, confidence, model_version
+            SELECT canvas_png, true_digit, browser_id, created_at, predicted_digit, confidence, model_version,
+                   coalesce(feedback_network, client_network)::text AS network
             FROM predictions WHERE true_digit IS NOT NULL ORDER BY id
             """
         )
@@ -435,9 +451,20 @@ async def labelled_feedback(pool: AsyncConnectionPool) -> list[Feedback]:
 # Admin login (ui/admin.py): failures per client address, and sessions. Durations are seconds.
 
 
-async def login_failures(pool: AsyncConnectionPool, *, address: str, forget: float) -> tuple[int, float]:
-    """(failures, seconds since the last one) of an address; (0, 0) when none within `forget` seconds."""
+_LOGIN_LOCK_KEY = 0x61646D696E  # "admin": every login check of the one admin account, one at a time
+
+
+async def count_login_attempt(
+    pool: AsyncConnectionPool, *, address: str, forget: float, delay: Callable[[int], float]
+) -> tuple[float, int]:
+    """Count a login attempt of an address as a failure *before* its password is checked, unless it must wait:
+    (seconds still to wait, 0 when counted; the address's failures now). `delay(failures)` is the wait the policy
+    asks after that many failures. All logins are serialised (a transaction-level advisory lock for the account and
+    the address's row), so N attempts sent at once are judged one after another: no more passwords are checked than
+    the policy allows (issue #20 N4; before, 20 simultaneous tabs all had theirs checked). A right password clears
+    the count (clear_login_failures)."""
     async with _transaction(pool) as conn:
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOGIN_LOCK_KEY,))
         cursor = await conn.execute(
             """
             SELECT failures, extract(epoch FROM now() - last_failure)::float8 FROM admin_login_failures
@@ -446,12 +473,10 @@ async def login_failures(pool: AsyncConnectionPool, *, address: str, forget: flo
             (address, forget),
         )
         row = await cursor.fetchone()
-    return (row[0], row[1]) if row else (0, 0.0)
-
-
-async def record_login_failure(pool: AsyncConnectionPool, *, address: str, forget: float) -> int:
-    """Count one more failed login of an address (starting again after `forget` quiet seconds); the new count."""
-    async with _transaction(pool) as conn:
+        failures, since = (row[0], row[1]) if row else (0, 0.0)
+        wait = delay(failures) - since
+        if wait > 0:
+            return wait, failures
         cursor = await conn.execute(
             """
             INSERT INTO admin_login_failures AS f (address, failures) VALUES (%s, 1)
@@ -461,8 +486,8 @@ async def record_login_failure(pool: AsyncConnectionPool, *, address: str, forge
             """,
             (address, forget),
         )
-        (failures,) = await cursor.fetchone()
-    return failures
+        (counted,) = await cursor.fetchone()
+    return 0.0, counted
 
 
 async def clear_login_failures(pool: AsyncConnectionPool, *, address: str) -> None:
@@ -533,12 +558,18 @@ class Store:
     async def insert_prediction(self, prediction: NewPrediction) -> int:
         return await insert_prediction(self.pool, prediction)
 
-    async def set_feedback(self, *, prediction_id: int, browser_id: str, true_digit: int) -> bool:
-        return await set_feedback(self.pool, prediction_id=prediction_id, browser_id=browser_id, true_digit=true_digit)
+    async def set_feedback(
+        self, *, prediction_id: int, browser_id: str, true_digit: int, network: str | None = None
+    ) -> bool:
+        return await set_feedback(
+            self.pool, prediction_id=prediction_id, browser_id=browser_id, true_digit=true_digit, network=network
+        )
 
-    async def set_feedback_by_request_id(self, *, request_id: uuid.UUID, browser_id: str, true_digit: int) -> bool:
+    async def set_feedback_by_request_id(
+        self, *, request_id: uuid.UUID, browser_id: str, true_digit: int, network: str | None = None
+    ) -> bool:
         return await set_feedback_by_request_id(
-            self.pool, request_id=request_id, browser_id=browser_id, true_digit=true_digit
+            self.pool, request_id=request_id, browser_id=browser_id, true_digit=true_digit, network=network
         )
 
     async def history(self, *, browser_id: str, limit: int, offset: int = 0) -> list[HistoryRow]:

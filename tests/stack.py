@@ -2,11 +2,14 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -64,3 +67,34 @@ def _drain(process: subprocess.Popen, lines: list[str]) -> None:
     """Keep reading the supervisor's output so that a full pipe never blocks it (or the UI it started)."""
     for line in process.stdout:
         lines.append(line)
+
+
+@contextmanager
+def learning_stack(model_store: Path, tmp_path_factory) -> Iterator[tuple]:
+    """The whole product on free ports with a model store of its own (the learning loop adds archives to it), and the
+    Settings `make retrain` would use with it: yields (settings, the page's URL)."""
+    from db.embedded import PrivateServer
+    from settings import Settings
+
+    own_store = tmp_path_factory.mktemp("loop_store")
+    for archive in model_store.glob("*.mar"):
+        shutil.copy(archive, own_store)
+    home = tmp_path_factory.mktemp("loop")
+    env = supervisor_env(home, own_store)
+    process, _ = start_supervisor(env)
+    settings = Settings(
+        _env_file=None,
+        database_url=PrivateServer(home=Path(env["PG_HOME"]), port=int(env["PG_PORT"])).url,
+        ts_home=Path(env["TS_HOME"]),
+        model_store=own_store,
+        ts_inference_port=int(env["TS_INFERENCE_PORT"]),
+        ts_management_port=int(env["TS_MANAGEMENT_PORT"]),
+        ts_metrics_port=int(env["TS_METRICS_PORT"]),
+        ts_properties=json.loads(env["TS_PROPERTIES"]),
+    )
+    try:
+        yield settings, f"http://127.0.0.1:{env['UI_PORT']}"
+    finally:
+        process.send_signal(2)
+        process.wait(timeout=60)
+        shutil.rmtree(env["PG_HOME"], ignore_errors=True)

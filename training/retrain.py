@@ -49,7 +49,7 @@ from serving.cli import database_url
 from serving.endpoints import endpoints
 from serving.management import ManagementError, ModelManager
 from settings import Settings, load
-from training import archive, canvas, data, finetune, nondigits
+from training import archive, canvas, data, finetune, golden, nondigits
 from training.train import normalise, save_weights, to_input
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +70,10 @@ class RetrainConfig:
     confident: float = 0.95
     poison_rate: float = 0.3
     poison_min: int = 10
-    max_share: float = 0.1  # of the training feedback, from any one browser (a subsample beyond it)
+    # A browser's labels that contradict confident answers count only once it has this many confident answers
+    # labelled (and was judged by the rate above): free cookies cannot overturn confident readings (issue #20 N2)
+    established_min: int = 10
+    max_share: float = 0.1  # of the training feedback, from any one browser or network (a subsample beyond it)
     negatives: int = 0  # "not a digit" training drawings per kind (0: a 10-output network that refuses nothing)
     # The threshold on P(not a digit): the lowest that refuses at most `digit_refusal` of the validation browsers'
     # digits and at most `mnist_refusal` of `mnist_validation` MNIST training digits kept out of the training (as
@@ -90,6 +93,10 @@ class GateConfig:
     noise_z: float = 2.0  # canvas- and pen-style sets: not below the default's by more than z standard errors
     style_count: int = 500  # MNIST test digits drawn per export style in the canvas- and pen-style sets
     mnist_count: int | None = None  # MNIST test digits measured (None: all 10,000; tests measure fewer)
+    # The golden set (training/golden.py: fixed drawings of training writers, never from users): the candidate must
+    # not read it, nor any digit of it, worse than the default beyond noise (z standard errors)
+    golden_z: float = 2.0
+    golden_stride: int = 1  # every n-th golden drawing (tests measure fewer)
 
 
 # ---- feedback -------------------------------------------------------------------------------------------------------
@@ -99,40 +106,83 @@ class GateConfig:
 class Screening:
     kept: list[store.Feedback]
     excluded: dict[str, str]  # browser -> why
+    excluded_networks: dict[str, str] = field(default_factory=dict)  # network -> why
+    unproven: int = 0  # labels contradicting a confident answer, from browsers without a history: left out
 
 
 def screen(feedback: Sequence[store.Feedback], cfg: RetrainConfig) -> Screening:
-    """Leave out browsers whose labels contradict confident answers far more often than honest users do."""
-    by_browser: dict[str, list[store.Feedback]] = defaultdict(list)
-    for row in feedback:
-        by_browser[row.browser_id].append(row)
-    excluded = {}
-    for browser, rows in by_browser.items():
-        confident = [r for r in rows if r.confidence >= cfg.confident]
-        if len(confident) < cfg.poison_min:
-            continue
-        rate = sum(r.true_digit != r.predicted_digit for r in confident) / len(confident)
-        if rate > cfg.poison_rate:
-            excluded[browser] = (
-                f"its labels contradict {rate:.0%} of {len(confident)} confident answers (limit {cfg.poison_rate:.0%})"
-            )
-    kept = [r for r in feedback if r.browser_id not in excluded]
-    return Screening(kept=kept, excluded=excluded)
+    """What poisoning cannot buy with free browser ids (docs/security.md "Poisoning"), in three steps:
+
+    1. a browser whose labels contradict confident answers far more often than honest users do is left out;
+    2. the same rule over a whole network (IPv4 /24, IPv6 /64, app/networks.py), with the browsers left in: forty
+       fresh cookies from one network add up to one network that contradicts nearly everything;
+    3. a label that contradicts a confident answer counts only from an established browser, one with at least
+       `established_min` confident answers labelled (and so judged by step 1): a fresh cookie can teach the model
+       about drawings it was unsure of, never overturn what it reads confidently.
+    """
+    excluded = {
+        browser: why for browser, rows in _groups(feedback, _browser).items() if (why := _contradicts(rows, cfg))
+    }
+    rest = [r for r in feedback if r.browser_id not in excluded]
+    excluded_networks = {
+        network: why
+        for network, rows in _groups(rest, _network).items()
+        if network is not None and (why := _contradicts(rows, cfg))
+    }
+    rest = [r for r in rest if r.network is None or r.network not in excluded_networks]
+    established = {
+        browser
+        for browser, rows in _groups(rest, _browser).items()
+        if sum(r.confidence >= cfg.confident for r in rows) >= cfg.established_min
+    }
+    kept = [r for r in rest if r.browser_id in established or not _overturns(r, cfg)]
+    return Screening(kept, excluded, excluded_networks, unproven=len(rest) - len(kept))
 
 
-def cap_share(rows: Sequence[store.Feedback], *, max_share: float, seed: int) -> tuple[list[store.Feedback], dict]:
-    """At most max_share of the rows from any one browser (a random subsample of the larger ones); the number each
-    capped browser lost. The cap is max_share of the total, but never below one browser's fair share."""
-    by_browser: dict[str, list[store.Feedback]] = defaultdict(list)
+def _browser(row: store.Feedback) -> str:
+    return row.browser_id
+
+
+def _network(row: store.Feedback) -> str | None:
+    return row.network
+
+
+def _groups(rows: Sequence[store.Feedback], key) -> dict:
+    grouped: dict = defaultdict(list)
     for row in rows:
-        by_browser[row.browser_id].append(row)
-    limit = max(math.ceil(max_share * len(rows)), math.ceil(len(rows) / max(1, len(by_browser))))
+        grouped[key(row)].append(row)
+    return grouped
+
+
+def _overturns(row: store.Feedback, cfg: RetrainConfig) -> bool:
+    """The label contradicts an answer the model gave with at least `confident` confidence."""
+    return row.confidence >= cfg.confident and row.true_digit != row.predicted_digit
+
+
+def _contradicts(rows: Sequence[store.Feedback], cfg: RetrainConfig) -> str | None:
+    """Why these rows (one browser's, or one network's) look poisoned; None when they do not, or are too few."""
+    confident = [r for r in rows if r.confidence >= cfg.confident]
+    if len(confident) < cfg.poison_min:
+        return None
+    rate = sum(_overturns(r, cfg) for r in confident) / len(confident)
+    if rate <= cfg.poison_rate:
+        return None
+    return f"its labels contradict {rate:.0%} of {len(confident)} confident answers (limit {cfg.poison_rate:.0%})"
+
+
+def cap_share(
+    rows: Sequence[store.Feedback], *, max_share: float, seed: int, key=_browser
+) -> tuple[list[store.Feedback], dict]:
+    """At most max_share of the rows from any one browser (or network: `key`), a random subsample of the larger ones;
+    the number each capped one lost. The cap is max_share of the total, but never below one group's fair share."""
+    by_group = _groups(rows, key)
+    limit = max(math.ceil(max_share * len(rows)), math.ceil(len(rows) / max(1, len(by_group))))
     rng = np.random.default_rng(seed)
     kept, capped = [], {}
-    for browser, own in sorted(by_browser.items()):
+    for group, own in sorted(by_group.items(), key=lambda item: str(item[0])):
         if len(own) > limit:
             picks = sorted(rng.choice(len(own), size=limit, replace=False).tolist())
-            capped[browser] = len(own) - limit
+            capped[group] = len(own) - limit
             own = [own[i] for i in picks]
         kept += own
     return kept, capped
@@ -187,7 +237,10 @@ def accuracy(reading: Reading, labels: np.ndarray, threshold: float | None) -> f
 
 
 def standard_error(p: float, n: int) -> float:
-    return math.sqrt(max(p * (1 - p), 1e-6) / max(1, n))
+    """Of an accuracy p measured on n drawings. p(1 - p) is floored at 1/n (one error's worth): a default with no error
+    on a small set (a digit of the golden set) is not known to be perfect, and must not make a tolerance of zero."""
+    n = max(1, n)
+    return math.sqrt(max(p * (1 - p), 1 / n) / n)
 
 
 # ---- the gate -------------------------------------------------------------------------------------------------------
@@ -208,12 +261,31 @@ def gate(candidate: dict[str, float], default: dict[str, float], counts: dict[st
             f"{default['heldout_browsers']:.2%} + {cfg.heldout_margin:.0%}"
         )
     for name in ("canvas_style", "pen_style"):
+        if name not in candidate:
+            continue
         tolerance = cfg.noise_z * standard_error(default[name], counts[name])
         if candidate[name] < default[name] - tolerance:
             failures.append(
                 f"{name.replace('_', '-')} set {candidate[name]:.2%} < the default's {default[name]:.2%} "
                 f"- {tolerance:.2%} (noise)"
             )
+    return failures
+
+
+def golden_gate(
+    candidate: dict[str, float], default: dict[str, float], counts: dict[str, int], cfg: GateConfig
+) -> list[str]:
+    """Why the candidate loses to the default on the golden set (empty: it does not). Each dict: "all" and each digit
+    ("0".."9") -> accuracy (refusals count as wrong) or count. Per digit, so that a poisoned rule for one digit (7s
+    labelled 1) cannot hide in the average."""
+    failures = []
+    for key in ["all", *map(str, range(10))]:
+        if key not in counts:
+            continue
+        tolerance = cfg.golden_z * standard_error(default[key], counts[key])
+        if candidate[key] < default[key] - tolerance:
+            what = "golden set" if key == "all" else f"golden set, digit {key}"
+            failures.append(f"{what} {candidate[key]:.2%} < the default's {default[key]:.2%} - {tolerance:.2%} (noise)")
     return failures
 
 
@@ -260,7 +332,8 @@ def evaluation_sets(
     mnist: dict[str, data.Split], heldout: Sequence[finetune.Example], *, gate_cfg: GateConfig, processes: int
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The gate's sets, prepared as the handler prepares requests: MNIST test as served (the 28x28 images sent as
-    PNGs), canvas- and pen-style re-drawings of MNIST test, and the held-out browsers' own drawings."""
+    PNGs), canvas- and pen-style re-drawings of MNIST test, the held-out browsers' own drawings, and the golden set
+    (training/golden.py)."""
     test = mnist["test"]
     if gate_cfg.mnist_count is not None:
         test = data.Split(test.images[: gate_cfg.mnist_count], test.labels[: gate_cfg.mnist_count])
@@ -272,6 +345,8 @@ def evaluation_sets(
     for name, rows in drawn.items():
         sets[name] = _prepared([png for png, _, _ in rows], [label for _, label, _ in rows], processes=processes)
     sets["heldout_browsers"] = _prepared([e.png for e in heldout], [e.label for e in heldout], processes=processes)
+    drawings = golden.load()[:: gate_cfg.golden_stride]
+    sets["golden"] = _prepared([png for png, _ in drawings], [label for _, label in drawings], processes=processes)
     return sets
 
 
@@ -323,11 +398,16 @@ def retrain(
     screening = screen(feedback, cfg)
     for browser, why in screening.excluded.items():
         log(f"left out browser {browser[:8]}…: {why}")
+    for network, why in screening.excluded_networks.items():
+        log(f"left out network {network}: {why}")
+    if screening.unproven:
+        log(f"left out {screening.unproven} labels contradicting confident answers, from browsers without a history")
     _, heldout = finetune.hold_out_groups(examples(screening.kept), share=cfg.holdout_share, seed=cfg.seed)
     held_browsers = {e.group for e in heldout}
     train_rows, capped = cap_share(
         [r for r in screening.kept if r.browser_id not in held_browsers], max_share=cfg.max_share, seed=cfg.seed
     )
+    train_rows, capped_networks = cap_share(train_rows, max_share=cfg.max_share, seed=cfg.seed, key=_network)
     negatives = non_digits(cfg.negatives, part="train", seed=cfg.seed, mnist=mnist) if cfg.negatives else {}
     if cfg.negatives and train_rows:  # several digits in the users' own hands: their drawings side by side
         own = nondigits.pairs_of_drawings([r.canvas_png for r in train_rows], count=cfg.negatives, seed=cfg.seed)
@@ -361,17 +441,29 @@ def retrain(
     default_threshold = default_refusal.get("not_a_digit_threshold") if default_refusal else None
     default_structural = bool(default_refusal and default_refusal.get("several_digits"))
     candidate_acc = {name: accuracy(readings[name], labels, threshold) for name, (_, labels) in sets.items()}
+    default_readings = {name: read(default_model, images, structural=default_structural) for name, (images, _) in
+                        sets.items()}  # fmt: skip
     default_acc = {
-        name: accuracy(read(default_model, images, structural=default_structural), labels, default_threshold)
-        for name, (images, labels) in sets.items()
+        name: accuracy(default_readings[name], labels, default_threshold) for name, (_, labels) in sets.items()
     }
     counts = {name: len(labels) for name, (_, labels) in sets.items()}
-    default_held = read(default_model, sets["heldout_browsers"][0], structural=default_structural)
+    default_held = default_readings["heldout_browsers"]
+    golden_labels = sets["golden"][1]
+    golden_figures = {
+        "version": golden.VERSION,
+        "candidate": {"all": candidate_acc["golden"], **per_digit(readings["golden"], golden_labels, threshold)},
+        "default": {
+            "all": default_acc["golden"],
+            **per_digit(default_readings["golden"], golden_labels, default_threshold),
+        },
+        "counts": {"all": len(golden_labels), **{str(d): int((golden_labels == d).sum()) for d in range(10)}},
+    }
     failures = gate(candidate_acc, default_acc, counts, gate_cfg)
+    failures += golden_gate(golden_figures["candidate"], golden_figures["default"], golden_figures["counts"], gate_cfg)
     metrics = {
         "test_accuracy": candidate_acc["mnist_test"],  # what the admin page shows ("MNIST test (offline)")
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "learned_from": learned_from(feedback, screening, train_rows, heldout, capped),
+        "learned_from": learned_from(feedback, screening, train_rows, heldout, capped, capped_networks),
         "gate": {
             "passed": not failures,
             "failures": failures,
@@ -379,6 +471,7 @@ def retrain(
             "default": {"version": default_version, **default_acc},
             "counts": counts,
             "config": asdict(gate_cfg),
+            "golden": golden_figures,
         },
         "per_digit_heldout_browsers": per_digit(readings["heldout_browsers"], sets["heldout_browsers"][1], threshold),
         "per_digit_heldout_browsers_default": per_digit(default_held, sets["heldout_browsers"][1], default_threshold),
@@ -399,7 +492,7 @@ def retrain(
     return Result(model=model, metrics=metrics, refusal=refusal, failures=failures)
 
 
-def learned_from(feedback, screening: Screening, train_rows, heldout, capped) -> dict:
+def learned_from(feedback, screening: Screening, train_rows, heldout, capped, capped_networks=None) -> dict:
     times = [r.created_at for r in feedback]
     return {
         "labelled_drawings": len(feedback),
@@ -408,6 +501,9 @@ def learned_from(feedback, screening: Screening, train_rows, heldout, capped) ->
         "to": max(times).isoformat(timespec="seconds") if times else None,
         "excluded_browsers": {browser[:8]: why for browser, why in screening.excluded.items()},
         "capped_browsers": {browser[:8]: lost for browser, lost in capped.items()},
+        "excluded_networks": dict(screening.excluded_networks),
+        "unproven_contradictions": screening.unproven,
+        "capped_networks": {str(network): lost for network, lost in (capped_networks or {}).items()},
         "training_drawings": len(train_rows),
         "training_browsers": len({r.browser_id for r in train_rows}),
         "heldout_drawings": len(heldout),

@@ -23,9 +23,12 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from nicegui import app
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.networks import network_of
 from db import store
 from db.journal import JournalWriteError
 from serving.inference import ModelUnavailable, PredictionRejected
@@ -85,6 +88,11 @@ def _client_id() -> str:
     return app.storage.browser["id"]
 
 
+def _network(request: Request) -> str | None:
+    """The client's network (as the configured proxies tell its address), kept with predictions and labels."""
+    return network_of(request.client.host if request.client else None)
+
+
 def _request_id(value: str | None) -> uuid.UUID | None:
     if value is None:
         return None
@@ -133,7 +141,9 @@ async def _predict(request: Request, context: AppContext, *, request_id: uuid.UU
     if not body:
         raise HTTPException(400, "empty body: send the drawing as a PNG (Content-Type: image/png)")
     try:
-        return await context.recorder.predict(body, browser_id=_client_id(), request_id=request_id, save=save)
+        return await context.recorder.predict(
+            body, browser_id=_client_id(), request_id=request_id, save=save, network=_network(request)
+        )
     except PredictionRejected as exc:
         raise HTTPException(exc.status, str(exc)) from exc
     except ModelUnavailable as exc:
@@ -146,11 +156,13 @@ async def _predict(request: Request, context: AppContext, *, request_id: uuid.UU
         raise HTTPException(503, f"{NOT_KEPT} ({exc.strerror})") from exc
 
 
-async def label_prediction(request_id: uuid.UUID, body: LabelIn) -> LabelOut:
+async def label_prediction(request: Request, request_id: uuid.UUID, body: LabelIn) -> LabelOut:
     digit = body.digit
     context = await current()
     try:
-        outcome = await context.recorder.label(browser_id=_client_id(), request_id=request_id, digit=digit)
+        outcome = await context.recorder.label(
+            browser_id=_client_id(), request_id=request_id, digit=digit, network=_network(request)
+        )
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
     except JournalWriteError as exc:
@@ -184,8 +196,17 @@ async def history(limit: int = Query(10, ge=1, le=100), offset: int = Query(0, g
     )
 
 
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with where and why, never the value sent: FastAPI's own answer echoes it, and a number JSON cannot hold
+    (1e400 parses as inf, NaN) made that answer fail with a 500 and a 100-line traceback (issue #20 N5)."""
+    detail = [{"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")), "type": str(error.get("type", ""))}
+              for error in exc.errors()]  # fmt: skip
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
 def register() -> None:
     """Add the routes to NiceGUI's FastAPI app (called by ui/main.py, which tests run once per test app)."""
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_api_route("/api/predictions", create_prediction, methods=["POST"], response_model=PredictionOut)
     app.add_api_route("/api/predictions/{request_id}/label", label_prediction, methods=["PUT"], response_model=LabelOut)
     app.add_api_route("/api/history", history, methods=["GET"], response_model=HistoryOut)

@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import app, ui
 from nicegui.storage import Storage
 
+from app.networks import network_of
 from settings import Settings, SettingsError, load
 from ui import api, limits, sockets
 from ui.admin import ADMIN_COOKIE
@@ -37,9 +38,10 @@ sockets.install()  # browsers' log messages escaped; element events only from th
 
 
 @ui.page("/")
-async def index() -> None:
+async def index(request: Request) -> None:
     header()
-    page = draw.DrawPage(await current(), browser_id=app.storage.browser["id"])
+    network = network_of(request.client.host if request.client else None)
+    page = draw.DrawPage(await current(), browser_id=app.storage.browser["id"], network=network)
     await page.refresh_history()
 
 

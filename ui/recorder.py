@@ -15,6 +15,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
+from app.drawings import stored_copy
 from db import store
 from db.journal import Journal
 from serving.inference import Prediction, PredictionRejected, Predictor
@@ -102,6 +103,7 @@ class Recorder:
         request_id: uuid.UUID | None = None,
         save: bool = True,
         version: str | None = None,
+        network: str | None = None,
     ) -> Recorded:
         """Ask TorchServe (PredictorError when it cannot answer) and record the answer unless `save` is False.
 
@@ -122,10 +124,11 @@ class Recorder:
             predicted_digit=prediction.closest_digit,  # the digit, or the closest one when refused (marked)
             confidence=prediction.confidence,
             probabilities=prediction.probabilities,
-            canvas_png=png,
+            canvas_png=stored_copy(png),  # the image, not what a client appended to it (app/drawings.py)
             preview_png=prediction.preview_png,
             latency_ms=prediction.latency_ms,
             not_a_digit=prediction.not_a_digit,
+            client_network=network,
         )
         if not self.database_down and request_id not in self.journal.pending_request_ids():
             try:
@@ -137,22 +140,34 @@ class Recorder:
         await self.journal.add_prediction(record)
         return Recorded(prediction, request_id, None, Saved.JOURNAL)
 
-    async def label(self, *, browser_id: str, request_id: uuid.UUID, digit: int, row_id: int | None = None) -> Label:
-        """Record the digit the user meant (ValueError unless 0-9). By row id when known, else by request_id."""
+    async def label(
+        self,
+        *,
+        browser_id: str,
+        request_id: uuid.UUID,
+        digit: int,
+        row_id: int | None = None,
+        network: str | None = None,
+    ) -> Label:
+        """Record the digit the user meant (ValueError unless 0-9) and the network it came from. By row id when
+        known, else by request_id."""
         store.check_digit(digit, name="true_digit")
+        journaled = {"request_id": request_id, "browser_id": browser_id, "true_digit": digit, "network": network}
         if self.database_down or request_id in self.journal.pending_request_ids():  # keep the journal's order
-            await self.journal.add_label(request_id=request_id, browser_id=browser_id, true_digit=digit)
+            await self.journal.add_label(**journaled)
             return Label.JOURNAL
         try:
             if row_id is not None:
-                found = await self.store.set_feedback(prediction_id=row_id, browser_id=browser_id, true_digit=digit)
+                found = await self.store.set_feedback(
+                    prediction_id=row_id, browser_id=browser_id, true_digit=digit, network=network
+                )
             else:
                 found = await self.store.set_feedback_by_request_id(
-                    request_id=request_id, browser_id=browser_id, true_digit=digit
+                    request_id=request_id, browser_id=browser_id, true_digit=digit, network=network
                 )
         except store.StoreUnavailable as exc:
             self.database_down = True
             logger.warning("label for %s kept in the journal: %s", request_id, exc)
-            await self.journal.add_label(request_id=request_id, browser_id=browser_id, true_digit=digit)
+            await self.journal.add_label(**journaled)
             return Label.JOURNAL
         return Label.DATABASE if found else Label.NOT_FOUND

@@ -221,3 +221,27 @@ async def test_the_journal_stays_private_when_a_partial_replay_rewrites_it(tmp_p
     monkeypatch.setattr(store, "insert_prediction", insert_then_outage)
     assert await journal.replay(pool=None) == 1
     assert journal.pending == 2 and journal.path.stat().st_mode & 0o777 == 0o600
+
+
+async def test_networks_are_kept_through_the_journal_and_old_lines_without_them_replay(pool, db_url, tmp_path):
+    """Predictions and labels journaled during an outage keep their networks (the poisoning screen counts them);
+    lines written before networks were kept replay with none."""
+    from dataclasses import replace
+
+    journal = Journal(tmp_path / "pending.jsonl")
+    p = replace(prediction(), client_network="192.0.2.0/24")
+    await journal.add_prediction(p)
+    await journal.add_label(request_id=p.request_id, browser_id="b1", true_digit=3, network="198.51.100.0/24")
+    old = prediction()
+    await journal.add_prediction(old)
+    line = {"kind": "label", "request_id": str(old.request_id), "browser_id": "b1", "true_digit": 4,
+            "at": datetime.now(UTC).isoformat()}  # fmt: skip
+    with journal.path.open("a") as file:
+        file.write(json.dumps(line) + "\n")
+    journal._ids = None  # the file changed behind its back (as after a restart)
+    assert await journal.replay(pool) == 4
+    with psycopg.connect(db_url) as conn:
+        stored = conn.execute(
+            "SELECT true_digit, client_network::text, feedback_network::text FROM predictions ORDER BY id"
+        ).fetchall()
+    assert stored == [(3, "192.0.2.0/24", "198.51.100.0/24"), (4, None, None)]

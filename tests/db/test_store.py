@@ -274,3 +274,22 @@ async def test_unreachable_database_is_reported_as_unavailable():
     url = f"postgresql://postgres:wrong@127.0.0.1:{free_port()}/digits"
     with pytest.raises(store.StoreUnavailable, match="cannot connect"):
         await store.open_pool(url, timeout=1)
+
+
+async def test_networks_of_the_prediction_and_the_label_are_kept_and_feedback_reads_the_labels(pool):
+    """The poisoning screen of `make retrain` counts networks (issue #20 N2): each prediction keeps the network that
+    asked, each label the network that gave it; labelled_feedback reads the label's (else the prediction's)."""
+    asked = await store.insert_prediction(pool, replace(prediction(digit=4), client_network="192.0.2.0/24"))
+    old = await store.insert_prediction(pool, prediction(digit=4))
+    assert await store.set_feedback(pool, prediction_id=asked, browser_id="browser-a", true_digit=4,
+                                    network="198.51.100.0/24")  # fmt: skip
+    assert await store.set_feedback(pool, prediction_id=old, browser_id="browser-a", true_digit=9)
+    rows = await fetch(pool, "SELECT id, client_network::text, feedback_network::text FROM predictions ORDER BY id")
+    assert rows[-2:] == [(asked, "192.0.2.0/24", "198.51.100.0/24"), (old, None, None)]
+    by_digit = {f.true_digit: f.network for f in await store.labelled_feedback(pool)}
+    assert by_digit[4] == "198.51.100.0/24" and by_digit[9] is None
+
+
+async def test_a_network_that_is_not_a_network_is_refused(pool):
+    with pytest.raises(errors.InvalidTextRepresentation):
+        await store.insert_prediction(pool, replace(prediction(), client_network="not an address"))

@@ -16,19 +16,16 @@ import json
 import shutil
 import uuid
 from dataclasses import replace
-from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
 from db import store
-from db.embedded import PrivateServer
 from serving.management import ModelManager
 from serving.versions import promote
-from settings import Settings
 from tests.conftest import ROOT, mnist_dir
-from tests.stack import start_supervisor, supervisor_env
+from tests.stack import learning_stack
 from training import finetune, pendigits, retrain, simulate
 from training.retrain import GateConfig, GateFailed, RetrainConfig
 
@@ -38,35 +35,15 @@ SHORT = RetrainConfig(
     holdout_share=0.25, max_share=0.5, finetune=replace(finetune.FinetuneConfig(), steps=60, processes=1)
 )
 RELAXED = GateConfig(mnist_min=0.99, mnist_vs_default=0.01, heldout_margin=-1.0, noise_z=100.0, style_count=40,
-                     mnist_count=1000)  # fmt: skip
+                     mnist_count=1000, golden_z=100.0, golden_stride=9)  # fmt: skip
 IMPOSSIBLE = replace(RELAXED, mnist_min=1.01)
 
 
 @pytest.fixture(scope="module")
 def stack(model_store, tmp_path_factory):
     """The whole product on free ports, with a model store of its own (the loop adds an archive to it)."""
-    own_store = tmp_path_factory.mktemp("loop_store")
-    for archive in model_store.glob("*.mar"):
-        shutil.copy(archive, own_store)
-    home = tmp_path_factory.mktemp("loop")
-    env = supervisor_env(home, own_store)
-    process, _ = start_supervisor(env)
-    settings = Settings(
-        _env_file=None,
-        database_url=PrivateServer(home=Path(env["PG_HOME"]), port=int(env["PG_PORT"])).url,
-        ts_home=Path(env["TS_HOME"]),
-        model_store=own_store,
-        ts_inference_port=int(env["TS_INFERENCE_PORT"]),
-        ts_management_port=int(env["TS_MANAGEMENT_PORT"]),
-        ts_metrics_port=int(env["TS_METRICS_PORT"]),
-        ts_properties=json.loads(env["TS_PROPERTIES"]),
-    )
-    try:
-        yield settings, f"http://127.0.0.1:{env['UI_PORT']}"
-    finally:
-        process.send_signal(2)
-        process.wait(timeout=60)
-        shutil.rmtree(env["PG_HOME"], ignore_errors=True)
+    with learning_stack(model_store, tmp_path_factory) as (settings, url):
+        yield settings, url
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ class Row:
     new: store.NewPrediction
     created_at: datetime
     true_digit: int | None = None
+    feedback_network: str | None = None
 
 
 class FakeStore:
@@ -48,18 +49,22 @@ class FakeStore:
     def _own(self, browser_id: str) -> list[Row]:
         return [row for row in self.rows if row.new.browser_id == browser_id]
 
-    async def set_feedback(self, *, prediction_id: int, browser_id: str, true_digit: int) -> bool:
+    async def set_feedback(
+        self, *, prediction_id: int, browser_id: str, true_digit: int, network: str | None = None
+    ) -> bool:
         store.check_digit(true_digit, name="true_digit")
         for row in self._own(browser_id):
             if row.id == prediction_id:
-                row.true_digit = true_digit
+                row.true_digit, row.feedback_network = true_digit, network
                 return True
         return False
 
-    async def set_feedback_by_request_id(self, *, request_id: uuid.UUID, browser_id: str, true_digit: int) -> bool:
+    async def set_feedback_by_request_id(
+        self, *, request_id: uuid.UUID, browser_id: str, true_digit: int, network: str | None = None
+    ) -> bool:
         row = next((r for r in self._own(browser_id) if r.new.request_id == request_id), None)
         return row is not None and await self.set_feedback(
-            prediction_id=row.id, browser_id=browser_id, true_digit=true_digit
+            prediction_id=row.id, browser_id=browser_id, true_digit=true_digit, network=network
         )
 
     async def history(self, *, browser_id: str, limit: int, offset: int = 0) -> list[store.HistoryRow]:

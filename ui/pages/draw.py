@@ -83,11 +83,12 @@ HISTORY_COLUMNS = [
 class DrawPage:
     """One browser tab's page. Everything it stores is tagged with the browser's id."""
 
-    def __init__(self, context: AppContext, *, browser_id: str):
+    def __init__(self, context: AppContext, *, browser_id: str, network: str | None = None):
         self.context = context
         self.recorder = context.recorder
         self.settings = context.settings
         self.browser_id = browser_id
+        self.network = network  # the page's client network (app/networks.py), kept with predictions and labels
         self.shown: Shown | None = None
         self.busy = False
         self.history_page = 1
@@ -222,7 +223,7 @@ class DrawPage:
         self.busy = True
         self.predict_button.props("loading")
         try:
-            recorded = await self.recorder.predict(png, browser_id=self.browser_id, save=save)
+            recorded = await self.recorder.predict(png, browser_id=self.browser_id, save=save, network=self.network)
         except PredictionRejected as exc:
             ui.notify(str(exc), type="warning")
             return
@@ -295,7 +296,7 @@ class DrawPage:
             return False
         try:
             outcome = await self.recorder.label(
-                browser_id=self.browser_id, request_id=request_id, row_id=row_id, digit=digit
+                browser_id=self.browser_id, request_id=request_id, row_id=row_id, digit=digit, network=self.network
             )
         except JournalWriteError as exc:
             ui.notify(f"{NOT_KEPT} ({exc.strerror})", type="negative")

@@ -1,0 +1,27 @@
+"""Where a request comes from, as the poisoning screen counts it: the client's network, not its address.
+
+A browser id costs nothing (a new cookie); an address costs more, and a whole network far more. So each prediction and
+label is stored with the network of the address that sent it: the /24 of an IPv4 address, the /64 of an IPv6 one
+(what one household, office or phone usually gets). `make retrain` screens and caps feedback per network as well as
+per browser (training/retrain.py, docs/security.md). The full address is not kept.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+PREFIX = {4: 24, 6: 64}
+
+
+def network_of(address: str | None) -> str | None:
+    """'203.0.113.7' -> '203.0.113.0/24', '2001:db8::1' -> '2001:db8::/64'; None for no or an unparsable address
+    (a test client, a unix socket)."""
+    if not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ipaddress.ip_network(f"{ip}/{PREFIX[ip.version]}", strict=False))
