@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -29,6 +30,10 @@ from settings import Settings
 
 class TorchServeError(RuntimeError):
     """TorchServe did not start, or stopped; the message includes the end of its log."""
+
+
+WORKER_PORT_BASE = 9000  # config.properties' initial_worker_port, for the default inference port 8080
+WORKER_PORT_SLOTS = 2000  # bases 9000..28990, 10 worker ports each
 
 
 def free_ports(count: int) -> list[int]:
@@ -67,10 +72,34 @@ class TorchServe:
     ):
         self.home = Path(home).resolve()
         self.model_store = Path(model_store).resolve()
-        self.config_text = configure(Path(config_template).read_text(), overrides or {})
+        template = Path(config_template).read_text()
+        self.config_text = configure(
+            template, {**self._own_worker_sockets(template, overrides or {}), **(overrides or {})}
+        )
         self.properties = read_properties(self.config_text)
         self.endpoints = Endpoints.from_properties(self.properties)
         self.process: subprocess.Popen | None = None
+
+    def _own_worker_sockets(self, template: str, overrides: dict[str, str]) -> dict[str, str]:
+        """Overrides that give this instance worker sockets of its own (issue #20 N7).
+
+        The frontend talks to each worker over the unix socket <java.io.tmpdir>/.ts.sock.<port>, ports counted up from
+        initial_worker_port: with the JVM's default /tmp and the configured 9000, two instances on one host (a second
+        checkout, a test stack beside `make run`) bound the same paths, and a worker restarting in one could take the
+        other's socket. So the JVM's tmpdir is this instance's own folder (home/tmp), and the port base follows the
+        inference port (8080 -> 9000, 8081 -> 9010, ...) unless set: either alone keeps the paths apart."""
+        properties = read_properties(configure(template, overrides))
+        tmpdir = self.home / "tmp"
+        chosen = {"vmargs": f"{properties.get('vmargs', '')} -Djava.io.tmpdir={tmpdir}".strip()}
+        if "initial_worker_port" not in overrides:
+            port = urlsplit(properties["inference_address"]).port or 8080
+            chosen["initial_worker_port"] = str(WORKER_PORT_BASE + ((port - 8080) % WORKER_PORT_SLOTS) * 10)
+        return chosen
+
+    @property
+    def worker_sockets(self) -> Path:
+        """The folder of this instance's worker sockets (.ts.sock.<port>)."""
+        return self.home / "tmp"
 
     @property
     def key_file(self) -> Path:

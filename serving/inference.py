@@ -134,7 +134,7 @@ class Predictor:
         return _parse_explanation(body, latency_ms=latency_ms)
 
     async def explain_all(self, png: bytes, *, version: str | None = None) -> AllExplanations:
-        """Every digit's map for a PNG in one request (about 2.5x one explanation's cost, not 10x). Raises
+        """Every digit's map for a PNG in one request (about 6x one explanation's cost, not 10x). Raises
         PredictionRejected or ModelUnavailable."""
         body, latency_ms = await self._ask(self.explain_url, png, version=version, headers={"X-Target": "all"})
         single = _parse_explanation(body, latency_ms=latency_ms)

@@ -1,12 +1,13 @@
 """Admin login for /models: the password (settings.secret("admin_password")), a slowing delay after failed attempts,
 and server-side admin sessions.
 
-Failed logins are counted per client address in PostgreSQL (admin_login_failures: shared by every UI process, kept
-across restarts). The address is the socket's peer unless the request came through one of TRUSTED_PROXIES (ui/main.py
-passes them to uvicorn), so an X-Forwarded-For header chooses nothing. After `admin_free_failures` failures each
-further one doubles the wait before that address may try again, from `admin_first_delay_seconds` up to
-`admin_max_delay_seconds`: guessing slows to one try a minute, and whoever shares the admin's address can make the
-admin wait at most that long, never lock them out for good.
+Login attempts are counted per client address in PostgreSQL (admin_login_failures: shared by every UI process, kept
+across restarts), each before its password is checked and all one at a time, so that N attempts sent at once check
+no more passwords than the policy allows. The address is the socket's peer unless the request came through one of
+TRUSTED_PROXIES (ui/main.py passes them to uvicorn), so an X-Forwarded-For header chooses nothing. After
+`admin_free_failures` failures each further one doubles the wait before that address may try again, from
+`admin_first_delay_seconds` up to `admin_max_delay_seconds`: guessing slows to one try a minute, and whoever shares
+the admin's address can make the admin wait at most that long, never lock them out for good.
 
 Sessions ("renew at login"): NiceGUI's app.storage.user is keyed by the browser-id cookie, which is also the identity
 of the browser's drawings and is not changed at login; whoever holds a copy of that cookie shares it. So a login makes
@@ -71,14 +72,15 @@ class AdminLogin:
 
     async def check_login(self, address: str, password: str, *, browser_id: str) -> str:
         """The one-time ticket for /admin/session when the password is right; else LoginRefused (StoreUnavailable
-        when the database cannot be reached: no login without it)."""
-        forget = self.settings.admin_forget_seconds
-        failures, since = await store.login_failures(self.pool, address=address, forget=forget)
-        wait = self._delay(failures) - since
+        when the database cannot be reached: no login without it). The attempt is counted before the password is
+        checked, all attempts one at a time (db/store.count_login_attempt)."""
+        wait, failures = await store.count_login_attempt(
+            self.pool, address=address, forget=self.settings.admin_forget_seconds, delay=self._delay
+        )
         if wait > 0:
             raise LoginRefused(f"Too many failed attempts: try again in {math.ceil(wait)} s.")
         if not hmac.compare_digest(password.encode(), self.password.encode()):
-            delay = self._delay(await store.record_login_failure(self.pool, address=address, forget=forget))
+            delay = self._delay(failures)
             raise LoginRefused(
                 "Wrong password." + (f" Wait {math.ceil(delay)} s before the next attempt." if delay else "")
             )

@@ -52,6 +52,28 @@ async def test_failures_slow_down_one_address_are_shared_and_survive_a_restart(d
         await pool.close()
 
 
+async def test_twenty_simultaneous_wrong_passwords_check_no_more_than_the_policy_allows(database_url):
+    """Issue #20 N4: 20 tabs pressing Log in at the same moment had all 20 passwords checked. Counted before the
+    check and one at a time, only the free failures and one more are checked (3 + 1); the rest wait, and the right
+    password among them is refused too."""
+    settings = Settings(_env_file=None, admin_password=PASSWORD)  # 3 free failures, then 1 s, doubling
+    pool = await store.open_pool(database_url, timeout=5, max_size=10)
+    try:
+        async with pool.connection() as conn:
+            await conn.execute("DELETE FROM admin_login_failures")
+        admins = [AdminLogin(settings, pool) for _ in range(20)]  # as if from several UI processes
+        answers = await asyncio.gather(*(refused(admin, "192.0.2.50", f"guess {i}") for i, admin in enumerate(admins)))
+        checked = [a for a in answers if a.startswith("Wrong password.")]
+        assert len(checked) == 4, answers
+        assert sum(a.startswith("Too many failed attempts") for a in answers) == 16
+        assert (await refused(admins[0], "192.0.2.50", PASSWORD)).startswith("Too many failed attempts")
+        async with pool.connection() as conn:
+            cursor = await conn.execute("SELECT failures FROM admin_login_failures WHERE address = '192.0.2.50'")
+            assert (await cursor.fetchone())[0] == 4  # the waiting ones are not counted: the wait does not grow
+    finally:
+        await pool.close()
+
+
 @pytest.mark.parametrize(
     ("trusted", "seen"), [("", "127.0.0.1"), ("10.0.0.5", "127.0.0.1"), ("127.0.0.1", "203.0.113.9")]
 )

@@ -84,6 +84,20 @@ async def test_invalid_labels_are_refused(user: User, canvas_pngs, database_url,
     assert rows_for(database_url)[-1][3] is None
 
 
+@pytest.mark.parametrize("digit", [b"1e400", b"-1e400", b"NaN", b"Infinity", b"-Infinity", b"-0.0", b"1e-400"])
+async def test_numbers_json_cannot_hold_are_a_422_with_a_json_body(user: User, canvas_pngs, database_url, digit):
+    """Issue #20 N5: an overflowing or non-finite number used to answer 500 (the error echoed it, and a 100-line
+    traceback went to the log): any label but a JSON integer 0-9 is a 422 with a JSON body."""
+    answer = (await user.http_client.post("/api/predictions", content=canvas_pngs[13][0], headers=PNG)).json()
+    response = await user.http_client.put(
+        f"/api/predictions/{answer['request_id']}/label", content=b'{"digit": ' + digit + b"}",
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "digit"]
+    assert rows_for(database_url)[-1][3] is None
+
+
 async def test_another_client_can_neither_label_nor_read_my_rows(create_user, canvas_pngs, database_url):
     alice, mallory = create_user(), create_user()
     await alice.open("/")

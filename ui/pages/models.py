@@ -177,7 +177,8 @@ async def compare(context: AppContext, versions: list[str], drawings: list[store
     async def ask(png: bytes, version: str) -> Prediction | str:
         async with limit:
             try:
-                return await context.predictor.predict(png, version=version)
+                async with context.recorder.heavy.slot(png):  # as every image sent to TorchServe: large ones in turn
+                    return await context.predictor.predict(png, version=version)
             except PredictorError as exc:
                 return str(exc)
 
