@@ -55,9 +55,10 @@ test: $(INSTALLED)  ## lint + the whole test suite (starts its own TorchServe on
 	$(VENV)/bin/ruff check .
 	MNIST_DIR=$(abspath $(DATA_DIR)) PENDIGITS_FILE=$(abspath $(PENDIGITS)) $(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(INSTALLED)  ## ruff
+lint: $(INSTALLED)  ## ruff, and mypy on the product's packages (settings, handler, serving, db, app, ui)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # Each version's recipe (docs/model-card.md "Training"); TRAIN_ARGS adds to it.
 RECIPE_1.0 :=
@@ -67,7 +68,7 @@ train: $(INSTALLED)  ## train VERSION (1.0 or 2.0) into model_store/v$(VERSION)/
 	$(PY) -m training.train --data-dir $(DATA_DIR) --out model_store/v$(VERSION) --epochs $(EPOCHS) $(RECIPE_$(VERSION)) $(TRAIN_ARGS)
 
 models: $(INSTALLED)  ## manage the running model versions: make models ARGS="list | set-default 2.0 | ..."
-	$(PY) -m serving.cli $(or $(ARGS),list)
+	$(PY) -m app.cli $(or $(ARGS),list)
 
 eval: $(INSTALLED) $(MARS)  ## accuracy of the live API on MNIST test and canvas-style drawings (starts TorchServe)
 	$(PY) -m training.evaluate --data-dir $(DATA_DIR)

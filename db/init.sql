@@ -63,7 +63,7 @@ CREATE INDEX IF NOT EXISTS predictions_model_version_idx
 CREATE INDEX IF NOT EXISTS predictions_labelled_idx
     ON predictions (true_digit, predicted_digit) WHERE true_digit IS NOT NULL;
 
--- The operator's choice of default version per model (CLI `python -m serving.cli set-default`, or the admin page).
+-- The operator's choice of default version per model (CLI `python -m app.cli set-default`, or the admin page).
 -- TorchServe does not keep it across restarts when started with --ts-config, so the UI re-applies it on start and
 -- whenever TorchServe's default differs (ui/context.py).
 CREATE TABLE IF NOT EXISTS model_defaults (

@@ -27,29 +27,46 @@ import uuid
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
 
-from db import store
+from db.pool import StoreUnavailable
+from db.predictions import PredictionRow, check_digit
 
 logger = logging.getLogger(__name__)
 
 
-def _encode_prediction(prediction: store.NewPrediction) -> dict:
-    entry = asdict(prediction)
+# The fields a journal line holds: the row as the app inserts it (the table's own fields come later).
+_JOURNALED = ("request_id", "browser_id", "model_name", "model_version", "predicted_digit", "confidence",
+              "probabilities", "canvas_png", "preview_png", "latency_ms", "not_a_digit", "client_network")  # fmt: skip
+
+
+def _encode_prediction(prediction: PredictionRow) -> dict:
+    entry = {key: value for key, value in asdict(prediction).items() if key in _JOURNALED}
     entry["request_id"] = str(prediction.request_id)
-    entry["canvas_png"] = base64.b64encode(prediction.canvas_png).decode("ascii")
+    entry["canvas_png"] = base64.b64encode(prediction.canvas_png or b"").decode("ascii")
     entry["preview_png"] = base64.b64encode(prediction.preview_png).decode("ascii") if prediction.preview_png else None
     return {"kind": "prediction", "prediction": entry}
 
 
-def _decode_prediction(entry: dict) -> store.NewPrediction:
+def _decode_prediction(entry: dict) -> PredictionRow:
     fields = dict(entry)
     fields["request_id"] = uuid.UUID(fields["request_id"])
     fields["canvas_png"] = base64.b64decode(fields["canvas_png"])
     fields["preview_png"] = base64.b64decode(fields["preview_png"]) if fields["preview_png"] else None
-    return store.NewPrediction(**fields)
+    return PredictionRow(**fields)
+
+
+class ReplayTarget(Protocol):
+    """Where a replay writes (db.predictions.PredictionStore; an in-memory stand-in in page tests)."""
+
+    async def insert(self, row: PredictionRow) -> int: ...
+
+    async def set_feedback_by_request_id(
+        self, *, request_id: uuid.UUID, browser_id: str, true_digit: int, at: datetime | None = None,
+        network: str | None = None,
+    ) -> bool: ...  # fmt: skip
 
 
 class JournalWriteError(OSError):
@@ -132,13 +149,13 @@ class Journal:
         append_whole(self.rejected_path, "".join(line + "\n" for line in lines).encode())
         logger.error("journal: %d unreadable line(s) moved to %s", len(lines), self.rejected_path)
 
-    async def add_prediction(self, prediction: store.NewPrediction) -> None:
+    async def add_prediction(self, prediction: PredictionRow) -> None:
         await self._append(_encode_prediction(prediction))
 
     async def add_label(
         self, *, request_id: uuid.UUID, browser_id: str, true_digit: int, network: str | None = None
     ) -> None:
-        store.check_digit(true_digit, name="true_digit")
+        check_digit(true_digit, name="true_digit")
         await self._append(
             {
                 "kind": "label",
@@ -150,7 +167,7 @@ class Journal:
             }
         )
 
-    async def replay(self, pool: AsyncConnectionPool) -> int:
+    async def replay(self, store: ReplayTarget) -> int:
         """Write the journal to the database in order; returns how many entries were written.
 
         Stops at the first outage (StoreUnavailable) and keeps the rest for the next call. A line that cannot be
@@ -165,10 +182,10 @@ class Journal:
             try:
                 for line in lines:
                     entry = _entry(line)
-                    if entry is None or not await self._apply(pool, entry):
+                    if entry is None or not await self._apply(store, entry):
                         unreadable.append(line)
                     done += 1
-            except store.StoreUnavailable:
+            except StoreUnavailable:
                 pass
             finally:
                 if done:
@@ -180,14 +197,13 @@ class Journal:
                 logger.info("journal: wrote %d entr%s to the database", done, "y" if done == 1 else "ies")
             return done
 
-    async def _apply(self, pool: AsyncConnectionPool, entry: dict) -> bool:
+    async def _apply(self, store: ReplayTarget, entry: dict) -> bool:
         """Write one entry; False when it can never be written (it is set aside)."""
         try:
             if entry["kind"] == "prediction":
-                await store.insert_prediction(pool, _decode_prediction(entry["prediction"]))
+                await store.insert(_decode_prediction(entry["prediction"]))
             elif entry["kind"] == "label":
                 applied = await store.set_feedback_by_request_id(
-                    pool,
                     request_id=uuid.UUID(entry["request_id"]),
                     browser_id=entry["browser_id"],
                     true_digit=entry["true_digit"],
@@ -197,7 +213,7 @@ class Journal:
                 if not applied:
                     logger.warning("journal: label for %s not applied (no such row, or a newer label)", entry)
             return True
-        except store.StoreUnavailable:
+        except StoreUnavailable:
             raise
         except (ValueError, KeyError, TypeError, AttributeError, psycopg.Error) as exc:
             logger.error("journal: entry set aside, it cannot be written (%s): %.300s", exc, entry)

@@ -51,7 +51,7 @@ DEBIAN_SUITE = "bookworm"
 BASE_PACKAGES = "python3,python3-pip,python3-venv,ca-certificates"
 APT_PACKAGES = ("podman", "runc", "debootstrap")
 # The operator CLI, run inside the page's container: the one place to change when it moves to its own package
-SET_DEFAULT = ["python", "-m", "serving.cli", "set-default"]
+SET_DEFAULT = ["python", "-m", "app.cli", "set-default"]
 
 
 def shipped_default() -> str:

@@ -2,4 +2,4 @@
 after an authorization failure, its error messages), predictions (inference), model versions (management and the
 version policy) and the operator CLI (`make models`). No processes: starting and stopping TorchServe is deploy's.
 
-Imports only `settings` (and, in the CLI alone, `db` for the remembered default: see serving/cli.py)."""
+Imports only `settings`."""

@@ -44,7 +44,11 @@ class Prediction:
     latency_ms: float
     not_a_digit: bool = False
     reason: str | None = None  # why it was refused ("looks like several digits"), None unless refused
-    closest_digit: int | None = None  # the most probable digit: `digit` when answered, the nearest one when refused
+    closest_digit: int = -1  # the most probable digit: `digit` when answered, the nearest one when refused
+
+    def __post_init__(self) -> None:
+        if self.closest_digit < 0:  # not given: the most probable digit
+            object.__setattr__(self, "closest_digit", self.probabilities.index(max(self.probabilities)))
 
     @property
     def runner_up(self) -> int:

@@ -1,6 +1,6 @@
 """TorchServe's management API for one model, with the management key (serving/auth.py): the loaded versions and
 their workers, set-default, register, unregister, scale. The rules about which version is the default and how it
-survives restarts are serving/versions.py's; the operator's command line is serving/cli.py."""
+survives restarts are serving/versions.py's; the operator's command line is app/cli.py."""
 
 from __future__ import annotations
 

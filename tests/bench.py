@@ -31,8 +31,9 @@ import numpy as np
 import psycopg
 import torch
 
-from db import store
 from db.embedded import start_private_server
+from db.pool import SCHEMA_FILE, open_pool
+from db.predictions import PredictionRow, PredictionStore
 from deploy.torchserve import TorchServe, free_ports, temporary
 from handler.model import DigitNet
 from handler.preprocess import prepare
@@ -164,7 +165,7 @@ def private_postgres():
         server = start_private_server(home=home, port=port)
         try:
             with psycopg.connect(server.url, autocommit=True) as conn:
-                conn.execute(store.SCHEMA_FILE.read_text())
+                conn.execute(SCHEMA_FILE.read_text())
             yield server.url
         finally:
             server.stop()
@@ -172,8 +173,8 @@ def private_postgres():
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _record(png: bytes, prediction, *, browser: str) -> store.NewPrediction:
-    return store.NewPrediction(
+def _record(png: bytes, prediction, *, browser: str) -> PredictionRow:
+    return PredictionRow(
         request_id=uuid.uuid4(), browser_id=browser, model_name=prediction.model_name,
         model_version=prediction.model_version, predicted_digit=prediction.digit, confidence=prediction.confidence,
         probabilities=prediction.probabilities, canvas_png=png, preview_png=prediction.preview_png,
@@ -184,14 +185,14 @@ def _record(png: bytes, prediction, *, browser: str) -> store.NewPrediction:
 async def _page_path(server: TorchServe, database_url: str, pngs: list[bytes], *, count: int) -> dict:
     """What the page does on Predict, one user: ask TorchServe (with the preview), then insert the row."""
     predictor = Predictor(inference_url=server.endpoints.inference, key_file=server.key_file)
-    pool = await store.open_pool(database_url)
+    pool = await open_pool(database_url)
     latencies = []
     try:
         for index in range(count + 20):
             started = time.perf_counter()
             png = pngs[index % len(pngs)]
             prediction = await predictor.predict(png)
-            await store.insert_prediction(pool, _record(png, prediction, browser="bench-page"))
+            await PredictionStore(pool).insert(_record(png, prediction, browser="bench-page"))
             if index >= 20:  # the first ones warm up connections
                 latencies.append(time.perf_counter() - started)
     finally:
@@ -202,8 +203,8 @@ async def _page_path(server: TorchServe, database_url: str, pngs: list[bytes], *
 
 
 async def _postgres(database_url: str, pngs: list[bytes], *, rows: int) -> list[dict]:
-    pool = await store.open_pool(database_url)
-    template = store.NewPrediction(
+    pool = await open_pool(database_url)
+    template = PredictionRow(
         request_id=uuid.uuid4(), browser_id="x", model_name=MODEL, model_version="1.0", predicted_digit=7,
         confidence=0.9, probabilities=[0.1] * 10, canvas_png=pngs[0], preview_png=None, latency_ms=5.0,
     )  # fmt: skip
@@ -213,18 +214,18 @@ async def _postgres(database_url: str, pngs: list[bytes], *, rows: int) -> list[
             browser = f"browser-{index % 100}"
             record = {**template.__dict__, "request_id": uuid.uuid4(), "browser_id": browser,
                       "canvas_png": pngs[index % len(pngs)]}  # fmt: skip
-            await store.insert_prediction(pool, store.NewPrediction(**record))
+            await PredictionStore(pool).insert(PredictionRow(**record))
         insert_rate = count / (time.perf_counter() - started)
         await _bulk_fill(database_url, pngs, rows=rows - count)
         latencies = []
         for index in range(300):
             started = time.perf_counter()
-            await store.history(pool, browser_id=f"browser-{index % 100}", limit=10, offset=0)
-            await store.history_count(pool, browser_id=f"browser-{index % 100}")
-            await store.browser_accuracy(pool, browser_id=f"browser-{index % 100}")
+            await PredictionStore(pool).history(browser_id=f"browser-{index % 100}", limit=10, offset=0)
+            await PredictionStore(pool).history_count(browser_id=f"browser-{index % 100}")
+            await PredictionStore(pool).accuracy_by_version(browser_id=f"browser-{index % 100}")
             latencies.append(time.perf_counter() - started)
         stats_started = time.perf_counter()
-        await store.stats(pool)
+        await PredictionStore(pool).stats()
         stats_ms = 1000 * (time.perf_counter() - stats_started)
     finally:
         await pool.close()

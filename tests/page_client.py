@@ -92,7 +92,7 @@ async def _start_flood(page, url: str, urls: list[str], period_ms: int) -> None:
     elements = page_elements(await response.text())
     await page.wait_for_function("window.did_handshake === true")
     targets = [
-        listener(elements, tag="nicegui-canvas", event="change"),
+        listener(elements, tag="nicegui-slate", event="change"),
         listener(elements, tag="q-btn", event="click", label="Predict"),
         listener(elements, tag="q-btn-toggle", event="update:modelValue"),
     ]

@@ -2,7 +2,7 @@
 
 Training data for a "not a digit" answer (an 11th class or outlier exposure) and the held-out sets to measure it on.
 Every drawing is a 280x280 slate PNG with dark strokes of one uniform pen, anti-aliased, on a transparent background
-(what ui/canvas.js exports) or on white; its size, place, slant and pen width are random. Each kind has two parts
+(what ui/widgets/slate.js exports) or on white; its size, place, slant and pen width are random. Each kind has two parts
 made *differently*, so that a held-out score says how the refusal generalises, not how well it memorised a recipe:
 
     kind       part "train"                                  part "heldout"

@@ -8,10 +8,10 @@ Data: E. Alpaydin, F. Alimoglu, "Pen-Based Recognition of Handwritten Digits", U
 validation only: the running product never reads it, and it never enters the repository. The file's path comes from
 `--pendigits` or the PENDIGITS_FILE environment variable (`make simulate` and `make test` pass PENDIGITS).
 
-The slate (ui/canvas.js) draws each stroke as a polyline with a round pen (lineCap and lineJoin "round") of the width
-the page's slider sets (6..36 px, default 18) on a 280x280 area, anti-aliased, and exports it as a 280x280 PNG. We
-draw the same union of round-capped segments at 4x and area-downsample, which is the coverage anti-aliasing a canvas
-does, then export in one of the styles the handler accepts (training.canvas.STYLES).
+The slate (ui/widgets/slate.js) draws each stroke as a polyline with a round pen (lineCap and lineJoin "round") of the
+width the page's slider sets (6..36 px, default 18) on a 280x280 area, anti-aliased, and exports it as a 280x280 PNG.
+We draw the same union of round-capped segments at 4x and area-downsample, which is the coverage anti-aliasing a
+canvas does, then export in one of the styles the handler accepts (training.canvas.STYLES).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def split_by_writer(
 class SlateSpec:
     """How people draw on the slate: the ranges a rendering's size and pen width are drawn from."""
 
-    size: int = 280  # ui/canvas.js default, and what the page uses
+    size: int = 280  # ui/widgets/slate.js default, and what the page uses
     stroke_widths: tuple[int, int] = (6, 36)  # the page's pen-width slider (ui/draw_page.py)
     default_width: int = 18  # most people never touch the slider
     default_width_p: float = 0.4

@@ -41,11 +41,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from db import store
+from db.defaults import DefaultVersions
+from db.embedded import PrivateServerError, database_url
+from db.pool import StoreUnavailable, open_pool
+from db.predictions import Feedback, PredictionStore
 from handler.model import DigitNet
 from handler.refusal import NOT_A_DIGIT_INDEX
 from handler.structure import several_digits
-from serving.cli import database_url
 from serving.endpoints import endpoints
 from serving.management import ManagementError, ModelManager
 from settings import Settings, load
@@ -104,13 +106,13 @@ class GateConfig:
 
 @dataclass(frozen=True)
 class Screening:
-    kept: list[store.Feedback]
+    kept: list[Feedback]
     excluded: dict[str, str]  # browser -> why
     excluded_networks: dict[str, str] = field(default_factory=dict)  # network -> why
     unproven: int = 0  # labels contradicting a confident answer, from browsers without a history: left out
 
 
-def screen(feedback: Sequence[store.Feedback], cfg: RetrainConfig) -> Screening:
+def screen(feedback: Sequence[Feedback], cfg: RetrainConfig) -> Screening:
     """What poisoning cannot buy with free browser ids (docs/security.md "Poisoning"), in three steps:
 
     1. a browser whose labels contradict confident answers far more often than honest users do is left out;
@@ -139,27 +141,27 @@ def screen(feedback: Sequence[store.Feedback], cfg: RetrainConfig) -> Screening:
     return Screening(kept, excluded, excluded_networks, unproven=len(rest) - len(kept))
 
 
-def _browser(row: store.Feedback) -> str:
+def _browser(row: Feedback) -> str:
     return row.browser_id
 
 
-def _network(row: store.Feedback) -> str | None:
+def _network(row: Feedback) -> str | None:
     return row.network
 
 
-def _groups(rows: Sequence[store.Feedback], key) -> dict:
+def _groups(rows: Sequence[Feedback], key) -> dict:
     grouped: dict = defaultdict(list)
     for row in rows:
         grouped[key(row)].append(row)
     return grouped
 
 
-def _overturns(row: store.Feedback, cfg: RetrainConfig) -> bool:
+def _overturns(row: Feedback, cfg: RetrainConfig) -> bool:
     """The label contradicts an answer the model gave with at least `confident` confidence."""
     return row.confidence >= cfg.confident and row.true_digit != row.predicted_digit
 
 
-def _contradicts(rows: Sequence[store.Feedback], cfg: RetrainConfig) -> str | None:
+def _contradicts(rows: Sequence[Feedback], cfg: RetrainConfig) -> str | None:
     """Why these rows (one browser's, or one network's) look poisoned; None when they do not, or are too few."""
     confident = [r for r in rows if r.confidence >= cfg.confident]
     if len(confident) < cfg.poison_min:
@@ -170,9 +172,7 @@ def _contradicts(rows: Sequence[store.Feedback], cfg: RetrainConfig) -> str | No
     return f"its labels contradict {rate:.0%} of {len(confident)} confident answers (limit {cfg.poison_rate:.0%})"
 
 
-def cap_share(
-    rows: Sequence[store.Feedback], *, max_share: float, seed: int, key=_browser
-) -> tuple[list[store.Feedback], dict]:
+def cap_share(rows: Sequence[Feedback], *, max_share: float, seed: int, key=_browser) -> tuple[list[Feedback], dict]:
     """At most max_share of the rows from any one browser (or network: `key`), a random subsample of the larger ones;
     the number each capped one lost. The cap is max_share of the total, but never below one group's fair share."""
     by_group = _groups(rows, key)
@@ -188,7 +188,7 @@ def cap_share(
     return kept, capped
 
 
-def examples(rows: Sequence[store.Feedback]) -> list[finetune.Example]:
+def examples(rows: Sequence[Feedback]) -> list[finetune.Example]:
     return [finetune.Example(png=r.canvas_png, label=r.true_digit, group=r.browser_id) for r in rows]
 
 
@@ -385,7 +385,7 @@ def refusal_figures(
 
 
 def retrain(
-    feedback: Sequence[store.Feedback],
+    feedback: Sequence[Feedback],
     *,
     mnist: dict[str, data.Split],
     default: tuple[str, DigitNet, dict],
@@ -562,13 +562,13 @@ async def current_default(settings: Settings, pool) -> str:
                 return version
         except ManagementError:
             pass  # TorchServe is not running: the remembered choice, or the configured default
-    return await store.DefaultVersions(pool).chosen(settings.model_name) or "1.0"
+    return await DefaultVersions(pool).chosen(settings.model_name) or "1.0"
 
 
-async def read_feedback(settings: Settings) -> tuple[list[store.Feedback], str]:
-    pool = await store.open_pool(database_url(settings), timeout=5)
+async def read_feedback(settings: Settings) -> tuple[list[Feedback], str]:
+    pool = await open_pool(database_url(settings), timeout=5)
     try:
-        return await store.labelled_feedback(pool), await current_default(settings, pool)
+        return await PredictionStore(pool).labelled_feedback(), await current_default(settings, pool)
     finally:
         await pool.close()
 
@@ -637,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         gate_cfg = GateConfig(mnist_min=args.mnist_min, heldout_margin=args.heldout_margin)
         return run(args, settings, cfg=cfg, gate_cfg=gate_cfg)
-    except (GateFailed, store.StoreUnavailable, ManagementError, FileExistsError, ValueError) as exc:
+    except (GateFailed, StoreUnavailable, PrivateServerError, ManagementError, FileExistsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -6,13 +6,15 @@
     PUT  /api/predictions/{request_id}/label  JSON {"digit": 0-9}: the digit the user meant (a JSON integer)
     GET  /api/history?limit=10&offset=0       this client's predictions, newest first
 
+Every route gets the App through `Depends(current_app)` (ui/deps.py), so a test replaces it with one on stand-ins.
+
 Strict on purpose: the body of a prediction is the image's own bytes (PNG or JPEG, else 415); an Idempotency-Key names
 one image (reused with another: 409); a label is a JSON integer 0-9 (true, "7", 7.0: 422); paging numbers are bounded
 (422, never a database error). Each route declares its response model (PredictionOut, LabelOut, HistoryOut).
 
 The client is identified like a browser: by NiceGUI's signed session cookie (set on the first response; keep it, as
 a browser does). Every read and label is scoped to that identity, so knowing another client's ids is not enough.
-Records go through the app's Recorder (ui/recorder.py), like the page's: during a database outage they are
+Records go through the app's Predictions (app/predictions.py), like the page's: during a database outage they are
 journaled, not lost.
 """
 
@@ -24,17 +26,25 @@ from typing import Literal
 
 from fastapi import Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from nicegui import app
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.context import App
+from app.drawings import media_type
+from app.limits import Busy
 from app.networks import network_of
-from db import store
-from db.journal import JournalWriteError
-from serving.inference import ModelUnavailable, PredictionRejected
-from ui.context import AppContext, current
-from ui.limits import Busy, client_key
-from ui.recorder import Label, Recorded
+from app.predictions import NotYours, Recorded
+from app.records import (
+    JournalWriteError,
+    ModelUnavailable,
+    PredictionRejected,
+    RequestIdReused,
+    RequestIdTaken,
+    StoreUnavailable,
+)
+from ui.deps import CurrentApp
+from ui.http import client_key
 
 NOT_KEPT = "not saved: the database is unavailable and so is the server's journal"
 MAX_BODY = 4 * 1024 * 1024  # TorchServe's max_request_size (config.properties); ui/limits.BodyLimit enforces it
@@ -104,11 +114,11 @@ def _request_id(value: str | None) -> uuid.UUID | None:
 
 async def create_prediction(
     request: Request,
+    context: CurrentApp,
     save: bool = Query(True),
     idempotency_key: str | None = Header(None),
 ) -> PredictionOut:
     request_id = _request_id(idempotency_key)
-    context = await current()
     try:
         with context.in_flight.slot(client_key(request)):
             recorded = await _predict(request, context, request_id=request_id, save=save)
@@ -135,57 +145,58 @@ async def create_prediction(
     )
 
 
-async def _predict(request: Request, context: AppContext, *, request_id: uuid.UUID | None, save: bool) -> Recorded:
+async def _predict(request: Request, context: App, *, request_id: uuid.UUID | None, save: bool) -> Recorded:
     # the body is read here, inside the client's slot; BodyLimit has capped it at MAX_BODY
     body = await request.body()
     if not body:
         raise HTTPException(400, "empty body: send the drawing as a PNG (Content-Type: image/png)")
     try:
-        return await context.recorder.predict(
+        return await context.predictions.predict(
             body, browser_id=_client_id(), request_id=request_id, save=save, network=_network(request)
         )
     except PredictionRejected as exc:
         raise HTTPException(exc.status, str(exc)) from exc
     except ModelUnavailable as exc:
         raise HTTPException(503, str(exc), headers={"Retry-After": "2"}) from exc
-    except store.RequestIdReused as exc:
+    except RequestIdReused as exc:
         raise HTTPException(409, "this Idempotency-Key was already used with another image: use a new key") from exc
-    except store.RequestIdTaken as exc:
+    except RequestIdTaken as exc:
         raise HTTPException(409, "this Idempotency-Key belongs to another client") from exc
     except JournalWriteError as exc:
         raise HTTPException(503, f"{NOT_KEPT} ({exc.strerror})") from exc
 
 
-async def label_prediction(request: Request, request_id: uuid.UUID, body: LabelIn) -> LabelOut:
+async def label_prediction(request: Request, request_id: uuid.UUID, body: LabelIn, context: CurrentApp) -> LabelOut:
     digit = body.digit
-    context = await current()
     try:
-        outcome = await context.recorder.label(
+        saved = await context.predictions.label(
             browser_id=_client_id(), request_id=request_id, digit=digit, network=_network(request)
         )
+    except NotYours as exc:
+        raise HTTPException(404, "no such prediction of yours") from exc
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
     except JournalWriteError as exc:
         raise HTTPException(503, f"{NOT_KEPT} ({exc.strerror})") from exc
-    if outcome is Label.NOT_FOUND:
-        raise HTTPException(404, "no such prediction of yours")
-    return LabelOut(request_id=request_id, digit=digit, saved=outcome.value)
+    return LabelOut(request_id=request_id, digit=digit, saved=saved.value)  # type: ignore[arg-type]
 
 
-async def history(limit: int = Query(10, ge=1, le=100), offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> HistoryOut:
-    context = await current()
+async def history(
+    context: CurrentApp,
+    limit: int = Query(10, ge=1, le=100),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
+) -> HistoryOut:
     try:
-        rows = await context.store.history(browser_id=_client_id(), limit=limit, offset=offset)
-        total = await context.store.history_count(browser_id=_client_id())
-    except store.StoreUnavailable as exc:
+        rows, total = await context.history.rows(browser_id=_client_id(), limit=limit, offset=offset)
+    except StoreUnavailable as exc:
         raise HTTPException(503, "the history is unavailable: the database cannot be reached") from exc
     return HistoryOut(
         total=total,
         predictions=[
             HistoryItem(
-                id=row.id,
+                id=row.id,  # type: ignore[arg-type]  # a stored row has its id and time
                 request_id=row.request_id,
-                created_at=row.created_at,
+                created_at=row.created_at,  # type: ignore[arg-type]
                 digit=row.predicted_digit,
                 confidence=row.confidence,
                 true_digit=row.true_digit,
@@ -196,16 +207,28 @@ async def history(limit: int = Query(10, ge=1, le=100), offset: int = Query(0, g
     )
 
 
-async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
     """422 with where and why, never the value sent: FastAPI's own answer echoes it, and a number JSON cannot hold
     (1e400 parses as inf, NaN) made that answer fail with a 500 and a 100-line traceback (issue #20 N5)."""
     detail = [{"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")), "type": str(error.get("type", ""))}
-              for error in exc.errors()]  # fmt: skip
+              for error in (exc.errors() if isinstance(exc, RequestValidationError) else [])]  # fmt: skip
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+async def drawing_response(context: App, *, browser_id: str, prediction_id: int) -> Response:
+    """One of the browser's own drawings (the history's thumbnails); 404 for another's, 503 without the database."""
+    try:
+        image = await context.history.drawing(browser_id=browser_id, prediction_id=prediction_id)
+    except StoreUnavailable:
+        return Response(status_code=503, headers={"Retry-After": "5"})
+    if image is None:
+        return Response(status_code=404)
+    # a row's drawing never changes; private: it is this browser's
+    return Response(image, media_type=media_type(image), headers={"Cache-Control": "private, max-age=86400"})
+
+
 def register() -> None:
-    """Add the routes to NiceGUI's FastAPI app (called by ui/main.py, which tests run once per test app)."""
+    """Add the routes to NiceGUI's FastAPI app (called by ui/main.py's startup(), once per app)."""
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_api_route("/api/predictions", create_prediction, methods=["POST"], response_model=PredictionOut)
     app.add_api_route("/api/predictions/{request_id}/label", label_prediction, methods=["PUT"], response_model=LabelOut)

@@ -1,6 +1,9 @@
-"""The NiceGUI app: the Runtime (start-up and shutdown of the AppContext), the routes, and `python -m ui.main`.
+"""The NiceGUI app: `startup()` registers the pages and the JSON API on the App that `create_app` wires
+(app/context.py), and `python -m ui.main` serves them.
 
 The process supervisor (`make run`) starts it with DATABASE_URL and the TorchServe settings in the environment.
+Pages and routes get the App from `current_app` (ui/deps.py), a FastAPI dependency: a page test replaces it with an
+App wired on stand-ins, and then nothing real starts.
 """
 
 from __future__ import annotations
@@ -8,16 +11,17 @@ from __future__ import annotations
 import logging
 
 from fastapi import Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, Response
 from nicegui import app, ui
 from nicegui.storage import Storage
 
+from app.admin import ADMIN_COOKIE
+from app.context import Build, Runtime, create_app
 from app.networks import network_of
 from settings import Settings, SettingsError, load
-from ui import api, limits, sockets
-from ui.admin import ADMIN_COOKIE
-from ui.context import Runtime, current
-from ui.pages import draw, models, stats
+from ui import api, http, sockets
+from ui.deps import CurrentApp, current_app, overridden
+from ui.pages import admin, draw, stats
 
 logger = logging.getLogger(__name__)
 
@@ -31,39 +35,34 @@ def header() -> None:
             ui.link("Models", "/models").classes("text-white")
 
 
-api.register()
-# Every request body, on every route (the API's, NiceGUI's own): refused by Content-Length, or cut off at the cap
-app.add_middleware(limits.BodyLimit, max_body=api.MAX_BODY)
-sockets.install()  # browsers' log messages escaped; element events only from the client's own socket
+def client_network(request: Request) -> str | None:
+    return network_of(request.client.host if request.client else None)
 
 
-@ui.page("/")
 async def index(request: Request) -> None:
     header()
-    network = network_of(request.client.host if request.client else None)
-    page = draw.DrawPage(await current(), browser_id=app.storage.browser["id"], network=network)
+    page = draw.DrawPage(await current_app(), browser_id=app.storage.browser["id"], network=client_network(request))
     await page.refresh_history()
 
 
-@ui.page("/stats")
 async def stats_page() -> None:
     header()
-    await stats.build(await current())
+    await stats.StatsPage.show(await current_app())
 
 
-@ui.page("/models")
-async def models_page(request: Request) -> None:
+async def admin_page(request: Request) -> None:
     header()
-    client = request.client.host if request.client else "unknown"
-    context = await current()
-    browser_id = app.storage.browser["id"]
-    await models.build(context, client=client, browser_id=browser_id, session=request.cookies.get(ADMIN_COOKIE))
+    address = request.client.host if request.client else "unknown"
+    await admin.AdminPage.show(
+        await current_app(),
+        address=address,
+        browser_id=app.storage.browser["id"],
+        session=request.cookies.get(ADMIN_COOKIE),
+    )
 
 
-@app.get("/admin/session", include_in_schema=False)
-async def admin_session(ticket: str = "") -> RedirectResponse:
-    """The login form's one-time ticket in exchange for a new admin session cookie (ui/admin.py says why)."""
-    context = await current()
+async def admin_session(context: CurrentApp, ticket: str = "") -> RedirectResponse:
+    """The login form's one-time ticket in exchange for a new admin session cookie (app/admin.py says why)."""
     response = RedirectResponse("/models", status_code=303)
     token = await context.admin.start_session(ticket, browser_id=app.storage.browser["id"])
     if token:
@@ -71,15 +70,32 @@ async def admin_session(ticket: str = "") -> RedirectResponse:
     return response
 
 
-@app.get("/admin/logout", include_in_schema=False)
-async def admin_logout(request: Request) -> RedirectResponse:
+async def admin_logout(request: Request, context: CurrentApp) -> RedirectResponse:
     """End the admin session (server-side) and remove its cookie."""
-    context = await current()
     if token := request.cookies.get(ADMIN_COOKIE):
         await context.admin.end_session(token)
     response = RedirectResponse("/models", status_code=303)
     response.delete_cookie(ADMIN_COOKIE, path="/", httponly=True, samesite="strict")
     return response
+
+
+async def drawing(prediction_id: int, context: CurrentApp) -> Response:
+    """The PNG (or JPEG) of one of this browser's drawings: the history's thumbnails, cached by the browser."""
+    return await api.drawing_response(context, browser_id=app.storage.browser["id"], prediction_id=prediction_id)
+
+
+def startup() -> None:
+    """Register the pages, the JSON API, the body limit and the socket handlers (once per app)."""
+    ui.page("/")(index)
+    ui.page("/stats")(stats_page)
+    ui.page("/models")(admin_page)
+    app.add_api_route("/admin/session", admin_session, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/admin/logout", admin_logout, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/drawings/{prediction_id}", drawing, methods=["GET"], include_in_schema=False)
+    api.register()
+    # Every request body, on every route (the API's, NiceGUI's own): refused by Content-Length, or cut off at the cap
+    app.add_middleware(http.BodyLimit, max_body=api.MAX_BODY)
+    sockets.install()  # browsers' log messages escaped; element events only from the client's own socket
 
 
 def server_options(settings: Settings) -> dict:
@@ -89,14 +105,17 @@ def server_options(settings: Settings) -> dict:
     return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or None}
 
 
-def run(settings: Settings) -> None:
-    """Register start-up/shutdown and serve the app (in tests, NiceGUI's user simulation takes over here)."""
-    # app.storage.user (the admin login) is kept in files: under var/, not in the working directory
+def run(settings: Settings, *, build: Build = create_app) -> None:
+    """Register everything, start-up and shutdown, and serve (in tests, NiceGUI's user simulation takes over here).
+    Without an override of current_app, the Runtime builds the real App at start-up."""
+    # app.storage.user is kept in files: under var/, not in the working directory
     Storage.path = settings.ui_storage_dir.resolve()
-    runtime = Runtime(settings)
+    startup()
+    runtime = Runtime(settings, build=build)
     app.state.runtime = runtime
-    app.on_startup(runtime.start)
-    app.on_shutdown(runtime.stop)
+    if not overridden():
+        app.on_startup(runtime.start)
+        app.on_shutdown(runtime.stop)
     ui.run(
         host=settings.ui_host,
         port=settings.ui_port,

@@ -31,9 +31,9 @@ def escaped(text: str) -> str:
 
 def client_log(_sid: str, msg: object) -> None:
     """A browser's log message, on one line, marked as the browser's (never at a level it did not name)."""
-    if not isinstance(msg, dict) or (client := Client.instances.get(msg.get("client_id"))) is None:
+    if not isinstance(msg, dict) or (client := Client.instances.get(str(msg.get("client_id")))) is None:
         return
-    level = LEVELS.get(msg.get("level"), logging.WARNING)
+    level = LEVELS.get(str(msg.get("level")), logging.WARNING)
     text = str(msg.get("message", ""))
     cut = " [cut]" if len(text) > MAX_LOG_MESSAGE else ""
     logger.log(level, "browser (client %s) says: %s%s", client.id, escaped(text[:MAX_LOG_MESSAGE]), cut)
@@ -41,7 +41,7 @@ def client_log(_sid: str, msg: object) -> None:
 
 def client_event(sid: str, msg: object) -> None:
     """NiceGUI's element event, only from a socket that completed the handshake for the client it names."""
-    if not isinstance(msg, dict) or (client := Client.instances.get(msg.get("client_id"))) is None:
+    if not isinstance(msg, dict) or (client := Client.instances.get(str(msg.get("client_id")))) is None:
         return
     if not client.has_socket_connection:
         return

@@ -11,7 +11,7 @@ RUN useradd --uid 10001 --user-group --create-home app
 
 # python -m ui.main imports ui/, app/, db/, serving/ and settings.py, never deploy/ (a test follows its imports);
 # config.properties gives it TorchServe's ports, with TS_HOST naming the TorchServe container or Service. The
-# operator CLI (python -m serving.cli) runs here too.
+# operator CLI (python -m app.cli) runs here too.
 WORKDIR /app
 COPY config.properties settings.py ./
 COPY serving/ serving/

@@ -1,5 +1,5 @@
 """What is stored of a drawing (issue #20 N6): the image cut at its end marker, a smaller copy beyond the cap; and the
-Recorder storing that, whatever the client appended."""
+Predictions use case storing that, whatever the client appended."""
 
 import io
 
@@ -7,9 +7,9 @@ import numpy as np
 from PIL import Image
 
 from app.drawings import MAX_STORED_BYTES, STORED_SIDE, stored_copy
+from app.predictions import Predictions
 from db.journal import Journal
-from tests.support.fakes import FakePredictor, FakeStore
-from ui.recorder import Recorder
+from tests.support.fakes import FakePredictionStore, FakePredictor
 
 
 def encoded(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
@@ -53,7 +53,7 @@ def test_an_image_larger_than_the_cap_is_kept_as_a_smaller_copy():
 
 
 async def test_the_recorder_stores_the_cut_image(tmp_path):
-    fake_store = FakeStore()
-    recorder = Recorder(predictor=FakePredictor(), store=fake_store, journal=Journal(tmp_path / "j.jsonl"))
+    fake_store = FakePredictionStore()
+    recorder = Predictions(server=FakePredictor(), store=fake_store, journal=Journal(tmp_path / "j.jsonl"))
     await recorder.predict(DRAWING + b"\0" * 1_000_000, browser_id="b")
-    assert fake_store.rows[0].new.canvas_png == DRAWING
+    assert fake_store.rows[0].canvas_png == DRAWING

@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from psycopg_pool import AsyncConnectionPool
 
-from db import store
+from db.pool import SCHEMA_FILE, open_pool
 from tests.conftest import fresh_database
 
 
@@ -24,14 +24,14 @@ def db_url(server_url, request) -> Iterator[str]:
     """A database of its own for the test module, with the schema applied."""
     with fresh_database(server_url, prefix=f"test_{request.module.__name__.rpartition('.')[2]}") as url:
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(store.SCHEMA_FILE.read_text())
+            conn.execute(SCHEMA_FILE.read_text())
         yield url
 
 
 @pytest_asyncio.fixture
 async def pool(db_url) -> AsyncIterator[AsyncConnectionPool]:
     """An open pool on the module's database, whose predictions table starts empty."""
-    pool = await store.open_pool(db_url, max_size=3)
+    pool = await open_pool(db_url, max_size=3)
     async with pool.connection() as conn:
         await conn.execute("TRUNCATE predictions RESTART IDENTITY")
     try:

@@ -11,8 +11,9 @@ import psutil
 import psycopg
 import pytest
 
-from db import store
 from db.embedded import PrivateServer, PrivateServerError, stop_private_server, system_binaries
+from db.pool import SCHEMA_FILE, StoreUnavailable, open_pool
+from db.predictions import PredictionStore
 from tests.conftest import running_server
 
 
@@ -21,7 +22,7 @@ def server() -> Iterator[PrivateServer]:
     """A private server of the module's own (these tests stop and kill it), with the schema and one row."""
     with running_server() as server:
         with psycopg.connect(server.url, autocommit=True) as conn:
-            conn.execute(store.SCHEMA_FILE.read_text())
+            conn.execute(SCHEMA_FILE.read_text())
             conn.execute("CREATE TABLE kept (note text)")
             conn.execute("INSERT INTO kept VALUES ('before restart')")
         yield server
@@ -78,20 +79,20 @@ def test_a_killed_server_starts_again(server):
 
 @pytest.mark.asyncio
 async def test_pool_reports_an_outage_and_recovers(server):
-    pool = await store.open_pool(server.url, timeout=1)
+    pool = await open_pool(server.url, timeout=1)
     try:
-        assert await store.history_count(pool, browser_id="x") == 0
+        assert await PredictionStore(pool).history_count(browser_id="x") == 0
         server.stop()
-        with pytest.raises(store.StoreUnavailable, match="database unavailable"):
-            await store.history_count(pool, browser_id="x")
+        with pytest.raises(StoreUnavailable, match="database unavailable"):
+            await PredictionStore(pool).history_count(browser_id="x")
         server.start()
         # the same pool recovers by itself: its background reconnection backs off, so allow it a few seconds
         deadline = asyncio.get_running_loop().time() + 20
         while True:
             try:
-                assert await store.history_count(pool, browser_id="x") == 0
+                assert await PredictionStore(pool).history_count(browser_id="x") == 0
                 break
-            except store.StoreUnavailable:
+            except StoreUnavailable:
                 if asyncio.get_running_loop().time() > deadline:
                     raise
                 await asyncio.sleep(0.2)

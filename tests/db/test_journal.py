@@ -12,16 +12,17 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from db import store
 from db.journal import Journal, JournalWriteError
+from db.pool import StoreUnavailable, open_pool
+from db.predictions import PredictionRow, PredictionStore
 
 pytestmark = pytest.mark.asyncio
 
 
-def prediction(browser: str = "b1", digit: int = 3) -> store.NewPrediction:
+def prediction(browser: str = "b1", digit: int = 3) -> PredictionRow:
     probabilities = [0.0] * 10
     probabilities[digit] = 1.0
-    return store.NewPrediction(
+    return PredictionRow(
         request_id=uuid.uuid4(),
         browser_id=browser,
         model_name="mnist",
@@ -51,52 +52,52 @@ async def test_replay_writes_predictions_and_labels_once_in_order(pool, db_url, 
         await journal.add_label(request_id=p.request_id, browser_id=p.browser_id, true_digit=(p.predicted_digit + 1))
     await journal.add_label(request_id=kept[0].request_id, browser_id="b1", true_digit=0)  # changed their mind
     assert journal.pending == 11 and journal.pending_request_ids() == {p.request_id for p in kept}
-    assert await journal.replay(pool) == 11
+    assert await journal.replay(PredictionStore(pool)) == 11
     assert journal.pending == 0 and not journal.path.exists()
     stored = rows(db_url)
     assert [r[0] for r in stored] == [p.request_id for p in kept]
     assert [r[3] for r in stored] == [0, 2, 3, 4, 5]
     assert stored[1][4] == kept[1].canvas_png and stored[1][5] == b"preview"
-    assert await journal.replay(pool) == 0 and len(rows(db_url)) == 5
+    assert await journal.replay(PredictionStore(pool)) == 0 and len(rows(db_url)) == 5
 
 
 async def test_a_replay_interrupted_after_commit_does_not_duplicate(pool, db_url, tmp_path):
     journal = Journal(tmp_path / "pending.jsonl")
     p = prediction()
     await journal.add_prediction(p)
-    await store.insert_prediction(pool, p)  # committed, but the process died before trimming the journal
-    assert await journal.replay(pool) == 1
+    await PredictionStore(pool).insert(p)  # committed, but the process died before trimming the journal
+    assert await journal.replay(PredictionStore(pool)) == 1
     assert len(rows(db_url)) == 1
 
 
 async def test_an_old_label_never_overwrites_a_newer_one(pool, db_url, tmp_path):
     p = prediction()
-    await store.insert_prediction(pool, p)
+    await PredictionStore(pool).insert(p)
     journal = Journal(tmp_path / "pending.jsonl")
     await journal.add_label(request_id=p.request_id, browser_id="b1", true_digit=7)
     later = datetime.now(UTC) + timedelta(seconds=5)
-    assert await store.set_feedback_by_request_id(
-        pool, request_id=p.request_id, browser_id="b1", true_digit=8, at=later
+    assert await PredictionStore(pool).set_feedback_by_request_id(
+        request_id=p.request_id, browser_id="b1", true_digit=8, at=later
     )
-    await journal.replay(pool)
+    await journal.replay(PredictionStore(pool))
     assert rows(db_url)[0][3] == 8
 
 
 async def test_a_label_for_another_browser_is_not_applied(pool, db_url, tmp_path):
     p = prediction(browser="alice")
-    await store.insert_prediction(pool, p)
+    await PredictionStore(pool).insert(p)
     journal = Journal(tmp_path / "pending.jsonl")
     await journal.add_label(request_id=p.request_id, browser_id="mallory", true_digit=1)
-    assert await journal.replay(pool) == 1  # consumed, and refused by the WHERE browser_id
+    assert await journal.replay(PredictionStore(pool)) == 1  # consumed, and refused by the WHERE browser_id
     assert rows(db_url)[0][3] is None
 
 
 async def test_entries_stay_while_the_database_is_down(db_url, tmp_path):
     journal = Journal(tmp_path / "pending.jsonl")
     await journal.add_prediction(prediction())
-    closed = await store.open_pool(db_url, timeout=2)
+    closed = await open_pool(db_url, timeout=2)
     await closed.close()  # a closed pool raises PoolClosed, an OperationalError: the outage path
-    assert await journal.replay(closed) == 0
+    assert await journal.replay(PredictionStore(closed)) == 0
     assert journal.pending == 1
 
 
@@ -106,12 +107,12 @@ async def test_an_entry_the_database_refuses_for_good_is_set_aside_not_blocking(
     journal.path.write_text(bad + "\n")
     good = prediction()
     await journal.add_prediction(good)
-    assert await journal.replay(pool) == 2
+    assert await journal.replay(PredictionStore(pool)) == 2
     assert [r[0] for r in rows(db_url)] == [good.request_id]
     assert journal.set_aside == 1 and journal.rejected_path.read_text() == bad + "\n"
 
 
-async def journal_of(tmp_path, count: int) -> tuple[Journal, list[store.NewPrediction]]:
+async def journal_of(tmp_path, count: int) -> tuple[Journal, list[PredictionRow]]:
     journal = Journal(tmp_path / "pending.jsonl")
     kept = [prediction(digit=d) for d in range(count)]
     for p in kept:
@@ -127,7 +128,7 @@ async def test_a_torn_last_line_is_set_aside_and_the_rest_replays(pool, db_url, 
     journal.path.write_bytes(data[:-300])
     fresh = Journal(journal.path)  # as after a restart
     assert fresh.pending == 3
-    assert await fresh.replay(pool) == 3
+    assert await fresh.replay(PredictionStore(pool)) == 3
     assert [r[0] for r in rows(db_url)] == [p.request_id for p in kept[:2]]
     assert fresh.pending == 0 and fresh.set_aside == 1
     assert fresh.rejected_path.read_bytes() == data.splitlines(keepends=True)[2][:-300] + b"\n"
@@ -145,7 +146,7 @@ async def test_corrupt_lines_anywhere_are_set_aside_and_the_rest_replays_in_orde
     lines = journal.path.read_bytes().splitlines(keepends=True)
     journal.path.write_bytes(junk + b"\n" + lines[0] + junk + b"\n" + lines[1])
     fresh = Journal(journal.path)
-    assert await fresh.replay(pool) == 4
+    assert await fresh.replay(PredictionStore(pool)) == 4
     assert [r[0] for r in rows(db_url)] == [p.request_id for p in kept]
     assert fresh.set_aside == 2 and not fresh.path.exists()
 
@@ -157,7 +158,7 @@ async def test_an_entry_appended_after_a_torn_line_stays_readable(pool, db_url, 
     fresh = Journal(journal.path)
     later = prediction(digit=7)
     await fresh.add_prediction(later)
-    assert await fresh.replay(pool) == 2
+    assert await fresh.replay(PredictionStore(pool)) == 2
     assert [r[0] for r in rows(db_url)] == [later.request_id] and fresh.set_aside == 1
 
 
@@ -207,19 +208,27 @@ async def test_the_journal_file_is_private_and_survives_a_new_instance(tmp_path)
         await Journal(path).add_label(request_id=uuid.uuid4(), browser_id="b", true_digit=10)
 
 
-async def test_the_journal_stays_private_when_a_partial_replay_rewrites_it(tmp_path, monkeypatch):
+class OutageAfterOne:
+    """A replay target whose database goes away after the first entry."""
+
+    def __init__(self):
+        self.written = []
+
+    async def insert(self, row):
+        if self.written:
+            raise StoreUnavailable("down")
+        self.written.append(row)
+        return 1
+
+    async def set_feedback_by_request_id(self, **_):
+        raise StoreUnavailable("down")
+
+
+async def test_the_journal_stays_private_when_a_partial_replay_rewrites_it(tmp_path):
     journal = Journal(tmp_path / "pending.jsonl")
     for _ in range(3):
         await journal.add_prediction(prediction())
-    written = []
-
-    async def insert_then_outage(pool, entry):  # the database goes away after the first entry
-        if written:
-            raise store.StoreUnavailable("down")
-        written.append(entry)
-
-    monkeypatch.setattr(store, "insert_prediction", insert_then_outage)
-    assert await journal.replay(pool=None) == 1
+    assert await journal.replay(OutageAfterOne()) == 1
     assert journal.pending == 2 and journal.path.stat().st_mode & 0o777 == 0o600
 
 
@@ -239,7 +248,7 @@ async def test_networks_are_kept_through_the_journal_and_old_lines_without_them_
     with journal.path.open("a") as file:
         file.write(json.dumps(line) + "\n")
     journal._ids = None  # the file changed behind its back (as after a restart)
-    assert await journal.replay(pool) == 4
+    assert await journal.replay(PredictionStore(pool)) == 4
     with psycopg.connect(db_url) as conn:
         stored = conn.execute(
             "SELECT true_digit, client_network::text, feedback_network::text FROM predictions ORDER BY id"

@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 from psycopg import errors, sql
 
-from db import store
-from db.store import Accuracy, NewPrediction, VersionStats
+from db.pool import StoreUnavailable, apply_schema, open_pool
+from db.predictions import Accuracy, PredictionRow, PredictionStore, RequestIdReused, RequestIdTaken, VersionStats
 from tests.conftest import free_port, fresh_database
 
 pytestmark = pytest.mark.asyncio
@@ -20,10 +20,10 @@ PNG = b"\x89PNG\r\n\x1a\n fake canvas"
 
 def prediction(
     browser_id: str = "browser-a", digit: int = 3, *, version: str = "1.0", request_id: uuid.UUID | None = None
-) -> NewPrediction:
+) -> PredictionRow:
     probabilities = [0.01] * 10
     probabilities[digit] = 0.91
-    return NewPrediction(
+    return PredictionRow(
         request_id=request_id or uuid.uuid4(),
         browser_id=browser_id,
         model_name="mnist",
@@ -37,6 +37,12 @@ def prediction(
     )
 
 
+async def accuracy_of(pool, browser_id: str) -> Accuracy:
+    """A browser's accuracy over all versions."""
+    by_version = await PredictionStore(pool).accuracy_by_version(browser_id=browser_id)
+    return Accuracy(sum(a.correct for a in by_version.values()), sum(a.labelled for a in by_version.values()))
+
+
 async def fetch(pool, query: str, params: tuple = ()) -> list[tuple]:
     async with pool.connection() as conn:
         cursor = await conn.execute(query, params)
@@ -45,13 +51,13 @@ async def fetch(pool, query: str, params: tuple = ()) -> list[tuple]:
 
 async def test_schema_applies_twice_on_a_fresh_database(server_url):
     with fresh_database(server_url, prefix="test_schema") as url:
-        pool = await store.open_pool(url)
+        pool = await open_pool(url)
         try:
-            await store.apply_schema(pool)
-            await store.apply_schema(pool)
+            await apply_schema(pool)
+            await apply_schema(pool)
             indexes = {name for (name,) in await fetch(pool, "SELECT indexname FROM pg_indexes")}
             comment = await fetch(pool, "SELECT obj_description('predictions'::regclass, 'pg_class')")
-            await store.insert_prediction(pool, prediction())
+            await PredictionStore(pool).insert(prediction())
         finally:
             await pool.close()
     assert {"predictions_browser_history_idx", "predictions_model_version_idx", "predictions_labelled_idx"} <= indexes
@@ -59,60 +65,62 @@ async def test_schema_applies_twice_on_a_fresh_database(server_url):
 
 
 async def test_history_is_newest_first_paginated_and_counted(pool):
-    ids = [await store.insert_prediction(pool, prediction("browser-a", digit)) for digit in (1, 2, 3, 4, 5)]
-    await store.insert_prediction(pool, prediction("browser-b", 9))
+    ids = [await PredictionStore(pool).insert(prediction("browser-a", digit)) for digit in (1, 2, 3, 4, 5)]
+    await PredictionStore(pool).insert(prediction("browser-b", 9))
 
-    first = await store.history(pool, browser_id="browser-a", limit=2, offset=0)
-    second = await store.history(pool, browser_id="browser-a", limit=2, offset=2)
-    last = await store.history(pool, browser_id="browser-a", limit=2, offset=4)
+    first = await PredictionStore(pool).history(browser_id="browser-a", limit=2, offset=0)
+    second = await PredictionStore(pool).history(browser_id="browser-a", limit=2, offset=2)
+    last = await PredictionStore(pool).history(browser_id="browser-a", limit=2, offset=4)
 
     assert [row.id for row in first + second + last] == ids[::-1]
     assert [row.predicted_digit for row in first] == [5, 4]
     newest = first[0]
-    assert (newest.canvas_png, newest.true_digit, newest.model_version) == (PNG + bytes([5]), None, "1.0")
+    assert (newest.canvas_png, newest.true_digit, newest.model_version) == (None, None, "1.0")  # no drawing read
+    assert await PredictionStore(pool).drawing(browser_id="browser-a", prediction_id=newest.id) == PNG + bytes([5])
+    assert await PredictionStore(pool).drawing(browser_id="browser-b", prediction_id=newest.id) is None  # not theirs
     assert newest.confidence == pytest.approx(0.91)
-    assert await store.history_count(pool, browser_id="browser-a") == 5
-    assert await store.history_count(pool, browser_id="browser-b") == 1
-    assert await store.history(pool, browser_id="nobody", limit=10) == []
+    assert await PredictionStore(pool).history_count(browser_id="browser-a") == 5
+    assert await PredictionStore(pool).history_count(browser_id="browser-b") == 1
+    assert await PredictionStore(pool).history(browser_id="nobody", limit=10) == []
 
 
 async def test_history_refuses_a_bad_page(pool):
     with pytest.raises(ValueError, match="limit"):
-        await store.history(pool, browser_id="browser-a", limit=0)
+        await PredictionStore(pool).history(browser_id="browser-a", limit=0)
 
 
 async def test_same_request_id_is_stored_once(pool):
     retried = prediction(request_id=uuid.uuid4())
-    first = await store.insert_prediction(pool, retried)
-    second = await store.insert_prediction(pool, retried)
+    first = await PredictionStore(pool).insert(retried)
+    second = await PredictionStore(pool).insert(retried)
     assert first == second
-    assert await store.history_count(pool, browser_id="browser-a") == 1
+    assert await PredictionStore(pool).history_count(browser_id="browser-a") == 1
 
 
 async def test_request_id_of_another_browser_is_refused(pool):
     request_id = uuid.uuid4()
-    await store.insert_prediction(pool, prediction("browser-a", request_id=request_id))
-    with pytest.raises(store.RequestIdTaken):
-        await store.insert_prediction(pool, prediction("browser-b", request_id=request_id))
-    assert await store.history_count(pool, browser_id="browser-b") == 0
+    await PredictionStore(pool).insert(prediction("browser-a", request_id=request_id))
+    with pytest.raises(RequestIdTaken):
+        await PredictionStore(pool).insert(prediction("browser-b", request_id=request_id))
+    assert await PredictionStore(pool).history_count(browser_id="browser-b") == 0
 
 
 async def test_request_id_reused_for_another_image_is_refused(pool):
     """Same browser, same request_id, another drawing: not the first row's id (its digit would pair with this image)."""
     request_id = uuid.uuid4()
-    first = await store.insert_prediction(pool, prediction(digit=3, request_id=request_id))
-    with pytest.raises(store.RequestIdReused):
-        await store.insert_prediction(pool, prediction(digit=4, request_id=request_id))  # canvas_png differs
-    assert [row.id for row in await store.history(pool, browser_id="browser-a", limit=10)] == [first]
+    first = await PredictionStore(pool).insert(prediction(digit=3, request_id=request_id))
+    with pytest.raises(RequestIdReused):
+        await PredictionStore(pool).insert(prediction(digit=4, request_id=request_id))  # canvas_png differs
+    assert [row.id for row in await PredictionStore(pool).history(browser_id="browser-a", limit=10)] == [first]
 
 
 async def test_feedback_labels_that_row_and_can_be_changed(pool):
-    labelled = await store.insert_prediction(pool, prediction(digit=3))
-    other = await store.insert_prediction(pool, prediction(digit=3))
+    labelled = await PredictionStore(pool).insert(prediction(digit=3))
+    other = await PredictionStore(pool).insert(prediction(digit=3))
 
-    assert await store.set_feedback(pool, prediction_id=labelled, browser_id="browser-a", true_digit=5)
+    assert await PredictionStore(pool).set_feedback(prediction_id=labelled, browser_id="browser-a", true_digit=5)
     (first_time,) = (await fetch(pool, "SELECT feedback_at FROM predictions WHERE id = %s", (labelled,)))[0]
-    assert await store.set_feedback(pool, prediction_id=labelled, browser_id="browser-a", true_digit=3)
+    assert await PredictionStore(pool).set_feedback(prediction_id=labelled, browser_id="browser-a", true_digit=3)
 
     rows = await fetch(pool, "SELECT id, true_digit, feedback_at FROM predictions ORDER BY id")
     assert rows[0][:2] == (labelled, 3)
@@ -121,32 +129,35 @@ async def test_feedback_labels_that_row_and_can_be_changed(pool):
 
 
 async def test_feedback_never_touches_another_browsers_row(pool):
-    row_id = await store.insert_prediction(pool, prediction("browser-a"))
-    assert not await store.set_feedback(pool, prediction_id=row_id, browser_id="browser-b", true_digit=1)
-    assert not await store.set_feedback(pool, prediction_id=row_id + 100, browser_id="browser-a", true_digit=1)
+    row_id = await PredictionStore(pool).insert(prediction("browser-a"))
+    assert not await PredictionStore(pool).set_feedback(prediction_id=row_id, browser_id="browser-b", true_digit=1)
+    assert not await PredictionStore(pool).set_feedback(
+        prediction_id=row_id + 100, browser_id="browser-a", true_digit=1
+    )
     assert await fetch(pool, "SELECT true_digit, feedback_at FROM predictions") == [(None, None)]
 
 
 async def test_another_browsers_request_id_opens_nothing(pool):
     """Knowing a row's request_id (or id) is not enough: every lookup and update also needs its browser id."""
     mine = prediction("browser-a")
-    await store.insert_prediction(pool, mine)
-    await store.set_feedback_by_request_id(pool, request_id=mine.request_id, browser_id="browser-a", true_digit=4)
+    await PredictionStore(pool).insert(mine)
+    await PredictionStore(pool).set_feedback_by_request_id(
+        request_id=mine.request_id, browser_id="browser-a", true_digit=4
+    )
     before = await fetch(pool, "SELECT true_digit, feedback_at FROM predictions")
     for at in (None, before[0][1]):  # a live label, and a replayed one (journal) carrying its time
-        assert not await store.set_feedback_by_request_id(
-            pool, request_id=mine.request_id, browser_id="browser-b", true_digit=9, at=at
+        assert not await PredictionStore(pool).set_feedback_by_request_id(
+            request_id=mine.request_id, browser_id="browser-b", true_digit=9, at=at
         )
-    assert await store.prediction_id(pool, request_id=mine.request_id, browser_id="browser-b") is None
-    assert await store.history(pool, browser_id="browser-b", limit=10) == []
+    assert await PredictionStore(pool).history(browser_id="browser-b", limit=10) == []
     assert await fetch(pool, "SELECT true_digit, feedback_at FROM predictions") == before == [(4, before[0][1])]
 
 
 @pytest.mark.parametrize("bad", [-1, 10, True, 3.0, "3", None])
 async def test_invalid_true_digit_is_refused_in_python(pool, bad):
-    row_id = await store.insert_prediction(pool, prediction())
+    row_id = await PredictionStore(pool).insert(prediction())
     with pytest.raises(ValueError, match=r"true_digit must be an integer digit 0\.\.9"):
-        await store.set_feedback(pool, prediction_id=row_id, browser_id="browser-a", true_digit=bad)
+        await PredictionStore(pool).set_feedback(prediction_id=row_id, browser_id="browser-a", true_digit=bad)
     assert await fetch(pool, "SELECT true_digit FROM predictions") == [(None,)]
 
 
@@ -172,7 +183,7 @@ INVALID_UPDATES = {
 @pytest.mark.parametrize("case", INVALID_UPDATES, ids=list(INVALID_UPDATES))
 async def test_database_checks_refuse_invalid_rows(pool, case):
     assignment, constraint = INVALID_UPDATES[case]
-    row_id = await store.insert_prediction(pool, prediction())
+    row_id = await PredictionStore(pool).insert(prediction())
     with pytest.raises(errors.CheckViolation) as refused:
         await fetch(pool, sql.SQL("UPDATE predictions SET {} WHERE id = %s").format(sql.SQL(assignment)), (row_id,))
     assert refused.value.diag.constraint_name == constraint
@@ -202,14 +213,14 @@ async def test_a_constraint_missing_from_an_existing_table_is_added_at_start(ser
     rows written before it are not re-checked (NOT VALID), so the start never fails on old data."""
     out_of_range = [1.5] + [0.0] * 9
     with fresh_database(server_url, prefix="test_upgrade") as url:
-        pool = await store.open_pool(url)
+        pool = await open_pool(url)
         try:
-            await store.apply_schema(pool)
+            await apply_schema(pool)
             async with pool.connection() as conn:
                 await conn.execute("ALTER TABLE predictions DROP CONSTRAINT predictions_probability_values_check")
             old = await fetch(pool, INSERT_RAW, (out_of_range,))  # what the older schema allowed
-            await store.apply_schema(pool)
-            await store.apply_schema(pool)
+            await apply_schema(pool)
+            await apply_schema(pool)
             with pytest.raises(errors.CheckViolation, match="predictions_probability_values_check"):
                 await fetch(pool, INSERT_RAW, (out_of_range,))
             assert await fetch(pool, "SELECT id FROM predictions") == old
@@ -225,15 +236,15 @@ async def test_new_prediction_validates_its_values():
 
 async def test_browser_accuracy_counts_only_labelled_rows_of_that_browser(pool):
     for digit, truth in ((3, 3), (5, 3), (8, 8), (1, None)):
-        row_id = await store.insert_prediction(pool, prediction("browser-a", digit))
+        row_id = await PredictionStore(pool).insert(prediction("browser-a", digit))
         if truth is not None:
-            await store.set_feedback(pool, prediction_id=row_id, browser_id="browser-a", true_digit=truth)
-    other = await store.insert_prediction(pool, prediction("browser-b", 2))
-    await store.set_feedback(pool, prediction_id=other, browser_id="browser-b", true_digit=2)
+            await PredictionStore(pool).set_feedback(prediction_id=row_id, browser_id="browser-a", true_digit=truth)
+    other = await PredictionStore(pool).insert(prediction("browser-b", 2))
+    await PredictionStore(pool).set_feedback(prediction_id=other, browser_id="browser-b", true_digit=2)
 
-    assert await store.browser_accuracy(pool, browser_id="browser-a") == (2, 3)
-    assert await store.browser_accuracy(pool, browser_id="browser-b") == (1, 1)
-    assert await store.browser_accuracy(pool, browser_id="nobody") == (0, 0)
+    assert await accuracy_of(pool, "browser-a") == (2, 3)
+    assert await accuracy_of(pool, "browser-b") == (1, 1)
+    assert await accuracy_of(pool, "nobody") == (0, 0)
 
 
 # (browser, model version, predicted digit, true digit or None)
@@ -245,11 +256,11 @@ KNOWN = [
 
 async def test_stats_on_a_known_data_set(pool):
     for browser, version, predicted, truth in KNOWN:
-        row_id = await store.insert_prediction(pool, prediction(browser, predicted, version=version))
+        row_id = await PredictionStore(pool).insert(prediction(browser, predicted, version=version))
         if truth is not None:
-            await store.set_feedback(pool, prediction_id=row_id, browser_id=browser, true_digit=truth)
+            await PredictionStore(pool).set_feedback(prediction_id=row_id, browser_id=browser, true_digit=truth)
 
-    stats = await store.stats(pool)
+    stats = await PredictionStore(pool).stats()
 
     assert stats.total == 9
     assert stats.overall == (5, 7) and stats.overall.rate == pytest.approx(5 / 7)
@@ -264,7 +275,7 @@ async def test_stats_on_a_known_data_set(pool):
 
 
 async def test_stats_of_an_empty_table(pool):
-    stats = await store.stats(pool)
+    stats = await PredictionStore(pool).stats()
     assert (stats.total, stats.overall, stats.per_version) == (0, Accuracy(0, 0), {})
     assert stats.confusion == [[0] * 10 for _ in range(10)]
     assert stats.overall.rate is None
@@ -272,24 +283,24 @@ async def test_stats_of_an_empty_table(pool):
 
 async def test_unreachable_database_is_reported_as_unavailable():
     url = f"postgresql://postgres:wrong@127.0.0.1:{free_port()}/digits"
-    with pytest.raises(store.StoreUnavailable, match="cannot connect"):
-        await store.open_pool(url, timeout=1)
+    with pytest.raises(StoreUnavailable, match="cannot connect"):
+        await open_pool(url, timeout=1)
 
 
 async def test_networks_of_the_prediction_and_the_label_are_kept_and_feedback_reads_the_labels(pool):
     """The poisoning screen of `make retrain` counts networks (issue #20 N2): each prediction keeps the network that
     asked, each label the network that gave it; labelled_feedback reads the label's (else the prediction's)."""
-    asked = await store.insert_prediction(pool, replace(prediction(digit=4), client_network="192.0.2.0/24"))
-    old = await store.insert_prediction(pool, prediction(digit=4))
-    assert await store.set_feedback(pool, prediction_id=asked, browser_id="browser-a", true_digit=4,
+    asked = await PredictionStore(pool).insert(replace(prediction(digit=4), client_network="192.0.2.0/24"))
+    old = await PredictionStore(pool).insert(prediction(digit=4))
+    assert await PredictionStore(pool).set_feedback(prediction_id=asked, browser_id="browser-a", true_digit=4,
                                     network="198.51.100.0/24")  # fmt: skip
-    assert await store.set_feedback(pool, prediction_id=old, browser_id="browser-a", true_digit=9)
+    assert await PredictionStore(pool).set_feedback(prediction_id=old, browser_id="browser-a", true_digit=9)
     rows = await fetch(pool, "SELECT id, client_network::text, feedback_network::text FROM predictions ORDER BY id")
     assert rows[-2:] == [(asked, "192.0.2.0/24", "198.51.100.0/24"), (old, None, None)]
-    by_digit = {f.true_digit: f.network for f in await store.labelled_feedback(pool)}
+    by_digit = {f.true_digit: f.network for f in await PredictionStore(pool).labelled_feedback()}
     assert by_digit[4] == "198.51.100.0/24" and by_digit[9] is None
 
 
 async def test_a_network_that_is_not_a_network_is_refused(pool):
     with pytest.raises(errors.InvalidTextRepresentation):
-        await store.insert_prediction(pool, replace(prediction(), client_network="not an address"))
+        await PredictionStore(pool).insert(replace(prediction(), client_network="not an address"))

@@ -111,7 +111,7 @@ def test_the_chosen_default_version_survives_a_restart_of_the_whole_product(tmp_
         process, _ = start_supervisor(env)
         assert page_prediction() == "3.0"  # the shipped default
         cli = subprocess.run(
-            [sys.executable, "-m", "serving.cli", "set-default", "2.0"], cwd=ROOT, env=env, capture_output=True,
+            [sys.executable, "-m", "app.cli", "set-default", "2.0"], cwd=ROOT, env=env, capture_output=True,
             text=True, timeout=120,
         )  # fmt: skip
         assert cli.returncode == 0, cli.stderr

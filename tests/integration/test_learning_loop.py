@@ -21,7 +21,8 @@ import httpx
 import psycopg
 import pytest
 
-from db import store
+from db.defaults import DefaultVersions
+from db.pool import open_pool
 from serving.management import ModelManager
 from serving.versions import promote
 from tests.conftest import ROOT, mnist_dir
@@ -99,12 +100,12 @@ def test_simulate_retrain_register_promote_and_the_next_prediction_uses_it(stack
     async def promote_and_predict() -> dict:
         manager = ModelManager(management_url=f"http://127.0.0.1:{settings.ts_management_port}",
                                key_file=settings.key_file)  # fmt: skip
-        pool = await store.open_pool(settings.database_url, timeout=5)
+        pool = await open_pool(settings.database_url, timeout=5)
         try:
             async with manager:
                 versions = {v.version: v for v in await manager.versions()}
                 assert set(versions) == {"1.0", "2.0", "3.0", "9.1"} and versions["3.0"].is_default  # a candidate
-                await promote(manager, store.DefaultVersions(pool), "9.1", by="test")
+                await promote(manager, DefaultVersions(pool), "9.1", by="test")
         finally:
             await pool.close()
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:

@@ -19,7 +19,8 @@ import httpx
 import psycopg
 import pytest
 
-from db import store
+from db.defaults import DefaultVersions
+from db.pool import open_pool
 from serving.management import ModelManager
 from serving.versions import promote
 from tests.conftest import ROOT
@@ -122,13 +123,13 @@ async def promote_and_read(settings, url: str, version: str, sevens: list[bytes]
     """Register nothing new: promote `version` (already registered), read the 7s through the page, promote 3.0 back."""
     manager = ModelManager(management_url=f"http://127.0.0.1:{settings.ts_management_port}",
                            key_file=settings.key_file)  # fmt: skip
-    pool = await store.open_pool(settings.database_url, timeout=5)
+    pool = await open_pool(settings.database_url, timeout=5)
     try:
         async with manager:
-            await promote(manager, store.DefaultVersions(pool), version, by="test")
+            await promote(manager, DefaultVersions(pool), version, by="test")
             async with httpx.AsyncClient(base_url=url, timeout=60) as browser:
                 answers = [(await browser.post("/api/predictions?save=false", content=png)).json() for png in sevens]
-            await promote(manager, store.DefaultVersions(pool), "3.0", by="test")
+            await promote(manager, DefaultVersions(pool), "3.0", by="test")
     finally:
         await pool.close()
     assert {a["model_version"] for a in answers} == {version}

@@ -11,8 +11,9 @@ import httpx
 import psycopg
 import pytest
 
-from db import store
-from serving import cli
+from app import cli
+from db.defaults import DefaultVersions
+from db.pool import open_pool
 from serving.management import ManagementError, ModelManager
 from serving.versions import promote, reconcile
 from tests.conftest import SHIPPED_WEIGHTS
@@ -28,7 +29,7 @@ def manager(torchserve):
 
 @pytest.fixture
 async def pool(database_url):
-    pool = await store.open_pool(database_url, timeout=5)
+    pool = await open_pool(database_url, timeout=5)
     yield pool
     await pool.close()
 
@@ -79,31 +80,31 @@ async def test_versions_lists_both_with_workers_and_the_default(manager):
 async def test_promote_switches_the_next_prediction_and_is_remembered(torchserve, manager, pool, canvas_pngs):
     png = canvas_pngs[1][0]
     async with manager:
-        await promote(manager, store.DefaultVersions(pool), "2.0", by="test")
+        await promote(manager, DefaultVersions(pool), "2.0", by="test")
         assert served_version(torchserve, png) == "2.0"
-        chosen = await store.get_default_version(pool, model_name="mnist")
+        chosen = await DefaultVersions(pool).current("mnist")
         assert (chosen.version, chosen.updated_by) == ("2.0", "test")
         # TorchServe forgets the choice when it restarts; simulate that and let the UI's reconciliation re-apply it
         await manager.set_default("1.0")
         assert served_version(torchserve, png) == "1.0"
-        assert await reconcile(manager, store.DefaultVersions(pool)) == "2.0"
+        assert await reconcile(manager, DefaultVersions(pool)) == "2.0"
         assert served_version(torchserve, png) == "2.0"
-        assert await reconcile(manager, store.DefaultVersions(pool)) is None  # already right: nothing to do
-        await promote(manager, store.DefaultVersions(pool), "1.0", by="test")
+        assert await reconcile(manager, DefaultVersions(pool)) is None  # already right: nothing to do
+        await promote(manager, DefaultVersions(pool), "1.0", by="test")
         assert served_version(torchserve, png) == "1.0"
 
 
 async def test_reconcile_without_a_remembered_choice_keeps_the_configured_default(torchserve, manager, pool):
     async with manager:
-        assert await reconcile(manager, store.DefaultVersions(pool)) is None
+        assert await reconcile(manager, DefaultVersions(pool)) is None
         assert await manager.default_version() == "1.0"
 
 
 async def test_promote_refuses_an_unknown_version_and_remembers_nothing(manager, pool):
     async with manager:
         with pytest.raises(ManagementError, match=r"version 3\.0 of mnist is not loaded \(loaded: 1\.0, 2\.0\)"):
-            await promote(manager, store.DefaultVersions(pool), "3.0", by="test")
-    assert await store.get_default_version(pool, model_name="mnist") is None
+            await promote(manager, DefaultVersions(pool), "3.0", by="test")
+    assert await DefaultVersions(pool).current("mnist") is None
 
 
 def test_switching_the_default_under_load_loses_no_request(torchserve, manager, canvas_pngs):

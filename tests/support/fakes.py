@@ -1,119 +1,188 @@
-"""Stand-ins for the page's servers, for page tests that are about the page: an in-memory Store (the same methods
-as db.store.Store), a scripted TorchServe client, and the management client. `fake_context` builds the AppContext
-the pages get, with these inside and no Java or PostgreSQL anywhere. What the real servers do is tested where it
-matters (tests/db, tests/integration, the page tests that use the real stack)."""
+"""Stand-ins for the services, for tests that are about the pages and the use cases: each implements one Protocol of
+app/ports.py in memory, with no Java or PostgreSQL. `fake_app` wires the application on them exactly as
+app/context.py `create_app` wires it on the real ones.
+
+A stand-in is only as good as its contract: tests/db/test_contract.py runs the same tests against the real stores
+(PostgreSQL) and these, so they cannot drift apart. What the real servers do beyond that is tested where it matters
+(tests/db, tests/integration, the page tests on the real stack)."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from db import store
+from app.context import App, wire
 from db.journal import Journal
-from serving.inference import AllExplanations, Explanation, FieldBox, ModelUnavailable, Prediction
-from serving.management import Version, Worker
+from db.predictions import (
+    Accuracy,
+    PredictionRow,
+    RequestIdReused,
+    RequestIdTaken,
+    Stats,
+    check_digit,
+)
+from serving.inference import AllExplanations, FieldBox, ModelUnavailable, Prediction
+from serving.management import ManagementError, Version, Worker
 from settings import Settings
-from ui.admin import AdminLogin
-from ui.context import AppContext, explainer
-from ui.limits import InFlight
-from ui.recorder import Recorder
 
 
-@dataclass
-class Row:
-    id: int
-    new: store.NewPrediction
-    created_at: datetime
-    true_digit: int | None = None
-    feedback_network: str | None = None
-
-
-class FakeStore:
-    """The predictions table in memory, answering like db.store.Store (its SQL is tested in tests/db)."""
+class FakePredictionStore:
+    """The predictions table in memory (app.ports.PredictionRecords), answering like db.predictions.PredictionStore."""
 
     def __init__(self):
-        self.rows: list[Row] = []
-        self.pool = None
+        self.rows: list[PredictionRow] = []
+        self.feedback_at: dict[int, datetime] = {}
 
-    async def insert_prediction(self, prediction: store.NewPrediction) -> int:
-        for row in self.rows:
-            if row.new.request_id == prediction.request_id:
-                if row.new.browser_id != prediction.browser_id:
-                    raise store.RequestIdTaken(f"request_id {prediction.request_id} belongs to another browser")
-                return row.id
-        self.rows.append(Row(len(self.rows) + 1, prediction, datetime.now(UTC)))
+    async def insert(self, row: PredictionRow) -> int:
+        if row.canvas_png is None:
+            raise ValueError("a prediction is stored with its drawing")
+        for stored in self.rows:
+            if stored.request_id == row.request_id:
+                if stored.browser_id != row.browser_id:
+                    raise RequestIdTaken(f"request_id {row.request_id} belongs to another browser's prediction")
+                if hashlib.sha256(stored.canvas_png or b"").digest() != hashlib.sha256(row.canvas_png).digest():
+                    raise RequestIdReused(f"request_id {row.request_id} was used for another image (row {stored.id})")
+                return int(stored.id or 0)
+        self.rows.append(replace(row, id=len(self.rows) + 1, created_at=datetime.now(UTC)))
         return len(self.rows)
 
-    def _own(self, browser_id: str) -> list[Row]:
-        return [row for row in self.rows if row.new.browser_id == browser_id]
+    def _own(self, browser_id: str) -> list[PredictionRow]:
+        return [row for row in self.rows if row.browser_id == browser_id]
+
+    def _label(self, index: int, true_digit: int, network: str | None, at: datetime | None = None) -> None:
+        self.rows[index] = replace(self.rows[index], true_digit=true_digit, feedback_network=network)
+        self.feedback_at[index] = at or datetime.now(UTC)
 
     async def set_feedback(
         self, *, prediction_id: int, browser_id: str, true_digit: int, network: str | None = None
     ) -> bool:
-        store.check_digit(true_digit, name="true_digit")
-        for row in self._own(browser_id):
-            if row.id == prediction_id:
-                row.true_digit, row.feedback_network = true_digit, network
+        check_digit(true_digit, name="true_digit")
+        for index, row in enumerate(self.rows):
+            if row.id == prediction_id and row.browser_id == browser_id:
+                self._label(index, true_digit, network)
                 return True
         return False
 
     async def set_feedback_by_request_id(
-        self, *, request_id: uuid.UUID, browser_id: str, true_digit: int, network: str | None = None
+        self,
+        *,
+        request_id: uuid.UUID,
+        browser_id: str,
+        true_digit: int,
+        at: datetime | None = None,
+        network: str | None = None,
     ) -> bool:
-        row = next((r for r in self._own(browser_id) if r.new.request_id == request_id), None)
-        return row is not None and await self.set_feedback(
-            prediction_id=row.id, browser_id=browser_id, true_digit=true_digit, network=network
-        )
+        check_digit(true_digit, name="true_digit")
+        for index, row in enumerate(self.rows):
+            if row.request_id == request_id and row.browser_id == browser_id:
+                if at is not None and index in self.feedback_at and self.feedback_at[index] > at:
+                    return False  # a later label was recorded since
+                self._label(index, true_digit, network, at)
+                return True
+        return False
 
-    async def history(self, *, browser_id: str, limit: int, offset: int = 0) -> list[store.HistoryRow]:
+    async def history(self, *, browser_id: str, limit: int, offset: int = 0) -> list[PredictionRow]:
+        if limit < 1 or offset < 0:
+            raise ValueError(f"need limit >= 1 and offset >= 0, got limit={limit}, offset={offset}")
         newest = sorted(self._own(browser_id), key=lambda r: (r.created_at, r.id), reverse=True)
-        return [
-            store.HistoryRow(r.id, r.new.request_id, r.created_at, r.new.predicted_digit, r.new.confidence,
-                             r.true_digit, r.new.model_version, r.new.canvas_png, r.new.not_a_digit)
-            for r in newest[offset : offset + limit]
-        ]  # fmt: skip
+        return [replace(row, canvas_png=None) for row in newest[offset : offset + limit]]
 
     async def history_count(self, *, browser_id: str) -> int:
         return len(self._own(browser_id))
 
-    async def browser_accuracy_by_version(self, *, browser_id: str) -> dict[str, store.Accuracy]:
+    async def drawing(self, *, browser_id: str, prediction_id: int) -> bytes | None:
+        return next((r.canvas_png for r in self._own(browser_id) if r.id == prediction_id), None)
+
+    async def accuracy_by_version(self, *, browser_id: str) -> dict[str, Accuracy]:
         by_version: dict[str, list[int]] = {}
         for row in self._own(browser_id):
             if row.true_digit is not None:
-                counts = by_version.setdefault(row.new.model_version, [0, 0])
-                counts[0] += row.true_digit == row.new.predicted_digit
+                counts = by_version.setdefault(row.model_version, [0, 0])
+                counts[0] += row.true_digit == row.predicted_digit
                 counts[1] += 1
-        return {version: store.Accuracy(*counts) for version, counts in sorted(by_version.items())}
+        return {version: Accuracy(*counts) for version, counts in sorted(by_version.items())}
 
-    async def stats(self) -> store.Stats:
+    async def stats(self) -> Stats:
         pairs: dict[tuple[int, int], int] = {}
         versions: dict[str, list[int]] = {}
         for row in self.rows:
-            counts = versions.setdefault(row.new.model_version, [0, 0, 0])
+            counts = versions.setdefault(row.model_version, [0, 0, 0])
             counts[2] += 1
             if row.true_digit is not None:
-                key = (row.true_digit, row.new.predicted_digit)
+                key = (row.true_digit, row.predicted_digit)
                 pairs[key] = pairs.get(key, 0) + 1
-                counts[0] += row.true_digit == row.new.predicted_digit
+                counts[0] += row.true_digit == row.predicted_digit
                 counts[1] += 1
-        return store._summarize(
+        return Stats.from_counts(
             [(t, p, n) for (t, p), n in pairs.items()], [(v, *c) for v, c in sorted(versions.items())]
         )
 
-    async def recent_drawings(self, *, limit: int, labelled_only: bool = False) -> list[store.Drawing]:
-        rows = [r for r in reversed(self.rows) if not labelled_only or r.true_digit is not None]
-        return [
-            store.Drawing(r.id, r.new.canvas_png, r.true_digit, r.new.predicted_digit, r.new.model_version)
-            for r in rows[:limit]
-        ]
+    async def recent_drawings(self, *, limit: int, labelled_only: bool = False) -> list[PredictionRow]:
+        if limit < 1:
+            raise ValueError(f"need limit >= 1, got {limit}")
+        return [r for r in reversed(self.rows) if not labelled_only or r.true_digit is not None][:limit]
+
+
+class FakeAdminStore:
+    """Login attempts and admin sessions in memory (app.ports.AdminRecords), like db.admin.AdminStore; time is the
+    store's own clock, `now`, which a test moves."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.failures: dict[str, tuple[int, float]] = {}  # address -> (failures, last failure)
+        self.tokens: dict[bytes, dict] = {}
+
+    async def count_login_attempt(self, *, address: str, forget: float, delay) -> tuple[float, int]:
+        failures, last = self.failures.get(address, (0, self.now))
+        if self.now - last >= forget:
+            failures = 0
+        since = self.now - last if failures else 0.0
+        wait = delay(failures) - since
+        if wait > 0:
+            return wait, failures
+        self.failures[address] = (failures + 1, self.now)
+        return 0.0, failures + 1
+
+    async def clear_login_failures(self, *, address: str) -> None:
+        self.failures.pop(address, None)
+
+    async def add_token(
+        self, *, token_sha256: bytes, kind: str, browser_id: str, fingerprint: str, idle: float
+    ) -> None:
+        self.tokens = {k: t for k, t in self.tokens.items() if self.now - t["last_seen"] <= idle}
+        self.tokens[token_sha256] = {"kind": kind, "browser_id": browser_id, "fingerprint": fingerprint,
+                                     "created": self.now, "last_seen": self.now}  # fmt: skip
+
+    async def redeem_ticket(self, *, token_sha256: bytes, browser_id: str, max_age: float) -> str | None:
+        token = self.tokens.get(token_sha256)
+        if not token or token["kind"] != "ticket" or token["browser_id"] != browser_id:
+            return None
+        del self.tokens[token_sha256]
+        return token["fingerprint"] if self.now - token["created"] < max_age else None
+
+    async def session_valid(
+        self, *, token_sha256: bytes, browser_id: str, fingerprint: str, idle: float, touch: bool
+    ) -> bool:
+        token = self.tokens.get(token_sha256)
+        live = (
+            token is not None and token["kind"] == "session" and token["browser_id"] == browser_id
+            and token["fingerprint"] == fingerprint and self.now - token["last_seen"] < idle
+        )  # fmt: skip
+        if live and touch:
+            token["last_seen"] = self.now
+        return bool(live)
+
+    async def delete_session(self, *, token_sha256: bytes) -> None:
+        self.tokens.pop(token_sha256, None)
 
 
 @dataclass
 class FakePredictor:
-    """Answers like TorchServe would, from a script: `digits` maps a drawing's bytes to the digit to answer (others
-    get `otherwise`); `down` makes every call fail as when TorchServe cannot be reached."""
+    """Answers like TorchServe would (app.ports.ModelServer), from a script: `digits` maps a drawing's bytes to the
+    digit to answer (others get `otherwise`); `down` makes every call fail as when TorchServe cannot be reached."""
 
     digits: dict[bytes, int] = field(default_factory=dict)
     otherwise: int = 0
@@ -136,15 +205,8 @@ class FakePredictor:
             reason="doesn't look like a digit" if refused else None, closest_digit=digit,
         )  # fmt: skip
 
-    async def explain(self, png: bytes, *, target: int | None = None, version: str | None = None) -> Explanation:
-        """A map with evidence along the middle column, for the answered digit or `target`."""
-        prediction = await self.predict(png, version=version)
-        target = prediction.closest_digit if target is None else target
-        attributions = [[0.1 if col == 14 else 0.0 for col in range(28)] for _ in range(28)]
-        return Explanation(prediction, target, attributions, FieldBox(0, 0, 280, 280), "fake")
-
     async def explain_all(self, png: bytes, *, version: str | None = None) -> AllExplanations:
-        """Every digit's map: evidence along column 14 + digit (so that maps of different digits differ)."""
+        """Every digit's map: evidence along column 14 + digit - 5 (so that maps of different digits differ)."""
         self.explanations += 1
         prediction = await self.predict(png, version=version)
         maps = [[[0.1 if col == 14 + d - 5 else 0.0 for col in range(28)] for _ in range(28)] for d in range(10)]
@@ -154,22 +216,29 @@ class FakePredictor:
         return None
 
 
-class FakeModels:
-    """The management client for two loaded versions, 1.0 the default."""
+class FakeVersionControl:
+    """The management API for loaded versions (app.ports.VersionControl), 1.0 the default."""
 
     model_name = "mnist"
 
-    def __init__(self):
-        self.default = "1.0"
+    def __init__(self, versions: tuple[str, ...] = ("1.0", "2.0")):
+        self.loaded = list(versions)
+        self.default = versions[0]
 
     async def versions(self) -> list[Version]:
         worker = (Worker(id="9000", pid=1, status="READY", memory=None),)
-        return [Version(v, v == self.default, f"mnist-v{v}.mar", 1, 1, 16, 2, worker) for v in ("1.0", "2.0")]
+        return [Version(v, v == self.default, f"mnist-v{v}.mar", 1, 1, 16, 2, worker) for v in self.loaded]
 
-    async def default_version(self) -> str:
+    async def default_version(self) -> str | None:
         return self.default
 
+    async def require(self, version: str) -> list[Version]:
+        if version not in self.loaded:
+            raise ManagementError(f"version {version} of {self.model_name} is not loaded")
+        return await self.versions()
+
     async def set_default(self, version: str) -> None:
+        await self.require(version)
         self.default = version
 
     async def close(self) -> None:
@@ -177,6 +246,8 @@ class FakeModels:
 
 
 class FakeDefaults:
+    """The operator's remembered default (serving.versions.RememberedDefault) in memory."""
+
     def __init__(self):
         self.remembered: dict[str, str] = {}
 
@@ -187,20 +258,35 @@ class FakeDefaults:
         self.remembered[model_name] = version
 
 
-def fake_context(settings: Settings, journal_dir: Path) -> AppContext:
-    """The AppContext ui/context.py builds, with the stand-ins above instead of TorchServe and PostgreSQL."""
-    fake_store, predictor = FakeStore(), FakePredictor()
-    journal = Journal(journal_dir / "pending.jsonl")
-    return AppContext(
-        settings=settings,
-        pool=None,
-        store=fake_store,
-        predictor=predictor,
-        models=FakeModels(),
+@dataclass
+class FakeServices:
+    """The stand-ins an App was wired on, for a test to script and read."""
+
+    store: FakePredictionStore
+    admin: FakeAdminStore
+    predictor: FakePredictor
+    control: FakeVersionControl
+    defaults: FakeDefaults
+    journal: Journal
+
+
+def fake_app(settings: Settings, journal_dir: Path) -> tuple[App, FakeServices]:
+    """The App create_app builds, wired on the stand-ins above instead of TorchServe and PostgreSQL."""
+    services = FakeServices(
+        store=FakePredictionStore(),
+        admin=FakeAdminStore(),
+        predictor=FakePredictor(),
+        control=FakeVersionControl(),
         defaults=FakeDefaults(),
-        journal=journal,
-        recorder=Recorder(predictor=predictor, store=fake_store, journal=journal),
-        admin=AdminLogin(settings, None),
-        in_flight=InFlight(settings.api_max_in_flight),
-        explainer=explainer(settings, predictor),
+        journal=Journal(journal_dir / "pending.jsonl"),
     )
+    app = wire(
+        settings,
+        records=services.store,
+        admin_records=services.admin,
+        defaults=services.defaults,
+        server=services.predictor,
+        control=services.control,
+        journal=services.journal,
+    )
+    return app, services

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from db.store import Feedback
+from db.predictions import Feedback
 from training import retrain
 from training.retrain import GateConfig, RetrainConfig
 

@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+FAKE_ADMIN_PASSWORD = "the stand-ins admin password"
+
 
 @pytest.fixture(autouse=True)
 def app_env(request, monkeypatch, tmp_path):
@@ -32,18 +34,29 @@ def app_env(request, monkeypatch, tmp_path):
 @pytest.fixture
 def fake_app(monkeypatch, tmp_path):
     """The page on stand-ins (tests/support/fakes.py) instead of TorchServe and PostgreSQL: request it before `user`.
-    Returns the AppContext the pages get, so a test can script the predictor and read the store."""
+    The App wired on them replaces `current_app` (ui/deps.py), so nothing real starts. Returns the stand-ins (and
+    `.app`), so a test can script the predictor and read the store."""
+    from types import SimpleNamespace
+
+    from nicegui import app
+
     from settings import Settings
-    from tests.support.fakes import fake_context
-    from ui import context as context_module
+    from tests.support.fakes import fake_app as wired
+    from ui.deps import current_app
 
     monkeypatch.setenv("STORAGE_SECRET", "test-secret")
     monkeypatch.setenv("DATABASE_URL", "postgresql://nowhere.invalid/none")  # never opened
-    settings = Settings(_env_file=None, storage_secret="test-secret", database_url="postgresql://nowhere.invalid/none")
-    fake = fake_context(settings, tmp_path / "journal")
+    settings = Settings(
+        _env_file=None,
+        storage_secret="test-secret",
+        admin_password=FAKE_ADMIN_PASSWORD,
+        database_url="postgresql://nowhere.invalid/none",
+    )
+    fake, services = wired(settings, tmp_path / "journal")
 
-    async def build(_settings):
+    async def override():
         return fake
 
-    monkeypatch.setattr(context_module, "build", build)
-    return fake
+    app.dependency_overrides[current_app] = override
+    yield SimpleNamespace(app=fake, **vars(services))
+    app.dependency_overrides.pop(current_app, None)

@@ -12,9 +12,10 @@ import uvicorn
 from nicegui import app
 from nicegui.storage import Storage
 
-from db import store
+from app.admin import AdminLogin, LoginRefused, backoff_delay
+from db.admin import AdminStore
+from db.pool import open_pool
 from settings import Settings
-from ui.admin import AdminLogin, LoginRefused, backoff_delay
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,16 +35,17 @@ async def refused(admin: AdminLogin, address: str, password: str) -> str:
 
 async def test_failures_slow_down_one_address_are_shared_and_survive_a_restart(database_url):
     settings = Settings(_env_file=None, admin_password=PASSWORD, admin_free_failures=2, admin_first_delay_seconds=0.5)
-    pool = await store.open_pool(database_url, timeout=5)
+    pool = await open_pool(database_url, timeout=5)
     try:
         async with pool.connection() as conn:
             await conn.execute("DELETE FROM admin_login_failures")
-        admin = AdminLogin(settings, pool)
+        admin = AdminLogin(settings, AdminStore(pool))
         assert await refused(admin, "203.0.113.7", "guess") == "Wrong password."
         assert await refused(admin, "203.0.113.7", "guess") == "Wrong password."
         assert await refused(admin, "203.0.113.7", "guess") == "Wrong password. Wait 1 s before the next attempt."
         # the right password is not even checked while the address waits, also by another process (or after a restart)
-        assert (await refused(AdminLogin(settings, pool), "203.0.113.7", PASSWORD)).startswith("Too many failed")
+        another_process = AdminLogin(settings, AdminStore(pool))
+        assert (await refused(another_process, "203.0.113.7", PASSWORD)).startswith("Too many failed")
         assert await refused(admin, "198.51.100.2", "guess") == "Wrong password."  # another address is not slowed
         await asyncio.sleep(0.6)
         assert await admin.check_login("203.0.113.7", PASSWORD, browser_id="b")  # a ticket; the count starts again
@@ -57,11 +59,11 @@ async def test_twenty_simultaneous_wrong_passwords_check_no_more_than_the_policy
     check and one at a time, only the free failures and one more are checked (3 + 1); the rest wait, and the right
     password among them is refused too."""
     settings = Settings(_env_file=None, admin_password=PASSWORD)  # 3 free failures, then 1 s, doubling
-    pool = await store.open_pool(database_url, timeout=5, max_size=10)
+    pool = await open_pool(database_url, timeout=5, max_size=10)
     try:
         async with pool.connection() as conn:
             await conn.execute("DELETE FROM admin_login_failures")
-        admins = [AdminLogin(settings, pool) for _ in range(20)]  # as if from several UI processes
+        admins = [AdminLogin(settings, AdminStore(pool)) for _ in range(20)]  # as if from several UI processes
         answers = await asyncio.gather(*(refused(admin, "192.0.2.50", f"guess {i}") for i, admin in enumerate(admins)))
         checked = [a for a in answers if a.startswith("Wrong password.")]
         assert len(checked) == 4, answers
@@ -122,7 +124,8 @@ async def test_forwarded_headers_are_believed_only_from_configured_proxies(monke
 def test_the_versions_table_shows_a_retrained_versions_gate_and_what_it_learned_from():
     """The candidate beside the default on /models: its held-out browsers' figure against the default's, and the
     default's most frequent errors then and now (from the version's metrics.json)."""
-    from ui.pages.models import gate_text, learned_text, per_digit_text
+    from app.report import ModelReport
+    from ui.pages.admin import gate_text, learned_text, per_digit_text
 
     metrics = {
         "gate": {
@@ -139,20 +142,21 @@ def test_the_versions_table_shows_a_retrained_versions_gate_and_what_it_learned_
         "98.4% vs 93.8% for 1.0 (1,495 drawings); MNIST test 99.63% vs 99.62%; errors 9→3 23 vs 10, 4→6 9 vs 0, "
         "1→7 9 vs 0"
     )
-    assert gate_text(metrics) == expected
-    assert per_digit_text(metrics) == "9: 92.3% vs 80.4% for 1.0, 8: 93.7% vs 93.0% for 1.0, 6: 98.6% vs 97.2% for 1.0"
-    assert learned_text(metrics) == "7,494 drawings of 31 browsers, 1 left out"
-    assert gate_text({"test_accuracy": 0.9962}) == learned_text(None) == ""  # 1.0 and 2.0 were not retrained
-    assert per_digit_text({"test_accuracy": 0.9962}) == ""
+    report = ModelReport.from_json(metrics)
+    assert gate_text(report) == expected
+    assert per_digit_text(report) == "9: 92.3% vs 80.4% for 1.0, 8: 93.7% vs 93.0% for 1.0, 6: 98.6% vs 97.2% for 1.0"
+    assert learned_text(report) == "7,494 drawings of 31 browsers, 1 left out"
+    untrained = ModelReport.from_json({"test_accuracy": 0.9962})
+    assert gate_text(untrained) == learned_text(None) == ""  # 1.0 and 2.0 were not retrained
+    assert per_digit_text(untrained) == ""
     del metrics["per_digit_heldout_browsers_default"]  # a version's metrics from before the default's were kept
-    assert per_digit_text(metrics, count=1) == "9: 92.3%"
+    assert per_digit_text(ModelReport.from_json(metrics), count=1) == "9: 92.3%"
 
 
 def test_the_shipped_retrained_version_shows_its_per_digit_figures():
     """3.0's metrics.json carries its and 1.0's per-digit figures on the held-out browsers."""
-    import json
+    from app.report import ModelReport
+    from ui.pages.admin import per_digit_text
 
-    from ui.pages.models import per_digit_text
-
-    metrics = json.loads((ROOT / "model_store" / "v3.0" / "metrics.json").read_text())
-    assert per_digit_text(metrics).startswith("9: 92.3% vs 80.4% for 1.0, 8: 93.7% vs 93.0% for 1.0")
+    report = ModelReport.load(ROOT / "model_store" / "v3.0")
+    assert per_digit_text(report).startswith("9: 92.3% vs 80.4% for 1.0, 8: 93.7% vs 93.0% for 1.0")

@@ -8,7 +8,7 @@ from nicegui.testing import User
 from tests.bad_inputs import pixel_bomb_png
 from tests.conftest import blank_png
 from tests.ui.test_draw_page import data_url, draw, predict, rows_for, text_of
-from ui.widgets.canvas import MAX_PNG_BYTES, Slate
+from ui.widgets.slate import MAX_PNG_BYTES, Slate
 
 pytestmark = [pytest.mark.integration]
 

@@ -35,7 +35,7 @@ def rows(url: str) -> list[tuple]:
 
 
 def pending() -> int:
-    return app.state.runtime.started.journal.pending
+    return app.state.runtime.started.predictions.journal.pending
 
 
 async def test_predictions_and_feedback_during_an_outage_are_written_exactly_once_when_it_ends(
@@ -75,7 +75,7 @@ async def test_predictions_and_feedback_during_an_outage_are_written_exactly_onc
     stored = rows(restarted.url)
     assert len(stored) == 21 and len({row[0] for row in stored}) == 21  # exactly those 20 more, no duplicate
     assert [row[2] for row in stored[1:]] == labels
-    await wait_for(lambda: not app.state.runtime.started.recorder.database_down, timeout=10)
+    await wait_for(lambda: not app.state.runtime.started.predictions.database_down, timeout=10)
     await wait_for(lambda: not note.visible, timeout=10)  # the note goes away by itself (3 s timer)
     # and the page is back to normal: the next prediction is stored directly
     png, label, _ = canvas_pngs[21]

@@ -10,7 +10,7 @@ import pytest
 from nicegui import ui
 from nicegui.testing import User
 
-from ui.widgets.canvas import Slate
+from ui.widgets.slate import Slate
 
 pytestmark = [pytest.mark.integration]
 

@@ -1,4 +1,4 @@
-"""Images far larger than a drawing take turns through one lane (ui/limits.py HeavyLane); drawings never wait.
+"""Images far larger than a drawing take turns through one lane (app/limits.py LargeImageLane); drawings never wait.
 The latency it protects is measured by `make bench-hostile` (no timing asserts here)."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import asyncio
 import pytest
 from PIL import Image
 
+from app.limits import SLATE_PIXELS, LargeImageLane, pixel_count
 from serving.inference import ModelUnavailable
 from tests.bad_inputs import encode
-from ui.limits import SLATE_PIXELS, HeavyLane, pixel_count
 
 DRAWING = encode(Image.new("RGBA", (280, 280)))
 LARGE = encode(Image.new("L", (572, 572)))
@@ -22,7 +22,7 @@ def test_pixel_count_reads_the_header_only():
 
 
 async def test_large_images_take_turns_and_drawings_do_not_wait():
-    lane, inside, most = HeavyLane(lanes=1, wait=5), [0], [0]
+    lane, inside, most = LargeImageLane(lanes=1, wait=5), [0], [0]
 
     async def ask(data: bytes) -> None:
         async with lane.slot(data):
@@ -40,7 +40,7 @@ async def test_large_images_take_turns_and_drawings_do_not_wait():
 
 
 async def test_a_large_image_waiting_too_long_is_told_the_server_is_busy():
-    lane = HeavyLane(lanes=1, wait=0.05)
+    lane = LargeImageLane(lanes=1, wait=0.05)
     async with lane.slot(LARGE):
         with pytest.raises(ModelUnavailable, match="busy with large images"):
             async with lane.slot(LARGE):

@@ -63,14 +63,14 @@ async def test_a_client_has_at_most_two_predictions_in_flight(create_user, canva
     await bob.open("/")
     context = app.state.runtime.started
     release, entered = asyncio.Event(), []
-    real_predict = context.predictor.predict
+    real_predict = context.predictions.server.predict
 
     async def slow_predict(png, **kwargs):
         entered.append(png)
         await release.wait()
         return await real_predict(png, **kwargs)
 
-    monkeypatch.setattr(context.predictor, "predict", slow_predict)
+    monkeypatch.setattr(context.predictions.server, "predict", slow_predict)
     png = canvas_pngs[0][0]
 
     def post(client: httpx.AsyncClient):

@@ -4,6 +4,8 @@ are in test_draw_page.py."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from nicegui.testing import User
 
@@ -29,7 +31,7 @@ async def test_a_prediction_shows_the_digit_its_confidence_and_version_and_is_st
     assert "90.0% sure" in text_of(user, "confidence")
     assert "mnist 1.0" in text_of(user, "version")
     (row,) = fake_app.store.rows
-    assert (row.new.predicted_digit, row.new.canvas_png, row.true_digit) == (7, SEVEN, None)
+    assert (row.predicted_digit, row.canvas_png, row.true_digit) == (7, SEVEN, None)
     await user.should_see("1 drawing · no feedback yet")
 
 
@@ -69,7 +71,7 @@ async def test_a_drawing_refused_as_not_a_digit_is_said_stored_and_can_be_labell
     await predict(user, fake_app, SEVEN)
     await user.should_see("That doesn't look like a digit")
     (row,) = fake_app.store.rows
-    assert (row.new.predicted_digit, row.new.not_a_digit) == (7, True)
+    assert (row.predicted_digit, row.not_a_digit) == (7, True)
     user.find(marker="correct").type("7")
     user.find("Submit feedback").click()
     await user.should_see("Saved: true digit 7")
@@ -94,9 +96,8 @@ def spinning(user: User) -> bool:
         return False
 
 
-def ask_why(user: User) -> str:
-    """Press Why? (again: the page may still be showing the prediction) and read the title of the Why? view."""
-    user.find(marker="why").click()
+def title(user: User) -> str:
+    """The title of the Why? view, "" while it is hidden."""
     try:
         return text_of(user, "why-title")
     except AssertionError:  # not shown yet
@@ -113,7 +114,9 @@ async def test_why_asks_one_pass_per_drawing_and_keeps_it_across_predictions(fak
     await user.open("/")
     for png, passes in ((first, 1), (second, 2), (first, 2)):
         await predict(user, fake_app, png)
-        await wait_for(lambda: ask_why(user) == "Why 0?")  # the stand-in answers 0
+        await asyncio.sleep(0.1)  # the page shows the answer right after storing it
+        user.find(marker="why").click()
+        await wait_for(lambda: title(user) == "Why 0?")  # the stand-in answers 0
         element(user, "why-digits").set_value(3)
         await wait_for(lambda: text_of(user, "why-title").startswith("Why not 3?"))
         await wait_for(lambda: not spinning(user))

@@ -10,7 +10,7 @@ from nicegui import core
 from nicegui.testing import User
 
 pytestmark = [pytest.mark.integration]
-FORGED = "hello\n2026-12-01 21:00:00 INFO ui.admin: admin logged in from 10.0.0.1\r\x1b[2K\u2028done"
+FORGED = "hello\n2026-12-01 21:00:00 INFO app.admin: admin logged in from 10.0.0.1\r\x1b[2K\u2028done"
 
 
 def handler(event: str):

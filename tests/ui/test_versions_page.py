@@ -11,7 +11,8 @@ import psycopg
 import pytest
 from nicegui.testing import User
 
-from db import store
+from db.defaults import DefaultVersions
+from db.pool import open_pool
 from serving.management import ModelManager
 from serving.versions import promote as promote_version
 from tests.ui.test_draw_page import predict, rows_for, text_of, wait_for
@@ -24,6 +25,7 @@ PASSWORD = "correct horse battery staple"
 def admin_env(app_env, torchserve, database_url):
     app_env.setenv("ADMIN_PASSWORD", PASSWORD)
     app_env.setenv("ADMIN_FREE_FAILURES", "3")
+    app_env.setenv("ADMIN_FIRST_DELAY_SECONDS", "3")  # long enough for the next attempt to meet it on a busy machine
     with psycopg.connect(database_url) as conn:
         conn.execute("DELETE FROM admin_login_failures")  # every simulated user is 127.0.0.1
         conn.execute("DELETE FROM model_defaults")  # an earlier module's choice would be re-applied by the page
@@ -36,12 +38,12 @@ def admin_env(app_env, torchserve, database_url):
 
 
 async def promote(torchserve, database_url, version: str) -> None:
-    """What `python -m serving.cli set-default VERSION` does, from outside the UI."""
-    pool = await store.open_pool(database_url, timeout=5)
+    """What `python -m app.cli set-default VERSION` does, from outside the UI."""
+    pool = await open_pool(database_url, timeout=5)
     try:
         manager = ModelManager(management_url=torchserve.endpoints.management, key_file=torchserve.key_file)
         async with manager:
-            await promote_version(manager, store.DefaultVersions(pool), version, by="test")
+            await promote_version(manager, DefaultVersions(pool), version, by="test")
     finally:
         await pool.close()
 
@@ -76,16 +78,16 @@ async def test_history_shows_accuracy_per_version(user: User, torchserve, databa
 async def test_admin_page_needs_the_password_and_slows_down_repeated_failures(user: User):
     await user.open("/models")
     await user.should_not_see(marker="versions")
-    for expected in ("Wrong password.", "Wrong password.", "Wrong password.", "Wait 1 s before the next attempt."):
+    for expected in ("Wrong password.", "Wrong password.", "Wrong password.", "Wait 3 s before the next attempt."):
         user.find(marker="password").clear().type("guess")
         user.find(marker="login").click()
         await user.should_see(expected)
     user.find(marker="password").clear()
     user.find(marker="password").type(PASSWORD)
     user.find(marker="login").click()
-    await user.should_see("Too many failed attempts: try again in 1 s.")  # even the right password, while waiting
+    await user.should_see("Too many failed attempts: try again in")  # even the right password, while waiting
     await user.should_not_see(marker="versions")
-    await asyncio.sleep(1.1)
+    await asyncio.sleep(3.1)
     user.find(marker="login").click()
     await user.should_see(marker="versions")  # a wait, not a lock
 

@@ -94,7 +94,7 @@ async def test_history_times_carry_their_offset_and_are_shown_in_the_browsers_ti
 async def test_not_a_digit_is_said_stored_marked_and_can_be_labelled(user: User, canvas_pngs, database_url,
                                                                     monkeypatch):  # fmt: skip
     await user.open("/")
-    predictor = app.state.runtime.started.predictor
+    predictor = app.state.runtime.started.predictions.server
     real_predict = predictor.predict
 
     async def refusing(png, *, version=None):

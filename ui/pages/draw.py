@@ -6,17 +6,22 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from dataclasses import dataclass
 
 from nicegui import events, ui
 
-from db import store
-from db.journal import JournalWriteError
-from serving.inference import ModelUnavailable, Prediction, PredictionRejected
-from ui.context import AppContext
-from ui.recorder import Label, Recorded, Saved
-from ui.widgets.canvas import Slate
+from app.context import App
+from app.predictions import NotYours, Recorded, SavedIn
+from app.records import (
+    Accuracy,
+    JournalWriteError,
+    ModelUnavailable,
+    Prediction,
+    PredictionRejected,
+    PredictionRow,
+    StoreUnavailable,
+)
 from ui.widgets.charts import bar_chart, data_url
+from ui.widgets.slate import Slate
 from ui.widgets.why import WhyView
 
 logger = logging.getLogger(__name__)
@@ -49,22 +54,6 @@ def chart_options(probabilities: list[float], digit: int | None = None) -> dict:
     return bar_chart(probabilities, colors=["#2563eb" if d == digit else "#93c5fd" for d in range(10)])
 
 
-@dataclass
-class Shown:
-    """The prediction on screen and how it was recorded."""
-
-    recorded: Recorded
-    png: bytes  # the drawing that was predicted (the slate may have changed since)
-
-    @property
-    def prediction(self) -> Prediction:
-        return self.recorded.prediction
-
-    @property
-    def labellable(self) -> bool:
-        return self.recorded.saved is not Saved.NOT_SAVED
-
-
 KEPT_LOCALLY = "The database is unavailable: this is kept on the server and will be saved when it is back"
 NOT_KEPT = "Not saved: the database is unavailable and the server could not keep it either"
 
@@ -83,13 +72,13 @@ HISTORY_COLUMNS = [
 class DrawPage:
     """One browser tab's page. Everything it stores is tagged with the browser's id."""
 
-    def __init__(self, context: AppContext, *, browser_id: str, network: str | None = None):
+    def __init__(self, context: App, *, browser_id: str, network: str | None = None):
         self.context = context
-        self.recorder = context.recorder
+        self.predictions = context.predictions
         self.settings = context.settings
         self.browser_id = browser_id
         self.network = network  # the page's client network (app/networks.py), kept with predictions and labels
-        self.shown: Shown | None = None
+        self.shown: Recorded | None = None  # the prediction on screen, with the drawing that was predicted
         self.busy = False
         self.history_page = 1
         self._build()
@@ -107,7 +96,7 @@ class DrawPage:
         self.why = WhyView(explain=functools.partial(self.context.explainer.explain, client=self.browser_id))
         self._build_history()
         ui.keyboard(on_key=self._on_key)
-        if self.recorder.note().set_aside:
+        if self.predictions.note().set_aside:
             self._show_database_status()  # Enter predicts (ignored while typing in an input)
 
     def _build_slate(self) -> None:
@@ -223,7 +212,7 @@ class DrawPage:
         self.busy = True
         self.predict_button.props("loading")
         try:
-            recorded = await self.recorder.predict(png, browser_id=self.browser_id, save=save, network=self.network)
+            recorded = await self.predictions.predict(png, browser_id=self.browser_id, save=save, network=self.network)
         except PredictionRejected as exc:
             ui.notify(str(exc), type="warning")
             return
@@ -236,14 +225,14 @@ class DrawPage:
         finally:
             self.busy = False
             self.predict_button.props(remove="loading")
-        self._show(Shown(recorded, png), saved=save)
-        if recorded.saved is Saved.JOURNAL:
+        self._show(recorded, saved=save)
+        if recorded.saved is SavedIn.JOURNAL:
             ui.notify(KEPT_LOCALLY, type="warning")
         self._show_database_status()
         if save:
             await self.refresh_history()
 
-    def _show(self, shown: Shown, *, saved: bool) -> None:
+    def _show(self, shown: Recorded, *, saved: bool) -> None:
         self.shown = shown
         p = shown.prediction
         if p.not_a_digit:
@@ -258,7 +247,7 @@ class DrawPage:
         self.preview.set_source(data_url(p.preview_png))
         self.preview.set_visibility(p.preview_png is not None)
         self.preview_box.set_visibility(True)
-        self.why.reset(shown.png, p)
+        self.why.reset(shown.row.canvas_png, p)
         self.chart.options.clear()
         self.chart.options.update(chart_options(p.probabilities, p.closest_digit))
         self.chart.update()
@@ -278,7 +267,7 @@ class DrawPage:
 
     async def confirm_correct(self) -> None:
         if self.shown is not None and self.shown.prediction.digit is not None:
-            await self._label(self.shown.recorded.request_id, self.shown.recorded.row_id, self.shown.prediction.digit)
+            await self._label(self.shown.request_id, self.shown.row_id, self.shown.prediction.digit)
 
     async def submit_feedback(self) -> None:
         try:
@@ -287,27 +276,27 @@ class DrawPage:
             ui.notify(str(exc), type="negative")
             return
         if self.shown is not None:
-            await self._label(self.shown.recorded.request_id, self.shown.recorded.row_id, digit)
+            await self._label(self.shown.request_id, self.shown.row_id, digit)
 
     async def _label(self, request_id: uuid.UUID, row_id: int | None, digit: int) -> bool:
-        is_shown = self.shown is not None and self.shown.recorded.request_id == request_id
-        if is_shown and not self.shown.labellable:
+        shown = self.shown if self.shown is not None and self.shown.request_id == request_id else None
+        if shown is not None and not shown.labellable:
             ui.notify("Press Predict first: there is no saved prediction to label", type="warning")
             return False
         try:
-            outcome = await self.recorder.label(
+            saved = await self.predictions.label(
                 browser_id=self.browser_id, request_id=request_id, row_id=row_id, digit=digit, network=self.network
             )
         except JournalWriteError as exc:
             ui.notify(f"{NOT_KEPT} ({exc.strerror})", type="negative")
             return False
-        if outcome is Label.NOT_FOUND:
+        except NotYours:
             ui.notify("That prediction is not in your history", type="negative")
             return False
-        if is_shown:
-            verdict = "correct" if digit == self.shown.prediction.digit else f"wrong, it is a {digit}"
+        if shown is not None:
+            verdict = "correct" if digit == shown.prediction.digit else f"wrong, it is a {digit}"
             self.feedback_label.set_text(f"Thanks! Saved as {verdict}. You can still change it.")
-        if outcome is Label.JOURNAL:
+        if saved is SavedIn.JOURNAL:
             ui.notify(KEPT_LOCALLY, type="warning")
         else:
             ui.notify(f"Saved: true digit {digit}", type="positive")
@@ -316,7 +305,7 @@ class DrawPage:
         return True
 
     def _show_database_status(self) -> None:
-        note = self.recorder.note()
+        note = self.predictions.note()
         pending = note.pending
         notes = []
         if pending:
@@ -338,28 +327,21 @@ class DrawPage:
         await self.refresh_history()
 
     async def refresh_history(self) -> None:
-        size = self.settings.history_page_size
-        if self.recorder.database_down:  # do not wait for the pool's timeout on every refresh
-            self.accuracy_label.set_text("History unavailable: the database cannot be reached")
-            return
         try:
-            total = await self.context.store.history_count(browser_id=self.browser_id)
-            pages = max(1, -(-total // size))
-            self.history_page = min(self.history_page, pages)
-            rows = await self.context.store.history(
-                browser_id=self.browser_id, limit=size, offset=(self.history_page - 1) * size
+            history = await self.context.history.page(
+                browser_id=self.browser_id, page=self.history_page, size=self.settings.history_page_size
             )
-            by_version = await self.context.store.browser_accuracy_by_version(browser_id=self.browser_id)
-        except store.StoreUnavailable:
+        except StoreUnavailable:  # (answered at once while the database is known to be down)
             self.accuracy_label.set_text("History unavailable: the database cannot be reached")
             return
-        self.pagination.max = pages
-        self.pagination.set_value(self.history_page)
-        self.table.rows = [_table_row(row) for row in rows]
+        self.history_page = history.page
+        self.pagination.max = history.pages
+        self.pagination.set_value(history.page)
+        self.table.rows = [_table_row(row) for row in history.rows]
         self.table.update()
-        correct, labelled = sum(a.correct for a in by_version.values()), sum(a.labelled for a in by_version.values())
-        self.accuracy_label.set_text(accuracy_text(correct, labelled, total))
-        self.version_accuracy_label.set_text(version_accuracy_text(by_version))
+        correct, labelled = history.accuracy
+        self.accuracy_label.set_text(accuracy_text(correct, labelled, history.total))
+        self.version_accuracy_label.set_text(version_accuracy_text(history.by_version))
 
     def _on_row_click(self, event: events.GenericEventArguments) -> None:
         row = event.args[1] if isinstance(event.args, list) and len(event.args) > 1 else None
@@ -392,7 +374,7 @@ def accuracy_text(correct: int, labelled: int, total: int) -> str:
     return f"{drawings} · accuracy {correct}/{labelled} = {correct / labelled:.1%} (over drawings with feedback)"
 
 
-def version_accuracy_text(by_version: dict[str, store.Accuracy]) -> str:
+def version_accuracy_text(by_version: dict[str, Accuracy]) -> str:
     """Per model version, when more than one version answered this browser's labelled drawings."""
     if len(by_version) < 2:
         return ""
@@ -401,14 +383,13 @@ def version_accuracy_text(by_version: dict[str, store.Accuracy]) -> str:
     )
 
 
-def _table_row(row: store.HistoryRow) -> dict:
-    right = row.true_digit == row.predicted_digit and not row.not_a_digit  # refusing a real digit is wrong
-    result = "" if row.true_digit is None else ("✓" if right else "✗")
+def _table_row(row: PredictionRow) -> dict:
+    result = {None: "", True: "✓", False: "✗"}[row.right]  # refusing a real digit is wrong
     return {
         "id": row.id,
         "request_id": str(row.request_id),
-        "time": row.created_at.isoformat(timespec="seconds"),  # the browser shows it in its own time zone
-        "thumb": data_url(row.canvas_png),
+        "time": row.created_at.isoformat(timespec="seconds") if row.created_at else "",  # shown in local time
+        "thumb": f"/drawings/{row.id}",  # the browser fetches (and caches) each drawing once
         "predicted": f"not a digit ({row.predicted_digit})" if row.not_a_digit else row.predicted_digit,
         "confidence": f"{row.confidence:.1%}",
         "true": "" if row.true_digit is None else row.true_digit,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from serving.inference import FieldBox
+from app.records import FieldBox
 
 RED = np.array([220, 38, 38], dtype=np.float32)  # for the digit
 BLUE = np.array([37, 99, 235], dtype=np.float32)  # against it
@@ -64,26 +64,27 @@ def over_field(colours: Image.Image, preview_png: bytes | None) -> bytes:
         field = Image.open(io.BytesIO(preview_png)).convert("L").resize((28, 28))
     base = _grey_ink(np.asarray(field, dtype=np.float32) / 255)  # the preview is white ink on black
     size = (PREVIEW_SIDE, PREVIEW_SIDE)
-    picture = Image.alpha_composite(base.resize(size, Image.NEAREST), colours.resize(size, Image.NEAREST))
+    crisp = Image.Resampling.NEAREST
+    picture = Image.alpha_composite(base.resize(size, crisp), colours.resize(size, crisp))
     return _png(picture)
 
 
 def over_drawing(colours: Image.Image, drawing_png: bytes, box: FieldBox) -> bytes:
     """The colours over the drawing (grey ink on white), stretched into box (the drawing's pixels; it may reach past
     the drawing's edges, which crops it). The result has the drawing's size, or at most DRAWING_SIDE px a side."""
-    drawing = Image.open(io.BytesIO(drawing_png))
+    drawing: Image.Image = Image.open(io.BytesIO(drawing_png))
     drawing.load()
     factor = min(1.0, DRAWING_SIDE / max(drawing.size))
     if factor < 1:
         drawing = drawing.convert("RGBA").resize(
-            (max(1, round(drawing.width * factor)), max(1, round(drawing.height * factor))), Image.BOX
+            (max(1, round(drawing.width * factor)), max(1, round(drawing.height * factor))), Image.Resampling.BOX
         )
         box = FieldBox(box.left * factor, box.top * factor, box.right * factor, box.bottom * factor)
     ink = _ink(drawing)
     picture = _grey_ink(ink)
     width, height = round(box.right - box.left), round(box.bottom - box.top)
     if width > 0 and height > 0:
-        stretched = colours.resize((width, height), Image.BILINEAR)
+        stretched = colours.resize((width, height), Image.Resampling.BILINEAR)
         layer = Image.new("RGBA", picture.size, (0, 0, 0, 0))
         layer.paste(stretched, (round(box.left), round(box.top)))
         picture = Image.alpha_composite(picture, layer)

@@ -17,7 +17,7 @@ import numpy as np
 from nicegui import ui
 
 from app.explanations import Superseded
-from serving.inference import Explanation, Prediction, PredictorError
+from app.records import Explanation, Prediction, PredictorError
 from ui.widgets.charts import data_url
 from ui.widgets.heatmap import Legend, colorize, over_drawing, over_field, smooth
 
@@ -111,16 +111,17 @@ class WhyView:
         self.cache = {}
         self.card.set_visibility(False)
 
-    async def show(self, target: int | None = None) -> None:
-        """Explain `target` (default: the digit the model answered) and show the card; a spinner while it works."""
+    async def show(self, asked: int | None = None) -> None:
+        """Explain digit `asked` (default: the digit the model answered) and show the card; a spinner while it
+        works."""
         if self.png is None or self.prediction is None:
             return
-        target = self.prediction.closest_digit if target is None else target
+        target: int = self.prediction.closest_digit if asked is None else asked
         self.target = target
         self.card.set_visibility(True)
         self.title.set_text(title(target, self.prediction))
         self.digits.set_value(target)
-        self._update_switch()
+        self._update_switch(self.prediction)
         if target not in self.cache:
             self.spinner.set_visibility(True)
             png, prediction = self.png, self.prediction
@@ -155,9 +156,9 @@ class WhyView:
             "pixel. Pixels without ink are always 0: the map cannot show a missing stroke."
         )
 
-    def _update_switch(self) -> None:
+    def _update_switch(self, prediction: Prediction) -> None:
         """One tap between the answer and the runner-up."""
-        answer, runner_up = self.prediction.closest_digit, self.prediction.runner_up
+        answer, runner_up = prediction.closest_digit, prediction.runner_up
         other = runner_up if self.target == answer else answer
         self.switch_button.set_text(f"Why {other}?" if other == answer else f"Why not {other}?")
         self._switch_to = other

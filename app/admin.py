@@ -25,9 +25,7 @@ import hmac
 import math
 import secrets
 
-from psycopg_pool import AsyncConnectionPool
-
-from db import store
+from app.ports import AdminRecords
 from settings import Settings
 
 ADMIN_COOKIE = "admin_session"
@@ -56,9 +54,9 @@ def backoff_delay(failures: int, *, free: int, first: float, cap: float) -> floa
 class AdminLogin:
     """The admin password check and sessions for the app (one per app, built at start-up)."""
 
-    def __init__(self, settings: Settings, pool: AsyncConnectionPool):
+    def __init__(self, settings: Settings, store: AdminRecords):
         self.settings = settings
-        self.pool = pool
+        self.store = store
 
     @property
     def password(self) -> str:
@@ -73,9 +71,9 @@ class AdminLogin:
     async def check_login(self, address: str, password: str, *, browser_id: str) -> str:
         """The one-time ticket for /admin/session when the password is right; else LoginRefused (StoreUnavailable
         when the database cannot be reached: no login without it). The attempt is counted before the password is
-        checked, all attempts one at a time (db/store.count_login_attempt)."""
-        wait, failures = await store.count_login_attempt(
-            self.pool, address=address, forget=self.settings.admin_forget_seconds, delay=self._delay
+        checked, all attempts one at a time (db/admin.py AdminStore.count_login_attempt)."""
+        wait, failures = await self.store.count_login_attempt(
+            address=address, forget=self.settings.admin_forget_seconds, delay=self._delay
         )
         if wait > 0:
             raise LoginRefused(f"Too many failed attempts: try again in {math.ceil(wait)} s.")
@@ -84,13 +82,12 @@ class AdminLogin:
             raise LoginRefused(
                 "Wrong password." + (f" Wait {math.ceil(delay)} s before the next attempt." if delay else "")
             )
-        await store.clear_login_failures(self.pool, address=address)
+        await self.store.clear_login_failures(address=address)
         return await self._new_token("ticket", browser_id=browser_id)
 
     async def _new_token(self, kind: str, *, browser_id: str) -> str:
         token = secrets.token_urlsafe(32)
-        await store.add_admin_token(
-            self.pool,
+        await self.store.add_token(
             token_sha256=_digest(token),
             kind=kind,
             browser_id=browser_id,
@@ -101,8 +98,8 @@ class AdminLogin:
 
     async def start_session(self, ticket: str, *, browser_id: str) -> str | None:
         """A new session token for this browser in exchange for its ticket (used up); None for an invalid ticket."""
-        found = await store.redeem_admin_ticket(
-            self.pool, token_sha256=_digest(ticket), browser_id=browser_id, max_age=TICKET_SECONDS
+        found = await self.store.redeem_ticket(
+            token_sha256=_digest(ticket), browser_id=browser_id, max_age=TICKET_SECONDS
         )
         if found is None or not hmac.compare_digest(found, fingerprint(self.password)):
             return None
@@ -112,8 +109,7 @@ class AdminLogin:
         """Whether `token` is a live admin session of this browser (checked before every admin action)."""
         if not token:
             return False
-        return await store.admin_session_valid(
-            self.pool,
+        return await self.store.session_valid(
             token_sha256=_digest(token),
             browser_id=browser_id,
             fingerprint=fingerprint(self.password),
@@ -122,4 +118,4 @@ class AdminLogin:
         )
 
     async def end_session(self, token: str) -> None:
-        await store.delete_admin_session(self.pool, token_sha256=_digest(token))
+        await self.store.delete_session(token_sha256=_digest(token))

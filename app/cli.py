@@ -1,14 +1,13 @@
 """The operator's command line for model versions (`make models ARGS=...`; also inside the page's container).
 
-    python -m serving.cli list
-    python -m serving.cli register mnist-v2.0.mar [--workers 1] [--set-default]
-    python -m serving.cli set-default 2.0
-    python -m serving.cli unregister 2.0
-    python -m serving.cli scale 2.0 --workers 2
+    python -m app.cli list
+    python -m app.cli register mnist-v2.0.mar [--workers 1] [--set-default]
+    python -m app.cli set-default 2.0
+    python -m app.cli unregister 2.0
+    python -m app.cli scale 2.0 --workers 2
 
-It shares everything with the admin page (/models): the management client and the version policy. It is a
-composition root: the one module of serving/ that imports db (the remembered default and the live accuracy are in
-PostgreSQL); tests/test_layers.py allows exactly that edge.
+It shares everything with the admin page (/models): the management client and the version policy; the remembered
+default and the live accuracy are in PostgreSQL.
 """
 
 from __future__ import annotations
@@ -21,8 +20,10 @@ from pathlib import Path
 
 from psycopg_pool import AsyncConnectionPool
 
-from db import store
-from db.embedded import PrivateServer
+from db.defaults import DefaultVersions
+from db.embedded import PrivateServerError, database_url
+from db.pool import StoreUnavailable, open_pool
+from db.predictions import PredictionStore, VersionStats
 from serving.endpoints import endpoints
 from serving.management import ManagementError, ModelManager, Version
 from serving.versions import promote
@@ -36,41 +37,28 @@ def manager_for(settings: Settings) -> ModelManager:
     )
 
 
-def database_url(settings: Settings) -> str:
-    """DATABASE_URL, else the private server of `make run` (which must be running)."""
-    if settings.database_url:
-        return settings.database_url
-    server = PrivateServer(home=settings.pg_home, port=settings.pg_port)
-    if not server.is_running():
-        raise ManagementError(
-            "the database is not running, and set-default must record the choice there: start the product "
-            "(`make run`) or set DATABASE_URL"
-        )
-    return server.url
-
-
 async def _open_pool(settings: Settings) -> AsyncConnectionPool:
     try:
-        return await store.open_pool(database_url(settings), timeout=5)
-    except store.StoreUnavailable as exc:
+        return await open_pool(database_url(settings), timeout=5)
+    except (StoreUnavailable, PrivateServerError) as exc:
         raise ManagementError(str(exc)) from exc
 
 
-async def _accuracy(settings: Settings) -> dict[str, store.VersionStats] | None:
+async def _accuracy(settings: Settings) -> dict[str, VersionStats] | None:
     """Live accuracy per version from user feedback, or None when the database is not reachable."""
     try:
         pool = await _open_pool(settings)
     except ManagementError:
         return None
     try:
-        return (await store.stats(pool)).per_version
-    except store.StoreUnavailable:
+        return (await PredictionStore(pool).stats()).per_version
+    except StoreUnavailable:
         return None
     finally:
         await pool.close()
 
 
-def _format_versions(versions: list[Version], accuracy: dict[str, store.VersionStats] | None) -> str:
+def _format_versions(versions: list[Version], accuracy: dict[str, VersionStats] | None) -> str:
     rows = [("VERSION", "DEFAULT", "WORKERS", "BATCH", "LIVE ACCURACY", "ARCHIVE")]
     for v in versions:
         stats = (accuracy or {}).get(v.version)
@@ -134,8 +122,8 @@ async def _command(args: argparse.Namespace, settings: Settings) -> str:
 async def _promote(manager: ModelManager, settings: Settings, version: str) -> None:
     pool = await _open_pool(settings)
     try:
-        await promote(manager, store.DefaultVersions(pool), version, by="cli")
-    except store.StoreUnavailable as exc:
+        await promote(manager, DefaultVersions(pool), version, by="cli")
+    except StoreUnavailable as exc:
         raise ManagementError(str(exc)) from exc
     finally:
         await pool.close()
@@ -143,7 +131,7 @@ async def _promote(manager: ModelManager, settings: Settings, version: str) -> N
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m serving.cli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m app.cli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="loaded versions, the default, workers and live accuracy")

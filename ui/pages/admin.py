@@ -1,6 +1,6 @@
 """The admin page /models: loaded versions, workers, live accuracy per version, "make default", and compare mode.
 
-Protected by the admin password (ui/admin.py: ADMIN_PASSWORD, else the one `make run` generates in
+Protected by the admin password (app/admin.py: ADMIN_PASSWORD, else the one `make run` generates in
 var/admin_password) and a server-side admin session, checked again before every action (make default, compare,
 refresh): after a logout elsewhere, an expiry or a password change, an open page stops working and says so. The buttons
 are thereby not protected by the secrecy of NiceGUI's client id alone.
@@ -8,45 +8,27 @@ are thereby not protected by the secrecy of NiceGUI's client id alone.
 
 from __future__ import annotations
 
-import asyncio
-import json
-from dataclasses import dataclass
-
 from nicegui import ui
 
-from db import store
-from serving.inference import Prediction, PredictorError
-from serving.management import ManagementError, Version
-from serving.versions import promote
-from ui.admin import LoginRefused
-from ui.context import AppContext
+from app.admin import LoginRefused
+from app.context import App
+from app.records import ManagementError, Prediction, StoreUnavailable, VersionStats
+from app.report import ModelReport
+from app.versions import Comparison, VersionView
 from ui.widgets.charts import data_url
 
 ENDED = "Your admin session has ended (logged out, idle too long, or the password changed): log in again."
 NO_DATABASE = "The database cannot be reached: admin login is unavailable."
 
 
-async def build(context: AppContext, *, client: str, browser_id: str, session: str | None) -> None:
-    """The admin page for a live session (the cookie's token), else the login form. `client`: the client's address."""
-    try:
-        valid = await context.admin.session_valid(session, browser_id=browser_id)
-    except store.StoreUnavailable:
-        ui.label(NO_DATABASE).classes("mx-auto mt-8 text-negative").mark("login-error")
-        return
-    if not valid:
-        _login_form(context, client, browser_id)
-        return
-    ModelsPage(context, session=session, browser_id=browser_id)
-
-
-def _login_form(context: AppContext, client: str, browser_id: str) -> None:
+def _login_form(context: App, client: str, browser_id: str) -> None:
     async def attempt() -> None:
         try:
             ticket = await context.admin.check_login(client, password.value or "", browser_id=browser_id)
         except LoginRefused as exc:
             error.set_text(str(exc))
             return
-        except store.StoreUnavailable:
+        except StoreUnavailable:
             error.set_text(NO_DATABASE)
             return
         ui.navigate.to(f"/admin/session?ticket={ticket}")  # an HTTP route sets the session cookie
@@ -59,7 +41,7 @@ def _login_form(context: AppContext, client: str, browser_id: str) -> None:
         error = ui.label("").classes("text-negative text-sm").mark("login-error")
 
 
-def _percent(accuracy: store.VersionStats | None) -> str:
+def _percent(accuracy: VersionStats | None) -> str:
     if accuracy is None or not accuracy.labelled:
         return "no feedback yet"
     return f"{accuracy.rate:.1%} ({accuracy.correct}/{accuracy.labelled})"
@@ -82,12 +64,10 @@ VERSION_COLUMNS = [
 ]
 
 
-def version_rows(
-    versions: list[Version], per_version: dict[str, store.VersionStats], offline: dict[str, dict | None]
-) -> list[dict]:
+def version_rows(views: list[VersionView]) -> list[dict]:
     rows = []
-    for v in versions:
-        stats = per_version.get(v.version)
+    for view in views:
+        v, report = view.version, view.report
         statuses = ", ".join(f"{w.status} (pid {w.pid})" for w in v.workers) or "none"
         rows.append(
             {
@@ -96,40 +76,39 @@ def version_rows(
                 "is_default": v.is_default,
                 "workers": f"{v.ready_workers}/{len(v.workers)} ready: {statuses}",
                 "batch": f"{v.batch_size} / {v.max_batch_delay} ms",
-                "predictions": stats.total if stats else 0,
-                "accuracy": _percent(stats),
-                "offline": f"{metrics['test_accuracy']:.2%}" if (metrics := offline.get(v.version)) else "",
-                "gate": gate_text(offline.get(v.version)),
-                "digits": per_digit_text(offline.get(v.version)),
-                "learned": learned_text(offline.get(v.version)),
+                "predictions": view.live.total if view.live else 0,
+                "accuracy": _percent(view.live),
+                "offline": f"{report.test_accuracy:.2%}" if report and report.test_accuracy is not None else "",
+                "gate": gate_text(report),
+                "digits": per_digit_text(report),
+                "learned": learned_text(report),
                 "archive": v.archive,
             }
         )
     return rows
 
 
-def gate_text(metrics: dict | None) -> str:
+def gate_text(report: ModelReport | None) -> str:
     """A retrained version's gate on the browsers it never saw, beside the default it was measured against."""
-    gate = (metrics or {}).get("gate")
-    if not gate:
+    gate = report.gate if report else None
+    if report is None or gate is None:
         return ""
-    default = gate["default"]
-    changed = _changed_confusions(metrics.get("confusions_heldout_browsers", {}))
-    ours, theirs = gate["candidate"]["heldout_browsers"], default["heldout_browsers"]
-    drawings = gate["counts"]["heldout_browsers"]
+    changed = _changed_confusions(report.confusions_heldout or {})
+    ours, theirs = gate.candidate["heldout_browsers"], gate.default["heldout_browsers"]
+    drawings = gate.counts["heldout_browsers"]
     mnist = ""
-    if "mnist_test" in gate["candidate"] and "mnist_test" in default:
-        mnist = f"; MNIST test {gate['candidate']['mnist_test']:.2%} vs {default['mnist_test']:.2%}"
-    return f"{ours:.1%} vs {theirs:.1%} for {default['version']} ({drawings:,} drawings){mnist}{changed}"
+    if "mnist_test" in gate.candidate and "mnist_test" in gate.default:
+        mnist = f"; MNIST test {gate.candidate['mnist_test']:.2%} vs {gate.default['mnist_test']:.2%}"
+    return f"{ours:.1%} vs {theirs:.1%} for {gate.default_version} ({drawings:,} drawings){mnist}{changed}"
 
 
-def per_digit_text(metrics: dict | None, *, count: int = 3) -> str:
+def per_digit_text(report: ModelReport | None, *, count: int = 3) -> str:
     """A retrained version's weakest digits on the held-out browsers, each beside the default's figure then."""
-    ours = (metrics or {}).get("per_digit_heldout_browsers")
-    if not ours:
+    ours = report.per_digit_heldout if report else None
+    if report is None or not ours:
         return ""
-    theirs = metrics.get("per_digit_heldout_browsers_default") or {}
-    version = metrics.get("gate", {}).get("default", {}).get("version", "default")
+    theirs = report.per_digit_heldout_default or {}
+    version = report.gate.default_version if report.gate else "default"
     weakest = sorted(ours, key=lambda digit: (ours[digit], digit))[:count]
     return ", ".join(
         f"{digit}: {ours[digit]:.1%}" + (f" vs {theirs[digit]:.1%} for {version}" if digit in theirs else "")
@@ -145,46 +124,13 @@ def _changed_confusions(confusions: dict) -> str:
     return "; errors " + ", ".join(pairs) if pairs else ""
 
 
-def learned_text(metrics: dict | None) -> str:
-    learned = (metrics or {}).get("learned_from")
+def learned_text(report: ModelReport | None) -> str:
+    learned = report.learned_from if report else None
     if not learned:
         return ""
     excluded = len(learned.get("excluded_browsers", {}))
     return (f"{learned['labelled_drawings']:,} drawings of {learned['browsers']} browsers"
             + (f", {excluded} left out" if excluded else ""))  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Every loaded version's answer for one stored drawing."""
-
-    drawing: store.Drawing
-    answers: dict[str, Prediction | str]  # version -> prediction, or the error message
-
-    @property
-    def digits(self) -> set[int]:
-        return {a.digit for a in self.answers.values() if isinstance(a, Prediction)}
-
-    @property
-    def disagree(self) -> bool:
-        return len(self.digits) > 1 or any(isinstance(a, str) for a in self.answers.values())
-
-
-async def compare(context: AppContext, versions: list[str], drawings: list[store.Drawing]) -> list[Comparison]:
-    """Ask every version about every drawing, 8 requests in flight (TorchServe batches them)."""
-    limit = asyncio.Semaphore(8)
-
-    async def ask(png: bytes, version: str) -> Prediction | str:
-        async with limit:
-            try:
-                async with context.recorder.heavy.slot(png):  # as every image sent to TorchServe: large ones in turn
-                    return await context.predictor.predict(png, version=version)
-            except PredictorError as exc:
-                return str(exc)
-
-    answers = await asyncio.gather(*(ask(d.canvas_png, v) for d in drawings for v in versions))
-    per_drawing = [answers[i : i + len(versions)] for i in range(0, len(answers), len(versions))]
-    return [Comparison(d, dict(zip(versions, a, strict=True))) for d, a in zip(drawings, per_drawing, strict=True)]
 
 
 def comparison_summary(results: list[Comparison], versions: list[str]) -> str:
@@ -196,13 +142,14 @@ def comparison_summary(results: list[Comparison], versions: list[str]) -> str:
     if labelled:
         scores = []
         for version in versions:
-            correct = sum(
-                isinstance(r.answers[version], Prediction) and r.answers[version].digit == r.drawing.true_digit
-                for r in labelled
-            )
+            correct = sum(_right(r.answers[version], r.drawing.true_digit) for r in labelled)
             scores.append(f"{version} {correct}/{len(labelled)}")
         parts.append(f"On the {len(labelled)} with feedback: " + ", ".join(scores) + " correct.")
     return " ".join(parts)
+
+
+def _right(answer: Prediction | str, true_digit: int | None) -> bool:
+    return isinstance(answer, Prediction) and answer.digit == true_digit
 
 
 def _answer_text(answer: Prediction | str) -> str:
@@ -213,12 +160,27 @@ def _answer_text(answer: Prediction | str) -> str:
     return f"{answer.digit} ({answer.confidence:.0%})"
 
 
-class ModelsPage:
-    def __init__(self, context: AppContext, *, session: str, browser_id: str):
+class AdminPage:
+    """The page for a live admin session: every action checks the session again first."""
+
+    @staticmethod
+    async def show(context: App, *, address: str, browser_id: str, session: str | None) -> None:
+        """The admin page for a live session (the cookie's token), else the login form. `address`: the client's."""
+        try:
+            valid = await context.admin.session_valid(session, browser_id=browser_id)
+        except StoreUnavailable:
+            ui.label(NO_DATABASE).classes("mx-auto mt-8 text-negative").mark("login-error")
+            return
+        if not valid or session is None:
+            _login_form(context, address, browser_id)
+            return
+        AdminPage(context, session=session, browser_id=browser_id)
+
+    def __init__(self, context: App, *, session: str, browser_id: str):
         self.context = context
         self.session, self.browser_id = session, browser_id
         self.ended = False
-        self.versions: list[Version] = []
+        self.versions: list[str] = []
         with ui.column().classes("w-full max-w-screen-2xl mx-auto px-2"):
             with ui.row().classes("w-full items-center justify-between"):
                 ui.label("Model versions").classes("text-xl font-medium")
@@ -264,7 +226,7 @@ class ModelsPage:
         if not self.ended:
             try:
                 live = await self.context.admin.session_valid(self.session, browser_id=self.browser_id, touch=touch)
-            except store.StoreUnavailable:
+            except StoreUnavailable:
                 live = False  # no session check without the database: refuse, like the login does
             self.ended = not live
         if self.ended:
@@ -281,27 +243,24 @@ class ModelsPage:
         if not await self.allowed(touch=touch):
             return
         try:
-            self.versions = await self.context.models.versions()
+            overview = await self.context.versions.overview()
         except ManagementError as exc:
             self.status.set_text(f"TorchServe's management API is unavailable: {exc}")
             return
-        try:
-            per_version = (await self.context.store.stats()).per_version
-            note = ""
-        except store.StoreUnavailable:
-            per_version, note = {}, " Live accuracy unavailable: the database cannot be reached."
-        offline = {v.version: archive_metrics(self.context, v.version) for v in self.versions}
-        self.table.rows = version_rows(self.versions, per_version, offline)
+        note = "" if overview.live_available else " Live accuracy unavailable: the database cannot be reached."
+        self.versions = [view.version.version for view in overview.versions]
+        self.table.rows = version_rows(overview.versions)
         self.table.update()
-        default = next((v.version for v in self.versions if v.is_default), "none")
-        self.status.set_text(f"{len(self.versions)} version(s) loaded; the page's predictions use {default}.{note}")
+        self.status.set_text(
+            f"{len(self.versions)} version(s) loaded; the page's predictions use {overview.default or 'none'}.{note}"
+        )
 
     async def make_default(self, version: str) -> None:
         if not await self.allowed():
             return
         try:
-            await promote(self.context.models, self.context.defaults, version, by="admin page")
-        except (ManagementError, store.StoreUnavailable) as exc:
+            await self.context.versions.make_default(version, by="admin page")
+        except (ManagementError, StoreUnavailable) as exc:
             ui.notify(f"Could not make {version} the default: {exc}", type="negative")
             return
         ui.notify(f"{version} is now the default: the next prediction uses it", type="positive")
@@ -310,19 +269,15 @@ class ModelsPage:
     async def run_compare(self) -> None:
         if not await self.allowed():
             return
-        versions = [v.version for v in self.versions]
+        versions = list(self.versions)
         if len(versions) < 2:
             self.compare_summary.set_text("Only one version is loaded: nothing to compare.")
             return
         self.compare_button.disable()
         self.compare_summary.set_text("Comparing ...")
         try:
-            drawings = await self.context.store.recent_drawings(
-                limit=self.context.settings.compare_drawings,
-                labelled_only=self.labelled_only.value,
-            )
-            results = await compare(self.context, versions, drawings)
-        except store.StoreUnavailable:
+            results = await self.context.versions.compare(versions, labelled_only=bool(self.labelled_only.value))
+        except StoreUnavailable:
             self.compare_summary.set_text("The database cannot be reached: no drawings to compare.")
             return
         finally:
@@ -337,7 +292,7 @@ class ModelsPage:
         self.compare_table.rows = [
             {
                 "id": r.drawing.id,
-                "thumb": data_url(r.drawing.canvas_png),
+                "thumb": data_url(r.drawing.canvas_png),  # another browser's drawing: not served by URL
                 "true": "" if r.drawing.true_digit is None else r.drawing.true_digit,
                 **{f"v{v}": _answer_text(r.answers[v]) for v in versions},
             }
@@ -351,15 +306,6 @@ class ModelsPage:
         self.timer.deactivate()
         try:
             await self.context.admin.end_session(self.session)
-        except store.StoreUnavailable:
+        except StoreUnavailable:
             ui.notify("The database cannot be reached: the session ends when it is idle too long", type="negative")
         ui.navigate.to("/admin/logout")  # an HTTP route removes the cookie
-
-
-def archive_metrics(context: AppContext, version: str) -> dict | None:
-    """The offline metrics shipped with a version (model_store/v<version>/metrics.json), when present here."""
-    path = context.settings.model_store / f"v{version}" / "metrics.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None

@@ -1,4 +1,4 @@
-"""The slate: a custom NiceGUI element (this class + canvas.js, no build step) where people draw a digit.
+"""The slate: a custom NiceGUI element (this class + slate.js, no build step) where people draw a digit.
 
 The browser sends the drawing as a PNG data URL after every stroke, undo and clear (the `change` event), so the
 server always holds the current drawing and Predict needs no round trip to the browser.
@@ -19,7 +19,7 @@ MAX_PNG_BYTES = 2 * 1024 * 1024
 DATA_URL_PREFIX = "data:image/png;base64,"
 
 
-class Slate(ui.element, component="canvas.js"):
+class Slate(ui.element, component="slate.js"):
     """A square drawing area; `png` holds the current drawing (None when empty)."""
 
     def __init__(
@@ -45,10 +45,11 @@ class Slate(ui.element, component="canvas.js"):
         if self._on_change is not None:
             self._on_change(self.png)
 
-    def clear(self) -> None:
+    def clear(self) -> Slate:
         """Wipe the slate (the browser confirms with a change event)."""
         self.png = None
         self.run_method("clear")
+        return self
 
     def undo(self) -> None:
         """Remove the last stroke (the browser sends the new drawing)."""

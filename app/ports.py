@@ -1,0 +1,119 @@
+"""The seams of the application layer: what each use case needs from the services, as Protocols.
+
+The running product wires the real ones (db/ for PostgreSQL and the journal, serving/ for TorchServe) in
+app/context.py `create_app`; page tests wire the stand-ins of tests/support/fakes.py, which type-check against these.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from db.predictions import Accuracy, PredictionRow, Stats
+from serving.inference import AllExplanations, Prediction
+from serving.management import Version
+
+
+class PredictionRecords(Protocol):
+    """The predictions table (db.predictions.PredictionStore)."""
+
+    async def insert(self, row: PredictionRow) -> int: ...
+
+    async def set_feedback(
+        self, *, prediction_id: int, browser_id: str, true_digit: int, network: str | None = None
+    ) -> bool: ...
+
+    async def set_feedback_by_request_id(
+        self,
+        *,
+        request_id: uuid.UUID,
+        browser_id: str,
+        true_digit: int,
+        at: datetime | None = None,
+        network: str | None = None,
+    ) -> bool: ...
+
+    async def history(self, *, browser_id: str, limit: int, offset: int = 0) -> list[PredictionRow]: ...
+
+    async def history_count(self, *, browser_id: str) -> int: ...
+
+    async def drawing(self, *, browser_id: str, prediction_id: int) -> bytes | None: ...
+
+    async def accuracy_by_version(self, *, browser_id: str) -> dict[str, Accuracy]: ...
+
+    async def stats(self) -> Stats: ...
+
+    async def recent_drawings(self, *, limit: int, labelled_only: bool = False) -> list[PredictionRow]: ...
+
+
+class AdminRecords(Protocol):
+    """Login attempts and admin sessions (db.admin.AdminStore)."""
+
+    async def count_login_attempt(self, *, address: str, forget: float, delay) -> tuple[float, int]: ...
+
+    async def clear_login_failures(self, *, address: str) -> None: ...
+
+    async def add_token(
+        self, *, token_sha256: bytes, kind: str, browser_id: str, fingerprint: str, idle: float
+    ) -> None: ...
+
+    async def redeem_ticket(self, *, token_sha256: bytes, browser_id: str, max_age: float) -> str | None: ...
+
+    async def session_valid(
+        self, *, token_sha256: bytes, browser_id: str, fingerprint: str, idle: float, touch: bool
+    ) -> bool: ...
+
+    async def delete_session(self, *, token_sha256: bytes) -> None: ...
+
+
+class PendingWrites(Protocol):
+    """What waits for the database during an outage (db.journal.Journal)."""
+
+    @property
+    def pending(self) -> int: ...
+
+    @property
+    def set_aside(self) -> int: ...
+
+    @property
+    def rejected_path(self) -> Path: ...
+
+    def pending_request_ids(self) -> set[uuid.UUID]: ...
+
+    async def add_prediction(self, prediction: PredictionRow) -> None: ...
+
+    async def add_label(
+        self, *, request_id: uuid.UUID, browser_id: str, true_digit: int, network: str | None = None
+    ) -> None: ...
+
+    async def replay(self, store) -> int: ...
+
+
+class ModelServer(Protocol):
+    """TorchServe's inference API (serving.inference.Predictor)."""
+
+    url: str
+
+    async def predict(self, png: bytes, *, version: str | None = None) -> Prediction: ...
+
+    async def explain_all(self, png: bytes, *, version: str | None = None) -> AllExplanations: ...
+
+    async def close(self) -> None: ...
+
+
+class VersionControl(Protocol):
+    """TorchServe's management API for one model's versions (serving.management.ModelManager)."""
+
+    model_name: str
+
+    async def versions(self) -> list[Version]: ...
+
+    async def default_version(self) -> str | None: ...
+
+    async def set_default(self, version: str) -> None: ...
+
+    async def require(self, version: str) -> list[Version]: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,209 @@
+"""Predict and record: what the page and the JSON API both do with a drawing and with a label.
+
+A prediction is stored with a request_id chosen here (or by the API client, so that a retried request never makes a
+second row). When PostgreSQL cannot be reached, the prediction and later its label go to the local journal
+(db/journal.py) and are written when the database is back; the caller tells the user, discreetly. `Predictions` is
+the one owner of "the database is down": after one failed write it sends writes straight to the journal (instead of
+waiting for the pool's timeout on every request) until the journal has been replayed.
+
+What is kept of a drawing is the image itself (app/drawings.py), with the network it came from (app/networks.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import uuid
+from dataclasses import dataclass, replace
+
+from app.drawings import stored_copy
+from app.limits import LargeImageLane
+from app.ports import ModelServer, PendingWrites, PredictionRecords
+from db.pool import StoreUnavailable
+from db.predictions import PredictionRow, check_digit
+from serving.inference import Prediction, PredictionRejected
+
+logger = logging.getLogger(__name__)
+
+
+# What a drawing may be: the slate sends PNG; scripts and uploads may send JPEG. Anything else (JSON, multipart, base64
+# text, which TorchServe's handler would also decode) is refused before TorchServe, so canvas_png only ever holds
+# image bytes.
+IMAGE_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
+NOT_AN_IMAGE = (
+    "not an image: send the PNG or JPEG file's own bytes as the body (Content-Type: image/png or image/jpeg); "
+    "JSON, multipart and base64 text are not accepted here"
+)
+
+
+def check_image(data: bytes) -> None:
+    """PredictionRejected (415) unless `data` starts like a PNG or a JPEG file."""
+    if not any(data.startswith(signature) for signature in IMAGE_SIGNATURES):
+        raise PredictionRejected(NOT_AN_IMAGE, status=415)
+
+
+class SavedIn(enum.Enum):
+    """Where a prediction or a label was kept."""
+
+    DATABASE = "database"
+    JOURNAL = "journal"  # kept locally, written when the database is back
+    NOT_SAVED = "not saved"  # live predictions
+
+
+class NotYours(LookupError):
+    """No such prediction of this browser (a label for another browser's row, or a row that does not exist)."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A prediction as the model answered it, the row it was kept as (with its drawing), and where."""
+
+    prediction: Prediction
+    row: PredictionRow
+    saved: SavedIn
+
+    @property
+    def request_id(self) -> uuid.UUID:
+        return self.row.request_id
+
+    @property
+    def row_id(self) -> int | None:
+        """The row's id; None unless saved in the database."""
+        return self.row.id
+
+    @property
+    def labellable(self) -> bool:
+        return self.saved is not SavedIn.NOT_SAVED
+
+
+@dataclass(frozen=True)
+class JournalNote:
+    """What the page says about the journal: writes waiting for the database, and unreadable lines set aside."""
+
+    pending: int
+    set_aside: int
+
+
+class Predictions:
+    """Predicts with the model server and records in PostgreSQL, or in the journal while the database is down. One
+    per app (app/context.py)."""
+
+    def __init__(
+        self,
+        *,
+        server: ModelServer,
+        store: PredictionRecords,
+        journal: PendingWrites,
+        lane: LargeImageLane | None = None,
+    ):
+        self.server = server
+        self.lane = lane or LargeImageLane()
+        self.store = store
+        self.journal = journal
+        self.database_down = False  # set by a failed write; cleared once the journal has been replayed
+
+    def note(self) -> JournalNote:
+        return JournalNote(pending=self.journal.pending if self.database_down else 0, set_aside=self.journal.set_aside)
+
+    async def replay(self) -> None:
+        """Write what the journal kept as soon as the database answers again; never raises (the entries stay)."""
+        if self.journal.pending:
+            try:
+                await self.journal.replay(self.store)
+            except Exception:  # keep replaying later whatever happened (the entries stay in the file)
+                logger.exception("journal replay failed")
+        self.database_down = self.journal.pending > 0
+
+    async def replay_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.replay()
+
+    async def ask(self, png: bytes, *, version: str | None = None) -> Prediction:
+        """The model's answer for an image, nothing kept (large images take their turn in the lane)."""
+        async with self.lane.slot(png):
+            return await self.server.predict(png, version=version)
+
+    async def predict(
+        self,
+        png: bytes,
+        *,
+        browser_id: str,
+        request_id: uuid.UUID | None = None,
+        save: bool = True,
+        version: str | None = None,
+        network: str | None = None,
+    ) -> Recorded:
+        """Ask the model server (PredictorError when it cannot answer) and record the answer unless `save` is False.
+
+        PredictionRejected (415) for anything but PNG or JPEG bytes; RequestIdReused (a RequestIdTaken) when the
+        request_id already names another image of this browser.
+        """
+        check_image(png)
+        prediction = await self.ask(png, version=version)
+        row = PredictionRow(
+            request_id=request_id or uuid.uuid4(),
+            browser_id=browser_id,
+            model_name=prediction.model_name,
+            model_version=prediction.model_version,
+            predicted_digit=prediction.closest_digit,  # the digit, or the closest one when refused (marked)
+            confidence=prediction.confidence,
+            probabilities=prediction.probabilities,
+            canvas_png=stored_copy(png),  # the image, not what a client appended to it
+            preview_png=prediction.preview_png,
+            latency_ms=prediction.latency_ms,
+            not_a_digit=prediction.not_a_digit,
+            client_network=network,
+        )
+        if not save:
+            return Recorded(prediction, row, SavedIn.NOT_SAVED)
+        if not self.database_down and row.request_id not in self.journal.pending_request_ids():
+            try:
+                row_id = await self.store.insert(row)
+                return Recorded(prediction, _with_id(row, row_id), SavedIn.DATABASE)
+            except StoreUnavailable as exc:
+                self.database_down = True
+                logger.warning("prediction %s kept in the journal: %s", row.request_id, exc)
+        await self.journal.add_prediction(row)
+        return Recorded(prediction, row, SavedIn.JOURNAL)
+
+    async def label(
+        self,
+        *,
+        browser_id: str,
+        request_id: uuid.UUID,
+        digit: int,
+        row_id: int | None = None,
+        network: str | None = None,
+    ) -> SavedIn:
+        """Record the digit the user meant (ValueError unless 0-9) and the network it came from; where it was kept.
+        By row id when known, else by request_id. NotYours when this browser has no such prediction."""
+        check_digit(digit, name="true_digit")
+        if self.database_down or request_id in self.journal.pending_request_ids():  # keep the journal's order
+            await self._journal_label(request_id, browser_id, digit, network)
+            return SavedIn.JOURNAL
+        try:
+            if row_id is not None:
+                found = await self.store.set_feedback(
+                    prediction_id=row_id, browser_id=browser_id, true_digit=digit, network=network
+                )
+            else:
+                found = await self.store.set_feedback_by_request_id(
+                    request_id=request_id, browser_id=browser_id, true_digit=digit, network=network
+                )
+        except StoreUnavailable as exc:
+            self.database_down = True
+            logger.warning("label for %s kept in the journal: %s", request_id, exc)
+            await self._journal_label(request_id, browser_id, digit, network)
+            return SavedIn.JOURNAL
+        if not found:
+            raise NotYours(f"no prediction {request_id} of this browser")
+        return SavedIn.DATABASE
+
+    async def _journal_label(self, request_id: uuid.UUID, browser_id: str, digit: int, network: str | None) -> None:
+        await self.journal.add_label(request_id=request_id, browser_id=browser_id, true_digit=digit, network=network)
+
+
+def _with_id(row: PredictionRow, row_id: int) -> PredictionRow:
+    return replace(row, id=row_id)
