@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageChops, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageFilter, UnidentifiedImageError
 
 # Normalisation used in training (MNIST training-set mean and std of pixel values in [0, 1]).
 MNIST_MEAN = 0.1307
@@ -61,6 +61,28 @@ MIN_CONTRAST = 0.1
 INK_THRESHOLD = 0.1
 MIN_INK_PIXELS = 3
 
+# Photos and scans of paper (the photo path, see the module docstring). A canvas export or an MNIST-style image has a
+# border of one grey level, apart from where the digit touches it; paper under a lamp or a camera does not.
+FLAT_TOLERANCE = 3  # grey levels from the border's median
+FLAT_SHARE = 0.9  # of the border within the tolerance: a flat border, not a photo
+PHOTO_SIDE = 384  # px; the photo path works on at most this a side (a digit filling a fifth of it keeps 77 px)
+LIGHT_SIDE = 64  # the paper's light is estimated on a copy this small, by a closing LIGHT_SPAN of its side wide:
+LIGHT_SPAN = 0.27  # wider than the thickest stroke (a felt pen close up), narrower than a shadow's soft edge
+RULE_SIDE = 160  # printed rules are looked for on a copy this small
+RULE_SLOPES = np.tan(np.deg2rad(np.arange(-15, 16)))  # a rule's tilt from the axis (rotation and perspective)
+RULE_SPAN = 0.6  # a rule's straight run covers at least this share of the picture's width (or height)
+RULE_PRESENT = 0.65  # and is visible along at least this share of it: a digit's bar is not that long (the paper's
+# edge may hide the rest)
+MIN_RULE_DARKNESS = 0.03  # (1 - its transmittance) below this, a "rule" is only the paper's grain
+# A lone line at least this dark (1 - transmittance, averaged over the colour channels) is a stroke, not a printed
+# rule: ink (black 0.9, blue 0.6-0.7) is darker than rules (light blue 0.3, a red margin 0.4).
+LONE_STROKE = 0.5
+COMPONENT_SIDE = 128  # ink is split into connected parts on a copy this small
+MIN_PHOTO_INK = 0.15  # darkness (1 - pixel / paper) a pixel needs to count as ink ...
+MIN_DIGIT_INK = 0.3  # ... and the digit's strongest ink (its 90th percentile) at least this
+MIN_DIGIT_SIZE = 0.04  # the digit's longer side, as a share of the picture's longer side
+DIGIT_REACH = 0.35  # parts this close to the main one (a share of its longer side) belong to the digit (a 5's bar)
+
 
 class PreprocessError(ValueError):
     """The image cannot be turned into a digit; the message is meant for the user."""
@@ -72,6 +94,10 @@ class BlankImageError(PreprocessError):
     """The image has no ink (an empty or uniformly filled canvas)."""
 
     status = 422
+
+
+class NoDigitFoundError(BlankImageError):
+    """A photo or scan of paper in which no digit-like ink was found (blank paper, rules only, a shadow)."""
 
 
 class ImageTooLargeError(PreprocessError):
@@ -126,7 +152,9 @@ def decode(data: bytes) -> Image.Image:
     _check_size(image)
     image.info["declared_size"] = image.size  # draft() below shrinks .size; field_box is given in these pixels
     if fmt == "JPEG" and image.mode in ("L", "RGB", "YCbCr"):
-        image.draft("L", (WORK_SIDE, WORK_SIDE))  # (the pixels are read as grey in the end anyway)
+        # YCbCr as stored, without converting to RGB: Y is the grey a drawing is read as (the same bytes as decoding
+        # to grey), and the colour is there for a photo's ink
+        image.draft("YCbCr" if image.mode != "L" else "L", (WORK_SIDE, WORK_SIDE))
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
@@ -246,7 +274,10 @@ def ink_map(image: Image.Image) -> tuple[np.ndarray, bool]:
     background is what surrounds the drawing. Everything here stays 8-bit and in PIL/numpy C loops: only the crop
     around the digit is ever turned into floats (this is what keeps preprocessing cheap).
     """
-    grey = _composite(*_working_copy(image))  # (H, W) uint8, at most WORK_SIDE px a side
+    grey_image, alpha_image = _working_copy(image)
+    grey = _composite(grey_image, alpha_image)  # (H, W) uint8, at most WORK_SIDE px a side
+    if alpha_image is None and _is_photo(grey):
+        return photo_ink(image, grey=grey), True
     border = np.concatenate([grey[0, :], grey[-1, :], grey[:, 0], grey[:, -1]])
     background = int(np.median(border))
     inverted = background > 127
@@ -299,6 +330,335 @@ def _composite(grey_image: Image.Image, alpha_image: Image.Image | None) -> np.n
     else:
         backdrop = 0  # nothing visible: a blank slate, whatever colour its invisible pixels have
     return (grey + (backdrop * (255 - alpha) + 127) // 255).clip(0, 255).astype(np.uint8)
+
+
+# ---- photos and scans of paper ----------------------------------------------------------------------------------
+
+
+def _is_photo(grey: np.ndarray) -> bool:
+    """Light paper whose border is not one flat grey (texture, noise, uneven light), or is crossed by two rules or
+    more on opposite sides (a clean scan of lined or squared paper): a photo or a scan."""
+    sides = [grey[0, :], grey[-1, :], grey[:, 0], grey[:, -1]]
+    border = np.concatenate(sides).astype(np.int16)
+    median = int(np.median(border))
+    if float(np.percentile(border, 75)) < 96:  # not light paper (a drawing in light ink on black, a dark picture)
+        return False
+    if np.count_nonzero(np.abs(border - median) <= FLAT_TOLERANCE) < FLAT_SHARE * border.size:
+        return True
+    top, bottom, left, right = (_dark_runs(side, paper=median) for side in sides)
+    return min(left, right) >= 2 or min(top, bottom) >= 2
+
+
+def _dark_runs(line: np.ndarray, *, paper: int) -> int:
+    """How many separate runs of pixels along a border are clearly darker than the paper (rules crossing it)."""
+    dark = line.astype(np.int16) < paper - max(10, paper // 10)
+    return int(np.count_nonzero(dark[1:] & ~dark[:-1]) + dark[0])
+
+
+def photo_ink(image: Image.Image, *, grey: np.ndarray) -> np.ndarray:
+    """(h, w) uint8 ink of the digit in a photo or scan of paper, at most PHOTO_SIDE px a side: the paper's light
+    divided out, printed rules divided out, the darkest channel, and only the digit's parts kept.
+    grey: ink_map's working copy (used for greyscale images). Raises NoDigitFoundError."""
+    transmittance = _photo_channels(image, grey=grey)  # (C, h, w) float32: the picture ...
+    for channel in transmittance:
+        channel /= np.maximum(_paper_light(channel), 1 / 255)  # ... over the paper's light: 1 on paper, < 1 on ink
+    np.clip(transmittance, 0.0, 1.0, out=transmittance)
+    _divide_out_rules(transmittance)
+    darkness = 1.0 - transmittance.min(axis=0)  # the darkest channel: blue ink is darkest in red, black in all
+    return _digit_ink(darkness)
+
+
+def _photo_channels(image: Image.Image, *, grey: np.ndarray) -> np.ndarray:
+    """(C, h, w) float32 in [0, 1] at most PHOTO_SIDE a side (area averaging): RGB, or grey for greyscale images."""
+    greyscale = image.mode.startswith(("1", "L", "I", "F"))
+    picture = Image.fromarray(grey) if greyscale else image.convert("RGB")  # (a JPEG's YCbCr, palette, opaque RGBA)
+    factor = math.ceil(max(picture.size) / PHOTO_SIDE)
+    if factor > 1:
+        picture = picture.reduce(factor)
+    pixels = np.asarray(picture, dtype=np.float32) / 255
+    return np.ascontiguousarray(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
+
+
+def _paper_light(channel: np.ndarray) -> np.ndarray:
+    """(h, w) the paper's brightness under its light, at every pixel: a closing (max then min filter) on a small
+    copy fills the ink in, keeps the slow changes (gradients, shadows, vignetting) and is smoothed back up."""
+    height, width = channel.shape
+    small = Image.fromarray(np.round(channel * 255).astype(np.uint8))
+    factor = math.ceil(max(width, height) / LIGHT_SIDE)
+    if factor > 1:
+        small = small.reduce(factor)
+    size = max(3, round(max(small.size) * LIGHT_SPAN) // 2 * 2 + 1)  # odd
+    closed = small.filter(ImageFilter.MaxFilter(size)).filter(ImageFilter.MinFilter(size))
+    # smoothed, but never above the closing: a blur across a sharp step (the paper's edge, a hard shadow) would make
+    # the dark side's light too bright there, and a band along the step would look like ink
+    smooth = ImageChops.darker(closed.filter(ImageFilter.GaussianBlur(size / 4)), closed)
+    return np.asarray(smooth.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32) / 255
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A printed rule found in a picture, in its pixels: row = intercept + slope * (column - width / 2)."""
+
+    slope: float
+    intercept: float
+    half_width: int
+    lone: bool  # no other rule runs parallel to it (a margin line, or a 1's stroke across a close crop)
+
+
+def _divide_out_rules(transmittance: np.ndarray) -> list[Rule]:
+    """Find the printed rules (lined or squared paper, a margin line) and divide each one's transmittance out, in
+    place: what crosses a rule (the digit) keeps its own darkness. Rows first, then columns. Returns those divided."""
+    divided = []
+    for vertical in (False, True):
+        view = transmittance.transpose(0, 2, 1) if vertical else transmittance  # a view: writes go through
+        divided += [rule for rule in _find_rules(1.0 - view.min(axis=0)) if _divide_out(view, rule)]
+    return divided
+
+
+def _find_rules(darkness: np.ndarray) -> list[Rule]:
+    """Near-horizontal straight rules across (h, w) darkness: a Hough transform over RULE_SLOPES on a small copy,
+    strongest first, each a run of at least RULE_SPAN of the width."""
+    factor = math.ceil(max(darkness.shape) / RULE_SIDE)
+    small = _reduce_mean(darkness, factor)
+    height, width = small.shape
+    ridge = _ridges(small)
+    ys, xs = np.nonzero(ridge > max(_noise_floor(ridge), MIN_RULE_DARKNESS / 2))
+    if len(ys) < RULE_SPAN * width:
+        return []
+    margin = math.ceil(abs(RULE_SLOPES).max() * width / 2) + 1
+    rows = height + 2 * margin
+    intercepts = np.rint(ys[None, :] - RULE_SLOPES[:, None] * (xs[None, :] - width / 2)).astype(np.intp) + margin
+    votes = np.bincount((np.arange(len(RULE_SLOPES))[:, None] * rows + intercepts).ravel(), minlength=rows * 31)
+    votes = votes[: len(RULE_SLOPES) * rows].reshape(len(RULE_SLOPES), rows)
+    votes[:, 1:-1] += (votes[:, :-2] + votes[:, 2:]) // 2  # a rule between two rows votes in both
+    found = []
+    while len(found) < 40:
+        slope_index, row = np.unravel_index(int(votes.argmax()), votes.shape)
+        peak = int(votes[slope_index, row])
+        if peak < RULE_SPAN * width:
+            break
+        strong = votes[slope_index] >= peak / 2
+        top, bottom = row, row
+        while top > 0 and strong[top - 1]:
+            top -= 1
+        while bottom < rows - 1 and strong[bottom + 1]:
+            bottom += 1
+        votes[:, max(0, top - 2) : bottom + 3] = 0  # one rule, whatever its width
+        half = math.ceil((bottom - top + 1) * factor / 2) + factor
+        found.append((float(RULE_SLOPES[slope_index]), (row - margin + 0.5) * factor - 0.5, half))
+    return [Rule(slope=m, intercept=b, half_width=h, lone=len(found) == 1) for m, b, h in found]
+
+
+def _ridges(darkness: np.ndarray) -> np.ndarray:
+    """How much darker each pixel is than both pixels a few rows above and below it: high along thin horizontal
+    lines (rules, thin or thick), low on slow changes (a shadow) and on one-sided steps (the paper's edge)."""
+    best = np.zeros_like(darkness)
+    for gap in (2, 5):
+        padded = np.pad(darkness, ((gap, gap), (0, 0)), mode="edge")
+        np.maximum(best, darkness - np.maximum(padded[: -2 * gap], padded[2 * gap :]), out=best)
+    return best
+
+
+def _reduce_mean(values: np.ndarray, factor: int) -> np.ndarray:
+    """(h, w) -> (ceil(h / factor), ceil(w / factor)): block means (the edge blocks padded with their edge)."""
+    if factor == 1:
+        return values
+    height, width = values.shape
+    padded = np.pad(values, ((0, -height % factor), (0, -width % factor)), mode="edge")
+    return padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor, factor).mean(axis=(1, 3))
+
+
+def _noise_floor(darkness: np.ndarray) -> float:
+    """The darkness bare paper reaches: its median plus 6 robust standard deviations (most pixels are paper)."""
+    median = float(np.median(darkness))
+    spread = 1.4826 * float(np.median(np.abs(darkness - median)))
+    return median + 6 * spread
+
+
+def _divide_out(transmittance: np.ndarray, rule: Rule) -> bool:
+    """Divide one rule out of (C, h, w) transmittance in place: across its width, the rule's transmittance is the
+    median along its length (robust to the digit crossing it), sampled along its centre line to a fraction of a
+    pixel. False when it is not a rule after all: too faint, or not visible along most of its length (a digit's
+    long bar crosses only part of the picture)."""
+    _, height, width = transmittance.shape
+    centre = _rule_centre(transmittance, rule)  # (W,) the rule's centre row in every column
+    on = (centre >= 0) & (centre <= height - 1)
+    if on.mean() < RULE_PRESENT:
+        return False
+    offsets = np.arange(-rule.half_width, rule.half_width + 1, dtype=np.float32)
+    straight = _sample_rows(transmittance, centre[None, :] + offsets[:, None])[:, :, on]  # (C, O, W')
+    profile = np.median(straight[:, :, ::2], axis=2)  # (C, O): the rule's transmittance across its width
+    darkness = 1.0 - profile.min(axis=0)
+    core = int(darkness.argmax())
+    if darkness[core] < MIN_RULE_DARKNESS:
+        return False
+    if rule.lone and 1.0 - profile[:, core].mean() >= LONE_STROKE:  # as dark as ink: a 1 across a close crop
+        return False
+    near = straight[:, max(0, core - 1) : core + 2, :].min(axis=(0, 1))  # (W',) the darkest at the rule's core
+    if np.mean(1.0 - near >= darkness[core] / 2) < RULE_PRESENT:
+        return False
+    # every pixel within the rule's width: its offset from the centre line, and the rule's transmittance there
+    steps = np.arange(-rule.half_width, rule.half_width + 2)
+    rows = np.floor(centre).astype(np.intp)[None, :] + steps[:, None]  # (K, W)
+    offset = rows - centre[None, :]
+    band = (np.abs(offset) <= rule.half_width) & (rows >= 0) & (rows < height)
+    rows, columns, offset = rows[band], np.broadcast_to(np.arange(width), band.shape)[band], offset[band]
+    for channel, across in zip(transmittance, profile, strict=True):
+        divisor = np.interp(offset, offsets, np.maximum(across, 1e-3))
+        channel[rows, columns] = np.minimum(channel[rows, columns] / divisor, 1.0)
+    return True
+
+
+def _rule_centre(transmittance: np.ndarray, rule: Rule) -> np.ndarray:
+    """(W,) float: the rule's centre row in each column, refined from the Hough transform's coarse line by the
+    darkness-weighted centre across it, a robust straight fit (the median on each half of the picture)."""
+    width = transmittance.shape[2]
+    columns = np.arange(width, dtype=np.float32)
+    centre = (rule.intercept + rule.slope * (columns - width / 2)).astype(np.float32)
+    offsets = np.arange(-rule.half_width, rule.half_width + 1, dtype=np.float32)
+    darkness = 1.0 - _sample_rows(transmittance, centre[None, :] + offsets[:, None]).min(axis=0)  # (O, W)
+    weight = darkness.sum(axis=0)
+    shift = (darkness * offsets[:, None]).sum(axis=0) / np.maximum(weight, 1e-6)
+    seen = weight >= np.median(weight) / 2
+    left, right = seen & (columns < width / 2), seen & (columns >= width / 2)
+    if left.sum() < 3 or right.sum() < 3:
+        return centre
+    x_left, x_right = float(np.median(columns[left])), float(np.median(columns[right]))
+    y_left, y_right = float(np.median(shift[left])), float(np.median(shift[right]))
+    return centre + y_left + (y_right - y_left) * (columns - x_left) / max(x_right - x_left, 1.0)
+
+
+def _sample_rows(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """values (C, h, w) at fractional rows (O, w), one per column: linear between rows, clamped at the edges."""
+    height, width = values.shape[1:]
+    rows = np.clip(rows, 0, height - 1)
+    low = np.floor(rows).astype(np.intp)
+    high = np.minimum(low + 1, height - 1)
+    fraction = (rows - low).astype(np.float32)
+    columns = np.arange(width)[None, :]
+    return values[:, low, columns] * (1 - fraction) + values[:, high, columns] * fraction
+
+
+def _digit_ink(darkness: np.ndarray) -> np.ndarray:
+    """(h, w) float darkness -> uint8 ink of the digit only: the connected parts of the ink that make up the digit
+    (_pick_digit), scaled so that the stroke's core is full ink and bare paper 0. Raises NoDigitFoundError."""
+    floor = max(_noise_floor(darkness), MIN_PHOTO_INK / 2)
+    mask = darkness > max(floor, MIN_PHOTO_INK)
+    keep = _pick_digit(mask, darkness)
+    level = float(np.percentile(darkness[keep], 90))
+    if level < MIN_DIGIT_INK:
+        raise NoDigitFoundError(NO_DIGIT)
+    # the parts' outlines, one pixel wider: the stroke's soft edge below the mask's threshold belongs to it
+    around = np.asarray(Image.fromarray(keep.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(3))) > 0
+    ink = np.clip((darkness - floor) / (level - floor), 0.0, 1.0) * around
+    return np.round(ink * 255).astype(np.uint8)
+
+
+NO_DIGIT = "no digit found in the picture: photograph one digit written in dark ink, large and in even light"
+
+
+def _pick_digit(mask: np.ndarray, darkness: np.ndarray) -> np.ndarray:
+    """(h, w) bool: the parts of mask that make up the digit. The parts are found on a small copy; the main part is
+    the one with the most ink, weighted towards the centre, among those that are not a long thin line along the
+    picture's edge (the paper's edge, a shadow's, a rule that was not divided out); parts near it join it."""
+    factor = math.ceil(max(mask.shape) / COMPONENT_SIDE)
+    small = _reduce_mean(mask.astype(np.float32), factor) > 0  # any ink in the block: strokes stay connected
+    labels, count = _components(small)
+    if count == 0:
+        raise NoDigitFoundError(NO_DIGIT)
+    parts = _part_stats(labels, count, weights=_reduce_mean(darkness * mask, factor))
+    main = int(np.argmax(parts.score))
+    if parts.score[main] <= 0 or max(parts.box_height[main], parts.box_width[main]) < MIN_DIGIT_SIZE * max(small.shape):
+        raise NoDigitFoundError(NO_DIGIT)
+    chosen = _near_parts(parts, main)
+    keep_small = np.isin(labels, np.asarray(chosen) + 1)
+    keep = np.repeat(np.repeat(keep_small, factor, axis=0), factor, axis=1)[: mask.shape[0], : mask.shape[1]]
+    return keep & mask
+
+
+def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected parts of a small (h, w) bool mask: labels (0 background, 1..n) and n. Each pixel takes the least
+    index among its neighbours' labels, and follows its label's own label (pointer jumping) to converge fast."""
+    height, width = mask.shape
+    none = height * width
+    labels = np.where(mask, np.arange(none).reshape(height, width), none)
+    for _ in range(4 * (height + width)):
+        padded = np.pad(labels, 1, constant_values=none)
+        least = np.minimum.reduce(
+            [padded[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+        )
+        flat = np.append(np.where(mask, least, none).ravel(), none)
+        jumped = flat[flat[flat[:-1]]].reshape(height, width)
+        if np.array_equal(jumped, labels):
+            break
+        labels = jumped
+    roots, dense = np.unique(labels, return_inverse=True)
+    dense = dense.reshape(height, width) + 1
+    dense[~mask] = 0
+    return dense.astype(np.int32), int(len(roots) - (roots[-1] == none))
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """Per connected part (index = label - 1): box and how digit-like it is (score <= 0: not the digit)."""
+
+    top: np.ndarray
+    bottom: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    mass: np.ndarray
+    score: np.ndarray
+
+    @property
+    def box_height(self) -> np.ndarray:
+        return self.bottom - self.top + 1
+
+    @property
+    def box_width(self) -> np.ndarray:
+        return self.right - self.left + 1
+
+
+def _part_stats(labels: np.ndarray, count: int, *, weights: np.ndarray) -> _Parts:
+    height, width = labels.shape
+    ys, xs = np.nonzero(labels)
+    index = labels[ys, xs] - 1
+    top, left = np.full(count, height), np.full(count, width)
+    bottom, right = np.full(count, -1), np.full(count, -1)
+    np.minimum.at(top, index, ys), np.minimum.at(left, index, xs)
+    np.maximum.at(bottom, index, ys), np.maximum.at(right, index, xs)
+    mass = np.bincount(index, weights=weights[ys, xs], minlength=count)
+    area = np.bincount(index, minlength=count)
+    peak = np.zeros(count)
+    np.maximum.at(peak, index, weights[ys, xs])
+    strength = (peak / peak.max()) ** 2  # faint parts (what is left of a shadow's edge, of a rule) count less
+    centre_y, centre_x = (top + bottom) / 2 / height - 0.5, (left + right) / 2 / width - 0.5
+    centrality = 1.0 - (centre_y**2 + centre_x**2)  # 1 at the centre, 0.5 in a corner
+    edge = (top == 0) | (left == 0) | (bottom == height - 1) | (right == width - 1)
+    length = np.maximum(bottom - top + 1, right - left + 1)
+    # along most of a side, and thin (its mean width, area / length, a few percent of the picture)
+    line = (length > 0.6 * min(height, width)) & (area / length < 0.04 * min(height, width))
+    # lying along an edge of the picture (the desk beyond the paper's edge): a digit's strokes only end there
+    sides = [(labels[0], width), (labels[-1], width), (labels[:, 0], height), (labels[:, -1], height)]
+    along = np.max([np.bincount(side, minlength=count + 1)[1:] / size for side, size in sides], axis=0) > 0.5
+    # from one edge of the picture to the opposite one, and not wide: the paper's edge, a shadow's
+    across = ((top == 0) & (bottom == height - 1)) | ((left == 0) & (right == width - 1))
+    across &= area / length < 0.08 * min(height, width)
+    score = mass * strength * centrality * np.where(edge, 0.3, 1.0) * ~((edge & line) | along | across)
+    return _Parts(top=top, bottom=bottom, left=left, right=right, mass=mass, score=score)
+
+
+def _near_parts(parts: _Parts, main: int) -> list[int]:
+    """The main part and the parts near its box (a 5's bar, a 4 in two strokes, a stroke broken by faint ink)."""
+    reach = DIGIT_REACH * max(parts.box_height[main], parts.box_width[main])
+    near = (
+        (parts.bottom >= parts.top[main] - reach)
+        & (parts.top <= parts.bottom[main] + reach)
+        & (parts.right >= parts.left[main] - reach)
+        & (parts.left <= parts.right[main] + reach)
+        & (parts.score > 0)
+        & (parts.mass >= 0.02 * parts.mass[main])
+    )
+    return [int(i) for i in np.flatnonzero(near)]
 
 
 def fit_to_field(ink: np.ndarray) -> np.ndarray:
