@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageChops, ImageFilter, UnidentifiedImageError
+from PIL import Image, ImageChops, UnidentifiedImageError
 
 # Normalisation used in training (MNIST training-set mean and std of pixel values in [0, 1]).
 MNIST_MEAN = 0.1307
@@ -65,7 +65,7 @@ MIN_INK_PIXELS = 3
 # border of one grey level, apart from where the digit touches it; paper under a lamp or a camera does not.
 FLAT_TOLERANCE = 3  # grey levels from the border's median
 FLAT_SHARE = 0.9  # of the border within the tolerance: a flat border, not a photo
-PHOTO_SIDE = 384  # px; the photo path works on at most this a side (a digit filling a fifth of it keeps 77 px)
+PHOTO_SIDE = 256  # px; the photo path works on at most this a side (a digit filling a fifth of it keeps 51 px)
 LIGHT_SIDE = 64  # the paper's light is estimated on a copy this small, by a closing LIGHT_SPAN of its side wide:
 LIGHT_SPAN = 0.27  # wider than the thickest stroke (a felt pen close up), narrower than a shadow's soft edge
 RULE_SIDE = 160  # printed rules are looked for on a copy this small
@@ -74,9 +74,12 @@ RULE_SPAN = 0.6  # a rule's straight run covers at least this share of the pictu
 RULE_PRESENT = 0.65  # and is visible along at least this share of it: a digit's bar is not that long (the paper's
 # edge may hide the rest)
 MIN_RULE_DARKNESS = 0.03  # (1 - its transmittance) below this, a "rule" is only the paper's grain
-# A lone line at least this dark (1 - transmittance, averaged over the colour channels) is a stroke, not a printed
-# rule: ink (black 0.9, blue 0.6-0.7) is darker than rules (light blue 0.3, a red margin 0.4).
-LONE_STROKE = 0.5
+# A line at least this dark (1 - transmittance, averaged over the colour channels) is ink, not a printed rule (a
+# 1 across a close crop, a 7's bar along a rule): ink (black 0.9, blue 0.6-0.7) is darker than rules (light blue
+# 0.3, a red margin 0.4).
+INK_DARKNESS = 0.5
+RULE_QUANTILE = 0.5  # a rule's transmittance: this quantile along its length (a digit may cover the rest)
+MAX_RULES = 40  # rules looked for in each direction (squared paper in a wide shot shows about 20)
 COMPONENT_SIDE = 128  # ink is split into connected parts on a copy this small
 MIN_PHOTO_INK = 0.15  # darkness (1 - pixel / paper) a pixel needs to count as ink ...
 MIN_DIGIT_INK = 0.3  # ... and the digit's strongest ink (its 90th percentile) at least this
@@ -359,94 +362,131 @@ def photo_ink(image: Image.Image, *, grey: np.ndarray) -> np.ndarray:
     """(h, w) uint8 ink of the digit in a photo or scan of paper, at most PHOTO_SIDE px a side: the paper's light
     divided out, printed rules divided out, the darkest channel, and only the digit's parts kept.
     grey: ink_map's working copy (used for greyscale images). Raises NoDigitFoundError."""
-    transmittance = _photo_channels(image, grey=grey)  # (C, h, w) float32: the picture ...
-    for channel in transmittance:
-        channel /= np.maximum(_paper_light(channel), 1 / 255)  # ... over the paper's light: 1 on paper, < 1 on ink
+    picture = _photo_copy(image, grey=grey)
+    pixels = np.asarray(picture, dtype=np.float32)
+    pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)  # (C, h, w)
+    transmittance = pixels / np.maximum(_paper_light(picture), 1.0)  # 1 on bare paper, below 1 on ink and rules
     np.clip(transmittance, 0.0, 1.0, out=transmittance)
     _divide_out_rules(transmittance)
     darkness = 1.0 - transmittance.min(axis=0)  # the darkest channel: blue ink is darkest in red, black in all
     return _digit_ink(darkness)
 
 
-def _photo_channels(image: Image.Image, *, grey: np.ndarray) -> np.ndarray:
-    """(C, h, w) float32 in [0, 1] at most PHOTO_SIDE a side (area averaging): RGB, or grey for greyscale images."""
+def _photo_copy(image: Image.Image, *, grey: np.ndarray) -> Image.Image:
+    """The picture at most PHOTO_SIDE a side (area averaging): RGB, or L for greyscale images."""
     greyscale = image.mode.startswith(("1", "L", "I", "F"))
-    picture = Image.fromarray(grey) if greyscale else image.convert("RGB")  # (a JPEG's YCbCr, palette, opaque RGBA)
+    picture = Image.fromarray(grey) if greyscale else image
     factor = math.ceil(max(picture.size) / PHOTO_SIDE)
-    if factor > 1:
-        picture = picture.reduce(factor)
-    pixels = np.asarray(picture, dtype=np.float32) / 255
-    return np.ascontiguousarray(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
+    picture = picture.reduce(factor) if factor > 1 and picture.mode in ("L", "RGB", "YCbCr") else picture
+    return picture if greyscale else picture.convert("RGB")  # (a JPEG's YCbCr, palette, opaque RGBA)
 
 
-def _paper_light(channel: np.ndarray) -> np.ndarray:
-    """(h, w) the paper's brightness under its light, at every pixel: a closing (max then min filter) on a small
-    copy fills the ink in, keeps the slow changes (gradients, shadows, vignetting) and is smoothed back up."""
-    height, width = channel.shape
-    small = Image.fromarray(np.round(channel * 255).astype(np.uint8))
-    factor = math.ceil(max(width, height) / LIGHT_SIDE)
-    if factor > 1:
-        small = small.reduce(factor)
-    size = max(3, round(max(small.size) * LIGHT_SPAN) // 2 * 2 + 1)  # odd
-    closed = small.filter(ImageFilter.MaxFilter(size)).filter(ImageFilter.MinFilter(size))
-    # smoothed, but never above the closing: a blur across a sharp step (the paper's edge, a hard shadow) would make
-    # the dark side's light too bright there, and a band along the step would look like ink
-    smooth = ImageChops.darker(closed.filter(ImageFilter.GaussianBlur(size / 4)), closed)
-    return np.asarray(smooth.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32) / 255
+def _paper_light(picture: Image.Image) -> np.ndarray:
+    """(C, h, w) the paper's brightness under its light at every pixel, per channel (0-255): a closing (max, then
+    min filter) on a small copy fills the ink in and keeps the slow changes (gradients, shadows, vignetting, the
+    light's colour); smoothed and enlarged back."""
+    factor = math.ceil(max(picture.size) / LIGHT_SIDE)
+    small = np.asarray(picture.reduce(factor) if factor > 1 else picture, dtype=np.float32)
+    small = small[None] if small.ndim == 2 else small.transpose(2, 0, 1)
+    size = max(3, round(max(small.shape[1:]) * LIGHT_SPAN) // 2 * 2 + 1)  # odd
+    lights = []
+    for channel in small:
+        closed = _rank_filter(_rank_filter(channel, size, np.maximum), size, np.minimum)
+        # smoothed, but never above the closing: a blur across a sharp step (the paper's edge, a hard shadow) would
+        # make the dark side's light too bright there, and a band along the step would look like ink
+        light = np.minimum(_box_mean(closed, size // 2 | 1), closed)
+        lights.append(np.asarray(Image.fromarray(light, mode="F").resize(picture.size, Image.Resampling.BILINEAR)))
+    return np.stack(lights)
+
+
+def _rank_filter(values: np.ndarray, size: int, extreme: np.ufunc) -> np.ndarray:
+    """The max (extreme=np.maximum) or min (np.minimum) over a size x size square around each pixel, edges repeated.
+    Separable (a square's max is the max of its rows' maxes), and each 1-D pass doubles the window it covers, so it
+    takes log2(size) array operations rather than size."""
+    half = size // 2
+    for axis in (0, 1):
+        lines = np.moveaxis(values, axis, 0)  # the pass runs along the first axis
+        covered, span = np.pad(lines, ((half, half), (0, 0)), mode="edge"), 1
+        while span * 2 <= size:  # covered[i]: the extreme of the padded lines i .. i + 2 * span - 1
+            covered, span = extreme(covered[:-span], covered[span:]), span * 2
+        count = lines.shape[0]  # a window of `size` is two overlapping windows of `span`
+        values = np.moveaxis(extreme(covered[:count], covered[size - span : size - span + count]), 0, axis)
+    return values
+
+
+def _box_mean(values: np.ndarray, size: int) -> np.ndarray:
+    """The mean over a size x size square around each pixel, edges repeated (running sums)."""
+    half = size // 2
+    for axis in (0, 1):
+        lines = np.moveaxis(values, axis, 0)
+        sums = np.cumsum(np.pad(lines, ((half + 1, half), (0, 0)), mode="edge"), axis=0, dtype=np.float64)
+        values = np.moveaxis((sums[size:] - sums[:-size]) / size, 0, axis)
+    return values.astype(np.float32)
 
 
 @dataclass(frozen=True)
-class Rule:
-    """A printed rule found in a picture, in its pixels: row = intercept + slope * (column - width / 2)."""
+class Rules:
+    """The printed rules found across a picture, in its pixels: rule i runs along
+    row = intercept[i] + slope[i] * (column - width / 2), half_width[i] rows either side."""
 
-    slope: float
-    intercept: float
-    half_width: int
-    lone: bool  # no other rule runs parallel to it (a margin line, or a 1's stroke across a close crop)
+    slope: np.ndarray  # (R,) float
+    intercept: np.ndarray  # (R,) float
+    half_width: np.ndarray  # (R,) int
+
+    @property
+    def lone(self) -> bool:
+        """No other rule runs parallel to it: a margin line, or a 1's stroke across a close crop."""
+        return len(self.slope) == 1
 
 
-def _divide_out_rules(transmittance: np.ndarray) -> list[Rule]:
+def _divide_out_rules(transmittance: np.ndarray) -> int:
     """Find the printed rules (lined or squared paper, a margin line) and divide each one's transmittance out, in
-    place: what crosses a rule (the digit) keeps its own darkness. Rows first, then columns. Returns those divided."""
-    divided = []
+    place: what crosses a rule (the digit) keeps its own darkness. Rows first, then columns. Returns how many."""
+    divided = 0
     for vertical in (False, True):
-        view = transmittance.transpose(0, 2, 1) if vertical else transmittance  # a view: writes go through
-        divided += [rule for rule in _find_rules(1.0 - view.min(axis=0)) if _divide_out(view, rule)]
+        # columns are handled as the rows of a transposed copy (contiguous: gathers along a view cost 5x)
+        lines = np.ascontiguousarray(transmittance.transpose(0, 2, 1)) if vertical else transmittance
+        darkness = 1.0 - lines.min(axis=0)
+        rules = _find_rules(darkness)
+        if rules is not None:
+            divided += _divide_out(lines, rules, darkness=darkness)
+            if vertical:
+                transmittance[...] = lines.transpose(0, 2, 1)
     return divided
 
 
-def _find_rules(darkness: np.ndarray) -> list[Rule]:
-    """Near-horizontal straight rules across (h, w) darkness: a Hough transform over RULE_SLOPES on a small copy,
-    strongest first, each a run of at least RULE_SPAN of the width."""
+def _find_rules(darkness: np.ndarray) -> Rules | None:
+    """Near-horizontal straight rules across (h, w) darkness: a Hough transform over RULE_SLOPES of the thin dark
+    lines (_ridges) of a small copy, strongest first, each a run of at least RULE_SPAN of the width."""
     factor = math.ceil(max(darkness.shape) / RULE_SIDE)
     small = _reduce_mean(darkness, factor)
     height, width = small.shape
     ridge = _ridges(small)
     ys, xs = np.nonzero(ridge > max(_noise_floor(ridge), MIN_RULE_DARKNESS / 2))
     if len(ys) < RULE_SPAN * width:
-        return []
+        return None
     margin = math.ceil(abs(RULE_SLOPES).max() * width / 2) + 1
     rows = height + 2 * margin
     intercepts = np.rint(ys[None, :] - RULE_SLOPES[:, None] * (xs[None, :] - width / 2)).astype(np.intp) + margin
-    votes = np.bincount((np.arange(len(RULE_SLOPES))[:, None] * rows + intercepts).ravel(), minlength=rows * 31)
-    votes = votes[: len(RULE_SLOPES) * rows].reshape(len(RULE_SLOPES), rows)
+    cells = (np.arange(len(RULE_SLOPES))[:, None] * rows + intercepts).ravel()
+    votes = np.bincount(cells, minlength=len(RULE_SLOPES) * rows).reshape(len(RULE_SLOPES), rows)
     votes[:, 1:-1] += (votes[:, :-2] + votes[:, 2:]) // 2  # a rule between two rows votes in both
     found = []
-    while len(found) < 40:
+    while len(found) < MAX_RULES:
         slope_index, row = np.unravel_index(int(votes.argmax()), votes.shape)
         peak = int(votes[slope_index, row])
         if peak < RULE_SPAN * width:
             break
-        strong = votes[slope_index] >= peak / 2
-        top, bottom = row, row
-        while top > 0 and strong[top - 1]:
-            top -= 1
-        while bottom < rows - 1 and strong[bottom + 1]:
-            bottom += 1
+        strong = np.flatnonzero(votes[slope_index] < peak / 2)  # the rule's width: where its votes stay strong
+        top = strong[strong < row].max(initial=-1) + 1
+        bottom = strong[strong > row].min(initial=rows) - 1
         votes[:, max(0, top - 2) : bottom + 3] = 0  # one rule, whatever its width
         half = math.ceil((bottom - top + 1) * factor / 2) + factor
-        found.append((float(RULE_SLOPES[slope_index]), (row - margin + 0.5) * factor - 0.5, half))
-    return [Rule(slope=m, intercept=b, half_width=h, lone=len(found) == 1) for m, b, h in found]
+        found.append((RULE_SLOPES[slope_index], (row - margin + 0.5) * factor - 0.5, half))
+    if not found:
+        return None
+    slope, intercept, half = (np.array(column) for column in zip(*found, strict=True))
+    return Rules(slope=slope.astype(np.float32), intercept=intercept.astype(np.float32), half_width=half)
 
 
 def _ridges(darkness: np.ndarray) -> np.ndarray:
@@ -469,74 +509,111 @@ def _reduce_mean(values: np.ndarray, factor: int) -> np.ndarray:
 
 
 def _noise_floor(darkness: np.ndarray) -> float:
-    """The darkness bare paper reaches: its median plus 6 robust standard deviations (most pixels are paper)."""
-    median = float(np.median(darkness))
-    spread = 1.4826 * float(np.median(np.abs(darkness - median)))
+    """The darkness bare paper reaches: its median plus 6 robust standard deviations (most pixels are paper),
+    estimated on every 7th pixel."""
+    sample = darkness.ravel()[::7]
+    median = float(np.median(sample))
+    spread = 1.4826 * float(np.median(np.abs(sample - median)))
     return median + 6 * spread
 
 
-def _divide_out(transmittance: np.ndarray, rule: Rule) -> bool:
-    """Divide one rule out of (C, h, w) transmittance in place: across its width, the rule's transmittance is the
-    median along its length (robust to the digit crossing it), sampled along its centre line to a fraction of a
-    pixel. False when it is not a rule after all: too faint, or not visible along most of its length (a digit's
-    long bar crosses only part of the picture)."""
-    _, height, width = transmittance.shape
-    centre = _rule_centre(transmittance, rule)  # (W,) the rule's centre row in every column
+def _divide_out(transmittance: np.ndarray, rules: Rules, *, darkness: np.ndarray) -> int:
+    """Divide rules out of (C, h, w) transmittance in place (darkness: 1 - its darkest channel): across its width, a
+    rule's transmittance is the median along its length (robust to the digit crossing it), sampled along its centre
+    line to a fraction of a pixel. A "rule" that is too faint, not visible along most of its length (a digit's long
+    bar crosses only part of the picture) or as dark as ink (a 1 across a close crop, a 7's bar along a rule) is
+    left. Returns how many were divided out."""
+    height = darkness.shape[0]
+    reach = int(rules.half_width.max())
+    offsets = np.arange(-reach, reach + 1, dtype=np.float32)  # (O,)
+    centre = _rule_centres(darkness[None], rules, offsets)  # (R, W)
     on = (centre >= 0) & (centre <= height - 1)
-    if on.mean() < RULE_PRESENT:
-        return False
-    offsets = np.arange(-rule.half_width, rule.half_width + 1, dtype=np.float32)
-    straight = _sample_rows(transmittance, centre[None, :] + offsets[:, None])[:, :, on]  # (C, O, W')
-    profile = np.median(straight[:, :, ::2], axis=2)  # (C, O): the rule's transmittance across its width
-    darkness = 1.0 - profile.min(axis=0)
-    core = int(darkness.argmax())
-    if darkness[core] < MIN_RULE_DARKNESS:
-        return False
-    if rule.lone and 1.0 - profile[:, core].mean() >= LONE_STROKE:  # as dark as ink: a 1 across a close crop
-        return False
-    near = straight[:, max(0, core - 1) : core + 2, :].min(axis=(0, 1))  # (W',) the darkest at the rule's core
-    if np.mean(1.0 - near >= darkness[core] / 2) < RULE_PRESENT:
-        return False
-    # every pixel within the rule's width: its offset from the centre line, and the rule's transmittance there
-    steps = np.arange(-rule.half_width, rule.half_width + 2)
-    rows = np.floor(centre).astype(np.intp)[None, :] + steps[:, None]  # (K, W)
-    offset = rows - centre[None, :]
-    band = (np.abs(offset) <= rule.half_width) & (rows >= 0) & (rows < height)
-    rows, columns, offset = rows[band], np.broadcast_to(np.arange(width), band.shape)[band], offset[band]
-    for channel, across in zip(transmittance, profile, strict=True):
-        divisor = np.interp(offset, offsets, np.maximum(across, 1e-3))
-        channel[rows, columns] = np.minimum(channel[rows, columns] / divisor, 1.0)
-    return True
+    every = slice(None, None, 2)  # every other column is plenty for medians along a rule
+    straight = _sample_rows(transmittance[:, :, every], centre[:, None, every] + offsets[None, :, None])
+    # (C, R, O): each rule's transmittance across its width, the median along its length: a digit written along a
+    # rule for up to half its length does not make it look darker (0.4 or 0.6 instead: a little worse, measured)
+    profile = _quantile_where(straight, on[None, :, None, every], RULE_QUANTILE)
+    profile[:, np.abs(offsets)[None, :] > rules.half_width[:, None]] = 1.0
+    across = 1.0 - profile.min(axis=0)  # (R, O)
+    core = across.argmax(axis=1)
+    peak = across[np.arange(len(core)), core]
+    # visible: the darkest within a row of the core, at least half the rule's darkness, in most of its columns
+    rows = centre[:, None, :] + offsets[core][:, None, None] + np.arange(-1.0, 2.0)[:, None]  # (R, 3, W)
+    near = _sample_rows(darkness[None], rows)[0].max(axis=1)
+    present = ((near >= peak[:, None] / 2) & on).sum(axis=1) / np.maximum(on.sum(axis=1), 1)
+    kept = (on.mean(axis=1) >= RULE_PRESENT) & (peak >= MIN_RULE_DARKNESS) & (present >= RULE_PRESENT)
+    kept &= 1.0 - profile[:, np.arange(len(core)), core].mean(axis=0) < INK_DARKNESS  # printed, not written
+    if kept.any():
+        _divide_bands(transmittance, centre=centre[kept], half_width=rules.half_width[kept], profile=profile[:, kept])
+    return int(kept.sum())
 
 
-def _rule_centre(transmittance: np.ndarray, rule: Rule) -> np.ndarray:
-    """(W,) float: the rule's centre row in each column, refined from the Hough transform's coarse line by the
-    darkness-weighted centre across it, a robust straight fit (the median on each half of the picture)."""
-    width = transmittance.shape[2]
+def _divide_bands(transmittance: np.ndarray, *, centre: np.ndarray, half_width: np.ndarray, profile: np.ndarray):
+    """Divide every pixel within half_width[i] of rule i's centre line (centre: (R, W) rows) by the rule's
+    transmittance at its offset from that line (profile: (C, R, O) at offsets -reach..reach, interpolated)."""
+    height, width = transmittance.shape[1:]
+    reach = (profile.shape[2] - 1) // 2
+    steps = np.arange(-reach, reach + 2)
+    rows = np.floor(centre).astype(np.intp)[:, None, :] + steps[None, :, None]  # (R, K, W)
+    offset = rows - centre[:, None, :]
+    band = (np.abs(offset) <= half_width[:, None, None]) & (rows >= 0) & (rows < height)
+    rule = np.broadcast_to(np.arange(len(centre))[:, None, None], band.shape)[band]
+    columns = np.broadcast_to(np.arange(width), band.shape)[band]
+    rows, offset = rows[band], offset[band] + reach
+    low = np.minimum(np.floor(offset).astype(np.intp), 2 * reach - 1)
+    fraction = (offset - low).astype(np.float32)
+    flat = profile.reshape(len(profile), -1)  # (C, R * O): one gather rather than two index arrays
+    index = rule * profile.shape[2] + low
+    divisor = np.take(flat, index, axis=1) * (1 - fraction) + np.take(flat, index + 1, axis=1) * fraction  # (C, N)
+    # where two rules' bands overlap (close rules, a grid's crossings) a pixel is divided by both: summed as logs
+    pixels = rows * width + columns
+    for channel, divide in zip(transmittance, np.log(np.maximum(divisor, 1e-3)), strict=True):
+        total = np.bincount(pixels, weights=divide, minlength=height * width).reshape(height, width)
+        np.minimum(channel * np.exp(-total), 1.0, out=channel)
+
+
+def _rule_centres(darkness: np.ndarray, rules: Rules, offsets: np.ndarray) -> np.ndarray:
+    """(R, W) float: each rule's centre row in each column, refined from the Hough transform's coarse line by the
+    darkness-weighted centre across it, and a robust straight fit (the median on each half of the picture).
+    darkness: (1, h, w)."""
+    width = darkness.shape[2]
     columns = np.arange(width, dtype=np.float32)
-    centre = (rule.intercept + rule.slope * (columns - width / 2)).astype(np.float32)
-    offsets = np.arange(-rule.half_width, rule.half_width + 1, dtype=np.float32)
-    darkness = 1.0 - _sample_rows(transmittance, centre[None, :] + offsets[:, None]).min(axis=0)  # (O, W)
-    weight = darkness.sum(axis=0)
-    shift = (darkness * offsets[:, None]).sum(axis=0) / np.maximum(weight, 1e-6)
-    seen = weight >= np.median(weight) / 2
+    centre = rules.intercept[:, None] + rules.slope[:, None] * (columns[None, :] - width / 2)  # (R, W)
+    samples = _sample_rows(darkness, centre[:, None, :] + offsets[None, :, None])[0]  # (R, O, W)
+    weight = samples.sum(axis=1)  # (R, W)
+    shift = (samples * offsets[None, :, None]).sum(axis=1) / np.maximum(weight, 1e-6)
+    seen = weight >= np.median(weight, axis=1, keepdims=True) / 2
     left, right = seen & (columns < width / 2), seen & (columns >= width / 2)
-    if left.sum() < 3 or right.sum() < 3:
-        return centre
-    x_left, x_right = float(np.median(columns[left])), float(np.median(columns[right]))
-    y_left, y_right = float(np.median(shift[left])), float(np.median(shift[right]))
-    return centre + y_left + (y_right - y_left) * (columns - x_left) / max(x_right - x_left, 1.0)
+    x_left, x_right = _quantile_where(columns[None, :], left), _quantile_where(columns[None, :], right)
+    y_left, y_right = _quantile_where(shift, left), _quantile_where(shift, right)
+    fit = y_left[:, None] + (y_right - y_left)[:, None] * (columns[None, :] - x_left[:, None])
+    fit /= np.maximum(x_right - x_left, 1.0)[:, None]
+    usable = (left.sum(axis=1) >= 3) & (right.sum(axis=1) >= 3)
+    return centre + np.where(usable[:, None], fit, 0.0)
+
+
+def _quantile_where(values: np.ndarray, where: np.ndarray, q: float = 0.5) -> np.ndarray:
+    """The q-quantile (lower) over the last axis of the values where `where` holds (broadcast), for every row at
+    once: the others sort last. NaN where nothing holds."""
+    values, where = np.broadcast_arrays(values, where)
+    ordered = np.sort(np.where(where, values, np.inf), axis=-1)
+    count = where.sum(axis=-1)
+    rank = np.floor(q * np.maximum(count - 1, 0)).astype(np.intp)
+    picked = np.take_along_axis(ordered, rank[..., None], axis=-1)[..., 0]
+    return np.where(count > 0, picked, np.nan)
 
 
 def _sample_rows(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """values (C, h, w) at fractional rows (O, w), one per column: linear between rows, clamped at the edges."""
+    """values (C, h, w) at fractional rows (..., w), one per column: linear between rows, clamped at the edges;
+    returns (C, ..., w)."""
     height, width = values.shape[1:]
     rows = np.clip(rows, 0, height - 1)
     low = np.floor(rows).astype(np.intp)
-    high = np.minimum(low + 1, height - 1)
     fraction = (rows - low).astype(np.float32)
-    columns = np.arange(width)[None, :]
-    return values[:, low, columns] * (1 - fraction) + values[:, high, columns] * fraction
+    flat = values.reshape(len(values), -1)
+    index = low * width + np.arange(width)  # (..., w) into the flattened picture
+    below = np.take(flat, np.minimum(index + width, flat.shape[1] - 1), axis=1)
+    return np.take(flat, index, axis=1) * (1 - fraction) + below * fraction
 
 
 def _digit_ink(darkness: np.ndarray) -> np.ndarray:
@@ -544,12 +621,10 @@ def _digit_ink(darkness: np.ndarray) -> np.ndarray:
     (_pick_digit), scaled so that the stroke's core is full ink and bare paper 0. Raises NoDigitFoundError."""
     floor = max(_noise_floor(darkness), MIN_PHOTO_INK / 2)
     mask = darkness > max(floor, MIN_PHOTO_INK)
-    keep = _pick_digit(mask, darkness)
+    keep, around = _pick_digit(mask, darkness)
     level = float(np.percentile(darkness[keep], 90))
     if level < MIN_DIGIT_INK:
         raise NoDigitFoundError(NO_DIGIT)
-    # the parts' outlines, one pixel wider: the stroke's soft edge below the mask's threshold belongs to it
-    around = np.asarray(Image.fromarray(keep.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(3))) > 0
     ink = np.clip((darkness - floor) / (level - floor), 0.0, 1.0) * around
     return np.round(ink * 255).astype(np.uint8)
 
@@ -557,8 +632,9 @@ def _digit_ink(darkness: np.ndarray) -> np.ndarray:
 NO_DIGIT = "no digit found in the picture: photograph one digit written in dark ink, large and in even light"
 
 
-def _pick_digit(mask: np.ndarray, darkness: np.ndarray) -> np.ndarray:
-    """(h, w) bool: the parts of mask that make up the digit. The parts are found on a small copy; the main part is
+def _pick_digit(mask: np.ndarray, darkness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(h, w) bool: the parts of mask that make up the digit, and the blocks around them (where the stroke's soft
+    edge, below the mask's threshold, still belongs to it). The parts are found on a small copy; the main part is
     the one with the most ink, weighted towards the centre, among those that are not a long thin line along the
     picture's edge (the paper's edge, a shadow's, a rule that was not divided out); parts near it join it."""
     factor = math.ceil(max(mask.shape) / COMPONENT_SIDE)
@@ -572,8 +648,12 @@ def _pick_digit(mask: np.ndarray, darkness: np.ndarray) -> np.ndarray:
         raise NoDigitFoundError(NO_DIGIT)
     chosen = _near_parts(parts, main)
     keep_small = np.isin(labels, np.asarray(chosen) + 1)
-    keep = np.repeat(np.repeat(keep_small, factor, axis=0), factor, axis=1)[: mask.shape[0], : mask.shape[1]]
-    return keep & mask
+    around = _rank_filter(keep_small, 3, np.maximum) if factor == 1 else keep_small
+
+    def enlarged(blocks: np.ndarray) -> np.ndarray:
+        return np.repeat(np.repeat(blocks, factor, axis=0), factor, axis=1)[: mask.shape[0], : mask.shape[1]]
+
+    return enlarged(keep_small) & mask, enlarged(around)
 
 
 def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
