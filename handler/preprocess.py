@@ -5,6 +5,25 @@ MNIST digits were size-normalised to fit a 20x20 box (keeping the aspect ratio, 
 anywhere on the canvas, dark or light ink, often on a transparent background. Reproducing MNIST's preparation is what
 makes a model trained on MNIST read them.
 
+Photos and scans of ink on paper take their own path (photo_ink) before that same crop, scale and centring:
+paper is never one flat grey, it has grain, its light falls off, a hand shadows it, it may be lined or squared,
+and the ink is blue as often as black. An opaque picture whose border is not one flat grey (canvas exports and
+MNIST-style images have a flat border, apart from where the digit touches it), or whose border is crossed by two
+rules or more on opposite sides (a clean scan of ruled paper), is taken for one; everything else (every drawing)
+is read exactly as before. For a photo, on at most PHOTO_SIDE px a side:
+1. each colour channel is divided by the paper's light there (a closing on a 64 px copy: it fills the strokes in
+   and keeps gradients, shadows, vignetting and the light's colour), so bare paper is 1 under any light;
+2. the darkest channel is kept (blue ink is darkest in red, black ink in all);
+3. printed rules are divided out: long straight thin dark lines, found by a Hough transform of the ridges of a
+   small copy (any tilt up to 15 degrees, each rule on its own for perspective), each divided by its own darkness
+   across its width (the median along its length, so a digit written over or along it keeps its own ink). A line
+   as dark as ink, or visible along less than RULE_PRESENT of its length, is a stroke and stays;
+4. the digit is chosen among the connected parts of what is still dark: the most ink, weighted towards the
+   centre, among parts that are not a thin line along or across the picture's edge (the paper's edge, a shadow's,
+   a rule cut by the frame) nor lying along it (the desk beyond the paper); parts near it (a 5's bar, a stroke
+   broken by faint ink) join it, specks and everything else are dropped. No part dark enough (MIN_DIGIT_INK), or
+   too small, is a picture without a digit: 422 "no digit found in the picture".
+
 Pure functions only (bytes/PIL/numpy in, numpy/torch out): imported by the TorchServe handler, the UI and the tests.
 """
 
@@ -278,7 +297,9 @@ def ink_map(image: Image.Image) -> tuple[np.ndarray, bool]:
     Transparency is composited onto the background that contrasts with the strokes (a canvas exported with a
     transparent background has strokes of one colour and nothing else). Polarity comes from the border: the
     background is what surrounds the drawing. Everything here stays 8-bit and in PIL/numpy C loops: only the crop
-    around the digit is ever turned into floats (this is what keeps preprocessing cheap).
+    around the digit is ever turned into floats (this is what keeps preprocessing cheap). Photos and scans of paper
+    (module docstring) are handed to photo_ink instead, which gives the digit's ink alone, at most PHOTO_SIDE px a
+    side; their ink is dark on light paper (inverted).
     """
     grey_image, alpha_image = _working_copy(image)
     grey = _composite(grey_image, alpha_image)  # (H, W) uint8, at most WORK_SIDE px a side
