@@ -107,6 +107,7 @@ MIN_PHOTO_INK = 0.15  # darkness (1 - pixel / paper) a pixel needs to count as i
 MIN_DIGIT_INK = 0.4
 MIN_DIGIT_SIZE = 0.04  # the digit's longer side, as a share of the picture's longer side
 DIGIT_REACH = 0.35  # parts this close to the main one (a share of its longer side) belong to the digit (a 5's bar)
+NO_DIGIT = "no digit found in the picture: photograph one digit written in dark ink, large and in even light"
 
 
 class PreprocessError(ValueError):
@@ -454,11 +455,6 @@ class Rules:
     intercept: np.ndarray  # (R,) float
     half_width: np.ndarray  # (R,) int
 
-    @property
-    def lone(self) -> bool:
-        """No other rule runs parallel to it: a margin line, or a 1's stroke across a close crop."""
-        return len(self.slope) == 1
-
 
 def _divide_out_rules(transmittance: np.ndarray) -> int:
     """Find the printed rules (lined or squared paper, a margin line) and divide each one's transmittance out, in
@@ -498,9 +494,9 @@ def _find_rules(darkness: np.ndarray) -> Rules | None:
         peak = int(votes[slope_index, row])
         if peak < RULE_SPAN * width:
             break
-        strong = np.flatnonzero(votes[slope_index] < peak / 2)  # the rule's width: where its votes stay strong
-        top = strong[strong < row].max(initial=-1) + 1
-        bottom = strong[strong > row].min(initial=rows) - 1
+        weak = np.flatnonzero(votes[slope_index] < peak / 2)  # the rule's width: up to where its votes get weak
+        top = weak[weak < row].max(initial=-1) + 1
+        bottom = weak[weak > row].min(initial=rows) - 1
         votes[:, max(0, top - 2) : bottom + 3] = 0  # one rule, whatever its width
         half = math.ceil((bottom - top + 1) * factor / 2) + factor
         found.append((RULE_SLOPES[slope_index], (row - margin + 0.5) * factor - 0.5, half))
@@ -648,9 +644,6 @@ def _digit_ink(darkness: np.ndarray) -> np.ndarray:
         raise NoDigitFoundError(NO_DIGIT)
     ink = np.clip((darkness - floor) / (level - floor), 0.0, 1.0) * around
     return np.round(ink * 255).astype(np.uint8)
-
-
-NO_DIGIT = "no digit found in the picture: photograph one digit written in dark ink, large and in even light"
 
 
 def _pick_digit(mask: np.ndarray, darkness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
