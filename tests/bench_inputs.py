@@ -54,6 +54,20 @@ def photo(width: int, height: int) -> Image.Image:
     return Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).convert("RGB")
 
 
+def paper_photo(width: int, height: int) -> Image.Image:
+    """A photo of squared paper (the dearest kind for the photo path: a rule every 5% of the side, both ways) under
+    light falling off to one side, with sensor noise and a blue 7: what the handler's photo path works on."""
+    generator = np.random.default_rng(1)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    light = 1.0 - 0.4 * xs / width  # (h, w)
+    grid = ((xs % (width / 20)) < width / 400) | ((ys % (height / 20)) < height / 400)
+    paper = np.where(grid[..., None], (150.0, 170.0, 200.0), (240.0, 238.0, 232.0)) * light[..., None]
+    image = Image.fromarray(np.clip(paper + generator.normal(0, 6, paper.shape), 0, 255).astype(np.uint8))
+    points = [(0.3 * width, 0.3 * height), (0.7 * width, 0.3 * height), (0.45 * width, 0.75 * height)]
+    ImageDraw.Draw(image).line(points, fill=(40, 60, 150), width=max(2, width // 60), joint="curve")
+    return image
+
+
 def largest_jpeg(image: Image.Image, limit: int, **options) -> bytes:
     """The image as a JPEG of the highest quality that fits in `limit` bytes."""
     low, high, best = 1, 100, encode(image, "JPEG", quality=1, **options)
@@ -75,9 +89,15 @@ def cases() -> dict[str, bytes]:
     side = int(preprocess.MAX_PROGRESSIVE_JPEG_PIXELS**0.5)
     progressive = largest_jpeg(photo(side, side), preprocess.MAX_PROGRESSIVE_JPEG_BYTES, progressive=True)
     coarse = encode(Image.new("L", (side, side), 170), "JPEG", progressive=True)  # small scans: 16 fit the bytes
+    rgb = int((preprocess.MAX_PNG_SAMPLE_BYTES / 3) ** 0.5)  # the largest square RGB PNG accepted
     return {
         "slate drawing 280x280 RGBA (reference)": drawing,
         "drawing 840x840 RGBA": slate_drawing(840),
+        "photo of squared paper 1200x900 JPEG q85": encode(paper_photo(1200, 900), "JPEG", quality=85),
+        f"photo of squared paper 4096x4096 at {preprocess.MAX_JPEG_BYTES // 1024} KiB": largest_jpeg(
+            paper_photo(4096, 4096), preprocess.MAX_JPEG_BYTES
+        ),
+        f"photo of squared paper PNG {rgb}x{rgb} RGB": encode(paper_photo(rgb, rgb)),
         f"PNG {rgba}x{rgba} RGBA 8-bit noise, Paeth": noise_png(rgba, rgba),
         f"PNG {rgba}x{rgba} RGBA 8-bit noise, interlaced": noise_png(rgba, rgba, interlace=True),
         f"PNG {grey16}x{grey16} grey 16-bit noise, interlaced": noise_png(
