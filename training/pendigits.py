@@ -163,9 +163,11 @@ def _pen_width(rng: np.random.Generator, spec: SlateSpec) -> float:
     return float(rng.uniform(*spec.stroke_widths))
 
 
-def draw_strokes(strokes: Sequence[np.ndarray], *, width: float, size: int) -> np.ndarray:
-    """Strokes ((n, 2) x, y in slate px) drawn with a round pen -> (size, size) uint8 ink coverage, 255 = full."""
-    big = Image.new("L", (size * SUPERSAMPLE, size * SUPERSAMPLE), 0)
+def draw_strokes(strokes: Sequence[np.ndarray], *, width: float, size: int | tuple[int, int]) -> np.ndarray:
+    """Strokes ((n, 2) x, y in slate px) drawn with a round pen -> (height, width) uint8 ink coverage, 255 = full.
+    size: the side of a square slate, or (width, height) of a wide one (the Number mode's)."""
+    columns, rows = (size, size) if isinstance(size, int) else size
+    big = Image.new("L", (columns * SUPERSAMPLE, rows * SUPERSAMPLE), 0)
     draw = ImageDraw.Draw(big)
     radius = width * SUPERSAMPLE / 2
     for stroke in strokes:
@@ -174,7 +176,7 @@ def draw_strokes(strokes: Sequence[np.ndarray], *, width: float, size: int) -> n
             draw.line(points, fill=255, width=round(width * SUPERSAMPLE))
         for x, y in points:  # round caps and joins: a disc at every vertex (a tap is a dot)
             draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
-    return np.asarray(big.resize((size, size), Image.Resampling.BOX))
+    return np.asarray(big.resize((columns, rows), Image.Resampling.BOX))
 
 
 def renderings(
