@@ -88,7 +88,7 @@ load: $(INSTALLED) $(MARS)  ## USERS users draw, predict, label for SECONDS s ag
 	$(PY) -m tests.load --data-dir $(DATA_DIR) --users $(USERS) --seconds $(SECONDS)
 
 bench: $(INSTALLED) $(MARS)  ## benchmarks (speed targets live here, never in tests)
-	$(PY) -m tests.bench --data-dir $(DATA_DIR)
+	PENDIGITS_FILE=$(abspath $(PENDIGITS)) $(PY) -m tests.bench --data-dir $(DATA_DIR)
 
 bench-hostile: $(INSTALLED)  ## 4 clients sending the dearest accepted images vs 4 normal users (a running product)
 	$(PY) -m tests.bench_hostile $(ARGS)

@@ -214,7 +214,8 @@ class MNISTDigitHandler(BaseHandler):
         """The number read from one number request's candidates (handler/segmentation.py), with the version's refusal
         rules applied to each digit: a refused digit makes the whole number null."""
         model = self.manifest["model"]
-        answer = reading(item.number, item.logits[:, :NOT_A_DIGIT_INDEX].numpy())
+        logits = item.logits if item.logits is not None else torch.zeros((0, NOT_A_DIGIT_INDEX))  # (none: refused)
+        answer = reading(item.number, logits[:, :NOT_A_DIGIT_INDEX].numpy())
         if answer["number"] is None:
             answer["not_a_digit"] = True
         for digit in answer["digits"]:
@@ -223,8 +224,8 @@ class MNISTDigitHandler(BaseHandler):
             if item.preview:
                 digit["preview"] = base64.b64encode(to_png(candidate.field)).decode("ascii")
             if self.refusal.enabled:
-                logits = item.logits[index]
-                not_a_digit = float(torch.softmax(logits, 0)[NOT_A_DIGIT_INDEX]) if len(logits) > 10 else None
+                row = logits[index]
+                not_a_digit = float(torch.softmax(row, 0)[NOT_A_DIGIT_INDEX]) if len(row) > NOT_A_DIGIT_INDEX else None
                 reason = self.refusal.reason(field=candidate.field, not_a_digit=not_a_digit)
                 digit["not_a_digit"] = reason is not None
                 if reason is not None and answer["number"] is not None:

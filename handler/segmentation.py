@@ -1,24 +1,30 @@
-"""Read a number: several digits written side by side in one drawing. Pure numpy/PIL; the model is asked through the
+"""Read a number: several digits written side by side in one drawing. Pure numpy/PIL; the model is asked by the
 caller, once, for every candidate digit of every drawing in a batch.
 
 Recognition-driven segmentation, in three steps:
-1. `layout(ink)`: the drawing's ink (preprocess.ink_map, at its working resolution) falls into connected parts;
-   specks are dropped and small marks lying within another part's columns (a 5's bar, the cross of a 7) are joined
-   to it. Parts wider than a digit (touching digits) are cut where little ink crosses, along the writing's slant.
-   What is left are *pieces*, in reading order.
-2. Every run of up to MAX_GROUP neighbouring pieces that could be one digit (not too wide, no wide gap inside) is a
-   *candidate*: its ink goes through the single digit's preprocessing (preprocess.fit_with_box) and the model
-   scores it. Their count is capped (MAX_CANDIDATES), so a request's cost is bounded.
-3. `choose(layout, log_probs)`: the grouping of all pieces into digits that maximises the sum of the digits' log
-   probabilities, minus costs for what writing rarely does (a digit far wider than high, a fragment as a digit,
-   a cut through several strokes, a gap inside a digit). A dynamic programme over the pieces, exact and cheap.
+1. `segment(ink)`: the drawing's ink (preprocess.ink_map, at its working resolution, not 28x28) falls into connected
+   parts; specks are dropped, and a low mark lying within one other part's columns (a 5's bar, a 7's cross, the
+   top of a 4) joins it. A part wider than a digit may hold touching digits: it is cut along the writing's slant
+   where a column crosses the fewest strokes (then the least ink). What is left are *pieces*, in reading order.
+2. `layout(ink)`: every run of up to MAX_GROUP neighbouring pieces that could be one digit (not too wide, no wide
+   gap inside, not two whole digits standing apart) is a *candidate*: its ink alone goes through the single digit's
+   preprocessing (preprocess.fit_with_box) and then the same model. Their count is capped (MAX_CANDIDATES), so a
+   request's cost is bounded.
+3. `choose(layout, logits)`: the grouping of all pieces into digits with the best total score, by a dynamic
+   programme over the pieces (exact and cheap): each digit brings its log probability and a bonus for the model's
+   energy (logsumexp of the logits: merged pairs and fragments get a confident softmax but far lower logits), and
+   pays for what writing rarely does (a digit wider than high, wider than its class usually is, a fragment read as
+   a digit, a cut through several strokes).
 
 Sizes are measured against the digits' height (the median height of the tall parts), so the rules hold for any
-size of writing. The costs were tuned on numbers composed from the training writers (training/numbers.py).
+size of writing. The costs were tuned on numbers composed from the training writers (training/numbers.py); tried
+and left out as no better: winding cut paths between the strokes, a projection-based slant, costs for columns shared
+or gaps inside a digit, a logistic verifier over the same features.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,54 +52,46 @@ else:  # inside the .mar, every file sits flat in the model directory
         normalise,
     )  # fmt: skip
 
-MAX_MARKS = 400  # connected parts at most (specks included): beyond, a scribble or hatching, not a number
-MAX_PIECES = 40  # more than this after joining: not a number we try to read (the cost would not be bounded)
-MAX_GROUP = 4  # pieces in one digit at most (a body, a bar, a piece cut off a touching neighbour)
+# Sizes are fractions of the digits' height unless they say otherwise.
+MAX_MARKS = 400  # connected parts at most (specks included): beyond, hatching or a scribble, not a number
+MAX_PIECES = 40  # pieces at most after joining and cutting (the cost must stay bounded)
+MAX_GROUP = 4  # pieces in one digit at most (a body, a bar, pieces cut off a touching neighbour)
 MAX_CANDIDATES = 72  # model inputs per drawing at most (~0.65 ms each on one core)
-SPECK = 0.12  # a part smaller than this in both directions, x the digits' height, is a speck
-SMALL_MARK = 0.5  # a part lower than this x height, lying within another's columns, belongs to it
+SPECK = 0.12  # a part smaller than this both ways is a speck; a cut-off sliver this small stays with its neighbour
+SMALL_MARK = 0.5  # a part lower than this, lying within one other part's columns, belongs to it
 WITHIN = 0.8  # ... "within": this share of its columns inside the other's
 TALL = 0.45  # parts at least this x the tallest part's height count for the digits' height
-WIDE = 0.5  # a part wider than this x height may hold touching digits: it gets candidate cuts
-CUT_MARGIN = 0.18  # no cut closer than this x height to a part's ends
-CUT_SPACING = 0.28  # cuts at least this x height apart
-CUT_BAND = 0.1  # a cut's path strays at most this x height from its slanted line
-SIDESTEP = 0.15  # what a path's step sideways costs, against 1 per ink pixel crossed
-MAX_DIGIT_WIDTH = 1.5  # a candidate wider than this x height is no digit
-MAX_INNER_GAP = 0.3  # a candidate with an empty run of columns wider than this x height inside is no digit
-# 9 in 10 digits of each class, read in numbers composed from the training writers, are at most this wide (x the
-# digits' height, slant taken out, pen included): a 1 is narrow, a 0 or a 2 can be wider than high.
+WIDE = 0.75  # a part wider than this (slant taken out) may hold touching digits: it gets cuts
+CUT_MARGIN = 0.18  # no cut closer than this to a part's ends
+CUT_SPACING = 0.28  # cuts at least this far apart
+APART_TALL = 0.75  # two parts this tall with empty columns between them are two digits, never one
+MAX_DIGIT_WIDTH = 1.5  # a group of pieces wider than this is no digit
+MAX_INNER_GAP = 0.3  # a group with a run of empty columns wider than this inside is no digit
+MAX_SLANT = 0.8  # x per y
+# 9 in 10 digits of each class, in numbers composed from the training writers, are at most this wide (slant taken
+# out, pen included): a 1 is narrow, a 0 or a 2 can be wider than high.
 DIGIT_WIDTHS = (1.18, 0.67, 1.23, 0.94, 0.97, 1.06, 0.85, 1.03, 0.87, 0.82)
-SLANTS = np.linspace(-0.8, 0.8, 17)  # shears tried to find the writing's slant (x shift per px of height)
 
 
 @dataclass(frozen=True)
 class Costs:
-    """What the grouping pays (in nats, against the digits' log probabilities) for unlikely shapes."""
+    """What a grouping gains and pays per digit, in nats, beside the digits' log probabilities. Tuned (coordinate
+    search for the most numbers read exactly) on 1,000 numbers composed from the training writers."""
 
-    per_digit: float = 0.7  # every digit: keeps confident fragments from beating one whole digit
-    too_wide: float = 6.0  # per x height of width beyond WIDE_DIGIT
+    per_digit: float = 2.05  # every digit pays this: with the energy bonus, it keeps fragments from beating a digit
+    energy: float = 0.5  # every digit gains this per unit of the model's energy (logsumexp of its logits) ...
+    energy_cap: float = 5.0  # ... up to this energy (whole digits: median 5.0; merged pairs 3.5, fragments 3.3)
+    too_wide: float = 1.45  # per unit of width beyond wide_digit
     wide_digit: float = 0.95
-    fragment: float = 6.0  # per x height below LOW_DIGIT: a bar or a cut-off piece read as a digit
-    low_digit: float = 0.55
-    cut: float = 1.0  # splitting at a cut (inside a connected part)
-    cut_stroke: float = 2.0  # ... for every stroke the cut crosses beyond the first
-    apart_overlap: float = 3.0  # splitting two parts that share columns, per share of the narrower one's
-    overlap_free: float = 0.5  # ... beyond this share (slanted neighbours share a few columns)
-    apart_gap: float = 4.0  # a bonus for splitting two parts with empty columns between them, per x height
-    gap_cap: float = 0.5  # ... up to this gap
-    inner_gap: float = 8.0  # per x height of empty columns inside one digit
-    class_wide: float = 0.0  # per x height of width beyond what the digit read usually takes (DIGIT_WIDTHS)
-    # A bonus per unit of the model's energy (logsumexp of the logits) up to energy_cap: merged pairs and fragments
-    # are read with confident softmax but far lower logits than whole digits (median 3.5 and 3.3 against 5.0).
-    energy: float = 0.0
-    energy_cap: float = 6.0
+    class_wide: float = 0.2  # per unit of width beyond what 9 in 10 digits of the class read are (DIGIT_WIDTHS)
+    fragment: float = 28.2  # per unit of height below low_digit: a bar or a cut-off piece read as a digit
+    low_digit: float = 0.73
+    cut_stroke: float = 0.14  # ending a digit at a cut, per pen width of ink it crosses beyond the first
+    apart_gap: float = 0.2  # a bonus for ending a digit at empty columns, per unit of their width ...
+    gap_cap: float = 0.5  # ... up to this width
 
 
-COSTS = Costs(
-    per_digit=1.85, too_wide=1.25, wide_digit=0.95, fragment=21.2, low_digit=0.73, cut=0.0, cut_stroke=0.14,
-    apart_overlap=0.0, apart_gap=0.2, gap_cap=0.5, inner_gap=10.6, class_wide=0.0, energy=0.5, energy_cap=5.0,
-)  # fmt: skip
+COSTS = Costs()
 
 
 @dataclass(frozen=True)
@@ -108,19 +106,16 @@ class Shape:
 @dataclass(frozen=True)
 class Boundary:
     """What lies between two neighbouring pieces: a cut through `cut` pen widths of ink (about the strokes it
-    crosses; 0: no cut), the share of the narrower one's columns they share, and the empty columns between them
-    (fraction of the digits' height)."""
+    crosses; 0: no cut), or the empty columns between them (a fraction of the digits' height)."""
 
     cut: float = 0.0
-    overlap: float = 0.0
     gap: float = 0.0
 
     def cost(self, costs: Costs) -> float:
-        """What ending a digit here costs."""
+        """What ending a digit here costs (negative: a gain)."""
         if self.cut:
-            return costs.cut + costs.cut_stroke * max(0.0, self.cut - 1)
-        overlap = max(0.0, self.overlap - costs.overlap_free)
-        return costs.apart_overlap * overlap - costs.apart_gap * min(self.gap, costs.gap_cap)
+            return costs.cut_stroke * max(0.0, self.cut - 1)
+        return -costs.apart_gap * min(self.gap, costs.gap_cap)
 
 
 @dataclass(frozen=True)
@@ -134,12 +129,10 @@ class Candidate:
     shape: Shape  # its size against the digits' height
 
     def cost(self, costs: Costs) -> float:
-        """What reading these pieces as one digit costs for its shape (>= 0)."""
+        """What reading these pieces as one digit costs for its shape (>= 0; its class's width: see choose)."""
         shape = self.shape
-        return (
-            costs.too_wide * max(0.0, shape.width - costs.wide_digit)
-            + costs.fragment * max(0.0, costs.low_digit - shape.height)
-            + costs.inner_gap * shape.gap
+        return costs.too_wide * max(0.0, shape.width - costs.wide_digit) + costs.fragment * max(
+            0.0, costs.low_digit - shape.height
         )
 
     def tensor(self):
@@ -249,12 +242,15 @@ class _Part:
     x1: float
     y0: int
     y1: int
+    left: int  # the drawing's columns (not deslanted): [left, right)
+    right: int
     cut: float = 0.0  # pen widths of ink crossed by the cut before this piece (0: no cut before it)
 
     @classmethod
     def of(cls, pixels: np.ndarray, ink: _Ink, *, cut: float = 0.0) -> _Part:
-        columns, rows = ink.deslanted[pixels], ink.ys[pixels]
-        return cls(pixels, float(columns.min()), float(columns.max()) + 1, int(rows.min()), int(rows.max()) + 1, cut)
+        columns, rows, xs = ink.deslanted[pixels], ink.ys[pixels], ink.xs[pixels]
+        return cls(pixels, float(columns.min()), float(columns.max()) + 1, int(rows.min()), int(rows.max()) + 1,
+                   int(xs.min()), int(xs.max()) + 1, cut)  # fmt: skip
 
     def joined(self, other: _Part, ink: _Ink) -> _Part:
         return _Part.of(np.concatenate([self.pixels, other.pixels]), ink)
@@ -300,7 +296,7 @@ def segment(ink: np.ndarray) -> tuple[np.ndarray, list[_Part], float]:
         raise TooManyPartsError(f"the drawing has {runs.part.max() + 1} separate marks: too many to read as a number")
     labels = _paint(runs, runs.part, mask.shape)  # (H, W) part id, -1 off the ink
     ys, xs = np.nonzero(mask)
-    slant = _slant(xs, ys)
+    slant = _slant(ink)
     centre = float(ys.mean())
     ink_ = _Ink(ys=ys, xs=xs, deslanted=xs + slant * (ys - centre), slant=slant, centre=centre, pen=_pen_width(mask))
     pieces, height = _pieces(labels[ys, xs], ink_)
@@ -310,20 +306,20 @@ def segment(ink: np.ndarray) -> tuple[np.ndarray, list[_Part], float]:
     return _fill_fringe(map_, ink), pieces, height
 
 
-def _slant(xs: np.ndarray, ys: np.ndarray) -> float:
-    """The shear that makes the strokes most upright: the one whose column histogram is most peaked."""
-    if xs.size > 20000:  # a sample is as good and keeps this step's cost fixed
-        step = xs.size // 20000 + 1
-        xs, ys = xs[::step], ys[::step]
-    centred = ys - ys.mean()
-    best, best_score = 0.0, -1.0
-    for shear in SLANTS:
-        columns = np.round(xs + shear * centred).astype(np.int64)
-        counts = np.bincount(columns - columns.min())
-        score = float(np.dot(counts, counts))
-        if score > best_score * 1.0001:  # a near tie keeps the first found
-            best, best_score = float(shear), score
-    return best
+def _slant(ink: np.ndarray) -> float:
+    """The writing's slant: the median lean (x per y) of the near-upright stroke edges, from the ink's Sobel
+    gradients (an edge's gradient is normal to its stroke). Upright strokes of every digit count, so one long
+    diagonal (a 7's) does not decide it alone."""
+    grey = ink.astype(np.float32)
+    smooth = grey[:-2] + 2 * grey[1:-1] + grey[2:]  # (H-2, W) vertical smoothing, for gx
+    gx = smooth[:, 2:] - smooth[:, :-2]  # (H-2, W-2)
+    smooth = grey[:, :-2] + 2 * grey[:, 1:-1] + grey[:, 2:]
+    gy = smooth[2:] - smooth[:-2]
+    strength = np.abs(gx) + np.abs(gy)
+    upright = (np.abs(gy) <= np.abs(gx)) & (strength > 0.25 * strength.max())  # edges within 45 degrees of vertical
+    if np.count_nonzero(upright) < 8:
+        return 0.0
+    return float(np.clip(np.median(gy[upright] / gx[upright]), -MAX_SLANT, MAX_SLANT))
 
 
 def _pen_width(mask: np.ndarray) -> float:
@@ -368,33 +364,30 @@ def _join_small_marks(parts: list[_Part], ink: _Ink, *, height: float) -> list[_
 
 
 def _cut(part: _Part, ink: _Ink, *, height: float) -> list[_Part]:
-    """A wide part cut into pieces along valleys: paths from top to bottom that cross the least ink, each near a
-    column (deslanted) where little ink is, at most one per CUT_SPACING x height."""
+    """A wide part cut into pieces along the writing's slant (straight cuts in deslanted columns), at most one cut
+    per CUT_SPACING; each piece remembers the ink its cut crossed."""
     columns = np.floor(ink.deslanted[part.pixels] - part.x0).astype(np.int64)
     profile = np.convolve(np.bincount(columns).astype(np.float64), np.ones(3) / 3, mode="same")
     margin, spacing = CUT_MARGIN * height, CUT_SPACING * height
     inside = range(max(1, int(np.ceil(margin))), min(len(profile) - 1, int(part.width - margin) + 1))
     lows = [x for x in inside if profile[x] <= profile[x - 1] and profile[x] <= profile[x + 1]]
+    # Where a single stroke joins two (two touching 0s meet in one upright stroke) as well as where little ink is;
+    # fewest strokes crossed first, then least ink.
+    strokes = _runs_per_column(columns, ink.ys[part.pixels], len(profile))
+    joins = [x for x in inside if strokes[x] == 1 and (strokes[x - 1] > 1 or strokes[x + 1] > 1)]
+    lows = sorted(set(lows) | set(joins), key=lambda x: (strokes[x], profile[x]))
     chosen: list[int] = []
-    for x in sorted(lows, key=lambda x: profile[x]):
+    for x in lows:
         if all(abs(x - c) >= spacing for c in chosen):
             chosen.append(x)
-    if not chosen:
-        return [part]
-    ys, xs = ink.ys[part.pixels] - part.y0, ink.xs[part.pixels]
-    left = int(xs.min())
-    local = np.zeros((part.height, int(xs.max()) + 1 - left), dtype=bool)
-    local[ys, xs - left] = True
-    rows = np.arange(part.y0, part.y1)
-    lines = [part.x0 + c - ink.slant * (rows - ink.centre) - left for c in sorted(chosen)]  # x of each cut per row
-    paths, crossed = _valleys(local, np.array(lines), radius=CUT_BAND * height)
-    side = (xs[None, :] - left >= paths[:, ys]).sum(axis=0)  # (n,) how many cuts lie left of each pixel
+    chosen.sort()
+    side = np.searchsorted(np.array(chosen), columns, side="right")  # (n,) how many cuts lie left of each pixel
     pieces: list[_Part] = []
-    for index in range(len(paths) + 1):
+    for index in range(len(chosen) + 1):
         pixels = part.pixels[side == index]
         if not pixels.size:
             continue
-        piece = _Part.of(pixels, ink, cut=max(float(crossed[index - 1]) / ink.pen, 0.01) if pieces else 0.0)
+        piece = _Part.of(pixels, ink, cut=max(profile[chosen[index - 1]] / ink.pen, 0.01) if pieces else 0.0)
         if pieces and min(_size(piece, ink), _size(pieces[-1], ink)) < SPECK * height:
             before = pieces.pop()  # a sliver: no piece on its own
             piece = _Part.of(np.concatenate([before.pixels, pixels]), ink, cut=before.cut)
@@ -402,40 +395,18 @@ def _cut(part: _Part, ink: _Ink, *, height: float) -> list[_Part]:
     return pieces
 
 
+def _runs_per_column(columns: np.ndarray, rows: np.ndarray, count: int) -> np.ndarray:
+    """(count,) how many separate runs of ink each (deslanted) column holds: the strokes a cut there crosses."""
+    order = np.lexsort((rows, columns))
+    columns, rows = columns[order], rows[order]
+    starts = np.ones(len(columns), dtype=bool)
+    starts[1:] = (np.diff(columns) != 0) | (np.diff(rows) > 1)
+    return np.bincount(columns[starts], minlength=count)
+
+
 def _size(piece: _Part, ink: _Ink) -> float:
     """A piece's size for the sliver test: its longer side, or its ink as a line of pen width if that is shorter."""
     return min(max(piece.width, piece.height), piece.pixels.size / ink.pen)
-
-
-def _valleys(local: np.ndarray, lines: np.ndarray, *, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """For each line (row -> column, (k, rows)), the top-to-bottom path within `radius` of it that crosses the
-    least ink of `local` (a step sideways costs a little): (k, rows) columns, left to right and never crossing, and
-    (k,) ink pixels crossed. A dynamic programme over rows, all paths at once."""
-    rows, width = local.shape
-    x = np.arange(width)
-    lines = np.clip(lines, 0, width - 1)  # a slanted line may leave the part's box: follow its edge there
-    radius = max(radius, 1.0)  # a band a path can always follow, whatever the slant
-    cost = local.astype(np.float64)
-    far = 1e9
-    moves = np.zeros((len(lines), rows, width), dtype=np.int8)
-    total = np.where(np.abs(x - lines[:, :1]) <= radius, cost[0], far)  # (k, width)
-    for row in range(1, rows):
-        from_left = np.concatenate([np.full((len(lines), 1), far), total[:, :-1]], axis=1) + SIDESTEP
-        from_right = np.concatenate([total[:, 1:], np.full((len(lines), 1), far)], axis=1) + SIDESTEP
-        best, move = total.copy(), moves[:, row]
-        np.copyto(move, -1, where=from_left < best)
-        best = np.minimum(best, from_left)
-        np.copyto(move, 1, where=from_right < best)
-        best = np.minimum(best, from_right)
-        inside = np.abs(x - lines[:, row : row + 1]) <= radius
-        total = np.where(inside, best + cost[row], far)
-    paths = np.zeros((len(lines), rows), dtype=np.int64)
-    paths[:, -1] = total.argmin(axis=1)
-    for row in range(rows - 1, 0, -1):
-        paths[:, row - 1] = np.clip(paths[:, row] + moves[np.arange(len(lines)), row, paths[:, row]], 0, width - 1)
-    paths = np.maximum.accumulate(paths, axis=0)  # left to right, never crossing
-    crossed = local[np.arange(rows)[None, :], paths].sum(axis=1)
-    return paths, crossed
 
 
 def _fill_fringe(pieces: np.ndarray, ink: np.ndarray) -> np.ndarray:
@@ -460,9 +431,7 @@ def _boundary(pieces: list[_Part], index: int, *, height: float) -> Boundary:
     piece, before = pieces[index], pieces[index - 1]
     if piece.cut:
         return Boundary(cut=piece.cut)
-    shared = min(piece.x1, before.x1) - max(piece.x0, before.x0)
-    narrower = max(min(piece.width, before.width), 1.0)
-    return Boundary(overlap=max(0.0, shared) / narrower, gap=max(0.0, -shared) / height)
+    return Boundary(gap=max(0.0, piece.x0 - before.x1) / height)
 
 
 def _candidates(pieces: list[_Part], map_: np.ndarray, ink: np.ndarray, *, height: float,
@@ -472,14 +441,27 @@ def _candidates(pieces: list[_Part], map_: np.ndarray, ink: np.ndarray, *, heigh
     spans = []
     for size in range(1, MAX_GROUP + 1):
         for first in range(len(pieces) - size + 1):
-            shape = _shape(pieces[first : first + size], height=height)
-            if size == 1 or (shape.width <= MAX_DIGIT_WIDTH and shape.gap <= MAX_INNER_GAP):
+            group = pieces[first : first + size]
+            shape = _shape(group, height=height)
+            if size == 1 or (
+                shape.width <= MAX_DIGIT_WIDTH and shape.gap <= MAX_INNER_GAP and not _two_digits_apart(group, height)
+            ):
                 spans.append((first, first + size, shape))
     if len(spans) > MAX_CANDIDATES:
         singles = [s for s in spans if s[1] - s[0] == 1]
         groups = sorted((s for s in spans if s[1] - s[0] > 1), key=lambda s: s[2].gap + s[2].width)
         spans = singles + groups[: max(0, MAX_CANDIDATES - len(singles))]
-    return tuple(_candidate(first, stop, shape, map_, ink, scale=scale) for first, stop, shape in spans)
+    return tuple(_candidate(pieces, first, stop, shape, map_, ink, scale=scale) for first, stop, shape in spans)
+
+
+def _two_digits_apart(group: list[_Part], height: float) -> bool:
+    """Whether the group holds two neighbours that are each a whole digit's height and stand apart (empty columns
+    between them): written digits' strokes share columns (a 4's, an 8's) or one of them is low (a 5's bar)."""
+    for before, piece in itertools.pairwise(group):
+        apart = not piece.cut and piece.x0 >= before.x1
+        if apart and min(before.height, piece.height) >= APART_TALL * height:
+            return True
+    return False
 
 
 def _shape(group: list[_Part], *, height: float) -> Shape:
@@ -497,15 +479,18 @@ def _widest_gap(group: list[_Part]) -> float:
     return widest
 
 
-def _candidate(first: int, stop: int, shape: Shape, map_: np.ndarray, ink: np.ndarray, *,
+def _candidate(pieces: list[_Part], first: int, stop: int, shape: Shape, map_: np.ndarray, ink: np.ndarray, *,
                scale: tuple[float, float]) -> Candidate:  # fmt: skip
-    member = (map_ >= first) & (map_ < stop)
-    rows, cols = np.flatnonzero(member.any(axis=1)), np.flatnonzero(member.any(axis=0))
-    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    crop = np.where(member[top:bottom, left:right], ink[top:bottom, left:right], 0).astype(np.uint8)
+    """The candidate of pieces [first, stop): its ink alone (other pieces' ink blanked), through fit_with_box."""
+    group = pieces[first:stop]
+    top, bottom = max(0, min(p.y0 for p in group) - 1), max(p.y1 for p in group) + 1  # +-1: the fringe
+    left, right = max(0, min(p.left for p in group) - 1), max(p.right for p in group) + 1
+    window = map_[top:bottom, left:right]
+    crop = np.where((window >= first) & (window < stop), ink[top:bottom, left:right], 0).astype(np.uint8)
     field, _ = fit_with_box(crop)
     sx, sy = scale
-    box = (left * sx, top * sy, right * sx, bottom * sy)
+    box = (min(p.left for p in group) * sx, min(p.y0 for p in group) * sy,
+           max(p.right for p in group) * sx, max(p.y1 for p in group) * sy)  # fmt: skip
     return Candidate(first=first, stop=stop, field=field, box=box, shape=shape)
 
 
