@@ -64,6 +64,7 @@ TALL = 0.45  # parts at least this x the tallest part's height count for the dig
 WIDE = 0.75  # a part wider than this (slant taken out) may hold touching digits: it gets cuts
 CUT_MARGIN = 0.18  # no cut closer than this to a part's ends
 CUT_SPACING = 0.28  # cuts at least this far apart
+LOW_PIECE = 0.5  # a piece lower than this is part of a digit, never one alone
 APART_TALL = 0.75  # two parts this tall with empty columns between them are two digits, never one
 MAX_DIGIT_WIDTH = 1.5  # a group of pieces wider than this is no digit
 MAX_INNER_GAP = 0.3  # a group with a run of empty columns wider than this inside is no digit
@@ -451,6 +452,10 @@ def _candidates(pieces: list[_Part], map_: np.ndarray, ink: np.ndarray, *, heigh
         singles = [s for s in spans if s[1] - s[0] == 1]
         groups = sorted((s for s in spans if s[1] - s[0] > 1), key=lambda s: s[2].gap + s[2].width)
         spans = singles + groups[: max(0, MAX_CANDIDATES - len(singles))]
+    # A piece lower than LOW_PIECE is never read as a digit alone (Costs.fragment): the model need not see it, as long
+    # as a group holds it
+    grouped = {i for first, stop, _ in spans if stop - first > 1 for i in range(first, stop)}
+    spans = [s for s in spans if not (s[1] - s[0] == 1 and s[2].height < LOW_PIECE and s[0] in grouped)]
     return tuple(_candidate(pieces, first, stop, shape, map_, ink, scale=scale) for first, stop, shape in spans)
 
 

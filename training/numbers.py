@@ -162,7 +162,7 @@ def compose(pool: Sequence[pendigits.PenDigit], *, rng: np.random.Generator, spe
     count = int(rng.integers(spec.lengths[0], spec.lengths[1] + 1))
     chosen = [by_writer[writer][int(i)] for i in rng.integers(len(by_writer[writer]), size=count)]
     height = float(rng.uniform(*spec.heights))
-    pen_ratio = min(pendigits._pen_width(rng, pendigits.SLATE), spec.max_pen_ratio * height) / height
+    pen_ratio = min(pendigits.pen_width(rng), spec.max_pen_ratio * height) / height
     slant = float(rng.uniform(-spec.slant, spec.slant))
     drift = float(rng.uniform(-spec.drift, spec.drift))
     digits, touching = [], 0
@@ -249,7 +249,7 @@ def real(label: str, strokes: Sequence[np.ndarray], *, rng: np.random.Generator,
     span = max(float(np.ptp(xy[:, 1])), 1.0)
     unit = [(s - xy.min(0)) / span for s in strokes]  # the whole number 1 high
     height = float(rng.uniform(*spec.heights))
-    pen_ratio = min(pendigits._pen_width(rng, pendigits.SLATE), spec.max_pen_ratio * height) / height
+    pen_ratio = min(pendigits.pen_width(rng), spec.max_pen_ratio * height) / height
     return _on_slate([unit], label=label, pen_ratio=pen_ratio, height=height, rng=rng, spec=spec, touching=0,
                      source=source)  # fmt: skip
 
