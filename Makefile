@@ -89,7 +89,7 @@ load: $(INSTALLED) $(MARS)  ## USERS users draw, predict, label for SECONDS s ag
 	$(PY) -m tests.load --data-dir $(DATA_DIR) --users $(USERS) --seconds $(SECONDS)
 
 bench: $(INSTALLED) $(MARS)  ## benchmarks (speed targets live here, never in tests)
-	$(PY) -m tests.bench --data-dir $(DATA_DIR)
+	PENDIGITS_FILE=$(abspath $(PENDIGITS)) $(PY) -m tests.bench --data-dir $(DATA_DIR)
 
 bench-hostile: $(INSTALLED)  ## 4 normal users beside 4 clients sending the dearest images (ARGS=--why: a tab flooding Why?), a running product
 	$(PY) -m tests.bench_hostile $(ARGS)

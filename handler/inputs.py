@@ -3,7 +3,9 @@
 Accepted per request: the raw PNG/JPEG body, a multipart form field `data`, or JSON {"image": "<base64 or data: URL>"}
 (with an optional "preview": true). A multipart field `preview=1` asks for the preprocessed image as well; so does
 the header `X-Preview: 1`, which the handler reads. An explanation request may name the digit to explain: JSON
-"target": 3, a multipart field `target=3`, or the header `X-Target: 3` (read by the handler).
+"target": 3, a multipart field `target=3`, or the header `X-Target: 3` (read by the handler). A request may ask for
+a whole number instead of one digit: JSON "read": "number", a multipart field `read=number`, or the header
+`X-Read: number` (read by the handler).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class Item:
     target: int | None = None  # the digit to explain; None: the predicted one; ALL: every digit (see parse_target)
     attributions: Any = None  # (1, 28, 28) tensor, set by the handler's inference for explain items
     all_attributions: Any = None  # (10, 1, 28, 28) tensor when the target is ALL
+    number: Any = None  # a number request: its numbers.Layout (tensor is then its candidates, (n, 1, 28, 28))
+    logits: Any = None  # a number request: its candidates' logits, (n, classes), set by the handler's inference
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class Request:
     image: bytes
     preview: bool = False
     target: Any = None
+    read: str = ""  # "number": read every digit of the drawing (as sent: checked by the handler)
 
 
 class TargetError(RequestError):
@@ -101,7 +106,8 @@ def _from_json(body: dict) -> Request:
     image = body.get("image")
     if not isinstance(image, str) or not image:
         raise RequestError('JSON requests need an "image" field: a base64 PNG/JPEG or a data: URL')
-    return Request(_from_base64(image), _text(body.get("preview", "")).lower() in TRUTHY, body.get("target"))
+    preview = _text(body.get("preview", "")).lower() in TRUTHY
+    return Request(_from_base64(image), preview, body.get("target"), _text(body.get("read") or ""))
 
 
 def _no_image(row: dict) -> RequestError:
@@ -135,9 +141,10 @@ def read_request(row: dict) -> Request:
     row = _as_row(row)
     preview = _text(row.get("preview", "")).lower() in TRUTHY  # multipart field preview=1
     target = row.get("target")  # multipart field target=3
+    read = _text(row.get("read") or "")  # multipart field read=number
     payload = row.get("data") if row.get("data") is not None else row.get("body")
     if isinstance(payload, dict):
-        return _with_form_fields(_from_json(payload), preview=preview, target=target)
+        return _with_form_fields(_from_json(payload), preview=preview, target=target, read=read)
     if isinstance(payload, list):
         raise RequestError('send one image per request: JSON {"image": ...}, not a list')
     if isinstance(payload, bool | int | float):  # a JSON scalar body (bytes(5) would be five zero bytes)
@@ -157,11 +164,13 @@ def read_request(row: dict) -> Request:
             raise RequestError("invalid JSON body: nested too deeply") from exc
         if not isinstance(body, dict):
             raise RequestError('JSON requests must be an object: {"image": "<base64>"}')
-        return _with_form_fields(_from_json(body), preview=preview, target=target)
+        return _with_form_fields(_from_json(body), preview=preview, target=target, read=read)
     if payload.startswith(b"data:") or text:
-        return Request(_from_base64(payload.decode("ascii", "replace")), preview, target)
-    return Request(payload, preview, target)
+        return Request(_from_base64(payload.decode("ascii", "replace")), preview, target, read)
+    return Request(payload, preview, target, read)
 
 
-def _with_form_fields(request: Request, *, preview: bool, target) -> Request:
-    return Request(request.image, request.preview or preview, request.target if target is None else target)
+def _with_form_fields(request: Request, *, preview: bool, target, read: str) -> Request:
+    return Request(
+        request.image, request.preview or preview, request.target if target is None else target, request.read or read
+    )

@@ -11,6 +11,12 @@ explained: the predicted one, or JSON "target": 3 / multipart field target=3 / h
 0-9 is a 400), `attributions` (28 rows of 28 floats: Integrated Gradients over the image the model saw, handler/
 explain.py) and `field_box` (where that 28x28 image sits over the drawing, in its pixel coordinates).
 
+With the header `X-Read: number` (or JSON "read": "number", or a multipart field `read=number`) a request is read as
+a number of one or more digits (handler/segmentation.py): HTTP 200 {"number": "42", "digits": [{"digit", "confidence",
+"probabilities", "box": [left, top, right, bottom]}, ...], "model_name", "model_version"}; "number" is null, with
+"not_a_digit": true and a "reason", when no number can be read. The candidate digits of every number request in a
+batch go through the model in one batch with the batch's single digits.
+
 A version whose archive carries refusal.json (handler/refusal.py) may answer a drawing that is not one digit with
 HTTP 200 {"not_a_digit": true, "digit": null, "reason": ..., "closest_digit": ..., "probabilities": [...]}; its other
 answers then carry "not_a_digit": false. Versions without the file answer as before.
@@ -33,13 +39,15 @@ from ts.torch_handler.base_handler import BaseHandler
 if __package__:  # the repository layout (tests, UI)
     from .explain import STEPS, as_rows, integrated_gradients, integrated_gradients_all
     from .inputs import ALL, TRUTHY, Item, RequestError, parse_target, read_request
-    from .preprocess import PreprocessError, prepare
+    from .preprocess import PreprocessError, prepare, to_png
     from .refusal import NOT_A_DIGIT_INDEX, RefusalPolicy
+    from .segmentation import prepare_number, reading
 else:  # inside the .mar, every file sits flat in the model directory
     from explain import STEPS, as_rows, integrated_gradients, integrated_gradients_all
     from inputs import ALL, TRUTHY, Item, RequestError, parse_target, read_request
-    from preprocess import PreprocessError, prepare
+    from preprocess import PreprocessError, prepare, to_png
     from refusal import NOT_A_DIGIT_INDEX, RefusalPolicy
+    from segmentation import prepare_number, reading
 
 logger = logging.getLogger(__name__)
 # An error message goes back as TorchServe's status line and in the JSON body. The worker frames the status message
@@ -103,6 +111,9 @@ class MNISTDigitHandler(BaseHandler):
             explain = self._header(index, "explain") == "True"
             asked = request.target if request.target is not None else self._header(index, "x-target")
             target = parse_target(asked) if explain else None
+            if self._reads_number(index, request.read, explain=explain):
+                number = prepare_number(request.image)
+                return Item(number=number, tensor=number.tensors(), preview=preview)
             prepared = prepare(request.image)
             return Item(prepared=prepared, preview=preview, tensor=prepared.tensor(), explain=explain, target=target)
         except PreprocessError as exc:
@@ -111,17 +122,37 @@ class MNISTDigitHandler(BaseHandler):
             logger.warning("request %d refused, unexpected %s while reading it: %.200s", index, type(exc).__name__, exc)
             return Item(error=RequestError(f"the request could not be read ({type(exc).__name__})"))
 
+    def _reads_number(self, index: int, asked: str, *, explain: bool) -> bool:
+        """Whether the request asks for a number (X-Read: number, JSON or form field read=number)."""
+        mode = (asked or self._header(index, "x-read")).strip().lower()
+        if mode not in ("", "digit", "number"):
+            raise RequestError(f'read must be "number" or "digit", not {mode[:20]!r}')
+        if mode == "number" and explain:
+            raise RequestError("explanations are for one digit: send the request without read=number")
+        return mode == "number"
+
     def inference(self, items: list[Item], *args, **kwargs) -> Output:
-        """-> (items, digit probabilities (n_good, 10), P(not a digit) (n_good,) or None for a 10-output model)."""
+        """-> (items, digit probabilities (n_good, 10), P(not a digit) (n_good,) or None for a 10-output model), for
+        the single-digit requests; each number request gets its candidates' logits (item.logits). One forward pass:
+        the single digits first, then every number's candidates."""
         good = [item.tensor for item in items if item.prepared is not None]
+        numbers = [item for item in items if item.number is not None]
+        inputs = ([torch.stack(good)] if good else []) + [item.tensor for item in numbers]
+        if sum(len(part) for part in inputs) == 0:
+            return items, None, None
+        batch = torch.cat(inputs)  # (n, 1, 28, 28)
+        with torch.inference_mode():
+            everything = self.model(batch.to(self.device)).float().cpu()  # (n, 10 or 11)
+        start = len(good)
+        for item in numbers:
+            item.logits, start = everything[start : start + len(item.tensor)], start + len(item.tensor)
         if not good:
             return items, None, None
-        with torch.inference_mode():
-            logits = self.model(torch.stack(good).to(self.device)).float()  # (n_good, 10 or 11)
-            probabilities = torch.softmax(logits[:, :NOT_A_DIGIT_INDEX], dim=1).cpu()
-            not_a_digit = None
-            if logits.shape[1] > NOT_A_DIGIT_INDEX:
-                not_a_digit = torch.softmax(logits, dim=1)[:, NOT_A_DIGIT_INDEX].cpu()
+        logits = everything[: len(good)]  # (n_good, 10 or 11)
+        probabilities = torch.softmax(logits[:, :NOT_A_DIGIT_INDEX], dim=1)
+        not_a_digit = None
+        if logits.shape[1] > NOT_A_DIGIT_INDEX:
+            not_a_digit = torch.softmax(logits, dim=1)[:, NOT_A_DIGIT_INDEX]
         self._explain([item for item in items if item.prepared is not None], probabilities)
         return items, probabilities, not_a_digit
 
@@ -167,6 +198,9 @@ class MNISTDigitHandler(BaseHandler):
                     self.context.set_response_status(item.error.status, message, idx=index)
                 answers.append({"error": message, "status": item.error.status})
                 continue
+            if item.number is not None:
+                answers.append(self._number_answer(item))
+                continue
             answer = self._answer(item, probabilities[row], None if not_a_digit is None else float(not_a_digit[row]))
             row += 1
             if item.preview:
@@ -194,6 +228,30 @@ class MNISTDigitHandler(BaseHandler):
             if reason is not None:
                 answer.update(digit=None, reason=reason, closest_digit=int(p.argmax()))
         return answer
+
+    def _number_answer(self, item: Item) -> dict:
+        """The number read from one number request's candidates (handler/segmentation.py), with the version's refusal
+        rules applied to each digit: a refused digit makes the whole number null."""
+        model = self.manifest["model"]
+        logits = item.logits if item.logits is not None else torch.zeros((0, NOT_A_DIGIT_INDEX))  # (none: refused)
+        answer = reading(item.number, logits[:, :NOT_A_DIGIT_INDEX].numpy())
+        if answer["number"] is None:
+            answer["not_a_digit"] = True
+        for digit in answer["digits"]:
+            index = digit.pop("candidate")
+            candidate = item.number.candidates[index]
+            if item.preview:
+                digit["preview"] = base64.b64encode(to_png(candidate.field)).decode("ascii")
+            if self.refusal.enabled:
+                row = logits[index]
+                not_a_digit = float(torch.softmax(row, 0)[NOT_A_DIGIT_INDEX]) if len(row) > NOT_A_DIGIT_INDEX else None
+                reason = self.refusal.reason(field=candidate.field, not_a_digit=not_a_digit)
+                digit["not_a_digit"] = reason is not None
+                if reason is not None and answer["number"] is not None:
+                    answer.update(number=None, not_a_digit=True, reason=reason)
+        if self.refusal.enabled:
+            answer.setdefault("not_a_digit", False)
+        return answer | {"model_name": model.get("modelName"), "model_version": model.get("modelVersion")}
 
     @staticmethod
     def _explanation(item: Item) -> dict:

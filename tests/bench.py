@@ -1,6 +1,7 @@
 """Benchmarks (`make bench`): speed lives here, never as timing asserts in tests.
 
     python -m tests.bench --data-dir DIR [--requests 2000] [--pg-rows 100000] [--out var/bench.json]
+    python -m tests.bench --data-dir DIR --numbers-only     # just the numbers rows (a few minutes)
 
 Everything is measured in one run on the same 280x280 canvas PNGs, so the ratios are meaningful even on a shared,
 noisy machine (absolute figures are not):
@@ -10,6 +11,10 @@ noisy machine (absolute figures are not):
   the page        the page's predict path (TorchServe client -> TorchServe -> Postgres insert), one user at a time
   Postgres        inserts/s through the app's insert, and the history query on a table of --pg-rows rows
   training        seconds to reach 99.5% MNIST test accuracy, from the shipped metrics.json
+  numbers         numbers of 4 digits (X-Read: number, 840x280 slates composed from the pendigits validation
+                  writers: --pendigits or $PENDIGITS_FILE; left out without it): in-process cost per number, and
+                  through TorchServe (shipped config) at concurrency 8 (target p99 <= 80 ms), digits per second
+                  beside single digits per second
 Client and servers share this machine's cores: the load generator's CPU is part of every REST figure.
 """
 
@@ -96,9 +101,11 @@ def limit(pngs: list[bytes], model: DigitNet) -> list[dict]:
     return rows
 
 
-async def _load(server: TorchServe, pngs: list[bytes], *, concurrency: int, requests: int) -> dict:
+async def _load(
+    server: TorchServe, pngs: list[bytes], *, concurrency: int, requests: int, headers: dict | None = None
+) -> dict:
     url = f"{server.endpoints.inference}/predictions/{MODEL}"
-    headers = {"Authorization": f"Bearer {server.keys()['inference']}", "Content-Type": "image/png"}
+    headers = {"Authorization": f"Bearer {server.keys()['inference']}", "Content-Type": "image/png"} | (headers or {})
     latencies: list[float] = []
     errors = 0
     counter = iter(range(requests))
@@ -257,6 +264,53 @@ async def _bulk_fill(database_url: str, pngs: list[bytes], *, rows: int) -> None
         await conn.commit()
 
 
+def number_pngs(pendigits_file: Path | None, *, count: int) -> list[bytes]:
+    """Numbers of 4 digits composed from the pendigits validation writers (15% with a touching pair); [] without the
+    file."""
+    from training import numbers, pendigits
+
+    try:
+        _, heldout = pendigits.split_by_writer(pendigits.load(pendigits_file))
+    except pendigits.PendigitsError as exc:
+        print(f"numbers left out: {exc}")
+        return []
+    cases = numbers.composed_set(heldout, count=count, seed=22, spec=numbers.NumberSpec(lengths=(4, 4)))
+    return [case.png for case in cases]
+
+
+def number_limit(pngs: list[bytes], model: DigitNet) -> list[dict]:
+    """In-process: what the handler does for one number request (decode, segment, every candidate in one forward
+    pass, choose), one number at a time."""
+    from handler.segmentation import prepare_number, reading
+
+    latencies, candidates, digits = [], 0, 0
+    with torch.inference_mode():
+        for png in pngs:
+            started = time.perf_counter()
+            plan = prepare_number(png)
+            answer = reading(plan, model(plan.tensors()).numpy())
+            latencies.append(time.perf_counter() - started)
+            candidates, digits = candidates + len(plan.candidates), digits + len(answer["digits"])
+    return [{"what": f"numbers of 4 digits in-process, 1 at a time ({candidates / len(pngs):.1f} model inputs each)",
+             "per_s": len(pngs) / sum(latencies), **percentiles(latencies),
+             "digits_per_s": digits / sum(latencies)}]  # fmt: skip
+
+
+def number_serving(numbers: list[bytes], digits: list[bytes], *, requests: int, model_store: Path) -> list[dict]:
+    """Through TorchServe as config.properties ships it: numbers of 4 digits and single digits at concurrency 8."""
+    rows = []
+    with temporary(config_template=ROOT / "config.properties", model_store=model_store) as server:
+        for name, pngs, headers, per_request in (
+            ("numbers of 4 digits (X-Read: number)", numbers, {"X-Read": "number"}, 4),
+            ("single digits", digits, {}, 1),
+        ):
+            result = asyncio.run(_load(server, pngs, concurrency=8, requests=requests, headers=headers))
+            rows.append({"what": f"TorchServe, shipped config: {name}, concurrency 8", **result,
+                         "digits_per_s": result["per_s"] * per_request})  # fmt: skip
+            print(f"  {rows[-1]['what']}: {result['per_s']:.0f}/s p99 {result['p99_ms']:.1f} ms", flush=True)
+    return rows
+
+
 def training_row(model_store: Path) -> dict:
     metrics = json.loads((model_store / "v1.0" / "metrics.json").read_text())
     return {
@@ -267,14 +321,15 @@ def training_row(model_store: Path) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| measurement | per second | p50 ms | p99 ms | errors |", "|---|---:|---:|---:|---:|"]
+    lines = ["| measurement | per second | p50 ms | p99 ms | errors | digits/s |", "|---|---:|---:|---:|---:|---:|"]
     for row in rows:
         if "seconds" in row:
-            lines.append(f"| {row['what']} | {row['seconds']:.0f} s (of {row['total_seconds']:.0f} s) | | | |")
+            lines.append(f"| {row['what']} | {row['seconds']:.0f} s (of {row['total_seconds']:.0f} s) | | | | |")
             continue
         p50 = f"{row['p50_ms']:.1f}" if "p50_ms" in row else ""
         p99 = f"{row['p99_ms']:.1f}" if "p99_ms" in row else ""
-        lines.append(f"| {row['what']} | {row['per_s']:.0f} | {p50} | {p99} | {row.get('errors', '')} |")
+        digits = f"{row['digits_per_s']:.0f}" if "digits_per_s" in row else ""
+        lines.append(f"| {row['what']} | {row['per_s']:.0f} | {p50} | {p99} | {row.get('errors', '')} | {digits} |")
     return "\n".join(lines)
 
 
@@ -286,6 +341,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests per REST measurement")
     parser.add_argument("--page-requests", type=int, default=500)
     parser.add_argument("--pg-rows", type=int, default=100_000)
+    parser.add_argument("--pendigits", type=Path, default=None, help="for the numbers rows (default $PENDIGITS_FILE)")
+    parser.add_argument("--numbers", type=int, default=200, help="distinct numbers of 4 digits")
+    parser.add_argument("--numbers-only", action="store_true", help="measure only the numbers rows")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench.json")
     args = parser.parse_args(argv)
     test = data.load(args.data_dir, allow_download=False)["test"]
@@ -293,7 +351,14 @@ def main(argv: list[str] | None = None) -> None:
     model = DigitNet()
     model.load_state_dict(torch.load(args.model_store / "v3.0" / "weights.pt", map_location="cpu"))  # the default
     model.eval()
-    rows = limit(pngs, model)
+    numbers = number_pngs(args.pendigits, count=args.numbers)
+    number_rows = number_limit(numbers, model) if numbers else []
+    if numbers:
+        number_rows += number_serving(numbers, pngs, requests=args.requests, model_store=args.model_store)
+    if args.numbers_only:
+        print(table(number_rows))
+        return
+    rows = limit(pngs, model) + number_rows
     rows += serving(pngs, requests=args.requests, model_store=args.model_store)
     with private_postgres() as database_url:
         with temporary(config_template=ROOT / "config.properties", model_store=args.model_store) as server:

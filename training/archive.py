@@ -3,9 +3,9 @@
     python -m training.archive --version 1.0 [--weights model_store/v1.0/weights.pt] [--out model_store]
 
 The .mar holds the model definition (handler/model.py), the weights, the handler and the modules it imports
-(preprocessing, request parsing, explanations, refusal), the version's metrics.json, so an archive carries its own
-accuracy figures, its architecture.json when the version's network is not DigitNet's default (2.0: an ensemble of
-three), and its refusal.json when the version answers "not a digit" (handler/refusal.py).
+(preprocessing, request parsing, explanations, refusal, reading numbers), the version's metrics.json, so an archive
+carries its own accuracy figures, its architecture.json when the version's network is not DigitNet's default (2.0: an
+ensemble of three), and its refusal.json when the version answers "not a digit" (handler/refusal.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def build(*, version: str, weights: Path, out: Path) -> Path:
     """Run torch-model-archiver; return the path of the .mar it wrote."""
     if not weights.exists():
         raise FileNotFoundError(f"no weights at {weights}: train first (make train) or pass --weights")
-    extra = [HANDLER / name for name in ("preprocess.py", "inputs.py", "explain.py", "structure.py", "refusal.py")]
+    extra = [HANDLER / name for name in ("preprocess.py", "inputs.py", "explain.py", "structure.py", "refusal.py",
+                                         "segmentation.py")]  # fmt: skip
     # metrics.json: the version's accuracy figures; architecture.json: DigitNet's arguments when not the defaults
     # refusal.json: when the version answers "not a digit" (handler/refusal.py)
     extra += [weights.parent / name for name in ("metrics.json", "architecture.json", "refusal.json")

@@ -142,7 +142,7 @@ STRESS = SlateSpec(default_width_p=0.0, max_pen_ratio=10.0)
 def render(digit: PenDigit, *, rng: np.random.Generator, style: str, spec: SlateSpec = SLATE) -> Image.Image:
     """One pen digit drawn on the slate at a random size, place and pen width, in an export style."""
     height = float(rng.uniform(*spec.heights))
-    width = min(_pen_width(rng, spec), max(spec.stroke_widths[0], spec.max_pen_ratio * height))
+    width = min(pen_width(rng, spec), max(spec.stroke_widths[0], spec.max_pen_ratio * height))
     xy = np.concatenate(digit.strokes)
     low, span = xy.min(0), np.maximum(xy.max(0) - xy.min(0), 1.0)  # (2,) x, y
     room = spec.size - 2 * spec.margin - width  # the pen's radius on both sides must stay on the slate
@@ -157,15 +157,18 @@ def render(digit: PenDigit, *, rng: np.random.Generator, style: str, spec: Slate
     return image.convert("RGBA") if style == "black_on_white" else image
 
 
-def _pen_width(rng: np.random.Generator, spec: SlateSpec) -> float:
+def pen_width(rng: np.random.Generator, spec: SlateSpec = SLATE) -> float:
+    """A pen width as people pick it on the page: mostly the default, else anywhere on the slider."""
     if rng.random() < spec.default_width_p:
         return float(spec.default_width)
     return float(rng.uniform(*spec.stroke_widths))
 
 
-def draw_strokes(strokes: Sequence[np.ndarray], *, width: float, size: int) -> np.ndarray:
-    """Strokes ((n, 2) x, y in slate px) drawn with a round pen -> (size, size) uint8 ink coverage, 255 = full."""
-    big = Image.new("L", (size * SUPERSAMPLE, size * SUPERSAMPLE), 0)
+def draw_strokes(strokes: Sequence[np.ndarray], *, width: float, size: int | tuple[int, int]) -> np.ndarray:
+    """Strokes ((n, 2) x, y in slate px) drawn with a round pen -> (height, width) uint8 ink coverage, 255 = full.
+    size: the side of a square slate, or (width, height) of a wide one (the Number mode's)."""
+    columns, rows = (size, size) if isinstance(size, int) else size
+    big = Image.new("L", (columns * SUPERSAMPLE, rows * SUPERSAMPLE), 0)
     draw = ImageDraw.Draw(big)
     radius = width * SUPERSAMPLE / 2
     for stroke in strokes:
@@ -174,7 +177,7 @@ def draw_strokes(strokes: Sequence[np.ndarray], *, width: float, size: int) -> n
             draw.line(points, fill=255, width=round(width * SUPERSAMPLE))
         for x, y in points:  # round caps and joins: a disc at every vertex (a tap is a dot)
             draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
-    return np.asarray(big.resize((size, size), Image.Resampling.BOX))
+    return np.asarray(big.resize((columns, rows), Image.Resampling.BOX))
 
 
 def renderings(

@@ -1,0 +1,84 @@
+"""Numbers for development (training/numbers.py): the private UNIPEN reader, composing a number from one writer's
+digits on the wide slate (spacing, touching pairs, truth boxes), and the measure that splits the errors."""
+
+import gzip
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from training import numbers, pendigits
+
+
+def digit(label: int, writer: int, *strokes) -> pendigits.PenDigit:
+    arrays = tuple(np.asarray(stroke, dtype=np.float32) for stroke in strokes)
+    return pendigits.PenDigit(label=label, writer=writer, strokes=arrays)
+
+
+# a 1 (one stroke) and a 7 (two strokes) for each of two writers, y down as pendigits.parse gives them
+POOL = [
+    digit(1, 1, [[0, 0], [0, 100]]),
+    digit(7, 1, [[0, 0], [60, 0], [20, 100]], [[10, 50], [50, 50]]),
+    digit(1, 2, [[5, 0], [0, 100]]),
+    digit(7, 2, [[0, 0], [70, 0], [30, 100]]),
+]
+
+
+def test_unipen_reader_flips_y_and_names_writers_by_file(tmp_path, monkeypatch):
+    path = tmp_path / "digits.jsonl.gz"
+    records = [{"label": "3", "strokes": [[[0, 10], [5, 0]]], "contributor": "x", "file": "b.dat"},
+               {"label": "7", "strokes": [[[1, 1]]], "contributor": "x", "file": "a.dat"}]  # fmt: skip
+    path.write_bytes(gzip.compress("\n".join(json.dumps(r) for r in records).encode()))
+    three, seven = numbers.load_unipen_digits(path)
+    assert (three.label, seven.label) == (3, 7)
+    assert three.strokes[0].tolist() == [[0, -10], [5, 0]]  # y up in the file, down here
+    assert seven.writer < three.writer  # writers numbered by sorted file name
+    monkeypatch.delenv(numbers.UNIPEN_DIGITS_ENV, raising=False)
+    with pytest.raises(numbers.NumbersDataError, match=numbers.UNIPEN_DIGITS_ENV):
+        numbers.load_unipen_digits()
+    with pytest.raises(numbers.NumbersDataError, match="not found"):
+        numbers.load_unipen_digits(tmp_path / "missing.jsonl.gz")
+
+
+def test_a_composed_number_is_one_writers_digits_on_the_wide_slate():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        number = numbers.compose(POOL, rng=rng, spec=numbers.NumberSpec(touching=0.0))
+        assert 2 <= len(number.label) <= 6 and set(number.label) <= {"1", "7"}
+        assert number.slate == (840, 280)
+        boxes = number.boxes()
+        assert all(left >= 0 and right <= 840 and top >= 0 and bottom <= 280 for left, top, right, bottom in boxes)
+        assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)  # left to right
+        assert number.touching == 0
+        assert number.mask().shape == (280, 840)
+
+
+def test_touching_is_a_share_of_numbers_or_of_pairs():
+    rng = np.random.default_rng(1)
+    per_number = [numbers.compose(POOL, rng=rng, spec=numbers.NumberSpec(touching=0.5)).touching for _ in range(200)]
+    assert set(per_number) <= {0, 1} and 70 <= sum(per_number) <= 130
+    spec = numbers.NumberSpec(touching=1.0, per_pair=True)
+    number = numbers.compose(POOL, rng=rng, spec=spec)
+    assert number.touching == len(number.label) - 1
+    # touching digits' inks overlap, digits apart do not
+    apart = numbers.compose(POOL, rng=np.random.default_rng(2), spec=numbers.NumberSpec(touching=0.0))
+    masks = [apart.mask(i) > 127 for i in range(len(apart.label))]
+    assert not any((a & b).any() for a, b in itertools.pairwise(masks))
+    masks = [number.mask(i) > 127 for i in range(len(number.label))]
+    assert all((a & b).any() for a, b in itertools.pairwise(masks))
+
+
+def test_evaluate_tells_segmentation_from_reading_errors():
+    case = numbers.composed_set(POOL, count=1, seed=3, spec=numbers.NumberSpec(lengths=(2, 2), touching=0.0))[0]
+    boxes = case.number.boxes()
+    label = case.number.label
+    wrong_digit = "".join("7" if ch == "1" else "1" for ch in label[:1]) + label[1:]
+
+    def reader(answer_number, answer_boxes):
+        digits = [{"digit": int(ch), "box": list(box)} for ch, box in zip(answer_number, answer_boxes, strict=True)]
+        return lambda png: {"number": answer_number, "digits": digits}
+
+    assert numbers.evaluate([case], reader(label, boxes))["exact"] == 1
+    assert numbers.evaluate([case], reader(wrong_digit, boxes))["reading_errors"] == 1
+    assert numbers.evaluate([case], reader(label[:1], boxes[:1]))["segmentation_errors"] == 1

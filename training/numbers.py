@@ -1,0 +1,419 @@
+"""Numbers written by hand (several digits in one drawing), for developing and measuring the Number mode.
+
+    python -m training.numbers sample --out var/numbers-sample        # composed and real numbers to look at
+    python -m training.numbers eval [--set heldout|training|unipen]   # exact-number accuracy, in-process
+
+Two kinds of number, both drawn on the Number mode's wide slate (840x280, 3:1) the way training/pendigits.py draws
+a digit (round pen, the page's pen widths, the three export styles):
+- **composed**: digits of one writer (pendigits; UNIPEN's training digits) set side by side with the spacing people
+  leave, some pairs touching, a slant and a wavering baseline. Their true boxes are known, so segmentation and
+  reading errors can be told apart. Composed from the training writers to tune; from the pendigits validation writers
+  (5, 10, ..., 30) to measure.
+- **real**: UNIPEN's handwritten numbers (training half: 354 numbers of 2-10 digits), with the writers' own spacing
+  and touching digits. Kept for measuring: nothing is tuned on them.
+
+Data (never shipped, never read by the running product): pendigits from --pendigits or $PENDIGITS_FILE; UNIPEN from
+--unipen-digits / $UNIPEN_FILE and --unipen-numbers / $UNIPEN_NUMBERS_FILE (../shared/data/unipen/README.md: y
+points up, the scale differs between contributors). The UNIPEN reader here is a minimal private one, enough for
+these two files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import itertools
+import json
+import os
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from training import canvas, pendigits
+
+ROOT = Path(__file__).resolve().parent.parent
+UNIPEN_DIGITS_ENV = "UNIPEN_FILE"
+UNIPEN_NUMBERS_ENV = "UNIPEN_NUMBERS_FILE"
+SLATE = (840, 280)  # the Number mode's slate, (width, height): 3:1
+
+
+class NumbersDataError(RuntimeError):
+    """A data file is missing or not what it should be; the message says which and how to pass it."""
+
+
+@dataclass(frozen=True)
+class NumberSpec:
+    """How numbers are composed: the ranges each drawing's parameters are drawn from."""
+
+    slate: tuple[int, int] = SLATE
+    lengths: tuple[int, int] = (2, 6)  # digits per number, both ends included
+    # Touching digits (their strokes run into each other): `touching` of the numbers have one pair of neighbours
+    # touch (the acceptance's "15% of them touching"); with per_pair, every pair touches with that probability.
+    touching: float = 0.15
+    per_pair: bool = False
+    heights: tuple[int, int] = (60, 220)  # the digits' height on the slate, px (less when the number must fit)
+    # The room between neighbours' ink (nearest points), as a fraction of the digits' height: slanted or curved
+    # neighbours may share columns without touching.
+    gaps: tuple[float, float] = (0.04, 0.5)
+    overlap: tuple[float, float] = (0.1, 0.5)  # how far touching strokes run into each other, fraction of the pen
+    slant: float = 0.25  # shear added to the whole number (the writer's own comes on top), +-
+    size_jitter: float = 0.1  # each digit's height varies by this fraction, +-
+    baseline_jitter: float = 0.05  # each digit's baseline moves by up to this fraction of the height
+    drift: float = 0.04  # the baseline climbs or falls by up to this fraction of the height per digit
+    max_pen_ratio: float = 0.3  # the pen at most this fraction of the digits' height
+    margin: int = 4  # px kept free at the slate's edge
+
+
+SPEC = NumberSpec()
+
+
+@dataclass(frozen=True)
+class Number:
+    """A number drawn on the slate: its strokes per digit in slate px, the pen, and the truth."""
+
+    label: str
+    digits: tuple[tuple[np.ndarray, ...], ...]  # per digit, its strokes ((n, 2) x, y; y down); one entry for a real one
+    pen: float
+    slate: tuple[int, int]
+    touching: int = 0  # neighbours whose strokes overlap
+    source: str = ""  # writer or file
+
+    def boxes(self) -> list[tuple[float, float, float, float]]:
+        """Each digit's ink box (left, top, right, bottom), pen included; composed numbers only."""
+        radius = self.pen / 2
+        return [_box(np.concatenate(strokes), radius) for strokes in self.digits]
+
+    def mask(self, index: int | None = None) -> np.ndarray:
+        """(H, W) uint8 ink coverage of the whole number, or of one digit alone (the oracle segmentation)."""
+        strokes = [s for digit in self.digits for s in digit] if index is None else list(self.digits[index])
+        return pendigits.draw_strokes(strokes, width=self.pen, size=self.slate)
+
+    def image(self, style: str) -> Image.Image:
+        image = canvas.styled(self.mask(), style)
+        return image.convert("RGBA") if style == "black_on_white" else image  # as pendigits.render exports
+
+
+def _box(xy: np.ndarray, radius: float) -> tuple[float, float, float, float]:
+    low, high = xy.min(0), xy.max(0)
+    return (float(low[0] - radius), float(low[1] - radius), float(high[0] + radius), float(high[1] + radius))
+
+
+# ---- data -------------------------------------------------------------------------------------------------------
+
+
+def _path(value: Path | None, env: str, what: str) -> Path:
+    value = value or (Path(os.environ[env]) if os.environ.get(env) else None)
+    if value is None:
+        raise NumbersDataError(f"no {what} file given: pass it as an option or set {env}")
+    if not Path(value).exists():
+        raise NumbersDataError(f"{value} not found: pass the {what} file as an option or set {env}")
+    return Path(value)
+
+
+def _records(path: Path) -> list[dict]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def _strokes(record: dict) -> tuple[np.ndarray, ...]:
+    """UNIPEN strokes (y up) -> float32 (n, 2) arrays with y down, as pendigits.parse gives them."""
+    strokes = []
+    for stroke in record["strokes"]:
+        xy = np.asarray(stroke, dtype=np.float32).reshape(-1, 2)
+        if len(xy):
+            xy[:, 1] = -xy[:, 1]
+            strokes.append(xy)
+    return tuple(strokes)
+
+
+def load_unipen_digits(path: Path | None = None) -> list[pendigits.PenDigit]:
+    """UNIPEN's isolated training digits as PenDigits; writer: the session file's index (one file ~ one writer)."""
+    records = _records(_path(path, UNIPEN_DIGITS_ENV, "UNIPEN digits"))
+    files = {name: index for index, name in enumerate(sorted({r["file"] for r in records}), start=1000)}
+    return [
+        pendigits.PenDigit(label=int(r["label"]), writer=files[r["file"]], strokes=_strokes(r))
+        for r in records
+        if len(r["label"]) == 1 and r["label"].isdigit() and r["strokes"]
+    ]
+
+
+def load_unipen_numbers(path: Path | None = None) -> list[tuple[str, tuple[np.ndarray, ...], str]]:
+    """UNIPEN's handwritten numbers: (label, strokes with y down, session file)."""
+    records = _records(_path(path, UNIPEN_NUMBERS_ENV, "UNIPEN numbers"))
+    return [(r["label"], _strokes(r), r["file"]) for r in records if r["label"].isdigit() and r["strokes"]]
+
+
+# ---- composing --------------------------------------------------------------------------------------------------
+
+
+def compose(pool: Sequence[pendigits.PenDigit], *, rng: np.random.Generator, spec: NumberSpec = SPEC) -> Number:
+    """A number of one writer's digits from pool, laid out as spec says (see NumberSpec)."""
+    by_writer = defaultdict(list)
+    for digit in pool:
+        by_writer[digit.writer].append(digit)
+    writers = sorted(by_writer)
+    writer = writers[int(rng.integers(len(writers)))]
+    count = int(rng.integers(spec.lengths[0], spec.lengths[1] + 1))
+    chosen = [by_writer[writer][int(i)] for i in rng.integers(len(by_writer[writer]), size=count)]
+    height = float(rng.uniform(*spec.heights))
+    pen_ratio = min(pendigits.pen_width(rng), spec.max_pen_ratio * height) / height
+    slant = float(rng.uniform(-spec.slant, spec.slant))
+    drift = float(rng.uniform(-spec.drift, spec.drift))
+    digits, touching = [], 0
+    pair = int(rng.integers(1, count)) if rng.random() < spec.touching else 0  # the digit touching its left one
+    for index, digit in enumerate(chosen):
+        size = 1 + float(rng.uniform(-spec.size_jitter, spec.size_jitter))
+        baseline = index * drift + float(rng.uniform(-spec.baseline_jitter, spec.baseline_jitter))
+        strokes = _unit(digit.strokes, height=size, slant=slant, baseline=baseline)
+        if digits:
+            touches = rng.random() < spec.touching if spec.per_pair else index == pair
+            room = -float(rng.uniform(*spec.overlap)) * pen_ratio if touches else float(rng.uniform(*spec.gaps))
+            strokes = _beside(digits[-1], strokes, room=room, pen=pen_ratio)
+            touching += touches
+        digits.append(strokes)
+    return _on_slate(digits, label="".join(str(d.label) for d in chosen), pen_ratio=pen_ratio, height=height,
+                     rng=rng, spec=spec, touching=touching, source=f"writer {writer}")  # fmt: skip
+
+
+def _unit(strokes: Sequence[np.ndarray], *, height: float, slant: float, baseline: float) -> list[np.ndarray]:
+    """A digit scaled to `height` (the number's digits are 1 high), sheared by slant (positive leans right), its
+    bottom at 1 + baseline, its left edge at 0."""
+    xy = np.concatenate(strokes)
+    low, span = xy.min(0), max(float(np.ptp(xy[:, 1])), 1.0)
+    scaled = [(s - low) * (height / span) for s in strokes]  # top-left at 0, y down, height `height`
+    sheared = [np.stack([s[:, 0] + slant * (height - s[:, 1]), s[:, 1] + 1 + baseline - height], 1) for s in scaled]
+    left = min(float(s[:, 0].min()) for s in sheared)
+    return [(s - [left, 0]).astype(np.float32) for s in sheared]
+
+
+def _densify(strokes: Sequence[np.ndarray], step: float) -> np.ndarray:
+    """Points along the strokes at most `step` apart (the strokes' vertices are 100 ms apart)."""
+    points = []
+    for stroke in strokes:
+        points.append(stroke[:1])
+        for a, b in itertools.pairwise(stroke):
+            n = max(1, int(np.ceil(np.hypot(*(b - a)) / step)))
+            points.append(a + (b - a) * (np.arange(1, n + 1)[:, None] / n))
+    return np.concatenate(points)
+
+
+def _beside(previous: Sequence[np.ndarray], strokes: list[np.ndarray], *, room: float, pen: float) -> list[np.ndarray]:
+    """strokes moved along x so that the nearest points of the two inks are `room` apart (negative: the strokes run
+    that far into each other, so the digits touch): slid in from the right until they first come that close."""
+    left, right = _densify(previous, pen / 4), _densify(strokes, pen / 4)
+    target = room + pen  # between centre lines: `pen` apart, the inks just touch
+
+    def nearest(shift: float) -> float:
+        moved = right + np.array([shift, 0.0])
+        return float(np.sqrt(((left[:, None, :] - moved[None, :, :]) ** 2).sum(-1)).min())
+
+    far = float(left[:, 0].max() - right[:, 0].min()) + target + 1.0  # boxes apart: the nearest distance >= target
+    step, start = max(pen / 2, 0.02), far
+    near = far
+    while nearest(near) >= target and near > start - 3.0:  # slide in until the inks come within target
+        far, near = near, near - step
+    for _ in range(12):  # then bisect the last step
+        middle = (near + far) / 2
+        if nearest(middle) >= target:
+            far = middle
+        else:
+            near = middle
+    return [s + np.array([far, 0.0], dtype=np.float32) for s in strokes]
+
+
+def _on_slate(digits: list[list[np.ndarray]], *, label: str, pen_ratio: float, height: float,
+              rng: np.random.Generator, spec: NumberSpec, touching: int, source: str) -> Number:  # fmt: skip
+    """Unit-height digits scaled to `height` px (less if the number would not fit) and placed at random."""
+    xy = np.concatenate([s for digit in digits for s in digit])
+    low, span = xy.min(0) - pen_ratio / 2, np.ptp(xy, 0) + pen_ratio  # pen included
+    width, rows = spec.slate
+    scale = min(height, (width - 2 * spec.margin) / span[0], (rows - 2 * spec.margin) / span[1])
+    free = np.maximum(np.array(spec.slate) - 2 * spec.margin - span * scale, 0)
+    offset = spec.margin + rng.uniform(0, free + 1e-9)
+    placed = tuple(tuple((s - low) * scale + offset for s in digit) for digit in digits)
+    return Number(label=label, digits=placed, pen=max(2.0, pen_ratio * scale), slate=spec.slate, touching=touching,
+                  source=source)  # fmt: skip
+
+
+def real(label: str, strokes: Sequence[np.ndarray], *, rng: np.random.Generator, source: str = "",
+         spec: NumberSpec = SPEC) -> Number:  # fmt: skip
+    """A real handwritten number drawn on the slate at a random size, pen width and place (one 'digit' entry: its
+    digits' strokes are not told apart)."""
+    xy = np.concatenate(strokes)
+    span = max(float(np.ptp(xy[:, 1])), 1.0)
+    unit = [(s - xy.min(0)) / span for s in strokes]  # the whole number 1 high
+    height = float(rng.uniform(*spec.heights))
+    pen_ratio = min(pendigits.pen_width(rng), spec.max_pen_ratio * height) / height
+    return _on_slate([unit], label=label, pen_ratio=pen_ratio, height=height, rng=rng, spec=spec, touching=0,
+                     source=source)  # fmt: skip
+
+
+# ---- measuring --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    number: Number
+    png: bytes
+    style: str
+
+
+def composed_set(pool: Sequence[pendigits.PenDigit], *, count: int, seed: int, spec: NumberSpec = SPEC) -> list[Case]:
+    rng = np.random.default_rng(seed)
+    cases = []
+    for _ in range(count):
+        number = compose(pool, rng=rng, spec=spec)
+        style = str(rng.choice(canvas.STYLES))
+        cases.append(Case(number, canvas.to_png(number.image(style)), style))
+    return cases
+
+
+def real_set(numbers: Sequence[tuple[str, tuple, str]], *, seed: int, spec: NumberSpec = SPEC) -> list[Case]:
+    rng = np.random.default_rng(seed)
+    cases = []
+    for label, strokes, source in numbers:
+        number = real(label, strokes, rng=rng, source=source, spec=spec)
+        style = str(rng.choice(canvas.STYLES))
+        cases.append(Case(number, canvas.to_png(number.image(style)), style))
+    return cases
+
+
+def _iou(a, b) -> float:
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def segmented_right(case: Case, boxes: Sequence[Sequence[float]]) -> bool | None:
+    """Whether the digits found are the true ones (one box per true digit, overlapping it most: IoU >= 0.5);
+    None for a real number (its digits' boxes are not known)."""
+    if len(case.number.digits) == 1 and len(case.number.label) > 1:
+        return None
+    truth = case.number.boxes()
+    return len(boxes) == len(truth) and all(_iou(a, b) >= 0.5 for a, b in zip(boxes, truth, strict=True))
+
+
+def evaluate(cases: Sequence[Case], read: Callable[[bytes], dict], *, oracle: Callable | None = None) -> dict:
+    """Exact-number accuracy of `read` (png -> the handler's answer) on cases, errors split into segmentation (wrong
+    digit count, or for composed numbers the wrong boxes) and reading (right segmentation, a digit misread); with
+    `oracle` (a list of (H, W) masks -> digits), the same numbers read with the true segmentation."""
+    tally, examples = Counter(), []
+    started = time.perf_counter()
+    for case in cases:
+        answer = read(case.png)
+        number, label = answer.get("number"), case.number.label
+        boxes = [d["box"] for d in answer.get("digits", [])]
+        segmentation = segmented_right(case, boxes)
+        tally["numbers"] += 1
+        tally["digits"] += len(label)
+        tally["exact"] += number == label
+        if number != label:
+            right_count = len(boxes) == len(label)
+            kind = "segmentation" if not right_count or segmentation is False else "reading"
+            tally[f"{kind}_errors"] += 1
+            if len(examples) < 40:
+                examples.append({"label": label, "read": number, "kind": kind, "source": case.number.source,
+                                 "touching": case.number.touching})  # fmt: skip
+        if number == label or (segmentation is not False and len(boxes) == len(label)):
+            tally["digit_errors"] += sum(d["digit"] != int(t) for d, t in zip(answer["digits"], label, strict=True))
+        tally[f"length_{len(label)}"] += 1
+        tally[f"length_{len(label)}_exact"] += number == label
+        if case.number.touching:
+            tally["touching"] += 1
+            tally["touching_exact"] += number == label
+        if oracle is not None:
+            read_alone = oracle([case.number.mask(i) for i in range(len(case.number.digits))])
+            tally["oracle_exact"] += read_alone == label
+            tally["oracle_digit_errors"] += sum(a != b for a, b in zip(read_alone, label, strict=True))
+    seconds = time.perf_counter() - started
+    result = dict(tally) | {"exact_rate": tally["exact"] / max(1, tally["numbers"]), "seconds": seconds}
+    if oracle is not None:
+        result["oracle_exact_rate"] = tally["oracle_exact"] / max(1, tally["numbers"])
+    return result | {"examples": examples}
+
+
+@dataclass(frozen=True)
+class InProcessReader:
+    """Numbers read as the handler reads them (handler/segmentation.py and one forward pass), without a server."""
+
+    model: object  # handler.model.DigitNet
+
+    @classmethod
+    def load(cls, weights: Path) -> InProcessReader:
+        import torch
+
+        from handler.model import DigitNet
+
+        model = DigitNet()
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        return cls(model.eval())
+
+    def logits(self, tensors) -> np.ndarray:
+        """(n, 10) digit logits."""
+        import torch
+
+        with torch.inference_mode():
+            return self.model(tensors)[:, :10].float().numpy()
+
+    def read_png(self, png: bytes) -> dict:
+        from handler import segmentation
+
+        plan = segmentation.prepare_number(png)
+        return segmentation.reading(plan, self.logits(plan.tensors()))
+
+    def read_masks(self, masks: Sequence[np.ndarray]) -> str:
+        """The digits read from each one's own ink (the true segmentation)."""
+        import torch
+
+        from handler.preprocess import fit_with_box, normalise
+
+        fields = [torch.from_numpy(normalise(fit_with_box(mask)[0])).unsqueeze(0) for mask in masks]
+        return "".join(str(int(z.argmax())) for z in self.logits(torch.stack(fields)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=("sample", "eval"))
+    parser.add_argument("--set", default="heldout", choices=("heldout", "training", "unipen"))
+    parser.add_argument("--pendigits", type=Path, default=None)
+    parser.add_argument("--unipen-digits", type=Path, default=None)
+    parser.add_argument("--unipen-numbers", type=Path, default=None)
+    parser.add_argument("--weights", type=Path, default=ROOT / "model_store" / "v3.0" / "weights.pt")
+    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--touching", type=float, default=SPEC.touching, help="share of numbers with a touching pair")
+    parser.add_argument("--per-pair", action="store_true", help="--touching is each neighbour pair's probability")
+    parser.add_argument("--out", type=Path, default=ROOT / "var" / "numbers-sample")
+    args = parser.parse_args(argv)
+    spec = NumberSpec(touching=args.touching, per_pair=args.per_pair)
+    cases = _cases(args, spec=spec)
+    if args.command == "sample":
+        args.out.mkdir(parents=True, exist_ok=True)
+        for index, case in enumerate(cases[: args.count]):
+            (args.out / f"{index:03d}-{case.number.label}-{case.style}.png").write_bytes(case.png)
+        print(f"wrote {min(len(cases), args.count)} drawings to {args.out}")
+        return
+    reader = InProcessReader.load(args.weights)
+    oracle = reader.read_masks if args.set != "unipen" else None
+    result = evaluate(cases, reader.read_png, oracle=oracle)
+    print(json.dumps(result, indent=1))
+
+
+def _cases(args, *, spec: NumberSpec) -> list[Case]:
+    if args.set == "unipen":
+        return real_set(load_unipen_numbers(args.unipen_numbers), seed=args.seed, spec=spec)
+    training, heldout = pendigits.split_by_writer(pendigits.load(args.pendigits))
+    if args.set == "heldout":
+        return composed_set(heldout, count=args.count, seed=args.seed, spec=spec)
+    pool = training + load_unipen_digits(args.unipen_digits)
+    return composed_set(pool, count=args.count, seed=args.seed, spec=spec)
+
+
+if __name__ == "__main__":
+    main()
