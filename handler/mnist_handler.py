@@ -39,12 +39,14 @@ from ts.torch_handler.base_handler import BaseHandler
 if __package__:  # the repository layout (tests, UI)
     from .explain import STEPS, as_rows, integrated_gradients, integrated_gradients_all
     from .inputs import ALL, TRUTHY, Item, RequestError, parse_target, read_request
+    from .model import ARCHITECTURE_FILE
     from .preprocess import PreprocessError, prepare, to_png
     from .refusal import NOT_A_DIGIT_INDEX, RefusalPolicy
     from .segmentation import prepare_number, reading
 else:  # inside the .mar, every file sits flat in the model directory
     from explain import STEPS, as_rows, integrated_gradients, integrated_gradients_all
     from inputs import ALL, TRUTHY, Item, RequestError, parse_target, read_request
+    from model import ARCHITECTURE_FILE  # type: ignore[import-not-found,no-redef]
     from preprocess import PreprocessError, prepare, to_png
     from refusal import NOT_A_DIGIT_INDEX, RefusalPolicy
     from segmentation import prepare_number, reading
@@ -55,7 +57,6 @@ logger = logging.getLogger(__name__)
 # frame longer than announced: the frontend read garbage, closed the connection and failed the whole batch ("Worker
 # died", issue #20 N3). Messages are therefore ASCII (other characters as Python escapes) and bounded.
 MAX_MESSAGE = 300
-ARCHITECTURE_FILE = "architecture.json"
 Output = tuple[list[Item], torch.Tensor | None, torch.Tensor | None]  # what inference hands postprocess
 
 

@@ -15,6 +15,10 @@ state dict and an ensemble can be assembled from separately trained members (`Di
 import torch
 from torch import nn
 
+# The constructor's keyword arguments when a version's are not the defaults: written by training, read by the handler
+# from the archive. Here, not in the handler, so that training reads it without TorchServe's `ts` package.
+ARCHITECTURE_FILE = "architecture.json"
+
 
 def _conv(cin: int, cout: int) -> list[nn.Module]:
     # bias is redundant before batch norm

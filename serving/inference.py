@@ -3,18 +3,26 @@
 image is refused" (the user's to fix) and "the model is unavailable".
 
 A version with a refusal policy may answer "not a digit" (HTTP 200, `digit` null): that is an answer, not an error,
-and comes back as a Prediction with `not_a_digit` set, the reason, and the closest digit."""
+and comes back as a Prediction with `not_a_digit` set, the reason, and the closest digit.
+
+Two clients share the requests' error mapping and the parsing: `Predictor` (async, the page) and `SyncInference`
+(blocking, the tools: the container's health check, the offline evaluation)."""
 
 from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from serving.auth import KeyFile, KeyUnavailable, TokenAuth, error_message, is_auth_failure
+
+PNG = {"Content-Type": "image/png"}
+PREVIEW = {"X-Preview": "1"}  # the handler adds the 28x28 image the model saw
 
 
 class PredictorError(RuntimeError):
@@ -113,22 +121,14 @@ class Predictor:
         await self.client.aclose()
 
     async def _post(self, url: str, png: bytes, *, version: str | None, headers: dict[str, str]) -> httpx.Response:
-        url = url if version is None else f"{url}/{version}"
-        headers = {"Content-Type": "image/png", **headers}
-        try:
-            return await self.client.post(url, content=png, headers=headers)
-        except KeyUnavailable as exc:
-            raise ModelUnavailable(str(exc)) from exc
-        except httpx.TimeoutException as exc:
-            raise ModelUnavailable("the model server did not answer in time; your drawing is kept, try again") from exc
-        except httpx.TransportError as exc:
-            raise ModelUnavailable("the model server is unavailable; your drawing is kept, try again") from exc
+        with _unavailable_when_unreachable():
+            return await self.client.post(_at(url, version), content=png, headers={**PNG, **headers})
 
     async def predict(self, png: bytes, *, version: str | None = None) -> Prediction:
         """The model's reading of a PNG, by TorchServe's default version unless `version` is given.
         Raises PredictionRejected (bad image) or ModelUnavailable."""
-        body, latency_ms = await self._ask(self.url, png, version=version, headers={"X-Preview": "1"})
-        return _parse(body, latency_ms=latency_ms)
+        body, latency_ms = await self._ask(self.url, png, version=version, headers=PREVIEW)
+        return parse_prediction(body, latency_ms=latency_ms)
 
     async def explain(self, png: bytes, *, target: int | None = None, version: str | None = None) -> Explanation:
         """Why the model reads a PNG as it does, for `target` (default: the predicted digit). Costs about 50-500 ms
@@ -153,17 +153,95 @@ class Predictor:
         started = time.perf_counter()
         response = await self._post(url, png, version=version, headers=headers)
         latency_ms = (time.perf_counter() - started) * 1000
-        if response.status_code == 200:
-            return response.json(), latency_ms
-        if is_auth_failure(response):  # also the key just re-read: it expired and nothing renewed it
-            raise ModelUnavailable("the model server refused this app's key (expired or not this server's); "
-                                   "your drawing is kept, try again later")  # fmt: skip
-        if 400 <= response.status_code < 500 and response.status_code != 404:
-            raise PredictionRejected(error_message(response), status=response.status_code)
-        raise ModelUnavailable(f"the model server answered {response.status_code}; your drawing is kept, try again")
+        return _answer(response), latency_ms
 
 
-def _parse(body: dict, *, latency_ms: float) -> Prediction:
+class SyncInference:
+    """Predictions for the tools around the product (blocking; the page uses Predictor): the same key handling, the
+    same Prediction and the same errors. One instance per run; safe to share between threads."""
+
+    def __init__(
+        self,
+        *,
+        inference_url: str,
+        key_file: Path | None,  # None: TorchServe runs without token authorization
+        model_name: str = "mnist",
+        timeout: float = 10.0,
+        connections: int = 8,  # requests at once (threads sharing this client)
+        transport: httpx.BaseTransport | None = None,  # tests: a scripted stand-in server
+    ):
+        self.base = inference_url.rstrip("/")
+        self.url = f"{self.base}/predictions/{model_name}"
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        keys = None if key_file is None else KeyFile(key_file)
+        self.client = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=2.0), limits=limits, auth=TokenAuth(keys, "inference"),
+            transport=transport,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> SyncInference:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def predict(self, png: bytes, *, version: str | None = None, preview: bool = False) -> Prediction:
+        """The model's reading of a PNG, by TorchServe's default version unless `version` is given (with the 28x28
+        preview only when asked: it costs the worker an encoding). Raises PredictionRejected or ModelUnavailable."""
+        headers = {**PNG, **PREVIEW} if preview else PNG
+        started = time.perf_counter()
+        with _unavailable_when_unreachable():
+            response = self.client.post(_at(self.url, version), content=png, headers=headers)
+        latency_ms = (time.perf_counter() - started) * 1000
+        return parse_prediction(_answer(response), latency_ms=latency_ms)
+
+    def ping(self) -> None:
+        """Returns when TorchServe answers /ping with 200 ("Healthy"; its workers may still be dead: see
+        SyncManagement.unready); ModelUnavailable saying why otherwise."""
+        try:
+            response = self.client.get(f"{self.base}/ping")
+        except KeyUnavailable as exc:
+            raise ModelUnavailable(str(exc)) from exc
+        except httpx.HTTPError as exc:
+            raise ModelUnavailable(f"TorchServe at {self.base} does not answer: {exc}") from exc
+        if response.status_code != 200:
+            raise ModelUnavailable(f"TorchServe answered {response.status_code}: {error_message(response)}")
+
+
+def _at(url: str, version: str | None) -> str:
+    return url if version is None else f"{url}/{version}"
+
+
+@contextmanager
+def _unavailable_when_unreachable() -> Iterator[None]:
+    """No key, no answer in time, no connection: ModelUnavailable, with the page's messages."""
+    try:
+        yield
+    except KeyUnavailable as exc:
+        raise ModelUnavailable(str(exc)) from exc
+    except httpx.TimeoutException as exc:
+        raise ModelUnavailable("the model server did not answer in time; your drawing is kept, try again") from exc
+    except httpx.TransportError as exc:
+        raise ModelUnavailable("the model server is unavailable; your drawing is kept, try again") from exc
+
+
+def _answer(response: httpx.Response) -> dict:
+    """The JSON answer of a 200; PredictionRejected for a refused image, ModelUnavailable for the rest."""
+    if response.status_code == 200:
+        return response.json()
+    if is_auth_failure(response):  # also the key just re-read: it expired and nothing renewed it
+        raise ModelUnavailable("the model server refused this app's key (expired or not this server's); "
+                               "your drawing is kept, try again later")  # fmt: skip
+    if 400 <= response.status_code < 500 and response.status_code != 404:
+        raise PredictionRejected(error_message(response), status=response.status_code)
+    raise ModelUnavailable(f"the model server answered {response.status_code}; your drawing is kept, try again")
+
+
+def parse_prediction(body: dict, *, latency_ms: float) -> Prediction:
+    """A Prediction from TorchServe's JSON answer (of /predictions or /explanations)."""
     preview = body.get("preview")
     probabilities = [float(p) for p in body["probabilities"]]
     refused = bool(body.get("not_a_digit"))
@@ -194,7 +272,7 @@ def _parse_explanation(body: dict, *, latency_ms: float) -> Explanation:
     attributions = _map(body["attributions"])
     box = body["field_box"]
     return Explanation(
-        prediction=_parse(body, latency_ms=latency_ms),
+        prediction=parse_prediction(body, latency_ms=latency_ms),
         target=int(body["target"]),
         attributions=attributions,
         field_box=FieldBox(**{side: float(box[side]) for side in ("left", "top", "right", "bottom")}),

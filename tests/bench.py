@@ -42,6 +42,7 @@ from db.predictions import PredictionRow, PredictionStore
 from deploy.torchserve import TorchServe, free_ports, temporary
 from handler.model import DigitNet
 from handler.preprocess import prepare
+from serving.auth import authorization
 from serving.inference import Predictor
 from training import canvas, data
 
@@ -105,7 +106,8 @@ async def _load(
     server: TorchServe, pngs: list[bytes], *, concurrency: int, requests: int, headers: dict | None = None
 ) -> dict:
     url = f"{server.endpoints.inference}/predictions/{MODEL}"
-    headers = {"Authorization": f"Bearer {server.keys()['inference']}", "Content-Type": "image/png"} | (headers or {})
+    # aiohttp, not serving's httpx client: the load generator's own CPU is part of every figure, so it stays light
+    headers = {**authorization(server.key_file, "inference"), "Content-Type": "image/png"} | (headers or {})
     latencies: list[float] = []
     errors = 0
     counter = iter(range(requests))

@@ -3,7 +3,8 @@
     python -m training.evaluate --data-dir DIR [--canvas-count 1000] [--concurrency 8] [--out var/eval.json]
 
 Starts a private TorchServe on free ports from model_store/ (so it runs beside `make run`), sends every image as a
-raw PNG body with the inference token, and reports accuracy per set and per canvas style.
+raw PNG body through serving's sync client (serving/inference.py SyncInference: the inference key, re-read after a
+refusal), and reports accuracy per set and per canvas style.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import numpy as np
 from PIL import Image
 
 from deploy.torchserve import TorchServe, temporary
+from serving.inference import Prediction, SyncInference
 from training import canvas, data
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,23 +36,17 @@ def mnist_pngs(split: data.Split) -> list[bytes]:
     return pngs
 
 
-def predict_all(url: str, key: str, pngs: Iterable[bytes], *, concurrency: int = 8) -> list[dict]:
-    """POST each PNG to url (raw body), `concurrency` at a time; the JSON answers in order."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "image/png"}
-    with httpx.Client(limits=limits, headers=headers, timeout=60) as client:
-
-        def post(png: bytes) -> dict:
-            response = client.post(url, content=png)
-            response.raise_for_status()
-            return response.json()
-
-        with ThreadPoolExecutor(concurrency) as pool:
-            return list(pool.map(post, pngs))
+def predict_all(
+    client: SyncInference, pngs: Iterable[bytes], *, version: str | None, concurrency: int = 8
+) -> list[Prediction]:
+    """Each PNG's reading by `version` (default: TorchServe's), `concurrency` at a time, in order. A refused image
+    (PredictionRejected) or an unavailable model (ModelUnavailable) stops the evaluation."""
+    with ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(lambda png: client.predict(png, version=version), pngs))
 
 
-def accuracy(answers: list[dict], labels: Iterable[int]) -> float:
-    return float(np.mean([answer["digit"] == int(label) for answer, label in zip(answers, labels, strict=True)]))
+def accuracy(answers: list[Prediction], labels: Iterable[int]) -> float:
+    return float(np.mean([answer.digit == int(label) for answer, label in zip(answers, labels, strict=True)]))
 
 
 def evaluate(
@@ -63,18 +58,21 @@ def evaluate(
     version: str | None = None,
 ) -> dict:
     """Accuracy of one version (default: TorchServe's default version)."""
-    url = f"{server.endpoints.inference}/predictions/mnist" + (f"/{version}" if version else "")
-    key = server.keys()["inference"]
     test = splits["test"]
-    report = {"mnist_test": accuracy(predict_all(url, key, mnist_pngs(test), concurrency=concurrency), test.labels)}
-    for kind, drawings in (("canvas", canvas.canvas_set), ("pen", canvas.pen_set)):
-        drawn = list(drawings(test.images, test.labels, count=canvas_count, seed=2026))
-        answers = predict_all(url, key, (png for png, _, _ in drawn), concurrency=concurrency)
-        for style in canvas.STYLES:
-            picked = [(answer, label) for answer, (_, label, s) in zip(answers, drawn, strict=True) if s == style]
-            report[f"{kind}_{style}"] = accuracy([a for a, _ in picked], [label for _, label in picked])
-        report[f"{kind}_all"] = accuracy(answers, [label for _, label, _ in drawn])
-        report[f"{kind}_images"] = len(drawn)
+    with server.inference(timeout=60, connections=concurrency) as client:
+
+        def read(pngs: Iterable[bytes]) -> list[Prediction]:
+            return predict_all(client, pngs, version=version or None, concurrency=concurrency)
+
+        report: dict = {"mnist_test": accuracy(read(mnist_pngs(test)), test.labels)}
+        for kind, drawings in (("canvas", canvas.canvas_set), ("pen", canvas.pen_set)):
+            drawn = list(drawings(test.images, test.labels, count=canvas_count, seed=2026))
+            answers = read(png for png, _, _ in drawn)
+            for style in canvas.STYLES:
+                picked = [(answer, label) for answer, (_, label, s) in zip(answers, drawn, strict=True) if s == style]
+                report[f"{kind}_{style}"] = accuracy([a for a, _ in picked], [label for _, label in picked])
+            report[f"{kind}_all"] = accuracy(answers, [label for _, label, _ in drawn])
+            report[f"{kind}_images"] = len(drawn)
     return report
 
 
