@@ -51,8 +51,9 @@ run: $(INSTALLED) $(MARS)  ## start the product (TorchServe on 127.0.0.1:8080-80
 stop: $(INSTALLED)  ## stop what a background `make run` left running
 	$(PY) -m deploy.run stop
 
-test: $(INSTALLED)  ## lint + the whole test suite (starts its own TorchServe on free ports)
+test: $(INSTALLED)  ## lint (ruff, mypy) + the whole test suite (starts its own TorchServe and PostgreSQL on free ports)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	MNIST_DIR=$(abspath $(DATA_DIR)) PENDIGITS_FILE=$(abspath $(PENDIGITS)) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED)  ## ruff, and mypy on the product's packages (settings, handler, serving, db, app, ui)

@@ -43,8 +43,10 @@ class DigitNet(nn.Module):
             raise ValueError(f"members must be >= 1, not {members}")
         self.members = None
         if members > 1:
-            single = dict(channels=tuple(channels), hidden=hidden, dropout=dropout, classes=classes)
-            self.members = nn.ModuleList(DigitNet(**single) for _ in range(members))
+            c1, c2 = channels
+            self.members = nn.ModuleList(
+                DigitNet(channels=(c1, c2), hidden=hidden, dropout=dropout, classes=classes) for _ in range(members)
+            )
             return
         c1, c2 = channels  # conv widths of the two stages
         self.features = nn.Sequential(
