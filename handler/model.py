@@ -7,6 +7,12 @@ arguments carries them in `architecture.json`, which the handler passes to the c
 `classes=11` adds an output "not a digit" at index 10 (issue 15; trained by the retraining loop on
 training/nondigits.py): the handler then reads digit probabilities as the softmax over the first 10 outputs.
 
+`refusal_head=H` (issue 24) adds "not a digit" as a small head of H hidden units on the convolutional features, beside
+the digit classifier, trained with the rest of the network frozen (training/refusal_head.py), so the digit outputs and
+MNIST stay exactly the base network's. Its output r is the 11th logit as r + logsumexp(the 10 digit logits): the
+handler's reading gives softmax over the first 10 = the digits' probabilities, unchanged, and softmax over all 11 at
+index 10 = sigmoid(r) = P(not a digit). Weights without the head load as before (the keyword defaults to 0).
+
 Version 2.0 is an ensemble in one module: `members=3` holds three independently trained 1.0-style networks and
 averages their log-probabilities. Each member is itself a `DigitNet`, so a member's weights are exactly a 1.0
 state dict and an ensemble can be assembled from separately trained members (`DigitNet.assemble`).
@@ -33,11 +39,15 @@ class DigitNet(nn.Module):
         dropout: float = 0.3,
         members: int = 1,
         classes: int = 10,
+        refusal_head: int = 0,
     ):
         super().__init__()
         if members < 1:
             raise ValueError(f"members must be >= 1, not {members}")
+        if refusal_head and (members > 1 or classes != 10):
+            raise ValueError("a refusal head sits on one 10-digit network (members=1, classes=10)")
         self.members = None
+        self.refusal = None
         if members > 1:
             single = dict(channels=tuple(channels), hidden=hidden, dropout=dropout, classes=classes)
             self.members = nn.ModuleList(DigitNet(**single) for _ in range(members))
@@ -54,13 +64,27 @@ class DigitNet(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(hidden, classes),
         )
+        if refusal_head:
+            self.refusal = nn.Sequential(
+                nn.Conv2d(c2, 32, kernel_size=1),  # (N, 32, 7, 7): fewer channels, the layout kept
+                nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(32 * 7 * 7, refusal_head),
+                nn.ReLU(),
+                nn.Linear(refusal_head, 1),
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, 28, 28) normalised images -> (N, classes) logits (an ensemble: mean log-probabilities, which softmax
-        turns into the normalised geometric mean of the members' probabilities)."""
+        """(N, 1, 28, 28) normalised images -> (N, classes) logits, (N, 11) with a refusal head (an ensemble: mean
+        log-probabilities, which softmax turns into the normalised geometric mean of the members' probabilities)."""
         if self.members is not None:
             return torch.stack([torch.log_softmax(member(x), dim=1) for member in self.members]).mean(0)
-        return self.classifier(self.features(x))
+        features = self.features(x)  # (N, c2, 7, 7)
+        logits = self.classifier(features)  # (N, classes)
+        if self.refusal is None:
+            return logits
+        r = self.refusal(features)  # (N, 1): the log-odds of "not a digit"
+        return torch.cat([logits, r + torch.logsumexp(logits, dim=1, keepdim=True)], dim=1)  # (N, 11)
 
     @staticmethod
     def digit_logits(logits: torch.Tensor) -> torch.Tensor:
