@@ -32,10 +32,11 @@ refusal.json and metrics.json (var/, never model_store/: a version ships through
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,13 +58,15 @@ SWEEP = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 @dataclass(frozen=True)
 class HeadConfig:
-    hidden: int = 64  # the head's hidden units (handler/model.py: 1x1 conv to 32 channels, then 1568 -> hidden -> 1)
+    hidden: int = 64  # the head's hidden units (handler/model.py: both stages' features, 1x1 conv to 32 channels,
+    # then 1568 -> hidden -> 1)
     steps: int = 2500
     digit_batch: int = 128  # per step: 64 MNIST, 48 pen drawings, 16 styled digits
     negative_batch: int = 128  # per step, as many from each kind of non-digit
     lr: float = 2e-3
     weight_decay: float = 1e-4
     negatives: int = 3000  # training drawings per kind of non-digit
+    doodles: int = 0  # doodles (polygons, loops with marks inside, loops in loops), 0: none
     heldout: int = 500  # held-out drawings per kind
     mnist_refusal: float = 0.003  # of the kept-out MNIST digits, at most
     digit_refusal: float = 0.01  # of the held-out writers' digits, at most
@@ -95,6 +98,64 @@ def hand_letters(*, count: int, seed: int, part: str) -> list[HandLetter]:
     return made
 
 
+def _loop(rng, centre, radius, turn=1.0) -> np.ndarray:
+    t = np.linspace(0, 2 * np.pi * turn, 40) + rng.uniform(0, 2 * np.pi)
+    rx, ry = radius * rng.uniform(0.6, 1.4), radius * rng.uniform(0.6, 1.4)
+    return np.stack([centre[0] + rx * np.cos(t), centre[1] + ry * np.sin(t)], 1)
+
+
+def _polygon(rng, centre, radius) -> np.ndarray:
+    """A closed polygon of 3-8 sharp corners spread around its centre (never a sliver, which would be a 1)."""
+    corners = int(rng.integers(3, 9))
+    t = rng.uniform(0, 2 * np.pi) + np.arange(corners) * 2 * np.pi / corners + rng.uniform(-0.25, 0.25, corners)
+    r = radius * rng.uniform(0.75, 1.0, corners)
+    ring = np.stack([centre[0] + r * np.cos(t), centre[1] + r * np.sin(t)], 1)
+    return np.concatenate([ring, ring[:1]])
+
+
+def _marks(rng, centre, radius) -> list[np.ndarray]:
+    """2-4 small rings or short dashes inside a loop, never touching it (big enough to survive a thick pen)."""
+    out = []
+    for _ in range(int(rng.integers(2, 5))):
+        at = np.asarray(centre) + rng.uniform(-0.4, 0.4, 2) * radius
+        if rng.random() < 0.5:
+            out.append(_loop(rng, at, 0.1 * radius))
+        else:
+            out.append(np.stack([at, at + rng.uniform(0.2, 0.35) * radius * np.array([1.0, rng.uniform(-0.5, 0.5)])]))
+    return out
+
+
+def doodle(rng: np.random.Generator) -> tuple[tuple[np.ndarray, ...], str]:
+    """One pen doodle that is no digit: a polygon with marks inside or a second one beside it, a loop with marks
+    inside, or a loop inside a loop. Never a lone loop, polygon or line (a 0, a 1)."""
+    kind = str(rng.choice(["polygon", "polygon pair", "loop with marks", "loop in loop"]))
+    if kind == "polygon":
+        made = [_polygon(rng, (0, 0), 1.0), *_marks(rng, (0, 0), 0.7)]  # alone, an angular 0 (pendigits' are)
+    elif kind == "polygon pair":
+        made = [_polygon(rng, (0, 0), 1.0), _polygon(rng, (rng.uniform(1.6, 2.4), rng.uniform(-0.5, 0.5)), 0.8)]
+    elif kind == "loop with marks":
+        made = [_loop(rng, (0, 0), 1.0), *_marks(rng, (0, 0), 1.0)]
+    else:
+        made = [_loop(rng, (0, 0), 1.0), _loop(rng, rng.uniform(-0.15, 0.15, 2), rng.uniform(0.3, 0.5))]
+    return tuple(made), kind
+
+
+def doodles(*, count: int, seed: int) -> list[HandLetter]:
+    """`count` doodles as pen trajectories, augmented like digits (training only: nondigits' held-out shapes are made
+    by other recipes)."""
+    rng = np.random.default_rng([seed, 31])
+    made = []
+    for _ in range(count):
+        drawn, kind = doodle(rng)
+        made.append(HandLetter(label=10, writer=f"doodle {kind}", strokes=strokes.augment(drawn, rng=rng)))
+    return made
+
+
+# Doodles are drawn with a pen at most a quarter of their height: a thicker one fills their inner marks into a blob
+# that is no different from a thick 0.
+DOODLE_SLATE = replace(pendigits.SLATE, max_pen_ratio=0.25, heights=(80, 250))
+
+
 def pngs_of(drawn: list) -> list[bytes]:
     return [png for png, *_ in drawn]
 
@@ -116,6 +177,10 @@ def training_negatives(writers: base.Writers, numbers: list, mnist, cfg: HeadCon
     train_numbers, _ = unipen.split_by_file(numbers)
     varied = strokes.augmented(train_numbers, copies=max(1, cfg.negatives // max(1, len(train_numbers))), seed=7)
     negatives["numbers"] = pngs_of(pendigits.renderings(train_numbers + varied, seed=cfg.seed + 7, all_styles=False))
+    if cfg.doodles:
+        made = doodles(count=cfg.doodles, seed=cfg.seed)
+        drawn = pendigits.renderings(made, seed=cfg.seed + 8, all_styles=False, spec=DOODLE_SLATE)
+        negatives["doodles"] = pngs_of(drawn)
     return negatives
 
 
@@ -139,8 +204,18 @@ def heldout_negatives(writers: base.Writers, numbers: list, mnist, cfg: HeadConf
     return heldout
 
 
-def prepared_kinds(pngs: dict[str, list[bytes]], *, processes: int) -> dict[str, np.ndarray]:
-    return {kind: finetune.prepare_all(rows, processes=processes)[0] for kind, rows in pngs.items()}
+def prepared_kinds(make, *args, cfg: HeadConfig, cache: Path) -> dict[str, np.ndarray]:
+    """Kind -> (N, 28, 28) uint8: make(*args, cfg)'s drawings through the handler's preprocessing, kept in `cache`
+    (keyed by the function and the counts and seed that decide the drawings)."""
+    key = repr((make.__name__, cfg.negatives, cfg.heldout, cfg.seed) + ((cfg.doodles,) if cfg.doodles else ()))
+    path = cache / f"{make.__name__}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    if path.exists():
+        with np.load(path) as saved:
+            return dict(saved)
+    kinds = {kind: finetune.prepare_all(rows, processes=cfg.processes)[0] for kind, rows in make(*args, cfg).items()}
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **kinds)
+    return kinds
 
 
 # ---- the head -------------------------------------------------------------------------------------------------------
@@ -181,7 +256,7 @@ def train_head(model: DigitNet, digits: list, negatives: list[torch.Tensor], cfg
         x = normalise(augment(torch.cat(xs), generator=generator, cfg=look))  # (B, 1, 28, 28)
         target = torch.cat([torch.zeros(n_digits), torch.ones(len(x) - n_digits)])
         with torch.no_grad():
-            features = model.features(x)  # (B, 64, 7, 7), frozen
+            features = model.refusal_input(*model.stages(x))  # (B, 96, 7, 7), frozen
         loss = F.binary_cross_entropy_with_logits(model.refusal(features).squeeze(1), target)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -195,6 +270,14 @@ def train_head(model: DigitNet, digits: list, negatives: list[torch.Tensor], cfg
 
 
 # ---- figures --------------------------------------------------------------------------------------------------------
+
+
+def combined_threshold(*limits: tuple[Reading, float]) -> float:
+    """The lowest threshold at which each set of real digits has at most its share refused *in all*: a digit the
+    structural check already refuses counts against the share whatever its P(not a digit) (retrain.choose_threshold
+    limits P(not a digit) alone). 1.0 when the structural check alone uses up a share: the head then refuses
+    nothing."""
+    return min(1.0, choose_threshold(*((np.where(r.several, np.inf, r.not_a_digit), share) for r, share in limits)))
 
 
 def refusal_table(readings: dict[str, Reading], *, digit_sets: tuple[str, ...], threshold: float) -> dict:
@@ -232,7 +315,7 @@ def run(args: argparse.Namespace, cfg: HeadConfig, *, log=print) -> dict:
     served = base.mnist_served(mnist, cache=args.cache, processes=cfg.processes)
     cut = len(served["train"]) - base_cfg.mnist_keep_out
     drawings = base.training_drawings(writers, base_cfg, cache=args.cache)
-    negatives = prepared_kinds(training_negatives(writers, numbers, mnist, cfg), processes=cfg.processes)
+    negatives = prepared_kinds(training_negatives, writers, numbers, mnist, cfg=cfg, cache=args.cache)
     log(
         f"training data in {time.perf_counter() - started:.0f} s: "
         + ", ".join(f"{kind} {len(images)}" for kind, images in negatives.items())
@@ -252,15 +335,17 @@ def run(args: argparse.Namespace, cfg: HeadConfig, *, log=print) -> dict:
         f"heldout_{name}" if name != "mnist_test_as_served" else name: read(model, s.images, structural=True)
         for name, s in sets.items()
     }
-    limits = [
-        (digit_readings["mnist_kept_out"].not_a_digit, cfg.mnist_refusal),
+    new_people = [digit_readings[f"heldout_{name}"] for name in ("pendigits", "unipen")]
+    threshold = combined_threshold(
+        (digit_readings["mnist_kept_out"], cfg.mnist_refusal),
         (
-            np.concatenate([digit_readings[f"heldout_{n}"].not_a_digit for n in ("pendigits", "unipen")]),
+            Reading(
+                *(np.concatenate([getattr(r, f) for r in new_people]) for f in ("digits", "not_a_digit", "several"))
+            ),
             cfg.digit_refusal,
         ),
-    ]
-    threshold = choose_threshold(*limits)
-    held = prepared_kinds(heldout_negatives(writers, numbers, mnist, cfg), processes=cfg.processes)
+    )
+    held = prepared_kinds(heldout_negatives, writers, numbers, mnist, cfg=cfg, cache=args.cache)
     readings = digit_readings | {
         f"nondigit_{kind}": read(model, images, structural=True) for kind, images in held.items()
     }

@@ -15,6 +15,7 @@ from tests.handler.test_mnist_handler import handle, load_handler
 from training import finetune, refusal_head
 from training.archive import build
 from training.refusal_head import HeadConfig
+from training.retrain import Reading
 from training.train import normalise, to_input
 
 
@@ -35,7 +36,7 @@ def test_the_head_adds_an_11th_output_read_as_sigmoid_of_the_head(base, canvas_p
     x = inputs(canvas_pngs)
     with torch.inference_mode():
         before, after = base(x), model(x)
-        r = model.refusal(model.features(x)).squeeze(1)
+        r = model.refusal(model.refusal_input(*model.stages(x))).squeeze(1)
     assert after.shape == (len(x), 11)
     assert torch.equal(after[:, :10], before)  # the digit logits are the base's, bit for bit
     # the handler's reading (mnist_handler.inference): digits = softmax over the first 10, P(not a digit) = softmax
@@ -93,3 +94,16 @@ def test_the_handler_serves_a_head_version_from_its_archive(tmp_path, base, canv
         assert answer["not_a_digit_probability"] == pytest.approx(1.0 if refused else 0.0, abs=1e-6)
         assert answer["not_a_digit"] is refused
         assert (answer["reason"] == NOT_A_DIGIT) if refused else (answer["digit"] == int(np.argmax(probabilities)))
+
+
+def test_the_threshold_counts_structural_refusals_against_each_share():
+    scores = np.linspace(0.0, 0.99, 100)
+    several = np.zeros(100, bool)
+    plain = Reading(digits=np.zeros(100, int), not_a_digit=scores, several=several)
+    assert 0.97 < refusal_head.combined_threshold((plain, 0.02)) <= 0.99  # two of 100 above it
+    several[:2] = True  # the structural check already refuses two low scorers: nothing left for the head
+    structural = Reading(digits=np.zeros(100, int), not_a_digit=scores, several=several)
+    threshold = refusal_head.combined_threshold((structural, 0.02))
+    assert structural.refused(threshold).mean() <= 0.02
+    several[:5] = True
+    assert refusal_head.combined_threshold((structural, 0.02)) == 1.0
