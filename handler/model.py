@@ -73,7 +73,11 @@ class DigitNet(nn.Module):
             # or a spiral's inner turns from a 0's plain loop, which the second stage, trained to read digits, has
             # learned to ignore.
             self.refusal = nn.Sequential(
-                nn.Conv2d(c1 + c2, 32, kernel_size=1),  # (N, 32, 7, 7): fewer channels, the layout kept
+                # two 3x3 convolutions of its own: what sets a shape apart from a digit (a mark inside a loop, a
+                # zigzag's corners) is a local pattern the digit features were never asked to name
+                nn.Conv2d(c1 + c2, 48, kernel_size=3, padding=1),  # (N, 48, 7, 7)
+                nn.ReLU(),
+                nn.Conv2d(48, 32, kernel_size=3, padding=1),  # (N, 32, 7, 7)
                 nn.ReLU(),
                 nn.Flatten(),
                 nn.Linear(32 * 7 * 7, refusal_head),
