@@ -8,6 +8,9 @@ INSTALLED := $(VENV)/.installed
 DATA_DIR ?= ../shared/data/mnist
 # Real pen-drawn digits, for the learning loop and its tests only (CC BY 4.0, never shipped).
 PENDIGITS ?= ../shared/data/pendigits/pendigits-orig.tra.gz
+# A second population of real pen digits and numbers (UNIPEN, CC BY 4.0), for 4.0's base training only.
+UNIPEN ?= ../shared/data/unipen/unipen-digits-train.jsonl.gz
+UNIPEN_NUMBERS ?= ../shared/data/unipen/unipen-numbers-train.jsonl.gz
 VERSION ?= 1.0
 EPOCHS ?= 4
 WEIGHTS := model_store/v$(VERSION)/weights.pt
@@ -17,7 +20,7 @@ MAR_V3 := model_store/mnist-v3.0.mar
 MARS := $(MAR) $(MAR_V2) $(MAR_V3)
 HANDLER_FILES := $(wildcard handler/*.py)
 
-.PHONY: help install run stop test lint train archive bench bench-inputs bench-hostile eval clean models load compose-check simulate retrain
+.PHONY: help install run stop test lint train train-v4 archive bench bench-inputs bench-hostile eval clean models load compose-check simulate retrain
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -54,7 +57,7 @@ stop: $(INSTALLED)  ## stop what a background `make run` left running
 test: $(INSTALLED)  ## lint (ruff, mypy) + the whole test suite (starts its own TorchServe and PostgreSQL on free ports)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	MNIST_DIR=$(abspath $(DATA_DIR)) PENDIGITS_FILE=$(abspath $(PENDIGITS)) $(PY) -m pytest $(PYTEST_ARGS)
+	MNIST_DIR=$(abspath $(DATA_DIR)) PENDIGITS_FILE=$(abspath $(PENDIGITS)) UNIPEN_FILE=$(abspath $(UNIPEN)) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED)  ## ruff, and mypy on the product's packages (settings, handler, serving, db, app, ui)
 	$(VENV)/bin/ruff check .
@@ -67,6 +70,14 @@ RECIPE_2.0 := --members 3 --pen-images 20000 --half-weights
 
 train: $(INSTALLED)  ## train VERSION (1.0 or 2.0) into model_store/v$(VERSION)/ from DATA_DIR (downloads if missing)
 	$(PY) -m training.train --data-dir $(DATA_DIR) --out model_store/v$(VERSION) --epochs $(EPOCHS) $(RECIPE_$(VERSION)) $(TRAIN_ARGS)
+
+# 4.0's candidate (docs/model-card.md): the base network from MNIST + the pendigits and UNIPEN training writers, then
+# the "not a digit" head on its frozen features; into var/v4/ (the lead ships a version through the gate).
+V4_OUT ?= var/v4
+train-v4: $(INSTALLED)  ## 4.0's candidate: base training + refusal head into $(V4_OUT)/ (CPU; BASE_ARGS, HEAD_ARGS)
+	$(PY) -m training.base --data-dir $(DATA_DIR) --pendigits $(PENDIGITS) --unipen $(UNIPEN) --out $(V4_OUT)/base $(BASE_ARGS)
+	$(PY) -m training.refusal_head --data-dir $(DATA_DIR) --pendigits $(PENDIGITS) --unipen $(UNIPEN) \
+		--unipen-numbers $(UNIPEN_NUMBERS) --base $(V4_OUT)/base --out $(V4_OUT)/candidate $(HEAD_ARGS)
 
 models: $(INSTALLED)  ## manage the running model versions: make models ARGS="list | set-default 2.0 | ..."
 	$(PY) -m app.cli $(or $(ARGS),list)
