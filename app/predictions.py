@@ -16,6 +16,7 @@ import enum
 import logging
 import uuid
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from app.drawings import stored_copy
 from app.limits import LargeImageLane
@@ -142,6 +143,7 @@ class Predictions:
         """
         check_image(png)
         prediction = await self.ask(png, version=version)
+        answered = datetime.now(UTC)  # a journaled row keeps this time (a failed insert may have waited seconds)
         row = PredictionRow(
             request_id=request_id or uuid.uuid4(),
             browser_id=browser_id,
@@ -165,6 +167,7 @@ class Predictions:
             except StoreUnavailable as exc:
                 self.database_down = True
                 logger.warning("prediction %s kept in the journal: %s", row.request_id, exc)
+        row = replace(row, created_at=answered)  # replayed later, the row still says when it was drawn
         await self.journal.add_prediction(row)
         return Recorded(prediction, row, SavedIn.JOURNAL)
 
