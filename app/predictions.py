@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from app.drawings import stored_copy
 from app.limits import LargeImageLane
+from app.outage import Outage
 from app.ports import ModelServer, PendingWrites, PredictionRecords
 from db.pool import StoreUnavailable
 from db.predictions import PredictionRow, check_digit
@@ -97,11 +98,13 @@ class Predictions:
         store: PredictionRecords,
         journal: PendingWrites,
         lane: LargeImageLane | None = None,
+        outage: Outage | None = None,
     ):
         self.server = server
         self.lane = lane or LargeImageLane()
         self.store = store
         self.journal = journal
+        self.outage = outage or Outage()  # what the reads know (app/outage.py): told of every outage met here
         self.database_down = False  # set by a failed write; cleared once the journal has been replayed
 
     def note(self) -> JournalNote:
@@ -114,6 +117,8 @@ class Predictions:
                 await self.journal.replay(self.store)
             except Exception:  # keep replaying later whatever happened (the entries stay in the file)
                 logger.exception("journal replay failed")
+            if not self.journal.pending:
+                self.outage.over()  # everything was written: the database answers again
         self.database_down = self.journal.pending > 0
 
     async def replay_forever(self, interval: float) -> None:
@@ -166,6 +171,7 @@ class Predictions:
                 return Recorded(prediction, _with_id(row, row_id), SavedIn.DATABASE)
             except StoreUnavailable as exc:
                 self.database_down = True
+                self.outage.seen()
                 logger.warning("prediction %s kept in the journal: %s", row.request_id, exc)
         row = replace(row, created_at=answered)  # replayed later, the row still says when it was drawn
         await self.journal.add_prediction(row)
@@ -197,6 +203,7 @@ class Predictions:
                 )
         except StoreUnavailable as exc:
             self.database_down = True
+            self.outage.seen()
             logger.warning("label for %s kept in the journal: %s", request_id, exc)
             await self._journal_label(request_id, browser_id, digit, network)
             return SavedIn.JOURNAL
