@@ -63,7 +63,7 @@ async def test_predictions_and_feedback_during_an_outage_are_written_exactly_onc
             user.find(marker="confirm").click()
         else:
             user.find(marker="correct").clear().type(str(labels[-1]))
-            user.find("Submit feedback").click()
+            user.find("Save correction").click()
         await wait_for(lambda before=before: pending() == before + 2, timeout=30)
     assert pending() == 40
     await user.should_see("Database unavailable: 40 change(s) kept on the server, saved when it is back")

@@ -74,7 +74,7 @@ async def test_feedback_labels_that_row_can_be_changed_and_survives_reload(user:
     row_id = rows_for(database_url)[-1][0]
     wrong = (label + 1) % 10
     user.find(marker="correct").type(str(wrong))
-    user.find("Submit feedback").click()
+    user.find("Save correction").click()
     await user.should_see(f"Saved: true digit {wrong}")
     assert rows_for(database_url)[-1][0] == row_id and rows_for(database_url)[-1][3] == wrong
     user.find(marker="confirm").click()  # changed my mind: the prediction was right
@@ -124,10 +124,10 @@ async def test_stats_page_shows_accuracy_per_version(user: User, canvas_pngs, da
 async def test_live_mode_predicts_after_a_stroke_without_saving(user: User, canvas_pngs, database_url):
     before = len(rows_for(database_url))
     await user.open("/")
-    user.find("Live").click()
+    user.find("Live: predict as you draw").click()
     png, label, _ = canvas_pngs[6]
     await draw(user, png)  # the stroke's end is what triggers a live prediction
-    await wait_for(lambda: text_of(user, "digit") != "–")
+    await wait_for(lambda: text_of(user, "digit") != "")
     assert text_of(user, "digit") == str(label)
     await user.should_see("Live prediction (not saved)")
     assert len(rows_for(database_url)) == before
@@ -141,7 +141,7 @@ async def test_clicking_a_history_row_relabels_that_row(user: User, canvas_pngs,
     await wait_for(lambda: any(row["id"] == newer_id for row in user.find(marker="history").elements.pop().rows))
     (table,) = user.find(marker="history").elements
     (older,) = [row for row in table.rows if row["id"] == older_id]
-    user.find(marker="history").trigger("rowClick", [{}, older, 1])
+    user.find(marker="history").trigger("relabel", older)  # a click on the row, or Enter or Space on it
     await user.should_see(f"True digit for drawing #{older_id}")
     user.find(kind=ui.button, content="5").click()
     await user.should_see("Saved: true digit 5", retries=30)

@@ -94,6 +94,7 @@ async def test_admin_page_needs_the_password_and_slows_down_repeated_failures(us
 
 async def log_in(user: User) -> None:
     await user.open("/models")
+    await user.should_see(marker="password")  # drawn once the page is connected
     user.find(marker="password").type(PASSWORD)
     user.find(marker="login").click()
     await user.should_see(marker="versions")
@@ -152,6 +153,7 @@ async def test_admin_page_lists_versions_makes_default_and_compares(user: User, 
         user.find(marker="confirm").click()
         await wait_for(lambda: rows_for(database_url)[-1][3] is not None)
     await user.open("/models")
+    await user.should_see(marker="password")  # drawn once the page is connected
     user.find(marker="password").type(PASSWORD)
     user.find(marker="login").click()
     await user.should_see(marker="versions")
