@@ -108,6 +108,9 @@ def run(settings: Settings, *, build: Build = create_app) -> None:
     Without an override of current_app, the Runtime builds the real App at start-up."""
     # app.storage.user is kept in files: under var/, not in the working directory
     Storage.path = settings.ui_storage_dir.resolve()
+    # Quasar's bar over every fetch (a thumbnail, a picture sent) is a progress bar without a name for screen readers
+    # (axe: serious); the page's own spinners say what is going on
+    app.config.quasar_config["loadingBar"]["skipHijack"] = True
     startup()
     runtime = Runtime(settings, build=build)
     app.state.runtime = runtime

@@ -24,11 +24,15 @@ FOCUS = "#1d4ed8"
 
 PAGES = [("Draw", "/"), ("Stats", "/stats"), ("Models", "/models")]
 
-# Quasar draws focus as a faint background (q-focus-helper) that is invisible on some controls; an outline is not.
+# Quasar draws focus as a faint background (q-focus-helper), hard to see on some controls, and takes the outline off
+# buttons and switches (.no-outline, !important in NiceGUI's last cascade layer: an important rule in an earlier layer
+# wins over it); an outline is always visible.
 # Notifications sit under the header: at the bottom they covered the history the user had just changed.
 CSS = f"""
-:focus-visible {{ outline: 3px solid {FOCUS} !important; outline-offset: 2px; }}
-.q-header :focus-visible {{ outline-color: #fff !important; }}
+@layer overrides {{
+  :focus-visible {{ outline: 3px solid {FOCUS} !important; outline-offset: 2px; }}
+  .q-header :focus-visible {{ outline-color: #fff !important; }}
+}}
 .q-table tbody tr:focus-visible {{ outline-offset: -3px; }}
 .q-notifications__list--top {{ top: 64px; }}
 .result-focus:focus {{ outline: none; }}

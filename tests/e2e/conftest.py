@@ -1,7 +1,11 @@
 """The whole product for the real-browser tests, started once for all of tests/e2e (it takes a minute: PostgreSQL,
 TorchServe with three versions, the page), and Debian's Chromium driven by Playwright (never `playwright install`).
-Without /usr/bin/chromium every test here is skipped with the reason."""
+Without /usr/bin/chromium every test here is skipped with the reason.
 
+E2E_APP_URL (with E2E_ADMIN_PASSWORD) runs them against a product you started yourself instead (a `make run`): quicker
+while working on the page, but the tests leave their drawings in its database."""
+
+import os
 import shutil
 import signal
 from collections.abc import Iterator
@@ -17,7 +21,7 @@ LAUNCH_ARGS = [
     "--disable-component-update", "--no-first-run", "--disable-sync",
 ]  # fmt: skip
 SHOTS = ROOT / "var" / "e2e"
-ADMIN_PASSWORD = "test-admin-password"  # tests/stack.py
+ADMIN_PASSWORD = os.environ.get("E2E_ADMIN_PASSWORD", "test-admin-password")  # tests/stack.py
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True}
 
@@ -26,6 +30,9 @@ PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "i
 def app_url(tmp_path_factory, model_store) -> Iterator[str]:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
+    if url := os.environ.get("E2E_APP_URL"):
+        yield url
+        return
     env = supervisor_env(tmp_path_factory.mktemp("e2e"), model_store)
     process, _ = start_supervisor(env)
     try:

@@ -9,7 +9,7 @@ import itertools
 
 import pytest
 
-from tests.e2e.conftest import SHOTS
+from tests.e2e.conftest import ADMIN_PASSWORD, SHOTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -157,7 +157,7 @@ def test_admin_makes_two_the_default_and_the_next_drawing_is_read_by_it(browser,
 
     try:
         admin.goto(f"{app_url}/models")
-        admin.get_by_label("Admin password").fill("test-admin-password")  # tests/stack.py
+        admin.get_by_label("Admin password").fill(ADMIN_PASSWORD)
         admin.get_by_role("button", name="Log in").click()
         admin.get_by_text("3 version(s) loaded; the page's predictions use 3.0").wait_for()
         make_default("2.0")

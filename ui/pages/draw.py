@@ -261,7 +261,7 @@ class DrawPage:
 
     def _build_feedback(self) -> None:
         # the same height with the hint or the controls: the history below does not move when they appear
-        with ui.element("div").classes("w-full min-h-[100px]"):
+        with ui.element("div").classes("w-full min-h-[112px]"):
             self.feedback_hint = ui.label("After Predict: confirm the answer or type the right digit here.")
             self.feedback_hint.classes("text-sm text-gray-600").mark("feedback-hint")
             with ui.column().classes("gap-2") as self.feedback_row:
