@@ -82,9 +82,9 @@ async def test_feedback_labels_that_row_can_be_changed_and_survives_reload(user:
     last = rows_for(database_url)[-1]
     assert last[0] == row_id and last[3] == label and last[2] == label and last[6] > 0
 
-    await user.open("/")  # reload: the history comes from Postgres, for this browser
-    await user.should_see("accuracy")
+    await user.open("/")  # reload: the history comes from Postgres, for this browser (read once the page is shown)
     (table,) = user.find(marker="history").elements
+    await wait_for(lambda: any(row["id"] == row_id for row in table.rows))
     assert any(row["id"] == row_id and row["true"] == label and row["result"] == "✓" for row in table.rows)
 
 
@@ -93,8 +93,10 @@ async def test_history_belongs_to_the_browser(create_user, canvas_pngs, database
     await alice.open("/")
     await predict(alice, canvas_pngs[3][0], database_url)
     await bob.open("/")
+    await wait_for(lambda: "drawing" in text_of(bob, "accuracy"))  # bob's history has been read
     (table,) = bob.find(marker="history").elements
     (alice_table,) = alice.find(marker="history").elements
+    await wait_for(lambda: bool(alice_table.rows))
     alice_ids = {row["id"] for row in alice_table.rows}
     assert alice_ids and not alice_ids & {row["id"] for row in table.rows}
 
