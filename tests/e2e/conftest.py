@@ -38,7 +38,9 @@ def app_url(tmp_path_factory, model_store) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{env['UI_PORT']}"
     finally:
-        process.send_signal(signal.SIGINT)
+        # SIGTERM, which deploy/run.py handles like Ctrl-C: a shell running the tests in the background makes its
+        # children ignore SIGINT, and the stack then outlived the tests
+        process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
         shutil.rmtree(env["PG_HOME"], ignore_errors=True)
 

@@ -95,6 +95,9 @@ def test_mouse_drawn_one_and_seven_are_read_with_bars_and_preview(page):
     preview = page.locator("img[src^='data:image/png;base64']").first
     preview.wait_for()
     assert preview.evaluate("img => img.naturalWidth") == 28
+    page.get_by_text("2 drawings").wait_for()  # both in the history
+    page.mouse.move(1200, 980)  # no hover (nor the click's ripple, below) left on Predict in the screenshot
+    page.wait_for_timeout(800)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "desktop.png"), full_page=True)
 
@@ -105,7 +108,7 @@ def test_correction_then_reload_finds_the_history(page, app_url):
     truth = "4" if predicted != "4" else "9"  # a correction the user disagrees with the model on
     page.get_by_label("The right digit").fill(truth)
     page.get_by_role("button", name="Save correction").click()
-    page.get_by_text(f"Saved: true digit {truth}").wait_for()
+    page.get_by_text(f"Saved: true digit {truth}").first.wait_for()
     page.reload()
     row = page.locator("tbody tr").first
     row.wait_for()
@@ -141,6 +144,9 @@ def test_phone_layout_draws_with_touch_without_scrolling(phone):
     assert ink_pixels(phone) > 0
     phone.get_by_role("button", name="Predict").click()
     phone.wait_for_function("() => document.querySelector('.text-8xl').innerText.trim() === '7'", timeout=15000)
+    phone.get_by_text("1 drawing").wait_for()
+    phone.evaluate("() => window.scrollTo(0, 0)")  # (the answer scrolled into view) the whole page, from the top
+    phone.wait_for_timeout(800)
     SHOTS.mkdir(parents=True, exist_ok=True)
     phone.screenshot(path=str(SHOTS / "phone.png"), full_page=True)
 
