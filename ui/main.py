@@ -13,6 +13,7 @@ import logging
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from nicegui import app, ui
+from nicegui.client import ClientConnectionTimeout
 from nicegui.storage import Storage
 
 from app.admin import ADMIN_COOKIE
@@ -28,6 +29,21 @@ from ui.widgets import slate
 logger = logging.getLogger(__name__)
 
 
+# How long a page waits for its browser's socket before reading what it shows (a browser connects within a second; a
+# script or a health check that only GETs the page never does, and its page must not wait for ever).
+CONNECT_SECONDS = 30.0
+
+
+async def shown() -> bool:
+    """Whether the page reached a browser: pages are sent first and read the database after, so that one waiting for
+    a database in trouble never makes NiceGUI's 3 s limit for building a page answer a 500 (issue #23)."""
+    try:
+        await ui.context.client.connected(timeout=CONNECT_SECONDS)
+    except ClientConnectionTimeout:
+        return False
+    return True
+
+
 def client_network(request: Request) -> str | None:
     return network_of(request.client.host if request.client else None)
 
@@ -35,21 +51,22 @@ def client_network(request: Request) -> str | None:
 async def index(request: Request) -> None:
     with frame("/"):
         page = draw.DrawPage(await current_app(), browser_id=app.storage.browser["id"], network=client_network(request))
-    await ui.context.client.connected()  # the page first: the history may wait for a database in trouble
-    await page.refresh_history()
+    if await shown():
+        await page.refresh_history()
 
 
 async def stats_page() -> None:
     with frame("/stats"):
         page = stats.StatsPage(await current_app())
-    await ui.context.client.connected()  # the page first, the figures then (module docstring of ui/pages/stats.py)
-    await page.load()
+    if await shown():
+        await page.load()
 
 
 async def admin_page(request: Request) -> None:
     with frame("/models"):
         address = request.client.host if request.client else "unknown"
-        await ui.context.client.connected()  # the page first: the session check may wait for a database in trouble
+        if not await shown():
+            return
         await admin.AdminPage.show(
             await current_app(),
             address=address,

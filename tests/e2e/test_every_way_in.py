@@ -118,3 +118,27 @@ def test_the_admin_table_fits_1280_px_with_make_default_in_view(browser, app_url
         assert not page.get_by_text("Held-out browsers").count()
     finally:
         page.context.close()
+
+
+def test_a_typed_42_is_refused_and_history_rows_open_with_the_keyboard(page):
+    draw_with_mouse(page, SEVEN)
+    page.keyboard.press("Enter")
+    announced(page, "Predicted")
+    field = page.get_by_label("The right digit")
+    field.fill("")
+    field.press_sequentially("42")  # the field used to cut it to "4" (maxlength) without a word
+    field.press("Enter")
+    announced(page, "Type one digit from 0 to 9")
+    assert field.input_value() == "42"
+    row = page.locator("tbody tr").first
+    row.wait_for()
+    row.focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("True digit for drawing #").wait_for()
+    dialog.get_by_role("button", name="True digit 5").focus()
+    page.keyboard.press("Enter")
+    announced(page, "Saved: true digit 5")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('tbody tr:first-child td')].some(td => td.innerText.trim() === '5')"
+    )

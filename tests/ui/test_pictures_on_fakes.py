@@ -110,3 +110,16 @@ async def test_the_admin_page_says_the_database_is_unavailable_during_a_known_ou
     fake_app.app.predictions.outage.seen()
     await user.open("/models")
     await user.should_see("The database cannot be reached, so admin login is unavailable for now")
+
+
+def test_a_digit_without_feedback_has_no_bar_on_stats():
+    """A 0 bar read as "always wrong"; no feedback is no bar, and the count under each digit says why."""
+    from db.predictions import Stats
+    from ui.pages.stats import per_digit_chart
+
+    stats = Stats.from_counts([(7, 7, 3), (7, 1, 1), (1, 7, 2)], [("1.0", 3, 6, 6)])
+    options = per_digit_chart(stats)
+    values = [bar["value"] for bar in options["series"][0]["data"]]
+    assert values[7] == 0.75 and values[1] == 0.0  # two 1s, both read as 7: a real 0%
+    assert [values[d] for d in (0, 2, 3, 4, 5, 6, 8, 9)] == [None] * 8
+    assert options["xAxis"]["data"][7] == "7\n4×" and options["xAxis"]["data"][0] == "0\n0×"

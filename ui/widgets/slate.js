@@ -12,7 +12,7 @@
 const USES_ENTER = [
   "input", "textarea", "select", "button", "a[href]", "[contenteditable='']", "[contenteditable='true']",
   "[role=button]", "[role=link]", "[role=checkbox]", "[role=switch]", "[role=radio]", "[role=tab]",
-  "[role=option]", "[role=menuitem]", "[role=row][tabindex]", ".q-dialog",
+  "[role=option]", "[role=menuitem]", "[role=row][tabindex]", "tr[tabindex]", "[data-uses-enter]", ".q-dialog",
 ].join(", ");
 const TYPING = "input, textarea, select, [contenteditable=''], [contenteditable='true']";
 
