@@ -21,6 +21,7 @@ from app.admin import AdminLogin
 from app.explanations import Explainer
 from app.history import History
 from app.limits import InFlight, LargeImageLane
+from app.outage import Outage
 from app.ports import AdminRecords, ModelServer, PendingWrites, PredictionRecords, VersionControl
 from app.predictions import Predictions
 from app.versions import Versions
@@ -67,7 +68,8 @@ def wire(
     journal: PendingWrites,
 ) -> App:
     """The use cases on these services (real ones from create_app; stand-ins in page tests)."""
-    predictions = Predictions(server=server, store=records, journal=journal, lane=LargeImageLane())
+    outage = Outage()  # what the reads know of a database outage, shared by everything that uses the database
+    predictions = Predictions(server=server, store=records, journal=journal, lane=LargeImageLane(), outage=outage)
     return App(
         settings=settings,
         predictions=predictions,
@@ -86,7 +88,7 @@ def wire(
             model_store=settings.model_store,
             compare_drawings=settings.compare_drawings,
         ),
-        admin=AdminLogin(settings, admin_records),
+        admin=AdminLogin(settings, admin_records, outage=outage),
         in_flight=InFlight(settings.api_max_in_flight),
     )
 

@@ -1,17 +1,22 @@
 """A browser's history and everyone's statistics, as the pages and the JSON API show them.
 
-While the database is known to be down (app/predictions.py), these answer at once with StoreUnavailable instead of
-waiting for the pool's timeout on every page.
+While the database is known to be down (writes waiting in the journal: app/predictions.py; or a read or write met the
+outage a moment ago: app/outage.py), these answer at once with StoreUnavailable instead of waiting for the pool's
+timeout on every page.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from app.ports import PredictionRecords
 from app.predictions import Predictions
 from db.pool import StoreUnavailable
 from db.predictions import Accuracy, PredictionRow, Stats
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -38,13 +43,21 @@ class History:
         self.store = store
         self.predictions = predictions
 
-    def _check(self) -> None:
+    @property
+    def database_known_down(self) -> bool:
+        """Whether a read would be answered StoreUnavailable at once (the pages say so without asking)."""
+        return self.predictions.database_down or self.predictions.outage.known
+
+    async def _read(self, call: Callable[[], Awaitable[T]]) -> T:
         if self.predictions.database_down:
             raise StoreUnavailable("the database cannot be reached (writes wait in the journal)")
+        return await self.predictions.outage.read(call)
 
     async def page(self, *, browser_id: str, page: int, size: int) -> HistoryPage:
         """Page `page` (1-based; past the last, the last) of `size` rows."""
-        self._check()
+        return await self._read(lambda: self._page(browser_id=browser_id, page=page, size=size))
+
+    async def _page(self, *, browser_id: str, page: int, size: int) -> HistoryPage:
         total = await self.store.history_count(browser_id=browser_id)
         pages = max(1, -(-total // size))
         page = min(max(1, page), pages)
@@ -54,17 +67,18 @@ class History:
 
     async def rows(self, *, browser_id: str, limit: int, offset: int) -> tuple[list[PredictionRow], int]:
         """(rows, total): the JSON API's paging by offset."""
-        self._check()
-        return (
-            await self.store.history(browser_id=browser_id, limit=limit, offset=offset),
-            await self.store.history_count(browser_id=browser_id),
-        )
+
+        async def both() -> tuple[list[PredictionRow], int]:
+            return (
+                await self.store.history(browser_id=browser_id, limit=limit, offset=offset),
+                await self.store.history_count(browser_id=browser_id),
+            )
+
+        return await self._read(both)
 
     async def drawing(self, *, browser_id: str, prediction_id: int) -> bytes | None:
         """The drawing of one of the browser's predictions (its thumbnail), None when it is not theirs."""
-        self._check()
-        return await self.store.drawing(browser_id=browser_id, prediction_id=prediction_id)
+        return await self._read(lambda: self.store.drawing(browser_id=browser_id, prediction_id=prediction_id))
 
     async def stats(self) -> Stats:
-        self._check()
-        return await self.store.stats()
+        return await self._read(self.store.stats)

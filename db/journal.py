@@ -38,8 +38,11 @@ logger = logging.getLogger(__name__)
 
 
 # The fields a journal line holds: the row as the app inserts it (the table's own fields come later).
+# created_at: when it was predicted, so that the replayed row keeps that time, not the replay's (lines written before it
+# was kept have none: those rows get the time of the replay).
 _JOURNALED = ("request_id", "browser_id", "model_name", "model_version", "predicted_digit", "confidence",
-              "probabilities", "canvas_png", "preview_png", "latency_ms", "not_a_digit", "client_network")  # fmt: skip
+              "probabilities", "canvas_png", "preview_png", "latency_ms", "not_a_digit", "client_network",
+              "created_at")  # fmt: skip
 
 
 def _encode_prediction(prediction: PredictionRow) -> dict:
@@ -47,6 +50,7 @@ def _encode_prediction(prediction: PredictionRow) -> dict:
     entry["request_id"] = str(prediction.request_id)
     entry["canvas_png"] = base64.b64encode(prediction.canvas_png or b"").decode("ascii")
     entry["preview_png"] = base64.b64encode(prediction.preview_png).decode("ascii") if prediction.preview_png else None
+    entry["created_at"] = (prediction.created_at or datetime.now(UTC)).isoformat()
     return {"kind": "prediction", "prediction": entry}
 
 
@@ -55,7 +59,14 @@ def _decode_prediction(entry: dict) -> PredictionRow:
     fields["request_id"] = uuid.UUID(fields["request_id"])
     fields["canvas_png"] = base64.b64decode(fields["canvas_png"])
     fields["preview_png"] = base64.b64decode(fields["preview_png"]) if fields["preview_png"] else None
+    if fields.get("created_at") is not None:
+        fields["created_at"] = _aware(datetime.fromisoformat(fields["created_at"]))
     return PredictionRow(**fields)
+
+
+def _aware(moment: datetime) -> datetime:
+    """A time read back from a line, with its zone (the journal writes UTC; a hand-edited naive one is taken as UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class ReplayTarget(Protocol):

@@ -54,7 +54,7 @@ class PredictionRow:
     not_a_digit: bool | None = None  # refused as not a digit; None: written before versions could refuse
     client_network: str | None = None  # the asking address's network (app/networks.py); None: unknown
     id: int | None = None
-    created_at: datetime | None = None
+    created_at: datetime | None = None  # set by the table on insert, or before it (journaled: when it was predicted)
     true_digit: int | None = None
     feedback_network: str | None = None
 
@@ -146,7 +146,9 @@ class PredictionStore:
         self.pool = pool
 
     async def insert(self, row: PredictionRow) -> int:
-        """Store a prediction and return its id; a retry with the same request_id returns the first row's id.
+        """Store a prediction and return its id; a retry with the same request_id returns the first row's id. The row
+        is dated `row.created_at` when set (a prediction replayed from the journal keeps the time it was made), else
+        now.
 
         RequestIdTaken when the request_id is another browser's; RequestIdReused when it is this browser's, for another
         image (answering with the first row's id would pair the new digit with the old drawing).
@@ -159,8 +161,8 @@ class PredictionStore:
                 """
                 INSERT INTO predictions (request_id, browser_id, model_name, model_version, predicted_digit,
                                          confidence, probabilities, canvas_png, preview_png, latency_ms, not_a_digit,
-                                         client_network)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                         client_network, created_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()))
                 ON CONFLICT (request_id) DO UPDATE SET request_id = EXCLUDED.request_id
                     WHERE predictions.browser_id = EXCLUDED.browser_id
                 RETURNING id, sha256(canvas_png) = %s
@@ -168,7 +170,7 @@ class PredictionStore:
                 (
                     row.request_id, row.browser_id, row.model_name, row.model_version, row.predicted_digit,
                     row.confidence, list(row.probabilities), row.canvas_png, row.preview_png, row.latency_ms,
-                    row.not_a_digit, row.client_network, digest,
+                    row.not_a_digit, row.client_network, row.created_at, digest,
                 ),
             )  # fmt: skip
             found = await cursor.fetchone()

@@ -127,3 +127,15 @@ async def test_tickets_are_used_once_and_sessions_belong_to_their_browser_and_pa
     assert not await admin.session_valid(browser_id="b1", **{**valid, "fingerprint": "another password"})
     await admin.delete_session(token_sha256=session)
     assert not await admin.session_valid(browser_id="b1", **valid)
+
+
+async def test_an_insert_keeps_the_time_it_is_given_else_now(predictions):
+    """A row replayed from the journal is dated when it was predicted; a fresh one when it is stored."""
+    made = datetime.now(UTC) - timedelta(hours=2)
+    dated, fresh = replace(row(browser="dated"), created_at=made), row(browser="dated")
+    await predictions.insert(dated)
+    await predictions.insert(fresh)
+    newest, oldest = await predictions.history(browser_id="dated", limit=10)
+    assert (newest.request_id, oldest.request_id) == (fresh.request_id, dated.request_id)
+    assert oldest.created_at == made
+    assert newest.created_at is not None and abs(newest.created_at - datetime.now(UTC)) < timedelta(minutes=5)

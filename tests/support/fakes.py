@@ -46,7 +46,7 @@ class FakePredictionStore:
                 if hashlib.sha256(stored.canvas_png or b"").digest() != hashlib.sha256(row.canvas_png).digest():
                     raise RequestIdReused(f"request_id {row.request_id} was used for another image (row {stored.id})")
                 return int(stored.id or 0)
-        self.rows.append(replace(row, id=len(self.rows) + 1, created_at=datetime.now(UTC)))
+        self.rows.append(replace(row, id=len(self.rows) + 1, created_at=row.created_at or datetime.now(UTC)))
         return len(self.rows)
 
     def _own(self, browser_id: str) -> list[PredictionRow]:
