@@ -2,13 +2,15 @@
 
     python -m training.evaluate --data-dir DIR [--canvas-count 1000] [--concurrency 8] [--out var/eval.json]
     python -m training.evaluate --data-dir DIR --unipen FILE --versions 4.0,3.0    # + the held-out UNIPEN files
+    python -m training.evaluate --data-dir DIR --unipen FILE --unipen-files model_store/v4.0/unipen_files.json
 
 Starts a private TorchServe on free ports from model_store/ (so it runs beside `make run`), sends every image as a
 raw PNG body through serving's sync client (serving/inference.py SyncInference: the inference key, re-read after a
 refusal), and reports accuracy per set and per canvas style. With `--unipen`, also the UNIPEN files of the fixed
 validation split (training/unipen.py: writers no shipped version trained on), each digit drawn as a slate drawing once
 in each export style (the drawings training/base.py measures in-process), overall, per style and per digit; a refused
-drawing counts as wrong.
+drawing counts as wrong. 4.0 learned from half of those files through the loop: `--unipen-files` keeps the other half
+(the files its gate held out, listed in model_store/v4.0/unipen_files.json).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -56,9 +58,14 @@ def accuracy(answers: list[Prediction], labels: Iterable[int]) -> float:
     return float(np.mean([answer.digit == int(label) for answer, label in zip(answers, labels, strict=True)]))
 
 
-def unipen_drawings(path: Path) -> list[tuple[bytes, int, str, str]]:
-    """(png, label, file, style): each digit of the UNIPEN validation files drawn once in each export style."""
+def unipen_drawings(path: Path, *, files: Collection[str] | None = None) -> list[tuple[bytes, int, str, str]]:
+    """(png, label, file, style): each digit of the UNIPEN validation files (or of those of them named in `files`)
+    drawn once in each export style."""
     _, validation = unipen.split_by_file(unipen.load(path))
+    if files is not None:
+        validation = [digit for digit in validation if digit.writer in set(files)]
+        if not validation:
+            raise unipen.UnipenError("none of the files named is among the UNIPEN validation files")
     return unipen.renderings(validation, count=1, seed=UNIPEN_SEED, all_styles=True, processes=2)
 
 
@@ -114,11 +121,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "eval.json")
     parser.add_argument("--versions", help="comma-separated (default: every version config.properties loads)")
     parser.add_argument("--unipen", type=Path, default=None, help="UNIPEN digits: add its held-out files' digits")
+    parser.add_argument(
+        "--unipen-files", type=Path, default=None,
+        help='only these validation files: a JSON file with a "heldout" list (model_store/v4.0/unipen_files.json)',
+    )  # fmt: skip
     args = parser.parse_args(argv)
     splits = data.load(args.data_dir, allow_download=False)
     try:
-        drawn = unipen_drawings(args.unipen) if args.unipen else None
-    except unipen.UnipenError as exc:
+        files = json.loads(args.unipen_files.read_text())["heldout"] if args.unipen_files else None
+        drawn = unipen_drawings(args.unipen, files=files) if args.unipen else None
+    except (unipen.UnipenError, OSError, KeyError, ValueError) as exc:
         parser.exit(2, f"error: {exc}\n")
     with temporary(config_template=ROOT / "config.properties", model_store=args.model_store) as server:
         versions = args.versions.split(",") if args.versions else configured_versions(server.properties)
