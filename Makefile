@@ -17,13 +17,15 @@ WEIGHTS := model_store/v$(VERSION)/weights.pt
 MAR := model_store/mnist.mar
 MAR_V2 := model_store/mnist-v2.0.mar
 MAR_V3 := model_store/mnist-v3.0.mar
-MARS := $(MAR) $(MAR_V2) $(MAR_V3)
+MAR_V4 := model_store/mnist-v4.0.mar
+# The archives config.properties loads (2.0 is no longer loaded: `make archive VERSION=2.0` still builds it)
+MARS := $(MAR_V4) $(MAR) $(MAR_V3)
 HANDLER_FILES := $(wildcard handler/*.py)
 
-.PHONY: help install run stop test lint train train-v4 archive bench bench-inputs bench-hostile eval clean models load compose-check simulate retrain
+.PHONY: help install run stop test lint train train-v4 archive bench bench-inputs bench-hostile eval clean models load compose-check simulate simulate-unipen retrain
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 $(INSTALLED): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 not found (python3.11)"; exit 1; }
@@ -44,6 +46,9 @@ $(MAR_V2): $(INSTALLED) $(HANDLER_FILES) model_store/v2.0/weights.pt
 
 $(MAR_V3): $(INSTALLED) $(HANDLER_FILES) $(wildcard model_store/v3.0/*.json) model_store/v3.0/weights.pt
 	$(PY) -m training.archive --version 3.0
+
+$(MAR_V4): $(INSTALLED) $(HANDLER_FILES) $(wildcard model_store/v4.0/*.json) model_store/v4.0/weights.pt
+	$(PY) -m training.archive --version 4.0
 
 archive: $(INSTALLED)  ## build model_store/mnist.mar (VERSION=1.0) from the committed weights
 	$(PY) -m training.archive --version $(VERSION)
@@ -82,14 +87,18 @@ train-v4: $(INSTALLED)  ## 4.0's candidate: base training + refusal head into $(
 models: $(INSTALLED)  ## manage the running model versions: make models ARGS="list | set-default 2.0 | ..."
 	$(PY) -m app.cli $(or $(ARGS),list)
 
-eval: $(INSTALLED) $(MARS)  ## accuracy of the live API on MNIST test and canvas-style drawings (starts TorchServe)
-	$(PY) -m training.evaluate --data-dir $(DATA_DIR)
+eval: $(INSTALLED) $(MARS)  ## accuracy of the live API on MNIST test, canvas-style drawings and held-out UNIPEN files (starts TorchServe)
+	$(PY) -m training.evaluate --data-dir $(DATA_DIR) $(if $(wildcard $(UNIPEN)),--unipen $(UNIPEN)) $(EVAL_ARGS)
 
 # The learning loop (docs/model-card.md): simulated users' feedback -> a gated candidate version.
 WRITERS ?= 1-30
 PER_WRITER ?= 400
 simulate: $(INSTALLED)  ## pen-drawn digits of WRITERS predicted and labelled through the running page (make run first)
 	$(PY) -m training.simulate --pendigits $(PENDIGITS) --writers $(WRITERS) --per-writer $(PER_WRITER) $(SIMULATE_ARGS)
+
+# 4.0's gate: browsers no shipped version trained on, one per held-out UNIPEN session file (docs/model-card.md)
+simulate-unipen: $(INSTALLED)  ## the held-out UNIPEN files' digits predicted and labelled through the running page
+	$(PY) -m training.simulate --unipen $(UNIPEN) --files validation --per-writer $(PER_WRITER) $(SIMULATE_ARGS)
 
 NEGATIVES ?= 1500
 retrain: $(INSTALLED)  ## the next version from the labelled drawings in PostgreSQL, gated, registered as a candidate
@@ -113,4 +122,4 @@ compose-check: $(INSTALLED)  ## build the images, run docker-compose.yml with po
 	$(PY) -m deploy.compose_check $(ARGS)
 
 clean:  ## remove the virtualenv, built archives and runtime state (var/)
-	rm -rf $(VENV) var $(MARS)
+	rm -rf $(VENV) var $(MARS) $(MAR_V2)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import math
 import sys
@@ -598,12 +599,29 @@ def retrain(
         },
         refusal=refused if refusal else None,
         extra={
+            "base": base_provenance(cfg.finetune.base_weights),
             "training": {k: v for k, v in trained.items() if k not in ("curve",)},
             "retrain_seconds": round(time.perf_counter() - started, 1),
             "retrain_config": {k: v for k, v in asdict(cfg).items() if k != "finetune"},
         },
     )
     return Result(model=model, report=report, refusal=refusal, failures=failures)
+
+
+def base_provenance(weights: str | None) -> dict | None:
+    """Which weights the candidate grew from: their path and sha256, and the figures of the training that made them
+    when a metrics.json lies beside them (a base training's, training/base.py: what it learned from, how long it took,
+    its held-out figures), so that the version's report says how it was made from the start."""
+    if weights is None:
+        return None
+    path = Path(weights)
+    base: dict = {"weights": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)}
+    base["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    report = path.parent / "metrics.json"
+    if report.exists():
+        figures = json.loads(report.read_text())
+        base["metrics"] = {key: value for key, value in figures.items() if key != "curve"}
+    return base
 
 
 def _log_screening(screening: Screening, log) -> None:
@@ -768,9 +786,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=finetune.FinetuneConfig.steps)
     parser.add_argument("--lr", type=float, default=finetune.FinetuneConfig.lr)
     parser.add_argument("--negative-batch", type=int, default=finetune.FinetuneConfig.negative_batch)
-    parser.add_argument(
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument(
         "--base", default="1.0", help="the version whose weights are fine-tuned (default 1.0; see docs/model-card.md)"
     )
+    start.add_argument(
+        "--base-weights", type=Path, default=None,
+        help="fine-tune these weights instead of a version's, e.g. a base training's (var/v4/base/weights.pt)",
+    )  # fmt: skip
+    parser.add_argument("--threads", type=int, default=finetune.FinetuneConfig.threads, help="torch threads")
     parser.add_argument("--holdout-share", type=float, default=RetrainConfig.holdout_share)
     parser.add_argument("--max-share", type=float, default=RetrainConfig.max_share)
     parser.add_argument("--mnist-min", type=float, default=GateConfig.mnist_min)
@@ -786,12 +810,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load()
-        base = settings.model_store / f"v{args.base}" / "weights.pt"
+        base = args.base_weights or settings.model_store / f"v{args.base}" / "weights.pt"
         if not base.exists():
-            raise ValueError(f"no weights for the base version {args.base}: {base} is missing")
+            whose = "the base weights" if args.base_weights else f"the base version {args.base}"
+            raise ValueError(f"no weights for {whose}: {base} is missing")
         tuning = replace(
             finetune.FinetuneConfig(), steps=args.steps, lr=args.lr, negative_batch=args.negative_batch,
-            base_weights=str(base),
+            base_weights=str(base.resolve()), threads=args.threads,
         )  # fmt: skip
         cfg = RetrainConfig(
             negatives=args.negatives, holdout_share=args.holdout_share, max_share=args.max_share, finetune=tuning

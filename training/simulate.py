@@ -2,15 +2,23 @@
 JSON API, as people would, so that the rows in PostgreSQL are exactly a real user's.
 
     python -m training.simulate [--url http://127.0.0.1:8501] [--writers 1-30] [--per-writer 250] [--browsers 4]
+    python -m training.simulate --unipen FILE --files validation       # UNIPEN session files as the browsers
 
 One browser per writer (its own session cookie, so its own browser_id in the database): for each of the writer's
 digits it draws the trajectory as a slate export (training/pendigits.py: round pen, the page's pen widths, the three
 export styles), POSTs it to /api/predictions with an Idempotency-Key, then PUTs the true digit as the label, which
 confirms a right answer or corrects a wrong one. That is the feedback `make retrain` learns from.
 
-Loopback only and bounded: the URL must be on 127.0.0.1/localhost, at most 30 writers x 400 digits, a few browsers
-at a time, and a refused request is retried a bounded number of times (429: the page's per-client limit).
-Data: UCI pendigits (E. Alpaydin, F. Alimoglu; CC BY 4.0), read from --pendigits or $PENDIGITS_FILE, never shipped.
+Two sources of writers. pendigits: `--writers` picks them by number. UNIPEN (`--unipen`): one browser per session
+file (about one writer's session); `--files` picks the fixed validation split (training/unipen.py: files that neither
+3.0 nor 4.0's base training ever saw, so a version retrained on some of them can be gated on the others), the
+training split, or all. Each digit is drawn once, in a random export style.
+
+Loopback only and bounded: the URL must be on 127.0.0.1/localhost, at most 400 digits per writer and 12,000 in all, a
+few browsers at a time, and a refused request is retried a bounded number of times (429: the page's per-client limit).
+Data, read from the options or their environment variables, never shipped: UCI pendigits (E. Alpaydin, F. Alimoglu;
+CC BY 4.0; --pendigits or $PENDIGITS_FILE) and UNIPEN train_r01_v07 (I. Guyon et al.; CC BY 4.0; --unipen or
+$UNIPEN_FILE).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import json
 import sys
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -28,10 +37,12 @@ from urllib.parse import urlsplit
 import httpx
 from tqdm import tqdm
 
-from training import pendigits
+from training import pendigits, unipen
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_PER_WRITER = 400
+MAX_DRAWINGS = 12_000  # 30 pendigits writers x 400: what one simulation may send in all
+UNIPEN_FILES = ("validation", "training", "all")
 MAX_BROWSERS = 8
 RETRIES = 5  # a 429 or 503 is retried after Retry-After (at most this many times)
 
@@ -44,7 +55,7 @@ class SimulationError(RuntimeError):
 class Drawing:
     png: bytes
     label: int
-    writer: int
+    writer: int | str  # a pendigits writer's number, or a UNIPEN session file's name
     style: str
 
 
@@ -59,13 +70,18 @@ class Tally:
     versions: Counter = field(default_factory=Counter)
 
 
-def drawings_of(digits: list[pendigits.PenDigit], *, per_writer: int, seed: int) -> dict[int, list[Drawing]]:
-    """Each writer's first `per_writer` digits drawn once on the slate, in random export styles (writer -> drawings)."""
-    by_writer: dict[int, list[pendigits.PenDigit]] = {}
+def drawings_of(
+    digits: Sequence[pendigits.PenDigit | unipen.UnipenDigit], *, per_writer: int, seed: int
+) -> dict[int | str, list[Drawing]]:
+    """Each writer's first `per_writer` digits drawn once on the slate, in random export styles (writer -> drawings).
+    A writer is a pendigits writer or a UNIPEN session file: anything with label, writer and strokes."""
+    by_writer: dict[int | str, list] = {}
     for digit in digits:
         by_writer.setdefault(digit.writer, []).append(digit)
     chosen = [digit for own in by_writer.values() for digit in own[:per_writer]]
-    drawn: dict[int, list[Drawing]] = {}
+    if len(chosen) > MAX_DRAWINGS:
+        raise SimulationError(f"{len(chosen)} drawings asked, at most {MAX_DRAWINGS} per simulation")
+    drawn: dict[int | str, list[Drawing]] = {}
     for png, label, writer, style in pendigits.renderings(chosen, count=1, seed=seed, all_styles=False, processes=2):
         drawn.setdefault(writer, []).append(Drawing(png, label, writer, style))
     return drawn
@@ -107,7 +123,7 @@ async def browser(base_url: str, drawings: list[Drawing], tally: Tally, progress
             tally.labelled += 1
 
 
-async def simulate(base_url: str, drawn: dict[int, list[Drawing]], *, browsers: int) -> Tally:
+async def simulate(base_url: str, drawn: dict[int | str, list[Drawing]], *, browsers: int) -> Tally:
     """Every writer's browser, `browsers` at a time."""
     if urlsplit(base_url).hostname not in LOOPBACK:
         raise SimulationError(f"simulated users only visit loopback, not {urlsplit(base_url).hostname}")
@@ -134,8 +150,18 @@ def parse_writers(text: str) -> list[int]:
     return writers
 
 
-def report(tally: Tally, *, writers: int) -> dict:
+def unipen_writers(path: Path | None, *, files: str) -> list[unipen.UnipenDigit]:
+    """The UNIPEN digits of the chosen split's session files (training/unipen.py's fixed split by file)."""
+    if files not in UNIPEN_FILES:
+        raise SimulationError(f"--files must be one of {', '.join(UNIPEN_FILES)}, not {files!r}")
+    digits = unipen.load(path)
+    training, validation = unipen.split_by_file(digits)
+    return {"validation": validation, "training": training, "all": digits}[files]
+
+
+def report(tally: Tally, *, writers: int, source: str) -> dict:
     return {
+        "source": source,
         "writers": writers,
         "sent": tally.sent,
         "labelled": tally.labelled,
@@ -151,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8501", help="the running page (loopback only)")
     parser.add_argument("--pendigits", type=Path, default=None, help="the UNIPEN file (default: $PENDIGITS_FILE)")
-    parser.add_argument("--writers", default="1-30", help='writer ids, e.g. "1-30" or "1,4,7-9"')
+    parser.add_argument("--writers", default="1-30", help='pendigits writer ids, e.g. "1-30" or "1,4,7-9"')
+    parser.add_argument("--unipen", type=Path, default=None, help="UNIPEN digits as the writers (one per file)")
+    parser.add_argument("--files", default="validation", choices=UNIPEN_FILES, help="with --unipen: which files")
     parser.add_argument("--per-writer", type=int, default=MAX_PER_WRITER, help="digits per writer (at most 400)")
     parser.add_argument("--browsers", type=int, default=4, help="browsers drawing at the same time")
     parser.add_argument("--seed", type=int, default=0)
@@ -160,14 +188,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not 1 <= args.per_writer <= MAX_PER_WRITER:
             raise SimulationError(f"--per-writer must be 1..{MAX_PER_WRITER}")
-        wanted = set(parse_writers(args.writers))
-        digits = [d for d in pendigits.load(args.pendigits) if d.writer in wanted]
+        if args.unipen:
+            source = f"unipen {args.files} files"
+            digits: list = unipen_writers(args.unipen, files=args.files)
+        else:
+            source, wanted = "pendigits", set(parse_writers(args.writers))
+            digits = [d for d in pendigits.load(args.pendigits) if d.writer in wanted]
         drawn = drawings_of(digits, per_writer=args.per_writer, seed=args.seed)
         tally = asyncio.run(simulate(args.url, drawn, browsers=args.browsers))
-    except (SimulationError, pendigits.PendigitsError, httpx.HTTPError, ValueError) as exc:
+    except (SimulationError, pendigits.PendigitsError, unipen.UnipenError, httpx.HTTPError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    summary = report(tally, writers=len(drawn))
+    summary = report(tally, writers=len(drawn), source=source)
     print(json.dumps(summary, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -223,6 +223,34 @@ def test_a_missing_base_version_is_a_clear_error(tmp_path, capsys):
     assert "no weights for the base version 7.7" in capsys.readouterr().err
 
 
+def test_base_weights_outside_the_model_store_are_checked_and_not_mixed_with_a_base_version(tmp_path, capsys):
+    """`--base-weights PATH` fine-tunes weights that are not a version (a base training's, var/v4/base); a missing file
+    stops the run, and a version and a path together are refused."""
+    missing = tmp_path / "base" / "weights.pt"
+    assert retrain.main(["--data-dir", str(tmp_path), "--base-weights", str(missing), "--no-register"]) == 1
+    assert f"no weights for the base weights: {missing} is missing" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        retrain.main(["--data-dir", str(tmp_path), "--base", "3.0", "--base-weights", str(missing)])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_the_report_says_which_weights_the_version_grew_from(tmp_path):
+    """The base's path and digest, and the figures of the training that made it (a metrics.json beside the weights,
+    its loss curve left out), go into the version's metrics.json."""
+    import hashlib
+    import json
+
+    (tmp_path / "weights.pt").write_bytes(b"weights")
+    assert retrain.base_provenance(str(tmp_path / "weights.pt")) == {
+        "weights": str(tmp_path / "weights.pt"), "sha256": hashlib.sha256(b"weights").hexdigest(),
+    }  # fmt: skip
+    (tmp_path / "metrics.json").write_text(json.dumps({"train_seconds": 1680.2, "curve": [{"step": 100}]}))
+    assert retrain.base_provenance(str(tmp_path / "weights.pt"))["metrics"] == {"train_seconds": 1680.2}
+    shipped = retrain.base_provenance(str(retrain.ROOT / "model_store" / "v1.0" / "weights.pt"))
+    assert shipped["weights"] == "model_store/v1.0/weights.pt"  # relative inside the checkout
+    assert retrain.base_provenance(None) is None
+
+
 def test_retraining_with_negatives_makes_a_version_that_refuses(mnist, tmp_path):
     """The 11-output path on tiny data and a few steps: negatives of every kind plus the training browsers' own
     drawings side by side, a threshold kept above the held-out MNIST digits, refusal figures per held-out kind, and a
