@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from app.drawings import stored_copy
 from app.limits import LargeImageLane
-from app.ports import ModelServer, PendingWrites, PredictionRecords
+from app.ports import ModelServer, NumberRecords, PendingWrites, PredictionRecords
 from db.pool import StoreUnavailable
 from db.predictions import PredictionRow, check_digit
 from serving.inference import Prediction, PredictionRejected
@@ -96,11 +96,13 @@ class Predictions:
         store: PredictionRecords,
         journal: PendingWrites,
         lane: LargeImageLane | None = None,
+        number_store: NumberRecords | None = None,
     ):
         self.server = server
         self.lane = lane or LargeImageLane()
         self.store = store
         self.journal = journal
+        self.number_store = number_store  # where the journal's numbers are replayed (app/numbers.py writes them)
         self.database_down = False  # set by a failed write; cleared once the journal has been replayed
 
     def note(self) -> JournalNote:
@@ -110,7 +112,7 @@ class Predictions:
         """Write what the journal kept as soon as the database answers again; never raises (the entries stay)."""
         if self.journal.pending:
             try:
-                await self.journal.replay(self.store)
+                await self.journal.replay(self.store, numbers=self.number_store)
             except Exception:  # keep replaying later whatever happened (the entries stay in the file)
                 logger.exception("journal replay failed")
         self.database_down = self.journal.pending > 0
