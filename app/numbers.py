@@ -85,11 +85,11 @@ class Numbers:
         request_id already names another drawing of this browser.
         """
         check_image(png)
-        async with self.predictions.lane.slot(png):
+        async with self.predictions.lane.slot(png):  # large images take their turn, for the model and the crops
             reading = await self.server.read_number(png, version=version)
-        crops: list[bytes | None] = [None] * len(reading.digits)  # live readings keep nothing
-        if save:
-            crops = await asyncio.to_thread(_crops, png, reading)
+            crops: list[bytes | None] = [None] * len(reading.digits)  # live readings keep nothing
+            if save:
+                crops = await asyncio.to_thread(_crops, png, reading)  # decoding a large image takes a while
         row = number_row(reading, png=png, crops=crops, browser_id=browser_id, network=network,
                          request_id=request_id or uuid.uuid4())  # fmt: skip
         if not save:
