@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from app.drawings import stored_copy
 from app.limits import LargeImageLane
 from app.outage import Outage
-from app.ports import ModelServer, PendingWrites, PredictionRecords
+from app.ports import ModelServer, NumberRecords, PendingWrites, PredictionRecords
 from db.pool import StoreUnavailable
 from db.predictions import PredictionRow, check_digit
 from serving.inference import Prediction, PredictionRejected
@@ -99,12 +99,14 @@ class Predictions:
         journal: PendingWrites,
         lane: LargeImageLane | None = None,
         outage: Outage | None = None,
+        number_store: NumberRecords | None = None,
     ):
         self.server = server
         self.lane = lane or LargeImageLane()
         self.store = store
         self.journal = journal
         self.outage = outage or Outage()  # what the reads know (app/outage.py): told of every outage met here
+        self.number_store = number_store  # where the journal's numbers are replayed (app/numbers.py writes them)
         self.database_down = False  # set by a failed write; cleared once the journal has been replayed
 
     def note(self) -> JournalNote:
@@ -114,7 +116,7 @@ class Predictions:
         """Write what the journal kept as soon as the database answers again; never raises (the entries stay)."""
         if self.journal.pending:
             try:
-                await self.journal.replay(self.store)
+                await self.journal.replay(self.store, numbers=self.number_store)
             except Exception:  # keep replaying later whatever happened (the entries stay in the file)
                 logger.exception("journal replay failed")
             if not self.journal.pending:

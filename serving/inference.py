@@ -5,6 +5,9 @@ image is refused" (the user's to fix) and "the model is unavailable".
 A version with a refusal policy may answer "not a digit" (HTTP 200, `digit` null): that is an answer, not an error,
 and comes back as a Prediction with `not_a_digit` set, the reason, and the closest digit.
 
+A number (several digits in one drawing, header `X-Read: number`) comes back as a NumberReading: the number read (None
+when none can be read), and each digit read left to right with its box in the drawing's pixels (DigitReading).
+
 Two clients share the requests' error mapping and the parsing: `Predictor` (async, the page) and `SyncInference`
 (blocking, the tools: the container's health check, the offline evaluation)."""
 
@@ -23,6 +26,7 @@ from serving.auth import KeyFile, KeyUnavailable, TokenAuth, error_message, is_a
 
 PNG = {"Content-Type": "image/png"}
 PREVIEW = {"X-Preview": "1"}  # the handler adds the 28x28 image the model saw
+NUMBER = {"X-Read": "number"}  # the handler reads every digit of the drawing, left to right
 
 
 class PredictorError(RuntimeError):
@@ -62,6 +66,35 @@ class Prediction:
     def runner_up(self) -> int:
         """The second most probable digit (the "why not ...?" of an explanation)."""
         return sorted(range(len(self.probabilities)), key=lambda d: -self.probabilities[d])[1]
+
+
+Box = tuple[float, float, float, float]  # left, top, right, bottom, in the drawing's pixels
+
+
+@dataclass(frozen=True)
+class DigitReading:
+    """One digit of a number as the model read it: the digit (the closest one when refused), where it is, how sure."""
+
+    digit: int
+    confidence: float
+    probabilities: list[float]
+    box: Box
+    preview_png: bytes | None = None  # the 28x28 image the model saw for this digit
+    not_a_digit: bool = False  # the version's refusal rules refused this part (then the number is None)
+
+
+@dataclass(frozen=True)
+class NumberReading:
+    """The model's reading of a drawing of several digits (X-Read: number): `number` is the digits read, left to right,
+    as a string ("0089" keeps its zeros), or None when no number can be read (`reason` says why)."""
+
+    number: str | None
+    digits: list[DigitReading]  # left to right; empty when the drawing could not be split into digits
+    model_name: str
+    model_version: str
+    latency_ms: float
+    not_a_digit: bool = False
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +162,12 @@ class Predictor:
         Raises PredictionRejected (bad image) or ModelUnavailable."""
         body, latency_ms = await self._ask(self.url, png, version=version, headers=PREVIEW)
         return parse_prediction(body, latency_ms=latency_ms)
+
+    async def read_number(self, png: bytes, *, version: str | None = None) -> NumberReading:
+        """Every digit of a drawing read as one number (X-Read: number), each digit with its box and 28x28 preview.
+        Raises PredictionRejected (bad image) or ModelUnavailable, as predict() does."""
+        body, latency_ms = await self._ask(self.url, png, version=version, headers={**NUMBER, **PREVIEW})
+        return parse_number(body, latency_ms=latency_ms)
 
     async def explain(self, png: bytes, *, target: int | None = None, version: str | None = None) -> Explanation:
         """Why the model reads a PNG as it does, for `target` (default: the predicted digit). Costs about 50-500 ms
@@ -258,6 +297,37 @@ def parse_prediction(body: dict, *, latency_ms: float) -> Prediction:
         not_a_digit=refused,
         reason=str(body["reason"]) if refused and body.get("reason") else None,
         closest_digit=int(closest) if closest is not None else probabilities.index(max(probabilities)),
+    )
+
+
+def parse_number(body: dict, *, latency_ms: float) -> NumberReading:
+    """A NumberReading from TorchServe's JSON answer to X-Read: number (README "Numbers: several digits in one
+    drawing"); ModelUnavailable when the answer is not one (e.g. a handler too old to read numbers answered a digit)."""
+    if "digits" not in body or not isinstance(body["digits"], list):
+        raise ModelUnavailable("the model server did not answer with a number (is this version able to read numbers?)")
+    number = body.get("number")
+    return NumberReading(
+        number=None if number is None else str(number),
+        digits=[_digit_reading(digit) for digit in body["digits"]],
+        model_name=str(body["model_name"]),
+        model_version=str(body["model_version"]),
+        latency_ms=latency_ms,
+        not_a_digit=bool(body.get("not_a_digit")),
+        reason=str(body["reason"]) if body.get("reason") else None,
+    )
+
+
+def _digit_reading(digit: dict) -> DigitReading:
+    left, top, right, bottom = (float(v) for v in digit["box"])
+    probabilities = [float(p) for p in digit["probabilities"]]
+    preview = digit.get("preview")
+    return DigitReading(
+        digit=int(digit["digit"]),
+        confidence=float(digit["confidence"]),
+        probabilities=probabilities,
+        box=(left, top, right, bottom),
+        preview_png=base64.b64decode(preview) if preview else None,
+        not_a_digit=bool(digit.get("not_a_digit")),
     )
 
 
