@@ -56,7 +56,7 @@ async def test_a_number_is_read_shown_with_its_boxes_and_announced(fake_app, use
     assert text_of(user, "number") == "Read 170"
     assert text_of(user, "announcer").strip() == "Read 170"
     svg = boxes(user)
-    assert svg.count('stroke="#1d4ed8"') == 3 and 'viewBox="0 0 840 280"' in svg  # boxes in the drawing's pixels
+    assert svg.count('stroke="#1d4ed8"') == 3 and 'viewBox="0 -29.7 840 309.7"' in svg  # the drawing's pixels
     assert '<rect x="280.0" y="0.0" width="280.0" height="280.0"' in svg  # the second digit's box, from the server
     assert [f">{d} · 90%</text>" in svg for d in "170"] == [True] * 3
     assert [text_of(user, f"digit-{p}") for p in range(3)] == ["1 · 90%", "7 · 90%", "0 · 90%"]
@@ -90,7 +90,7 @@ async def test_one_digit_is_corrected_from_its_button(fake_app, user: User):
     await user.open("/number")
     await read(user, fake_app, NUMBER)
     user.find(marker="digit-2").click()
-    await user.should_see("Digit 3 of 3")
+    await user.should_see("The right digit for digit 3 (read 0)")
     user.find(marker="digit-input").type("6").trigger("keydown.enter")
     await user.should_see("Saved: digit 3 as 6")
     assert [row.true_digit for row in fake_app.store.rows] == [None, None, 6]

@@ -190,7 +190,8 @@ class DrawPage:
             self._show_database_status()
 
     def _build_slate(self) -> None:
-        with ui.card().classes("items-center max-w-full"):
+        # a number's slate is wider than a phone: the card's padding halved there, so the slate takes the width
+        with ui.card().classes("items-center max-w-full" + (" p-2 sm:p-4" if self.mode.reads_number else "")):
             with ui.row().classes("w-full items-center justify-between gap-2"):
                 Heading(self.mode.title, level=1)
                 self._build_mode_switch()
@@ -576,8 +577,9 @@ class DrawPage:
 
     def _relabel_number(self, row: dict) -> None:
         """A number's row: type the number that was written (Enter saves)."""
-        with ui.dialog() as dialog, ui.card():
-            Heading(f"The number you wrote, #{row['id']}", level=2)
+        title = f"The number you wrote, #{row['id']}"
+        with ui.dialog().props(f'aria-label="{title}"') as dialog, ui.card():
+            Heading(title, level=2)
             ui.label(f"The model read {row['predicted']}.").classes("text-sm text-gray-600")
             field = (
                 ui.input("The number you wrote", validation={NUMBER_FORMAT: lambda v: not v or is_number(v)})

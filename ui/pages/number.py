@@ -101,12 +101,30 @@ class NumberPanel:
                 self.version_label = ui.label("").classes("text-sm text-gray-600 min-h-5").mark("version")
             self.boxes = ui.html("", sanitize=False).classes("w-full").mark("boxes")  # markup built from numbers only
             self.chips = ui.row().classes("items-center gap-2").mark("chips")
+            self._build_digit_editor()
             self.announcer = ui.label("").classes("sr-only").props('role="status" aria-live="polite"')
             self.announcer.mark("announcer")
             self._build_feedback()
 
+    def _build_digit_editor(self) -> None:
+        """One digit's correction, under the digits' buttons (in the page rather than a dialog: nothing covers the
+        drawing the user is checking against)."""
+        self.editing: int | None = None  # the position being corrected
+        with ui.row().classes("items-start gap-2") as self.digit_editor:
+            self.digit_input = (
+                ui.input("The right digit", validation={ONE_DIGIT: lambda v: not v or len(str(v).strip()) <= 1})
+                .props('dense outlined inputmode="numeric" autocomplete="off"')
+                .classes("w-64")
+                .mark("digit-input")
+            )
+            self.digit_input.on("keydown.enter", self.submit_digit_field)
+            self.digit_input.on("keydown.escape", self.close_digit)
+            ui.button("Save digit", on_click=self.submit_digit_field).props("unelevated no-caps").mark("save-digit")
+            ui.button("Cancel", on_click=self.close_digit).props("flat no-caps")
+        self.digit_editor.set_visibility(False)
+
     def _build_feedback(self) -> None:
-        with ui.element("div").classes("w-full min-h-[112px]"):
+        with ui.element("div").classes("w-full min-h-[56px]"):
             self.feedback_hint = ui.label(HINT).classes("text-sm text-gray-600").mark("feedback-hint")
             with ui.row().classes("items-start gap-2") as self.feedback_row:
                 self.confirm_button = (
@@ -148,6 +166,7 @@ class NumberPanel:
             boxes_svg(drawing, size=size, digits=reading.digits, threshold=self.threshold) if drawing and size else ""
         )
         self._show_chips(reading.digits, labellable=kept)
+        self.close_digit()
         self.number_input.set_value("")
         self._enable_feedback(kept and bool(reading.digits), can_confirm=not refused)
         if not kept:
@@ -177,6 +196,7 @@ class NumberPanel:
         self.version_label.set_text("")
         self.boxes.set_content("")
         self.chips.clear()
+        self.close_digit()
         self._enable_feedback(False)
         self.feedback_label.set_text("")
 
@@ -210,29 +230,25 @@ class NumberPanel:
         return True
 
     def open_digit(self, position: int) -> None:
-        """The dialog that corrects one digit: type it, Enter saves."""
+        """Correct one digit: the field for it opens under the buttons, focused; Enter saves, Escape closes."""
         if self.shown is None or not 0 <= position < len(self.shown.reading.digits):
             return
         digit = self.shown.reading.digits[position]
-        request_id = self.shown.request_id
-        with ui.dialog() as dialog, ui.card():
-            Heading(f"Digit {position + 1} of {len(self.shown.reading.digits)}", level=2)
-            ui.label(f"The model read {digit.digit} ({digit.confidence:.0%} sure).").classes("text-sm text-gray-600")
-            field = (
-                ui.input("The right digit", validation={ONE_DIGIT: lambda v: not v or len(str(v).strip()) <= 1})
-                .props('autofocus dense outlined inputmode="numeric" autocomplete="off"')
-                .mark("digit-input")
-            )
+        self.editing = position
+        self.digit_input.props(f'label="The right digit for digit {position + 1} (read {digit.digit})"')
+        self.digit_input.set_value("")
+        self.digit_editor.set_visibility(True)
+        self.digit_input.run_method("focus")
 
-            async def save() -> None:
-                if await self.submit_digit(request_id, position, field.value):
-                    dialog.close()
+    def close_digit(self) -> None:
+        self.editing = None
+        self.digit_editor.set_visibility(False)
 
-            field.on("keydown.enter", save)
-            with ui.row().classes("gap-2"):
-                ui.button("Save digit", on_click=save).props("unelevated no-caps").mark("save-digit")
-                ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
-        dialog.open()
+    async def submit_digit_field(self) -> None:
+        if self.shown is None or self.editing is None:
+            return
+        if await self.submit_digit(self.shown.request_id, self.editing, self.digit_input.value):
+            self.close_digit()
 
     async def submit_digit(self, request_id: uuid.UUID, position: int, text: object) -> bool:
         """One digit as the user meant it (Numbers.label_digit); True when it was kept."""

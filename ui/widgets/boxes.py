@@ -16,6 +16,7 @@ from app.records import DigitReading
 
 SURE = "#1d4ed8"  # the page's primary (ui/theme.py): white text on it 6.7:1
 UNSURE = "#b91c1c"  # red-700, for a digit under the page's "not sure" threshold or refused: 6.5:1
+TAB_HEIGHT = 1.35  # a label's height, in font sizes
 REFERENCE_SIDE = 280  # the labels' size is set for a slate 280 px high; a larger picture gets larger labels
 
 
@@ -38,26 +39,28 @@ def boxes_svg(drawing: bytes, *, size: tuple[int, int], digits: Sequence[DigitRe
     under `threshold` confidence, or refused, in red."""
     width, height = size
     scale = max(1.0, min(width, height) / REFERENCE_SIDE)
+    font = 22 * scale  # CSS px on a desktop; a phone shows the drawing at ~0.4x, and the digits' buttons repeat them
+    margin = font * TAB_HEIGHT  # a strip above the drawing: a label never covers the ink of a digit near the top
     source = f"data:{media_type(drawing)};base64,{base64.b64encode(drawing).decode()}"
     parts = [
-        f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{escape(description(digits))}" '
+        f'<svg viewBox="0 {-margin:.1f} {width} {height + margin:.1f}" role="img" '
+        f'aria-label="{escape(description(digits))}" '
         'style="width:100%;height:auto;display:block;border:1px solid #6b7280;border-radius:8px;background:#fff">',
         f'<image href="{source}" x="0" y="0" width="{width}" height="{height}"/>',
     ]
     for digit in digits:
         colour = UNSURE if digit.not_a_digit or digit.confidence < threshold else SURE
-        parts.append(_box(digit, colour=colour, scale=scale))
+        parts.append(_box(digit, colour=colour, scale=scale, font=font))
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _box(digit: DigitReading, *, colour: str, scale: float) -> str:
-    """One digit's frame, and its label on a filled tab above it (inside it when there is no room above)."""
+def _box(digit: DigitReading, *, colour: str, scale: float, font: float) -> str:
+    """One digit's frame, and its label on a filled tab just above it."""
     left, top, right, bottom = digit.box
     text = chip_text(digit)
-    font = 18 * scale
-    tab_width, tab_height = (len(text) * 0.62 + 0.8) * font, font * 1.35
-    tab_top = top - tab_height if top >= tab_height else top
+    tab_width, tab_height = (len(text) * 0.62 + 0.8) * font, font * TAB_HEIGHT
+    tab_top = top - tab_height
     return (
         f'<rect x="{left:.1f}" y="{top:.1f}" width="{right - left:.1f}" height="{bottom - top:.1f}" fill="none" '
         f'stroke="{colour}" stroke-width="{2.5 * scale:.1f}" rx="{4 * scale:.1f}"/>'
