@@ -12,6 +12,14 @@ from tests.e2e.test_browser import FORTY_TWO, draw_with_mouse, draw_with_touch, 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
+def from_the_top(page) -> None:
+    """The whole page from the top for a screenshot, once the answer's smooth scroll into view has ended."""
+    page.locator("tbody tr").first.wait_for()
+    page.wait_for_timeout(1000)
+    page.evaluate("() => window.scrollTo({ top: 0, behavior: 'instant' })")
+    page.wait_for_timeout(500)
+
+
 def read_number(page) -> str:
     """Press Predict and return the answer's big line ("Read 42")."""
     page.get_by_role("button", name="Predict").click()
@@ -30,8 +38,7 @@ def test_number_mode_reads_42_and_one_digit_is_corrected_by_keyboard(page):
     four, two = (boxes.nth(i).bounding_box() for i in range(2))
     assert four["x"] + four["width"] <= two["x"]  # the 4 left of the 2, boxes apart
     page.mouse.move(1200, 980)  # no hover left on a control in the screenshot
-    page.evaluate("() => window.scrollTo(0, 0)")  # (the answer scrolled into view) the whole page, from the top
-    page.wait_for_timeout(800)
+    from_the_top(page)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "number-desktop.png"), full_page=True)
     # the keyboard alone: Tab to the 2's button, Enter opens its field (focused), type the digit, Enter saves
@@ -59,7 +66,6 @@ def test_number_mode_on_a_phone_fills_the_width_without_scrolling_sideways(phone
     draw_with_touch(phone, in_slate(phone, FORTY_TWO))
     assert read_number(phone) == "Read 42"
     assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390  # no sideways scrolling
-    phone.evaluate("() => window.scrollTo(0, 0)")
-    phone.wait_for_timeout(800)
+    from_the_top(phone)
     SHOTS.mkdir(parents=True, exist_ok=True)
     phone.screenshot(path=str(SHOTS / "number-phone.png"), full_page=True)

@@ -147,3 +147,20 @@ async def test_stats_count_whole_numbers_apart(fake_app, user: User):
     await user.open("/stats")
     await user.should_see("2 numbers read, 2 with feedback: 1 read exactly (50.0%)")
     await user.should_see("5 predictions, 5 with feedback")  # their digits, counted as digits
+
+
+async def test_a_number_in_the_history_is_relabelled_with_the_number_typed(fake_app, user: User):
+    fake_app.predictor.numbers[NUMBER] = "170"
+    await user.open("/number")
+    await read(user, fake_app, NUMBER)
+    await wait_for(lambda: len(history_rows(user)) == 1)
+    await user.open("/")  # One digit mode lists numbers too
+    await wait_for(lambda: len(history_rows(user)) == 1)
+    (row,) = history_rows(user)
+    user.find(marker="history").trigger("relabel", row)
+    await user.should_see("The model read 170.")
+    user.find(marker="history-number").type("176").trigger("keydown.enter")
+    await user.should_see("Saved: 176")
+    assert fake_app.numbers.numbers[0].true_number == "176"
+    await wait_for(lambda: history_rows(user)[0]["true"] == "176")
+    assert history_rows(user)[0]["result"] == "✗"
