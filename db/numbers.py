@@ -93,11 +93,8 @@ class NumberIds(NamedTuple):
     digit_ids: tuple[int, ...]
 
 
-_DIGIT_COLUMNS = """request_id, browser_id, model_name, model_version, predicted_digit, confidence, probabilities,
-    NULL::bytea AS canvas_png, preview_png, latency_ms, not_a_digit, client_network::text AS client_network, id,
-    created_at, true_digit, feedback_network::text AS feedback_network, position, box"""
-_NUMBER_COLUMNS = """id, request_id, browser_id, model_name, model_version, number, latency_ms, not_a_digit, reason,
-    client_network::text AS client_network, created_at, true_number, feedback_network::text AS feedback_network"""
+# The columns the queries below read, written out in each (SQL only as literals: tests/test_sql_parameters.py): a
+# digit's row without its crop (NULL::bytea AS canvas_png), and a number's row without its drawing.
 
 
 class NumberStore:
@@ -238,7 +235,9 @@ class NumberStore:
         async with transaction(self.pool) as conn:
             cursor = conn.cursor(row_factory=dict_row)
             await cursor.execute(
-                f"SELECT {_NUMBER_COLUMNS} FROM numbers WHERE request_id = %s AND browser_id = %s FOR UPDATE",
+                """SELECT id, request_id, browser_id, model_name, model_version, number, latency_ms, not_a_digit,
+                   reason, client_network::text AS client_network, created_at, true_number, feedback_network::text
+                   AS feedback_network FROM numbers WHERE request_id = %s AND browser_id = %s FOR UPDATE""",
                 (request_id, browser_id),
             )
             number = await cursor.fetchone()
@@ -308,7 +307,13 @@ class NumberStore:
     @staticmethod
     async def _drawings(conn: psycopg.AsyncConnection, ids: list[int]) -> dict[int, PredictionRow]:
         cursor = conn.cursor(row_factory=class_row(PredictionRow))
-        await cursor.execute(f"SELECT {_DIGIT_COLUMNS} FROM predictions WHERE id = ANY(%s)", (ids,))
+        await cursor.execute(
+            """SELECT request_id, browser_id, model_name, model_version, predicted_digit, confidence,
+               probabilities, NULL::bytea AS canvas_png, preview_png, latency_ms, not_a_digit, client_network::text
+               AS client_network, id, created_at, true_digit, feedback_network::text AS feedback_network, position,
+               box FROM predictions WHERE id = ANY(%s)""",
+            (ids,),
+        )
         return {row.id: row for row in await cursor.fetchall() if row.id is not None}
 
     @staticmethod
@@ -316,7 +321,10 @@ class NumberStore:
         """The digit rows of these numbers, left to right (without their crops), by number id."""
         cursor = conn.cursor(row_factory=dict_row)
         await cursor.execute(
-            f"SELECT number_id, {_DIGIT_COLUMNS} FROM predictions WHERE number_id = ANY(%s) ORDER BY position",
+            """SELECT number_id, request_id, browser_id, model_name, model_version, predicted_digit, confidence,
+               probabilities, NULL::bytea AS canvas_png, preview_png, latency_ms, not_a_digit, client_network::text
+               AS client_network, id, created_at, true_digit, feedback_network::text AS feedback_network, position,
+               box FROM predictions WHERE number_id = ANY(%s) ORDER BY position""",
             (number_ids,),
         )
         digits: dict[int, list[PredictionRow]] = {}
@@ -327,7 +335,12 @@ class NumberStore:
 
     async def _numbers(self, conn: psycopg.AsyncConnection, ids: list[int]) -> dict[int, NumberRow]:
         cursor = conn.cursor(row_factory=dict_row)
-        await cursor.execute(f"SELECT {_NUMBER_COLUMNS} FROM numbers WHERE id = ANY(%s)", (ids,))
+        await cursor.execute(
+            """SELECT id, request_id, browser_id, model_name, model_version, number, latency_ms, not_a_digit,
+               reason, client_network::text AS client_network, created_at, true_number, feedback_network::text AS
+               feedback_network FROM numbers WHERE id = ANY(%s)""",
+            (ids,),
+        )
         found = await cursor.fetchall()
         digits = await self._digits(conn, ids)
         return {number["id"]: _number_row(number, digits) for number in found}
