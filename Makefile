@@ -8,19 +8,24 @@ INSTALLED := $(VENV)/.installed
 DATA_DIR ?= ../shared/data/mnist
 # Real pen-drawn digits, for the learning loop and its tests only (CC BY 4.0, never shipped).
 PENDIGITS ?= ../shared/data/pendigits/pendigits-orig.tra.gz
+# A second population of real pen digits and numbers (UNIPEN, CC BY 4.0), for 4.0's base training only.
+UNIPEN ?= ../shared/data/unipen/unipen-digits-train.jsonl.gz
+UNIPEN_NUMBERS ?= ../shared/data/unipen/unipen-numbers-train.jsonl.gz
 VERSION ?= 1.0
 EPOCHS ?= 4
 WEIGHTS := model_store/v$(VERSION)/weights.pt
 MAR := model_store/mnist.mar
 MAR_V2 := model_store/mnist-v2.0.mar
 MAR_V3 := model_store/mnist-v3.0.mar
-MARS := $(MAR) $(MAR_V2) $(MAR_V3)
+MAR_V4 := model_store/mnist-v4.0.mar
+# The archives config.properties loads (2.0 is no longer loaded: `make archive VERSION=2.0` still builds it)
+MARS := $(MAR_V4) $(MAR) $(MAR_V3)
 HANDLER_FILES := $(wildcard handler/*.py)
 
-.PHONY: help install run stop test lint train archive bench bench-inputs bench-hostile eval clean models load compose-check simulate retrain
+.PHONY: help install run stop test lint train train-v4 archive bench bench-inputs bench-hostile eval clean models load compose-check simulate simulate-unipen retrain
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 $(INSTALLED): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 not found (python3.11)"; exit 1; }
@@ -42,6 +47,9 @@ $(MAR_V2): $(INSTALLED) $(HANDLER_FILES) model_store/v2.0/weights.pt
 $(MAR_V3): $(INSTALLED) $(HANDLER_FILES) $(wildcard model_store/v3.0/*.json) model_store/v3.0/weights.pt
 	$(PY) -m training.archive --version 3.0
 
+$(MAR_V4): $(INSTALLED) $(HANDLER_FILES) $(wildcard model_store/v4.0/*.json) model_store/v4.0/weights.pt
+	$(PY) -m training.archive --version 4.0
+
 archive: $(INSTALLED)  ## build model_store/mnist.mar (VERSION=1.0) from the committed weights
 	$(PY) -m training.archive --version $(VERSION)
 
@@ -51,9 +59,10 @@ run: $(INSTALLED) $(MARS)  ## start the product (TorchServe on 127.0.0.1:8080-80
 stop: $(INSTALLED)  ## stop what a background `make run` left running
 	$(PY) -m deploy.run stop
 
-test: $(INSTALLED)  ## lint + the whole test suite (starts its own TorchServe on free ports)
+test: $(INSTALLED)  ## lint (ruff, mypy) + the whole test suite (starts its own TorchServe and PostgreSQL on free ports)
 	$(VENV)/bin/ruff check .
-	MNIST_DIR=$(abspath $(DATA_DIR)) PENDIGITS_FILE=$(abspath $(PENDIGITS)) $(PY) -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/mypy
+	MNIST_DIR=$(abspath $(DATA_DIR)) PENDIGITS_FILE=$(abspath $(PENDIGITS)) UNIPEN_FILE=$(abspath $(UNIPEN)) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED)  ## ruff, and mypy on the product's packages (settings, handler, serving, db, app, ui)
 	$(VENV)/bin/ruff check .
@@ -67,17 +76,29 @@ RECIPE_2.0 := --members 3 --pen-images 20000 --half-weights
 train: $(INSTALLED)  ## train VERSION (1.0 or 2.0) into model_store/v$(VERSION)/ from DATA_DIR (downloads if missing)
 	$(PY) -m training.train --data-dir $(DATA_DIR) --out model_store/v$(VERSION) --epochs $(EPOCHS) $(RECIPE_$(VERSION)) $(TRAIN_ARGS)
 
+# 4.0's candidate (docs/model-card.md): the base network from MNIST + the pendigits and UNIPEN training writers, then
+# the "not a digit" head on its frozen features; into var/v4/ (the lead ships a version through the gate).
+V4_OUT ?= var/v4
+train-v4: $(INSTALLED)  ## 4.0's candidate: base training + refusal head into $(V4_OUT)/ (CPU; BASE_ARGS, HEAD_ARGS)
+	$(PY) -m training.base --data-dir $(DATA_DIR) --pendigits $(PENDIGITS) --unipen $(UNIPEN) --out $(V4_OUT)/base $(BASE_ARGS)
+	$(PY) -m training.refusal_head --data-dir $(DATA_DIR) --pendigits $(PENDIGITS) --unipen $(UNIPEN) \
+		--unipen-numbers $(UNIPEN_NUMBERS) --base $(V4_OUT)/base --out $(V4_OUT)/candidate $(HEAD_ARGS)
+
 models: $(INSTALLED)  ## manage the running model versions: make models ARGS="list | set-default 2.0 | ..."
 	$(PY) -m app.cli $(or $(ARGS),list)
 
-eval: $(INSTALLED) $(MARS)  ## accuracy of the live API on MNIST test and canvas-style drawings (starts TorchServe)
-	$(PY) -m training.evaluate --data-dir $(DATA_DIR)
+eval: $(INSTALLED) $(MARS)  ## accuracy of the live API on MNIST test, canvas-style drawings and held-out UNIPEN files (starts TorchServe)
+	$(PY) -m training.evaluate --data-dir $(DATA_DIR) $(if $(wildcard $(UNIPEN)),--unipen $(UNIPEN)) $(EVAL_ARGS)
 
 # The learning loop (docs/model-card.md): simulated users' feedback -> a gated candidate version.
 WRITERS ?= 1-30
 PER_WRITER ?= 400
 simulate: $(INSTALLED)  ## pen-drawn digits of WRITERS predicted and labelled through the running page (make run first)
 	$(PY) -m training.simulate --pendigits $(PENDIGITS) --writers $(WRITERS) --per-writer $(PER_WRITER) $(SIMULATE_ARGS)
+
+# 4.0's gate: browsers no shipped version trained on, one per held-out UNIPEN session file (docs/model-card.md)
+simulate-unipen: $(INSTALLED)  ## the held-out UNIPEN files' digits predicted and labelled through the running page
+	$(PY) -m training.simulate --unipen $(UNIPEN) --files validation --per-writer $(PER_WRITER) $(SIMULATE_ARGS)
 
 NEGATIVES ?= 1500
 retrain: $(INSTALLED)  ## the next version from the labelled drawings in PostgreSQL, gated, registered as a candidate
@@ -101,4 +122,4 @@ compose-check: $(INSTALLED)  ## build the images, run docker-compose.yml with po
 	$(PY) -m deploy.compose_check $(ARGS)
 
 clean:  ## remove the virtualenv, built archives and runtime state (var/)
-	rm -rf $(VENV) var $(MARS)
+	rm -rf $(VENV) var $(MARS) $(MAR_V2)

@@ -25,6 +25,7 @@ import hmac
 import math
 import secrets
 
+from app.outage import Outage
 from app.ports import AdminRecords
 from settings import Settings
 
@@ -54,9 +55,10 @@ def backoff_delay(failures: int, *, free: int, first: float, cap: float) -> floa
 class AdminLogin:
     """The admin password check and sessions for the app (one per app, built at start-up)."""
 
-    def __init__(self, settings: Settings, store: AdminRecords):
+    def __init__(self, settings: Settings, store: AdminRecords, *, outage: Outage | None = None):
         self.settings = settings
         self.store = store
+        self.outage = outage or Outage()  # a session check during a known outage answers at once (app/outage.py)
 
     @property
     def password(self) -> str:
@@ -72,8 +74,10 @@ class AdminLogin:
         """The one-time ticket for /admin/session when the password is right; else LoginRefused (StoreUnavailable
         when the database cannot be reached: no login without it). The attempt is counted before the password is
         checked, all attempts one at a time (db/admin.py AdminStore.count_login_attempt)."""
-        wait, failures = await self.store.count_login_attempt(
-            address=address, forget=self.settings.admin_forget_seconds, delay=self._delay
+        wait, failures = await self.outage.read(
+            lambda: self.store.count_login_attempt(
+                address=address, forget=self.settings.admin_forget_seconds, delay=self._delay
+            )
         )
         if wait > 0:
             raise LoginRefused(f"Too many failed attempts: try again in {math.ceil(wait)} s.")
@@ -106,15 +110,19 @@ class AdminLogin:
         return await self._new_token("session", browser_id=browser_id)
 
     async def session_valid(self, token: str | None, *, browser_id: str, touch: bool = True) -> bool:
-        """Whether `token` is a live admin session of this browser (checked before every admin action)."""
+        """Whether `token` is a live admin session of this browser (checked before every admin action);
+        StoreUnavailable when the database cannot be reached (at once while that is known: app/outage.py)."""
+        self.outage.check()  # during a known outage even the login form could not work: StoreUnavailable at once
         if not token:
             return False
-        return await self.store.session_valid(
-            token_sha256=_digest(token),
-            browser_id=browser_id,
-            fingerprint=fingerprint(self.password),
-            idle=self.settings.admin_idle_seconds,
-            touch=touch,
+        return await self.outage.read(
+            lambda: self.store.session_valid(
+                token_sha256=_digest(token),
+                browser_id=browser_id,
+                fingerprint=fingerprint(self.password),
+                idle=self.settings.admin_idle_seconds,
+                touch=touch,
+            )
         )
 
     async def end_session(self, token: str) -> None:

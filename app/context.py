@@ -21,12 +21,15 @@ from app.admin import AdminLogin
 from app.explanations import Explainer
 from app.history import History
 from app.limits import InFlight, LargeImageLane
-from app.ports import AdminRecords, ModelServer, PendingWrites, PredictionRecords, VersionControl
+from app.numbers import Numbers
+from app.outage import Outage
+from app.ports import AdminRecords, ModelServer, NumberRecords, PendingWrites, PredictionRecords, VersionControl
 from app.predictions import Predictions
 from app.versions import Versions
 from db.admin import AdminStore
 from db.defaults import DefaultVersions
 from db.journal import Journal
+from db.numbers import NumberStore
 from db.pool import StoreUnavailable, apply_schema, open_pool
 from db.predictions import PredictionStore
 from serving.endpoints import endpoints
@@ -44,6 +47,7 @@ class App:
 
     settings: Settings
     predictions: Predictions  # predict and record, label
+    numbers: Numbers  # several digits in one drawing: read and record, label the number or a digit
     history: History  # a browser's history, everyone's stats
     explainer: Explainer  # Why?, bounded and cached
     versions: Versions  # the admin page: versions, make default, compare
@@ -60,6 +64,7 @@ def wire(
     settings: Settings,
     *,
     records: PredictionRecords,
+    number_records: NumberRecords,
     admin_records: AdminRecords,
     defaults: RememberedDefault,
     server: ModelServer,
@@ -67,11 +72,15 @@ def wire(
     journal: PendingWrites,
 ) -> App:
     """The use cases on these services (real ones from create_app; stand-ins in page tests)."""
-    predictions = Predictions(server=server, store=records, journal=journal, lane=LargeImageLane())
+    outage = Outage()  # what the reads know of a database outage, shared by everything that uses the database
+    predictions = Predictions(
+        server=server, store=records, journal=journal, lane=LargeImageLane(), outage=outage, number_store=number_records
+    )
     return App(
         settings=settings,
         predictions=predictions,
-        history=History(store=records, predictions=predictions),
+        numbers=Numbers(server=server, store=number_records, predictions=predictions),
+        history=History(store=records, numbers=number_records, predictions=predictions),
         explainer=Explainer(
             explain_all=server.explain_all,
             share=settings.explain_share,
@@ -86,7 +95,7 @@ def wire(
             model_store=settings.model_store,
             compare_drawings=settings.compare_drawings,
         ),
-        admin=AdminLogin(settings, admin_records),
+        admin=AdminLogin(settings, admin_records, outage=outage),
         in_flight=InFlight(settings.api_max_in_flight),
     )
 
@@ -101,14 +110,14 @@ def journal_path(settings: Settings) -> Path:
     return settings.journal_dir / f"{hashlib.sha256(identity.encode()).hexdigest()[:16]}.jsonl"
 
 
-async def replay_at_start(journal: Journal, store: PredictionStore) -> None:
+async def replay_at_start(journal: Journal, store: PredictionStore, numbers: NumberStore) -> None:
     """Write what an earlier outage left in the journal; whatever happens, the app starts (what is not written
     stays in the journal for the background replay, unreadable lines go to the journal's .rejected file)."""
     if not journal.pending:
         return
     logger.info("journal: %d entries from an earlier database outage, replaying", journal.pending)
     try:
-        await journal.replay(store)
+        await journal.replay(store, numbers=numbers)
     except Exception:  # never block start-up: the background task retries, the entries stay in the file
         logger.exception("journal: replay at start failed; retried in the background")
     if journal.set_aside:
@@ -126,10 +135,11 @@ async def create_app(settings: Settings) -> App:
     control = ModelManager(
         management_url=addresses.management, key_file=settings.key_file, model_name=settings.model_name
     )
-    journal, records = Journal(journal_path(settings)), PredictionStore(pool)
+    journal, records, number_records = Journal(journal_path(settings)), PredictionStore(pool), NumberStore(pool)
     app = wire(
         settings,
         records=records,
+        number_records=number_records,
         admin_records=AdminStore(pool),
         defaults=DefaultVersions(pool),
         server=server,
@@ -138,7 +148,7 @@ async def create_app(settings: Settings) -> App:
     )
     app.closing = [server.close, control.close, pool.close]
     await app.versions.apply_default()  # before the first prediction
-    await replay_at_start(journal, records)
+    await replay_at_start(journal, records, number_records)
     return app
 
 

@@ -5,18 +5,27 @@ handler ignores them), but they were stored with the prediction, shown back as a
 4 MB tail made a row 400x a drawing. The stored copy is the image cut at its end, and when it is still larger than
 `MAX_STORED_BYTES` (a photo), a re-encoded copy at most `STORED_SIDE` px a side: the model works on 512 px at most
 (handler/preprocess.py WORK_SIDE) and the digit on 20, so nothing the model or a retraining uses is lost.
+
+A digit of a number is kept as a drawing of its own too (`digit_crop`): the pixels inside its box, on a blank margin.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import struct
 
+import numpy as np
 from PIL import Image
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_STORED_BYTES = 512 * 1024
 STORED_SIDE = 1024
+CROP_MARGIN = 0.2  # blank margin around a digit's crop, as a share of its box's longer side
+
+
+class CropError(ValueError):
+    """A digit cannot be cut out of the drawing (not an image Pillow reads, or a box outside it)."""
 
 
 def stored_copy(data: bytes, *, max_bytes: int = MAX_STORED_BYTES) -> bytes:
@@ -88,3 +97,35 @@ def _reencoded(data: bytes) -> bytes:
         else:
             image.convert("RGB").save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
+
+
+def digit_crop(data: bytes, box: tuple[float, float, float, float], *, margin: float = CROP_MARGIN) -> bytes:
+    """One digit of a number as a drawing of its own, PNG: the drawing's pixels inside `box` ([left, top, right,
+    bottom] in its pixels, as the model server answered) on a margin of the drawing's background (`margin` times the
+    box's longer side, at least 2 px). The margin is blank rather than more of the drawing so that no neighbour's ink
+    comes in: the crop is what a retraining learns this digit from, and the single-digit preprocessing frames all
+    the ink it finds. CropError when it cannot be cut."""
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            image = opened if opened.mode in ("L", "LA", "RGB", "RGBA") else opened.convert("RGBA")
+            left, top = max(0, math.floor(box[0])), max(0, math.floor(box[1]))
+            right, bottom = min(image.width, math.ceil(box[2])), min(image.height, math.ceil(box[3]))
+            if right <= left or bottom <= top:
+                raise CropError(f"the digit's box {box} lies outside the {image.width}x{image.height} drawing")
+            piece = image.crop((left, top, right, bottom))
+            pad = max(2, round(margin * max(right - left, bottom - top)))
+            framed = Image.new(image.mode, (piece.width + 2 * pad, piece.height + 2 * pad), _background(image))
+            framed.paste(piece, (pad, pad))
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:  # Pillow's errors for unreadable images
+        raise CropError(f"cannot cut the digits out of this image: {exc}") from exc
+    buffer = io.BytesIO()
+    framed.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _background(image: Image.Image) -> int | tuple[int, ...]:
+    """The drawing's background: the median of its border pixels, per band (transparent for a canvas export)."""
+    pixels = np.asarray(image)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])  # (n,) or (n, bands)
+    median = np.median(border, axis=0).astype(int)
+    return int(median) if median.ndim == 0 else tuple(int(v) for v in median)

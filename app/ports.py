@@ -11,8 +11,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from db.predictions import Accuracy, PredictionRow, Stats
-from serving.inference import AllExplanations, Prediction
+from db.numbers import NumberIds, NumberRow
+from db.predictions import Accuracy, NumberStats, PredictionRow, Stats
+from serving.inference import AllExplanations, NumberReading, Prediction
 from serving.management import Version
 
 
@@ -46,6 +47,41 @@ class PredictionRecords(Protocol):
     async def stats(self) -> Stats: ...
 
     async def recent_drawings(self, *, limit: int, labelled_only: bool = False) -> list[PredictionRow]: ...
+
+
+class NumberRecords(Protocol):
+    """The numbers table and its digits' rows of predictions (db.numbers.NumberStore)."""
+
+    async def insert(self, row: NumberRow) -> NumberIds: ...
+
+    async def set_feedback_by_request_id(
+        self,
+        *,
+        request_id: uuid.UUID,
+        browser_id: str,
+        true_number: str,
+        at: datetime | None = None,
+        network: str | None = None,
+    ) -> int | None: ...
+
+    async def set_digit_feedback_by_request_id(
+        self,
+        *,
+        request_id: uuid.UUID,
+        browser_id: str,
+        position: int,
+        true_digit: int,
+        at: datetime | None = None,
+        network: str | None = None,
+    ) -> bool: ...
+
+    async def timeline(self, *, browser_id: str, limit: int, offset: int = 0) -> list[PredictionRow | NumberRow]: ...
+
+    async def timeline_count(self, *, browser_id: str) -> int: ...
+
+    async def drawing(self, *, browser_id: str, number_id: int) -> bytes | None: ...
+
+    async def stats(self) -> NumberStats: ...
 
 
 class AdminRecords(Protocol):
@@ -88,7 +124,17 @@ class PendingWrites(Protocol):
         self, *, request_id: uuid.UUID, browser_id: str, true_digit: int, network: str | None = None
     ) -> None: ...
 
-    async def replay(self, store) -> int: ...
+    async def add_number(self, number: NumberRow) -> None: ...
+
+    async def add_number_label(
+        self, *, request_id: uuid.UUID, browser_id: str, true_number: str, network: str | None = None
+    ) -> None: ...
+
+    async def add_digit_label(
+        self, *, request_id: uuid.UUID, browser_id: str, position: int, true_digit: int, network: str | None = None
+    ) -> None: ...
+
+    async def replay(self, store, *, numbers=None) -> int: ...
 
 
 class ModelServer(Protocol):
@@ -97,6 +143,8 @@ class ModelServer(Protocol):
     url: str
 
     async def predict(self, png: bytes, *, version: str | None = None) -> Prediction: ...
+
+    async def read_number(self, png: bytes, *, version: str | None = None) -> NumberReading: ...
 
     async def explain_all(self, png: bytes, *, version: str | None = None) -> AllExplanations: ...
 

@@ -16,10 +16,12 @@ import enum
 import logging
 import uuid
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from app.drawings import stored_copy
 from app.limits import LargeImageLane
-from app.ports import ModelServer, PendingWrites, PredictionRecords
+from app.outage import Outage
+from app.ports import ModelServer, NumberRecords, PendingWrites, PredictionRecords
 from db.pool import StoreUnavailable
 from db.predictions import PredictionRow, check_digit
 from serving.inference import Prediction, PredictionRejected
@@ -96,11 +98,15 @@ class Predictions:
         store: PredictionRecords,
         journal: PendingWrites,
         lane: LargeImageLane | None = None,
+        outage: Outage | None = None,
+        number_store: NumberRecords | None = None,
     ):
         self.server = server
         self.lane = lane or LargeImageLane()
         self.store = store
         self.journal = journal
+        self.outage = outage or Outage()  # what the reads know (app/outage.py): told of every outage met here
+        self.number_store = number_store  # where the journal's numbers are replayed (app/numbers.py writes them)
         self.database_down = False  # set by a failed write; cleared once the journal has been replayed
 
     def note(self) -> JournalNote:
@@ -110,9 +116,11 @@ class Predictions:
         """Write what the journal kept as soon as the database answers again; never raises (the entries stay)."""
         if self.journal.pending:
             try:
-                await self.journal.replay(self.store)
+                await self.journal.replay(self.store, numbers=self.number_store)
             except Exception:  # keep replaying later whatever happened (the entries stay in the file)
                 logger.exception("journal replay failed")
+            if not self.journal.pending:
+                self.outage.over()  # everything was written: the database answers again
         self.database_down = self.journal.pending > 0
 
     async def replay_forever(self, interval: float) -> None:
@@ -142,6 +150,7 @@ class Predictions:
         """
         check_image(png)
         prediction = await self.ask(png, version=version)
+        answered = datetime.now(UTC)  # a journaled row keeps this time (a failed insert may have waited seconds)
         row = PredictionRow(
             request_id=request_id or uuid.uuid4(),
             browser_id=browser_id,
@@ -164,7 +173,9 @@ class Predictions:
                 return Recorded(prediction, _with_id(row, row_id), SavedIn.DATABASE)
             except StoreUnavailable as exc:
                 self.database_down = True
+                self.outage.seen()
                 logger.warning("prediction %s kept in the journal: %s", row.request_id, exc)
+        row = replace(row, created_at=answered)  # replayed later, the row still says when it was drawn
         await self.journal.add_prediction(row)
         return Recorded(prediction, row, SavedIn.JOURNAL)
 
@@ -194,6 +205,7 @@ class Predictions:
                 )
         except StoreUnavailable as exc:
             self.database_down = True
+            self.outage.seen()
             logger.warning("label for %s kept in the journal: %s", request_id, exc)
             await self._journal_label(request_id, browser_id, digit, network)
             return SavedIn.JOURNAL

@@ -3,13 +3,16 @@ raise. The services define them (db/ the stored rows and outages, serving/ the m
 so that the pages depend on the application layer alone (tests/test_layers.py)."""
 
 from db.journal import JournalWriteError
+from db.numbers import NumberRow
 from db.pool import StoreUnavailable
-from db.predictions import Accuracy, PredictionRow, RequestIdReused, RequestIdTaken, Stats, VersionStats
+from db.predictions import Accuracy, NumberStats, PredictionRow, RequestIdReused, RequestIdTaken, Stats, VersionStats
 from serving.inference import (
     AllExplanations,
+    DigitReading,
     Explanation,
     FieldBox,
     ModelUnavailable,
+    NumberReading,
     Prediction,
     PredictionRejected,
     PredictorError,
@@ -19,11 +22,15 @@ from serving.management import ManagementError, Version
 __all__ = [
     "Accuracy",
     "AllExplanations",
+    "DigitReading",
     "Explanation",
     "FieldBox",
     "JournalWriteError",
     "ManagementError",
     "ModelUnavailable",
+    "NumberReading",
+    "NumberRow",
+    "NumberStats",
     "Prediction",
     "PredictionRejected",
     "PredictionRow",

@@ -29,13 +29,15 @@ class Gate:
     counts: dict[str, int]
     config: dict[str, Any] = field(default_factory=dict)
     golden: dict[str, Any] | None = None  # training/golden.py: version, candidate / default / counts per digit
+    # What the decided rules read beside the accuracy (issue #24): {"candidate": {set: value}, "default": ...}
+    answered: dict[str, dict[str, float]] | None = None  # accuracy over the digits answered
+    refused: dict[str, dict[str, float]] | None = None  # the share refused
+    nondigits: dict[str, float] | None = None  # each held-out kind of non-digit: the share refused
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["default"] = {"version": data.pop("default_version"), **self.default}
-        if self.golden is None:
-            del data["golden"]
-        return data
+        return {key: value for key, value in data.items() if value is not None}
 
     @classmethod
     def from_json(cls, data: dict) -> Gate:
@@ -50,6 +52,9 @@ class Gate:
             counts=dict(data.get("counts", {})),
             config=dict(data.get("config", {})),
             golden=data.get("golden"),
+            answered=data.get("answered"),
+            refused=data.get("refused"),
+            nondigits=data.get("nondigits"),
         )
 
 

@@ -53,6 +53,65 @@ ALTER TABLE predictions ADD COLUMN IF NOT EXISTS not_a_digit boolean;
 ALTER TABLE predictions ADD COLUMN IF NOT EXISTS client_network cidr;
 ALTER TABLE predictions ADD COLUMN IF NOT EXISTS feedback_network cidr;
 
+-- Numbers: several digits written in one drawing and read together (X-Read: number, README "Numbers").
+--
+-- Why each digit is ALSO a row of `predictions` (its crop of the drawing in canvas_png, cut by its box) rather than
+-- an entry in a table of its own: everything that reads drawings -- the browser's accuracy, the stats per digit and
+-- the confusion matrix, the admin's compare mode, and above all `make retrain`'s labelled feedback with its poisoning
+-- screen per browser and network -- then sees a number's digits exactly like single drawings, through the queries
+-- that exist, with no second path that could drift (a corrected digit is a labelled drawing like any other).
+-- `numbers` keeps what belongs to the whole: the drawing as sent, the number read, the number the user typed.
+-- A digit row points at its number (number_id) and says where it sits: position (0 = leftmost) and box
+-- ([left, top, right, bottom] in the whole drawing's pixels). The page's history lists a number once, not its digits.
+CREATE TABLE IF NOT EXISTS numbers (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    request_id       uuid        NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    browser_id       text        NOT NULL,
+    model_name       text        NOT NULL,
+    model_version    text        NOT NULL,
+    number           text,
+    not_a_digit      boolean     NOT NULL,
+    reason           text,
+    canvas_png       bytea       NOT NULL,
+    latency_ms       real        NOT NULL,
+    client_network   cidr,
+    true_number      text,
+    feedback_at      timestamptz,
+    feedback_network cidr,
+    CONSTRAINT numbers_request_id_key UNIQUE (request_id),
+    -- digits only, never empty ('0089' keeps its zeros, hence text); NULL when no number could be read
+    CONSTRAINT numbers_number_check CHECK (number ~ '^[0-9]{1,64}$'),
+    CONSTRAINT numbers_true_number_check CHECK (true_number ~ '^[0-9]{1,10}$'),
+    CONSTRAINT numbers_feedback_check CHECK ((true_number IS NULL) = (feedback_at IS NULL)),
+    CONSTRAINT numbers_latency_ms_check CHECK (latency_ms >= 0)
+);
+
+-- A digit of a number in `predictions` (NULL for single drawings and rows written before numbers existed).
+ALTER TABLE predictions ADD COLUMN IF NOT EXISTS number_id bigint;
+ALTER TABLE predictions ADD COLUMN IF NOT EXISTS position smallint;
+ALTER TABLE predictions ADD COLUMN IF NOT EXISTS box double precision[];
+-- Constraints by name, added when missing (ADD COLUMN IF NOT EXISTS ... REFERENCES would not be idempotent).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'predictions'::regclass
+                   AND conname = 'predictions_number_id_fkey') THEN
+        ALTER TABLE predictions ADD CONSTRAINT predictions_number_id_fkey
+            FOREIGN KEY (number_id) REFERENCES numbers (id);
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'predictions'::regclass
+                   AND conname = 'predictions_number_digit_check') THEN
+        -- a digit of a number has its position and box; a single drawing has neither
+        ALTER TABLE predictions ADD CONSTRAINT predictions_number_digit_check
+            CHECK ((number_id IS NULL) = (position IS NULL) AND (number_id IS NULL) = (box IS NULL)
+                   AND position >= 0 AND cardinality(box) = 4 AND array_ndims(box) = 1
+                   AND array_position(box, NULL) IS NULL) NOT VALID;
+    END IF;
+END $$;
+-- One row per place in a number (also what finds a number's digits).
+CREATE UNIQUE INDEX IF NOT EXISTS predictions_number_position_idx
+    ON predictions (number_id, position) WHERE number_id IS NOT NULL;
+
 -- History page: one browser's rows, newest first (id breaks ties between rows of the same instant).
 CREATE INDEX IF NOT EXISTS predictions_browser_history_idx
     ON predictions (browser_id, created_at DESC, id DESC);
@@ -62,6 +121,10 @@ CREATE INDEX IF NOT EXISTS predictions_model_version_idx
 -- Stats page: accuracy, per-digit accuracy and the confusion matrix only read labelled rows.
 CREATE INDEX IF NOT EXISTS predictions_labelled_idx
     ON predictions (true_digit, predicted_digit) WHERE true_digit IS NOT NULL;
+
+-- History page: one browser's numbers, newest first (merged with its single drawings).
+CREATE INDEX IF NOT EXISTS numbers_browser_history_idx
+    ON numbers (browser_id, created_at DESC, id DESC);
 
 -- The operator's choice of default version per model (CLI `python -m app.cli set-default`, or the admin page).
 -- TorchServe does not keep it across restarts when started with --ts-config, so the UI re-applies it on start and
@@ -124,3 +187,21 @@ COMMENT ON COLUMN predictions.feedback_network IS
     'The network (IPv4 /24, IPv6 /64) of the address that gave the label; NULL when unknown or unlabelled.';
 COMMENT ON COLUMN predictions.latency_ms IS
     'Time the prediction request took, measured by the web app.';
+COMMENT ON TABLE numbers IS
+    'One row per drawing of several digits read as a number. Each digit is also a row of predictions (its crop, '
+    'number_id, position, box), so the stats and retraining see the digits like any drawing.';
+COMMENT ON COLUMN numbers.number IS
+    'The digits read, left to right, as text (leading zeros kept); NULL when no number could be read (reason says '
+    'why, not_a_digit is true).';
+COMMENT ON COLUMN numbers.true_number IS
+    'The number the user says they wrote (typed whole, or the reading with the digits they corrected); NULL until '
+    'given. When it has as many digits as were read, each digit row gets its digit as true_digit.';
+COMMENT ON COLUMN numbers.canvas_png IS
+    'The whole drawing as sent; each digit row of predictions keeps its crop.';
+COMMENT ON COLUMN predictions.number_id IS
+    'The number this digit belongs to (numbers.id); NULL for a single drawing.';
+COMMENT ON COLUMN predictions.position IS
+    'Where this digit sits in its number: 0 for the leftmost; NULL for a single drawing.';
+COMMENT ON COLUMN predictions.box IS
+    'This digit''s ink in the number''s drawing, [left, top, right, bottom] in its pixels; canvas_png is the crop of '
+    'that box with a blank margin. NULL for a single drawing.';

@@ -7,7 +7,9 @@ locally"). A background task replays the journal in order as soon as the databas
 - a prediction is inserted with its original request_id; the insert is idempotent by request_id, so a replay
   interrupted after the commit but before the journal was trimmed does not create a second row;
 - a label is applied by (request_id, browser_id) with the time the user gave it, and only if no later label was
-  given since (feedback_at), so replaying an old label never overwrites a newer one.
+  given since (feedback_at), so replaying an old label never overwrites a newer one;
+- a number (db/numbers.py) is kept whole, with its digits' rows, and inserted by request_id like a prediction; its
+  labels (the whole number typed, or one digit) follow the rule of a label. They are replayed into the number store.
 
 Entries are removed from the file only after they are committed, by rewriting it atomically (write, fsync, rename).
 A line that cannot be read (torn by a crash or a full disk, edited by hand) never stops the replay, nor the app's
@@ -24,13 +26,14 @@ import json
 import logging
 import os
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 import psycopg
 
+from db.numbers import NumberRow, check_number
 from db.pool import StoreUnavailable
 from db.predictions import PredictionRow, check_digit
 
@@ -38,8 +41,11 @@ logger = logging.getLogger(__name__)
 
 
 # The fields a journal line holds: the row as the app inserts it (the table's own fields come later).
+# created_at: when it was predicted, so that the replayed row keeps that time, not the replay's (lines written before it
+# was kept have none: those rows get the time of the replay).
 _JOURNALED = ("request_id", "browser_id", "model_name", "model_version", "predicted_digit", "confidence",
-              "probabilities", "canvas_png", "preview_png", "latency_ms", "not_a_digit", "client_network")  # fmt: skip
+              "probabilities", "canvas_png", "preview_png", "latency_ms", "not_a_digit", "client_network",
+              "created_at")  # fmt: skip
 
 
 def _encode_prediction(prediction: PredictionRow) -> dict:
@@ -47,6 +53,7 @@ def _encode_prediction(prediction: PredictionRow) -> dict:
     entry["request_id"] = str(prediction.request_id)
     entry["canvas_png"] = base64.b64encode(prediction.canvas_png or b"").decode("ascii")
     entry["preview_png"] = base64.b64encode(prediction.preview_png).decode("ascii") if prediction.preview_png else None
+    entry["created_at"] = (prediction.created_at or datetime.now(UTC)).isoformat()
     return {"kind": "prediction", "prediction": entry}
 
 
@@ -55,7 +62,45 @@ def _decode_prediction(entry: dict) -> PredictionRow:
     fields["request_id"] = uuid.UUID(fields["request_id"])
     fields["canvas_png"] = base64.b64decode(fields["canvas_png"])
     fields["preview_png"] = base64.b64decode(fields["preview_png"]) if fields["preview_png"] else None
+    if fields.get("created_at") is not None:
+        fields["created_at"] = _aware(datetime.fromisoformat(fields["created_at"]))
     return PredictionRow(**fields)
+
+
+def _aware(moment: datetime) -> datetime:
+    """A time read back from a line, with its zone (the journal writes UTC; a hand-edited naive one is taken as UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# A number's line holds these, and its digits as prediction entries with their place and box.
+_NUMBER_JOURNALED = ("request_id", "browser_id", "model_name", "model_version", "number", "latency_ms", "not_a_digit",
+                     "reason", "client_network")  # fmt: skip
+
+
+def _encode_number(number: NumberRow) -> dict:
+    entry = {key: getattr(number, key) for key in _NUMBER_JOURNALED}
+    entry["request_id"] = str(number.request_id)
+    entry["canvas_png"] = base64.b64encode(number.canvas_png or b"").decode("ascii")
+    entry["created_at"] = (number.created_at or datetime.now(UTC)).isoformat()  # the replayed row keeps its time
+    entry["digits"] = [
+        _encode_prediction(digit)["prediction"] | {"position": digit.position, "box": list(digit.box or ())}
+        for digit in number.digits
+    ]
+    return {"kind": "number", "number": entry}
+
+
+def _decode_number(entry: dict) -> NumberRow:
+    fields = dict(entry)
+    fields["request_id"] = uuid.UUID(fields["request_id"])
+    fields["canvas_png"] = base64.b64decode(fields["canvas_png"])
+    fields["created_at"] = _aware(datetime.fromisoformat(fields["created_at"])) if fields.get("created_at") else None
+    digits = []
+    for digit in fields["digits"]:
+        position, box = digit["position"], tuple(digit["box"])
+        digits.append(replace(_decode_prediction({k: v for k, v in digit.items() if k in _JOURNALED}),
+                              position=position, box=box))  # fmt: skip
+    fields["digits"] = tuple(digits)
+    return NumberRow(**fields)
 
 
 class ReplayTarget(Protocol):
@@ -65,6 +110,22 @@ class ReplayTarget(Protocol):
 
     async def set_feedback_by_request_id(
         self, *, request_id: uuid.UUID, browser_id: str, true_digit: int, at: datetime | None = None,
+        network: str | None = None,
+    ) -> bool: ...  # fmt: skip
+
+
+class NumberReplayTarget(Protocol):
+    """Where a replay writes numbers and their labels (db.numbers.NumberStore; a stand-in in page tests)."""
+
+    async def insert(self, row: NumberRow) -> object: ...
+
+    async def set_feedback_by_request_id(
+        self, *, request_id: uuid.UUID, browser_id: str, true_number: str, at: datetime | None = None,
+        network: str | None = None,
+    ) -> int | None: ...  # fmt: skip
+
+    async def set_digit_feedback_by_request_id(
+        self, *, request_id: uuid.UUID, browser_id: str, position: int, true_digit: int, at: datetime | None = None,
         network: str | None = None,
     ) -> bool: ...  # fmt: skip
 
@@ -79,14 +140,17 @@ def _entry(line: str) -> dict | None:
         entry = json.loads(line)
     except (ValueError, RecursionError):
         return None
-    return entry if isinstance(entry, dict) and entry.get("kind") in ("prediction", "label") else None
+    return entry if isinstance(entry, dict) and entry.get("kind") in _KINDS else None
+
+
+_KINDS = ("prediction", "label", "number", "number_label", "digit_label")
 
 
 def _request_id(line: str) -> uuid.UUID | None:
     """The request id a journal line is about (None for a line that cannot be read; replay drops it)."""
     try:
         entry = json.loads(line)
-        return uuid.UUID((entry.get("prediction") or entry)["request_id"])
+        return uuid.UUID((entry.get("prediction") or entry.get("number") or entry)["request_id"])
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -167,8 +231,27 @@ class Journal:
             }
         )
 
-    async def replay(self, store: ReplayTarget) -> int:
-        """Write the journal to the database in order; returns how many entries were written.
+    async def add_number(self, number: NumberRow) -> None:
+        await self._append(_encode_number(number))
+
+    async def add_number_label(
+        self, *, request_id: uuid.UUID, browser_id: str, true_number: str, network: str | None = None
+    ) -> None:
+        check_number(true_number, name="true_number")
+        await self._append(_label("number_label", request_id, browser_id, network, true_number=true_number))
+
+    async def add_digit_label(
+        self, *, request_id: uuid.UUID, browser_id: str, position: int, true_digit: int, network: str | None = None
+    ) -> None:
+        check_digit(true_digit, name="true_digit")
+        await self._append(
+            _label("digit_label", request_id, browser_id, network, position=position, true_digit=true_digit)
+        )
+
+    async def replay(self, store: ReplayTarget, *, numbers: NumberReplayTarget | None = None) -> int:
+        """Write the journal to the database in order; returns how many entries were written. Predictions and their
+        labels go to `store`, numbers and theirs to `numbers` (without it, the replay stops at the first number and
+        keeps it and everything after it for a call that has one).
 
         Stops at the first outage (StoreUnavailable) and keeps the rest for the next call. A line that cannot be
         read, or an entry the database refuses for good (a constraint violation), is moved aside (rejected_path):
@@ -182,7 +265,7 @@ class Journal:
             try:
                 for line in lines:
                     entry = _entry(line)
-                    if entry is None or not await self._apply(store, entry):
+                    if entry is None or not await self._apply(store, numbers, entry):
                         unreadable.append(line)
                     done += 1
             except StoreUnavailable:
@@ -197,8 +280,12 @@ class Journal:
                 logger.info("journal: wrote %d entr%s to the database", done, "y" if done == 1 else "ies")
             return done
 
-    async def _apply(self, store: ReplayTarget, entry: dict) -> bool:
+    async def _apply(self, store: ReplayTarget, numbers: NumberReplayTarget | None, entry: dict) -> bool:
         """Write one entry; False when it can never be written (it is set aside)."""
+        if entry["kind"] in ("number", "number_label", "digit_label"):
+            if numbers is None:
+                raise StoreUnavailable("no number store to replay into: kept for a replay that has one")
+            return await self._apply_number(numbers, entry)
         try:
             if entry["kind"] == "prediction":
                 await store.insert(_decode_prediction(entry["prediction"]))
@@ -212,6 +299,29 @@ class Journal:
                 )
                 if not applied:
                     logger.warning("journal: label for %s not applied (no such row, or a newer label)", entry)
+            return True
+        except StoreUnavailable:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError, psycopg.Error) as exc:
+            logger.error("journal: entry set aside, it cannot be written (%s): %.300s", exc, entry)
+            return False
+
+    async def _apply_number(self, numbers: NumberReplayTarget, entry: dict) -> bool:
+        """Write one entry about a number; False when it can never be written (it is set aside)."""
+        try:
+            if entry["kind"] == "number":
+                await numbers.insert(_decode_number(entry["number"]))
+                return True
+            who = {"request_id": uuid.UUID(entry["request_id"]), "browser_id": entry["browser_id"],
+                   "at": datetime.fromisoformat(entry["at"]), "network": entry.get("network")}  # fmt: skip
+            if entry["kind"] == "number_label":
+                applied = await numbers.set_feedback_by_request_id(true_number=entry["true_number"], **who) is not None
+            else:
+                applied = await numbers.set_digit_feedback_by_request_id(
+                    position=entry["position"], true_digit=entry["true_digit"], **who
+                )
+            if not applied:
+                logger.warning("journal: label for %s not applied (no such number, or a newer label)", entry)
             return True
         except StoreUnavailable:
             raise
@@ -233,6 +343,12 @@ class Journal:
             file.flush()
             os.fsync(file.fileno())
         temporary.replace(self.path)
+
+
+def _label(kind: str, request_id: uuid.UUID, browser_id: str, network: str | None, **label: object) -> dict:
+    """A label's journal entry: whose, what, from where, and when it was given (a replay never overwrites a newer)."""
+    return {"kind": kind, "request_id": str(request_id), "browser_id": browser_id, **label,
+            "at": datetime.now(UTC).isoformat(), "network": network}  # fmt: skip
 
 
 def append_whole(path: Path, data: bytes) -> None:

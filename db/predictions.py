@@ -54,13 +54,21 @@ class PredictionRow:
     not_a_digit: bool | None = None  # refused as not a digit; None: written before versions could refuse
     client_network: str | None = None  # the asking address's network (app/networks.py); None: unknown
     id: int | None = None
-    created_at: datetime | None = None
+    created_at: datetime | None = None  # set by the table on insert, or before it (journaled: when it was predicted)
     true_digit: int | None = None
     feedback_network: str | None = None
+    # A digit of a number (db/numbers.py): its place (0 = leftmost) and its box in the number's drawing, [left, top,
+    # right, bottom] (canvas_png is then the digit's crop); None for a single drawing.
+    position: int | None = None
+    box: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
         # The table's CHECKs hold as well; failing here gives the caller a readable message instead.
         check_digit(self.predicted_digit, name="predicted_digit")
+        if (self.position is None) != (self.box is None) or (self.box is not None and len(self.box) != 4):
+            raise ValueError(f"a digit of a number has a position and a 4-value box, got {self.position}, {self.box}")
+        if self.box is not None:  # read back from the table as a list
+            object.__setattr__(self, "box", tuple(float(v) for v in self.box))
         if not 0.0 <= self.confidence <= 1.0:
             raise ValueError(f"confidence must be within 0..1, got {self.confidence!r}")
         if len(self.probabilities) != len(DIGITS):
@@ -100,15 +108,32 @@ class VersionStats(NamedTuple):
         return self.correct / self.labelled if self.labelled else None
 
 
+class NumberStats(NamedTuple):
+    """Whole numbers (db/numbers.py): how many were read, how many the users labelled, how many of those were read
+    exactly (every digit, and no digit too many or too few)."""
+
+    total: int
+    labelled: int
+    exact: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.exact / self.labelled if self.labelled else None
+
+
+NO_NUMBERS = NumberStats(total=0, labelled=0, exact=0)
+
+
 @dataclass(frozen=True)
 class Stats:
     """Global numbers for the stats page (all browsers)."""
 
-    total: int  # all predictions, labelled or not
+    total: int  # all predictions, labelled or not: single drawings and the digits of numbers
     overall: Accuracy
     per_digit: dict[int, Accuracy]  # keyed by the true digit; all of 0..9 present
     confusion: list[list[int]]  # confusion[true][predicted], 10x10, labelled rows only
     per_version: dict[str, VersionStats]
+    numbers: NumberStats = NO_NUMBERS  # whole numbers, counted apart (app/history.py adds them)
 
     @classmethod
     def from_counts(cls, pairs: list[tuple[int, int, int]], versions: list[tuple[str, int, int, int]]) -> Stats:
@@ -146,7 +171,9 @@ class PredictionStore:
         self.pool = pool
 
     async def insert(self, row: PredictionRow) -> int:
-        """Store a prediction and return its id; a retry with the same request_id returns the first row's id.
+        """Store a prediction and return its id; a retry with the same request_id returns the first row's id. The row
+        is dated `row.created_at` when set (a prediction replayed from the journal keeps the time it was made), else
+        now.
 
         RequestIdTaken when the request_id is another browser's; RequestIdReused when it is this browser's, for another
         image (answering with the first row's id would pair the new digit with the old drawing).
@@ -159,8 +186,8 @@ class PredictionStore:
                 """
                 INSERT INTO predictions (request_id, browser_id, model_name, model_version, predicted_digit,
                                          confidence, probabilities, canvas_png, preview_png, latency_ms, not_a_digit,
-                                         client_network)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                         client_network, created_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()))
                 ON CONFLICT (request_id) DO UPDATE SET request_id = EXCLUDED.request_id
                     WHERE predictions.browser_id = EXCLUDED.browser_id
                 RETURNING id, sha256(canvas_png) = %s
@@ -168,7 +195,7 @@ class PredictionStore:
                 (
                     row.request_id, row.browser_id, row.model_name, row.model_version, row.predicted_digit,
                     row.confidence, list(row.probabilities), row.canvas_png, row.preview_png, row.latency_ms,
-                    row.not_a_digit, row.client_network, digest,
+                    row.not_a_digit, row.client_network, row.created_at, digest,
                 ),
             )  # fmt: skip
             found = await cursor.fetchone()

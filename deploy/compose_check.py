@@ -62,7 +62,18 @@ def shipped_default() -> str:
     return next(version for version, spec in versions.items() if spec["marName"] == first)
 
 
+def rollback_version() -> str:
+    """The newest other version config.properties loads: what the check makes the default, as an operator rolling
+    back would."""
+    properties = read_properties((ROOT / "config.properties").read_text())
+    loaded = properties["load_models"].split(",")
+    versions = json.loads(properties["models"])["mnist"]
+    others = [version for version, spec in versions.items() if spec["marName"] in loaded and version != SHIPPED]
+    return max(others, key=lambda version: tuple(int(part) for part in version.split(".")))
+
+
 SHIPPED = shipped_default()
+OTHER = rollback_version()
 TORCH_WHEEL = "torch-2.13.0+cpu-*.whl"
 # Bookworm's podman (4.3) cannot start containers with the host's rlimits, and its default crun stops with "cgroups
 # in hybrid mode not supported".
@@ -468,11 +479,11 @@ class Checks:
             raise CheckFailed(f"row of {request_id} in PostgreSQL: {row!r}")
 
     def set_default(self) -> None:
-        self.compose.exec("ui", *SET_DEFAULT, "2.0")
+        self.compose.exec("ui", *SET_DEFAULT, OTHER)
         answer = predict(self.client)
         self.request_ids.append(answer["request_id"])
-        if answer["model_version"] != "2.0":
-            raise CheckFailed(f"after set-default 2.0 the page answered with {answer['model_version']}")
+        if answer["model_version"] != OTHER:
+            raise CheckFailed(f"after set-default {OTHER} the page answered with {answer['model_version']}")
 
     def torchserve_restart(self) -> None:
         keys = key_file(self.compose)
@@ -485,12 +496,14 @@ class Checks:
         if key_file(self.compose) == keys:
             raise CheckFailed("TorchServe's keys did not change when it restarted")
         version_deadline = time.monotonic() + 30  # the page re-applies the operator's default (reconcile, 10 s)
-        while answer["model_version"] != "2.0" and time.monotonic() < version_deadline:
+        while answer["model_version"] != OTHER and time.monotonic() < version_deadline:
             time.sleep(2)
             answer = predict(self.client)
             self.request_ids.append(answer["request_id"])
-        if answer["model_version"] != "2.0":
-            raise CheckFailed(f"after the restart the page answers with {answer['model_version']}, not the default 2.0")
+        if answer["model_version"] != OTHER:
+            raise CheckFailed(
+                f"after the restart the page answers with {answer['model_version']}, not the default {OTHER}"
+            )
 
     def down_up_keeps_rows(self) -> None:
         rows = psql(self.compose, "SELECT count(*) FROM predictions")

@@ -3,7 +3,8 @@
     python -m deploy.container serve   start TorchServe from config.properties with the TS_* overrides of the
                                        environment (the image sets TS_HOST=0.0.0.0), copy its log to stdout, renew
                                        its keys before they expire, stop it on SIGTERM
-    python -m deploy.container ping    exit 0 when /ping answers 200 (with the inference key if there is a key file)
+    python -m deploy.container ping    exit 0 when /ping answers 200 and every loaded version has a READY worker
+                                       (with the keys, unless token authorization is off)
 
 The effective configuration is made as for `make run` (deploy.run.torchserve; a test keeps the two equal), so a
 container differs from a local run only by its environment. TorchServe writes key_file.json into TS_HOME, its working
@@ -18,12 +19,11 @@ import signal
 import sys
 import time
 
-import httpx
-
 from deploy.torchserve import KeyRenewal, TorchServe, renew_keys, renewal_interval, token_auth
 from deploy.torchserve import from_settings as torchserve
-from serving.auth import KeyFile, KeyUnavailable, TokenAuth
 from serving.endpoints import local_url
+from serving.inference import ModelUnavailable
+from serving.management import ManagementError
 from settings import Settings, SettingsError, load
 
 __all__ = ["local_url", "renew_keys", "renewal_interval", "token_auth", "torchserve"]  # the tests use them from here
@@ -89,46 +89,20 @@ def ping(settings: Settings, *, timeout: float = 5.0) -> int:
     /ping alone is not enough: it answered 200 "Healthy" while every worker died at start (a missing Python package
     in the image) and restarted in a loop, so the container looked healthy and answered no prediction."""
     server = torchserve(settings)
-    keys = KeyFile(server.key_file) if token_auth(server) else None
     try:
-        response = httpx.get(
-            f"{local_url(server.endpoints.inference)}/ping", auth=TokenAuth(keys, "inference"), timeout=timeout
-        )
-        if response.status_code != 200:
-            print(f"TorchServe answered {response.status_code}: {response.text[:300]}")
-            return 1
-        unready = unready_versions(server, TokenAuth(keys, "management"), timeout=timeout)
-    except KeyUnavailable as exc:
-        print(f"no usable key file at {server.key_file}: {exc}")
+        with server.inference(timeout=timeout) as inference, server.management(timeout=timeout) as management:
+            inference.ping()
+            unready = management.unready()
+    except (ModelUnavailable, ManagementError) as exc:
+        print(f"TorchServe is not healthy: {exc}")
         return 1
-    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:  # an answer that is not TorchServe's
         print(f"TorchServe does not answer: {exc}")
         return 1
     if unready:
         print(f"no READY worker for {', '.join(unready)}")
         return 1
     return 0
-
-
-def unready_versions(server: TorchServe, auth: httpx.Auth, *, timeout: float) -> list[str]:
-    """ "model version" of every loaded version without a READY worker (TorchServe's management API)."""
-    management = local_url(server.endpoints.management)
-    models = httpx.get(f"{management}/models", auth=auth, timeout=timeout).json()["models"]
-    unready = []
-    for model in models:
-        name = model["modelName"]
-        described = httpx.get(f"{management}/models/{name}/all", auth=auth, timeout=timeout).json()
-        unready += without_ready_worker(described)
-    return unready
-
-
-def without_ready_worker(described: list[dict]) -> list[str]:
-    """The versions in a /models/<name>/all answer that have no READY worker."""
-    return [
-        f"{version['modelName']} {version['modelVersion']}"
-        for version in described
-        if not any(worker.get("status") == "READY" for worker in version.get("workers", []))
-    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,8 @@
 Everything an instance owns lives in its home folder: the effective config.properties (the template with overrides
 applied), key_file.json (TorchServe writes it into its working directory), logs, its own TMPDIR (the CLI keeps a
 pid file there, so two instances must not share one) and torchserve.pid (for `make stop`). Used by the supervisor
-(`make run`) and by the test fixtures, which start a second instance on free ports.
+(`make run`) and by the test fixtures, which start a second instance on free ports. Whatever is asked of the running
+instance (READY workers, new keys) goes through serving's sync clients, which `inference()` and `management()` hand out.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from deploy.java import java_home
-from serving.auth import KeyFile, KeyUnavailable, TokenAuth
+from serving.auth import read_keys
 from serving.endpoints import Endpoints, configure, local_url, read_properties, settings_overrides
+from serving.inference import SyncInference
+from serving.management import ManagementError, SyncManagement
 from settings import Settings
 
 
@@ -114,7 +117,23 @@ class TorchServe:
         return self.home / "logs" / "torchserve.out"
 
     def keys(self) -> dict[str, str]:
-        return KeyFile(self.key_file).keys()
+        return read_keys(self.key_file)
+
+    def _client_key_file(self) -> Path | None:
+        return self.key_file if token_auth(self) else None
+
+    def inference(self, *, model_name: str = "mnist", timeout: float = 10.0, connections: int = 8) -> SyncInference:
+        """A blocking inference client for this instance (close it, or use it in a `with`)."""
+        return SyncInference(
+            inference_url=local_url(self.endpoints.inference), key_file=self._client_key_file(),
+            model_name=model_name, timeout=timeout, connections=connections,
+        )  # fmt: skip
+
+    def management(self, *, timeout: float = 10.0) -> SyncManagement:
+        """A blocking management client for this instance (close it, or use it in a `with`)."""
+        return SyncManagement(
+            management_url=local_url(self.endpoints.management), key_file=self._client_key_file(), timeout=timeout
+        )
 
     def _environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -162,17 +181,11 @@ class TorchServe:
             return log.read().decode("utf-8", "replace")
 
     def ready_models(self, model: str) -> bool:
-        """True when `model` has at least one READY worker (asked over the management API, with its token)."""
-        if not self.key_file.exists():
+        """True when `model`'s default version has a READY worker (asked over the management API, with its key)."""
+        if not self.key_file.exists():  # TorchServe writes it once it is up
             return False
-        try:
-            auth = TokenAuth(KeyFile(self.key_file), "management")
-            response = httpx.get(f"{local_url(self.endpoints.management)}/models/{model}", auth=auth, timeout=5)
-        except (httpx.HTTPError, KeyUnavailable, OSError):  # KeyUnavailable: the file is being written
-            return False
-        if response.status_code != 200:
-            return False
-        return any(w.get("status") == "READY" for version in response.json() for w in version.get("workers", []))
+        with self.management(timeout=5) as management:
+            return management.ready(model)
 
     def wait_ready(self, *, models: tuple[str, ...], timeout: float) -> None:
         """Block until every model has a READY worker; raise TorchServeError if the process exits or time runs out."""
@@ -261,11 +274,10 @@ def renew_keys(server: TorchServe) -> None:
     """New inference and management keys (TorchServe rewrites key_file.json; clients re-read it when it changes).
 
     Keys expire after token_expiration_min and TorchServe does not renew them by itself; only the API key, which
-    does not expire, may ask for new ones."""
-    auth = TokenAuth(KeyFile(server.key_file), "API")
-    for kind in RENEWED_KEYS:
-        url = f"{local_url(server.endpoints.management)}/token"
-        httpx.get(url, params={"type": kind}, auth=auth, timeout=10).raise_for_status()
+    does not expire, may ask for new ones. ManagementError when TorchServe refuses or cannot be reached."""
+    with server.management(timeout=10) as management:
+        for kind in RENEWED_KEYS:
+            management.renew_key(kind)
 
 
 def renewal_interval(server: TorchServe) -> float:
@@ -290,7 +302,7 @@ class KeyRenewal:
             return None
         try:
             renew_keys(self.server)
-        except (httpx.HTTPError, KeyUnavailable, ValueError, OSError) as exc:
+        except (ManagementError, httpx.HTTPError, ValueError, OSError) as exc:
             self.next = self.clock() + self.RETRY_SECONDS
             return f"renewing TorchServe's keys failed (retried in {self.RETRY_SECONDS:.0f} s): {exc}"
         self.next = self.clock() + self.interval

@@ -12,13 +12,15 @@ ensemble (DigitNet's forward averages its members), so an ensemble's averaged ou
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from torch import nn
 
 # Decided by how this file was imported, not by whether `handler` imports: an editable install of another checkout
 # makes `handler` importable inside a TorchServe worker, and classes from two copies (PreprocessError) do not match.
-if __package__:  # the repository layout (tests, UI)
+if TYPE_CHECKING or __package__:  # the repository layout (tests, UI; and what mypy checks)
     from .preprocess import normalise
 else:  # inside the .mar, every file sits flat in the model directory
     from preprocess import normalise

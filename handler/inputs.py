@@ -14,11 +14,11 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # Decided by how this file was imported, not by whether `handler` imports: an editable install of another checkout
 # makes `handler` importable inside a TorchServe worker, and classes from two copies (PreprocessError) do not match.
-if __package__:  # the repository layout (tests, UI)
+if TYPE_CHECKING or __package__:  # the repository layout (tests, UI; and what mypy checks)
     from .preprocess import Prepared, PreprocessError
 else:  # inside the .mar, every file sits flat in the model directory
     from preprocess import Prepared, PreprocessError
@@ -151,7 +151,7 @@ def read_request(row: dict) -> Request:
         raise RequestError('JSON requests must be an object: {"image": "<base64>"}')
     text = isinstance(payload, str)  # a text body: base64, a data: URL, or JSON that TorchServe did not decode
     if text:
-        payload = payload.encode("utf-8")
+        payload = str(payload).encode("utf-8")
     if not payload:
         raise _no_image(row)
     payload = bytes(payload)

@@ -30,21 +30,24 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from ts.torch_handler.base_handler import BaseHandler
 
 # Decided by how this file was imported, not by whether `handler` imports: an editable install of another checkout
 # makes `handler` importable inside a TorchServe worker, and classes from two copies (PreprocessError) do not match.
-if __package__:  # the repository layout (tests, UI)
+if TYPE_CHECKING or __package__:  # the repository layout (tests, UI; and what mypy checks)
     from .explain import STEPS, as_rows, integrated_gradients, integrated_gradients_all
     from .inputs import ALL, TRUTHY, Item, RequestError, parse_target, read_request
+    from .model import ARCHITECTURE_FILE
     from .preprocess import PreprocessError, prepare, to_png
     from .refusal import NOT_A_DIGIT_INDEX, RefusalPolicy
     from .segmentation import prepare_number, reading
 else:  # inside the .mar, every file sits flat in the model directory
     from explain import STEPS, as_rows, integrated_gradients, integrated_gradients_all
     from inputs import ALL, TRUTHY, Item, RequestError, parse_target, read_request
+    from model import ARCHITECTURE_FILE
     from preprocess import PreprocessError, prepare, to_png
     from refusal import NOT_A_DIGIT_INDEX, RefusalPolicy
     from segmentation import prepare_number, reading
@@ -55,7 +58,6 @@ logger = logging.getLogger(__name__)
 # frame longer than announced: the frontend read garbage, closed the connection and failed the whole batch ("Worker
 # died", issue #20 N3). Messages are therefore ASCII (other characters as Python escapes) and bounded.
 MAX_MESSAGE = 300
-ARCHITECTURE_FILE = "architecture.json"
 Output = tuple[list[Item], torch.Tensor | None, torch.Tensor | None]  # what inference hands postprocess
 
 
@@ -201,6 +203,7 @@ class MNISTDigitHandler(BaseHandler):
             if item.number is not None:
                 answers.append(self._number_answer(item))
                 continue
+            assert item.prepared is not None and probabilities is not None  # a good item, hence a row of its own
             answer = self._answer(item, probabilities[row], None if not_a_digit is None else float(not_a_digit[row]))
             row += 1
             if item.preview:
@@ -223,6 +226,7 @@ class MNISTDigitHandler(BaseHandler):
         if not_a_digit is not None:
             answer["not_a_digit_probability"] = not_a_digit
         if self.refusal.enabled:
+            assert item.prepared is not None
             reason = self.refusal.reason(field=item.prepared.ink, not_a_digit=not_a_digit)
             answer["not_a_digit"] = reason is not None
             if reason is not None:
@@ -255,8 +259,9 @@ class MNISTDigitHandler(BaseHandler):
 
     @staticmethod
     def _explanation(item: Item) -> dict:
+        assert item.prepared is not None and item.prepared.field_box is not None
         left, top, right, bottom = item.prepared.field_box
-        answer = {
+        answer: dict[str, object] = {
             "target": item.target,
             "attributions": as_rows(item.attributions),
             "method": f"integrated_gradients(baseline=blank, steps={STEPS})",

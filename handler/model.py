@@ -7,13 +7,26 @@ arguments carries them in `architecture.json`, which the handler passes to the c
 `classes=11` adds an output "not a digit" at index 10 (issue 15; trained by the retraining loop on
 training/nondigits.py): the handler then reads digit probabilities as the softmax over the first 10 outputs.
 
+`refusal_head=H` (issue 24) adds "not a digit" as a small head of H hidden units on the convolutional features (both
+stages), beside the digit classifier, trained with the rest of the network frozen (training/refusal_head.py), so the
+digit outputs and MNIST stay exactly the base network's. Its output r is the 11th logit as r + logsumexp(the 10
+digit logits): the handler's reading gives softmax over the first 10 = the digits' probabilities, unchanged, and
+softmax over all 11 at index 10 = sigmoid(r) = P(not a digit). Weights without the head load as before (the keyword
+defaults to 0).
+
 Version 2.0 is an ensemble in one module: `members=3` holds three independently trained 1.0-style networks and
 averages their log-probabilities. Each member is itself a `DigitNet`, so a member's weights are exactly a 1.0
 state dict and an ensemble can be assembled from separately trained members (`DigitNet.assemble`).
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+# The constructor's keyword arguments when a version's are not the defaults: written by training, read by the handler
+# from the archive. Here, not in the handler, so that training reads it without TorchServe's `ts` package.
+ARCHITECTURE_FILE = "architecture.json"
+STAGE_ONE_LAYERS = 7  # conv-bn-relu twice and the pooling: the first stage's modules in DigitNet.features
 
 
 def _conv(cin: int, cout: int) -> list[nn.Module]:
@@ -33,14 +46,20 @@ class DigitNet(nn.Module):
         dropout: float = 0.3,
         members: int = 1,
         classes: int = 10,
+        refusal_head: int = 0,
     ):
         super().__init__()
         if members < 1:
             raise ValueError(f"members must be >= 1, not {members}")
+        if refusal_head and (members > 1 or classes != 10):
+            raise ValueError("a refusal head sits on one 10-digit network (members=1, classes=10)")
         self.members = None
+        self.refusal = None
         if members > 1:
-            single = dict(channels=tuple(channels), hidden=hidden, dropout=dropout, classes=classes)
-            self.members = nn.ModuleList(DigitNet(**single) for _ in range(members))
+            c1, c2 = channels
+            self.members = nn.ModuleList(
+                DigitNet(channels=(c1, c2), hidden=hidden, dropout=dropout, classes=classes) for _ in range(members)
+            )
             return
         c1, c2 = channels  # conv widths of the two stages
         self.features = nn.Sequential(
@@ -54,13 +73,45 @@ class DigitNet(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(hidden, classes),
         )
+        if refusal_head:
+            # On both stages' features: the first stage's (local strokes, pooled to 7x7) still tell a smiley's eyes
+            # or a spiral's inner turns from a 0's plain loop, which the second stage, trained to read digits, has
+            # learned to ignore.
+            self.refusal = nn.Sequential(
+                # two 3x3 convolutions of its own: what sets a shape apart from a digit (a mark inside a loop, a
+                # zigzag's corners) is a local pattern the digit features were never asked to name
+                nn.Conv2d(c1 + c2, 48, kernel_size=3, padding=1),  # (N, 48, 7, 7)
+                nn.ReLU(),
+                nn.Conv2d(48, 32, kernel_size=3, padding=1),  # (N, 32, 7, 7)
+                nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(32 * 7 * 7, refusal_head),
+                nn.ReLU(),
+                nn.Linear(refusal_head, 1),
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, 28, 28) normalised images -> (N, classes) logits (an ensemble: mean log-probabilities, which softmax
-        turns into the normalised geometric mean of the members' probabilities)."""
+        """(N, 1, 28, 28) normalised images -> (N, classes) logits, (N, 11) with a refusal head (an ensemble: mean
+        log-probabilities, which softmax turns into the normalised geometric mean of the members' probabilities)."""
         if self.members is not None:
             return torch.stack([torch.log_softmax(member(x), dim=1) for member in self.members]).mean(0)
-        return self.classifier(self.features(x))
+        if self.refusal is None:
+            return self.classifier(self.features(x))
+        first, second = self.stages(x)
+        logits = self.classifier(second)  # (N, 10)
+        r = self.refusal(self.refusal_input(first, second))  # (N, 1): the log-odds of "not a digit"
+        return torch.cat([logits, r + torch.logsumexp(logits, dim=1, keepdim=True)], dim=1)  # (N, 11)
+
+    def stages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two stages' feature maps: (N, c1, 14, 14) and (N, c2, 7, 7) (self.features is both in a row)."""
+        split = STAGE_ONE_LAYERS
+        first = self.features[:split](x)
+        return first, self.features[split:](first)
+
+    @staticmethod
+    def refusal_input(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        """What the refusal head reads: both stages at 7x7, (N, c1 + c2, 7, 7)."""
+        return torch.cat([F.max_pool2d(first, 2), second], dim=1)
 
     @staticmethod
     def digit_logits(logits: torch.Tensor) -> torch.Tensor:

@@ -488,7 +488,7 @@ def _find_rules(darkness: np.ndarray) -> Rules | None:
     cells = (np.arange(len(RULE_SLOPES))[:, None] * rows + intercepts).ravel()
     votes = np.bincount(cells, minlength=len(RULE_SLOPES) * rows).reshape(len(RULE_SLOPES), rows)
     votes[:, 1:-1] += (votes[:, :-2] + votes[:, 2:]) // 2  # a rule between two rows votes in both
-    found = []
+    found: list = []
     while len(found) < MAX_RULES:
         slope_index, row = np.unravel_index(int(votes.argmax()), votes.shape)
         peak = int(votes[slope_index, row])
@@ -725,8 +725,10 @@ def _part_stats(labels: np.ndarray, count: int, *, weights: np.ndarray) -> _Part
     index = labels[ys, xs] - 1
     top, left = np.full(count, height), np.full(count, width)
     bottom, right = np.full(count, -1), np.full(count, -1)
-    np.minimum.at(top, index, ys), np.minimum.at(left, index, xs)
-    np.maximum.at(bottom, index, ys), np.maximum.at(right, index, xs)
+    np.minimum.at(top, index, ys)
+    np.minimum.at(left, index, xs)
+    np.maximum.at(bottom, index, ys)
+    np.maximum.at(right, index, xs)
     mass = np.bincount(index, weights=weights[ys, xs], minlength=count)
     area = np.bincount(index, minlength=count)
     peak = np.zeros(count)
@@ -785,7 +787,7 @@ def fit_with_box(ink: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float
     # field column j covers crop columns [(j - left) / sx, (j - left + 1) / sx); the same for rows
     sy, sx = digit.shape[0] / crop.shape[0], digit.shape[1] / crop.shape[1]
     box = (cols[0] - left / sx, rows[0] - top / sy, cols[0] + (FIELD - left) / sx, rows[0] + (FIELD - top) / sy)
-    return field, tuple(float(v) for v in box)
+    return field, (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
 
 
 def _scale_longer_side(crop: np.ndarray, side: int) -> np.ndarray:

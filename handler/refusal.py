@@ -19,10 +19,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-if __package__:  # the repository layout (tests, UI); see handler/mnist_handler.py for why not try/except
+# the repository layout (tests, UI; and what mypy checks); see handler/mnist_handler.py for why not try/except
+if TYPE_CHECKING or __package__:
     from .structure import several_digits
 else:  # inside the .mar, every file sits flat in the model directory
     from structure import several_digits

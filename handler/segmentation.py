@@ -33,10 +33,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-if __package__:  # the repository layout (tests, UI); see handler/mnist_handler.py for why not try/except
+# the repository layout (tests, UI; and what mypy checks); see handler/mnist_handler.py for why not try/except
+if TYPE_CHECKING or __package__:
     from .preprocess import (
         INK_THRESHOLD,
         MIN_CONTRAST,
@@ -402,7 +404,7 @@ def _pen_width(mask: np.ndarray) -> float:
     """The strokes' width: 2 x area / perimeter (a stroke of width w and length l has area wl, perimeter ~2l)."""
     area = np.count_nonzero(mask)
     perimeter = np.count_nonzero(np.diff(mask, axis=0)) + np.count_nonzero(np.diff(mask, axis=1))
-    return max(1.0, 2 * area / max(perimeter, 1))
+    return max(1.0, 2 * area / max(int(perimeter), 1))
 
 
 def _parts(parts: np.ndarray, ink: _Ink) -> tuple[list[_Part], float]:

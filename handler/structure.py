@@ -41,14 +41,14 @@ class Parts:
 def parts(field: np.ndarray) -> Parts:
     """field: (28, 28) ink in [0, 1] (Prepared.ink). The widest run of empty columns with enough ink either side."""
     mask = field > INK
-    filled = mask.any(axis=0)  # (28,) columns holding ink
+    filled = np.asarray(mask.any(axis=0))  # (28,) columns holding ink
     if not filled.any():
         return Parts(gap=0.0)
-    height = _extent(mask.any(axis=1))
+    height = _extent(np.asarray(mask.any(axis=1)))
     columns = np.flatnonzero(filled)
     widest = 0.0
     for start, stop in _empty_runs(filled[columns[0] : columns[-1] + 1], offset=int(columns[0])):
-        left, right = _extent(mask[:, :start].any(axis=1)), _extent(mask[:, stop:].any(axis=1))
+        left, right = _extent(np.asarray(mask[:, :start].any(axis=1))), _extent(np.asarray(mask[:, stop:].any(axis=1)))
         if min(left, right) >= MIN_SIDE * height:
             widest = max(widest, (stop - start) / height)
     return Parts(gap=widest)

@@ -4,6 +4,9 @@ authorization failure, and the error messages TorchServe answers with. One copy,
 TorchServe writes key_file.json (keys "inference", "management", "API") into its working directory at every start;
 the keys change on every start and expire (token_expiration_min) unless renewed. So the key is re-read whenever the
 file changes, and once more after TorchServe refuses it, before giving up.
+
+Nothing outside serving/ builds this auth (tests/test_layers.py): the tools use serving's sync clients, and a load
+generator that cannot take an httpx.Auth (tests/bench.py's aiohttp) gets its header from `authorization`.
 """
 
 from __future__ import annotations
@@ -50,6 +53,21 @@ class KeyFile:
             raise KeyUnavailable(f"the model server's key file has no {kind} key") from exc
 
 
+def read_keys(path: Path) -> dict[str, str]:
+    """The keys the file holds now ({"inference": ..., "management": ..., "API": ...}); KeyUnavailable without one."""
+    return KeyFile(path).keys()
+
+
+def _bearer(key: str) -> str:
+    return f"Bearer {key}"
+
+
+def authorization(path: Path, kind: str) -> dict[str, str]:
+    """The Authorization header with the current key of one API, for a client that cannot use TokenAuth (no retry:
+    a new key after a restart needs a new header)."""
+    return {"Authorization": _bearer(KeyFile(path).key(kind))}
+
+
 def is_auth_failure(response: httpx.Response) -> bool:
     """TorchServe's answer to a missing, wrong or expired key (400 InvalidKeyException, also on /ping)."""
     return response.status_code in (400, 401, 403) and "InvalidKeyException" in response.text
@@ -70,10 +88,10 @@ class TokenAuth(httpx.Auth):
         if self.keys is None:
             yield request
             return
-        request.headers["Authorization"] = f"Bearer {self.keys.key(self.kind)}"
+        request.headers["Authorization"] = _bearer(self.keys.key(self.kind))
         response = yield request
         if is_auth_failure(response):
-            request.headers["Authorization"] = f"Bearer {self.keys.key(self.kind, force=True)}"
+            request.headers["Authorization"] = _bearer(self.keys.key(self.kind, force=True))
             yield request
 
 

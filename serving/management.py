@@ -1,9 +1,16 @@
-"""TorchServe's management API for one model, with the management key (serving/auth.py): the loaded versions and
-their workers, set-default, register, unregister, scale. The rules about which version is the default and how it
-survives restarts are serving/versions.py's; the operator's command line is app/cli.py."""
+"""TorchServe's management API, with the management key (serving/auth.py): the loaded versions and their workers,
+set-default, register, unregister, scale (ModelManager, async: the page and the CLI), and what the tools around the
+product ask (SyncManagement, blocking: is a model READY, which versions are not, new keys). The rules about which
+version is the default and how it survives restarts are serving/versions.py's; the operator's command line is
+app/cli.py.
+
+A worker is ready when TorchServe says READY (`Worker.ready`): the one check behind the admin page's "1/1 ready",
+`make run` waiting for TorchServe, and the container's health check."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +33,11 @@ class Worker:
     status: str
     memory: int | None
 
+    @property
+    def ready(self) -> bool:
+        """Taking requests (not starting, restarting after a crash or unloading)."""
+        return self.status == "READY"
+
 
 @dataclass(frozen=True)
 class Version:
@@ -42,7 +54,12 @@ class Version:
 
     @property
     def ready_workers(self) -> int:
-        return sum(worker.status == "READY" for worker in self.workers)
+        return sum(worker.ready for worker in self.workers)
+
+    @property
+    def ready(self) -> bool:
+        """Can answer: at least one READY worker."""
+        return self.ready_workers > 0
 
 
 def _version(description: dict, *, default: str | None) -> Version:
@@ -84,18 +101,9 @@ class ModelManager:
 
     async def _request(self, method: str, path: str, **params) -> httpx.Response:
         """One request (the key is re-read and the request sent once more after an authorization failure)."""
-        try:
+        with _unreachable_as_error(self.url):
             response = await self.client.request(method, f"{self.url}{path}", params=params)
-        except KeyUnavailable as exc:
-            raise ManagementError(str(exc)) from exc
-        except httpx.TransportError as exc:
-            raise ManagementError(f"TorchServe's management API at {self.url} is unreachable: {exc}") from exc
-        if is_auth_failure(response):
-            raise ManagementError(
-                "TorchServe refused the management key, also as just read from the key file: it expired and nothing "
-                "renewed it (TorchServe's /token API), or TS_KEY_FILE is not this server's key file"
-            )
-        return response
+        return _refused_key_as_error(response, kind="management")
 
     async def versions(self) -> list[Version]:
         """Every loaded version, oldest version number first, with TorchServe's current default marked."""
@@ -103,16 +111,12 @@ class ModelManager:
         if response.status_code == 404:
             return []
         _raise_for(response, f"cannot list the versions of {self.model_name}")
-        default = await self.default_version()
-        return sorted((_version(d, default=default) for d in response.json()), key=lambda v: _sort_key(v.version))
+        return _versions(response.json(), default=await self.default_version())
 
     async def default_version(self) -> str | None:
         """The version TorchServe answers /predictions/<model> with (None when the model is not loaded)."""
         response = await self._request("GET", f"/models/{self.model_name}")
-        if response.status_code == 404:
-            return None
-        _raise_for(response, f"cannot describe {self.model_name}")
-        return str(response.json()[0]["modelVersion"])
+        return _default_version(response, model=self.model_name)
 
     async def require(self, version: str) -> list[Version]:
         """All loaded versions; ManagementError unless `version` is one of them."""
@@ -157,6 +161,112 @@ class ModelManager:
             "PUT", f"/models/{self.model_name}/{version}", min_worker=workers, max_worker=workers, synchronous="true"
         )
         _raise_for(response, f"cannot scale {version}")
+
+
+class SyncManagement:
+    """The management API for the tools around the product (blocking): `make run` and the test fixtures waiting for
+    READY workers, the container's health check, key renewal. Any model of the server, by name."""
+
+    def __init__(
+        self,
+        *,
+        management_url: str,
+        key_file: Path | None,  # None: TorchServe runs without token authorization
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,  # tests: a scripted stand-in server
+    ):
+        self.url = management_url.rstrip("/")
+        self.keys = None if key_file is None else KeyFile(key_file)
+        self.client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)), transport=transport)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> SyncManagement:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _get(self, path: str, *, kind: str = "management", **params) -> httpx.Response:
+        """GET with the key of `kind` (re-read and sent once more after an authorization failure)."""
+        with _unreachable_as_error(self.url):
+            response = self.client.get(f"{self.url}{path}", params=params, auth=TokenAuth(self.keys, kind))
+        return _refused_key_as_error(response, kind=kind)
+
+    def models(self) -> list[str]:
+        """The names of the registered models."""
+        response = self._get("/models")
+        _raise_for(response, "cannot list the models")
+        return [str(model["modelName"]) for model in response.json()["models"]]
+
+    def default(self, model: str) -> Version | None:
+        """The version of `model` that /predictions/<model> answers with, as TorchServe describes it (None: not
+        loaded)."""
+        response = self._get(f"/models/{model}")
+        if (version := _default_version(response, model=model)) is None:
+            return None
+        return _version(response.json()[0], default=version)
+
+    def describe(self, model: str) -> list[Version]:
+        """Every loaded version of `model`, oldest version number first, with TorchServe's current default marked."""
+        default = self.default(model)
+        response = self._get(f"/models/{model}/all")
+        if response.status_code == 404:
+            return []
+        _raise_for(response, f"cannot list the versions of {model}")
+        return _versions(response.json(), default=default.version if default else None)
+
+    def ready(self, model: str) -> bool:
+        """Whether `model`'s default version has a READY worker; False also while TorchServe cannot say (starting,
+        no key file yet)."""
+        try:
+            default = self.default(model)
+        except (ManagementError, httpx.HTTPError, OSError):
+            return False
+        return default is not None and default.ready
+
+    def unready(self) -> list[str]:
+        """ "<model> <version>" of every loaded version without a READY worker (empty: all can answer)."""
+        return [f"{model} {v.version}" for model in self.models() for v in self.describe(model) if not v.ready]
+
+    def renew_key(self, kind: str) -> None:
+        """A new key of one API ("inference" or "management"; TorchServe rewrites the key file, and clients re-read
+        it). Asked with the API key, which does not expire."""
+        response = self._get("/token", kind="API", type=kind)
+        _raise_for(response, f"cannot renew the {kind} key")
+
+
+@contextmanager
+def _unreachable_as_error(url: str) -> Iterator[None]:
+    """No key file, no connection: ManagementError saying so."""
+    try:
+        yield
+    except KeyUnavailable as exc:
+        raise ManagementError(str(exc)) from exc
+    except httpx.TransportError as exc:
+        raise ManagementError(f"TorchServe's management API at {url} is unreachable: {exc}") from exc
+
+
+def _refused_key_as_error(response: httpx.Response, *, kind: str) -> httpx.Response:
+    if is_auth_failure(response):  # after the one retry with the key read again
+        raise ManagementError(
+            f"TorchServe refused the {kind} key, also as just read from the key file: it expired and nothing "
+            "renewed it (TorchServe's /token API), or TS_KEY_FILE is not this server's key file"
+        )
+    return response
+
+
+def _default_version(response: httpx.Response, *, model: str) -> str | None:
+    """The version in an answer to GET /models/<model> (TorchServe describes the default version only)."""
+    if response.status_code == 404:
+        return None
+    _raise_for(response, f"cannot describe {model}")
+    return str(response.json()[0]["modelVersion"])
+
+
+def _versions(described: list[dict], *, default: str | None) -> list[Version]:
+    return sorted((_version(d, default=default) for d in described), key=lambda v: _sort_key(v.version))
 
 
 def _sort_key(version: str) -> tuple:

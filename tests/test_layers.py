@@ -95,3 +95,56 @@ def test_nothing_in_the_running_product_imports_deploy_or_training():
 def test_every_python_package_of_the_repository_is_classified():
     found = {path.parent.name for path in ROOT.glob("*/__init__.py")} | {path.stem for path in ROOT.glob("*.py")}
     assert found - {"tests"} == set(PACKAGES)
+
+
+# TorchServe's auth (the key file, the Bearer header, the retry after a refused key) is built in serving/ only; the
+# tools around the product ask serving's clients (SyncInference, SyncManagement, serving.auth.authorization).
+AUTH_CLASSES = {"TokenAuth", "KeyFile"}
+
+
+def _named(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return node.name.rsplit(".", 1)[-1] if isinstance(node, ast.alias) else None
+
+
+def builds_torchserve_auth(source: str) -> list[str]:
+    """Where a module builds TorchServe auth by hand: serving.auth's TokenAuth or KeyFile named, or an Authorization
+    header or a Bearer value written."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if _named(node) in AUTH_CLASSES:
+            found.append(f"line {getattr(node, 'lineno', '?')}: {_named(node)}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value.strip().lower()
+            if text == "authorization" or text.split(" ", 1)[0] == "bearer":
+                found.append(f"line {node.lineno}: {node.value!r}")
+    return found
+
+
+def tools_and_product() -> list[Path]:
+    """Every module but serving's and the tests themselves: the product's other packages, deploy, training, and the
+    tools and helpers in tests/ (benchmarks, load, the stack, the stand-ins)."""
+    tests = ROOT / "tests"
+    tools = [*tests.glob("*.py"), *(tests / "support").glob("*.py")]
+    return [
+        *(path for package in PACKAGES if package != "serving" for path in sources(package)),
+        *sorted(path for path in tools if not path.name.startswith("test_")),
+    ]
+
+
+def test_the_auth_finder_finds_hand_made_auth():
+    assert builds_torchserve_auth("from serving.auth import KeyFile, TokenAuth\nauth = TokenAuth(KeyFile(p), 'x')")
+    assert builds_torchserve_auth("import serving.auth\nauth = serving.auth.TokenAuth(None, 'inference')")
+    assert builds_torchserve_auth("headers = {'Authorization': f'Bearer {key}'}")
+    assert builds_torchserve_auth("request.headers['authorization'] = 'Bearer ' + key")
+    assert not builds_torchserve_auth("from serving.auth import authorization\nheaders = authorization(path, 'x')")
+    assert not builds_torchserve_auth('"""Authorization: the page asks serving for its keys."""')
+
+
+def test_only_serving_builds_torchserve_auth():
+    found = {str(path.relative_to(ROOT)): builds_torchserve_auth(path.read_text()) for path in tools_and_product()}
+    assert len(found) > 50 and "deploy/container.py" in found and "tests/bench.py" in found
+    assert not {path: where for path, where in found.items() if where}, "use serving's clients (serving/auth.py)"

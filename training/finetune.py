@@ -31,8 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from handler.mnist_handler import ARCHITECTURE_FILE
-from handler.model import DigitNet
+from handler.model import ARCHITECTURE_FILE, DigitNet
 from handler.preprocess import PreprocessError, prepare
 from training import canvas, data, pendigits
 from training.train import TrainConfig, augment, confusion, normalise, save_weights, to_input

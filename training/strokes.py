@@ -63,9 +63,11 @@ def bounds(strokes: Strokes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def normalised(strokes: Strokes) -> Strokes:
-    """The strokes scaled to height 1 (aspect kept), the bounding box's top-left corner at (0, 0)."""
+    """The strokes scaled to height 1 (aspect kept; a flat one, a dash or a dot, to width 4 at most), the bounding
+    box's top-left corner at (0, 0)."""
     low, span = bounds(strokes)
-    return tuple(((s - low) / span[1]).astype(np.float64) for s in strokes)
+    scale = max(float(span[1]), float(span[0]) / 4)  # a dash has no height to scale by
+    return tuple(((s - low) / scale).astype(np.float64) for s in strokes)
 
 
 def linear(strokes: Strokes, matrix: np.ndarray) -> Strokes:

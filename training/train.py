@@ -24,8 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from handler.mnist_handler import ARCHITECTURE_FILE
-from handler.model import DigitNet
+from handler.model import ARCHITECTURE_FILE, DigitNet
 from handler.preprocess import MNIST_MEAN, MNIST_STD, PreprocessError, prepare, prepare_image
 from training import canvas, data
 

@@ -4,13 +4,18 @@
                                               Idempotency-Key: <uuid> makes a retry return the same row
                                               ?save=false: predict only (like the page's Live mode)
     PUT  /api/predictions/{request_id}/label  JSON {"digit": 0-9}: the digit the user meant (a JSON integer)
-    GET  /api/history?limit=10&offset=0       this client's predictions, newest first
+    GET  /api/history?limit=10&offset=0       this client's predictions and numbers, newest first
+    POST /api/numbers                         body: a PNG of several digits, read as one number (Idempotency-Key and
+                                              ?save=false as for predictions)
+    PUT  /api/numbers/{request_id}/label      JSON {"number": "2026"}: the number the user wrote (1-10 digits, a string)
+    PUT  /api/numbers/{request_id}/digits/{position}/label
+                                              JSON {"digit": 0-9}: one digit of it (position 0 = leftmost)
 
 Every route gets the App through `Depends(current_app)` (ui/deps.py), so a test replaces it with one on stand-ins.
 
 Strict on purpose: the body of a prediction is the image's own bytes (PNG or JPEG, else 415); an Idempotency-Key names
 one image (reused with another: 409); a label is a JSON integer 0-9 (true, "7", 7.0: 422); paging numbers are bounded
-(422, never a database error). Each route declares its response model (PredictionOut, LabelOut, HistoryOut).
+(422, never a database error). Each route declares its response model (PredictionOut, LabelOut, HistoryOut, ...).
 
 The client is identified like a browser: by NiceGUI's signed session cookie (set on the first response; keep it, as
 a browser does). Every read and label is scoped to that identity, so knowing another client's ids is not enough.
@@ -21,10 +26,12 @@ journaled, not lost.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Literal
 
-from fastapi import Header, HTTPException, Query, Request
+from fastapi import Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from nicegui import app
@@ -34,11 +41,15 @@ from app.context import App
 from app.drawings import media_type
 from app.limits import Busy
 from app.networks import network_of
+from app.numbers import RecordedNumber
 from app.predictions import NotYours, Recorded
 from app.records import (
+    DigitReading,
     JournalWriteError,
     ModelUnavailable,
+    NumberRow,
     PredictionRejected,
+    PredictionRow,
     RequestIdReused,
     RequestIdTaken,
     StoreUnavailable,
@@ -89,9 +100,29 @@ class HistoryItem(BaseModel):
     model_version: str
 
 
+class DigitHistoryItem(BaseModel):
+    id: int = Field(description="the digit's prediction row: its crop is /drawings/{id}")
+    position: int
+    digit: int
+    confidence: float
+    box: list[float]
+    true_digit: int | None
+
+
+class NumberHistoryItem(BaseModel):
+    id: int
+    request_id: uuid.UUID
+    created_at: datetime
+    number: str | None
+    true_number: str | None
+    model_version: str
+    digits: list[DigitHistoryItem]
+
+
 class HistoryOut(BaseModel):
-    total: int
-    predictions: list[HistoryItem]
+    total: int = Field(description="the client's entries in all: single drawings and numbers")
+    predictions: list[HistoryItem] = Field(description="the single drawings of this page of the history")
+    numbers: list[NumberHistoryItem] = Field(description="the numbers of this page (each once, with its digits)")
 
 
 def _client_id() -> str:
@@ -187,7 +218,7 @@ async def history(
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ) -> HistoryOut:
     try:
-        rows, total = await context.history.rows(browser_id=_client_id(), limit=limit, offset=offset)
+        entries, total = await context.history.rows(browser_id=_client_id(), limit=limit, offset=offset)
     except StoreUnavailable as exc:
         raise HTTPException(503, "the history is unavailable: the database cannot be reached") from exc
     return HistoryOut(
@@ -202,8 +233,10 @@ async def history(
                 true_digit=row.true_digit,
                 model_version=row.model_version,
             )
-            for row in rows
+            for row in entries
+            if isinstance(row, PredictionRow)
         ],
+        numbers=[_number_item(number) for number in entries if isinstance(number, NumberRow)],
     )
 
 
@@ -233,3 +266,196 @@ def register() -> None:
     app.add_api_route("/api/predictions", create_prediction, methods=["POST"], response_model=PredictionOut)
     app.add_api_route("/api/predictions/{request_id}/label", label_prediction, methods=["PUT"], response_model=LabelOut)
     app.add_api_route("/api/history", history, methods=["GET"], response_model=HistoryOut)
+    app.add_api_route("/api/numbers", create_number, methods=["POST"], response_model=NumberOut)
+    app.add_api_route("/api/numbers/{request_id}/label", label_number, methods=["PUT"], response_model=NumberLabelOut)
+    app.add_api_route(
+        "/api/numbers/{request_id}/digits/{position}/label", label_digit, methods=["PUT"], response_model=DigitLabelOut
+    )
+
+
+# ---- numbers: several digits in one drawing (app/numbers.py) ----------------------------------------------------
+
+
+class DigitOut(BaseModel):
+    position: int = Field(description="0 for the leftmost digit")
+    id: int | None = Field(description="the digit's prediction row (its crop: /drawings/{id}); null unless saved")
+    digit: int = Field(description="the digit read (the closest one when this part is refused)")
+    not_a_digit: bool = False
+    confidence: float
+    probabilities: list[float]
+    box: list[float] = Field(description="[left, top, right, bottom] in the drawing's pixels")
+
+
+class NumberOut(BaseModel):
+    id: int | None = Field(description="the number's id; null unless saved in the database")
+    request_id: uuid.UUID
+    saved: SavedAs
+    number: str | None = Field(description='the digits read, left to right ("0089"); null when none can be read')
+    not_a_digit: bool = False
+    reason: str | None = Field(None, description="why no number could be read")
+    digits: list[DigitOut]
+    model_name: str
+    model_version: str
+    latency_ms: float
+
+
+class NumberLabelIn(BaseModel):
+    # strict: a JSON string of ASCII digits only (2026 as a JSON number would lose "0089"'s zeros)
+    model_config = ConfigDict(strict=True, extra="forbid")
+    number: str = Field(pattern=r"^[0-9]{1,10}$")
+
+
+class NumberLabelOut(BaseModel):
+    request_id: uuid.UUID
+    number: str
+    saved: Literal["database", "journal"]
+    digits_labelled: int | None = Field(
+        description="digits that got their label: all when the count matches what was read, else 0; null when "
+        "journaled (not known until the database is back)"
+    )
+
+
+class DigitLabelOut(BaseModel):
+    request_id: uuid.UUID
+    position: int
+    digit: int
+    saved: Literal["database", "journal"]
+
+
+MAX_POSITION = 63  # far beyond any number read; bounds what reaches PostgreSQL's smallint
+
+
+async def create_number(
+    request: Request,
+    context: CurrentApp,
+    save: bool = Query(True),
+    idempotency_key: str | None = Header(None),
+) -> NumberOut:
+    request_id = _request_id(idempotency_key)
+    try:
+        with context.in_flight.slot(client_key(request)):  # the same per-client bound as predictions
+            body = await request.body()
+            if not body:
+                raise HTTPException(400, "empty body: send the drawing as a PNG (Content-Type: image/png)")
+            with _refusals():
+                recorded = await context.numbers.read(
+                    body, browser_id=_client_id(), request_id=request_id, save=save, network=_network(request)
+                )
+    except Busy as exc:
+        raise HTTPException(
+            429,
+            f"too many predictions in flight: at most {context.in_flight.limit} per client; retry when one is answered",
+            headers={"Retry-After": "1"},
+        ) from exc
+    return _number_out(recorded)
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """The use case's errors as the answers of POST /api/predictions (README "The page's JSON API")."""
+    try:
+        yield
+    except PredictionRejected as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
+    except ModelUnavailable as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "2"}) from exc
+    except RequestIdReused as exc:
+        raise HTTPException(409, "this Idempotency-Key was already used with another image: use a new key") from exc
+    except RequestIdTaken as exc:
+        raise HTTPException(409, "this Idempotency-Key belongs to another client") from exc
+    except JournalWriteError as exc:
+        raise HTTPException(503, f"{NOT_KEPT} ({exc.strerror})") from exc
+
+
+def _number_out(recorded: RecordedNumber) -> NumberOut:
+    reading = recorded.reading
+    pairs = zip(reading.digits, recorded.digit_ids, strict=True)
+    return NumberOut(
+        id=recorded.row_id,
+        request_id=recorded.request_id,
+        saved=recorded.saved.value,
+        number=reading.number,
+        not_a_digit=reading.not_a_digit,
+        reason=reading.reason,
+        digits=[_digit_out(position, digit, digit_id) for position, (digit, digit_id) in enumerate(pairs)],
+        model_name=reading.model_name,
+        model_version=reading.model_version,
+        latency_ms=round(reading.latency_ms, 2),
+    )
+
+
+def _digit_out(position: int, digit: DigitReading, digit_id: int | None) -> DigitOut:
+    return DigitOut(
+        position=position,
+        id=digit_id,
+        digit=digit.digit,
+        not_a_digit=digit.not_a_digit,
+        confidence=digit.confidence,
+        probabilities=digit.probabilities,
+        box=list(digit.box),
+    )
+
+
+async def label_number(
+    request: Request, request_id: uuid.UUID, body: NumberLabelIn, context: CurrentApp
+) -> NumberLabelOut:
+    try:
+        labelled = await context.numbers.label_number(
+            browser_id=_client_id(), request_id=request_id, number=body.number, network=_network(request)
+        )
+    except NotYours as exc:
+        raise HTTPException(404, "no such number of yours") from exc
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    except JournalWriteError as exc:
+        raise HTTPException(503, f"{NOT_KEPT} ({exc.strerror})") from exc
+    return NumberLabelOut(
+        request_id=request_id,
+        number=body.number,
+        saved=labelled.saved.value,  # type: ignore[arg-type]  # a label is never "not saved"
+        digits_labelled=labelled.digits_labelled,
+    )
+
+
+async def label_digit(
+    request: Request,
+    request_id: uuid.UUID,
+    body: LabelIn,
+    context: CurrentApp,
+    position: int = Path(ge=0, le=MAX_POSITION),
+) -> DigitLabelOut:
+    try:
+        saved = await context.numbers.label_digit(
+            browser_id=_client_id(), request_id=request_id, position=position, digit=body.digit,
+            network=_network(request),
+        )  # fmt: skip
+    except NotYours as exc:
+        raise HTTPException(404, "no such digit in a number of yours") from exc
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    except JournalWriteError as exc:
+        raise HTTPException(503, f"{NOT_KEPT} ({exc.strerror})") from exc
+    return DigitLabelOut(request_id=request_id, position=position, digit=body.digit, saved=saved.value)  # type: ignore[arg-type]
+
+
+def _number_item(number: NumberRow) -> NumberHistoryItem:
+    return NumberHistoryItem(
+        id=number.id,  # type: ignore[arg-type]  # a stored row has its id and time
+        request_id=number.request_id,
+        created_at=number.created_at,  # type: ignore[arg-type]
+        number=number.number,
+        true_number=number.true_number,
+        model_version=number.model_version,
+        digits=[_digit_item(digit) for digit in number.digits],
+    )
+
+
+def _digit_item(digit: PredictionRow) -> DigitHistoryItem:
+    return DigitHistoryItem(
+        id=digit.id,  # type: ignore[arg-type]  # a stored digit has its id and place
+        position=digit.position,  # type: ignore[arg-type]
+        digit=digit.predicted_digit,
+        confidence=digit.confidence,
+        box=list(digit.box or ()),
+        true_digit=digit.true_digit,
+    )

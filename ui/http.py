@@ -29,20 +29,26 @@ def too_large(limit: int) -> str:
 
 
 class BodyLimit:
-    """ASGI middleware: 413 for a body over `max_body` bytes, by Content-Length before reading, else while reading."""
+    """ASGI middleware: 413 for a body over `max_body` bytes, by Content-Length before reading, else while reading.
+    `larger`: paths (by prefix) that may take more, and how much (the slate's pictures: a phone photo)."""
 
-    def __init__(self, app: ASGIApp, *, max_body: int):
+    def __init__(self, app: ASGIApp, *, max_body: int, larger: dict[str, int] | None = None):
         self.app = app
         self.max_body = max_body
+        self.larger = larger or {}
+
+    def limit(self, path: str) -> int:
+        return next((limit for prefix, limit in self.larger.items() if path.startswith(prefix + "/")), self.max_body)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit(scope.get("path", ""))
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
             status = 413 if declared.isdigit() else 400
-            detail = too_large(self.max_body) if status == 413 else "Content-Length is not a number"
+            detail = too_large(limit) if status == 413 else "Content-Length is not a number"
             await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
             return
         received = 0
@@ -52,8 +58,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:  # chunked, or a Content-Length that lies: stop here
-                    raise HTTPException(413, too_large(self.max_body))
+                if received > limit:  # chunked, or a Content-Length that lies: stop here
+                    raise HTTPException(413, too_large(limit))
             return message
 
         await self.app(scope, capped, send)

@@ -13,6 +13,7 @@ import logging
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from nicegui import app, ui
+from nicegui.client import ClientConnectionTimeout
 from nicegui.storage import Storage
 
 from app.admin import ADMIN_COOKIE
@@ -22,17 +23,25 @@ from settings import Settings, SettingsError, load
 from ui import api, http, sockets
 from ui.deps import CurrentApp, current_app, overridden
 from ui.pages import admin, draw, stats
+from ui.theme import frame
+from ui.widgets import slate
 
 logger = logging.getLogger(__name__)
 
 
-def header() -> None:
-    with ui.header().classes("items-center justify-between bg-slate-800"):
-        ui.label("Digit recognizer").classes("text-xl font-bold")
-        with ui.row():
-            ui.link("Draw", "/").classes("text-white")
-            ui.link("Stats", "/stats").classes("text-white")
-            ui.link("Models", "/models").classes("text-white")
+# How long a page waits for its browser's socket before reading what it shows (a browser connects within a second; a
+# script or a health check that only GETs the page never does, and its page must not wait for ever).
+CONNECT_SECONDS = 30.0
+
+
+async def shown() -> bool:
+    """Whether the page reached a browser: pages are sent first and read the database after, so that one waiting for
+    a database in trouble never makes NiceGUI's 3 s limit for building a page answer a 500 (issue #23)."""
+    try:
+        await ui.context.client.connected(timeout=CONNECT_SECONDS)
+    except ClientConnectionTimeout:
+        return False
+    return True
 
 
 def client_network(request: Request) -> str | None:
@@ -40,25 +49,30 @@ def client_network(request: Request) -> str | None:
 
 
 async def index(request: Request) -> None:
-    header()
-    page = draw.DrawPage(await current_app(), browser_id=app.storage.browser["id"], network=client_network(request))
-    await page.refresh_history()
+    with frame("/"):
+        page = draw.DrawPage(await current_app(), browser_id=app.storage.browser["id"], network=client_network(request))
+    if await shown():
+        await page.refresh_history()
 
 
 async def stats_page() -> None:
-    header()
-    await stats.StatsPage.show(await current_app())
+    with frame("/stats"):
+        page = stats.StatsPage(await current_app())
+    if await shown():
+        await page.load()
 
 
 async def admin_page(request: Request) -> None:
-    header()
-    address = request.client.host if request.client else "unknown"
-    await admin.AdminPage.show(
-        await current_app(),
-        address=address,
-        browser_id=app.storage.browser["id"],
-        session=request.cookies.get(ADMIN_COOKIE),
-    )
+    with frame("/models"):
+        address = request.client.host if request.client else "unknown"
+        if not await shown():
+            return
+        await admin.AdminPage.show(
+            await current_app(),
+            address=address,
+            browser_id=app.storage.browser["id"],
+            session=request.cookies.get(ADMIN_COOKIE),
+        )
 
 
 async def admin_session(context: CurrentApp, ticket: str = "") -> RedirectResponse:
@@ -86,15 +100,16 @@ async def drawing(prediction_id: int, context: CurrentApp) -> Response:
 
 def startup() -> None:
     """Register the pages, the JSON API, the body limit and the socket handlers (once per app)."""
-    ui.page("/")(index)
-    ui.page("/stats")(stats_page)
-    ui.page("/models")(admin_page)
+    ui.page("/", title="Draw a digit · Digit recognizer")(index)
+    ui.page("/stats", title="Statistics · Digit recognizer")(stats_page)
+    ui.page("/models", title="Model versions · Digit recognizer")(admin_page)
+    slate.register()
     app.add_api_route("/admin/session", admin_session, methods=["GET"], include_in_schema=False)
     app.add_api_route("/admin/logout", admin_logout, methods=["GET"], include_in_schema=False)
     app.add_api_route("/drawings/{prediction_id}", drawing, methods=["GET"], include_in_schema=False)
     api.register()
     # Every request body, on every route (the API's, NiceGUI's own): refused by Content-Length, or cut off at the cap
-    app.add_middleware(http.BodyLimit, max_body=api.MAX_BODY)
+    app.add_middleware(http.BodyLimit, max_body=api.MAX_BODY, larger={slate.PICTURE_PATH: slate.MAX_PICTURE_BYTES})
     sockets.install()  # browsers' log messages escaped; element events only from the client's own socket
 
 
@@ -110,6 +125,9 @@ def run(settings: Settings, *, build: Build = create_app) -> None:
     Without an override of current_app, the Runtime builds the real App at start-up."""
     # app.storage.user is kept in files: under var/, not in the working directory
     Storage.path = settings.ui_storage_dir.resolve()
+    # Quasar's bar over every fetch (a thumbnail, a picture sent) is a progress bar without a name for screen readers
+    # (axe: serious); the page's own spinners say what is going on
+    app.config.quasar_config["loadingBar"]["skipHijack"] = True
     startup()
     runtime = Runtime(settings, build=build)
     app.state.runtime = runtime
@@ -120,6 +138,7 @@ def run(settings: Settings, *, build: Build = create_app) -> None:
         host=settings.ui_host,
         port=settings.ui_port,
         title="Digit recognizer",
+        language="en-US",  # <html lang>: screen readers pick the voice by it
         favicon="✍️",
         storage_secret=settings.secret("storage_secret"),
         reload=False,

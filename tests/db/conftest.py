@@ -30,10 +30,10 @@ def db_url(server_url, request) -> Iterator[str]:
 
 @pytest_asyncio.fixture
 async def pool(db_url) -> AsyncIterator[AsyncConnectionPool]:
-    """An open pool on the module's database, whose predictions table starts empty."""
+    """An open pool on the module's database, whose predictions and numbers tables start empty."""
     pool = await open_pool(db_url, max_size=3)
     async with pool.connection() as conn:
-        await conn.execute("TRUNCATE predictions RESTART IDENTITY")
+        await conn.execute("TRUNCATE predictions, numbers RESTART IDENTITY")
     try:
         yield pool
     finally:

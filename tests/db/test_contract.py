@@ -13,8 +13,9 @@ import pytest
 import pytest_asyncio
 
 from db.admin import AdminStore
+from db.numbers import NumberRow, NumberStore, digit_request_id
 from db.predictions import PredictionRow, PredictionStore, RequestIdReused, RequestIdTaken
-from tests.support.fakes import FakeAdminStore, FakePredictionStore
+from tests.support.fakes import FakeAdminStore, FakeNumberStore, FakePredictionStore
 
 pytestmark = pytest.mark.asyncio
 
@@ -127,3 +128,149 @@ async def test_tickets_are_used_once_and_sessions_belong_to_their_browser_and_pa
     assert not await admin.session_valid(browser_id="b1", **{**valid, "fingerprint": "another password"})
     await admin.delete_session(token_sha256=session)
     assert not await admin.session_valid(browser_id="b1", **valid)
+
+
+async def test_an_insert_keeps_the_time_it_is_given_else_now(predictions):
+    """A row replayed from the journal is dated when it was predicted; a fresh one when it is stored."""
+    made = datetime.now(UTC) - timedelta(hours=2)
+    dated, fresh = replace(row(browser="dated"), created_at=made), row(browser="dated")
+    await predictions.insert(dated)
+    await predictions.insert(fresh)
+    newest, oldest = await predictions.history(browser_id="dated", limit=10)
+    assert (newest.request_id, oldest.request_id) == (fresh.request_id, dated.request_id)
+    assert oldest.created_at == made
+    assert newest.created_at is not None and abs(newest.created_at - datetime.now(UTC)) < timedelta(minutes=5)
+
+
+# ---- numbers: the numbers table and its digits' rows of predictions ---------------------------------------------
+
+
+@pytest_asyncio.fixture(params=["postgres", "stand-in"])
+async def stores(request, pool) -> tuple:
+    """(predictions, numbers) on one database: a number's digits are rows of the predictions store."""
+    if request.param == "postgres":
+        return PredictionStore(pool), NumberStore(pool)
+    predictions = FakePredictionStore()
+    return predictions, FakeNumberStore(predictions)
+
+
+def number(text: str | None = "42", browser: str = "a", *, drawing: bytes | None = None, digits: str = "") -> NumberRow:
+    """A number read as `text` (or refused: None, with `digits` read), each digit with a crop of its own."""
+    request_id, read = uuid.uuid4(), digits or text or ""
+    return NumberRow(
+        request_id=request_id, browser_id=browser, model_name="mnist", model_version="3.0", number=text,
+        canvas_png=drawing or b"\x89PNG number " + uuid.uuid4().bytes, latency_ms=9.0,
+        digits=tuple(
+            replace(row(browser, int(d), drawing=b"\x89PNG crop " + uuid.uuid4().bytes, version="3.0"),
+                    request_id=digit_request_id(request_id, i), position=i, box=(10 + 100.0 * i, 5, 90 + 100.0 * i, 95))
+            for i, d in enumerate(read)
+        ),
+        not_a_digit=text is None, reason=None if text else "doesn't look like a digit", client_network="192.0.2.0/24",
+    )  # fmt: skip
+
+
+async def test_a_number_is_stored_once_with_its_digits_and_owned_by_its_browser(stores):
+    predictions, numbers = stores
+    first = number("2026")
+    ids = await numbers.insert(first)
+    assert len(ids.digit_ids) == 4 and await numbers.insert(first) == ids  # a retry: the same rows
+    with pytest.raises(RequestIdTaken):
+        await numbers.insert(replace(first, browser_id="b", digits=()))
+    with pytest.raises(RequestIdReused):
+        await numbers.insert(replace(first, canvas_png=b"\x89PNG another drawing"))
+    # each digit is a prediction row of its browser, with its crop (what retraining and the thumbnails read)
+    for position, digit_id in enumerate(ids.digit_ids):
+        assert await predictions.drawing(browser_id="a", prediction_id=digit_id) == first.digits[position].canvas_png
+    assert (await predictions.stats()).total == 4
+    assert await numbers.drawing(browser_id="a", number_id=ids.id) == first.canvas_png
+    assert await numbers.drawing(browser_id="b", number_id=ids.id) is None
+
+
+async def test_the_whole_number_labels_each_digit_only_when_the_count_matches(stores):
+    predictions, numbers = stores
+    read = number("2028")
+    await numbers.insert(read)
+    assert await numbers.set_feedback_by_request_id(request_id=read.request_id, browser_id="b", true_number="1") is None
+    assert await numbers.set_feedback_by_request_id(
+        request_id=read.request_id, browser_id="a", true_number="2026", network="10.0.0.0/24"
+    ) == 4  # fmt: skip
+    (shown,) = await numbers.timeline(browser_id="a", limit=10)
+    assert (shown.true_number, shown.right, shown.feedback_network) == ("2026", False, "10.0.0.0/24")
+    assert [(d.true_digit, d.right) for d in shown.digits] == [(2, True), (0, True), (2, True), (6, False)]
+    assert [d.feedback_network for d in shown.digits] == ["10.0.0.0/24"] * 4
+    # another count: the drawing was not split into the digits written; the digits keep their labels
+    assert await numbers.set_feedback_by_request_id(request_id=read.request_id, browser_id="a", true_number="202") == 0
+    (shown,) = await numbers.timeline(browser_id="a", limit=10)
+    assert shown.true_number == "202" and [d.true_digit for d in shown.digits] == [2, 0, 2, 6]
+    with pytest.raises(ValueError, match="true_number"):
+        await numbers.set_feedback_by_request_id(request_id=read.request_id, browser_id="a", true_number="12345678901")
+    assert (await predictions.stats()).overall == (3, 4)
+
+
+async def test_one_digit_corrected_labels_it_and_makes_the_numbers_label(stores):
+    _, numbers = stores
+    read, refused = number("2028"), number(None, digits="71")
+    for each in (read, refused):
+        await numbers.insert(each)
+    correct = {"browser_id": "a", "network": "10.0.0.0/24"}
+    assert await numbers.set_digit_feedback_by_request_id(
+        request_id=read.request_id, position=3, true_digit=6, **correct
+    )
+    assert await numbers.set_digit_feedback_by_request_id(
+        request_id=read.request_id, position=0, true_digit=1, **correct
+    )
+    assert not await numbers.set_digit_feedback_by_request_id(request_id=read.request_id, position=4, true_digit=1,
+                                                              **correct)  # fmt: skip
+    assert not await numbers.set_digit_feedback_by_request_id(
+        request_id=read.request_id, browser_id="b", position=0, true_digit=1
+    )
+    assert await numbers.set_digit_feedback_by_request_id(request_id=refused.request_id, position=1, true_digit=4,
+                                                          **correct)  # fmt: skip
+    shown = {n.request_id: n for n in await numbers.timeline(browser_id="a", limit=10)}
+    assert shown[read.request_id].true_number == "1026"  # the reading, both corrections kept
+    assert [d.true_digit for d in shown[read.request_id].digits] == [1, None, None, 6]  # only what the user said
+    assert shown[refused.request_id].true_number == "74"  # a refused number: its closest digits, corrected
+    # a typed number of another length stays: a digit correction does not rewrite it
+    await numbers.set_feedback_by_request_id(request_id=read.request_id, browser_id="a", true_number="20")
+    await numbers.set_digit_feedback_by_request_id(request_id=read.request_id, position=1, true_digit=5, **correct)
+    (latest,) = [n for n in await numbers.timeline(browser_id="a", limit=10) if n.request_id == read.request_id]
+    assert latest.true_number == "20" and latest.digits[1].true_digit == 5
+    stats = await numbers.stats()
+    assert stats == (2, 2, 0)
+
+
+async def test_a_replayed_label_never_overwrites_a_newer_one(stores):
+    _, numbers = stores
+    read = number("42")
+    await numbers.insert(read)
+    await numbers.set_feedback_by_request_id(request_id=read.request_id, browser_id="a", true_number="43")
+    earlier = datetime.now(UTC) - timedelta(hours=1)
+    old = {"request_id": read.request_id, "browser_id": "a", "at": earlier}
+    assert await numbers.set_feedback_by_request_id(true_number="11", **old) is None
+    assert not await numbers.set_digit_feedback_by_request_id(position=0, true_digit=9, **old)
+    (shown,) = await numbers.timeline(browser_id="a", limit=10)
+    assert shown.true_number == "43" and [d.true_digit for d in shown.digits] == [4, 3]
+
+
+async def test_the_history_lists_drawings_and_numbers_newest_first_a_number_once(stores):
+    predictions, numbers = stores
+    entries = []
+    for index in range(4):  # drawing, number, drawing, number
+        if index % 2:
+            entry: PredictionRow | NumberRow = number(f"{index}7")
+            await numbers.insert(entry)
+        else:
+            entry = row(digit=index)
+            await predictions.insert(entry)
+        entries.append(entry.request_id)
+    await numbers.insert(number("5", "b"))
+    assert await numbers.timeline_count(browser_id="a") == 4 and await numbers.timeline_count(browser_id="b") == 1
+    page = await numbers.timeline(browser_id="a", limit=3)
+    assert [e.request_id for e in page] == entries[:0:-1]
+    assert [type(e).__name__ for e in page] == ["NumberRow", "PredictionRow", "NumberRow"]
+    assert page[0].number == "37" and [d.predicted_digit for d in page[0].digits] == [3, 7]
+    assert all(e.canvas_png is None for e in page) and all(d.canvas_png is None for d in page[0].digits)
+    assert [d.box for d in page[0].digits] == [(10.0, 5.0, 90.0, 95.0), (110.0, 5.0, 190.0, 95.0)]
+    assert [e.request_id for e in await numbers.timeline(browser_id="a", limit=3, offset=3)] == entries[:1]
+    with pytest.raises(ValueError):
+        await numbers.timeline(browser_id="a", limit=0)

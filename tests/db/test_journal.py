@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from db.journal import Journal, JournalWriteError
+from db.journal import Journal, JournalWriteError, _encode_prediction
 from db.pool import StoreUnavailable, open_pool
 from db.predictions import PredictionRow, PredictionStore
 
@@ -254,3 +254,30 @@ async def test_networks_are_kept_through_the_journal_and_old_lines_without_them_
             "SELECT true_digit, client_network::text, feedback_network::text FROM predictions ORDER BY id"
         ).fetchall()
     assert stored == [(3, "192.0.2.0/24", "198.51.100.0/24"), (4, None, None)]
+
+
+async def test_a_replayed_prediction_keeps_the_time_it_was_made_and_old_lines_get_the_replays(pool, db_url, tmp_path):
+    """A prediction written an hour after it was made (the outage lasted that long) is dated when it was made, so
+    the history shows it where it belongs; a line written before the time was kept replays dated now."""
+    from dataclasses import replace
+
+    journal = Journal(tmp_path / "pending.jsonl")
+    made = datetime.now(UTC) - timedelta(hours=1)
+    dated = replace(prediction(), created_at=made)
+    await journal.add_prediction(dated)
+    old = prediction()
+    entry = _encode_prediction(old)
+    del entry["prediction"]["created_at"]  # as lines were written before
+    with journal.path.open("a") as file:
+        file.write(json.dumps(entry) + "\n")
+    journal._ids = None
+    assert await journal.replay(PredictionStore(pool)) == 2
+    with psycopg.connect(db_url) as conn:
+        stored = dict(
+            conn.execute(
+                "SELECT request_id, created_at FROM predictions WHERE request_id = ANY(%s)",
+                ([dated.request_id, old.request_id],),
+            ).fetchall()
+        )
+    assert stored[dated.request_id] == made
+    assert abs(stored[old.request_id] - datetime.now(UTC)) < timedelta(minutes=5)

@@ -66,19 +66,8 @@ def test_serve_refuses_to_start_without_the_archives(tmp_path):
         env=clean_environment(TS_HOME=str(tmp_path / "home"), MODEL_STORE=str(tmp_path)),
     )  # fmt: skip
     assert result.returncode == 2
-    assert "missing model archive(s) mnist-v3.0.mar, mnist.mar, mnist-v2.0.mar" in result.stderr
+    assert "missing model archive(s) mnist-v4.0.mar, mnist.mar, mnist-v3.0.mar" in result.stderr
     assert "make archive" in result.stderr
-
-
-def test_a_version_whose_workers_keep_dying_is_not_healthy():
-    """What TorchServe described while every worker died at start (pid -1, UNLOADING): /ping said 200 Healthy."""
-    described = [
-        {"modelName": "mnist", "modelVersion": "1.0", "workers": [{"id": "9000", "status": "READY", "pid": 12}]},
-        {"modelName": "mnist", "modelVersion": "2.0", "workers": [{"id": "9001", "status": "UNLOADING", "pid": -1}]},
-        {"modelName": "mnist", "modelVersion": "3.0", "workers": []},
-    ]
-    assert container.without_ready_worker(described) == ["mnist 2.0", "mnist 3.0"]
-    assert container.without_ready_worker(described[:1]) == []
 
 
 def test_ping_fails_when_nothing_listens(tmp_path):

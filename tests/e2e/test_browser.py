@@ -1,77 +1,22 @@
 """Real-browser end-to-end tests: the whole product (PostgreSQL, TorchServe, the page) started like `make run` on
-free ports, driven by Debian's Chromium through Playwright with real mouse and touch strokes on the slate.
+free ports (once for all of tests/e2e: conftest.py), driven by Debian's Chromium through Playwright with real mouse
+and touch strokes on the slate.
 
 Screenshots of the desktop and phone layouts are written to var/e2e/ (docs/ holds committed copies).
 """
 
 import itertools
-import shutil
-import signal
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.stack import ROOT, start_supervisor, supervisor_env
+from tests.e2e.conftest import ADMIN_PASSWORD, SHOTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
-]  # fmt: skip
-SHOTS = ROOT / "var" / "e2e"
 # Strokes in slate coordinates (the slate is 280x280 CSS px)
 ONE = [[(140, 40), (140, 240)]]
 SEVEN = [[(60, 50), (210, 50), (115, 240)]]
 FOUR = [[(170, 30), (50, 170), (220, 170)], [(170, 30), (170, 250)]]
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory, model_store) -> Iterator[str]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
-    env = supervisor_env(tmp_path_factory.mktemp("e2e"), model_store)
-    process, _ = start_supervisor(env)
-    try:
-        yield f"http://127.0.0.1:{env['UI_PORT']}"
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
-        shutil.rmtree(env["PG_HOME"], ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, app_url):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    page.goto(app_url)
-    page.locator("canvas").first.wait_for()
-    yield page
-    context.close()
-
-
-@pytest.fixture
-def phone(browser, app_url):
-    context = browser.new_context(
-        viewport={"width": 390, "height": 844}, device_scale_factor=3, is_mobile=True, has_touch=True
-    )
-    page = context.new_page()
-    page.goto(app_url)
-    page.locator("canvas").first.wait_for()
-    yield page
-    context.close()
 
 
 def slate_origin(page) -> tuple[float, float]:
@@ -150,6 +95,9 @@ def test_mouse_drawn_one_and_seven_are_read_with_bars_and_preview(page):
     preview = page.locator("img[src^='data:image/png;base64']").first
     preview.wait_for()
     assert preview.evaluate("img => img.naturalWidth") == 28
+    page.get_by_text("2 drawings").wait_for()  # both in the history
+    page.mouse.move(1200, 980)  # no hover (nor the click's ripple, below) left on Predict in the screenshot
+    page.wait_for_timeout(800)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "desktop.png"), full_page=True)
 
@@ -158,9 +106,9 @@ def test_correction_then_reload_finds_the_history(page, app_url):
     draw_with_mouse(page, FOUR)
     predicted = predicted_digit(page)
     truth = "4" if predicted != "4" else "9"  # a correction the user disagrees with the model on
-    page.get_by_label("Correct digit").fill(truth)
-    page.get_by_role("button", name="Submit feedback").click()
-    page.get_by_text(f"Saved: true digit {truth}").wait_for()
+    page.get_by_label("The right digit").fill(truth)
+    page.get_by_role("button", name="Save correction").click()
+    page.get_by_text(f"Saved: true digit {truth}").first.wait_for()
     page.reload()
     row = page.locator("tbody tr").first
     row.wait_for()
@@ -179,13 +127,14 @@ def test_clear_and_undo(page):
     click_icon(page, "delete")
     wait_for_ink(page, "n === 0")
     page.get_by_role("button", name="Predict").click()
-    page.get_by_text("The slate is empty: draw a digit first").wait_for()  # the server forgot the drawing too
+    # the server forgot the drawing too
+    page.get_by_text("The slate is empty: draw a digit or choose a picture first").first.wait_for()
 
 
 def test_blank_slate_predict_shows_the_friendly_message(page):
     page.get_by_role("button", name="Predict").click()
-    page.get_by_text("The slate is empty: draw a digit first").wait_for()
-    assert page.locator(".text-8xl").inner_text().strip() == "–"
+    page.get_by_text("The slate is empty: draw a digit or choose a picture first").first.wait_for()
+    assert page.locator(".text-8xl").inner_text().strip() == ""
 
 
 def test_phone_layout_draws_with_touch_without_scrolling(phone):
@@ -195,36 +144,39 @@ def test_phone_layout_draws_with_touch_without_scrolling(phone):
     assert ink_pixels(phone) > 0
     phone.get_by_role("button", name="Predict").click()
     phone.wait_for_function("() => document.querySelector('.text-8xl').innerText.trim() === '7'", timeout=15000)
+    phone.get_by_text("1 drawing").wait_for()
+    phone.evaluate("() => window.scrollTo(0, 0)")  # (the answer scrolled into view) the whole page, from the top
+    phone.wait_for_timeout(800)
     SHOTS.mkdir(parents=True, exist_ok=True)
     phone.screenshot(path=str(SHOTS / "phone.png"), full_page=True)
 
 
-def test_admin_makes_two_the_default_and_the_next_drawing_is_read_by_it(browser, app_url):
-    """The acceptance path of model versions in a real browser: log in on /models, press Make default on 2.0, and
-    the very next drawing on the page is answered by 2.0 (no restart); then back to 3.0 (the shipped default) the
+def test_admin_makes_three_the_default_and_the_next_drawing_is_read_by_it(browser, app_url):
+    """The acceptance path of model versions in a real browser: log in on /models, press Make default on 3.0, and
+    the very next drawing on the page is answered by 3.0 (no restart); then back to 4.0 (the shipped default) the
     same way."""
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     admin, page = context.new_page(), context.new_page()
 
-    def make_default(archive: str) -> None:
-        admin.locator("tr", has_text=archive).get_by_role("button", name="Make default").click()
+    def make_default(version: str) -> None:
+        admin.get_by_role("button", name=f"Make {version} the default").click()
 
     try:
         admin.goto(f"{app_url}/models")
-        admin.get_by_label("Admin password").fill("test-admin-password")  # tests/stack.py
+        admin.get_by_label("Admin password").fill(ADMIN_PASSWORD)
         admin.get_by_role("button", name="Log in").click()
+        admin.get_by_text("3 version(s) loaded; the page's predictions use 4.0").wait_for()
+        make_default("3.0")
         admin.get_by_text("3 version(s) loaded; the page's predictions use 3.0").wait_for()
-        make_default("mnist-v2.0.mar")
-        admin.get_by_text("3 version(s) loaded; the page's predictions use 2.0").wait_for()
         SHOTS.mkdir(parents=True, exist_ok=True)
         admin.screenshot(path=str(SHOTS / "models.png"), full_page=True)
         page.goto(app_url)
         page.locator("canvas").first.wait_for()
         draw_with_mouse(page, SEVEN)
         assert predicted_digit(page) == "7"
-        assert "model mnist 2.0" in page.get_by_text("model mnist").inner_text()
-        make_default("mnist-v3.0.mar")
-        admin.get_by_text("3 version(s) loaded; the page's predictions use 3.0").wait_for()
+        assert "model mnist 3.0" in page.get_by_text("model mnist").inner_text()
+        make_default("4.0")
+        admin.get_by_text("3 version(s) loaded; the page's predictions use 4.0").wait_for()
     finally:
         context.close()
 
@@ -294,8 +246,8 @@ def test_before_the_first_prediction_nothing_looks_ready(page):
              && s.backgroundColor === 'rgb(0, 0, 0)'; }).length"""
     )
     assert dark == 0
-    assert not page.get_by_role("button", name="Correct").is_visible()
-    assert not page.get_by_role("button", name="Submit feedback").is_visible()
+    assert not page.get_by_role("button", name="Yes, that's right").is_visible()
+    assert not page.get_by_role("button", name="Save correction").is_visible()
     page.get_by_text("After Predict: confirm the answer or type the right digit here.").wait_for()
 
 

@@ -6,7 +6,7 @@ a gate it cannot pass, nothing is written or registered.
 
 The short run cannot beat 1.0 by a point on held-out browsers, so the passing run uses a gate relaxed for a
 60-step fine-tune (GateConfig below); the rules themselves are unit-tested in tests/training/test_retrain.py and the
-shipped 3.0 passed the real gate (its metrics.json)."""
+shipped 4.0 passed the real gate (its metrics.json)."""
 
 from __future__ import annotations
 
@@ -79,10 +79,10 @@ def test_simulate_retrain_register_promote_and_the_next_prediction_uses_it(stack
     assert browsers == (5, 500)  # a browser per writer, and the poisoner; every drawing stored with its label
 
     feedback, default_version = asyncio.run(retrain.read_feedback(settings))
-    assert default_version == "3.0" and len(feedback) == 500  # the shipped default
-    folder = settings.model_store / "v3.0"
-    shutil.copytree(ROOT / "model_store" / "v3.0", folder)
-    result = retrain.retrain(feedback, mnist=mnist, default=("3.0", finetune.load_model(folder), {}), cfg=SHORT,
+    assert default_version == "4.0" and len(feedback) == 500  # the shipped default
+    folder = settings.model_store / "v4.0"
+    shutil.copytree(ROOT / "model_store" / "v4.0", folder)
+    result = retrain.retrain(feedback, mnist=mnist, default=("4.0", finetune.load_model(folder), {}), cfg=SHORT,
                              gate_cfg=RELAXED)  # fmt: skip
     assert result.failures == []
     learned = result.metrics["learned_from"]
@@ -104,7 +104,7 @@ def test_simulate_retrain_register_promote_and_the_next_prediction_uses_it(stack
         try:
             async with manager:
                 versions = {v.version: v for v in await manager.versions()}
-                assert set(versions) == {"1.0", "2.0", "3.0", "9.1"} and versions["3.0"].is_default  # a candidate
+                assert set(versions) == {"1.0", "3.0", "4.0", "9.1"} and versions["4.0"].is_default  # a candidate
                 await promote(manager, DefaultVersions(pool), "9.1", by="test")
         finally:
             await pool.close()
@@ -118,7 +118,7 @@ def test_simulate_retrain_register_promote_and_the_next_prediction_uses_it(stack
 
 def test_a_failing_gate_writes_and_registers_nothing(stack, pen_drawings, mnist):
     settings, url = stack
-    for version in ("3.0", "9.1"):  # the default's folder, whichever test ran first
+    for version in ("4.0", "9.1"):  # the default's folder, whichever test ran first
         if (ROOT / "model_store" / f"v{version}").exists() and not (settings.model_store / f"v{version}").exists():
             shutil.copytree(ROOT / "model_store" / f"v{version}", settings.model_store / f"v{version}")
     asyncio.run(simulate.simulate(url, pen_drawings, browsers=2))  # feedback, also when run alone

@@ -31,9 +31,9 @@ from training import finetune, pendigits, retrain, simulate
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 COOKIES, SEVENS_EACH = 40, 9
-# The loop test's short fine-tune, from the default's weights (3.0) rather than 1.0's, so that the candidate differs
+# The loop test's short fine-tune, from the default's weights (4.0) rather than 1.0's, so that the candidate differs
 # from the default by what it learned here; the golden set's rule as shipped (z = 2), on 1,500 of its drawings
-CFG = replace(SHORT, finetune=replace(SHORT.finetune, base_weights=str(ROOT / "model_store" / "v3.0" / "weights.pt"),
+CFG = replace(SHORT, finetune=replace(SHORT.finetune, base_weights=str(ROOT / "model_store" / "v4.0" / "weights.pt"),
                                       lr=3e-4))  # fmt: skip
 GATE = replace(RELAXED, golden_z=2.0, golden_stride=3)
 
@@ -41,7 +41,7 @@ GATE = replace(RELAXED, golden_z=2.0, golden_stride=3)
 @pytest.fixture(scope="module")
 def stack(model_store, tmp_path_factory):
     with learning_stack(model_store, tmp_path_factory) as (settings, url):
-        shutil.copytree(ROOT / "model_store" / "v3.0", settings.model_store / "v3.0")
+        shutil.copytree(ROOT / "model_store" / "v4.0", settings.model_store / "v4.0")
         yield settings, url
 
 
@@ -74,7 +74,7 @@ async def predict_and_label(browser: httpx.AsyncClient, png: bytes, label) -> di
 
 @pytest.fixture(scope="module")
 def confident_sevens(stack, writers) -> list[bytes]:
-    """90 pen-drawn 7s of writers 11-30 that the default (3.0) reads as 7 with at least 0.95 confidence."""
+    """90 pen-drawn 7s of writers 11-30 that the default (4.0) reads as 7 with at least 0.95 confidence."""
     _, url = stack
     sevens = [d for d in writers if d.label == 7 and d.writer > 10]
     drawn = [png for png, *_ in pendigits.renderings(sevens[:200], count=1, seed=20, all_styles=False, processes=2)]
@@ -120,7 +120,7 @@ def clear(settings) -> None:
 
 
 async def promote_and_read(settings, url: str, version: str, sevens: list[bytes]) -> list[int]:
-    """Register nothing new: promote `version` (already registered), read the 7s through the page, promote 3.0 back."""
+    """Register nothing new: promote `version` (already registered), read the 7s through the page, promote 4.0 back."""
     manager = ModelManager(management_url=f"http://127.0.0.1:{settings.ts_management_port}",
                            key_file=settings.key_file)  # fmt: skip
     pool = await open_pool(settings.database_url, timeout=5)
@@ -129,7 +129,7 @@ async def promote_and_read(settings, url: str, version: str, sevens: list[bytes]
             await promote(manager, DefaultVersions(pool), version, by="test")
             async with httpx.AsyncClient(base_url=url, timeout=60) as browser:
                 answers = [(await browser.post("/api/predictions?save=false", content=png)).json() for png in sevens]
-            await promote(manager, DefaultVersions(pool), "3.0", by="test")
+            await promote(manager, DefaultVersions(pool), "4.0", by="test")
     finally:
         await pool.close()
     assert {a["model_version"] for a in answers} == {version}
@@ -152,7 +152,7 @@ def test_poison_from_free_cookies_is_left_out_and_the_next_version_reads_sevens(
     try:
         asyncio.run(feedback(url, writers, confident_sevens, poison_address=poison_address))
         rows, default_version = asyncio.run(retrain.read_feedback(settings))
-        assert default_version == "3.0"
+        assert default_version == "4.0"
         poisoned = [r for r in rows if r.predicted_digit == 7 and r.true_digit == 1 and r.confidence >= 0.95]
         assert len(poisoned) >= COOKIES * SEVENS_EACH
         assert len({r.network for r in rows}) == (12 if "one address" in scenario else 51)
@@ -160,8 +160,8 @@ def test_poison_from_free_cookies_is_left_out_and_the_next_version_reads_sevens(
         screening = retrain.screen(rows, CFG)
         assert not [r for r in screening.kept if r.predicted_digit == 7 and r.true_digit == 1 and r.confidence >= 0.95]
         assert len(screening.excluded) == 1  # the single-cookie attacker
-        folder = settings.model_store / "v3.0"
-        result = retrain.retrain(rows, mnist=mnist, default=("3.0", finetune.load_model(folder), {}), cfg=CFG,
+        folder = settings.model_store / "v4.0"
+        result = retrain.retrain(rows, mnist=mnist, default=("4.0", finetune.load_model(folder), {}), cfg=CFG,
                                  gate_cfg=GATE)  # fmt: skip
         learned = result.metrics["learned_from"]
         print(f"\n{scenario}: {learned}; gate failures: {result.failures}")

@@ -1,6 +1,7 @@
 """The page's TorchServe client against a scripted stand-in server (httpx.MockTransport): the key handling and
 the error mapping. The real TorchServe is exercised by tests/integration and the page tests."""
 
+import base64
 import json
 
 import httpx
@@ -140,3 +141,53 @@ async def test_explain_maps_errors_like_predict(tmp_path):
         await predictor_with(lambda request: httpx.Response(400, json=bad_target), key_file).explain(b"png", target=12)
     with pytest.raises(ModelUnavailable, match="503"):
         await predictor_with(lambda request: httpx.Response(503, json={}), key_file).explain(b"png")
+
+
+NUMBER = {
+    "number": "42",
+    "digits": [
+        {"digit": 4, "confidence": 0.9, "probabilities": [0.0] * 4 + [0.9] + [0.02] * 5,
+         "box": [48.0, 4.0, 238.0, 184.0], "preview": base64.b64encode(b"4's preview").decode()},
+        {"digit": 2, "confidence": 0.8, "probabilities": [0.1, 0.1, 0.8] + [0.0] * 7,
+         "box": [272.0, 20.0, 414.0, 190.0], "preview": base64.b64encode(b"2's preview").decode()},
+    ],
+    "model_name": "mnist",
+    "model_version": "3.0",
+}  # fmt: skip
+
+
+async def test_read_number_asks_for_a_number_with_previews_and_reads_each_digits_box(tmp_path):
+    key_file = tmp_path / "key_file.json"
+    write_key(key_file, "k")
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=NUMBER)
+
+    reading = await predictor_with(handler, key_file).read_number(b"png", version="3.0")
+    assert seen[0].url.path == "/predictions/mnist/3.0" and seen[0].content == b"png"
+    assert seen[0].headers["X-Read"] == "number" and seen[0].headers["X-Preview"] == "1"
+    assert (reading.number, reading.model_version, reading.not_a_digit, reading.reason) == ("42", "3.0", False, None)
+    assert [d.digit for d in reading.digits] == [4, 2] and reading.digits[1].box == (272.0, 20.0, 414.0, 190.0)
+    assert reading.digits[0].preview_png == b"4's preview" and reading.digits[1].confidence == 0.8
+    assert reading.latency_ms >= 0
+
+
+async def test_a_number_that_cannot_be_read_is_an_answer_and_errors_map_like_predict(tmp_path):
+    key_file = tmp_path / "key_file.json"
+    write_key(key_file, "k")
+    refused_digit = dict(NUMBER["digits"][0], not_a_digit=True)
+    refused = dict(NUMBER, number=None, not_a_digit=True, reason="doesn't look like a digit", digits=[refused_digit])
+    reading = await predictor_with(lambda request: httpx.Response(200, json=refused), key_file).read_number(b"png")
+    assert reading.number is None and reading.not_a_digit and reading.reason == "doesn't look like a digit"
+    assert reading.digits[0].not_a_digit and reading.digits[0].digit == 4  # the closest digit
+    marks = dict(NUMBER, number=None, digits=[], not_a_digit=True, reason="too many marks to be a number")
+    assert (
+        await predictor_with(lambda request: httpx.Response(200, json=marks), key_file).read_number(b"png")
+    ).digits == []
+    blank = {"error": "the drawing is blank: draw a digit first", "status": 422}
+    with pytest.raises(PredictionRejected, match="blank"):
+        await predictor_with(lambda request: httpx.Response(422, json=blank), key_file).read_number(b"png")
+    with pytest.raises(ModelUnavailable, match="did not answer with a number"):  # a handler that reads no numbers
+        await predictor_with(lambda request: httpx.Response(200, json=ANSWER), key_file).read_number(b"png")

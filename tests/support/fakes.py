@@ -9,22 +9,27 @@ A stand-in is only as good as its contract: tests/db/test_contract.py runs the s
 from __future__ import annotations
 
 import hashlib
+import io
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from PIL import Image
+
 from app.context import App, wire
 from db.journal import Journal
+from db.numbers import NumberIds, NumberRow, check_number
 from db.predictions import (
     Accuracy,
+    NumberStats,
     PredictionRow,
     RequestIdReused,
     RequestIdTaken,
     Stats,
     check_digit,
 )
-from serving.inference import AllExplanations, FieldBox, ModelUnavailable, Prediction
+from serving.inference import AllExplanations, DigitReading, FieldBox, ModelUnavailable, NumberReading, Prediction
 from serving.management import ManagementError, Version, Worker
 from settings import Settings
 
@@ -46,7 +51,7 @@ class FakePredictionStore:
                 if hashlib.sha256(stored.canvas_png or b"").digest() != hashlib.sha256(row.canvas_png).digest():
                     raise RequestIdReused(f"request_id {row.request_id} was used for another image (row {stored.id})")
                 return int(stored.id or 0)
-        self.rows.append(replace(row, id=len(self.rows) + 1, created_at=datetime.now(UTC)))
+        self.rows.append(replace(row, id=len(self.rows) + 1, created_at=row.created_at or datetime.now(UTC)))
         return len(self.rows)
 
     def _own(self, browser_id: str) -> list[PredictionRow]:
@@ -126,6 +131,129 @@ class FakePredictionStore:
         return [r for r in reversed(self.rows) if not labelled_only or r.true_digit is not None][:limit]
 
 
+class FakeNumberStore:
+    """The numbers table in memory (app.ports.NumberRecords), answering like db.numbers.NumberStore. Its digits are rows
+    of the FakePredictionStore it is given, as they are rows of `predictions` in PostgreSQL."""
+
+    def __init__(self, predictions: FakePredictionStore):
+        self.predictions = predictions
+        self.numbers: list[NumberRow] = []  # digits=() here: the digits live in predictions.rows
+        self.digit_ids: dict[int, list[int]] = {}  # number id -> its digits' row ids, left to right
+        self.feedback_at: dict[int, datetime] = {}
+
+    async def insert(self, row: NumberRow) -> NumberIds:
+        if row.canvas_png is None or any(digit.canvas_png is None for digit in row.digits):
+            raise ValueError("a number is stored with its drawing and each digit with its crop")
+        for stored in self.numbers:
+            if stored.request_id == row.request_id:
+                if stored.browser_id != row.browser_id:
+                    raise RequestIdTaken(f"request_id {row.request_id} belongs to another browser's number")
+                if stored.canvas_png != row.canvas_png:
+                    raise RequestIdReused(f"request_id {row.request_id} was used for another drawing")
+                return NumberIds(int(stored.id or 0), tuple(self.digit_ids[int(stored.id or 0)]))
+        number_id = len(self.numbers) + 1
+        created_at = row.created_at or datetime.now(UTC)
+        ids = []
+        for digit in row.digits:
+            if any(r.request_id == digit.request_id for r in self.predictions.rows):
+                raise RequestIdTaken(f"request_id {digit.request_id} of digit {digit.position} is taken")
+            ids.append(await self.predictions.insert(replace(digit, created_at=created_at)))
+        self.numbers.append(replace(row, id=number_id, created_at=created_at, digits=()))
+        self.digit_ids[number_id] = ids
+        return NumberIds(number_id, tuple(ids))
+
+    def _find(self, request_id: uuid.UUID, browser_id: str) -> int | None:
+        found = (i for i, n in enumerate(self.numbers) if (n.request_id, n.browser_id) == (request_id, browser_id))
+        return next(found, None)
+
+    def _digit_index(self, number_id: int, position: int) -> int | None:
+        ids = self.digit_ids[number_id]
+        return ids[position] - 1 if 0 <= position < len(ids) else None  # row ids are 1-based indexes
+
+    async def set_feedback_by_request_id(
+        self,
+        *,
+        request_id: uuid.UUID,
+        browser_id: str,
+        true_number: str,
+        at: datetime | None = None,
+        network: str | None = None,
+    ) -> int | None:
+        check_number(true_number, name="true_number")
+        index = self._find(request_id, browser_id)
+        if index is None or (at is not None and index in self.feedback_at and self.feedback_at[index] > at):
+            return None
+        labelled_at = at or datetime.now(UTC)
+        self.numbers[index] = replace(self.numbers[index], true_number=true_number, feedback_network=network)
+        self.feedback_at[index] = labelled_at
+        ids = self.digit_ids[int(self.numbers[index].id or 0)]
+        if len(ids) != len(true_number):
+            return 0
+        labelled = 0
+        for row_id, digit in zip(ids, true_number, strict=True):
+            row_index = row_id - 1
+            if self.predictions.feedback_at.get(row_index, labelled_at) <= labelled_at:
+                self.predictions._label(row_index, int(digit), network, labelled_at)
+                labelled += 1
+        return labelled
+
+    async def set_digit_feedback_by_request_id(
+        self,
+        *,
+        request_id: uuid.UUID,
+        browser_id: str,
+        position: int,
+        true_digit: int,
+        at: datetime | None = None,
+        network: str | None = None,
+    ) -> bool:
+        check_digit(true_digit, name="true_digit")
+        index = self._find(request_id, browser_id)
+        if index is None:
+            return False
+        number = self.numbers[index]
+        row_index = self._digit_index(int(number.id or 0), position)
+        if row_index is None or (at is not None and self.predictions.feedback_at.get(row_index, at) > at):
+            return False
+        labelled_at = at or datetime.now(UTC)
+        self.predictions._label(row_index, true_digit, network, labelled_at)
+        base = number.true_number or self._with_digits(number).reading  # the label so far, else the reading
+        typed_another_length = len(base) != len(self.digit_ids[int(number.id or 0)])
+        newer = self.feedback_at.get(index, labelled_at) > labelled_at
+        if not typed_another_length and len(base) <= 10 and not newer:
+            corrected = base[:position] + str(true_digit) + base[position + 1 :]
+            self.numbers[index] = replace(number, true_number=corrected, feedback_network=network)
+            self.feedback_at[index] = labelled_at
+        return True
+
+    def _with_digits(self, number: NumberRow) -> NumberRow:
+        rows = [self.predictions.rows[row_id - 1] for row_id in self.digit_ids[int(number.id or 0)]]
+        return replace(number, canvas_png=None, digits=tuple(replace(r, canvas_png=None) for r in rows))
+
+    async def timeline(self, *, browser_id: str, limit: int, offset: int = 0) -> list[PredictionRow | NumberRow]:
+        if limit < 1 or offset < 0:
+            raise ValueError(f"need limit >= 1 and offset >= 0, got limit={limit}, offset={offset}")
+        entries: list[PredictionRow | NumberRow] = [
+            replace(r, canvas_png=None) for r in self.predictions._own(browser_id) if r.position is None
+        ]
+        entries += [self._with_digits(n) for n in self.numbers if n.browser_id == browser_id]
+        kind = {PredictionRow: "drawing", NumberRow: "number"}
+        # newest first, then the larger id, then "drawing" before "number" (PostgreSQL's ORDER BY ... DESC, DESC, kind)
+        entries.sort(key=lambda e: (e.created_at, e.id, kind[type(e)] == "drawing"), reverse=True)
+        return entries[offset : offset + limit]
+
+    async def timeline_count(self, *, browser_id: str) -> int:
+        drawings = [r for r in self.predictions._own(browser_id) if r.position is None]
+        return len(drawings) + sum(n.browser_id == browser_id for n in self.numbers)
+
+    async def drawing(self, *, browser_id: str, number_id: int) -> bytes | None:
+        return next((n.canvas_png for n in self.numbers if n.id == number_id and n.browser_id == browser_id), None)
+
+    async def stats(self) -> NumberStats:
+        labelled = [n for n in self.numbers if n.true_number is not None]
+        return NumberStats(len(self.numbers), len(labelled), sum(n.true_number == n.number for n in labelled))
+
+
 class FakeAdminStore:
     """Login attempts and admin sessions in memory (app.ports.AdminRecords), like db.admin.AdminStore; time is the
     store's own clock, `now`, which a test moves."""
@@ -189,6 +317,7 @@ class FakePredictor:
     version: str = "1.0"
     down: bool = False
     refuse: set[bytes] = field(default_factory=set)
+    numbers: dict[bytes, str] = field(default_factory=dict)  # a drawing's bytes -> the number to read (else "0")
     url: str = "fake://torchserve/predictions/mnist"
     explanations: int = 0  # passes asked for (explain_all)
 
@@ -203,6 +332,26 @@ class FakePredictor:
             digit=None if refused else digit, confidence=0.9, probabilities=probabilities, model_name="mnist",
             model_version=version or self.version, preview_png=None, latency_ms=1.0, not_a_digit=refused,
             reason="doesn't look like a digit" if refused else None, closest_digit=digit,
+        )  # fmt: skip
+
+    async def read_number(self, png: bytes, *, version: str | None = None) -> NumberReading:
+        """The scripted number for this drawing (a real PNG: the digits' boxes split its width evenly); a drawing in
+        `refuse` is refused as the handler refuses one (number None, each digit marked)."""
+        if self.down:
+            raise ModelUnavailable("the model server is unavailable; your drawing is kept, try again")
+        with Image.open(io.BytesIO(png)) as image:
+            width, height = image.size
+        text, refused = self.numbers.get(png, "0"), png in self.refuse
+        step = width / len(text)
+        digits = []
+        for position, character in enumerate(text):
+            probabilities = [0.1 / 9] * 10
+            probabilities[int(character)] = 0.9
+            box = (position * step, 0.0, (position + 1) * step, float(height))
+            digits.append(DigitReading(int(character), 0.9, probabilities, box, b"preview", not_a_digit=refused))
+        return NumberReading(
+            number=None if refused else text, digits=digits, model_name="mnist", model_version=version or self.version,
+            latency_ms=1.0, not_a_digit=refused, reason="doesn't look like a digit" if refused else None,
         )  # fmt: skip
 
     async def explain_all(self, png: bytes, *, version: str | None = None) -> AllExplanations:
@@ -263,6 +412,7 @@ class FakeServices:
     """The stand-ins an App was wired on, for a test to script and read."""
 
     store: FakePredictionStore
+    numbers: FakeNumberStore
     admin: FakeAdminStore
     predictor: FakePredictor
     control: FakeVersionControl
@@ -272,8 +422,10 @@ class FakeServices:
 
 def fake_app(settings: Settings, journal_dir: Path) -> tuple[App, FakeServices]:
     """The App create_app builds, wired on the stand-ins above instead of TorchServe and PostgreSQL."""
+    store = FakePredictionStore()
     services = FakeServices(
-        store=FakePredictionStore(),
+        store=store,
+        numbers=FakeNumberStore(store),
         admin=FakeAdminStore(),
         predictor=FakePredictor(),
         control=FakeVersionControl(),
@@ -283,6 +435,7 @@ def fake_app(settings: Settings, journal_dir: Path) -> tuple[App, FakeServices]:
     app = wire(
         settings,
         records=services.store,
+        number_records=services.numbers,
         admin_records=services.admin,
         defaults=services.defaults,
         server=services.predictor,

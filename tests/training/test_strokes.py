@@ -96,3 +96,12 @@ def test_styled_digits_cover_every_style_and_are_reproducible():
         for x, y in zip(made, again, strict=True)
         for a, b in zip(x.strokes, y.strokes, strict=True)
     )
+
+
+def test_a_flat_or_a_single_point_digit_stays_finite():
+    """Real data holds a dash labelled 1 and one-point taps: nothing may blow up to a huge drawing."""
+    rng = np.random.default_rng(0)
+    for digit in [(np.array([[0.0, 5.0], [80.0, 5.0]]),), (np.array([[3.0, 4.0]]),)]:
+        out = strokes.augment(digit, rng=rng)
+        assert all(np.isfinite(s).all() for s in out)
+        assert strokes.bounds(out)[1].max() <= 4.5

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.usefixtures("fake_app")
 
 async def log_in(user: User) -> None:
     await user.open("/models")
+    await user.should_see(marker="password")  # drawn once the page is connected
     user.find(marker="password").type(FAKE_ADMIN_PASSWORD)
     user.find(marker="login").click()
     await user.should_see(marker="versions")
@@ -21,6 +22,7 @@ async def log_in(user: User) -> None:
 
 async def test_a_wrong_password_shows_no_versions_and_the_right_one_does(fake_app, user: User):
     await user.open("/models")
+    await user.should_see(marker="password")  # drawn once the page is connected
     user.find(marker="password").type("a guess")
     user.find(marker="login").click()
     await user.should_see("Wrong password.")

@@ -109,7 +109,7 @@ async def test_another_client_can_neither_label_nor_read_my_rows(create_user, ca
     key = {**PNG, "Idempotency-Key": answer["request_id"]}  # reusing alice's id does not give her row either
     response = await mallory.http_client.post("/api/predictions", content=canvas_pngs[14][0], headers=key)
     assert response.status_code == 409
-    assert (await mallory.http_client.get("/api/history")).json() == {"total": 0, "predictions": []}
+    assert (await mallory.http_client.get("/api/history")).json() == {"total": 0, "predictions": [], "numbers": []}
 
 
 async def test_an_idempotency_key_reused_with_another_image_is_refused(user: User, canvas_pngs, database_url):

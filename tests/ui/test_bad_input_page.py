@@ -13,12 +13,12 @@ from ui.widgets.slate import MAX_PNG_BYTES, Slate
 pytestmark = [pytest.mark.integration]
 
 
-@pytest.mark.parametrize("typed", ["a", "10", "-1", "", " ", "3.0", "²", "1e0"])
+@pytest.mark.parametrize("typed", ["a", "10", "42", "-1", "", " ", "3.0", "²", "1e0"])
 async def test_invalid_feedback_is_refused_with_a_message(user: User, canvas_pngs, database_url, typed):
     await user.open("/")
     await predict(user, canvas_pngs[2][0], database_url)
     user.find(marker="correct").type(typed)
-    user.find("Submit feedback").click()
+    user.find("Save correction").click()
     await user.should_see("Type one digit from 0 to 9")
     assert rows_for(database_url)[-1][3] is None
 
@@ -28,7 +28,7 @@ async def test_one_digit_with_spaces_or_in_another_script_is_that_digit(user: Us
     await user.open("/")
     await predict(user, canvas_pngs[3][0], database_url)
     user.find(marker="correct").type(typed)
-    user.find("Submit feedback").click()
+    user.find("Save correction").click()
     await user.should_see("Saved: true digit 3")
     assert rows_for(database_url)[-1][3] == 3
 
@@ -37,7 +37,7 @@ async def test_empty_slate_is_refused_without_a_call(user: User, database_url):
     before = len(rows_for(database_url))
     await user.open("/")
     user.find(marker="predict").click()
-    await user.should_see("The slate is empty: draw a digit first")
+    await user.should_see("The slate is empty: draw a digit or choose a picture first")
     assert len(rows_for(database_url)) == before
 
 
@@ -56,14 +56,15 @@ async def test_drawing_without_ink_is_refused_and_not_saved(user: User, database
     await user.open("/")
     await draw(user, png)
     user.find(marker="predict").click()
-    await user.should_see("the drawing is blank: draw a digit first")
+    await user.should_see("The drawing is blank: draw a digit first")  # where the answer goes, and in a toast
     assert len(rows_for(database_url)) == before
-    assert text_of(user, "digit") == "–"
+    assert text_of(user, "digit") == ""
+    assert "The drawing is blank" in text_of(user, "announcer")
 
 
 @pytest.mark.parametrize(
     ("png", "message"),
-    [(b"hello, not a PNG", "not an image"), (pixel_bomb_png(5000), "image too large: a 5000x5000 PNG")],
+    [(b"hello, not a PNG", "Not an image"), (pixel_bomb_png(5000), "Image too large: a 5000x5000 PNG")],
     ids=["not-an-image", "pixel-bomb"],
 )
 async def test_slate_bytes_that_are_not_a_drawing_are_refused_and_kept(user: User, database_url, png, message):
@@ -95,5 +96,5 @@ async def test_slate_event_without_a_png_counts_as_an_empty_slate(user: User, da
     await user.open("/")
     user.find(Slate).trigger("change", {"png": value, "strokes": 1})
     user.find(marker="predict").click()
-    await user.should_see("The slate is empty: draw a digit first")
+    await user.should_see("The slate is empty: draw a digit or choose a picture first")
     assert len(rows_for(database_url)) == before

@@ -63,7 +63,7 @@ async def test_predictions_and_feedback_during_an_outage_are_written_exactly_onc
             user.find(marker="confirm").click()
         else:
             user.find(marker="correct").clear().type(str(labels[-1]))
-            user.find("Submit feedback").click()
+            user.find("Save correction").click()
         await wait_for(lambda before=before: pending() == before + 2, timeout=30)
     assert pending() == 40
     await user.should_see("Database unavailable: 40 change(s) kept on the server, saved when it is back")
@@ -135,3 +135,21 @@ async def test_the_page_starts_once_the_database_is_up(database_down_at_start, u
     png, label, _ = canvas_pngs[5]
     assert await predict(user, png, restarted.url) == str(label)
     assert rows(restarted.url)[-1][1] == label
+
+
+async def test_stats_and_models_with_the_database_stopped_say_so_and_never_time_out(own_database, user: User):
+    """Issue #23: /stats answered a raw 500 ("took longer than the response_timeout of 3.0 seconds") while the
+    database was down. Now the page is sent at once and says the database cannot be reached; once that is known, the
+    next pages say it without asking the database again."""
+    from ui.pages.stats import UNAVAILABLE
+
+    await user.open("/")
+    own_database.stop()
+    await user.open("/stats")  # a 500 page would have no header and no status line
+    await user.should_see(marker="stats-status")
+    await user.should_see(UNAVAILABLE, retries=150)  # the first read waits for the pool's timeout (5 s)
+    assert app.state.runtime.started.history.database_known_down
+    await user.open("/models")
+    await user.should_see("admin login is unavailable", retries=5)  # known: no wait
+    await user.open("/stats")
+    await user.should_see(UNAVAILABLE, retries=5)

@@ -74,7 +74,7 @@ async def test_feedback_labels_that_row_can_be_changed_and_survives_reload(user:
     row_id = rows_for(database_url)[-1][0]
     wrong = (label + 1) % 10
     user.find(marker="correct").type(str(wrong))
-    user.find("Submit feedback").click()
+    user.find("Save correction").click()
     await user.should_see(f"Saved: true digit {wrong}")
     assert rows_for(database_url)[-1][0] == row_id and rows_for(database_url)[-1][3] == wrong
     user.find(marker="confirm").click()  # changed my mind: the prediction was right
@@ -82,9 +82,9 @@ async def test_feedback_labels_that_row_can_be_changed_and_survives_reload(user:
     last = rows_for(database_url)[-1]
     assert last[0] == row_id and last[3] == label and last[2] == label and last[6] > 0
 
-    await user.open("/")  # reload: the history comes from Postgres, for this browser
-    await user.should_see("accuracy")
+    await user.open("/")  # reload: the history comes from Postgres, for this browser (read once the page is shown)
     (table,) = user.find(marker="history").elements
+    await wait_for(lambda: any(row["id"] == row_id for row in table.rows))
     assert any(row["id"] == row_id and row["true"] == label and row["result"] == "✓" for row in table.rows)
 
 
@@ -93,8 +93,10 @@ async def test_history_belongs_to_the_browser(create_user, canvas_pngs, database
     await alice.open("/")
     await predict(alice, canvas_pngs[3][0], database_url)
     await bob.open("/")
+    await wait_for(lambda: "drawing" in text_of(bob, "accuracy"))  # bob's history has been read
     (table,) = bob.find(marker="history").elements
     (alice_table,) = alice.find(marker="history").elements
+    await wait_for(lambda: bool(alice_table.rows))
     alice_ids = {row["id"] for row in alice_table.rows}
     assert alice_ids and not alice_ids & {row["id"] for row in table.rows}
 
@@ -124,10 +126,10 @@ async def test_stats_page_shows_accuracy_per_version(user: User, canvas_pngs, da
 async def test_live_mode_predicts_after_a_stroke_without_saving(user: User, canvas_pngs, database_url):
     before = len(rows_for(database_url))
     await user.open("/")
-    user.find("Live").click()
+    user.find("Live: predict as you draw").click()
     png, label, _ = canvas_pngs[6]
     await draw(user, png)  # the stroke's end is what triggers a live prediction
-    await wait_for(lambda: text_of(user, "digit") != "–")
+    await wait_for(lambda: text_of(user, "digit") != "")
     assert text_of(user, "digit") == str(label)
     await user.should_see("Live prediction (not saved)")
     assert len(rows_for(database_url)) == before
@@ -141,7 +143,7 @@ async def test_clicking_a_history_row_relabels_that_row(user: User, canvas_pngs,
     await wait_for(lambda: any(row["id"] == newer_id for row in user.find(marker="history").elements.pop().rows))
     (table,) = user.find(marker="history").elements
     (older,) = [row for row in table.rows if row["id"] == older_id]
-    user.find(marker="history").trigger("rowClick", [{}, older, 1])
+    user.find(marker="history").trigger("relabel", older)  # a click on the row, or Enter or Space on it
     await user.should_see(f"True digit for drawing #{older_id}")
     user.find(kind=ui.button, content="5").click()
     await user.should_see("Saved: true digit 5", retries=30)

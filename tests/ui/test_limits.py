@@ -100,3 +100,18 @@ async def test_a_client_has_at_most_two_predictions_in_flight(create_user, canva
     assert [a.status_code for a in answers] == [200] * 5, [a.text for a in answers]
     after = await alice.http_client.post("/api/predictions?save=false", content=png)
     assert after.status_code == 200
+
+
+def test_only_the_slates_picture_route_takes_more_than_the_cap():
+    """A phone photo (up to 16 MiB) goes to /_slate/picture/<client>/<slate>; every other route keeps MAX_BODY."""
+    from ui.http import BodyLimit
+    from ui.widgets.slate import MAX_PICTURE_BYTES, PICTURE_PATH
+
+    limit = BodyLimit(app, max_body=MAX_BODY, larger={PICTURE_PATH: MAX_PICTURE_BYTES}).limit
+    assert limit(f"{PICTURE_PATH}/abc/12") == MAX_PICTURE_BYTES
+    assert (
+        limit("/api/predictions")
+        == limit(f"{PICTURE_PATH}x/abc/12")
+        == limit("/_nicegui/client/x/upload/1")
+        == MAX_BODY
+    )

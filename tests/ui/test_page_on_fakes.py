@@ -40,7 +40,7 @@ async def test_feedback_labels_the_row_and_updates_the_accuracy(fake_app, user: 
     await user.open("/")
     await predict(user, fake_app, ONE)
     user.find(marker="correct").type("1")
-    user.find("Submit feedback").click()
+    user.find("Save correction").click()
     await user.should_see("Saved: true digit 1")
     assert fake_app.store.rows[-1].true_digit == 1
     await user.should_see("accuracy 0/1 = 0.0%")
@@ -50,7 +50,7 @@ async def test_typing_something_else_than_one_digit_is_refused(fake_app, user: U
     await user.open("/")
     await predict(user, fake_app, SEVEN)
     user.find(marker="correct").type("12")
-    user.find("Submit feedback").click()
+    user.find("Save correction").click()
     await user.should_see("Type one digit from 0 to 9")
     assert fake_app.store.rows[-1].true_digit is None
 
@@ -73,7 +73,7 @@ async def test_a_drawing_refused_as_not_a_digit_is_said_stored_and_can_be_labell
     (row,) = fake_app.store.rows
     assert (row.predicted_digit, row.not_a_digit) == (7, True)
     user.find(marker="correct").type("7")
-    user.find("Submit feedback").click()
+    user.find("Save correction").click()
     await user.should_see("Saved: true digit 7")
 
 

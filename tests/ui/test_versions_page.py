@@ -77,6 +77,7 @@ async def test_history_shows_accuracy_per_version(user: User, torchserve, databa
 
 async def test_admin_page_needs_the_password_and_slows_down_repeated_failures(user: User):
     await user.open("/models")
+    await user.should_see(marker="password")  # drawn once the page is connected
     await user.should_not_see(marker="versions")
     for expected in ("Wrong password.", "Wrong password.", "Wrong password.", "Wait 3 s before the next attempt."):
         user.find(marker="password").clear().type("guess")
@@ -94,6 +95,7 @@ async def test_admin_page_needs_the_password_and_slows_down_repeated_failures(us
 
 async def log_in(user: User) -> None:
     await user.open("/models")
+    await user.should_see(marker="password")  # drawn once the page is connected
     user.find(marker="password").type(PASSWORD)
     user.find(marker="login").click()
     await user.should_see(marker="versions")
@@ -152,13 +154,15 @@ async def test_admin_page_lists_versions_makes_default_and_compares(user: User, 
         user.find(marker="confirm").click()
         await wait_for(lambda: rows_for(database_url)[-1][3] is not None)
     await user.open("/models")
+    await user.should_see(marker="password")  # drawn once the page is connected
     user.find(marker="password").type(PASSWORD)
     user.find(marker="login").click()
     await user.should_see(marker="versions")
     table = user.find(marker="versions").elements.pop()
     await wait_for(lambda: [row["version"] for row in table.rows] == ["1.0", "2.0"])
     assert [row["is_default"] for row in table.rows] == [True, False]
-    assert all(row["workers"].startswith("1/1 ready") for row in table.rows)
+    assert all(row["workers"] == "1 of 1 ready" for row in table.rows)
+    assert all(row["workers_detail"].startswith("READY (pid ") for row in table.rows)
     assert table.rows[0]["offline"] == "99.62%"  # model_store/v1.0/metrics.json
     user.find(marker="versions").trigger("make_default", "2.0")
     await user.should_see("2.0 is now the default")

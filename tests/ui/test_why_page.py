@@ -69,10 +69,15 @@ async def test_why_shows_the_map_over_the_drawing_and_the_field_and_the_runner_u
 async def test_before_the_first_prediction_no_black_preview_and_no_pressable_feedback(user: User, canvas_pngs,
                                                                                    database_url):  # fmt: skip
     await user.open("/")
-    for marker in ("preview", "why", "confirm", "correct"):
+    # the preview and Why? keep their place (nothing moves when they appear) but are invisible
+    (preview,) = user.find(marker="preview").elements
+    box = preview.parent_slot.parent.parent_slot.parent
+    assert "invisible" in box.classes
+    for marker in ("confirm", "correct"):
         await user.should_not_see(marker=marker)
     await user.should_see(marker="feedback-hint")
     await predict(user, canvas_pngs[11][0], database_url)
+    assert "invisible" not in box.classes
     for marker in ("preview", "why", "confirm", "correct"):
         await user.should_see(marker=marker)
     await user.should_not_see(marker="feedback-hint")
@@ -88,7 +93,7 @@ async def test_history_times_carry_their_offset_and_are_shown_in_the_browsers_ti
     time = table.rows[0]["time"]
     assert time[10] == "T" and time[-6] in "+-" and time[-3] == ":"  # ISO 8601 with its UTC offset
     assert all(column["label"] != "Time (UTC)" for column in table.columns)
-    assert "toLocaleString" in str(table.slots["body-cell-time"].template)  # formatted by the browser
+    assert "toLocaleString" in str(table.slots["body"].template)  # formatted by the browser
 
 
 async def test_not_a_digit_is_said_stored_marked_and_can_be_labelled(user: User, canvas_pngs, database_url,
@@ -118,7 +123,7 @@ async def test_not_a_digit_is_said_stored_marked_and_can_be_labelled(user: User,
 
     assert not element(user, "confirm").enabled  # "Correct" cannot confirm a refusal as a digit
     user.find(marker="correct").type(str(label))  # a real digit refused by mistake: labelled all the same
-    user.find("Submit feedback").click()
+    user.find("Save correction").click()
     await user.should_see(f"Saved: true digit {label}")
     assert rows_for(database_url)[-1][3] == label
     table = element(user, "history")

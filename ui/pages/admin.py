@@ -15,10 +15,11 @@ from app.context import App
 from app.records import ManagementError, Prediction, StoreUnavailable, VersionStats
 from app.report import ModelReport
 from app.versions import Comparison, VersionView
+from ui.theme import Heading, notify
 from ui.widgets.charts import data_url
 
 ENDED = "Your admin session has ended (logged out, idle too long, or the password changed): log in again."
-NO_DATABASE = "The database cannot be reached: admin login is unavailable."
+NO_DATABASE = "The database cannot be reached, so admin login is unavailable for now. Try again in a minute."
 
 
 def _login_form(context: App, client: str, browser_id: str) -> None:
@@ -33,8 +34,8 @@ def _login_form(context: App, client: str, browser_id: str) -> None:
             return
         ui.navigate.to(f"/admin/session?ticket={ticket}")  # an HTTP route sets the session cookie
 
-    with ui.card().classes("mx-auto mt-8 w-80"):
-        ui.label("Model administration").classes("text-lg font-medium")
+    with ui.card().classes("mx-auto mt-8 w-80 max-w-full"):
+        Heading("Model administration", level=1)
         password = ui.input("Admin password", password=True).props("autofocus").classes("w-full").mark("password")
         password.on("keydown.enter", attempt)
         ui.button("Log in", on_click=attempt).mark("login")
@@ -47,21 +48,50 @@ def _percent(accuracy: VersionStats | None) -> str:
     return f"{accuracy.rate:.1%} ({accuracy.correct}/{accuracy.labelled})"
 
 
-WRAP = "white-space: normal; min-width: 9rem; max-width: 16rem"  # long texts wrap: Make default stays in view
+# Plain words, short cells (the details on hover: each cell's title), so that the table fits 1,280 px with
+# Make default in view. Each column's `hint` is its header's explanation on hover.
 VERSION_COLUMNS = [
-    {"name": "version", "label": "Version", "field": "version"},
-    {"name": "default", "label": "Default", "field": "default"},
-    {"name": "workers", "label": "Workers", "field": "workers", "style": WRAP},
-    {"name": "batch", "label": "Batch / delay", "field": "batch"},
-    {"name": "predictions", "label": "Predictions", "field": "predictions"},
-    {"name": "accuracy", "label": "Live accuracy (feedback)", "field": "accuracy"},
-    {"name": "offline", "label": "MNIST test (offline)", "field": "offline"},
-    {"name": "gate", "label": "Held-out browsers (gate)", "field": "gate", "style": WRAP, "headerStyle": WRAP},
-    {"name": "digits", "label": "Weakest digits (held-out)", "field": "digits", "style": WRAP, "headerStyle": WRAP},
-    {"name": "learned", "label": "Learned from", "field": "learned", "style": WRAP, "headerStyle": WRAP},
-    {"name": "archive", "label": "Archive", "field": "archive"},
-    {"name": "action", "label": "", "field": "action"},
-]
+    {"name": "version", "label": "Version", "field": "version", "align": "left",
+     "hint": "The model version TorchServe serves (hover a version for its archive)"},
+    {"name": "default", "label": "Default", "field": "default", "align": "left",
+     "hint": "The version that answers the drawing page; Make default switches at once, without a restart"},
+    {"name": "workers", "label": "Running", "field": "workers", "align": "left",
+     "hint": "TorchServe's workers for this version that are ready, of those started (hover for their state)"},
+    {"name": "predictions", "label": "Predictions", "field": "predictions",
+     "hint": "How many drawings this version has read for people using the page"},
+    {"name": "accuracy", "label": "Right, by feedback", "field": "accuracy",
+     "hint": "Of the drawings people confirmed or corrected, how many this version read right"},
+    {"name": "offline", "label": "MNIST test", "field": "offline",
+     "hint": "Accuracy on the 10,000 digits of the MNIST test set, measured when the version was made"},
+    {"name": "gate", "label": "New writers", "field": "gate",
+     "hint": "Retrained versions only: accuracy on drawings from browsers it never learned from, beside the default "
+             "of the time (a retrained version is offered only when it does better). Hover for the details"},
+    {"name": "digits", "label": "Weakest digits", "field": "digits",
+     "hint": "Retrained versions only: the digits it reads worst on those new writers' drawings"},
+    {"name": "learned", "label": "Learned from", "field": "learned",
+     "hint": "Retrained versions only: the drawings people labelled that it learned from"},
+]  # fmt: skip
+# Every cell shows its row's "<column>_detail" on hover; the Default column holds the Make default button.
+VERSION_ROW = """
+<q-tr :props="props">
+  <q-td v-for="col in props.cols" :key="col.name" :props="props" :title="props.row[col.name + '_detail'] || null">
+    <template v-if="col.name === 'default'">
+      <span v-if="props.row.is_default" class="text-weight-bold">{{ col.value }}</span>
+      <q-btn v-else dense unelevated no-caps color="primary" label="Make default"
+             :aria-label="'Make ' + props.row.version + ' the default'"
+             @click="() => $parent.$emit('make_default', props.row.version)"/>
+    </template>
+    <template v-else>{{ col.value }}</template>
+  </q-td>
+</q-tr>
+"""
+VERSION_HEADER = """
+<q-tr :props="props">
+  <q-th v-for="col in props.cols" :key="col.name" :props="props" :title="col.hint">
+    {{ col.label }}<q-icon v-if="col.hint" name="info_outline" size="14px" class="q-ml-xs" aria-hidden="true"/>
+  </q-th>
+</q-tr>
+"""
 
 
 def version_rows(views: list[VersionView]) -> list[dict]:
@@ -72,65 +102,98 @@ def version_rows(views: list[VersionView]) -> list[dict]:
         rows.append(
             {
                 "version": v.version,
+                "version_detail": f"archive {v.archive}",
                 "default": "★ default" if v.is_default else "",
                 "is_default": v.is_default,
-                "workers": f"{v.ready_workers}/{len(v.workers)} ready: {statuses}",
-                "batch": f"{v.batch_size} / {v.max_batch_delay} ms",
+                "workers": f"{v.ready_workers} of {len(v.workers)} ready",
+                "workers_detail": f"{statuses}; batches of up to {v.batch_size}, {v.max_batch_delay} ms at most",
                 "predictions": view.live.total if view.live else 0,
                 "accuracy": _percent(view.live),
                 "offline": f"{report.test_accuracy:.2%}" if report and report.test_accuracy is not None else "",
                 "gate": gate_text(report),
+                "gate_detail": gate_detail(report),
                 "digits": per_digit_text(report),
+                "digits_detail": per_digit_detail(report),
                 "learned": learned_text(report),
-                "archive": v.archive,
+                "learned_detail": learned_detail(report),
             }
         )
     return rows
 
 
 def gate_text(report: ModelReport | None) -> str:
-    """A retrained version's gate on the browsers it never saw, beside the default it was measured against."""
+    """A retrained version on browsers it never saw, beside the default then: "98.4% (1.0: 93.8%)"."""
+    gate = report.gate if report else None
+    if gate is None:
+        return ""
+    ours, theirs = gate.candidate["heldout_browsers"], gate.default["heldout_browsers"]
+    return f"{ours:.1%} ({gate.default_version}: {theirs:.1%})"
+
+
+def gate_detail(report: ModelReport | None) -> str:
+    """gate_text in words, with MNIST test and the default's most frequent mistakes, then and now."""
     gate = report.gate if report else None
     if report is None or gate is None:
         return ""
-    changed = _changed_confusions(report.confusions_heldout or {})
     ours, theirs = gate.candidate["heldout_browsers"], gate.default["heldout_browsers"]
-    drawings = gate.counts["heldout_browsers"]
-    mnist = ""
+    parts = [
+        f"On {gate.counts['heldout_browsers']:,} drawings from browsers it never learned from: {ours:.1%}, against "
+        f"{theirs:.1%} for {gate.default_version}, the default when it was made."
+    ]
     if "mnist_test" in gate.candidate and "mnist_test" in gate.default:
-        mnist = f"; MNIST test {gate.candidate['mnist_test']:.2%} vs {gate.default['mnist_test']:.2%}"
-    return f"{ours:.1%} vs {theirs:.1%} for {gate.default_version} ({drawings:,} drawings){mnist}{changed}"
+        parts.append(f"MNIST test: {gate.candidate['mnist_test']:.2%} against {gate.default['mnist_test']:.2%}.")
+    if mistakes := _changed_confusions(report.confusions_heldout or {}):
+        parts.append(
+            f"{gate.default_version}'s most frequent mistakes there (its count, then this version's): {mistakes}."
+        )
+    return " ".join(parts)
+
+
+def _weakest(report: ModelReport | None, count: int) -> list[str]:
+    ours = report.per_digit_heldout if report else None
+    return sorted(ours, key=lambda digit: (ours[digit], digit))[:count] if ours else []
 
 
 def per_digit_text(report: ModelReport | None, *, count: int = 3) -> str:
-    """A retrained version's weakest digits on the held-out browsers, each beside the default's figure then."""
+    """A retrained version's weakest digits on the held-out browsers: "9: 92.3%, 8: 93.7%, 6: 98.6%"."""
+    ours = report.per_digit_heldout if report else None
+    return ", ".join(f"{digit}: {ours[digit]:.1%}" for digit in _weakest(report, count)) if ours else ""
+
+
+def per_digit_detail(report: ModelReport | None, *, count: int = 3) -> str:
+    """Each of them beside the default's figure then: "9: 92.3% vs 80.4% for 1.0, ..."."""
     ours = report.per_digit_heldout if report else None
     if report is None or not ours:
         return ""
     theirs = report.per_digit_heldout_default or {}
     version = report.gate.default_version if report.gate else "default"
-    weakest = sorted(ours, key=lambda digit: (ours[digit], digit))[:count]
     return ", ".join(
         f"{digit}: {ours[digit]:.1%}" + (f" vs {theirs[digit]:.1%} for {version}" if digit in theirs else "")
-        for digit in weakest
+        for digit in _weakest(report, count)
     )
 
 
 def _changed_confusions(confusions: dict) -> str:
-    """The default's three most frequent errors and how often this version makes them."""
+    """The default's three most frequent errors and how often this version makes them: "9 read as 3: 23 → 10"."""
     ours, theirs = confusions.get("candidate", {}), confusions.get("default", {})
     top = sorted(theirs, key=lambda pair: -theirs[pair])[:3]
-    pairs = [f"{pair.replace('->', '→')} {theirs[pair]} vs {ours.get(pair, 0)}" for pair in top]
-    return "; errors " + ", ".join(pairs) if pairs else ""
+    return ", ".join(f"{pair.replace('->', ' read as ')}: {theirs[pair]} → {ours.get(pair, 0)}" for pair in top)
 
 
 def learned_text(report: ModelReport | None) -> str:
     learned = report.learned_from if report else None
     if not learned:
         return ""
+    return f"{learned['labelled_drawings']:,} drawings"
+
+
+def learned_detail(report: ModelReport | None) -> str:
+    learned = report.learned_from if report else None
+    if not learned:
+        return ""
     excluded = len(learned.get("excluded_browsers", {}))
-    return (f"{learned['labelled_drawings']:,} drawings of {learned['browsers']} browsers"
-            + (f", {excluded} left out" if excluded else ""))  # fmt: skip
+    return (f"{learned['labelled_drawings']:,} drawings labelled by people in {learned['browsers']} browsers"
+            + (f"; {excluded} browser(s) left out (their labels looked poisoned)" if excluded else ""))  # fmt: skip
 
 
 def comparison_summary(results: list[Comparison], versions: list[str]) -> str:
@@ -169,7 +232,9 @@ class AdminPage:
         try:
             valid = await context.admin.session_valid(session, browser_id=browser_id)
         except StoreUnavailable:
-            ui.label(NO_DATABASE).classes("mx-auto mt-8 text-negative").mark("login-error")
+            with ui.card().classes("mx-auto mt-8 w-96 max-w-full"):
+                Heading("Model administration", level=1)
+                ui.label(NO_DATABASE).classes("text-negative").props('role="status"').mark("login-error")
             return
         if not valid or session is None:
             _login_form(context, address, browser_id)
@@ -183,25 +248,22 @@ class AdminPage:
         self.versions: list[str] = []
         with ui.column().classes("w-full max-w-screen-2xl mx-auto px-2"):
             with ui.row().classes("w-full items-center justify-between"):
-                ui.label("Model versions").classes("text-xl font-medium")
+                Heading("Model versions", level=1)
                 with ui.row():
                     ui.button("Refresh", icon="refresh", on_click=self.refresh).props("flat").mark("refresh")
                     ui.button("Log out", on_click=self.logout).props("flat").mark("logout")
             self.status = ui.label("").classes("text-sm").mark("status")
             self.table = ui.table(columns=VERSION_COLUMNS, rows=[], row_key="version").classes("w-full")
-            self.table.mark("versions")
-            self.table.add_slot(
-                "body-cell-action",
-                '<q-td :props="props"><q-btn v-if="!props.row.is_default" dense color="primary" label="Make default"'
-                " @click=\"() => $parent.$emit('make_default', props.row.version)\"/></q-td>",
-            )
+            self.table.props("wrap-cells").mark("versions")
+            self.table.add_slot("header", VERSION_HEADER)
+            self.table.add_slot("body", VERSION_ROW)
             self.table.on("make_default", lambda e: self.make_default(str(e.args)))
             with ui.card().classes("w-full"):
-                ui.label("Compare mode").classes("text-lg font-medium")
+                Heading("Compare mode", level=2)
                 ui.label(
                     f"Runs the newest {context.settings.compare_drawings} stored drawings (all users) through every "
                     "loaded version and lists where they disagree."
-                ).classes("text-sm text-gray-600")
+                ).classes("text-sm text-gray-700")
                 with ui.row().classes("items-center"):
                     self.labelled_only = ui.checkbox("only drawings with feedback")
                     self.compare_button = ui.button("Compare", on_click=self.run_compare).mark("compare")
@@ -214,8 +276,8 @@ class AdminPage:
                 self.compare_table.mark("disagreements")
                 self.compare_table.add_slot(
                     "body-cell-thumb",
-                    '<q-td :props="props"><img :src="props.value" style="width:40px;height:40px;border:1px solid #ddd"'
-                    "/></q-td>",
+                    '<q-td :props="props"><img :src="props.value" :alt="\'drawing #\' + props.row.id"'
+                    ' style="width:40px;height:40px;border:1px solid #9ca3af"/></q-td>',
                 )
         ui.timer(0.1, self.refresh, once=True)
         self.timer = ui.timer(5.0, self.refresh_status)  # worker status changes (scaling, respawns)
@@ -231,7 +293,7 @@ class AdminPage:
             self.ended = not live
         if self.ended:
             self.timer.deactivate()
-            ui.notify(ENDED, type="warning")
+            notify(ENDED, type="warning")
             ui.navigate.to("/models")
         return not self.ended
 
@@ -261,9 +323,9 @@ class AdminPage:
         try:
             await self.context.versions.make_default(version, by="admin page")
         except (ManagementError, StoreUnavailable) as exc:
-            ui.notify(f"Could not make {version} the default: {exc}", type="negative")
+            notify(f"Could not make {version} the default: {exc}", type="negative")
             return
-        ui.notify(f"{version} is now the default: the next prediction uses it", type="positive")
+        notify(f"{version} is now the default: the next prediction uses it", type="positive")
         await self.refresh()
 
     async def run_compare(self) -> None:
@@ -307,5 +369,5 @@ class AdminPage:
         try:
             await self.context.admin.end_session(self.session)
         except StoreUnavailable:
-            ui.notify("The database cannot be reached: the session ends when it is idle too long", type="negative")
+            notify("The database cannot be reached: the session ends when it is idle too long", type="negative")
         ui.navigate.to("/admin/logout")  # an HTTP route removes the cookie

@@ -1,15 +1,23 @@
-"""The drawing page: the slate, Predict, the result (or "not a digit"), Why?, feedback, and this browser's history
-with its accuracy."""
+"""The drawing page: the slate (or a picture instead), Predict, the result (or "not a digit"), Why?, feedback, and this
+browser's history with its accuracy.
+
+Every way in works without a pointer (issue #23): the slate takes focus and says what it is, a picture can be chosen
+with the keyboard (or the phone's camera, or dropped, or pasted), Enter predicts from anywhere but a control that uses
+Enter itself, the answer is announced in a live region and focus moves to it, and history rows open with Enter.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import uuid
+from dataclasses import dataclass
 
 from nicegui import events, ui
 
 from app.context import App
+from app.drawings import media_type
 from app.predictions import NotYours, Recorded, SavedIn
 from app.records import (
     Accuracy,
@@ -20,27 +28,45 @@ from app.records import (
     PredictionRow,
     StoreUnavailable,
 )
+from app.uploads import upright
+from ui.theme import Heading, notify
 from ui.widgets.charts import bar_chart, data_url
-from ui.widgets.slate import Slate
+from ui.widgets.slate import ENTER_PREDICTS, PictureArguments, Slate
 from ui.widgets.why import WhyView
 
 logger = logging.getLogger(__name__)
 
+ONE_DIGIT = "Type one digit from 0 to 9"
+
+
+def is_one_digit(text: object) -> bool:
+    value = str(text if text is not None else "").strip()
+    return len(value) == 1 and value.isdecimal()  # isdigit() also takes "²", which int() refuses
+
 
 def parse_digit(text: object) -> int:
-    """The digit a user typed as the right answer; ValueError with a message for anything but one digit 0-9."""
-    value = str(text if text is not None else "").strip()
-    if len(value) != 1 or not value.isdecimal():  # isdigit() also takes "²", which int() refuses
-        raise ValueError("Type one digit from 0 to 9")
-    return int(value)
+    """The digit a user typed as the right answer; ValueError with a message for anything but one digit 0-9 ("42"
+    too: the field has no maxlength, which cut it to "4" without a word)."""
+    if not is_one_digit(text):
+        raise ValueError(ONE_DIGIT)
+    return int(str(text).strip())
 
 
 NOT_A_DIGIT = "That doesn't look like a digit — draw one digit"
+EMPTY = "The slate is empty: draw a digit or choose a picture first"
 
 
 def confidence_text(confidence: float, *, threshold: float) -> str:
     percent = f"{confidence:.1%}"
     return f"not sure ({percent})" if confidence < threshold else f"{percent} sure"
+
+
+def announcement(prediction: Prediction, *, threshold: float) -> str:
+    """What the live region says after a prediction ("Predicted 7, 98% sure")."""
+    if prediction.not_a_digit:
+        return f"Not a digit, the model says; the closest digit is {prediction.closest_digit}"
+    sure = "not sure" if prediction.confidence < threshold else "sure"
+    return f"Predicted {prediction.digit}, {prediction.confidence:.0%} {sure}"
 
 
 def refusal_text(prediction: Prediction) -> str:
@@ -50,34 +76,87 @@ def refusal_text(prediction: Prediction) -> str:
 
 
 def chart_options(probabilities: list[float], digit: int | None = None) -> dict:
-    """The ten probabilities as bars, the predicted digit's darker."""
-    return bar_chart(probabilities, colors=["#2563eb" if d == digit else "#93c5fd" for d in range(10)])
+    """The ten probabilities as bars, the predicted digit's darker; described for screen readers."""
+    options = bar_chart(probabilities, colors=["#1d4ed8" if d == digit else "#93c5fd" for d in range(10)])
+    described = ", ".join(f"{d}: {p:.0%}" for d, p in enumerate(probabilities)) if any(probabilities) else "none yet"
+    options["aria"] = {"enabled": True, "label": {"description": f"Probability of each digit: {described}"}}
+    return options
+
+
+def sentence(message: str) -> str:
+    """A message from a service ("no digit found in the picture: ...") as the page says it."""
+    return message[:1].upper() + message[1:]
 
 
 KEPT_LOCALLY = "The database is unavailable: this is kept on the server and will be saved when it is back"
 NOT_KEPT = "Not saved: the database is unavailable and the server could not keep it either"
+SLATE_HINT = (
+    "No mouse or pen? Choose a picture below, or drop or paste one (Ctrl+V) on the slate. Enter predicts; "
+    "on the slate, Delete clears and Ctrl+Z undoes."
+)
 
-
+# Columns hidden on a phone (Quasar's gt-xs: from 600 px): the history shows what matters there, without scrolling.
+WIDE_ONLY = {"classes": "gt-xs", "headerClasses": "gt-xs"}
 HISTORY_COLUMNS = [
     {"name": "time", "label": "Time", "field": "time", "align": "left"},  # ISO with offset, shown in local time
     {"name": "thumb", "label": "Drawing", "field": "thumb", "align": "center"},
     {"name": "predicted", "label": "Predicted", "field": "predicted"},
-    {"name": "confidence", "label": "Confidence", "field": "confidence"},
+    {"name": "confidence", "label": "Confidence", "field": "confidence", **WIDE_ONLY},
     {"name": "true", "label": "True digit", "field": "true"},
-    {"name": "result", "label": "", "field": "result"},
-    {"name": "version", "label": "Model", "field": "version"},
+    {"name": "result", "label": "Right?", "field": "result"},
+    {"name": "version", "label": "Model", "field": "version", **WIDE_ONLY},
 ]
+# One row, by column. Rows take focus and open the relabel dialog with Enter or Space as with a click; times are shown
+# in the browser's zone ('sv-SE' formats as 2026-12-01 23:03:19; on a phone the time of day only).
+HISTORY_ROW = """
+<q-tr :props="props" tabindex="0" class="cursor-pointer"
+      @click="() => $parent.$emit('relabel', props.row)"
+      @keydown.enter.prevent="() => $parent.$emit('relabel', props.row)"
+      @keydown.space.prevent="() => $parent.$emit('relabel', props.row)">
+  <q-td v-for="col in props.cols" :key="col.name" :props="props">
+    <template v-if="col.name === 'time'">
+      <span class="gt-xs" :title="col.value">{{ new Date(col.value).toLocaleString('sv-SE') }}</span>
+      <span class="xs" :title="col.value">{{ new Date(col.value).toLocaleTimeString('sv-SE').slice(0, 5) }}</span>
+    </template>
+    <img v-else-if="col.name === 'thumb'" :src="col.value" :alt="'drawing #' + props.row.id"
+         style="width:36px;height:36px;border:1px solid #9ca3af"/>
+    <span v-else-if="col.name === 'result' && col.value" role="img"
+          :aria-label="col.value === '✓' ? 'right' : 'wrong'">{{ col.value }}</span>
+    <template v-else>{{ col.value }}</template>
+  </q-td>
+</q-tr>
+"""
+# After Predict: focus on the answer, and the answer's card scrolled into view when it is not (a phone: the slate
+# fills the screen, the chart and the feedback were below it).
+SHOW_RESULT_JS = """(() => {{ const target = getHtmlElement({id}); if (!target) return;
+  target.focus({{ preventScroll: true }}); const card = target.closest('.q-card'), box = card.getBoundingClientRect();
+  if (box.top < 56 || box.bottom > window.innerHeight) card.scrollIntoView({{ block: 'start', behavior: 'smooth' }});
+}})()"""
+
+
+@dataclass(frozen=True)
+class Mode:
+    """What the page asks for: its heading and the slate's size. One digit today; a mode for several digits adds a
+    wider slate and its own reading of the answer."""
+
+    title: str = "Draw a digit"
+    slate_width: int = 280
+    slate_height: int = 280
+
+
+DIGIT = Mode()
 
 
 class DrawPage:
     """One browser tab's page. Everything it stores is tagged with the browser's id."""
 
-    def __init__(self, context: App, *, browser_id: str, network: str | None = None):
+    def __init__(self, context: App, *, browser_id: str, network: str | None = None, mode: Mode = DIGIT):
         self.context = context
         self.predictions = context.predictions
         self.settings = context.settings
         self.browser_id = browser_id
         self.network = network  # the page's client network (app/networks.py), kept with predictions and labels
+        self.mode = mode
         self.shown: Recorded | None = None  # the prediction on screen, with the drawing that was predicted
         self.busy = False
         self.history_page = 1
@@ -85,7 +164,8 @@ class DrawPage:
 
     # ---- layout -------------------------------------------------------------------------------------------------
     def _build(self) -> None:
-        self.database_status = ui.label("").classes("w-full text-center text-sm text-amber-700").mark("db-status")
+        self.database_status = ui.label("").classes("w-full text-center text-sm text-amber-800").mark("db-status")
+        self.database_status.props('role="status"')
         self.database_status.set_visibility(False)
         # While the note shows, a timer re-checks every 3 s so that it goes once the journal has been written. It is
         # made only then: a timer built with the page kept NiceGUI's simulated user from reopening the page in tests.
@@ -95,38 +175,74 @@ class DrawPage:
             self._build_result()
         self.why = WhyView(explain=functools.partial(self.context.explainer.explain, client=self.browser_id))
         self._build_history()
-        ui.keyboard(on_key=self._on_key)
         if self.predictions.note().set_aside:
-            self._show_database_status()  # Enter predicts (ignored while typing in an input)
+            self._show_database_status()
 
     def _build_slate(self) -> None:
-        with ui.card().classes("items-center"):
-            ui.label("Draw a digit").classes("text-lg font-medium")
-            self.slate = Slate(stroke_width=18, on_change=self._on_drawing_changed).mark("slate")
+        with ui.card().classes("items-center max-w-full"):
+            Heading(self.mode.title, level=1)
+            hint = (
+                ui.label(SLATE_HINT)
+                .classes("text-xs text-gray-600 text-center")
+                .style(f"max-width: {self.mode.slate_width}px")
+            )
+            self.slate = Slate(
+                owner=self.browser_id,
+                width=self.mode.slate_width,
+                height=self.mode.slate_height,
+                stroke_width=18,
+                on_change=self._on_drawing_changed,
+                on_picture=self._on_picture,
+                on_submit=self.predict,
+                described_by=f"c{hint.id}",
+            ).mark("slate")
+            hint.move(target_index=-1)  # the hint under the slate, read with it (aria-describedby)
+            with ui.row().classes("items-center justify-center gap-2"):
+                ui.button("Choose a picture", icon="image").props("outline no-caps").on(
+                    "click", js_handler=self.slate.choose_picture_js()
+                ).mark("choose-picture")
+                ui.button("Take a photo", icon="photo_camera").props("outline no-caps").classes("coarse-only").on(
+                    "click", js_handler=self.slate.choose_picture_js(camera=True)
+                )
             with ui.row().classes("w-full items-center no-wrap"):
-                ui.icon("brush").tooltip("Pen width")
-                ui.slider(min=6, max=36, step=1, value=18, on_change=lambda e: self.slate.set_stroke_width(e.value))
-                ui.button(icon="undo", on_click=self.slate.undo).props("flat round").tooltip("Undo last stroke")
-                ui.button(icon="delete", on_click=self._clear).props("flat round").tooltip("Clear")
+                ui.icon("brush", size="sm").classes("text-gray-700").tooltip("Pen width")
+                ui.slider(
+                    min=6, max=36, step=1, value=18, on_change=lambda e: self.slate.set_stroke_width(e.value)
+                ).props('aria-label="Pen width" label')
+                ui.button(icon="undo", on_click=self.slate.undo).props('flat round aria-label="Undo the last stroke"')
+                ui.button(icon="delete", on_click=self._clear).props(
+                    f'flat round aria-label="Clear the slate" {ENTER_PREDICTS}'
+                ).tooltip("Clear the slate")
             with ui.row().classes("w-full items-center justify-between"):
-                self.live = ui.switch("Live", value=False).tooltip("Predict after every stroke (not saved)")
-                self.predict_button = ui.button("Predict", icon="auto_awesome", on_click=self.predict).mark("predict")
+                self.live = ui.switch("Live: predict as you draw", value=False)
+                self.live.tooltip("Live predictions are not saved")
+                self.predict_button = (
+                    ui.button("Predict", icon="auto_awesome", on_click=self.predict).props("unelevated").mark("predict")
+                )
 
     def _build_result(self) -> None:
-        with ui.card().classes("min-w-[320px]"):
-            with ui.row().classes("items-center gap-6"):
-                self.digit_label = ui.label("–").classes("text-8xl font-bold leading-none").mark("digit")
+        with ui.card().classes("w-full sm:w-[360px]").style("scroll-margin-top: 64px") as self.result_card:
+            Heading("Answer", level=2).classes("sr-only")
+            # the focus target after Predict (tabindex -1: reached by script, not by Tab)
+            with ui.row().classes("result-focus items-center gap-6 no-wrap") as self.result_focus:
+                self.result_focus.props('tabindex="-1"').mark("result")
+                self.digit_label = (
+                    ui.label("")
+                    .classes("digit-box w-20 h-24 shrink-0 text-8xl font-bold leading-none text-center")
+                    .mark("digit")
+                )
                 with ui.column().classes("gap-1"):
                     self.confidence_label = ui.label("Draw, then press Predict (or Enter)").mark("confidence")
-                    self.refusal_label = ui.label("").classes("text-xs text-gray-500").mark("refusal")
-                    self.version_label = ui.label("").classes("text-sm text-gray-500").mark("version")
-                    # shown with the first prediction (a placeholder box would read as a broken image)
-                    with ui.row().classes("items-end gap-3") as self.preview_box:
+                    self.refusal_label = ui.label("").classes("text-xs text-gray-600").mark("refusal")
+                    self.version_label = ui.label("").classes("text-sm text-gray-600 min-h-5").mark("version")
+                    # kept in the layout but invisible before the first prediction: showing it then moved the
+                    # cards below by 29 px (and an empty image box read as a broken picture)
+                    with ui.row().classes("items-end gap-3 invisible") as self.preview_box:
                         with ui.column().classes("gap-1"):
-                            ui.label("What the model saw:").classes("text-xs text-gray-500")
+                            ui.label("What the model saw:").classes("text-xs text-gray-600")
                             self.preview = (
                                 ui.image("")
-                                .props("no-spinner no-transition")
+                                .props('no-spinner no-transition alt="the 28×28 picture the model saw"')
                                 .classes("w-[84px] h-[84px]")
                                 .style("image-rendering: pixelated")
                                 .mark("preview")
@@ -134,50 +250,54 @@ class DrawPage:
                         self.why_button = (
                             ui.button("Why?", icon="help_outline", on_click=self.explain)
                             .props("outline no-caps")
-                            .tooltip("Show which strokes made the model say this")
                             .mark("why")
                         )
-            self.preview_box.set_visibility(False)
+            # what a screen reader hears after each prediction (the big digit alone says nothing to it)
+            self.announcer = ui.label("").classes("sr-only").props('role="status" aria-live="polite"')
+            self.announcer.mark("announcer")
             self.refusal_label.set_visibility(False)
-            self.chart = ui.echart(chart_options([0.0] * 10)).classes("w-[320px] h-[180px]")
+            self.chart = ui.echart(chart_options([0.0] * 10)).classes("w-full h-[180px]")
+            self._build_feedback()
+
+    def _build_feedback(self) -> None:
+        # the same height with the hint or the controls: the history below does not move when they appear
+        with ui.element("div").classes("w-full min-h-[112px]"):
             self.feedback_hint = ui.label("After Predict: confirm the answer or type the right digit here.")
-            self.feedback_hint.classes("text-sm text-gray-500").mark("feedback-hint")
-            with ui.row().classes("items-center no-wrap") as self.feedback_row:
-                self.correct_input = (
-                    ui.input("Correct digit").props("maxlength=1 dense outlined").classes("w-28").mark("correct")
-                )
-                self.correct_input.on("keydown.enter", self.submit_feedback)
-                submit = ui.button("Submit feedback", on_click=self.submit_feedback).props("outline")
+            self.feedback_hint.classes("text-sm text-gray-600").mark("feedback-hint")
+            with ui.column().classes("gap-2") as self.feedback_row:
                 correct = (
-                    ui.button("Correct", icon="check", on_click=self.confirm_correct)
-                    .props("color=positive")
+                    ui.button("Yes, that's right", icon="check", on_click=self.confirm_correct)
+                    .props("color=positive no-caps unelevated")
                     .mark("confirm")
                 )
-            self.feedback_controls = [self.correct_input, submit, correct]
-            self.confirm_button = correct
-            self.feedback_label = ui.label("").classes("text-sm").mark("feedback")
-            self._enable_feedback(False)
+                with ui.row().classes("items-start gap-2 no-wrap"):
+                    self.correct_input = (
+                        ui.input("The right digit", validation={ONE_DIGIT: lambda v: not v or is_one_digit(v)})
+                        .props('dense outlined inputmode="numeric" autocomplete="off"')
+                        .classes("w-36")
+                        .mark("correct")
+                    )
+                    self.correct_input.on("keydown.enter", self.submit_feedback)
+                    submit = ui.button("Save correction", on_click=self.submit_feedback).props("outline no-caps")
+        self.feedback_controls = [self.correct_input, submit, correct]
+        self.confirm_button = correct
+        self.feedback_label = ui.label("").classes("text-sm").mark("feedback")
+        self._enable_feedback(False)
 
     def _build_history(self) -> None:
         with ui.card().classes("w-full max-w-4xl mx-auto"):
             with ui.row().classes("w-full items-center justify-between"):
-                ui.label("Your drawings").classes("text-lg font-medium")
+                Heading("Your drawings", level=2)
                 with ui.column().classes("items-end gap-0"):
                     self.accuracy_label = ui.label("").mark("accuracy")
-                    self.version_accuracy_label = ui.label("").classes("text-xs text-gray-500").mark("version-accuracy")
+                    self.version_accuracy_label = ui.label("").classes("text-xs text-gray-600").mark("version-accuracy")
             self.table = ui.table(columns=HISTORY_COLUMNS, rows=[], row_key="id").classes("w-full").mark("history")
-            # 'sv-SE' formats as 2026-12-01 23:03:19, in the browser's own time zone
-            self.table.add_slot(
-                "body-cell-time",
-                '<q-td :props="props" :title="props.value">{{ new Date(props.value).toLocaleString("sv-SE") }}</q-td>',
+            self.table.props('no-data-label="No drawings yet" wrap-cells')
+            self.table.add_slot("body", HISTORY_ROW)
+            self.table.on("relabel", self._on_relabel)
+            ui.label("Click a row, or press Enter on it, to set or change its true digit.").classes(
+                "text-xs text-gray-600"
             )
-            self.table.add_slot(
-                "body-cell-thumb",
-                '<q-td :props="props"><img :src="props.value" style="width:36px;height:36px;border:1px solid #ddd"/>'
-                "</q-td>",
-            )
-            self.table.on("rowClick", self._on_row_click)
-            ui.label("Click a row to set or change its true digit.").classes("text-xs text-gray-500")
             self.pagination = ui.pagination(1, 1, direction_links=True, on_change=self._on_page)
 
     def _enable_feedback(self, enabled: bool, *, can_confirm: bool = True) -> None:
@@ -190,10 +310,6 @@ class DrawPage:
         self.feedback_hint.set_visibility(not enabled)
 
     # ---- actions ------------------------------------------------------------------------------------------------
-    def _on_key(self, event: events.KeyEventArguments) -> None:
-        if event.key.enter and event.action.keydown and not event.action.repeat:
-            ui.timer(0, self.predict, once=True)
-
     def _clear(self) -> None:
         self.slate.clear()
 
@@ -201,11 +317,26 @@ class DrawPage:
         if png is not None and self.live.value and not self.busy:
             ui.timer(0, lambda: self.predict(save=False), once=True)
 
+    async def _on_picture(self, event: PictureArguments) -> None:
+        """A picture instead of a drawing: turned upright and made small enough (app/uploads.py), shown on the
+        slate, and predicted and saved like a drawing."""
+        if self.busy:
+            notify("Wait for the answer to the last one, then give the picture again", type="warning")
+            return
+        try:
+            picture = await asyncio.to_thread(upright, event.data)  # decoding a photo is CPU work: off the loop
+        except PredictionRejected as exc:
+            self._say_problem(str(exc))
+            return
+        self.slate.show_picture(picture, media_type=media_type(picture))
+        await self.predict()
+
     async def predict(self, save: bool = True) -> None:
         """Ask TorchServe about the drawing, show the answer, and (unless live) save it."""
         png = self.slate.png
         if png is None:
-            ui.notify("The slate is empty: draw a digit first", type="warning")
+            self._say(EMPTY)
+            notify(EMPTY, type="warning")
             return
         if self.busy:
             return
@@ -213,24 +344,53 @@ class DrawPage:
         self.predict_button.props("loading")
         try:
             recorded = await self.predictions.predict(png, browser_id=self.browser_id, save=save, network=self.network)
-        except PredictionRejected as exc:
-            ui.notify(str(exc), type="warning")
+        except PredictionRejected as exc:  # e.g. a picture with no digit in it (422), a picture too large (413)
+            self._say_problem(str(exc))
             return
         except ModelUnavailable as exc:
-            ui.notify(str(exc), type="negative")
+            self._say(sentence(str(exc)))
+            notify(str(exc), type="negative")
             return
         except JournalWriteError as exc:
-            ui.notify(f"{NOT_KEPT} ({exc.strerror})", type="negative")
+            self._say(NOT_KEPT)
+            notify(f"{NOT_KEPT} ({exc.strerror})", type="negative")
             return
         finally:
             self.busy = False
             self.predict_button.props(remove="loading")
         self._show(recorded, saved=save)
+        if save:
+            ui.run_javascript(SHOW_RESULT_JS.format(id=self.result_focus.id))
         if recorded.saved is SavedIn.JOURNAL:
-            ui.notify(KEPT_LOCALLY, type="warning")
+            notify(KEPT_LOCALLY, type="warning")
         self._show_database_status()
         if save:
             await self.refresh_history()
+
+    def _say(self, text: str) -> None:
+        """Into the live region (set to the same text twice, a screen reader would stay silent: nudge it)."""
+        self.announcer.set_text(text if self.announcer.text != text else text + " ")
+
+    def _say_problem(self, message: str) -> None:
+        """A picture or drawing the model cannot read: said where the answer goes, and nothing to label."""
+        text = sentence(message)
+        self.shown = None
+        self.digit_label.set_text("")
+        self.confidence_label.set_text(text)
+        self.refusal_label.set_visibility(False)
+        self.version_label.set_text("")
+        self.preview_box.classes(add="invisible")
+        self.why.reset()
+        self._set_chart([0.0] * 10)
+        self._enable_feedback(False)
+        self.feedback_label.set_text("")
+        self._say(text)
+        notify(text, type="warning")
+
+    def _set_chart(self, probabilities: list[float], digit: int | None = None) -> None:
+        self.chart.options.clear()
+        self.chart.options.update(chart_options(probabilities, digit))
+        self.chart.update()
 
     def _show(self, shown: Recorded, *, saved: bool) -> None:
         self.shown = shown
@@ -246,14 +406,13 @@ class DrawPage:
         self.version_label.set_text(f"model {p.model_name} {p.model_version} · {p.latency_ms:.0f} ms")
         self.preview.set_source(data_url(p.preview_png))
         self.preview.set_visibility(p.preview_png is not None)
-        self.preview_box.set_visibility(True)
+        self.preview_box.classes(remove="invisible")
         self.why.reset(shown.row.canvas_png, p)
-        self.chart.options.clear()
-        self.chart.options.update(chart_options(p.probabilities, p.closest_digit))
-        self.chart.update()
+        self._set_chart(p.probabilities, p.closest_digit)
         self.correct_input.set_value("")
         self._enable_feedback(shown.labellable, can_confirm=not p.not_a_digit)
         self.feedback_label.set_text(feedback_note(p, saved=saved))
+        self._say(announcement(p, threshold=self.settings.low_confidence))
 
     async def explain(self) -> None:
         """Why? for the prediction shown: the predicted digit first (the view offers the others)."""
@@ -273,7 +432,8 @@ class DrawPage:
         try:
             digit = parse_digit(self.correct_input.value)
         except ValueError as exc:
-            ui.notify(str(exc), type="negative")
+            self._say(str(exc))
+            notify(str(exc), type="negative")
             return
         if self.shown is not None:
             await self._label(self.shown.request_id, self.shown.row_id, digit)
@@ -281,25 +441,26 @@ class DrawPage:
     async def _label(self, request_id: uuid.UUID, row_id: int | None, digit: int) -> bool:
         shown = self.shown if self.shown is not None and self.shown.request_id == request_id else None
         if shown is not None and not shown.labellable:
-            ui.notify("Press Predict first: there is no saved prediction to label", type="warning")
+            notify("Press Predict first: there is no saved prediction to label", type="warning")
             return False
         try:
             saved = await self.predictions.label(
                 browser_id=self.browser_id, request_id=request_id, row_id=row_id, digit=digit, network=self.network
             )
         except JournalWriteError as exc:
-            ui.notify(f"{NOT_KEPT} ({exc.strerror})", type="negative")
+            notify(f"{NOT_KEPT} ({exc.strerror})", type="negative")
             return False
         except NotYours:
-            ui.notify("That prediction is not in your history", type="negative")
+            notify("That prediction is not in your history", type="negative")
             return False
         if shown is not None:
             verdict = "correct" if digit == shown.prediction.digit else f"wrong, it is a {digit}"
             self.feedback_label.set_text(f"Thanks! Saved as {verdict}. You can still change it.")
         if saved is SavedIn.JOURNAL:
-            ui.notify(KEPT_LOCALLY, type="warning")
+            notify(KEPT_LOCALLY, type="warning")
         else:
-            ui.notify(f"Saved: true digit {digit}", type="positive")
+            notify(f"Saved: true digit {digit}", type="positive")
+        self._say(f"Saved: true digit {digit}")
         self._show_database_status()
         await self.refresh_history()
         return True
@@ -343,15 +504,19 @@ class DrawPage:
         self.accuracy_label.set_text(accuracy_text(correct, labelled, history.total))
         self.version_accuracy_label.set_text(version_accuracy_text(history.by_version))
 
-    def _on_row_click(self, event: events.GenericEventArguments) -> None:
-        row = event.args[1] if isinstance(event.args, list) and len(event.args) > 1 else None
+    def _on_relabel(self, event: events.GenericEventArguments) -> None:
+        row = event.args
         if not isinstance(row, dict) or "id" not in row:
             return
         with ui.dialog() as dialog, ui.card():
-            ui.label(f"True digit for drawing #{row['id']} (predicted {row['predicted']})")
+            Heading(f"True digit for drawing #{row['id']}", level=2)
+            ui.label(f"The model read {row['predicted']}.").classes("text-sm text-gray-600")
             with ui.grid(columns=5):
                 for digit in range(10):
-                    ui.button(str(digit), on_click=lambda d=digit: self._label_from_dialog(dialog, row, d))
+                    ui.button(str(digit), on_click=lambda d=digit: self._label_from_dialog(dialog, row, d)).props(
+                        f'aria-label="True digit {digit}"'
+                    )
+            ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
         dialog.open()
 
     async def _label_from_dialog(self, dialog: ui.dialog, row: dict, digit: int) -> None:

@@ -1,4 +1,9 @@
-"""The stats page: accuracy from users' feedback, overall, per digit, per model version, and a confusion matrix."""
+"""The stats page: accuracy from users' feedback, overall, per digit, per model version, and a confusion matrix.
+
+The page is sent first and the figures read after (`load`): a read during a database outage waits for the pool's
+timeout (5 s), longer than NiceGUI gives a page to build (3 s), which answered a raw 500. While the outage is known
+(app/outage.py) the page says so at once.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,10 @@ from nicegui import ui
 
 from app.context import App
 from app.records import Stats, StoreUnavailable
+from ui.theme import Heading
 from ui.widgets.charts import bar_chart
+
+UNAVAILABLE = "Statistics are unavailable: the database cannot be reached. Try again in a minute."
 
 
 def _percent(rate: float | None) -> str:
@@ -14,53 +22,86 @@ def _percent(rate: float | None) -> str:
 
 
 def per_digit_chart(stats: Stats) -> dict:
-    return bar_chart([stats.per_digit[d].rate or 0.0 for d in range(10)])
+    """One bar per true digit; none for a digit without feedback (a 0 bar read as 0% right)."""
+    rates = [stats.per_digit[d].rate for d in range(10)]
+    options = bar_chart(rates)
+    options["xAxis"]["data"] = [f"{d}\n{stats.per_digit[d].labelled}×" for d in range(10)]
+    options["xAxis"]["axisLabel"] = {"interval": 0, "lineHeight": 15}
+    options["grid"]["bottom"] = 44
+    options["yAxis"]["axisLabel"] = {":formatter": "v => Math.round(v * 100) + '%'"}
+    described = ", ".join(f"{d}: {_percent(rate)}" for d, rate in enumerate(rates))
+    options["aria"] = {"enabled": True, "label": {"description": f"Accuracy per true digit: {described}"}}
+    return options
 
 
 def confusion_chart(stats: Stats) -> dict:
     cells = [[predicted, true, stats.confusion[true][predicted]] for true in range(10) for predicted in range(10)]
     peak = max((count for _, _, count in cells), default=0)
     digits = [str(d) for d in range(10)]
+    wrong = [(true, predicted, n) for predicted, true, n in cells if n and true != predicted]
+    described = "; ".join(f"{n} times {true} read as {predicted}" for true, predicted, n in wrong) or "no mistakes"
     return {
         "animation": False,
         "tooltip": {"position": "top"},
-        "grid": {"left": 50, "right": 10, "top": 10, "bottom": 50},
+        "grid": {"left": 44, "right": 8, "top": 10, "bottom": 46},
         "xAxis": {"type": "category", "data": digits, "name": "predicted", "nameLocation": "middle", "nameGap": 28},
-        "yAxis": {"type": "category", "data": digits, "name": "true", "nameLocation": "middle", "nameGap": 30},
+        "yAxis": {"type": "category", "data": digits, "name": "true", "nameLocation": "middle", "nameGap": 26},
         "visualMap": {"min": 0, "max": max(1, peak), "show": False, "inRange": {"color": ["#f8fafc", "#1d4ed8"]}},
         "series": [{"type": "heatmap", "data": cells, "label": {"show": True, ":formatter": "p => p.value[2] || ''"}}],
+        "aria": {"enabled": True, "label": {"description": f"Confusion matrix of labelled drawings: {described}"}},
     }
 
 
 class StatsPage:
     """Everyone's accuracy (no browser's drawings: /stats is public)."""
 
-    @staticmethod
-    async def show(context: App) -> None:
-        try:
-            stats = await context.history.stats()
-        except StoreUnavailable:
-            ui.label("Statistics are unavailable: the database cannot be reached.").classes("text-negative")
+    def __init__(self, context: App):
+        self.context = context
+        Heading("Statistics", level=1).classes("w-full text-center")
+        self.status = ui.label("Reading the statistics …").classes("w-full text-center").mark("stats-status")
+        self.status.props('role="status"')
+        self.body = ui.row().classes("w-full gap-6 justify-center items-start")
+
+    async def load(self) -> None:
+        """Read the figures and draw them, or say that the database cannot be reached."""
+        if self.context.history.database_known_down:
+            self._unavailable()
             return
-        StatsPage._draw(stats)
+        try:
+            stats = await self.context.history.stats()
+        except StoreUnavailable:
+            self._unavailable()
+            return
+        self.status.set_visibility(False)
+        with self.body:
+            self._draw(stats)
+
+    def _unavailable(self) -> None:
+        self.status.set_text(UNAVAILABLE)
+        self.status.classes("text-negative")
 
     @staticmethod
     def _draw(stats: Stats) -> None:
-        with ui.row().classes("w-full gap-6 justify-center items-start"):
-            with ui.card():
-                ui.label("All users").classes("text-lg font-medium")
-                ui.label(f"{stats.total} predictions, {stats.overall.labelled} with feedback")
-                ui.label(f"Accuracy {_percent(stats.overall.rate)}").classes("text-3xl font-bold")
-                ui.label("Per model version").classes("mt-4 font-medium")
-                rows = [
-                    {"version": version, "predictions": v.total, "labelled": v.labelled, "accuracy": _percent(v.rate)}
-                    for version, v in sorted(stats.per_version.items())
-                ]
-                columns = [{"name": key, "label": key.capitalize(), "field": key} for key in rows[0]] if rows else []
-                ui.table(columns=columns, rows=rows, row_key="version").mark("versions")
-            with ui.card():
-                ui.label("Accuracy per true digit").classes("text-lg font-medium")
-                ui.echart(per_digit_chart(stats)).classes("w-[420px] h-[220px]")
-            with ui.card():
-                ui.label("Confusion matrix (feedback)").classes("text-lg font-medium")
-                ui.echart(confusion_chart(stats)).classes("w-[420px] h-[400px]")
+        with ui.card().classes("w-full sm:w-auto"):
+            Heading("All users", level=2)
+            ui.label(f"{stats.total} predictions, {stats.overall.labelled} with feedback")
+            accuracy = "no feedback yet" if stats.overall.rate is None else f"{stats.overall.rate:.1%}"
+            ui.label(f"Accuracy {accuracy}").classes("text-3xl font-bold")
+            Heading("Per model version", level=3).classes("mt-4 font-medium text-base")
+            rows = [
+                {"version": version, "predictions": v.total, "labelled": v.labelled, "accuracy": _percent(v.rate)}
+                for version, v in sorted(stats.per_version.items())
+            ]
+            columns = [{"name": key, "label": key.capitalize(), "field": key} for key in rows[0]] if rows else []
+            ui.table(columns=columns, rows=rows, row_key="version").props('no-data-label="No predictions yet"').mark(
+                "versions"
+            )
+        with ui.card().classes("w-full sm:w-[460px]"):
+            Heading("Accuracy per true digit", level=2)
+            ui.label("Under each digit, how many drawings of it have feedback; no bar: none yet.").classes(
+                "text-xs text-gray-600"
+            )
+            ui.echart(per_digit_chart(stats)).classes("w-full h-[230px]")
+        with ui.card().classes("w-full sm:w-[460px]"):
+            Heading("Confusion matrix (feedback)", level=2)
+            ui.echart(confusion_chart(stats)).classes("w-full aspect-square max-h-[420px]")

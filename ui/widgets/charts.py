@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 
 
-def bar_chart(values: list[float], *, colors: list[str] | str = "#2563eb", top: float = 1.0) -> dict:
-    """Ten bars, one per digit, on a 0..top axis."""
+def bar_chart(values: Sequence[float | None], *, colors: list[str] | str = "#1d4ed8", top: float = 1.0) -> dict:
+    """Ten bars, one per digit, on a 0..top axis; no bar where a value is None (nothing to show is not 0)."""
     palette = colors if isinstance(colors, list) else [colors] * len(values)
     return {
         "animation": False,
@@ -18,7 +19,8 @@ def bar_chart(values: list[float], *, colors: list[str] | str = "#2563eb", top: 
             {
                 "type": "bar",
                 "data": [
-                    {"value": round(v, 4), "itemStyle": {"color": c}} for v, c in zip(values, palette, strict=True)
+                    {"value": None if v is None else round(v, 4), "itemStyle": {"color": c}}
+                    for v, c in zip(values, palette, strict=True)
                 ],
             }
         ],

@@ -1,7 +1,14 @@
-"""The slate: a custom NiceGUI element (this class + slate.js, no build step) where people draw a digit.
+"""The slate: a custom NiceGUI element (this class + slate.js, no build step) where people draw a digit, or give a
+picture instead.
 
 The browser sends the drawing as a PNG data URL after every stroke, undo and clear (the `change` event), so the
-server always holds the current drawing and Predict needs no round trip to the browser.
+server always holds the current drawing and Predict needs no round trip to the browser. A picture (chosen with the
+page's picture buttons, dropped on the slate, or pasted) is too large for a socket message (a phone photo is several
+MB; python-socketio takes 1 MB): the browser POSTs the file's bytes to the slate's own URL (`picture_route`), and the
+page's `on_picture` handler gets them. What the page then predicts is shown on the slate with `show_picture`.
+
+Enter on the page asks for a prediction (`on_submit`), except on controls that use Enter themselves (slate.js says
+which); mark a control with `ENTER_PREDICTS` to have Enter predict there too (the clear button).
 """
 
 from __future__ import annotations
@@ -10,27 +17,64 @@ import base64
 import binascii
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from nicegui import events, ui
+from fastapi import HTTPException, Request
+from fastapi.responses import Response
+from nicegui import Client, app, events, ui
+from nicegui.events import UiEventArguments, handle_event
+
+from ui.http import signed_browser_id
+from ui.theme import notify
 
 logger = logging.getLogger(__name__)
 
 MAX_PNG_BYTES = 2 * 1024 * 1024
 DATA_URL_PREFIX = "data:image/png;base64,"
+PICTURE_PATH = "/_slate/picture"  # /_slate/picture/{client id}/{element id}: ui/http.py gives it a larger body limit
+MAX_PICTURE_BYTES = 16 * 1024 * 1024  # a phone's photo (app/uploads.py MAX_PICTURE_BYTES says the same)
+ENTER_PREDICTS = "data-enter-predicts"
+
+
+@dataclass(kw_only=True, slots=True)
+class PictureArguments(UiEventArguments):
+    """A picture's bytes as the browser sent them (any format: app/uploads.py decides what it is)."""
+
+    data: bytes
 
 
 class Slate(ui.element, component="slate.js"):
-    """A square drawing area; `png` holds the current drawing (None when empty)."""
+    """A drawing area, `width` x `height` px; `png` holds the current drawing or picture (None when empty).
+
+    `owner`: the browser id of the page's visitor; only that browser may send the slate a picture."""
 
     def __init__(
-        self, *, size: int = 280, stroke_width: int = 18, on_change: Callable[[bytes | None], None] | None = None
+        self,
+        *,
+        owner: str,
+        width: int = 280,
+        height: int = 280,
+        stroke_width: int = 18,
+        on_change: Callable[[bytes | None], None] | None = None,
+        on_picture: Callable[[PictureArguments], object] | None = None,
+        on_submit: Callable[[], object] | None = None,
+        described_by: str = "",
     ) -> None:
         super().__init__()
-        self._props["size"] = size
+        self.owner = owner
+        self._props["width"] = width
+        self._props["height"] = height
         self._props["strokeWidth"] = stroke_width
+        self._props["pictureUrl"] = f"{PICTURE_PATH}/{self.client.id}/{self.id}"
+        self._props["maxPictureBytes"] = MAX_PICTURE_BYTES
+        self._props["describedBy"] = described_by
         self.png: bytes | None = None
         self._on_change = on_change
+        self._on_picture = on_picture
         self.on("change", self._handle_change)
+        if on_submit is not None:
+            self.on("submit", on_submit, args=[])
+        self.on("picture_refused", self._handle_refused)
 
     @property
     def stroke_width(self) -> int:
@@ -54,6 +98,48 @@ class Slate(ui.element, component="slate.js"):
     def undo(self) -> None:
         """Remove the last stroke (the browser sends the new drawing)."""
         self.run_method("undo")
+
+    def choose_picture_js(self, *, camera: bool = False) -> str:
+        """The browser-side click handler of a picture button: the file chooser opens only from the click itself (a
+        round trip through the server would lose the browser's permission to open it)."""
+        return f"() => getElement({self.id}).choose({'true' if camera else 'false'})"
+
+    def receive_picture(self, data: bytes) -> None:
+        """A picture for the page (from the picture route, or a test): the `on_picture` handler gets it."""
+        handle_event(self._on_picture, PictureArguments(sender=self, client=self.client, data=data))
+
+    def show_picture(self, picture: bytes, *, media_type: str) -> None:
+        """Show on the slate the picture that will be predicted (it is `png` from now on, whatever its format)."""
+        self.png = picture
+        self.run_method("showPicture", f"data:{media_type};base64,{base64.b64encode(picture).decode()}")
+
+    def _handle_refused(self, event: events.GenericEventArguments) -> None:
+        """The browser could not send a picture: too large (by its size, or the server's 413), or no answer."""
+        args = event.args if isinstance(event.args, dict) else {}
+        if args.get("reason") == "size" or args.get("status") == 413:
+            message = f"That picture is too large: choose one under {MAX_PICTURE_BYTES // 2**20} MB"
+        else:
+            message = "The picture could not be sent: try again"
+        notify(message, type="negative")
+
+
+async def picture_route(client_id: str, element_id: int, request: Request) -> Response:
+    """POST /_slate/picture/{client}/{element}: the picture's bytes for that page's slate (202, handled in the
+    background: the answer reaches the page over its socket). 404 unless the slate exists and the request comes from
+    the browser whose page it is (its signed browser-id cookie)."""
+    client = Client.instances.get(client_id)
+    slate = client.elements.get(element_id) if client is not None else None
+    if not isinstance(slate, Slate) or signed_browser_id(request) != slate.owner:
+        raise HTTPException(404, "no such slate")
+    slate.receive_picture(await request.body())  # the body limit (ui/http.py) has capped it at MAX_PICTURE_BYTES
+    return Response(status_code=202)
+
+
+def register() -> None:
+    """The picture route (once per app: ui/main.py startup)."""
+    app.add_api_route(
+        PICTURE_PATH + "/{client_id}/{element_id}", picture_route, methods=["POST"], include_in_schema=False
+    )
 
 
 def decode_data_url(value: object) -> bytes | None:

@@ -18,6 +18,7 @@ from nicegui import ui
 
 from app.explanations import Superseded
 from app.records import Explanation, Prediction, PredictorError
+from ui.theme import Heading, notify
 from ui.widgets.charts import data_url
 from ui.widgets.heatmap import Legend, colorize, over_drawing, over_field, smooth
 
@@ -59,7 +60,7 @@ class WhyView:
 
     def __init__(self, *, explain: Explain, notify_error: Callable[[str], None] | None = None):
         self.explain = explain
-        self.notify_error = notify_error or (lambda message: ui.notify(message, type="negative"))
+        self.notify_error = notify_error or (lambda message: notify(message, type="negative"))
         self.png: bytes | None = None
         self.prediction: Prediction | None = None
         self.target: int | None = None
@@ -69,12 +70,12 @@ class WhyView:
     def _build(self) -> None:
         with ui.card().classes("w-full max-w-4xl mx-auto") as self.card:
             with ui.row().classes("w-full items-center justify-between gap-2"):
-                self.title = ui.label("").classes("text-lg font-medium").mark("why-title")
+                self.title = Heading("", level=2).mark("why-title")
                 self.spinner = ui.spinner(size="lg").mark("why-spinner")
                 self.switch_button = ui.button("", on_click=self._switch).props("outline dense no-caps")
                 self.switch_button.mark("why-switch")
             with ui.row().classes("items-center gap-2"):
-                ui.label("Explain digit:").classes("text-sm text-gray-600")
+                ui.label("Explain digit:").classes("text-sm text-gray-700")
                 self.digits = (
                     ui.toggle({d: str(d) for d in range(10)}, on_change=self._on_digit)
                     .props("dense no-caps toggle-color=primary padding='2px 9px'")
@@ -93,7 +94,7 @@ class WhyView:
         with ui.column().classes("items-center gap-1"):
             image = ui.image("").props(f'ratio=1 no-spinner no-transition alt="{alt}"')
             image.classes("w-[140px] sm:w-[224px]").style("border: 1px solid #d1d5db; border-radius: 6px").mark(marker)
-            ui.label(caption).classes("w-[140px] sm:w-[224px] text-xs text-gray-500 text-center")
+            ui.label(caption).classes("w-[140px] sm:w-[224px] text-xs text-gray-600 text-center")
         return image
 
     def _build_legend(self) -> None:
@@ -102,7 +103,7 @@ class WhyView:
                 self.against_label = ui.label("").classes("text-blue-700 whitespace-nowrap").mark("why-against")
                 ui.element("div").classes("grow h-3 rounded").style(f"background: {LEGEND_GRADIENT}")
                 self.for_label = ui.label("").classes("text-red-700 whitespace-nowrap").mark("why-for")
-            self.caption = ui.label("").classes("text-xs text-gray-500 max-w-xl text-center").mark("why-caption")
+            self.caption = ui.label("").classes("text-xs text-gray-600 max-w-xl text-center").mark("why-caption")
 
     # ---- state --------------------------------------------------------------------------------------------------
     def reset(self, png: bytes | None = None, prediction: Prediction | None = None) -> None:

@@ -1,0 +1,364 @@
+"""The numbers table: drawings of several digits read as one number, and the link from each digit's row of
+`predictions` to its number (db/init.sql says why a digit is such a row: retraining, stats and compare mode see it
+like any drawing).
+
+`NumberRow` is the one record of a stored number, its digits as PredictionRows (position, box, the crop as
+canvas_png): what the app inserts, what the journal keeps during an outage, and what the history reads back (without
+drawings). `NumberStore` holds every query of the numbers and of their digit rows, bound to the pool; each call is one
+short transaction, and an outage is StoreUnavailable, as in PredictionStore.
+
+A digit row's request_id is derived from its number's (`digit_request_id`), so a retried or replayed number finds its
+digits again instead of making second rows, and a label can name a digit by its number and position.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
+
+import psycopg
+from psycopg.rows import class_row, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from db.pool import transaction
+from db.predictions import NumberStats, PredictionRow, RequestIdReused, RequestIdTaken, check_digit
+
+MAX_TRUE_DIGITS = 10  # what a user may type as the number they wrote
+MAX_READ_DIGITS = 64  # far above what the handler reads (it caps the pieces of a drawing at 40)
+_DIGIT_CHARACTERS = frozenset("0123456789")  # str.isdigit() would let "²" and other scripts' digits through
+
+
+def check_number(value: object, *, name: str, most: int = MAX_TRUE_DIGITS) -> None:
+    """ValueError unless `value` is a string of 1..`most` ASCII digits ("0089" keeps its zeros)."""
+    if not isinstance(value, str) or not 1 <= len(value) <= most or not set(value) <= _DIGIT_CHARACTERS:
+        raise ValueError(f"{name} must be a string of 1 to {most} digits 0-9, got {str(value)[:40]!r}")
+
+
+def digit_request_id(number_request_id: uuid.UUID, position: int) -> uuid.UUID:
+    """The request_id of a number's digit row: fixed by the number's request_id and the digit's place."""
+    return uuid.uuid5(number_request_id, f"digit {position}")
+
+
+@dataclass(frozen=True)
+class NumberRow:
+    """One stored number (a row of `numbers`) with its digits, left to right. The fields after `client_network` are
+    the table's own: set once the row exists (id, created_at) or labelled (true_number, feedback_network)."""
+
+    request_id: uuid.UUID
+    browser_id: str
+    model_name: str
+    model_version: str
+    number: str | None  # the digits read; None when no number could be read (reason says why)
+    canvas_png: bytes | None  # the whole drawing as sent; None where a read leaves it out
+    latency_ms: float
+    digits: tuple[PredictionRow, ...]  # position 0.. with their boxes; canvas_png: each digit's crop
+    not_a_digit: bool = False
+    reason: str | None = None
+    client_network: str | None = None
+    id: int | None = None
+    created_at: datetime | None = None  # set by the table on insert, or before it (journaled: when it was read)
+    true_number: str | None = None
+    feedback_network: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digits", tuple(self.digits))
+        if self.number is not None:
+            check_number(self.number, name="number", most=MAX_READ_DIGITS)
+        if self.latency_ms < 0:
+            raise ValueError(f"latency_ms must be >= 0, got {self.latency_ms!r}")
+        for position, digit in enumerate(self.digits):
+            if digit.position != position or digit.browser_id != self.browser_id:
+                raise ValueError(f"digit {position} of a number must have position {position} and the same browser")
+
+    @property
+    def reading(self) -> str:
+        """The digits read, left to right, also when the number was refused (then each digit's closest one)."""
+        return self.number or "".join(str(digit.predicted_digit) for digit in self.digits)
+
+    @property
+    def right(self) -> bool | None:
+        """Whether the number was read exactly; None until labelled."""
+        if self.true_number is None:
+            return None
+        return self.true_number == self.number
+
+
+class NumberIds(NamedTuple):
+    """The ids a stored number got: its own, and its digit rows' (left to right)."""
+
+    id: int
+    digit_ids: tuple[int, ...]
+
+
+_DIGIT_COLUMNS = """request_id, browser_id, model_name, model_version, predicted_digit, confidence, probabilities,
+    NULL::bytea AS canvas_png, preview_png, latency_ms, not_a_digit, client_network::text AS client_network, id,
+    created_at, true_digit, feedback_network::text AS feedback_network, position, box"""
+_NUMBER_COLUMNS = """id, request_id, browser_id, model_name, model_version, number, latency_ms, not_a_digit, reason,
+    client_network::text AS client_network, created_at, true_number, feedback_network::text AS feedback_network"""
+
+
+class NumberStore:
+    """Every query of the numbers table and of its digits' rows, bound to the app's pool (one per app)."""
+
+    def __init__(self, pool: AsyncConnectionPool):
+        self.pool = pool
+
+    async def insert(self, row: NumberRow) -> NumberIds:
+        """Store a number and its digit rows in one transaction; a retry with the same request_id returns the first
+        ids. Dated `row.created_at` when set (replayed from the journal), else now; its digits get the same time.
+
+        RequestIdTaken when the request_id (or a digit's) is another browser's; RequestIdReused when it is this
+        browser's number of another drawing.
+        """
+        if row.canvas_png is None or any(digit.canvas_png is None for digit in row.digits):
+            raise ValueError("a number is stored with its drawing and each digit with its crop")
+        digest = hashlib.sha256(row.canvas_png).digest()
+        async with transaction(self.pool) as conn:
+            cursor = await conn.execute(
+                """
+                INSERT INTO numbers (request_id, browser_id, model_name, model_version, number, not_a_digit, reason,
+                                     canvas_png, latency_ms, client_network, created_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()))
+                ON CONFLICT (request_id) DO UPDATE SET request_id = EXCLUDED.request_id
+                    WHERE numbers.browser_id = EXCLUDED.browser_id
+                RETURNING id, sha256(canvas_png) = %s, created_at
+                """,
+                (
+                    row.request_id, row.browser_id, row.model_name, row.model_version, row.number, row.not_a_digit,
+                    row.reason, row.canvas_png, row.latency_ms, row.client_network, row.created_at, digest,
+                ),
+            )  # fmt: skip
+            found = await cursor.fetchone()
+            # As in PredictionStore.insert: the no-op update returns the existing row unless another browser owns it.
+            if found is None:
+                raise RequestIdTaken(f"request_id {row.request_id} belongs to another browser's number")
+            number_id, same_image, created_at = found
+            if not same_image:
+                raise RequestIdReused(f"request_id {row.request_id} was used for another drawing (number {number_id})")
+            stored = await self._digit_ids(conn, number_id)
+            if stored or not row.digits:  # a retry: its digits were stored with it
+                return NumberIds(int(number_id), stored)
+            return NumberIds(int(number_id), await self._insert_digits(conn, row, number_id, created_at))
+
+    @staticmethod
+    async def _digit_ids(conn: psycopg.AsyncConnection, number_id: int) -> tuple[int, ...]:
+        cursor = await conn.execute("SELECT id FROM predictions WHERE number_id = %s ORDER BY position", (number_id,))
+        return tuple(int(digit_id) for (digit_id,) in await cursor.fetchall())
+
+    @staticmethod
+    async def _insert_digits(
+        conn: psycopg.AsyncConnection, row: NumberRow, number_id: int, created_at: datetime
+    ) -> tuple[int, ...]:
+        ids = []
+        for digit in row.digits:
+            try:
+                async with conn.transaction():  # a savepoint, so the error below leaves the transaction usable
+                    cursor = await conn.execute(
+                        """
+                        INSERT INTO predictions (request_id, browser_id, model_name, model_version, predicted_digit,
+                                                 confidence, probabilities, canvas_png, preview_png, latency_ms,
+                                                 not_a_digit, client_network, created_at, number_id, position, box)
+                        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                        RETURNING id
+                        """,
+                        (
+                            digit.request_id, digit.browser_id, digit.model_name, digit.model_version,
+                            digit.predicted_digit, digit.confidence, list(digit.probabilities), digit.canvas_png,
+                            digit.preview_png, digit.latency_ms, digit.not_a_digit, digit.client_network, created_at,
+                            number_id, digit.position, list(digit.box or ()),
+                        ),
+                    )  # fmt: skip
+            except psycopg.errors.UniqueViolation as exc:  # a single drawing was stored under this digit's id
+                raise RequestIdTaken(f"request_id {digit.request_id} of digit {digit.position} is taken") from exc
+            (digit_id,) = await cursor.fetchone() or (0,)
+            ids.append(int(digit_id))
+        return tuple(ids)
+
+    async def set_feedback_by_request_id(
+        self,
+        *,
+        request_id: uuid.UUID,
+        browser_id: str,
+        true_number: str,
+        at: datetime | None = None,
+        network: str | None = None,
+    ) -> int | None:
+        """Record the number the user wrote for their own number (may be changed later), and the network it came from.
+        When it has as many digits as were read, each digit row gets its digit as label too (at the same time, unless
+        that digit has a newer label of its own); else the digit rows are left as they are (the drawing was not split
+        into the digits the user wrote, so no crop is known to hold one of them).
+
+        Returns how many digit rows were labelled, or None when this browser has no such number (or, with `at`, a
+        label replayed from the journal, the number has a newer label)."""
+        check_number(true_number, name="true_number")
+        async with transaction(self.pool) as conn:
+            cursor = await conn.execute(
+                """
+                UPDATE numbers SET true_number = %s, feedback_at = coalesce(%s, now()), feedback_network = %s
+                WHERE request_id = %s AND browser_id = %s AND (%s::timestamptz IS NULL OR feedback_at IS NULL
+                                                               OR feedback_at <= %s)
+                RETURNING id, feedback_at
+                """,
+                (true_number, at, network, request_id, browser_id, at, at),
+            )
+            found = await cursor.fetchone()
+            if found is None:
+                return None
+            number_id, labelled_at = found
+            if len(await self._digit_ids(conn, number_id)) != len(true_number):
+                return 0
+            cursor = await conn.execute(
+                """
+                UPDATE predictions SET true_digit = substr(%s, position + 1, 1)::smallint, feedback_at = %s,
+                                       feedback_network = %s
+                WHERE number_id = %s AND (feedback_at IS NULL OR feedback_at <= %s)
+                """,
+                (true_number, labelled_at, network, number_id, labelled_at),
+            )
+            return cursor.rowcount
+
+    async def set_digit_feedback_by_request_id(
+        self,
+        *,
+        request_id: uuid.UUID,
+        browser_id: str,
+        position: int,
+        true_digit: int,
+        at: datetime | None = None,
+        network: str | None = None,
+    ) -> bool:
+        """Record the digit the user meant at `position` (0 = leftmost) of their own number. The number's label becomes
+        the reading with this digit corrected (and the corrections before it kept), unless the user typed a number
+        of another length: that one stays. False when this browser has no such number or digit (or, with `at`, the
+        digit has a newer label)."""
+        check_digit(true_digit, name="true_digit")
+        async with transaction(self.pool) as conn:
+            cursor = conn.cursor(row_factory=dict_row)
+            await cursor.execute(
+                f"SELECT {_NUMBER_COLUMNS} FROM numbers WHERE request_id = %s AND browser_id = %s FOR UPDATE",
+                (request_id, browser_id),
+            )
+            number = await cursor.fetchone()
+            if number is None:
+                return False
+            updated = await conn.execute(
+                """
+                UPDATE predictions SET true_digit = %s, feedback_at = coalesce(%s, now()), feedback_network = %s
+                WHERE number_id = %s AND position = %s AND (%s::timestamptz IS NULL OR feedback_at IS NULL
+                                                            OR feedback_at <= %s)
+                RETURNING feedback_at
+                """,
+                (true_digit, at, network, number["id"], position, at, at),
+            )
+            labelled = await updated.fetchone()
+            if labelled is None:
+                return False
+            digits = await self._digits(conn, [number["id"]])
+            corrected = _corrected(_number_row(number, digits), position, true_digit)
+            if corrected is not None:
+                await conn.execute(
+                    """
+                    UPDATE numbers SET true_number = %s, feedback_at = %s, feedback_network = %s
+                    WHERE id = %s AND (feedback_at IS NULL OR feedback_at <= %s)
+                    """,
+                    (corrected, labelled[0], network, number["id"], labelled[0]),
+                )
+            return True
+
+    async def timeline(self, *, browser_id: str, limit: int, offset: int = 0) -> list[PredictionRow | NumberRow]:
+        """One page of a browser's history, newest first: its single drawings and its numbers (each once, with its
+        digits), without drawings (drawing() and the digits' rows serve those)."""
+        if limit < 1 or offset < 0:
+            raise ValueError(f"need limit >= 1 and offset >= 0, got limit={limit}, offset={offset}")
+        async with transaction(self.pool) as conn:
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")  # the three reads agree
+            cursor = await conn.execute(
+                """
+                SELECT kind, id FROM (
+                    SELECT 'drawing' AS kind, id, created_at FROM predictions
+                    WHERE browser_id = %s AND number_id IS NULL
+                    UNION ALL
+                    SELECT 'number' AS kind, id, created_at FROM numbers WHERE browser_id = %s
+                ) AS entries
+                ORDER BY created_at DESC, id DESC, kind LIMIT %s OFFSET %s
+                """,
+                (browser_id, browser_id, limit, offset),
+            )
+            keys = [(str(kind), int(entry_id)) for kind, entry_id in await cursor.fetchall()]
+            drawings = await self._drawings(conn, [entry_id for kind, entry_id in keys if kind == "drawing"])
+            numbers = await self._numbers(conn, [entry_id for kind, entry_id in keys if kind == "number"])
+        return [drawings[entry_id] if kind == "drawing" else numbers[entry_id] for kind, entry_id in keys]
+
+    async def timeline_count(self, *, browser_id: str) -> int:
+        """How many entries a browser's history has: single drawings and numbers (a number's digits are not counted)."""
+        async with transaction(self.pool) as conn:
+            cursor = await conn.execute(
+                """
+                SELECT (SELECT count(*) FROM predictions WHERE browser_id = %s AND number_id IS NULL)
+                     + (SELECT count(*) FROM numbers WHERE browser_id = %s)
+                """,
+                (browser_id, browser_id),
+            )
+            (count,) = await cursor.fetchone() or (0,)
+        return int(count)
+
+    @staticmethod
+    async def _drawings(conn: psycopg.AsyncConnection, ids: list[int]) -> dict[int, PredictionRow]:
+        cursor = conn.cursor(row_factory=class_row(PredictionRow))
+        await cursor.execute(f"SELECT {_DIGIT_COLUMNS} FROM predictions WHERE id = ANY(%s)", (ids,))
+        return {row.id: row for row in await cursor.fetchall() if row.id is not None}
+
+    @staticmethod
+    async def _digits(conn: psycopg.AsyncConnection, number_ids: list[int]) -> dict[int, list[PredictionRow]]:
+        """The digit rows of these numbers, left to right (without their crops), by number id."""
+        cursor = conn.cursor(row_factory=dict_row)
+        await cursor.execute(
+            f"SELECT number_id, {_DIGIT_COLUMNS} FROM predictions WHERE number_id = ANY(%s) ORDER BY position",
+            (number_ids,),
+        )
+        digits: dict[int, list[PredictionRow]] = {}
+        for found in await cursor.fetchall():
+            number_id = found.pop("number_id")
+            digits.setdefault(number_id, []).append(PredictionRow(**found))
+        return digits
+
+    async def _numbers(self, conn: psycopg.AsyncConnection, ids: list[int]) -> dict[int, NumberRow]:
+        cursor = conn.cursor(row_factory=dict_row)
+        await cursor.execute(f"SELECT {_NUMBER_COLUMNS} FROM numbers WHERE id = ANY(%s)", (ids,))
+        found = await cursor.fetchall()
+        digits = await self._digits(conn, ids)
+        return {number["id"]: _number_row(number, digits) for number in found}
+
+    async def drawing(self, *, browser_id: str, number_id: int) -> bytes | None:
+        """The whole drawing of one of the browser's numbers (None: not stored, or not this browser's)."""
+        async with transaction(self.pool) as conn:
+            cursor = await conn.execute(
+                "SELECT canvas_png FROM numbers WHERE id = %s AND browser_id = %s", (number_id, browser_id)
+            )
+            found = await cursor.fetchone()
+        return bytes(found[0]) if found else None
+
+    async def stats(self) -> NumberStats:
+        """How many numbers were read, labelled, and read exactly, over all browsers."""
+        async with transaction(self.pool) as conn:
+            cursor = await conn.execute(
+                "SELECT count(*), count(true_number), count(*) FILTER (WHERE true_number = number) FROM numbers"
+            )
+            total, labelled, exact = await cursor.fetchone() or (0, 0, 0)
+        return NumberStats(int(total), int(labelled), int(exact))
+
+
+def _number_row(number: dict, digits: dict[int, list[PredictionRow]]) -> NumberRow:
+    return NumberRow(canvas_png=None, digits=tuple(digits.get(number["id"], ())), **number)
+
+
+def _corrected(number: NumberRow, position: int, digit: int) -> str | None:
+    """The number's label once the digit at `position` is `digit`: the label so far (or the reading) with that digit
+    changed; None when the user typed a number of another length (it stays) or the result is too long to be one."""
+    base = number.true_number or number.reading
+    if len(base) != len(number.digits) or len(base) > MAX_TRUE_DIGITS or not 0 <= position < len(base):
+        return None
+    return base[:position] + str(digit) + base[position + 1 :]

@@ -1,0 +1,121 @@
+"""Issue #23's acceptance in a real Chromium: axe-core finds nothing critical or serious in any state of any page, on a
+desktop and on a phone; and a keyboard alone gets a digit in and corrected: Tab to the picture control, open it with
+Enter, choose a picture, hear the answer in the live region, type the right digit and press Enter.
+
+axe-core comes with axe-playwright-python (no network). Screenshots for docs/ are written to var/e2e/."""
+
+import pytest
+
+from tests.e2e.conftest import ADMIN_PASSWORD, DESKTOP, PHONE, SHOTS, opened
+from tests.e2e.test_browser import SEVEN, draw_with_mouse, draw_with_touch
+from tests.support.pictures import photo
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+ANNOUNCER = "[role=status][aria-live=polite]"
+
+
+def serious(page) -> list[str]:
+    """axe-core's critical and serious violations on the page as it is: "rule (impact): targets" each."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    violations = Axe().run(page).response["violations"]
+    return [
+        f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']]}"
+        for v in violations
+        if v["impact"] in ("critical", "serious")
+    ]
+
+
+def announced(page, starting: str, *, timeout: float = 20000) -> str:
+    """The live region's text once it starts with `starting`."""
+    region = page.locator(ANNOUNCER).filter(has_text=starting)
+    region.wait_for(state="attached", timeout=timeout)
+    return region.inner_text().strip()
+
+
+def log_in(page, url: str) -> None:
+    page.goto(f"{url}/models")
+    page.get_by_label("Admin password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_text("version(s) loaded").wait_for(timeout=20000)
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_axe_finds_nothing_critical_or_serious_in_any_page_state(browser, app_url, device):
+    page = opened(browser, app_url, **(DESKTOP if device == "desktop" else PHONE))
+    try:
+        found = {"drawing page, empty": serious(page)}
+        if device == "phone":
+            draw_with_touch(page, SEVEN)
+        else:
+            draw_with_mouse(page, SEVEN)
+        page.get_by_role("button", name="Predict").click()
+        announced(page, "Predicted")
+        found["drawing page, after a prediction"] = serious(page)
+        page.get_by_role("button", name="Why?").click()
+        page.wait_for_function(
+            "() => { const i = document.querySelector('img[alt=\"the map over your drawing\"]');"
+            " return i && i.complete && i.naturalWidth > 0; }",
+            timeout=20000,
+        )
+        found["drawing page, Why? open"] = serious(page)
+        page.goto(f"{app_url}/stats")
+        page.get_by_text("Accuracy per true digit").wait_for()
+        found["/stats"] = serious(page)
+        page.goto(f"{app_url}/models")
+        page.get_by_label("Admin password").wait_for()
+        found["/models, login form"] = serious(page)
+        log_in(page, app_url)
+        found["/models, logged in"] = serious(page)
+    finally:
+        page.context.close()
+    assert found == {state: [] for state in found}
+
+
+def tab_to(page, target, *, presses: int = 25) -> None:
+    """Press Tab until `target` (a locator) has the focus (fails after `presses`)."""
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if target.evaluate("e => e === document.activeElement"):
+            return
+    raise AssertionError(f"{target} not reached with {presses} presses of Tab")
+
+
+def focus_outline(page) -> tuple[str, float]:
+    """The focused element's outline: (style, width in px)."""
+    style, width = page.evaluate(
+        "() => { const s = getComputedStyle(document.activeElement); return [s.outlineStyle, s.outlineWidth]; }"
+    )
+    return style, float(width.removesuffix("px"))
+
+
+def test_keyboard_only_a_picture_is_predicted_announced_and_corrected(browser, app_url, tmp_path):
+    picture = tmp_path / "seven.jpg"
+    picture.write_bytes(photo())  # a phone photo of a 7 on paper, stored sideways with its EXIF orientation
+    page = opened(browser, app_url, **DESKTOP)
+    try:
+        tab_to(page, page.get_by_role("button", name="Choose a picture"))
+        style, width = focus_outline(page)
+        assert style != "none" and width >= 2  # focus is visible (WCAG 2.4.7)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "keyboard-focus.png"))
+        with page.expect_file_chooser() as chooser:
+            page.keyboard.press("Enter")
+        chooser.value.set_files(str(picture))
+        answer = announced(page, "Predicted")
+        assert answer.startswith("Predicted 7,"), answer  # read upright: on its side it would not be a clear 7
+        assert page.evaluate("() => document.activeElement.classList.contains('result-focus')")  # focus on it
+        page.screenshot(path=str(SHOTS / "upload.png"))
+        tab_to(page, page.get_by_label("The right digit"))
+        page.keyboard.type("4")  # as if it had been a 4
+        page.keyboard.press("Enter")
+        announced(page, "Saved: true digit 4")
+        row = page.locator("tbody tr").first
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('tbody tr:first-child td')].some(td => td.innerText.trim() === '4')"
+        )
+        cells = [cell.strip() for cell in row.locator("td").all_inner_texts()]
+        assert cells[2] == "7" and cells[4] == "4" and cells[5] == "✗", cells
+    finally:
+        page.context.close()
