@@ -47,6 +47,23 @@ def four_in_two_strokes(x: float) -> list[list[tuple[float, float]]]:
     return [[(x + 40, 60), (x, 160), (x + 95, 160)], [(x + 70, 100), (x + 70, 220)]]
 
 
+def two(x: float, *, top: float = 60, bottom: float = 220, width: float = 95) -> list[list[tuple[float, float]]]:
+    cx, cy, r = x + width / 2, top + 40, width / 2
+    arc = [(cx + r * np.cos(a), cy + 40 * np.sin(a)) for a in np.linspace(np.pi * 1.1, np.pi * 2.25, 14)]
+    return [[*arc, (x + 4, bottom), (x + width + 5, bottom)]]
+
+
+def six(x: float, *, top: float = 60, bottom: float = 220) -> list[list[tuple[float, float]]]:
+    cx, cy, r = x + 42, bottom - 42, 40
+    loop = [(cx + r * np.sin(a), cy - r * np.cos(a)) for a in np.linspace(-np.pi * 1.5, np.pi * 0.5, 30)]
+    return [[(x + 70, top), (x + 20, top + 60), *loop]]
+
+
+def five_with_its_bar_far_right(x: float) -> list[list[tuple[float, float]]]:
+    body = [(x + 12, 70), (x + 6, 135), (x + 45, 122), (x + 80, 145), (x + 84, 190), (x + 55, 220), (x + 8, 210)]
+    return [body, [(x + 14, 66), (x + 150, 60)]]
+
+
 def drawing(*digits: list, pen: float = PEN, style: str = "transparent", slate=SLATE, grey: bool = False) -> bytes:
     strokes = [np.asarray(stroke, dtype=np.float32) for digit in digits for stroke in digit]
     image = canvas.styled(pendigits.draw_strokes(strokes, width=pen, size=slate), style)
@@ -137,6 +154,64 @@ def test_touching_digits_are_split(model):
     ink, _ = ink_map(decode(png))
     assert len(set(segmentation.connected_runs(ink > 25).part.tolist())) == 2
     assert read(png, model)["number"] == "001"
+
+
+def parts(png: bytes) -> int:
+    ink, _ = ink_map(decode(png))
+    return len(set(segmentation.connected_runs(ink > 25).part.tolist()))
+
+
+@pytest.mark.parametrize(
+    ("digits", "expected"),
+    [
+        ([zero(150), zero(244)], "00"),
+        ([zero(150), seven(228, top=70)], "07"),
+        ([one(150), seven(150)], "17"),
+        ([one(141), zero(150), one(250)], "101"),
+        ([one(141), zero(150), zero(244), one(344)], "1001"),
+    ],
+    ids=["two 0s sharing an upright stroke", "0 touching the 7's bar", "1 at the 7's bar", "1s touching a 0", "1001"],
+)
+def test_touching_digits_are_cut_apart(digits, expected, model):
+    """Digits whose strokes run into each other: one connected part, cut where its contours dip (the first cut,
+    which cut only where a column crossed the fewest strokes, read these 00, 0, 7, 0 and 10)."""
+    png = drawing(*digits)
+    assert parts(png) == 1
+    assert read(png, model)["number"] == expected
+
+
+def test_2026_with_the_2_touching_its_0(model):
+    png = drawing(two(100), zero(196), two(300), six(420))
+    assert parts(png) == 3  # 2-0-2 touch, the 6 stands apart
+    answer = read(png, model)
+    assert answer["number"] == "2026"
+    lefts = [digit["box"][0] for digit in answer["digits"]]
+    assert lefts == sorted(lefts) and answer["digits"][1]["box"][0] > 180  # the 0's box starts near the 0
+
+
+def test_a_cut_runs_down_the_stroke_two_0s_share():
+    """The line from the upper contour's valley to the lower contour's peak follows the shared upright stroke, so
+    each 0 keeps half of it."""
+    ink, _ = ink_map(decode(drawing(zero(150), zero(244))))
+    found = segmentation.segment(ink)
+    (paths,) = [paths for paths in found.paths if paths]
+    shared = 240 / 2  # the shared stroke's column in ink pixels (the 840 px slate is worked on at 420)
+    assert any(np.all(np.abs(path.columns - shared) <= found.ink.pen) for path in paths)
+
+
+@pytest.mark.parametrize(
+    ("digits", "expected"),
+    [
+        ([two(200, width=170)], "2"),
+        ([seven(200, width=150)], "7"),
+        ([five_with_its_bar_far_right(200)], "5"),
+        ([two(100, width=160), five_with_its_bar_far_right(320)], "25"),
+        ([seven(100, width=150), two(300, width=160)], "72"),
+    ],
+    ids=["a wide 2", "a 7 with a long bar", "a 5 whose bar is far right", "25 wide", "72 wide"],
+)
+def test_wide_digits_are_not_cut(digits, expected, model):
+    assert read(drawing(*digits), model)["number"] == expected
 
 
 def test_specks_are_not_digits(model):
