@@ -711,7 +711,9 @@ def _candidates(drawing: _Drawing, ink: np.ndarray, *, scale: tuple[float, float
     for first in range(last):
         start = _place(drawing, first)
         for stop in range(first + 1, last + 1):
-            if stop < last and _place(drawing, stop) - start > reach + drawing.ink.pen:
+            # the ink up to boundary stop - 1 is in the span: beyond reach, so is every later stop's. (Not stop's own
+            # place: a whole part followed by a wide space ends far before the next part starts.)
+            if _place(drawing, stop - 1) - start > reach + drawing.ink.pen:
                 break
             segments = _segments(drawing, first, stop)
             if segments is None or len(segments) > MAX_GROUP:

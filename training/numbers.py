@@ -149,15 +149,19 @@ def load_unipen_digits(path: Path | None = None) -> list[pendigits.PenDigit]:
     ]
 
 
-def load_unipen_numbers(path: Path | None = None, *, half: str | None = None) -> list[tuple[str, tuple, str]]:
-    """UNIPEN's handwritten numbers: (label, strokes with y down, session file); half "a" or "b": the files at even
-    or odd places in sorted order (whole files: a writer is on one side only)."""
+def load_unipen_numbers(path: Path | None = None) -> list[tuple[str, tuple, str]]:
+    """UNIPEN's handwritten numbers: (label, strokes with y down, session file)."""
     records = _records(_path(path, UNIPEN_NUMBERS_ENV, "UNIPEN numbers"))
-    numbers = [(r["label"], _strokes(r), r["file"]) for r in records if r["label"].isdigit() and r["strokes"]]
-    if half is None:
-        return numbers
-    first = {file for file in sorted({file for _, _, file in numbers})[0::2]}
-    return [number for number in numbers if (number[2] in first) == (half == "a")]
+    return [(r["label"], _strokes(r), r["file"]) for r in records if r["label"].isdigit() and r["strokes"]]
+
+
+def in_half(cases: Sequence[Case], half: str) -> list[Case]:
+    """The real numbers of half "a" or "b": the session files at even or odd places in sorted order (whole files: a
+    writer is on one side only). The cases are rendered from all the numbers first, so that a number looks the same
+    in its half as in the whole set."""
+    files = sorted({case.number.source for case in cases})
+    first = set(files[0::2])
+    return [case for case in cases if (case.number.source in first) == (half == "a")]
 
 
 # ---- composing --------------------------------------------------------------------------------------------------
@@ -384,6 +388,7 @@ class InProcessReader:
     """Numbers read as the handler reads them (handler/segmentation.py and one forward pass), without a server."""
 
     model: object  # handler.model.DigitNet
+    spent: Counter = dataclasses.field(default_factory=Counter)  # numbers read, model inputs, seconds (read_png)
 
     @classmethod
     def load(cls, weights: Path) -> InProcessReader:
@@ -405,8 +410,11 @@ class InProcessReader:
     def read_png(self, png: bytes) -> dict:
         from handler import segmentation
 
+        started = time.perf_counter()
         plan = segmentation.prepare_number(png)
-        return segmentation.reading(plan, self.logits(plan.tensors()))
+        answer = segmentation.reading(plan, self.logits(plan.tensors()))
+        self.spent.update(numbers=1, inputs=len(plan.candidates), seconds=time.perf_counter() - started)
+        return answer
 
     def read_masks(self, masks: Sequence[np.ndarray]) -> str:
         """The digits read from each one's own ink (the true segmentation)."""
@@ -475,7 +483,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pendigits", type=Path, default=None)
     parser.add_argument("--unipen-digits", type=Path, default=None)
     parser.add_argument("--unipen-numbers", type=Path, default=None)
-    parser.add_argument("--weights", type=Path, default=ROOT / "model_store" / "v3.0" / "weights.pt")
+    parser.add_argument("--weights", type=Path, default=ROOT / "model_store" / "v4.0" / "weights.pt")
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--touching", type=float, default=SPEC.touching, help="share of numbers with a touching pair")
@@ -502,11 +510,15 @@ def main(argv: list[str] | None = None) -> None:
         f"read exactly: {result['exact']}/{result['numbers']} = {100 * result['exact_rate']:.1f}%; by digits: "
         + ", ".join(f"{n}: {result.get(f'length_{n}_exact', 0)}/{result[f'length_{n}']}" for n in lengths)
     )
+    spent = reader.spent
+    per_number = 1000 * spent["seconds"] / spent["numbers"]
+    print(f"model inputs per digit {spent['inputs'] / result['digits']:.2f}, {per_number:.1f} ms per number")
 
 
 def _cases(args, *, spec: NumberSpec) -> list[Case]:
     if args.set == "unipen":
-        return real_set(load_unipen_numbers(args.unipen_numbers, half=args.half), seed=args.seed, spec=spec)
+        cases = real_set(load_unipen_numbers(args.unipen_numbers), seed=args.seed, spec=spec)
+        return in_half(cases, args.half) if args.half else cases
     training, heldout = pendigits.split_by_writer(pendigits.load(args.pendigits))
     if args.set == "heldout":
         return composed_set(heldout, count=args.count, seed=args.seed, spec=spec)
@@ -521,7 +533,7 @@ def _tuning_sets(args) -> dict[str, tuple[list[Case], float]]:
     pool = training + load_unipen_digits(args.unipen_digits)
     sets = {name: (composed_set(pool, count=args.count, seed=seed, spec=NumberSpec(per_pair="touching" in name)), 1.0)
             for name, seed in TUNING_SEEDS.items()}  # fmt: skip
-    real = real_set(load_unipen_numbers(args.unipen_numbers, half="a"), seed=args.seed)
+    real = in_half(real_set(load_unipen_numbers(args.unipen_numbers), seed=args.seed), "a")
     return sets | {"unipen-a": (real, 3.0)}
 
 

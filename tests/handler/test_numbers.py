@@ -16,7 +16,7 @@ import torch
 from handler import segmentation
 from handler.model import DigitNet
 from handler.preprocess import BlankImageError, decode, ink_map
-from tests.conftest import ROOT, SHIPPED_V3_WEIGHTS, blank_png
+from tests.conftest import ROOT, SHIPPED_V3_WEIGHTS, SHIPPED_V4_WEIGHTS, blank_png
 from tests.handler.test_mnist_handler import handle, load_handler
 from training import canvas, numbers, pendigits
 
@@ -70,10 +70,11 @@ def drawing(*digits: list, pen: float = PEN, style: str = "transparent", slate=S
     return canvas.to_png(image.convert("L") if grey else image)
 
 
-@pytest.fixture(scope="module")
-def model() -> DigitNet:
+@pytest.fixture(scope="module", params=[SHIPPED_V4_WEIGHTS, SHIPPED_V3_WEIGHTS], ids=["4.0", "3.0"])
+def model(request) -> DigitNet:
+    """The shipped default (4.0) and the version the segmentation's costs were first tuned with (3.0)."""
     net = DigitNet()
-    net.load_state_dict(torch.load(SHIPPED_V3_WEIGHTS, map_location="cpu", weights_only=True))
+    net.load_state_dict(torch.load(request.param, map_location="cpu", weights_only=True))
     return net.eval()
 
 
@@ -110,7 +111,7 @@ def test_hatching_is_not_read_as_a_number():
     assert segmentation.reading(plan, np.zeros((0, 10)))["number"] is None
 
 
-# ---- reading drawings made here with the shipped 3.0 weights -------------------------------------------------------
+# ---- reading drawings made here with the shipped 4.0 and 3.0 weights ----------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -121,8 +122,9 @@ def test_hatching_is_not_read_as_a_number():
         ([one(100), five_with_its_bar_apart(200)], "15"),
         ([four_in_two_strokes(150), one(350)], "41"),
         ([zero(120), seven(280), zero(480)], "070"),
+        ([one(60), zero(330), seven(650)], "107"),
     ],
-    ids=["separate", "one digit", "5 with its bar apart", "4 in two strokes", "zeros"],
+    ids=["separate", "one digit", "5 with its bar apart", "4 in two strokes", "zeros", "far apart"],
 )
 def test_reads_digits_side_by_side(digits, expected, model):
     answer = read(drawing(*digits), model)
@@ -358,7 +360,7 @@ def shared_file(env: str, default: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def reader():
-    return numbers.InProcessReader.load(SHIPPED_V3_WEIGHTS)
+    return numbers.InProcessReader.load(SHIPPED_V4_WEIGHTS)
 
 
 def test_numbers_composed_from_heldout_pendigits_writers(reader):
