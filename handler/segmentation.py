@@ -87,6 +87,8 @@ APART_TALL = 0.75  # two parts this tall with empty columns between them are two
 MAX_DIGIT_WIDTH = 1.5  # a candidate wider than this is no digit
 MAX_INNER_GAP = 0.3  # a candidate with a run of empty columns wider than this inside is no digit
 MAX_SLANT = 0.8  # x per y
+STACKED = 0.5  # two parts sharing more than this of the narrower one's columns ...
+STACKED_ROWS = 0.1  # ... and fewer rows than this stand one above the other
 # 9 in 10 digits of each class, in numbers composed from the training writers, are at most this wide (slant taken
 # out, pen included): a 1 is narrow, a 0 or a 2 can be wider than high.
 DIGIT_WIDTHS = (1.18, 0.67, 1.23, 0.94, 0.97, 1.06, 0.85, 1.03, 0.87, 0.82)
@@ -117,6 +119,7 @@ class Costs:
     cut_evidence: float = 1.82  # ... and gains per unit of the contours' dips where it cuts (two digits meeting)
     apart_gap: float = 0.63  # a bonus for ending a digit at empty columns, per unit of their width ...
     gap_cap: float = 0.5  # ... up to this width
+    stacked: float = 6.0  # ending a digit between two parts one above the other (an 8's loops drawn apart)
 
 
 COSTS = Costs()
@@ -144,13 +147,14 @@ class Boundary:
     gap: float = 0.0
     along: float = 0.0  # how far the cut runs inside the ink (a fraction of the digits' height)
     evidence: float = 0.0  # how deep the contours dip where it enters and leaves the ink (the same)
+    stacked: bool = False  # between two parts one above the other, sharing most of the narrower one's columns
 
     def cost(self, costs: Costs) -> float:
         """What ending a digit here costs (negative: a gain)."""
         if self.cut:
             along = costs.cut_along * self.along - costs.cut_evidence * self.evidence
             return costs.cut_stroke * max(0.0, self.cut - 1) + along
-        return -costs.apart_gap * min(self.gap, costs.gap_cap)
+        return costs.stacked * self.stacked - costs.apart_gap * min(self.gap, costs.gap_cap)
 
 
 @dataclass(frozen=True)
@@ -655,7 +659,16 @@ def _boundary(drawing: _Drawing, node: _Node) -> Boundary:
     if node.part == 0:
         return Boundary()
     part, before = drawing.parts[node.part], drawing.parts[node.part - 1]
-    return Boundary(gap=max(0.0, part.x0 - before.x1) / drawing.height)
+    return Boundary(gap=max(0.0, part.x0 - before.x1) / drawing.height, stacked=_stacked(before, part, drawing))
+
+
+def _stacked(a: _Part, b: _Part, drawing: _Drawing) -> bool:
+    """Whether two parts stand one above the other (rows apart but for STACKED_ROWS, sharing more than STACKED of
+    the narrower one's columns): digits of a number stand side by side, so these are one digit's strokes (an 8's
+    or a 9's loop drawn apart from the rest, a 5's long bar)."""
+    columns = min(a.x1, b.x1) - max(a.x0, b.x0)
+    rows = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return columns > STACKED * min(a.width, b.width) and rows < STACKED_ROWS * drawing.height
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,12 @@ def five_with_its_bar_far_right(x: float) -> list[list[tuple[float, float]]]:
     return [body, [(x + 14, 66), (x + 150, 60)]]
 
 
+def eight_with_its_loops_apart(x: float) -> list[list[tuple[float, float]]]:
+    top = [(x + 45 + 28 * np.sin(a), 95 - 28 * np.cos(a)) for a in np.linspace(0, 2 * np.pi, 24)]
+    bottom = [(x + 45 + 36 * np.sin(a), 182 - 36 * np.cos(a)) for a in np.linspace(0, 2 * np.pi, 28)]
+    return [top, bottom]
+
+
 def drawing(*digits: list, pen: float = PEN, style: str = "transparent", slate=SLATE, grey: bool = False) -> bytes:
     strokes = [np.asarray(stroke, dtype=np.float32) for digit in digits for stroke in digit]
     image = canvas.styled(pendigits.draw_strokes(strokes, width=pen, size=slate), style)
@@ -214,6 +220,18 @@ def test_a_cut_runs_down_the_stroke_two_0s_share():
 )
 def test_wide_digits_are_not_cut(digits, expected, model):
     assert read(drawing(*digits), model)["number"] == expected
+
+
+@pytest.mark.parametrize(
+    ("digits", "expected"),
+    [([eight_with_its_loops_apart(150)], "8"), ([eight_with_its_loops_apart(150), seven(300)], "87")],
+)
+def test_parts_one_above_the_other_are_one_digit(digits, expected, model):
+    """An 8 whose loops do not touch: two parts, each read alone a 0 (without the cost of a boundary between
+    stacked parts the 8 alone read 00, and 3.0 read 87 as 007)."""
+    png = drawing(*digits)
+    assert parts(png) == len(digits) + 1
+    assert read(png, model)["number"] == expected
 
 
 def test_specks_are_not_digits(model):
