@@ -41,6 +41,16 @@ def media_type(data: bytes) -> str:
     return "image/png" if data.startswith(PNG_SIGNATURE) else "image/jpeg"
 
 
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PNG or JPEG from its header (the page scales a number's boxes over it); None when Pillow
+    cannot read it."""
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            return opened.size
+    except (OSError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
 def _cut_at_end(data: bytes) -> bytes:
     if data.startswith(PNG_SIGNATURE):
         return _png_until_iend(data)

@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -44,10 +45,16 @@ def supervisor_env(home: Path, model_store: Path) -> dict[str, str]:
     return env
 
 
+def _hear_ctrl_c() -> None:
+    """In the child before it runs Python: SIGINT back to its default. A shell running the tests in the background
+    makes its children ignore SIGINT, and Python then never turns it into Ctrl-C: the stack outlived the tests."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_supervisor(env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
     process = subprocess.Popen(
         [sys.executable, "-m", "deploy.run"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True,
+        text=True, preexec_fn=_hear_ctrl_c,
     )  # fmt: skip
     lines = []
     deadline = time.monotonic() + 180

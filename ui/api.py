@@ -254,6 +254,19 @@ async def drawing_response(context: App, *, browser_id: str, prediction_id: int)
         image = await context.history.drawing(browser_id=browser_id, prediction_id=prediction_id)
     except StoreUnavailable:
         return Response(status_code=503, headers={"Retry-After": "5"})
+    return _image_response(image)
+
+
+async def number_drawing_response(context: App, *, browser_id: str, number_id: int) -> Response:
+    """The whole drawing of one of the browser's numbers, as drawing_response answers."""
+    try:
+        image = await context.history.number_drawing(browser_id=browser_id, number_id=number_id)
+    except StoreUnavailable:
+        return Response(status_code=503, headers={"Retry-After": "5"})
+    return _image_response(image)
+
+
+def _image_response(image: bytes | None) -> Response:
     if image is None:
         return Response(status_code=404)
     # a row's drawing never changes; private: it is this browser's

@@ -49,8 +49,19 @@ def client_network(request: Request) -> str | None:
 
 
 async def index(request: Request) -> None:
-    with frame("/"):
-        page = draw.DrawPage(await current_app(), browser_id=app.storage.browser["id"], network=client_network(request))
+    await _draw_page(request, mode=draw.DIGIT)
+
+
+async def number_page(request: Request) -> None:
+    """The drawing page in Number mode: a wider slate, every digit read (issue #22)."""
+    await _draw_page(request, mode=draw.NUMBER)
+
+
+async def _draw_page(request: Request, *, mode: draw.Mode) -> None:
+    with frame("/"):  # both modes are the Draw page of the header's nav
+        page = draw.DrawPage(
+            await current_app(), browser_id=app.storage.browser["id"], network=client_network(request), mode=mode
+        )
     if await shown():
         await page.refresh_history()
 
@@ -98,15 +109,22 @@ async def drawing(prediction_id: int, context: CurrentApp) -> Response:
     return await api.drawing_response(context, browser_id=app.storage.browser["id"], prediction_id=prediction_id)
 
 
+async def number_drawing(number_id: int, context: CurrentApp) -> Response:
+    """The whole drawing of one of this browser's numbers: a number's thumbnail in the history."""
+    return await api.number_drawing_response(context, browser_id=app.storage.browser["id"], number_id=number_id)
+
+
 def startup() -> None:
     """Register the pages, the JSON API, the body limit and the socket handlers (once per app)."""
     ui.page("/", title="Draw a digit · Digit recognizer")(index)
+    ui.page("/number", title="Write a number · Digit recognizer")(number_page)
     ui.page("/stats", title="Statistics · Digit recognizer")(stats_page)
     ui.page("/models", title="Model versions · Digit recognizer")(admin_page)
     slate.register()
     app.add_api_route("/admin/session", admin_session, methods=["GET"], include_in_schema=False)
     app.add_api_route("/admin/logout", admin_logout, methods=["GET"], include_in_schema=False)
     app.add_api_route("/drawings/{prediction_id}", drawing, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/numbers/{number_id}/drawing", number_drawing, methods=["GET"], include_in_schema=False)
     api.register()
     # Every request body, on every route (the API's, NiceGUI's own): refused by Content-Length, or cut off at the cap
     app.add_middleware(http.BodyLimit, max_body=api.MAX_BODY, larger={slate.PICTURE_PATH: slate.MAX_PICTURE_BYTES})

@@ -7,7 +7,7 @@ axe-core comes with axe-playwright-python (no network). Screenshots for docs/ ar
 import pytest
 
 from tests.e2e.conftest import ADMIN_PASSWORD, DESKTOP, PHONE, SHOTS, opened
-from tests.e2e.test_browser import SEVEN, draw_with_mouse, draw_with_touch
+from tests.e2e.test_browser import FORTY_TWO, SEVEN, draw_with_mouse, draw_with_touch, in_slate, to_number_mode
 from tests.support.pictures import photo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -68,6 +68,32 @@ def test_axe_finds_nothing_critical_or_serious_in_any_page_state(browser, app_ur
         found["/models, login form"] = serious(page)
         log_in(page, app_url)
         found["/models, logged in"] = serious(page)
+    finally:
+        page.context.close()
+    assert found == {state: [] for state in found}
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_axe_finds_nothing_critical_or_serious_in_number_mode(browser, app_url, device):
+    page = opened(browser, app_url, **(DESKTOP if device == "desktop" else PHONE))
+    try:
+        to_number_mode(page)
+        found = {"number mode, empty": serious(page)}
+        strokes = in_slate(page, FORTY_TWO)
+        if device == "phone":
+            draw_with_touch(page, strokes)
+        else:
+            draw_with_mouse(page, strokes)
+        page.get_by_role("button", name="Predict").click()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[role=status][aria-live=polite]')].some(e => e.innerText.trim())",
+            timeout=20000,
+        )  # "Read 42", or why no number was read: either answer is checked
+        page.locator("tbody tr").first.wait_for()
+        found["number mode, after a reading"] = serious(page)
+        page.get_by_role("button", name="Digit 1:").click()
+        page.get_by_label("The right digit for digit 1").wait_for()
+        found["number mode, a digit being corrected"] = serious(page)
     finally:
         page.context.close()
     assert found == {state: [] for state in found}

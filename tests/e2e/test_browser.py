@@ -17,6 +17,25 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 ONE = [[(140, 40), (140, 240)]]
 SEVEN = [[(60, 50), (210, 50), (115, 240)]]
 FOUR = [[(170, 30), (50, 170), (220, 170)], [(170, 30), (170, 250)]]
+NUMBER_SLATE_WIDTH = 840  # Number mode's slate, CSS px on a desktop (ui/pages/draw.py NUMBER); a phone scales it
+# A 4 (open at the top, in two strokes) and a 2, well apart, in the slate's coordinates (840x280)
+FORTY_TWO = [
+    [(300, 35), (215, 175), (370, 175)],
+    [(330, 80), (330, 250)],
+    [(480, 90), (505, 50), (550, 38), (595, 60), (600, 110), (570, 160), (485, 245), (625, 245)],
+]
+
+
+def in_slate(page, strokes) -> list:
+    """The strokes at the slate's size on this screen (full width on a phone)."""
+    scale = page.locator("canvas").first.bounding_box()["width"] / NUMBER_SLATE_WIDTH
+    return [[(x * scale, y * scale) for x, y in stroke] for stroke in strokes]
+
+
+def to_number_mode(page) -> None:
+    page.get_by_role("link", name="A number").click()
+    page.get_by_role("heading", name="Write a number").wait_for()
+    page.locator("canvas").first.wait_for()
 
 
 def slate_origin(page) -> tuple[float, float]:

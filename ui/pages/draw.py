@@ -1,6 +1,10 @@
 """The drawing page: the slate (or a picture instead), Predict, the result (or "not a digit"), Why?, feedback, and this
 browser's history with its accuracy.
 
+Two modes, each at its own address and a link apart (`Mode`): one digit (/), and a number (/number, issue #22), where
+the slate is three times as wide and Predict reads every digit (app/numbers.py); its answer and corrections are
+ui/pages/number.py's. The history lists both: a number is one row, its whole drawing as the thumbnail.
+
 Every way in works without a pointer (issue #23): the slate takes focus and says what it is, a picture can be chosen
 with the keyboard (or the phone's camera, or dropped, or pasted), Enter predicts from anywhere but a control that uses
 Enter itself, the answer is announced in a live region and focus moves to it, and history rows open with Enter.
@@ -18,17 +22,21 @@ from nicegui import events, ui
 
 from app.context import App
 from app.drawings import media_type
+from app.numbers import RecordedNumber
 from app.predictions import NotYours, Recorded, SavedIn
 from app.records import (
     Accuracy,
     JournalWriteError,
     ModelUnavailable,
+    NumberRow,
     Prediction,
     PredictionRejected,
     PredictionRow,
     StoreUnavailable,
 )
 from app.uploads import upright
+from ui.pages.messages import KEPT_LOCALLY, NOT_KEPT, SHOW_RESULT_JS, sentence
+from ui.pages.number import NUMBER_FORMAT, NumberPanel, is_number, save_number
 from ui.theme import Heading, notify
 from ui.widgets.charts import bar_chart, data_url
 from ui.widgets.slate import ENTER_PREDICTS, PictureArguments, Slate
@@ -83,13 +91,6 @@ def chart_options(probabilities: list[float], digit: int | None = None) -> dict:
     return options
 
 
-def sentence(message: str) -> str:
-    """A message from a service ("no digit found in the picture: ...") as the page says it."""
-    return message[:1].upper() + message[1:]
-
-
-KEPT_LOCALLY = "The database is unavailable: this is kept on the server and will be saved when it is back"
-NOT_KEPT = "Not saved: the database is unavailable and the server could not keep it either"
 SLATE_HINT = (
     "No mouse or pen? Choose a picture below, or drop or paste one (Ctrl+V) on the slate. Enter predicts; "
     "on the slate, Delete clears and Ctrl+Z undoes."
@@ -118,33 +119,32 @@ HISTORY_ROW = """
       <span class="gt-xs" :title="col.value">{{ new Date(col.value).toLocaleString('sv-SE') }}</span>
       <span class="xs" :title="col.value">{{ new Date(col.value).toLocaleTimeString('sv-SE').slice(0, 5) }}</span>
     </template>
-    <img v-else-if="col.name === 'thumb'" :src="col.value" :alt="'drawing #' + props.row.id"
-         style="width:36px;height:36px;border:1px solid #9ca3af"/>
+    <img v-else-if="col.name === 'thumb'" :src="col.value" :alt="props.row.alt"
+         :style="{ width: props.row.kind === 'number' ? '108px' : '36px', height: '36px',
+                   border: '1px solid #9ca3af' }"/>
     <span v-else-if="col.name === 'result' && col.value" role="img"
           :aria-label="col.value === '✓' ? 'right' : 'wrong'">{{ col.value }}</span>
     <template v-else>{{ col.value }}</template>
   </q-td>
 </q-tr>
 """
-# After Predict: focus on the answer, and the answer's card scrolled into view when it is not (a phone: the slate
-# fills the screen, the chart and the feedback were below it).
-SHOW_RESULT_JS = """(() => {{ const target = getHtmlElement({id}); if (!target) return;
-  target.focus({{ preventScroll: true }}); const card = target.closest('.q-card'), box = card.getBoundingClientRect();
-  if (box.top < 56 || box.bottom > window.innerHeight) card.scrollIntoView({{ block: 'start', behavior: 'smooth' }});
-}})()"""
 
 
 @dataclass(frozen=True)
 class Mode:
-    """What the page asks for: its heading and the slate's size. One digit today; a mode for several digits adds a
-    wider slate and its own reading of the answer."""
+    """What the page asks for: its heading, the slate's size, its address, and whether Predict reads one digit or a
+    number (several digits, each with its box)."""
 
     title: str = "Draw a digit"
     slate_width: int = 280
     slate_height: int = 280
+    path: str = "/"
+    reads_number: bool = False
 
 
 DIGIT = Mode()
+NUMBER = Mode(title="Write a number", slate_width=840, slate_height=280, path="/number", reads_number=True)  # 3:1
+MODES = (("One digit", DIGIT), ("A number", NUMBER))
 
 
 class DrawPage:
@@ -158,6 +158,9 @@ class DrawPage:
         self.network = network  # the page's client network (app/networks.py), kept with predictions and labels
         self.mode = mode
         self.shown: Recorded | None = None  # the prediction on screen, with the drawing that was predicted
+        self.number_panel: NumberPanel | None = None  # Number mode's answer card
+        self.why: WhyView | None = None  # One digit mode's Why?
+        self.result_focus: ui.element  # where focus goes after Predict, in either mode
         self.busy = False
         self.history_page = 1
         self._build()
@@ -172,15 +175,26 @@ class DrawPage:
         self.status_timer: ui.timer | None = None
         with ui.row().classes("w-full gap-6 items-start justify-center"):
             self._build_slate()
-            self._build_result()
-        self.why = WhyView(explain=functools.partial(self.context.explainer.explain, client=self.browser_id))
+            if self.mode.reads_number:
+                self.number_panel = NumberPanel(
+                    numbers=self.context.numbers, browser_id=self.browser_id, network=self.network,
+                    threshold=self.settings.low_confidence, on_saved=self.refresh_history,
+                )  # fmt: skip
+                self.result_focus = self.number_panel.result_focus
+            else:
+                self._build_result()
+        if not self.mode.reads_number:
+            self.why = WhyView(explain=functools.partial(self.context.explainer.explain, client=self.browser_id))
         self._build_history()
         if self.predictions.note().set_aside:
             self._show_database_status()
 
     def _build_slate(self) -> None:
-        with ui.card().classes("items-center max-w-full"):
-            Heading(self.mode.title, level=1)
+        # a number's slate is wider than a phone: the card's padding halved there, so the slate takes the width
+        with ui.card().classes("items-center max-w-full" + (" p-2 sm:p-4" if self.mode.reads_number else "")):
+            with ui.row().classes("w-full items-center justify-between gap-2"):
+                Heading(self.mode.title, level=1)
+                self._build_mode_switch()
             hint = (
                 ui.label(SLATE_HINT)
                 .classes("text-xs text-gray-600 text-center")
@@ -219,6 +233,19 @@ class DrawPage:
                 self.predict_button = (
                     ui.button("Predict", icon="auto_awesome", on_click=self.predict).props("unelevated").mark("predict")
                 )
+
+    def _build_mode_switch(self) -> None:
+        """One digit / A number: two links (each mode has its address), the current one marked for screen readers."""
+        with ui.element("nav").props('aria-label="What to read"').classes("row no-wrap gap-0").mark("mode-switch"):
+            for position, (label, mode) in enumerate(MODES):
+                current = mode == self.mode
+                corners = "rounded-l" if position == 0 else "rounded-r"
+                link = ui.link(label, mode.path).classes(
+                    f"px-3 py-1 text-sm no-underline border border-[#1d4ed8] {corners} "
+                    + ("bg-[#1d4ed8] text-white font-medium" if current else "text-[#1d4ed8] bg-white")
+                )
+                if current:
+                    link.props('aria-current="page"')
 
     def _build_result(self) -> None:
         with ui.card().classes("w-full sm:w-[360px]").style("scroll-margin-top: 64px") as self.result_card:
@@ -291,11 +318,11 @@ class DrawPage:
                 with ui.column().classes("items-end gap-0"):
                     self.accuracy_label = ui.label("").mark("accuracy")
                     self.version_accuracy_label = ui.label("").classes("text-xs text-gray-600").mark("version-accuracy")
-            self.table = ui.table(columns=HISTORY_COLUMNS, rows=[], row_key="id").classes("w-full").mark("history")
+            self.table = ui.table(columns=HISTORY_COLUMNS, rows=[], row_key="key").classes("w-full").mark("history")
             self.table.props('no-data-label="No drawings yet" wrap-cells')
             self.table.add_slot("body", HISTORY_ROW)
             self.table.on("relabel", self._on_relabel)
-            ui.label("Click a row, or press Enter on it, to set or change its true digit.").classes(
+            ui.label("Click a row, or press Enter on it, to set or change its true digit (or number).").classes(
                 "text-xs text-gray-600"
             )
             self.pagination = ui.pagination(1, 1, direction_links=True, on_change=self._on_page)
@@ -343,7 +370,7 @@ class DrawPage:
         self.busy = True
         self.predict_button.props("loading")
         try:
-            recorded = await self.predictions.predict(png, browser_id=self.browser_id, save=save, network=self.network)
+            recorded = await self._ask(png, save=save)
         except PredictionRejected as exc:  # e.g. a picture with no digit in it (422), a picture too large (413)
             self._say_problem(str(exc))
             return
@@ -358,7 +385,11 @@ class DrawPage:
         finally:
             self.busy = False
             self.predict_button.props(remove="loading")
-        self._show(recorded, saved=save)
+        if isinstance(recorded, RecordedNumber):
+            if self.number_panel is not None:
+                self._say(self.number_panel.show(recorded, saved=save))
+        else:
+            self._show(recorded, saved=save)
         if save:
             ui.run_javascript(SHOW_RESULT_JS.format(id=self.result_focus.id))
         if recorded.saved is SavedIn.JOURNAL:
@@ -367,20 +398,35 @@ class DrawPage:
         if save:
             await self.refresh_history()
 
+    async def _ask(self, png: bytes, *, save: bool) -> Recorded | RecordedNumber:
+        """The mode's reading: one digit (Predictions.predict) or a number (Numbers.read), recorded unless live."""
+        if self.mode.reads_number:
+            return await self.context.numbers.read(png, browser_id=self.browser_id, save=save, network=self.network)
+        return await self.predictions.predict(png, browser_id=self.browser_id, save=save, network=self.network)
+
     def _say(self, text: str) -> None:
         """Into the live region (set to the same text twice, a screen reader would stay silent: nudge it)."""
+        if self.number_panel is not None:
+            self.number_panel.say(text)
+            return
         self.announcer.set_text(text if self.announcer.text != text else text + " ")
 
     def _say_problem(self, message: str) -> None:
         """A picture or drawing the model cannot read: said where the answer goes, and nothing to label."""
         text = sentence(message)
+        if self.number_panel is not None:
+            self.number_panel.show_problem(text)
+            self._say(text)
+            notify(text, type="warning")
+            return
         self.shown = None
         self.digit_label.set_text("")
         self.confidence_label.set_text(text)
         self.refusal_label.set_visibility(False)
         self.version_label.set_text("")
         self.preview_box.classes(add="invisible")
-        self.why.reset()
+        if self.why is not None:
+            self.why.reset()
         self._set_chart([0.0] * 10)
         self._enable_feedback(False)
         self.feedback_label.set_text("")
@@ -407,7 +453,8 @@ class DrawPage:
         self.preview.set_source(data_url(p.preview_png))
         self.preview.set_visibility(p.preview_png is not None)
         self.preview_box.classes(remove="invisible")
-        self.why.reset(shown.row.canvas_png, p)
+        if self.why is not None:
+            self.why.reset(shown.row.canvas_png, p)
         self._set_chart(p.probabilities, p.closest_digit)
         self.correct_input.set_value("")
         self._enable_feedback(shown.labellable, can_confirm=not p.not_a_digit)
@@ -416,7 +463,7 @@ class DrawPage:
 
     async def explain(self) -> None:
         """Why? for the prediction shown: the predicted digit first (the view offers the others)."""
-        if self.shown is None:
+        if self.shown is None or self.why is None:
             return
         self.why_button.props("loading")
         try:
@@ -498,7 +545,9 @@ class DrawPage:
         self.history_page = history.page
         self.pagination.max = history.pages
         self.pagination.set_value(history.page)
-        self.table.rows = [_table_row(row) for row in history.rows]
+        self.table.rows = [
+            _number_table_row(entry) if isinstance(entry, NumberRow) else _table_row(entry) for entry in history.entries
+        ]
         self.table.update()
         correct, labelled = history.accuracy
         self.accuracy_label.set_text(accuracy_text(correct, labelled, history.total))
@@ -507,6 +556,9 @@ class DrawPage:
     def _on_relabel(self, event: events.GenericEventArguments) -> None:
         row = event.args
         if not isinstance(row, dict) or "id" not in row:
+            return
+        if row.get("kind") == "number":
+            self._relabel_number(row)
             return
         with ui.dialog() as dialog, ui.card():
             Heading(f"True digit for drawing #{row['id']}", level=2)
@@ -522,6 +574,37 @@ class DrawPage:
     async def _label_from_dialog(self, dialog: ui.dialog, row: dict, digit: int) -> None:
         if await self._label(uuid.UUID(row["request_id"]), int(row["id"]), digit):
             dialog.close()
+
+    def _relabel_number(self, row: dict) -> None:
+        """A number's row: type the number that was written (Enter saves)."""
+        title = f"The number you wrote, #{row['id']}"
+        with ui.dialog().props(f'aria-label="{title}"') as dialog, ui.card():
+            Heading(title, level=2)
+            ui.label(f"The model read {row['predicted']}.").classes("text-sm text-gray-600")
+            field = (
+                ui.input("The number you wrote", validation={NUMBER_FORMAT: lambda v: not v or is_number(v)})
+                .props('autofocus dense outlined inputmode="numeric" autocomplete="off"')
+                .mark("history-number")
+            )
+
+            async def save() -> None:
+                if not is_number(field.value):
+                    notify(NUMBER_FORMAT, type="negative")
+                    return
+                saved = await save_number(
+                    self.context.numbers, browser_id=self.browser_id, network=self.network,
+                    request_id=uuid.UUID(row["request_id"]), number=str(field.value).strip(),
+                )  # fmt: skip
+                if saved is not None:
+                    self._say(f"Saved: {str(field.value).strip()}")
+                    dialog.close()
+                    await self.refresh_history()
+
+            field.on("keydown.enter", save)
+            with ui.row().classes("gap-2"):
+                ui.button("Save number", on_click=save).props("unelevated no-caps")
+                ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
+        dialog.open()
 
 
 def feedback_note(prediction: Prediction, *, saved: bool) -> str:
@@ -551,6 +634,9 @@ def version_accuracy_text(by_version: dict[str, Accuracy]) -> str:
 def _table_row(row: PredictionRow) -> dict:
     result = {None: "", True: "✓", False: "✗"}[row.right]  # refusing a real digit is wrong
     return {
+        "key": f"drawing {row.id}",
+        "kind": "drawing",
+        "alt": f"drawing #{row.id}",
         "id": row.id,
         "request_id": str(row.request_id),
         "time": row.created_at.isoformat(timespec="seconds") if row.created_at else "",  # shown in local time
@@ -560,4 +646,24 @@ def _table_row(row: PredictionRow) -> dict:
         "true": "" if row.true_digit is None else row.true_digit,
         "result": result,
         "version": row.model_version,
+    }
+
+
+def _number_table_row(number: NumberRow) -> dict:
+    """A number as one row: the number read (or why none), the least sure digit, the number the user wrote."""
+    right = None if number.true_number is None else number.true_number == number.number
+    least = min((digit.confidence for digit in number.digits), default=None)
+    return {
+        "key": f"number {number.id}",
+        "kind": "number",
+        "alt": f"number #{number.id}",
+        "id": number.id,
+        "request_id": str(number.request_id),
+        "time": number.created_at.isoformat(timespec="seconds") if number.created_at else "",
+        "thumb": f"/numbers/{number.id}/drawing",  # the whole drawing (History.number_drawing)
+        "predicted": number.number if number.number is not None else f"no number ({number.reading})",
+        "confidence": "" if least is None else f"{least:.1%} (least sure digit)",
+        "true": number.true_number or "",
+        "result": {None: "", True: "✓", False: "✗"}[right],
+        "version": number.model_version,
     }

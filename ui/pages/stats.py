@@ -1,4 +1,5 @@
-"""The stats page: accuracy from users' feedback, overall, per digit, per model version, and a confusion matrix.
+"""The stats page: accuracy from users' feedback, overall, per digit, per model version, and a confusion matrix; whole
+numbers (Number mode) counted apart from digits: a number's digits count as digits above, the number once here.
 
 The page is sent first and the figures read after (`load`): a read during a database outage waits for the pool's
 timeout (5 s), longer than NiceGUI gives a page to build (3 s), which answered a raw 500. While the outage is known
@@ -10,7 +11,7 @@ from __future__ import annotations
 from nicegui import ui
 
 from app.context import App
-from app.records import Stats, StoreUnavailable
+from app.records import NumberStats, Stats, StoreUnavailable
 from ui.theme import Heading
 from ui.widgets.charts import bar_chart
 
@@ -32,6 +33,15 @@ def per_digit_chart(stats: Stats) -> dict:
     described = ", ".join(f"{d}: {_percent(rate)}" for d, rate in enumerate(rates))
     options["aria"] = {"enabled": True, "label": {"description": f"Accuracy per true digit: {described}"}}
     return options
+
+
+def numbers_text(numbers: NumberStats) -> str:
+    """Whole numbers: how many were read, how many a user labelled (typed, confirmed or corrected a digit), and how
+    many of those were read exactly."""
+    read = "1 number read" if numbers.total == 1 else f"{numbers.total} numbers read"
+    if not numbers.labelled:
+        return f"{read}, none with feedback yet"
+    return f"{read}, {numbers.labelled} with feedback: {numbers.exact} read exactly ({_percent(numbers.rate)})"
 
 
 def confusion_chart(stats: Stats) -> dict:
@@ -96,6 +106,9 @@ class StatsPage:
             ui.table(columns=columns, rows=rows, row_key="version").props('no-data-label="No predictions yet"').mark(
                 "versions"
             )
+            Heading("Whole numbers", level=3).classes("mt-4 font-medium text-base")
+            ui.label(numbers_text(stats.numbers)).mark("numbers-stats")
+            ui.label("Their digits count among the predictions above.").classes("text-xs text-gray-600")
         with ui.card().classes("w-full sm:w-[460px]"):
             Heading("Accuracy per true digit", level=2)
             ui.label("Under each digit, how many drawings of it have feedback; no bar: none yet.").classes(
