@@ -1,7 +1,8 @@
 """Numbers written by hand (several digits in one drawing), for developing and measuring the Number mode.
 
     python -m training.numbers sample --out var/numbers-sample        # composed and real numbers to look at
-    python -m training.numbers eval [--set heldout|training|unipen]   # exact-number accuracy, in-process
+    python -m training.numbers eval [--set heldout|training|unipen] [--half a|b]   # exact numbers, in-process
+    python -m training.numbers tune                                   # the segmentation's costs for a model
 
 Two kinds of number, both drawn on the Number mode's wide slate (840x280, 3:1) the way training/pendigits.py draws
 a digit (round pen, the page's pen widths, the three export styles):
@@ -10,7 +11,11 @@ a digit (round pen, the page's pen widths, the three export styles):
   reading errors can be told apart. Composed from the training writers to tune; from the pendigits validation writers
   (5, 10, ..., 30) to measure.
 - **real**: UNIPEN's handwritten numbers (training half: 354 numbers of 2-10 digits), with the writers' own spacing
-  and touching digits. Kept for measuring: nothing is tuned on them.
+  and touching digits, split by session file into two halves (`--half a`: the files at even places in sorted
+  order, 184 numbers; `b`: the others, 170): the segmentation's costs are tuned on half a, half b only measures.
+
+`crops()` cuts the digits out of composed numbers the way the handler's segmentation does (touching neighbours'
+bits, cuts along strokes, a piece's centring), labelled, for training a model on what Number mode shows it.
 
 Data (never shipped, never read by the running product): pendigits from --pendigits or $PENDIGITS_FILE; UNIPEN from
 --unipen-digits / $UNIPEN_FILE and --unipen-numbers / $UNIPEN_NUMBERS_FILE (../shared/data/unipen/README.md: y
@@ -21,13 +26,14 @@ these two files.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import itertools
 import json
 import os
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,10 +149,19 @@ def load_unipen_digits(path: Path | None = None) -> list[pendigits.PenDigit]:
     ]
 
 
-def load_unipen_numbers(path: Path | None = None) -> list[tuple[str, tuple[np.ndarray, ...], str]]:
+def load_unipen_numbers(path: Path | None = None) -> list[tuple[str, tuple, str]]:
     """UNIPEN's handwritten numbers: (label, strokes with y down, session file)."""
     records = _records(_path(path, UNIPEN_NUMBERS_ENV, "UNIPEN numbers"))
     return [(r["label"], _strokes(r), r["file"]) for r in records if r["label"].isdigit() and r["strokes"]]
+
+
+def in_half(cases: Sequence[Case], half: str) -> list[Case]:
+    """The real numbers of half "a" or "b": the session files at even or odd places in sorted order (whole files: a
+    writer is on one side only). The cases are rendered from all the numbers first, so that a number looks the same
+    in its half as in the whole set."""
+    files = sorted({case.number.source for case in cases})
+    first = set(files[0::2])
+    return [case for case in cases if (case.number.source in first) == (half == "a")]
 
 
 # ---- composing --------------------------------------------------------------------------------------------------
@@ -254,7 +269,7 @@ def real(label: str, strokes: Sequence[np.ndarray], *, rng: np.random.Generator,
                      source=source)  # fmt: skip
 
 
-# ---- measuring --------------------------------------------------------------------------------------------------
+# ---- evaluation sets --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -297,6 +312,36 @@ def segmented_right(case: Case, boxes: Sequence[Sequence[float]]) -> bool | None
         return None
     truth = case.number.boxes()
     return len(boxes) == len(truth) and all(_iou(a, b) >= 0.5 for a, b in zip(boxes, truth, strict=True))
+
+
+# ---- crops for training -----------------------------------------------------------------------------------------
+
+NOT_A_DIGIT = 10  # the label crops() gives a candidate that is no true digit (a merged pair, a fragment)
+
+
+def crops(pool: Sequence[pendigits.PenDigit], *, count: int, seed: int, spec: NumberSpec = SPEC,
+          negatives: bool = False) -> Iterator[tuple[np.ndarray, int]]:  # fmt: skip
+    """(28x28 field in [0, 1], as handler.preprocess.fit_with_box makes it; label) for the digits of `count`
+    numbers composed from pool (give it training writers only), each cut out the way the handler's segmentation
+    cuts it: the candidate whose box matches the digit's true box best (IoU >= 0.5). Digits no candidate matches
+    are left out. With negatives, also every candidate that matches no digit (IoU < 0.3 with each: two digits in
+    one, a piece of one), labelled NOT_A_DIGIT."""
+    from handler import segmentation
+
+    for case in composed_set(pool, count=count, seed=seed, spec=spec):
+        plan = segmentation.prepare_number(case.png)
+        truth = case.number.boxes()
+        overlaps = np.array([[_iou(c.box, box) for box in truth] for c in plan.candidates]).reshape(-1, len(truth))
+        for digit, label in enumerate(case.number.label):
+            best = int(overlaps[:, digit].argmax()) if len(overlaps) else -1
+            if best >= 0 and overlaps[best, digit] >= 0.5:
+                yield plan.candidates[best].field, int(label)
+        if negatives:
+            for index in np.flatnonzero(overlaps.max(axis=1, initial=0.0) < 0.3):
+                yield plan.candidates[index].field, NOT_A_DIGIT
+
+
+# ---- measuring --------------------------------------------------------------------------------------------------
 
 
 def evaluate(cases: Sequence[Case], read: Callable[[bytes], dict], *, oracle: Callable | None = None) -> dict:
@@ -343,6 +388,7 @@ class InProcessReader:
     """Numbers read as the handler reads them (handler/segmentation.py and one forward pass), without a server."""
 
     model: object  # handler.model.DigitNet
+    spent: Counter = dataclasses.field(default_factory=Counter)  # numbers read, model inputs, seconds (read_png)
 
     @classmethod
     def load(cls, weights: Path) -> InProcessReader:
@@ -364,8 +410,11 @@ class InProcessReader:
     def read_png(self, png: bytes) -> dict:
         from handler import segmentation
 
+        started = time.perf_counter()
         plan = segmentation.prepare_number(png)
-        return segmentation.reading(plan, self.logits(plan.tensors()))
+        answer = segmentation.reading(plan, self.logits(plan.tensors()))
+        self.spent.update(numbers=1, inputs=len(plan.candidates), seconds=time.perf_counter() - started)
+        return answer
 
     def read_masks(self, masks: Sequence[np.ndarray]) -> str:
         """The digits read from each one's own ink (the true segmentation)."""
@@ -377,20 +426,73 @@ class InProcessReader:
         return "".join(str(int(z.argmax())) for z in self.logits(torch.stack(fields)))
 
 
+# ---- tuning the segmentation's costs ---------------------------------------------------------------------------
+
+TUNING_SEEDS = {"training": 5, "training-2": 8, "training-touching": 6}  # composed from the training writers
+STEPS = (0.0, 0.5, 0.7, 0.85, 0.93, 1.07, 1.15, 1.4, 2.0)  # a cost's trial values, as multiples of its value
+
+
+def tune(sets: dict[str, tuple[Sequence[Case], float]], reader: InProcessReader, *, start=None, rounds: int = 6,
+         log: Callable[[str], None] = print):  # fmt: skip
+    """handler.segmentation.Costs with the most numbers read exactly (each set's count times its weight): a
+    coordinate search from `start` (the shipped costs), each cost in turn tried at STEPS times its value and kept
+    when the weighted count rises, until a round changes nothing. Candidates and logits are computed once."""
+    from handler import segmentation
+
+    plans = {name: ([(case.number.label, *_plan_and_logits(case.png, reader)) for case in cases], weight)
+             for name, (cases, weight) in sets.items()}  # fmt: skip
+
+    def counts(costs) -> dict[str, int]:
+        return {name: sum(segmentation.reading(plan, logits, costs=costs)["number"] == label
+                          for label, plan, logits in read) for name, (read, _) in plans.items()}  # fmt: skip
+
+    def total(found: dict[str, int]) -> float:
+        return sum(plans[name][1] * value for name, value in found.items())
+
+    best = start or segmentation.COSTS
+    score = total(counts(best))
+    log(f"start: {counts(best)}")
+    for _ in range(rounds):
+        improved = False
+        for name in (field.name for field in dataclasses.fields(best)):
+            value = getattr(best, name)
+            for trial in (round(value * step, 4) for step in STEPS):
+                costs = dataclasses.replace(best, **{name: trial})
+                found = total(counts(costs))
+                if found > score:
+                    best, score, improved = costs, found, True
+                    log(f"{name} = {trial}: {score}")
+        if not improved:
+            break
+    log(f"tuned: {counts(best)}")
+    return best
+
+
+def _plan_and_logits(png: bytes, reader: InProcessReader) -> tuple:
+    from handler import segmentation
+
+    plan = segmentation.prepare_number(png)
+    return plan, reader.logits(plan.tensors())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("sample", "eval"))
+    parser.add_argument("command", choices=("sample", "eval", "tune"))
     parser.add_argument("--set", default="heldout", choices=("heldout", "training", "unipen"))
+    parser.add_argument("--half", choices=("a", "b"), default=None, help="unipen: one half of the files (a: tuning)")
     parser.add_argument("--pendigits", type=Path, default=None)
     parser.add_argument("--unipen-digits", type=Path, default=None)
     parser.add_argument("--unipen-numbers", type=Path, default=None)
-    parser.add_argument("--weights", type=Path, default=ROOT / "model_store" / "v3.0" / "weights.pt")
+    parser.add_argument("--weights", type=Path, default=ROOT / "model_store" / "v4.0" / "weights.pt")
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--touching", type=float, default=SPEC.touching, help="share of numbers with a touching pair")
     parser.add_argument("--per-pair", action="store_true", help="--touching is each neighbour pair's probability")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "numbers-sample")
     args = parser.parse_args(argv)
+    if args.command == "tune":
+        print(tune(_tuning_sets(args), InProcessReader.load(args.weights)))
+        return
     spec = NumberSpec(touching=args.touching, per_pair=args.per_pair)
     cases = _cases(args, spec=spec)
     if args.command == "sample":
@@ -403,16 +505,36 @@ def main(argv: list[str] | None = None) -> None:
     oracle = reader.read_masks if args.set != "unipen" else None
     result = evaluate(cases, reader.read_png, oracle=oracle)
     print(json.dumps(result, indent=1))
+    lengths = sorted(int(key.split("_")[1]) for key in result if key.startswith("length_") and key.count("_") == 1)
+    print(
+        f"read exactly: {result['exact']}/{result['numbers']} = {100 * result['exact_rate']:.1f}%; by digits: "
+        + ", ".join(f"{n}: {result.get(f'length_{n}_exact', 0)}/{result[f'length_{n}']}" for n in lengths)
+    )
+    spent = reader.spent
+    per_number = 1000 * spent["seconds"] / spent["numbers"]
+    print(f"model inputs per digit {spent['inputs'] / result['digits']:.2f}, {per_number:.1f} ms per number")
 
 
 def _cases(args, *, spec: NumberSpec) -> list[Case]:
     if args.set == "unipen":
-        return real_set(load_unipen_numbers(args.unipen_numbers), seed=args.seed, spec=spec)
+        cases = real_set(load_unipen_numbers(args.unipen_numbers), seed=args.seed, spec=spec)
+        return in_half(cases, args.half) if args.half else cases
     training, heldout = pendigits.split_by_writer(pendigits.load(args.pendigits))
     if args.set == "heldout":
         return composed_set(heldout, count=args.count, seed=args.seed, spec=spec)
     pool = training + load_unipen_digits(args.unipen_digits)
     return composed_set(pool, count=args.count, seed=args.seed, spec=spec)
+
+
+def _tuning_sets(args) -> dict[str, tuple[list[Case], float]]:
+    """What the costs are tuned on: numbers composed from the training writers (15% with a touching pair, twice;
+    every pair touching with p = 0.15) and UNIPEN's real numbers, half a, which count three times."""
+    training, _ = pendigits.split_by_writer(pendigits.load(args.pendigits))
+    pool = training + load_unipen_digits(args.unipen_digits)
+    sets = {name: (composed_set(pool, count=args.count, seed=seed, spec=NumberSpec(per_pair="touching" in name)), 1.0)
+            for name, seed in TUNING_SEEDS.items()}  # fmt: skip
+    real = in_half(real_set(load_unipen_numbers(args.unipen_numbers), seed=args.seed), "a")
+    return sets | {"unipen-a": (real, 3.0)}
 
 
 if __name__ == "__main__":
