@@ -709,9 +709,13 @@ def _segments(drawing: _Drawing, first: int, stop: int) -> list[_Segment] | None
     start = drawing.nodes[first]
     end = drawing.nodes[stop] if stop < len(drawing.nodes) else _Node(len(drawing.parts))
     last_part = end.part if end.path is not None else end.part - 1
-    crossing = start.path is not None and end.path is not None and start.part == end.part
-    if crossing and np.any(start.path.columns > end.path.columns + 1):
-        return None
+    if (
+        start.path is not None
+        and end.path is not None
+        and start.part == end.part
+        and np.any(start.path.columns > end.path.columns + 1)
+    ):
+        return None  # two paths of one part cross
     return [_Segment(part=k, after=start.path if k == start.part else None, before=end.path if k == end.part else None)
             for k in range(start.part, last_part + 1)]  # fmt: skip
 
