@@ -93,12 +93,11 @@ class NumberIds(NamedTuple):
     digit_ids: tuple[int, ...]
 
 
-# The columns the queries below read, written out in each (SQL only as literals: tests/test_sql_parameters.py): a
-# digit's row without its crop (NULL::bytea AS canvas_png), and a number's row without its drawing.
-
-
 class NumberStore:
-    """Every query of the numbers table and of its digits' rows, bound to the app's pool (one per app)."""
+    """Every query of the numbers table and of its digits' rows, bound to the app's pool (one per app).
+
+    The reads list their columns in each query (SQL only as literals: tests/test_sql_parameters.py): a digit's row
+    without its crop (NULL::bytea AS canvas_png), a number's row without its drawing."""
 
     def __init__(self, pool: AsyncConnectionPool):
         self.pool = pool

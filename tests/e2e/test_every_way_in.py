@@ -99,7 +99,7 @@ def test_on_a_phone_the_answer_comes_into_view_and_nothing_is_wider_than_the_scr
     phone.screenshot(path=str(SHOTS / "phone-answer.png"))
     assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390
     headers = [h.strip() for h in phone.locator("thead th:visible").all_inner_texts()]
-    assert headers == ["Time", "Drawing", "Predicted", "True digit", "Right?"]  # Confidence and Model: wider screens
+    assert headers == ["Time", "Drawing", "Predicted", "True answer", "Right?"]  # Confidence and Model: wider screens
     phone.goto(f"{app_url}/stats")
     phone.get_by_text("Accuracy per true digit").wait_for()
     assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390

@@ -103,7 +103,7 @@ HISTORY_COLUMNS = [
     {"name": "thumb", "label": "Drawing", "field": "thumb", "align": "center"},
     {"name": "predicted", "label": "Predicted", "field": "predicted"},
     {"name": "confidence", "label": "Confidence", "field": "confidence", **WIDE_ONLY},
-    {"name": "true", "label": "True digit", "field": "true"},
+    {"name": "true", "label": "True answer", "field": "true"},
     {"name": "result", "label": "Right?", "field": "result"},
     {"name": "version", "label": "Model", "field": "version", **WIDE_ONLY},
 ]
