@@ -93,9 +93,18 @@ class UIProcess:
         raise StartupError(f"the UI did not answer at {ui_url(self.settings)} within {timeout:.0f} s")
 
     def stop(self) -> None:
+        """SIGTERM its group, wait for it (our child: waiting also reaps it), SIGKILL what is left after 15 s.
+        stop_group() is for groups that are not our children: an exited child stays a zombie until waited for, its
+        group looks alive, and Ctrl-C took the whole 15 s."""
         if self.process is not None and self.process.poll() is None:
-            stop_group(self.process.pid, timeout=15)
-            self.process.wait(timeout=10)
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+            except ProcessLookupError:
+                pass  # it ended meanwhile
         ui_pid_file(self.settings).unlink(missing_ok=True)
 
 
