@@ -62,7 +62,7 @@ stop: $(INSTALLED)  ## stop what a background `make run` left running
 test: $(INSTALLED)  ## lint (ruff, mypy) + the whole test suite (starts its own TorchServe and PostgreSQL on free ports)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	MNIST_DIR=$(abspath $(DATA_DIR)) PENDIGITS_FILE=$(abspath $(PENDIGITS)) UNIPEN_FILE=$(abspath $(UNIPEN)) $(PY) -m pytest $(PYTEST_ARGS)
+	MNIST_DIR=$(abspath $(DATA_DIR)) PENDIGITS_FILE=$(abspath $(PENDIGITS)) UNIPEN_FILE=$(abspath $(UNIPEN)) UNIPEN_NUMBERS_FILE=$(abspath $(UNIPEN_NUMBERS)) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED)  ## ruff, and mypy on the product's packages (settings, handler, serving, db, app, ui)
 	$(VENV)/bin/ruff check .

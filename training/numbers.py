@@ -18,19 +18,16 @@ a digit (round pen, the page's pen widths, the three export styles):
 bits, cuts along strokes, a piece's centring), labelled, for training a model on what Number mode shows it.
 
 Data (never shipped, never read by the running product): pendigits from --pendigits or $PENDIGITS_FILE; UNIPEN from
---unipen-digits / $UNIPEN_FILE and --unipen-numbers / $UNIPEN_NUMBERS_FILE (../shared/data/unipen/README.md: y
-points up, the scale differs between contributors). The UNIPEN reader here is a minimal private one, enough for
-these two files.
+--unipen-digits / $UNIPEN_FILE and --unipen-numbers / $UNIPEN_NUMBERS_FILE, read by training/unipen.py (the Makefile
+and the tests pass the paths).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import gzip
 import itertools
 import json
-import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -40,16 +37,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from training import canvas, pendigits
+from training import canvas, pendigits, unipen
 
 ROOT = Path(__file__).resolve().parent.parent
-UNIPEN_DIGITS_ENV = "UNIPEN_FILE"
-UNIPEN_NUMBERS_ENV = "UNIPEN_NUMBERS_FILE"
 SLATE = (840, 280)  # the Number mode's slate, (width, height): 3:1
-
-
-class NumbersDataError(RuntimeError):
-    """A data file is missing or not what it should be; the message says which and how to pass it."""
 
 
 @dataclass(frozen=True)
@@ -112,47 +103,17 @@ def _box(xy: np.ndarray, radius: float) -> tuple[float, float, float, float]:
 # ---- data -------------------------------------------------------------------------------------------------------
 
 
-def _path(value: Path | None, env: str, what: str) -> Path:
-    value = value or (Path(os.environ[env]) if os.environ.get(env) else None)
-    if value is None:
-        raise NumbersDataError(f"no {what} file given: pass it as an option or set {env}")
-    if not Path(value).exists():
-        raise NumbersDataError(f"{value} not found: pass the {what} file as an option or set {env}")
-    return Path(value)
-
-
-def _records(path: Path) -> list[dict]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
-
-
-def _strokes(record: dict) -> tuple[np.ndarray, ...]:
-    """UNIPEN strokes (y up) -> float32 (n, 2) arrays with y down, as pendigits.parse gives them."""
-    strokes = []
-    for stroke in record["strokes"]:
-        xy = np.asarray(stroke, dtype=np.float32).reshape(-1, 2)
-        if len(xy):
-            xy[:, 1] = -xy[:, 1]
-            strokes.append(xy)
-    return tuple(strokes)
-
-
 def load_unipen_digits(path: Path | None = None) -> list[pendigits.PenDigit]:
-    """UNIPEN's isolated training digits as PenDigits; writer: the session file's index (one file ~ one writer)."""
-    records = _records(_path(path, UNIPEN_DIGITS_ENV, "UNIPEN digits"))
-    files = {name: index for index, name in enumerate(sorted({r["file"] for r in records}), start=1000)}
-    return [
-        pendigits.PenDigit(label=int(r["label"]), writer=files[r["file"]], strokes=_strokes(r))
-        for r in records
-        if len(r["label"]) == 1 and r["label"].isdigit() and r["strokes"]
-    ]
+    """UNIPEN's digits of the training files (training/unipen.py's fixed split: the validation files stay unseen) as
+    PenDigits; writer: the session file's index from 1000 up (one file ~ one writer; ints, like pendigits' writers)."""
+    training, _ = unipen.split_by_file(unipen.load(path))
+    files = {name: index for index, name in enumerate(sorted({d.writer for d in training}), start=1000)}
+    return [pendigits.PenDigit(label=d.label, writer=files[d.writer], strokes=d.strokes) for d in training]
 
 
 def load_unipen_numbers(path: Path | None = None) -> list[tuple[str, tuple, str]]:
-    """UNIPEN's handwritten numbers: (label, strokes with y down, session file)."""
-    records = _records(_path(path, UNIPEN_NUMBERS_ENV, "UNIPEN numbers"))
-    return [(r["label"], _strokes(r), r["file"]) for r in records if r["label"].isdigit() and r["strokes"]]
+    """UNIPEN's handwritten numbers (training/unipen.py reads them): (label, strokes with y down, session file)."""
+    return [(n.label, n.strokes, n.writer) for n in unipen.load(path, numbers=True)]
 
 
 def in_half(cases: Sequence[Case], half: str) -> list[Case]:

@@ -18,7 +18,7 @@ from handler.model import DigitNet
 from handler.preprocess import BlankImageError, decode, ink_map
 from tests.conftest import ROOT, SHIPPED_V3_WEIGHTS, SHIPPED_V4_WEIGHTS, blank_png
 from tests.handler.test_mnist_handler import handle, load_handler
-from training import canvas, numbers, pendigits
+from training import canvas, numbers, pendigits, unipen
 
 SLATE = numbers.SLATE  # (840, 280)
 PEN = 12
@@ -391,7 +391,7 @@ def test_numbers_composed_from_heldout_pendigits_writers(reader):
 
 def test_real_unipen_numbers(reader):
     """The writers' own spacing and touching digits: 80 of the 354 training-half numbers."""
-    path = shared_file(numbers.UNIPEN_NUMBERS_ENV, SHARED / "unipen" / "unipen-numbers-train.jsonl.gz")
+    path = shared_file(unipen.NUMBERS_ENV_VAR, SHARED / "unipen" / "unipen-numbers-train.jsonl.gz")
     cases = numbers.real_set(numbers.load_unipen_numbers(path)[::4][:80], seed=3)
     result = numbers.evaluate(cases, reader.read_png)
     assert result["exact_rate"] >= 0.65, result

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from training import numbers, pendigits
+from training import numbers, pendigits, unipen
 
 
 def digit(label: int, writer: int, *strokes) -> pendigits.PenDigit:
@@ -25,19 +25,21 @@ POOL = [
 ]
 
 
-def test_unipen_reader_flips_y_and_names_writers_by_file(tmp_path, monkeypatch):
+def test_unipen_digits_of_the_training_files_flip_y_and_writers_are_numbered_by_file(tmp_path, monkeypatch):
     path = tmp_path / "digits.jsonl.gz"
-    records = [{"label": "3", "strokes": [[[0, 10], [5, 0]]], "contributor": "x", "file": "b.dat"},
-               {"label": "7", "strokes": [[[1, 1]]], "contributor": "x", "file": "a.dat"}]  # fmt: skip
+    records = [{"label": "3", "strokes": [[[0, 10], [5, 0]]], "contributor": "x", "file": "c.dat"},
+               {"label": "7", "strokes": [[[1, 1]]], "contributor": "x", "file": "b.dat"},
+               {"label": "5", "strokes": [[[2, 2]]], "contributor": "x", "file": "a.dat"}]  # fmt: skip
+    assert unipen.held_out("a.dat") and not unipen.held_out("b.dat") and not unipen.held_out("c.dat")
     path.write_bytes(gzip.compress("\n".join(json.dumps(r) for r in records).encode()))
-    three, seven = numbers.load_unipen_digits(path)
+    three, seven = numbers.load_unipen_digits(path)  # a.dat is a validation file: left out
     assert (three.label, seven.label) == (3, 7)
     assert three.strokes[0].tolist() == [[0, -10], [5, 0]]  # y up in the file, down here
     assert seven.writer < three.writer  # writers numbered by sorted file name
-    monkeypatch.delenv(numbers.UNIPEN_DIGITS_ENV, raising=False)
-    with pytest.raises(numbers.NumbersDataError, match=numbers.UNIPEN_DIGITS_ENV):
+    monkeypatch.delenv(unipen.ENV_VAR, raising=False)
+    with pytest.raises(unipen.UnipenError, match=unipen.ENV_VAR):
         numbers.load_unipen_digits()
-    with pytest.raises(numbers.NumbersDataError, match="not found"):
+    with pytest.raises(unipen.UnipenError, match="not found"):
         numbers.load_unipen_digits(tmp_path / "missing.jsonl.gz")
 
 
