@@ -611,7 +611,7 @@ def feedback_note(prediction: Prediction, *, saved: bool) -> str:
     if not saved:
         return "Live prediction (not saved): press Predict to keep it"
     if prediction.not_a_digit:
-        return "Was it a digit after all? Type it and press Submit feedback: that teaches the model too."
+        return "Was it a digit after all? Type it and press Save correction: that teaches the model too."
     return ""
 
 
@@ -619,7 +619,7 @@ def accuracy_text(correct: int, labelled: int, total: int) -> str:
     drawings = "1 drawing" if total == 1 else f"{total} drawings"
     if labelled == 0:
         return f"{drawings} · no feedback yet"
-    return f"{drawings} · accuracy {correct}/{labelled} = {correct / labelled:.1%} (over drawings with feedback)"
+    return f"{drawings} · accuracy {correct}/{labelled} = {correct / labelled:.1%} (over the digits with feedback)"
 
 
 def version_accuracy_text(by_version: dict[str, Accuracy]) -> str:
