@@ -42,7 +42,7 @@ from app.drawings import media_type
 from app.limits import Busy
 from app.networks import network_of
 from app.numbers import RecordedNumber
-from app.predictions import NotYours, Recorded
+from app.predictions import NotYours
 from app.records import (
     DigitReading,
     JournalWriteError,
@@ -150,15 +150,10 @@ async def create_prediction(
     idempotency_key: str | None = Header(None),
 ) -> PredictionOut:
     request_id = _request_id(idempotency_key)
-    try:
-        with context.in_flight.slot(client_key(request)):
-            recorded = await _predict(request, context, request_id=request_id, save=save)
-    except Busy as exc:
-        raise HTTPException(
-            429,
-            f"too many predictions in flight: at most {context.in_flight.limit} per client; retry when one is answered",
-            headers={"Retry-After": "1"},
-        ) from exc
+    with _client_slot(request, context), _refusals():
+        recorded = await context.predictions.predict(
+            await _body(request), browser_id=_client_id(), request_id=request_id, save=save, network=_network(request)
+        )
     p = recorded.prediction
     return PredictionOut(
         id=recorded.row_id,
@@ -176,15 +171,34 @@ async def create_prediction(
     )
 
 
-async def _predict(request: Request, context: App, *, request_id: uuid.UUID | None, save: bool) -> Recorded:
-    # the body is read here, inside the client's slot; BodyLimit has capped it at MAX_BODY
+async def _body(request: Request) -> bytes:
+    """The drawing; read inside the client's slot (BodyLimit has capped it at MAX_BODY)."""
     body = await request.body()
     if not body:
         raise HTTPException(400, "empty body: send the drawing as a PNG (Content-Type: image/png)")
+    return body
+
+
+@contextmanager
+def _client_slot(request: Request, context: App) -> Iterator[None]:
+    """One of the client's in-flight slots (predictions and numbers share them), else 429."""
     try:
-        return await context.predictions.predict(
-            body, browser_id=_client_id(), request_id=request_id, save=save, network=_network(request)
-        )
+        with context.in_flight.slot(client_key(request)):
+            yield
+    except Busy as exc:
+        raise HTTPException(
+            429,
+            f"too many predictions in flight: at most {context.in_flight.limit} per client; retry when one is answered",
+            headers={"Retry-After": "1"},
+        ) from exc
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """The use cases' errors as the answers of POST /api/predictions and /api/numbers (README "The page's JSON
+    API")."""
+    try:
+        yield
     except PredictionRejected as exc:
         raise HTTPException(exc.status, str(exc)) from exc
     except ModelUnavailable as exc:
@@ -197,18 +211,25 @@ async def _predict(request: Request, context: App, *, request_id: uuid.UUID | No
         raise HTTPException(503, f"{NOT_KEPT} ({exc.strerror})") from exc
 
 
-async def label_prediction(request: Request, request_id: uuid.UUID, body: LabelIn, context: CurrentApp) -> LabelOut:
-    digit = body.digit
+@contextmanager
+def _label_errors(missing: str) -> Iterator[None]:
+    """A label's errors: not the client's (404 with `missing`), a bad value (422), nowhere to keep it (503)."""
     try:
-        saved = await context.predictions.label(
-            browser_id=_client_id(), request_id=request_id, digit=digit, network=_network(request)
-        )
+        yield
     except NotYours as exc:
-        raise HTTPException(404, "no such prediction of yours") from exc
+        raise HTTPException(404, missing) from exc
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
     except JournalWriteError as exc:
         raise HTTPException(503, f"{NOT_KEPT} ({exc.strerror})") from exc
+
+
+async def label_prediction(request: Request, request_id: uuid.UUID, body: LabelIn, context: CurrentApp) -> LabelOut:
+    digit = body.digit
+    with _label_errors("no such prediction of yours"):
+        saved = await context.predictions.label(
+            browser_id=_client_id(), request_id=request_id, digit=digit, network=_network(request)
+        )
     return LabelOut(request_id=request_id, digit=digit, saved=saved.value)  # type: ignore[arg-type]
 
 
@@ -345,39 +366,11 @@ async def create_number(
     idempotency_key: str | None = Header(None),
 ) -> NumberOut:
     request_id = _request_id(idempotency_key)
-    try:
-        with context.in_flight.slot(client_key(request)):  # the same per-client bound as predictions
-            body = await request.body()
-            if not body:
-                raise HTTPException(400, "empty body: send the drawing as a PNG (Content-Type: image/png)")
-            with _refusals():
-                recorded = await context.numbers.read(
-                    body, browser_id=_client_id(), request_id=request_id, save=save, network=_network(request)
-                )
-    except Busy as exc:
-        raise HTTPException(
-            429,
-            f"too many predictions in flight: at most {context.in_flight.limit} per client; retry when one is answered",
-            headers={"Retry-After": "1"},
-        ) from exc
+    with _client_slot(request, context), _refusals():
+        recorded = await context.numbers.read(
+            await _body(request), browser_id=_client_id(), request_id=request_id, save=save, network=_network(request)
+        )
     return _number_out(recorded)
-
-
-@contextmanager
-def _refusals() -> Iterator[None]:
-    """The use case's errors as the answers of POST /api/predictions (README "The page's JSON API")."""
-    try:
-        yield
-    except PredictionRejected as exc:
-        raise HTTPException(exc.status, str(exc)) from exc
-    except ModelUnavailable as exc:
-        raise HTTPException(503, str(exc), headers={"Retry-After": "2"}) from exc
-    except RequestIdReused as exc:
-        raise HTTPException(409, "this Idempotency-Key was already used with another image: use a new key") from exc
-    except RequestIdTaken as exc:
-        raise HTTPException(409, "this Idempotency-Key belongs to another client") from exc
-    except JournalWriteError as exc:
-        raise HTTPException(503, f"{NOT_KEPT} ({exc.strerror})") from exc
 
 
 def _number_out(recorded: RecordedNumber) -> NumberOut:
@@ -412,16 +405,10 @@ def _digit_out(position: int, digit: DigitReading, digit_id: int | None) -> Digi
 async def label_number(
     request: Request, request_id: uuid.UUID, body: NumberLabelIn, context: CurrentApp
 ) -> NumberLabelOut:
-    try:
+    with _label_errors("no such number of yours"):
         labelled = await context.numbers.label_number(
             browser_id=_client_id(), request_id=request_id, number=body.number, network=_network(request)
         )
-    except NotYours as exc:
-        raise HTTPException(404, "no such number of yours") from exc
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from exc
-    except JournalWriteError as exc:
-        raise HTTPException(503, f"{NOT_KEPT} ({exc.strerror})") from exc
     return NumberLabelOut(
         request_id=request_id,
         number=body.number,
@@ -437,17 +424,11 @@ async def label_digit(
     context: CurrentApp,
     position: int = Path(ge=0, le=MAX_POSITION),
 ) -> DigitLabelOut:
-    try:
+    with _label_errors("no such digit in a number of yours"):
         saved = await context.numbers.label_digit(
             browser_id=_client_id(), request_id=request_id, position=position, digit=body.digit,
             network=_network(request),
         )  # fmt: skip
-    except NotYours as exc:
-        raise HTTPException(404, "no such digit in a number of yours") from exc
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from exc
-    except JournalWriteError as exc:
-        raise HTTPException(503, f"{NOT_KEPT} ({exc.strerror})") from exc
     return DigitLabelOut(request_id=request_id, position=position, digit=body.digit, saved=saved.value)  # type: ignore[arg-type]
 
 
