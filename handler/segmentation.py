@@ -99,23 +99,23 @@ DIGIT_NARROW = (0.58, 0.15, 0.65, 0.53, 0.51, 0.57, 0.44, 0.51, 0.51, 0.47)  # .
 class Costs:
     """What a grouping gains and pays per digit, in nats, beside the digits' log probabilities. Tuned for the most
     numbers read exactly (a structured perceptron, then a coordinate search; `python -m training.numbers tune`) on
-    numbers composed from the training writers and half of the real UNIPEN numbers, with the 3.0 weights: another
+    numbers composed from the training writers and half of the real UNIPEN numbers, with the 4.0 weights: another
     model's logits may want them tuned again."""
 
-    per_digit: float = 2.13  # every digit pays this: with the energy bonus, it keeps fragments from beating a digit
+    per_digit: float = 2.45  # every digit pays this: with the energy bonus, it keeps fragments from beating a digit
     energy: float = 0.58  # every digit gains this per unit of the model's energy (logsumexp of its logits) ...
-    energy_cap: float = 5.23  # ... up to this energy (whole digits: median 5.0; merged pairs 3.5, fragments 3.3)
+    energy_cap: float = 4.86  # ... up to this energy (whole digits: median 5.0; merged pairs 3.5, fragments 3.3)
     too_wide: float = 1.66  # per unit of width beyond wide_digit
-    wide_digit: float = 0.81
-    class_wide: float = 2.35  # per unit of width beyond what 9 in 10 digits of the class read are (DIGIT_WIDTHS)
-    class_narrow: float = 0.05  # per unit of width below what 19 in 20 digits of the class read are (DIGIT_NARROW)
+    wide_digit: float = 0.69
+    class_wide: float = 2.0  # per unit of width beyond what 9 in 10 digits of the class read are (DIGIT_WIDTHS)
+    class_narrow: float = 0.0  # per unit of width below what 19 in 20 digits of the class read are (DIGIT_NARROW)
     fragment: float = 19.6  # per unit of height below low_digit: a bar or a piece cut off read as a digit ...
     low_digit: float = 0.73
     whole_fragment: float = 10.0  # ... or a whole part (no cut at either side): a small 0 after a tall 3 is real
     short: float = 2.27  # per unit of height a piece cut out of parts lacks of theirs (above and below)
     beside: float = 0.91  # per pair of a digit's parts that are each a digit's height and side by side (a 1 and a 9)
     cut_stroke: float = 0.18  # ending a digit at a cut, per stroke it crosses beyond the first ...
-    cut_along: float = 1.44  # ... and per unit of length it runs inside the ink (a stroke split lengthwise) ...
+    cut_along: float = 1.34  # ... and per unit of length it runs inside the ink (a stroke split lengthwise) ...
     cut_evidence: float = 1.82  # ... and gains per unit of the contours' dips where it cuts (two digits meeting)
     apart_gap: float = 0.63  # a bonus for ending a digit at empty columns, per unit of their width ...
     gap_cap: float = 0.5  # ... up to this width
@@ -776,8 +776,8 @@ def _span(drawing: _Drawing, segments: list[_Segment]) -> _Span | None:
     columns, rows = ink.deslanted[pixels], ink.ys[pixels]
     x0, x1 = float(columns.min()), float(columns.max()) + 1
     width = (x1 - x0) / height
-    if width > MAX_DIGIT_WIDTH:
-        return None
+    if width > MAX_DIGIT_WIDTH and (any(cut) or len(segments) > 1):
+        return None  # a whole part alone may be wide (a long 0, a 2's long tail): the costs weigh it
     occupied = np.bincount(np.floor(columns - x0).astype(np.int64)) > 0
     gap = _longest_false(occupied) / height
     beside = _beside(drawing, shares) if len(shares) > 1 else 0
