@@ -305,10 +305,12 @@ def crops(pool: Sequence[pendigits.PenDigit], *, count: int, seed: int, spec: Nu
 # ---- measuring --------------------------------------------------------------------------------------------------
 
 
-def evaluate(cases: Sequence[Case], read: Callable[[bytes], dict], *, oracle: Callable | None = None) -> dict:
+def evaluate(cases: Sequence[Case], read: Callable[[bytes], dict], *, oracle: Callable | None = None,
+             ideal: Callable[[bytes, str], bool] | None = None) -> dict:  # fmt: skip
     """Exact-number accuracy of `read` (png -> the handler's answer) on cases, errors split into segmentation (wrong
     digit count, or for composed numbers the wrong boxes) and reading (right segmentation, a digit misread); with
-    `oracle` (a list of (H, W) masks -> digits), the same numbers read with the true segmentation."""
+    `oracle` (a list of (H, W) masks -> digits), the same numbers read with the true segmentation; with `ideal`
+    (png, label -> whether some chain of the candidates reads it), what a perfect chooser would read."""
     tally, examples = Counter(), []
     started = time.perf_counter()
     for case in cases:
@@ -333,6 +335,8 @@ def evaluate(cases: Sequence[Case], read: Callable[[bytes], dict], *, oracle: Ca
         if case.number.touching:
             tally["touching"] += 1
             tally["touching_exact"] += number == label
+        if ideal is not None:
+            tally["ideal_exact"] += ideal(case.png, label)
         if oracle is not None:
             read_alone = oracle([case.number.mask(i) for i in range(len(case.number.digits))])
             tally["oracle_exact"] += read_alone == label
@@ -341,6 +345,8 @@ def evaluate(cases: Sequence[Case], read: Callable[[bytes], dict], *, oracle: Ca
     result = dict(tally) | {"exact_rate": tally["exact"] / max(1, tally["numbers"]), "seconds": seconds}
     if oracle is not None:
         result["oracle_exact_rate"] = tally["oracle_exact"] / max(1, tally["numbers"])
+    if ideal is not None:
+        result["ideal_exact_rate"] = tally["ideal_exact"] / max(1, tally["numbers"])
     return result | {"examples": examples}
 
 
@@ -377,6 +383,13 @@ class InProcessReader:
         self.spent.update(numbers=1, inputs=len(plan.candidates), seconds=time.perf_counter() - started)
         return answer
 
+    def chain_reads(self, png: bytes, label: str) -> bool:
+        """Whether some chain of the drawing's candidates reads `label` (see chain_reads)."""
+        from handler import segmentation
+
+        plan = segmentation.prepare_number(png)
+        return chain_reads(plan, self.logits(plan.tensors()), label)
+
     def read_masks(self, masks: Sequence[np.ndarray]) -> str:
         """The digits read from each one's own ink (the true segmentation)."""
         import torch
@@ -385,6 +398,24 @@ class InProcessReader:
 
         fields = [torch.from_numpy(normalise(fit_with_box(mask)[0])).unsqueeze(0) for mask in masks]
         return "".join(str(int(z.argmax())) for z in self.logits(torch.stack(fields)))
+
+
+def chain_reads(plan, logits: np.ndarray, label: str) -> bool:
+    """Whether some chain of plan's candidates (a handler.segmentation.Layout), from its first boundary to its last,
+    reads `label`, each candidate as its most likely digit (logits: (n_candidates, 10)): what a perfect chooser among
+    these candidates would read. When it is False, only other candidates or another reading can help."""
+    read = logits.argmax(axis=1) if len(logits) else np.zeros(0, dtype=np.int64)
+    starting: dict[int, list[int]] = defaultdict(list)
+    for index, candidate in enumerate(plan.candidates):
+        starting[candidate.first].append(index)
+    reached: list[set[int]] = [set() for _ in range(plan.last + 1)]  # boundary -> digits of label read up to it
+    reached[0].add(0)
+    for boundary in range(plan.last + 1):  # a candidate ends after it starts: each set is whole when reached
+        for index in starting[boundary]:
+            for count in reached[boundary]:
+                if count < len(label) and int(read[index]) == int(label[count]):
+                    reached[plan.candidates[index].stop].add(count + 1)
+    return len(label) in reached[plan.last]
 
 
 # ---- tuning the segmentation's costs ---------------------------------------------------------------------------
@@ -464,13 +495,15 @@ def main(argv: list[str] | None = None) -> None:
         return
     reader = InProcessReader.load(args.weights)
     oracle = reader.read_masks if args.set != "unipen" else None
-    result = evaluate(cases, reader.read_png, oracle=oracle)
+    result = evaluate(cases, reader.read_png, oracle=oracle, ideal=reader.chain_reads)
     print(json.dumps(result, indent=1))
     lengths = sorted(int(key.split("_")[1]) for key in result if key.startswith("length_") and key.count("_") == 1)
     print(
         f"read exactly: {result['exact']}/{result['numbers']} = {100 * result['exact_rate']:.1f}%; by digits: "
         + ", ".join(f"{n}: {result.get(f'length_{n}_exact', 0)}/{result[f'length_{n}']}" for n in lengths)
     )
+    print(f"an ideal chooser among these candidates: {result['ideal_exact']}/{result['numbers']} = "
+          f"{100 * result['ideal_exact_rate']:.1f}%")  # fmt: skip
     spent = reader.spent
     per_number = 1000 * spent["seconds"] / spent["numbers"]
     print(f"model inputs per digit {spent['inputs'] / result['digits']:.2f}, {per_number:.1f} ms per number")

@@ -84,3 +84,25 @@ def test_evaluate_tells_segmentation_from_reading_errors():
     assert numbers.evaluate([case], reader(label, boxes))["exact"] == 1
     assert numbers.evaluate([case], reader(wrong_digit, boxes))["reading_errors"] == 1
     assert numbers.evaluate([case], reader(label[:1], boxes[:1]))["segmentation_errors"] == 1
+
+
+def test_chain_reads_is_what_a_perfect_chooser_among_the_candidates_would_read():
+    from handler.segmentation import Boundary, Candidate, Layout, Shape
+
+    def candidate(first, stop):
+        return Candidate(first=first, stop=stop, field=np.zeros((28, 28), np.float32), box=(0, 0, 1, 1),
+                         shape=Shape(width=0.5, height=1.0, gap=0.0))  # fmt: skip
+
+    # boundaries 0..3: "1" from 0 to 1, "7" from 1 to 3, and a merged "4" from 0 to 3 (the likelier one alone)
+    plan = Layout(last=3, candidates=(candidate(0, 1), candidate(1, 3), candidate(0, 3), candidate(1, 2)),
+                  boundaries=(Boundary(),) * 3, height=100.0)  # fmt: skip
+    logits = np.full((4, 10), -5.0)
+    for row, digit_read in enumerate((1, 7, 4, 9)):
+        logits[row, digit_read] = 5.0
+    assert numbers.chain_reads(plan, logits, "17")
+    assert numbers.chain_reads(plan, logits, "4")
+    assert not numbers.chain_reads(plan, logits, "19")  # the 9 ends at boundary 2: no chain goes on to 3
+    assert not numbers.chain_reads(plan, logits, "71")
+    assert not numbers.chain_reads(plan, logits, "174")
+    refused = Layout(last=0, candidates=(), boundaries=(), height=0.0, refused="too many marks")
+    assert not numbers.chain_reads(refused, np.zeros((0, 10)), "1")
