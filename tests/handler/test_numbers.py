@@ -38,6 +38,13 @@ def zero(x: float, *, top: float = 60, bottom: float = 220) -> list[list[tuple[f
     return [[(cx + rx * np.sin(a), cy - ry * np.cos(a)) for a in angles]]
 
 
+def wide_zero(x: float, *, width: float, top: float = 60, bottom: float = 220) -> list[list[tuple[float, float]]]:
+    """A 0 in one stroke, `width` px wide: wider than MAX_DIGIT_WIDTH digit heights when width > 1.5 x 160."""
+    angles = np.linspace(0, 2 * np.pi, 60)
+    cx, cy, rx, ry = x + width / 2, (top + bottom) / 2, width / 2, (bottom - top) / 2
+    return [[(cx + rx * np.sin(a), cy - ry * np.cos(a)) for a in angles]]
+
+
 def five_with_its_bar_apart(x: float) -> list[list[tuple[float, float]]]:
     body = [(x + 12, 80), (x + 6, 135), (x + 45, 122), (x + 80, 145), (x + 84, 190), (x + 55, 220), (x + 8, 210)]
     return [body, [(x + 18, 56), (x + 88, 56)]]
@@ -215,8 +222,19 @@ def test_a_cut_runs_down_the_stroke_two_0s_share():
         ([five_with_its_bar_far_right(200)], "5"),
         ([two(100, width=160), five_with_its_bar_far_right(320)], "25"),
         ([seven(100, width=150), two(300, width=160)], "72"),
+        # one part wider than MAX_DIGIT_WIDTH: it was no candidate, so the 0 was cut (4.0 read 76522 and, alone, 67)
+        ([seven(40), wide_zero(170, width=300), two(520)], "702"),
+        ([wide_zero(200, width=300)], "0"),
     ],
-    ids=["a wide 2", "a 7 with a long bar", "a 5 whose bar is far right", "25 wide", "72 wide"],
+    ids=[
+        "a wide 2",
+        "a 7 with a long bar",
+        "a 5 whose bar is far right",
+        "25 wide",
+        "72 wide",
+        "702, a 0 twice as wide as high",
+        "a 0 twice as wide as high",
+    ],
 )
 def test_wide_digits_are_not_cut(digits, expected, model):
     assert read(drawing(*digits), model)["number"] == expected
