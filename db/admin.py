@@ -29,13 +29,16 @@ class AdminStore:
         policy asks after that many failures. All logins are serialised (a transaction-level advisory lock for the
         account, then the address's row), so N attempts sent at once are judged one after another: no more passwords
         are checked than the policy allows (issue #20 N4). A right password clears the count (clear_login_failures).
+        Times are clock_timestamp(), not now() (when the transaction began): an attempt that waited for the lock began
+        before the failure it waited for was counted, saw a negative time since it, and read that as a wait left.
         """
         async with transaction(self.pool) as conn:
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOGIN_LOCK_KEY,))
             cursor = await conn.execute(
                 """
-                SELECT failures, extract(epoch FROM now() - last_failure)::float8 FROM admin_login_failures
-                WHERE address = %s AND last_failure > now() - make_interval(secs => %s)
+                SELECT failures, extract(epoch FROM clock_timestamp() - last_failure)::float8
+                FROM admin_login_failures
+                WHERE address = %s AND last_failure > clock_timestamp() - make_interval(secs => %s)
                 """,
                 (address, forget),
             )
@@ -46,9 +49,11 @@ class AdminStore:
                 return wait, failures
             cursor = await conn.execute(
                 """
-                INSERT INTO admin_login_failures AS f (address, failures) VALUES (%s, 1)
-                ON CONFLICT (address) DO UPDATE SET last_failure = now(),
-                    failures = CASE WHEN f.last_failure > now() - make_interval(secs => %s) THEN f.failures + 1
+                INSERT INTO admin_login_failures AS f (address, failures, last_failure)
+                VALUES (%s, 1, clock_timestamp())
+                ON CONFLICT (address) DO UPDATE SET last_failure = clock_timestamp(),
+                    failures = CASE WHEN f.last_failure > clock_timestamp() - make_interval(secs => %s)
+                                    THEN f.failures + 1
                                     ELSE 1 END
                 RETURNING failures
                 """,
