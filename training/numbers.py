@@ -356,6 +356,7 @@ class InProcessReader:
 
     model: object  # handler.model.DigitNet
     spent: Counter = dataclasses.field(default_factory=Counter)  # numbers read, model inputs, seconds (read_png)
+    last: dict = dataclasses.field(default_factory=dict)  # the drawing read_png read last -> (plan, logits)
 
     @classmethod
     def load(cls, weights: Path) -> InProcessReader:
@@ -379,16 +380,18 @@ class InProcessReader:
 
         started = time.perf_counter()
         plan = segmentation.prepare_number(png)
-        answer = segmentation.reading(plan, self.logits(plan.tensors()))
+        logits = self.logits(plan.tensors())
+        answer = segmentation.reading(plan, logits)
         self.spent.update(numbers=1, inputs=len(plan.candidates), seconds=time.perf_counter() - started)
+        self.last.clear()
+        self.last[png] = (plan, logits)
         return answer
 
     def chain_reads(self, png: bytes, label: str) -> bool:
-        """Whether some chain of the drawing's candidates reads `label` (see chain_reads)."""
-        from handler import segmentation
-
-        plan = segmentation.prepare_number(png)
-        return chain_reads(plan, self.logits(plan.tensors()), label)
+        """Whether some chain of the drawing's candidates reads `label` (see chain_reads); the drawing just read by
+        read_png is not segmented again."""
+        plan, logits = self.last.get(png) or _plan_and_logits(png, self)
+        return chain_reads(plan, logits, label)
 
     def read_masks(self, masks: Sequence[np.ndarray]) -> str:
         """The digits read from each one's own ink (the true segmentation)."""
