@@ -40,14 +40,14 @@ from ts.torch_handler.base_handler import BaseHandler
 if TYPE_CHECKING or __package__:  # the repository layout (tests, UI; and what mypy checks)
     from .explain import STEPS, as_rows, integrated_gradients, integrated_gradients_all
     from .inputs import ALL, TRUTHY, Item, RequestError, parse_target, read_request
-    from .model import ARCHITECTURE_FILE
+    from .model import ARCHITECTURE_FILE, for_inference
     from .preprocess import PreprocessError, prepare, to_png
     from .refusal import NOT_A_DIGIT_INDEX, RefusalPolicy
     from .segmentation import prepare_number, reading
 else:  # inside the .mar, every file sits flat in the model directory
     from explain import STEPS, as_rows, integrated_gradients, integrated_gradients_all
     from inputs import ALL, TRUTHY, Item, RequestError, parse_target, read_request
-    from model import ARCHITECTURE_FILE
+    from model import ARCHITECTURE_FILE, for_inference
     from preprocess import PreprocessError, prepare, to_png
     from refusal import NOT_A_DIGIT_INDEX, RefusalPolicy
     from segmentation import prepare_number, reading
@@ -76,6 +76,9 @@ class MNISTDigitHandler(BaseHandler):
         # TORCH_NUM_THREADS overrides it (e.g. on bigger machines, or with several workers).
         torch.set_num_threads(int(os.environ.get("TORCH_NUM_THREADS", "1")))
         super().initialize(context)
+        # The forward passes run on an optimised copy (the same logits to ~1e-5, ~40% less time); explanations need
+        # gradients and use self.model.
+        self.forward = for_inference(self.model)
         self.refusal = RefusalPolicy.load(context.system_properties.get("model_dir"))
         logger.info("refusal policy: %s", self.refusal)
         logger.info("torch intra-op threads: %d", torch.get_num_threads())
@@ -144,7 +147,7 @@ class MNISTDigitHandler(BaseHandler):
             return items, None, None
         batch = torch.cat(inputs)  # (n, 1, 28, 28)
         with torch.inference_mode():
-            everything = self.model(batch.to(self.device)).float().cpu()  # (n, 10 or 11)
+            everything = self.forward(batch.to(self.device)).float().cpu()  # (n, 10 or 11)
         start = len(good)
         for item in numbers:
             item.logits, start = everything[start : start + len(item.tensor)], start + len(item.tensor)

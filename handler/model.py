@@ -19,9 +19,14 @@ averages their log-probabilities. Each member is itself a `DigitNet`, so a membe
 state dict and an ensemble can be assembled from separately trained members (`DigitNet.assemble`).
 """
 
+import copy
+import itertools
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 # The constructor's keyword arguments when a version's are not the defaults: written by training, read by the handler
 # from the archive. Here, not in the handler, so that training reads it without TorchServe's `ts` package.
@@ -129,3 +134,25 @@ class DigitNet(nn.Module):
             for member, state in zip(model.members, member_states, strict=True):
                 member.load_state_dict(state)
         return model
+
+
+def for_inference(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A forward pass for inference only, on a copy of `model` in eval mode: each batch norm folded into the
+    convolution before it, and the weights and inputs in channels-last layout (oneDNN's fast convolutions). ~40% less
+    time per batch on one CPU core (docs/performance.md); the same logits to ~1e-5. The model itself is untouched
+    (explanations need its gradients)."""
+    model.eval()
+    fast = copy.deepcopy(model)
+    for module in fast.modules():
+        if isinstance(module, nn.Sequential):
+            layers = list(module)
+            for index, (layer, after) in enumerate(itertools.pairwise(layers)):
+                if isinstance(layer, nn.Conv2d) and isinstance(after, nn.BatchNorm2d):
+                    module[index] = fuse_conv_bn_eval(layer, after)
+                    module[index + 1] = nn.Identity()  # the indices stay (DigitNet.stages slices features)
+    fast = fast.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # (torch documents it; its stubs lack it)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return fast(x.contiguous(memory_format=torch.channels_last))
+
+    return forward

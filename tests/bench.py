@@ -28,6 +28,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,7 +41,7 @@ from db.embedded import start_private_server
 from db.pool import SCHEMA_FILE, open_pool
 from db.predictions import PredictionRow, PredictionStore
 from deploy.torchserve import TorchServe, free_ports, temporary
-from handler.model import DigitNet
+from handler.model import DigitNet, for_inference
 from handler.preprocess import prepare
 from serving.auth import authorization
 from serving.endpoints import read_properties
@@ -89,8 +90,9 @@ def percentiles(seconds: list[float]) -> dict:
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
 
 
-def limit(pngs: list[bytes], model: DigitNet) -> list[dict]:
-    """In-process: the same work TorchServe's worker does, without HTTP or queues."""
+def limit(pngs: list[bytes], model: Callable[[torch.Tensor], torch.Tensor]) -> list[dict]:
+    """In-process: the same work TorchServe's worker does, without HTTP or queues (model: the forward pass the
+    handler runs, handler.model.for_inference)."""
     rows = []
     started = time.perf_counter()
     for png in pngs:
@@ -290,7 +292,7 @@ def number_pngs(pendigits_file: Path | None, *, count: int) -> list[bytes]:
     return [case.png for case in cases]
 
 
-def number_limit(pngs: list[bytes], model: DigitNet) -> list[dict]:
+def number_limit(pngs: list[bytes], model: Callable[[torch.Tensor], torch.Tensor]) -> list[dict]:
     """In-process: what the handler does for one number request (decode, segment, every candidate in one forward
     pass, choose), one number at a time."""
     from handler.segmentation import prepare_number, reading
@@ -362,7 +364,7 @@ def main(argv: list[str] | None = None) -> None:
     pngs = [png for png, _, _ in canvas.canvas_set(test.images, test.labels, count=args.images, seed=11)]
     model = DigitNet()
     model.load_state_dict(torch.load(args.model_store / f"v{SERVED[0]}" / "weights.pt", map_location="cpu"))
-    model.eval()
+    model = for_inference(model)  # the forward pass the handler runs
     numbers = number_pngs(args.pendigits, count=args.numbers)
     number_rows = number_limit(numbers, model) if numbers else []
     if numbers:
