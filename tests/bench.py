@@ -364,15 +364,15 @@ def main(argv: list[str] | None = None) -> None:
     pngs = [png for png, _, _ in canvas.canvas_set(test.images, test.labels, count=args.images, seed=11)]
     model = DigitNet()
     model.load_state_dict(torch.load(args.model_store / f"v{SERVED[0]}" / "weights.pt", map_location="cpu"))
-    model = for_inference(model)  # the forward pass the handler runs
+    forward = for_inference(model)  # the forward pass the handler runs
     numbers = number_pngs(args.pendigits, count=args.numbers)
-    number_rows = number_limit(numbers, model) if numbers else []
+    number_rows = number_limit(numbers, forward) if numbers else []
     if numbers:
         number_rows += number_serving(numbers, pngs, requests=args.requests, model_store=args.model_store)
     if args.numbers_only:
         print(table(number_rows))
         return
-    rows = limit(pngs, model) + number_rows
+    rows = limit(pngs, forward) + number_rows
     rows += serving(pngs, requests=args.requests, model_store=args.model_store)
     with private_postgres() as database_url:
         with temporary(config_template=ROOT / "config.properties", model_store=args.model_store) as server:

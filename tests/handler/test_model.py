@@ -27,7 +27,7 @@ def test_the_optimised_copy_gives_the_models_logits_at_every_batch_size(version,
     fast = for_inference(model)
     assert not model.training  # the copy is of the model in eval mode (dropout off)
     with torch.inference_mode():
-        for n in (1, 3, 8, 17):  # TorchServe's batches vary; a trace must not fix the batch size
+        for n in (1, 3, 8, 17):  # TorchServe's batches vary in size
             x = torch.randn(n, 1, 28, 28)
             expected, got = model(x), fast(x)
             outputs = 11 if kwargs.get("classes") == 11 or "refusal_head" in kwargs else 10
