@@ -672,8 +672,7 @@ def _pick_digit(mask: np.ndarray, darkness: np.ndarray) -> tuple[np.ndarray, np.
 
 def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """8-connected parts of a small (h, w) bool mask: labels (0 background, 1..n) and n. Union-find over the ink
-    pixels, all links at once: each link hooks the larger of its two roots under the smaller, then every pixel
-    follows its parent's parent until nothing moves (pointer jumping); a few rounds whatever the shapes."""
+    pixels (linked_roots)."""
     height, width = mask.shape
     ys, xs = np.nonzero(mask)
     labels = np.zeros(mask.shape, dtype=np.int32)
@@ -684,19 +683,26 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     links = [index[ys + 1 + dy, xs + 1 + dx] for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1))]  # each neighbour once
     first = np.concatenate([np.flatnonzero(other >= 0) for other in links])
     second = np.concatenate([other[other >= 0] for other in links])
-    parent = np.arange(len(ys))
-    for _ in range(64):  # (a round at least halves the longest chain of roots; 64 is never reached)
+    roots, dense = np.unique(linked_roots(len(ys), first, second), return_inverse=True)
+    labels[ys, xs] = dense + 1
+    return labels, len(roots)
+
+
+def linked_roots(count: int, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Union-find over items 0..count-1 linked in pairs (first[i], second[i]), all links at once: each link hooks the
+    larger of its two roots under the smaller, then every item follows its parent's parent until nothing moves
+    (pointer jumping). Returns each item's root: the smallest item of its part. A few rounds whatever the shapes
+    (each round hooks at least one root, so it ends)."""
+    parent = np.arange(count)
+    while True:
         one, two = parent[first], parent[second]
         apart = one != two
         if not apart.any():
-            break
+            return parent
         one, two = one[apart], two[apart]
         np.minimum.at(parent, np.maximum(one, two), np.minimum(one, two))
         while not np.array_equal(grand := parent[parent], parent):
             parent = grand
-    roots, dense = np.unique(parent, return_inverse=True)
-    labels[ys, xs] = dense + 1
-    return labels, len(roots)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ if TYPE_CHECKING or __package__:
         decode,
         fit_with_box,
         ink_map,
+        linked_roots,
         normalise,
     )  # fmt: skip
 else:  # inside the .mar, every file sits flat in the model directory
@@ -58,6 +59,7 @@ else:  # inside the .mar, every file sits flat in the model directory
         decode,
         fit_with_box,
         ink_map,
+        linked_roots,
         normalise,
     )  # fmt: skip
 
@@ -221,10 +223,8 @@ class Runs:
 
 
 def connected_runs(mask: np.ndarray) -> Runs:
-    """8-connected parts of a boolean image, by union-find over its horizontal runs (far fewer than pixels), all
-    links at once: each link hooks the larger of its two roots under the smaller, then every run follows its parent's
-    parent until nothing moves (pointer jumping, as preprocess._components). A part's number is the order of its
-    first run (top to bottom, left to right)."""
+    """8-connected parts of a boolean image, by union-find over its horizontal runs (far fewer than pixels;
+    preprocess.linked_roots). A part's number is the order of its first run (top to bottom, left to right)."""
     width = mask.shape[1]
     edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
     row, start = np.nonzero(edges == 1)
@@ -237,17 +237,7 @@ def connected_runs(mask: np.ndarray) -> Runs:
     count = np.maximum(high - low, 0)
     first = np.repeat(np.arange(len(row)), count)
     second = np.repeat(low - np.concatenate([[0], np.cumsum(count)[:-1]]), count) + np.arange(int(count.sum()))
-    parent = np.arange(len(row))
-    while True:  # (each round hooks at least one root: it ends; in practice after a few rounds)
-        one, two = parent[first], parent[second]
-        apart = one != two
-        if not apart.any():
-            break
-        one, two = one[apart], two[apart]
-        np.minimum.at(parent, np.maximum(one, two), np.minimum(one, two))
-        while not np.array_equal(grand := parent[parent], parent):
-            parent = grand
-    _, part = np.unique(parent, return_inverse=True)
+    _, part = np.unique(linked_roots(len(row), first, second), return_inverse=True)
     return Runs(row=row, start=start, stop=stop, part=part.reshape(-1))
 
 
