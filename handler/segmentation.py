@@ -225,13 +225,12 @@ class Runs:
 def connected_runs(mask: np.ndarray) -> Runs:
     """8-connected parts of a boolean image, by union-find over its horizontal runs (far fewer than pixels;
     preprocess.linked_roots). A part's number is the order of its first run (top to bottom, left to right)."""
-    width = mask.shape[1]
     edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
     row, start = np.nonzero(edges == 1)
     _, stop = np.nonzero(edges == -1)
     # The runs of the next row that touch run i (8-connected: start_j <= stop_i and start_i <= stop_j) are a range of
     # run numbers: runs are sorted by row, then column, and a row's runs do not overlap.
-    line = width + 2
+    line = mask.shape[1] + 2
     low = np.searchsorted(row * line + stop, (row + 1) * line + start, side="left")
     high = np.searchsorted(row * line + start, (row + 1) * line + stop, side="right")
     count = np.maximum(high - low, 0)

@@ -354,8 +354,7 @@ def evaluate(cases: Sequence[Case], read: Callable[[bytes], dict], *, oracle: Ca
 class InProcessReader:
     """Numbers read as the handler reads them (handler/segmentation.py and one forward pass), without a server."""
 
-    model: object  # handler.model.DigitNet
-    forward: Callable | None = None  # handler.model.for_inference(model), as the handler runs it (default: model)
+    forward: Callable  # handler.model.for_inference(the weights' DigitNet): the forward pass the handler runs
     spent: Counter = dataclasses.field(default_factory=Counter)  # numbers read, model inputs, seconds (read_png)
     last: dict = dataclasses.field(default_factory=dict)  # the drawing read_png read last -> (plan, logits)
 
@@ -367,14 +366,14 @@ class InProcessReader:
 
         model = DigitNet()
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        return cls(model.eval(), forward=for_inference(model))
+        return cls(for_inference(model))
 
     def logits(self, tensors) -> np.ndarray:
         """(n, 10) digit logits."""
         import torch
 
         with torch.inference_mode():
-            return (self.forward or self.model)(tensors)[:, :10].float().numpy()
+            return self.forward(tensors)[:, :10].float().numpy()
 
     def read_png(self, png: bytes) -> dict:
         from handler import segmentation
