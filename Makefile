@@ -47,7 +47,7 @@ $(MAR_V2): $(INSTALLED) $(HANDLER_FILES) model_store/v2.0/weights.pt
 $(MAR_V3): $(INSTALLED) $(HANDLER_FILES) $(wildcard model_store/v3.0/*.json) model_store/v3.0/weights.pt
 	$(PY) -m training.archive --version 3.0
 
-$(MAR_V4): $(INSTALLED) $(HANDLER_FILES) $(wildcard model_store/v4.0/*.json) model_store/v4.0/weights.pt
+$(MAR_V4): $(INSTALLED) $(HANDLER_FILES) $(wildcard model_store/v4.0/*.json) $(wildcard model_store/v4.0/pairs.pt) model_store/v4.0/weights.pt
 	$(PY) -m training.archive --version 4.0
 
 archive: $(INSTALLED)  ## build model_store/mnist.mar (VERSION=1.0) from the committed weights

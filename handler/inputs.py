@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 # Decided by how this file was imported, not by whether `handler` imports: an editable install of another checkout
@@ -46,6 +46,9 @@ class Item:
     all_attributions: Any = None  # (10, 1, 28, 28) tensor when the target is ALL
     number: Any = None  # a number request: its numbers.Layout (tensor is then its candidates, (n, 1, 28, 28))
     logits: Any = None  # a number request: its candidates' logits, (n, classes), set by the handler's inference
+    wide: list[int] = field(default_factory=list)  # ... its candidates the pair reader reads (indices), if any ...
+    pair_inputs: Any = None  # ... their pair fields, (k, 1, 28, 56) ...
+    pair_logits: Any = None  # ... and the pair reader's logits for them, (k, 101), set by the handler's inference
 
 
 @dataclass(frozen=True)

@@ -40,17 +40,17 @@ from ts.torch_handler.base_handler import BaseHandler
 if TYPE_CHECKING or __package__:  # the repository layout (tests, UI; and what mypy checks)
     from .explain import STEPS, as_rows, integrated_gradients, integrated_gradients_all
     from .inputs import ALL, TRUTHY, Item, RequestError, parse_target, read_request
-    from .model import ARCHITECTURE_FILE, for_inference
+    from .model import ARCHITECTURE_FILE, PAIRS_FILE, for_inference, load_pair_net
     from .preprocess import PreprocessError, prepare, to_png
     from .refusal import NOT_A_DIGIT_INDEX, RefusalPolicy
-    from .segmentation import prepare_number, reading
+    from .segmentation import pair_field, pair_log_probs, prepare_number, reading
 else:  # inside the .mar, every file sits flat in the model directory
     from explain import STEPS, as_rows, integrated_gradients, integrated_gradients_all
     from inputs import ALL, TRUTHY, Item, RequestError, parse_target, read_request
-    from model import ARCHITECTURE_FILE, for_inference
+    from model import ARCHITECTURE_FILE, PAIRS_FILE, for_inference, load_pair_net
     from preprocess import PreprocessError, prepare, to_png
     from refusal import NOT_A_DIGIT_INDEX, RefusalPolicy
-    from segmentation import prepare_number, reading
+    from segmentation import pair_field, pair_log_probs, prepare_number, reading
 
 logger = logging.getLogger(__name__)
 # An error message goes back as TorchServe's status line and in the JSON body. The worker frames the status message
@@ -79,8 +79,13 @@ class MNISTDigitHandler(BaseHandler):
         # The forward passes run on an optimised copy (the same logits to ~1e-5, ~40% less time); explanations need
         # gradients and use self.model.
         self.forward = for_inference(self.model)
-        self.refusal = RefusalPolicy.load(context.system_properties.get("model_dir"))
+        model_dir = context.system_properties.get("model_dir")
+        self.refusal = RefusalPolicy.load(model_dir)
         logger.info("refusal policy: %s", self.refusal)
+        # Number mode's pair reader, when the archive carries one: two touching digits read as one pair
+        pairs = load_pair_net(Path(model_dir) / PAIRS_FILE) if model_dir else None
+        self.pair_forward = for_inference(pairs) if pairs is not None else None
+        logger.info("pair reader: %s", "yes" if pairs is not None else "none")
         logger.info("torch intra-op threads: %d", torch.get_num_threads())
 
     def _load_pickled_model(self, model_dir, model_file, model_pt_path):
@@ -118,7 +123,8 @@ class MNISTDigitHandler(BaseHandler):
             target = parse_target(asked) if explain else None
             if self._reads_number(index, request.read, explain=explain):
                 number = prepare_number(request.image)
-                return Item(number=number, tensor=number.tensors(), preview=preview)
+                wide, pair_inputs = number.pair_inputs() if self.pair_forward is not None else ([], None)
+                return Item(number=number, tensor=number.tensors(), preview=preview, wide=wide, pair_inputs=pair_inputs)
             prepared = prepare(request.image)
             return Item(prepared=prepared, preview=preview, tensor=prepared.tensor(), explain=explain, target=target)
         except PreprocessError as exc:
@@ -151,6 +157,7 @@ class MNISTDigitHandler(BaseHandler):
         start = len(good)
         for item in numbers:
             item.logits, start = everything[start : start + len(item.tensor)], start + len(item.tensor)
+        self._read_pairs(numbers)
         if not good:
             return items, None, None
         logits = everything[: len(good)]  # (n_good, 10 or 11)
@@ -160,6 +167,18 @@ class MNISTDigitHandler(BaseHandler):
             not_a_digit = torch.softmax(logits, dim=1)[:, NOT_A_DIGIT_INDEX]
         self._explain([item for item in items if item.prepared is not None], probabilities)
         return items, probabilities, not_a_digit
+
+    def _read_pairs(self, numbers: list[Item]) -> None:
+        """The pair reader's logits for every number's wide candidates (item.pair_logits), in one forward pass."""
+        asking = [item for item in numbers if item.wide]
+        if self.pair_forward is None or not asking:
+            return
+        with torch.inference_mode():
+            everything = self.pair_forward(torch.cat([item.pair_inputs for item in asking]).to(self.device))
+        start = 0
+        for item in asking:
+            item.pair_logits = everything[start : start + len(item.wide)].float().cpu().numpy()
+            start += len(item.wide)
 
     def _explain(self, good: list[Item], probabilities: torch.Tensor) -> None:
         """Attributions for the explain items among the good ones (row i of probabilities is good[i]), all in one
@@ -241,15 +260,19 @@ class MNISTDigitHandler(BaseHandler):
         rules applied to each digit: a refused digit makes the whole number null."""
         model = self.manifest["model"]
         logits = item.logits if item.logits is not None else torch.zeros((0, NOT_A_DIGIT_INDEX))  # (none: refused)
-        answer = reading(item.number, logits[:, :NOT_A_DIGIT_INDEX].numpy())
+        pairs = None if item.pair_logits is None else pair_log_probs(item.number, item.wide, item.pair_logits)
+        answer = reading(item.number, logits[:, :NOT_A_DIGIT_INDEX].numpy(), pairs=pairs)
         if answer["number"] is None:
             answer["not_a_digit"] = True
         for digit in answer["digits"]:
-            index = digit.pop("candidate")
+            index, pair = digit.pop("candidate"), digit.pop("pair")
             candidate = item.number.candidates[index]
-            if item.preview:
-                digit["preview"] = base64.b64encode(to_png(candidate.field)).decode("ascii")
-            if self.refusal.enabled:
+            if item.preview:  # what the model read: the digit's field, or the pair's
+                seen = pair_field(candidate.crop) if pair else candidate.field
+                digit["preview"] = base64.b64encode(to_png(seen)).decode("ascii")
+            if self.refusal.enabled and pair:  # the pair reader chose two digits over any other reading
+                digit["not_a_digit"] = False
+            elif self.refusal.enabled:
                 row = logits[index]
                 not_a_digit = float(torch.softmax(row, 0)[NOT_A_DIGIT_INDEX]) if len(row) > NOT_A_DIGIT_INDEX else None
                 reason = self.refusal.reason(field=candidate.field, not_a_digit=not_a_digit)

@@ -22,6 +22,7 @@ state dict and an ensemble can be assembled from separately trained members (`Di
 import copy
 import itertools
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,9 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 # from the archive. Here, not in the handler, so that training reads it without TorchServe's `ts` package.
 ARCHITECTURE_FILE = "architecture.json"
 STAGE_ONE_LAYERS = 7  # conv-bn-relu twice and the pooling: the first stage's modules in DigitNet.features
+# Number mode's pair reader (training/pairs.py): an archive that carries this file reads two touching digits as one
+# pair (handler/segmentation.py: its input field, its outputs).
+PAIRS_FILE = "pairs.pt"
 
 
 def _conv(cin: int, cout: int) -> list[nn.Module]:
@@ -156,3 +160,25 @@ def for_inference(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
         return fast(x.contiguous(memory_format=torch.channels_last))
 
     return forward
+
+
+def pair_net(*, channels: tuple[int, int] = (32, 64), hidden: int = 256, outputs: int = 101) -> nn.Sequential:
+    """The pair reader: DigitNet's two stages of convolutions on a (N, 1, 28, 56) field, then `hidden` units and
+    `outputs` logits: the pair 10 * first + second, or segmentation.NOT_PAIR (a function, not a class: TorchServe
+    wants one class in this file)."""
+    c1, c2 = channels
+    return nn.Sequential(
+        *_conv(1, c1), *_conv(c1, c1), nn.MaxPool2d(2), *_conv(c1, c2), *_conv(c2, c2), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(c2 * 7 * 14, hidden), nn.ReLU(inplace=True), nn.Dropout(0.3),
+        nn.Linear(hidden, outputs),
+    )  # fmt: skip
+
+
+def load_pair_net(path: Path) -> nn.Sequential | None:
+    """The pair reader whose weights are at `path` (kept as float16), in eval mode; None when there is no file."""
+    if not path.exists():
+        return None
+    net = pair_net()
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    net.load_state_dict({name: value.float() if value.is_floating_point() else value for name, value in state.items()})
+    return net.eval()

@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import field as dataclass_field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image
 
 # the repository layout (tests, UI; and what mypy checks); see handler/mnist_handler.py for why not try/except
 if TYPE_CHECKING or __package__:
@@ -62,6 +64,11 @@ else:  # inside the .mar, every file sits flat in the model directory
         linked_roots,
         normalise,
     )  # fmt: skip
+
+# The pair reader (an archive with pairs.pt; handler/model.py pair_net): its input and its "no pair" output
+PAIR_FIELD = (28, 56)  # rows, columns: two digits side by side, as high as one digit's field
+PAIR_BOX = (20, 52)  # the ink's height at most 20 px (as a digit's), its width at most 52
+NOT_PAIR = 100  # outputs 0-99: the pair 10 * first + second
 
 # Sizes are fractions of the digits' height unless they say otherwise.
 MAX_MARKS = 400  # connected parts at most (specks included): beyond, hatching or a scribble, not a number
@@ -122,6 +129,12 @@ class Costs:
     apart_gap: float = 0.63  # a bonus for ending a digit at empty columns, per unit of their width ...
     gap_cap: float = 0.5  # ... up to this width
     stacked: float = 6.0  # ending a digit between two parts one above the other (an 8's loops drawn apart)
+    # With a pair reader (an archive with pairs.pt, training/pairs.py): a candidate at least pair_width wide may be
+    # read as two touching digits when the reader's likeliest pair has at least probability pair_min; it then scores
+    # log P(pair) + pair_bonus, against the one-digit reading's score above.
+    pair_width: float = 1.0
+    pair_min: float = 0.5
+    pair_bonus: float = 0.0
 
 
 COSTS = Costs()
@@ -168,6 +181,9 @@ class Candidate:
     field: np.ndarray  # (28, 28) in [0, 1], as preprocess.fit_with_box makes it
     box: tuple[float, float, float, float]  # the ink's (left, top, right, bottom), in the drawing's pixels
     shape: Shape  # its size against the digits' height
+    crop: np.ndarray | None = dataclass_field(
+        default=None, repr=False, compare=False
+    )  # its own ink (uint8), the field's source
 
     def cost(self, costs: Costs) -> float:
         """What reading this ink as one digit costs for its shape (>= 0; its class's width: see choose)."""
@@ -203,6 +219,20 @@ class Layout:
         if not self.candidates:
             return torch.zeros((0, 1, 28, 28))
         return torch.stack([candidate.tensor() for candidate in self.candidates])  # (n, 1, 28, 28)
+
+    def pair_inputs(self, width: float = COSTS.pair_width) -> tuple[list[int], Any]:
+        """The candidates at least `width` wide, which may be a pair of touching digits (indices), and their pair
+        fields for the pair reader, (k, 1, 28, 56). (A candidate made without its ink, in a test, is never asked.)"""
+        import torch
+
+        wide, fields = [], []
+        for index, candidate in enumerate(self.candidates):
+            if candidate.shape.width >= width and candidate.crop is not None:
+                wide.append(index)
+                fields.append(normalise(pair_field(candidate.crop)))
+        if not wide:
+            return [], torch.zeros((0, 1, *PAIR_FIELD))
+        return wide, torch.from_numpy(np.stack(fields)).unsqueeze(1)
 
 
 class TooManyPartsError(ValueError):
@@ -889,22 +919,61 @@ def _candidate(drawing: _Drawing, first: int, stop: int, segments: list[_Segment
     crop = np.where(owned, ink[top : y1 + 1, left : x1 + 1], 0).astype(np.uint8)
     field, _ = fit_with_box(crop)
     sx, sy = scale
-    return Candidate(first=first, stop=stop, field=field, box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy), shape=span.shape)
+    return Candidate(first=first, stop=stop, field=field, box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy), shape=span.shape,
+                     crop=crop)  # fmt: skip
 
 
 # ---- choosing ---------------------------------------------------------------------------------------------------
 
 
-def choose(plan: Layout, logits: np.ndarray, *, costs: Costs = COSTS) -> list[int]:
-    """The candidates (indices into plan.candidates, left to right) that chain from the first boundary to the last
-    with the best total score: sum of log P(best digit) + energy bonus - shape cost - boundary cost - per digit.
-    logits: (n_candidates, 10) digit logits."""
+def pair_field(crop: np.ndarray) -> np.ndarray:
+    """A candidate's ink (uint8, any size, some ink) -> the pair reader's (28, 56) input in [0, 1]: the ink's box
+    scaled to 20 px high (at most 52 wide), its centre of mass at the field's centre."""
+    peak = max(int(crop.max()), 1)
+    mask = crop > INK_THRESHOLD * peak
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
+        raise BlankImageError("no ink to read as a pair")
+    ink = crop[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32) / peak
+    height, width = ink.shape
+    scale = min(PAIR_BOX[0] / height, PAIR_BOX[1] / width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    scaled = np.clip(np.asarray(Image.fromarray(ink, mode="F").resize(size, resample), dtype=np.float32), 0, 1)
+    total = float(scaled.sum()) or 1.0
+    cy = float((scaled.sum(axis=1) * np.arange(scaled.shape[0])).sum()) / total
+    cx = float((scaled.sum(axis=0) * np.arange(scaled.shape[1])).sum()) / total
+    rows_, cols_ = PAIR_FIELD
+    top = int(np.clip(round(rows_ / 2 - 0.5 - cy), 0, rows_ - scaled.shape[0]))
+    left = int(np.clip(round(cols_ / 2 - 0.5 - cx), 0, cols_ - scaled.shape[1]))
+    field = np.zeros(PAIR_FIELD, dtype=np.float32)
+    field[top : top + scaled.shape[0], left : left + scaled.shape[1]] = scaled
+    return field
+
+
+def pair_log_probs(plan: Layout, wide: list[int], pair_logits: np.ndarray) -> np.ndarray:
+    """(n_candidates, 101) the pair reader's log probabilities: rows `wide` from pair_logits ((len(wide), 101)),
+    -inf for the other candidates (never a pair)."""
+    out = np.full((len(plan.candidates), NOT_PAIR + 1), -np.inf)
+    if len(wide):
+        z = pair_logits - pair_logits.max(axis=1, keepdims=True)
+        out[wide] = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return out
+
+
+def choose(plan: Layout, logits: np.ndarray, *, pairs: np.ndarray | None = None,
+           costs: Costs = COSTS) -> list[tuple[int, int | None]]:  # fmt: skip
+    """The candidates that chain from the first boundary to the last with the best total score, left to right, each
+    as (index into plan.candidates, None) when read as one digit or (index, pair 0-99) when read as two touching
+    digits. One digit scores log P(best digit) + energy bonus - shape cost - per digit; a pair (pairs: (n_candidates,
+    101) log probabilities from pair_log_probs, or None: no pair reader) log P(pair) + pair_bonus; each pays the cost
+    of the boundary it starts at. logits: (n_candidates, 10) digit logits."""
     peak = logits.max(axis=1, keepdims=True)
     energy = np.log(np.exp(logits - peak).sum(axis=1)) + peak[:, 0]  # (n,) logsumexp
     log_probs = logits - energy[:, None]
     best = np.full(plan.last + 1, -np.inf)
     best[0] = 0.0
-    back = [-1] * (plan.last + 1)
+    back: list[tuple[int, int | None]] = [(-1, None)] * (plan.last + 1)
     ending: dict[int, list[int]] = {}
     for index, candidate in enumerate(plan.candidates):
         ending.setdefault(candidate.stop, []).append(index)
@@ -914,6 +983,9 @@ def choose(plan: Layout, logits: np.ndarray, *, costs: Costs = COSTS) -> list[in
     top = top - costs.class_wide * np.maximum(0.0, widths - np.asarray(DIGIT_WIDTHS)[read])
     top = top - costs.class_narrow * np.maximum(0.0, np.asarray(DIGIT_NARROW)[read] - widths)
     top = top + costs.energy * np.minimum(energy, costs.energy_cap)
+    if pairs is not None:
+        pair, pair_score = pairs[:, :NOT_PAIR].argmax(axis=1), pairs[:, :NOT_PAIR].max(axis=1)
+        is_pair = (widths >= costs.pair_width) & (np.exp(pair_score) >= costs.pair_min)
     for stop in range(1, plan.last + 1):
         for index in ending.get(stop, []):
             candidate = plan.candidates[index]
@@ -923,30 +995,46 @@ def choose(plan: Layout, logits: np.ndarray, *, costs: Costs = COSTS) -> list[in
             boundary = plan.boundaries[candidate.first].cost(costs) if candidate.first else 0.0
             score = before + top[index] - candidate.cost(costs) - boundary - costs.per_digit
             if score > best[stop]:
-                best[stop], back[stop] = score, index
-    chosen, stop = [], plan.last
+                best[stop], back[stop] = score, (index, None)
+            if pairs is not None and is_pair[index]:
+                score = before + pair_score[index] + costs.pair_bonus - boundary
+                if score > best[stop]:
+                    best[stop], back[stop] = score, (index, int(pair[index]))
+    chosen: list[tuple[int, int | None]] = []
+    stop = plan.last
     if best[stop] == -np.inf:  # no chain of candidates (cannot happen: _pruned keeps one)
         return []
     while stop > 0:
-        index = back[stop]
-        chosen.append(index)
-        stop = plan.candidates[index].first
+        chosen.append(back[stop])
+        stop = plan.candidates[back[stop][0]].first
     return chosen[::-1]
 
 
-def reading(plan: Layout, logits: np.ndarray, *, costs: Costs = COSTS) -> dict:
-    """The number read from the candidates' digit logits ((n_candidates, 10), rows as plan.candidates):
-    {"number": "42", "digits": [{"digit", "confidence", "probabilities", "box", "candidate"}, ...]}, left to right
-    ("candidate": the index of its candidate in plan). A refused layout reads {"number": None, "digits": [],
-    "reason": ...}."""
+def reading(plan: Layout, logits: np.ndarray, *, pairs: np.ndarray | None = None, costs: Costs = COSTS) -> dict:
+    """The number read from the candidates' digit logits ((n_candidates, 10), rows as plan.candidates) and, with a
+    pair reader, their pair log probabilities (pair_log_probs): {"number": "42", "digits": [{"digit", "confidence",
+    "probabilities", "box", "candidate", "pair"}, ...]}, left to right ("candidate": the index of its candidate in
+    plan; "pair": whether it was read as one of two touching digits, whose boxes are then the two halves of the
+    candidate's and whose probabilities are the pair's marginals). A refused layout reads {"number": None, "digits":
+    [], "reason": ...}."""
     if plan.refused is not None:
         return {"number": None, "digits": [], "reason": plan.refused}
-    chosen = choose(plan, logits, costs=costs)
     digits = []
-    for index in chosen:
-        z = logits[index] - logits[index].max()
-        p = np.exp(z) / np.exp(z).sum()
+    for index, pair in choose(plan, logits, pairs=pairs, costs=costs):
         box = plan.candidates[index].box
-        digits.append({"digit": int(p.argmax()), "confidence": float(p.max()), "probabilities": [float(v) for v in p],
-                       "box": [round(float(v), 1) for v in box], "candidate": index})  # fmt: skip
+        if pair is None:
+            z = logits[index] - logits[index].max()
+            p = np.exp(z) / np.exp(z).sum()
+            readings = [(int(p.argmax()), p, box)]
+        else:
+            assert pairs is not None
+            joint = np.exp(pairs[index, :NOT_PAIR] - pairs[index, :NOT_PAIR].max()).reshape(10, 10)
+            joint /= joint.sum()  # P(first, second), given a pair
+            middle = (box[0] + box[2]) / 2
+            readings = [(pair // 10, joint.sum(axis=1), (box[0], box[1], middle, box[3])),
+                        (pair % 10, joint.sum(axis=0), (middle, box[1], box[2], box[3]))]  # fmt: skip
+        for digit, p, where in readings:
+            digits.append({"digit": digit, "confidence": float(p[digit]), "probabilities": [float(v) for v in p],
+                           "box": [round(float(v), 1) for v in where], "candidate": index,
+                           "pair": pair is not None})  # fmt: skip
     return {"number": "".join(str(d["digit"]) for d in digits), "digits": digits}

@@ -47,6 +47,7 @@ from serving.auth import authorization
 from serving.endpoints import read_properties
 from serving.inference import Predictor
 from training import canvas, data
+from training.numbers import InProcessReader
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "mnist"
@@ -292,19 +293,16 @@ def number_pngs(pendigits_file: Path | None, *, count: int) -> list[bytes]:
     return [case.png for case in cases]
 
 
-def number_limit(pngs: list[bytes], model: Callable[[torch.Tensor], torch.Tensor]) -> list[dict]:
+def number_limit(pngs: list[bytes], reader: InProcessReader) -> list[dict]:
     """In-process: what the handler does for one number request (decode, segment, every candidate in one forward
-    pass, choose), one number at a time."""
-    from handler.segmentation import prepare_number, reading
-
-    latencies, candidates, digits = [], 0, 0
-    with torch.inference_mode():
-        for png in pngs:
-            started = time.perf_counter()
-            plan = prepare_number(png)
-            answer = reading(plan, model(plan.tensors()).numpy())
-            latencies.append(time.perf_counter() - started)
-            candidates, digits = candidates + len(plan.candidates), digits + len(answer["digits"])
+    pass, the wide ones through the pair reader when the version has one, choose), one number at a time."""
+    latencies, digits = [], 0
+    for png in pngs:
+        started = time.perf_counter()
+        answer = reader.read_png(png)
+        latencies.append(time.perf_counter() - started)
+        digits += len(answer["digits"])
+    candidates = reader.spent["inputs"]
     return [{"what": f"numbers of 4 digits in-process, 1 at a time ({candidates / len(pngs):.1f} model inputs each)",
              "per_s": len(pngs) / sum(latencies), **percentiles(latencies),
              "digits_per_s": digits / sum(latencies)}]  # fmt: skip
@@ -366,7 +364,8 @@ def main(argv: list[str] | None = None) -> None:
     model.load_state_dict(torch.load(args.model_store / f"v{SERVED[0]}" / "weights.pt", map_location="cpu"))
     forward = for_inference(model)  # the forward pass the handler runs
     numbers = number_pngs(args.pendigits, count=args.numbers)
-    number_rows = number_limit(numbers, forward) if numbers else []
+    weights = args.model_store / f"v{SERVED[0]}" / "weights.pt"
+    number_rows = number_limit(numbers, InProcessReader.load(weights)) if numbers else []
     if numbers:
         number_rows += number_serving(numbers, pngs, requests=args.requests, model_store=args.model_store)
     if args.numbers_only:

@@ -5,7 +5,8 @@
 The .mar holds the model definition (handler/model.py), the weights, the handler and the modules it imports
 (preprocessing, request parsing, explanations, refusal, reading numbers), the version's metrics.json, so an archive
 carries its own accuracy figures, its architecture.json when the version's network is not DigitNet's default (2.0: an
-ensemble of three), and its refusal.json when the version answers "not a digit" (handler/refusal.py).
+ensemble of three), its refusal.json when the version answers "not a digit" (handler/refusal.py), and its pairs.pt
+when it reads two touching digits in a number as one pair (training/pairs.py).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def build(*, version: str, weights: Path, out: Path) -> Path:
                                          "segmentation.py")]  # fmt: skip
     # metrics.json: the version's accuracy figures; architecture.json: DigitNet's arguments when not the defaults
     # refusal.json: when the version answers "not a digit" (handler/refusal.py)
-    extra += [weights.parent / name for name in ("metrics.json", "architecture.json", "refusal.json")
+    # pairs.pt: Number mode's pair reader, when the version reads touching pairs (training/pairs.py)
+    extra += [weights.parent / name for name in ("metrics.json", "architecture.json", "refusal.json", "pairs.pt")
               if (weights.parent / name).exists()]  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     name = archive_name(version)

@@ -355,6 +355,7 @@ class InProcessReader:
     """Numbers read as the handler reads them (handler/segmentation.py and one forward pass), without a server."""
 
     forward: Callable  # handler.model.for_inference(the weights' DigitNet): the forward pass the handler runs
+    pairs: Callable | None = None  # the same for the pair reader beside the weights (pairs.pt), if there is one
     spent: Counter = dataclasses.field(default_factory=Counter)  # numbers read, model inputs, seconds (read_png)
     last: dict = dataclasses.field(default_factory=dict)  # the drawing read_png read last -> (plan, logits)
 
@@ -362,11 +363,12 @@ class InProcessReader:
     def load(cls, weights: Path) -> InProcessReader:
         import torch
 
-        from handler.model import DigitNet, for_inference
+        from handler.model import PAIRS_FILE, DigitNet, for_inference, load_pair_net
 
         model = DigitNet()
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        return cls(for_inference(model))
+        pairs = load_pair_net(weights.parent / PAIRS_FILE)
+        return cls(for_inference(model), for_inference(pairs) if pairs is not None else None)
 
     def logits(self, tensors) -> np.ndarray:
         """(n, 10) digit logits."""
@@ -375,13 +377,29 @@ class InProcessReader:
         with torch.inference_mode():
             return self.forward(tensors)[:, :10].float().numpy()
 
+    def pair_log_probs(self, plan, *, width: float | None = None) -> np.ndarray | None:
+        """(n_candidates, 101) the pair reader's log probabilities for plan's candidates at least `width` wide (the
+        costs' pair_width by default; -inf for the others), None without a pair reader."""
+        import torch
+
+        from handler import segmentation
+
+        if self.pairs is None:
+            return None
+        wide, inputs = plan.pair_inputs(segmentation.COSTS.pair_width if width is None else width)
+        if not wide:
+            return segmentation.pair_log_probs(plan, [], np.zeros((0, segmentation.NOT_PAIR + 1)))
+        with torch.inference_mode():
+            pair_logits = self.pairs(inputs).float().numpy()
+        return segmentation.pair_log_probs(plan, wide, pair_logits)
+
     def read_png(self, png: bytes) -> dict:
         from handler import segmentation
 
         started = time.perf_counter()
         plan = segmentation.prepare_number(png)
         logits = self.logits(plan.tensors())
-        answer = segmentation.reading(plan, logits)
+        answer = segmentation.reading(plan, logits, pairs=self.pair_log_probs(plan))
         self.spent.update(numbers=1, inputs=len(plan.candidates), seconds=time.perf_counter() - started)
         self.last.clear()
         self.last[png] = (plan, logits)
@@ -390,7 +408,7 @@ class InProcessReader:
     def chain_reads(self, png: bytes, label: str) -> bool:
         """Whether some chain of the drawing's candidates reads `label` (see chain_reads); the drawing just read by
         read_png is not segmented again."""
-        plan, logits = self.last.get(png) or _plan_and_logits(png, self)
+        plan, logits = self.last.get(png) or _plan_and_logits(png, self)[:2]
         return chain_reads(plan, logits, label)
 
     def read_masks(self, masks: Sequence[np.ndarray]) -> str:
@@ -425,6 +443,7 @@ def chain_reads(plan, logits: np.ndarray, label: str) -> bool:
 
 TUNING_SEEDS = {"training": 5, "training-2": 8, "training-touching": 6}  # composed from the training writers
 STEPS = (0.0, 0.5, 0.7, 0.85, 0.93, 1.07, 1.15, 1.4, 2.0)  # a cost's trial values, as multiples of its value
+PAIR_TUNING_WIDTH = 0.4  # tuning reads every candidate at least this wide with the pair reader
 
 
 def tune(sets: dict[str, tuple[Sequence[Case], float]], reader: InProcessReader, *, start=None, rounds: int = 6,
@@ -438,8 +457,8 @@ def tune(sets: dict[str, tuple[Sequence[Case], float]], reader: InProcessReader,
              for name, (cases, weight) in sets.items()}  # fmt: skip
 
     def counts(costs) -> dict[str, int]:
-        return {name: sum(segmentation.reading(plan, logits, costs=costs)["number"] == label
-                          for label, plan, logits in read) for name, (read, _) in plans.items()}  # fmt: skip
+        return {name: sum(segmentation.reading(plan, logits, pairs=pairs, costs=costs)["number"] == label
+                          for label, plan, logits, pairs in read) for name, (read, _) in plans.items()}  # fmt: skip
 
     def total(found: dict[str, int]) -> float:
         return sum(plans[name][1] * value for name, value in found.items())
@@ -464,10 +483,12 @@ def tune(sets: dict[str, tuple[Sequence[Case], float]], reader: InProcessReader,
 
 
 def _plan_and_logits(png: bytes, reader: InProcessReader) -> tuple:
+    """A drawing's layout, its candidates' logits and (with a pair reader) pair log probabilities for every candidate
+    at least PAIR_TUNING_WIDTH wide, so that the costs' pair_width can be tuned."""
     from handler import segmentation
 
     plan = segmentation.prepare_number(png)
-    return plan, reader.logits(plan.tensors())
+    return plan, reader.logits(plan.tensors()), reader.pair_log_probs(plan, width=PAIR_TUNING_WIDTH)
 
 
 def main(argv: list[str] | None = None) -> None:
