@@ -15,7 +15,9 @@ With the header `X-Read: number` (or JSON "read": "number", or a multipart field
 a number of one or more digits (handler/segmentation.py): HTTP 200 {"number": "42", "digits": [{"digit", "confidence",
 "probabilities", "box": [left, top, right, bottom]}, ...], "model_name", "model_version"}; "number" is null, with
 "not_a_digit": true and a "reason", when no number can be read. The candidate digits of every number request in a
-batch go through the model in one batch with the batch's single digits.
+batch go through the model in one batch with the batch's single digits; with a pair reader in the archive (pairs.pt,
+handler/model.py), the wide candidates of all of them go through it in one more batch (two touching digits read as
+one pair).
 
 A version whose archive carries refusal.json (handler/refusal.py) may answer a drawing that is not one digit with
 HTTP 200 {"not_a_digit": true, "digit": null, "reason": ..., "closest_digit": ..., "probabilities": [...]}; its other
@@ -145,7 +147,7 @@ class MNISTDigitHandler(BaseHandler):
     def inference(self, items: list[Item], *args, **kwargs) -> Output:
         """-> (items, digit probabilities (n_good, 10), P(not a digit) (n_good,) or None for a 10-output model), for
         the single-digit requests; each number request gets its candidates' logits (item.logits). One forward pass:
-        the single digits first, then every number's candidates."""
+        the single digits first, then every number's candidates; then one through the pair reader, if any."""
         good = [item.tensor for item in items if item.prepared is not None]
         numbers = [item for item in items if item.number is not None]
         inputs = ([torch.stack(good)] if good else []) + [item.tensor for item in numbers]
