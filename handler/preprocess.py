@@ -788,7 +788,7 @@ def fit_with_box(ink: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float
         raise BlankImageError("the drawing is blank: draw a digit first")
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32) / peak
-    digit = _scale_longer_side(crop, BOX)  # (h, w), max(h, w) == 20
+    digit = scale_into(crop, BOX, BOX)  # (h, w), max(h, w) == 20
     field, top, left = _place_by_centre_of_mass(digit)
     # field column j covers crop columns [(j - left) / sx, (j - left + 1) / sx); the same for rows
     sy, sx = digit.shape[0] / crop.shape[0], digit.shape[1] / crop.shape[1]
@@ -796,10 +796,12 @@ def fit_with_box(ink: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float
     return field, (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
 
 
-def _scale_longer_side(crop: np.ndarray, side: int) -> np.ndarray:
-    height, width = crop.shape
-    scale = side / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))  # PIL wants (w, h)
+def scale_into(crop: np.ndarray, height: int, width: int) -> np.ndarray:
+    """[0, 1] ink scaled (aspect kept) to fit a height x width box: one digit's 20x20 (fit_with_box), a pair's 20x52
+    (segmentation.pair_field)."""
+    rows, columns = crop.shape
+    scale = min(height / rows, width / columns)
+    size = (max(1, round(columns * scale)), max(1, round(rows * scale)))  # PIL wants (w, h)
     # Area averaging when shrinking is what anti-aliasing a bilevel image does; bilinear when enlarging.
     resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
     scaled = Image.fromarray(crop.astype(np.float32), mode="F").resize(size, resample)

@@ -37,7 +37,6 @@ from dataclasses import field as dataclass_field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image
 
 # the repository layout (tests, UI; and what mypy checks); see handler/mnist_handler.py for why not try/except
 if TYPE_CHECKING or __package__:
@@ -51,6 +50,7 @@ if TYPE_CHECKING or __package__:
         ink_map,
         linked_roots,
         normalise,
+        scale_into,
     )  # fmt: skip
 else:  # inside the .mar, every file sits flat in the model directory
     from preprocess import (
@@ -63,6 +63,7 @@ else:  # inside the .mar, every file sits flat in the model directory
         ink_map,
         linked_roots,
         normalise,
+        scale_into,
     )  # fmt: skip
 
 # The pair reader (an archive with pairs.pt; handler/model.py pair_net): its input and its "no pair" output
@@ -934,12 +935,7 @@ def pair_field(crop: np.ndarray) -> np.ndarray:
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if not len(rows):
         raise BlankImageError("no ink to read as a pair")
-    ink = crop[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32) / peak
-    height, width = ink.shape
-    scale = min(PAIR_BOX[0] / height, PAIR_BOX[1] / width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
-    scaled = np.clip(np.asarray(Image.fromarray(ink, mode="F").resize(size, resample), dtype=np.float32), 0, 1)
+    scaled = scale_into(crop[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32) / peak, *PAIR_BOX)
     total = float(scaled.sum()) or 1.0
     cy = float((scaled.sum(axis=1) * np.arange(scaled.shape[0])).sum()) / total
     cx = float((scaled.sum(axis=0) * np.arange(scaled.shape[1])).sum()) / total
