@@ -5,6 +5,7 @@ shipped 3.0 weights, and composed and real handwriting from ../shared (skipped w
 from __future__ import annotations
 
 import base64
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -411,6 +412,19 @@ def test_numbers_composed_from_heldout_pendigits_writers(reader):
     _, heldout = pendigits.split_by_writer(pendigits.load(path))
     result = numbers.evaluate(numbers.composed_set(heldout, count=60, seed=7), reader.read_png)
     assert result["exact_rate"] >= 0.8, result
+
+
+def test_the_shipped_pair_reader_reads_touching_pairs_of_heldout_writers_that_4_0_alone_misreads(reader):
+    """100 numbers of the held-out pendigits writers, each with a touching pair: measured 79 read exactly with the pair
+    reader, 72 without (seed 11)."""
+    path = shared_file(pendigits.ENV_VAR, SHARED / "pendigits" / "pendigits-orig.tra.gz")
+    _, heldout = pendigits.split_by_writer(pendigits.load(path))
+    cases = numbers.composed_set(heldout, count=100, seed=11, spec=numbers.NumberSpec(touching=1.0))
+    assert reader.pairs is not None
+    alone = dataclasses.replace(reader, pairs=None)
+    with_pairs = numbers.evaluate(cases, reader.read_png)["exact"]
+    without = numbers.evaluate(cases, alone.read_png)["exact"]
+    assert with_pairs >= without + 4, (with_pairs, without)
 
 
 def test_real_unipen_numbers(reader):
