@@ -41,26 +41,29 @@ from training import canvas, numbers, pendigits
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def drawing_spec(rng: np.random.Generator) -> numbers.NumberSpec:
-    """What the next training drawing is: two digits (70%), one (15%) or three (15%)."""
+def drawing_spec(rng: np.random.Generator, heights: tuple[int, int] = numbers.SPEC.heights) -> numbers.NumberSpec:
+    """What the next training drawing is: two digits (70%), one (15%) or three (15%), `heights` px high (lower
+    heights draw with a thicker pen relative to the digit: the page's pen widths are in px)."""
     kind = rng.random()
     if kind < 0.7:
-        return numbers.NumberSpec(lengths=(2, 2), touching=0.7)
+        return numbers.NumberSpec(lengths=(2, 2), touching=0.7, heights=heights)
     if kind < 0.85:
-        return numbers.NumberSpec(lengths=(1, 1), touching=0.0)
-    return numbers.NumberSpec(lengths=(3, 3), touching=0.7, per_pair=True)
+        return numbers.NumberSpec(lengths=(1, 1), touching=0.0, heights=heights)
+    return numbers.NumberSpec(lengths=(3, 3), touching=0.7, per_pair=True, heights=heights)
 
 
 def label_of(number: str) -> int:
     return int(number) if len(number) == 2 else NOT_PAIR
 
 
-def data(pool, *, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def data(
+    pool, *, count: int, seed: int, heights: tuple[int, int] = numbers.SPEC.heights
+) -> tuple[np.ndarray, np.ndarray]:
     """(count, 28, 56) uint8 pair fields and their labels, from drawings composed out of pool's writers."""
     rng = np.random.default_rng(seed)
     fields, labels = [], []
     for _ in range(count):
-        number = numbers.compose(pool, rng=rng, spec=drawing_spec(rng))
+        number = numbers.compose(pool, rng=rng, spec=drawing_spec(rng, heights))
         png = canvas.to_png(number.image(str(rng.choice(canvas.STYLES))))
         ink, _ = ink_map(decode(png))
         fields.append((pair_field(ink) * 255).astype(np.uint8))
@@ -131,6 +134,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--count", type=int, default=16000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--heights",
+        type=int,
+        nargs=2,
+        default=list(numbers.SPEC.heights),
+        help="data: the digits' height on the slate, px (lower: a thicker pen relative to the digit)",
+    )
     parser.add_argument("--data", type=Path, nargs="+")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
@@ -147,7 +157,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     if args.command == "data":
         training, _ = pendigits.split_by_writer(pendigits.load())
-        fields, labels = data(training + numbers.load_unipen_digits(), count=args.count, seed=args.seed)
+        fields, labels = data(
+            training + numbers.load_unipen_digits(), count=args.count, seed=args.seed, heights=tuple(args.heights)
+        )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(args.out, fields=fields, labels=labels)
         print(f"wrote {len(labels)} fields ({int((labels == NOT_PAIR).sum())} not a pair) to {args.out}")
