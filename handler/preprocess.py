@@ -48,8 +48,9 @@ BOX = 20  # the longer side of the digit after scaling, px (as in MNIST)
 # measures the dearest image accepted against a drawing). Everything after decoding works on at most WORK_SIDE px a
 # side, so its cost is fixed; decoding is what the limits below bound.
 # PNG must be decoded in full, and inflating and unfiltering cost by the byte: ~45 ms for 4 MB of RGBA noise, the
-# most a 4 MiB body can carry. The slate sends 280x280 RGBA (313,600 bytes of samples: ui/canvas.js draws its export
-# at one pixel per CSS pixel); 1.25 MiB of samples (e.g. 572x572 RGBA, 1144x1144 greyscale) leaves twice its side.
+# most a 4 MiB body can carry. The slate sends 280x280 RGBA (313,600 bytes of samples; Number mode's 840x280,
+# 940,800: ui/canvas.js draws its export at one pixel per CSS pixel); 1.25 MiB of samples (e.g. 572x572 RGBA,
+# 1144x1144 greyscale) leaves twice a digit slate's side.
 MAX_PNG_SAMPLE_BYTES = 1280 * 1024
 MAX_PNG_SIDE = 2048
 # JPEG is decoded at 1/2, 1/4 or 1/8 scale (DCT scaling, `Image.draft`), so large pixel counts stay cheap; but every
@@ -208,7 +209,8 @@ def _check_png_header(header: bytes) -> None:
     if samples > MAX_PNG_SAMPLE_BYTES:
         raise ImageTooLargeError(
             f"image too large: a {width}x{height} PNG of {samples:,} bytes of pixels (at most "
-            f"{MAX_PNG_SAMPLE_BYTES:,}, e.g. 572x572 RGBA or 1144x1144 greyscale; the slate sends 280x280)"
+            f"{MAX_PNG_SAMPLE_BYTES:,}, e.g. 572x572 RGBA or 1144x1144 greyscale; the page sends 280x280, or 840x280 "
+            "for a number)"
         )
 
 

@@ -226,6 +226,14 @@ def test_a_png_at_the_limit_is_accepted():
     assert prepare(encode(styled(drawing, "transparent"))).ink.max() > 0.9
 
 
+def test_the_number_slate_fits_and_the_refusal_names_both_slates():
+    """Number mode's slate sends 840x280 RGBA (940,800 bytes of samples); twice that side is refused, and the message
+    names what the page sends, so a caller knows what size to send."""
+    assert preprocess.decode(encode(Image.new("RGBA", (840, 280), (0, 0, 0, 255)))).size == (840, 280)
+    with pytest.raises(ImageTooLargeError, match="the page sends 280x280, or 840x280 for a number"):
+        preprocess.decode(encode(Image.new("RGBA", (1680, 560), (0, 0, 0, 255))))
+
+
 def test_metadata_is_dropped_unread():
     """Text, ICC and unknown chunks never reach Pillow: a PNG carrying 120 MB of compressed metadata reads as its
     pixels alone (it was refused as corrupt before, after inflating 64 MB)."""
