@@ -1,7 +1,7 @@
 """Numbers written by hand (several digits in one drawing), for developing and measuring the Number mode.
 
     python -m training.numbers sample --out var/numbers-sample        # composed and real numbers to look at
-    python -m training.numbers eval [--set heldout|training|unipen] [--half a|b]   # exact numbers, in-process
+    python -m training.numbers eval [--set heldout|training|unipen|unipen-heldout] [--half a|b]   # exact, in-process
     python -m training.numbers tune                                   # the segmentation's costs for a model
 
 Two kinds of number, both drawn on the Number mode's wide slate (840x280, 3:1) the way training/pendigits.py draws
@@ -9,7 +9,8 @@ a digit (round pen, the page's pen widths, the three export styles):
 - **composed**: digits of one writer (pendigits; UNIPEN's training digits) set side by side with the spacing people
   leave, some pairs touching, a slant and a wavering baseline. Their true boxes are known, so segmentation and
   reading errors can be told apart. Composed from the training writers to tune; from the pendigits validation writers
-  (5, 10, ..., 30) to measure.
+  (5, 10, ..., 30) to measure; from the UNIPEN validation files' digits (`unipen-heldout`: writers no network here
+  trained on, to choose between trained networks whose tuning sets tie).
 - **real**: UNIPEN's handwritten numbers (training half: 354 numbers of 2-10 digits), with the writers' own spacing
   and touching digits, split by session file into two halves (`--half a`: the files at even places in sorted
   order, 184 numbers; `b`: the others, 170): the segmentation's costs are tuned on half a, half b only measures.
@@ -67,6 +68,9 @@ class NumberSpec:
 
 
 SPEC = NumberSpec()
+# The sets `eval` reads: numbers composed from the pendigits validation writers ("heldout"), from the training writers
+# ("training"), from the UNIPEN validation files' digits ("unipen-heldout"), and the real UNIPEN numbers ("unipen").
+SETS = ("heldout", "training", "unipen", "unipen-heldout")
 
 
 @dataclass(frozen=True)
@@ -103,12 +107,14 @@ def _box(xy: np.ndarray, radius: float) -> tuple[float, float, float, float]:
 # ---- data -------------------------------------------------------------------------------------------------------
 
 
-def load_unipen_digits(path: Path | None = None) -> list[pendigits.PenDigit]:
-    """UNIPEN's digits of the training files (training/unipen.py's fixed split: the validation files stay unseen) as
-    PenDigits; writer: the session file's index from 1000 up (one file ~ one writer; ints, like pendigits' writers)."""
-    training, _ = unipen.split_by_file(unipen.load(path))
-    files = {name: index for index, name in enumerate(sorted({d.writer for d in training}), start=1000)}
-    return [pendigits.PenDigit(label=d.label, writer=files[d.writer], strokes=d.strokes) for d in training]
+def load_unipen_digits(path: Path | None = None, *, validation: bool = False) -> list[pendigits.PenDigit]:
+    """UNIPEN's digits of the training files (training/unipen.py's fixed split: the validation files stay unseen), or
+    with `validation` those of the validation files, as PenDigits; writer: the session file's index from 1000 up (one
+    file ~ one writer; ints, like pendigits' writers)."""
+    training, held_out = unipen.split_by_file(unipen.load(path))
+    chosen = held_out if validation else training
+    files = {name: index for index, name in enumerate(sorted({d.writer for d in chosen}), start=1000)}
+    return [pendigits.PenDigit(label=d.label, writer=files[d.writer], strokes=d.strokes) for d in chosen]
 
 
 def load_unipen_numbers(path: Path | None = None) -> list[tuple[str, tuple, str]]:
@@ -494,7 +500,7 @@ def _plan_and_logits(png: bytes, reader: InProcessReader) -> tuple:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("sample", "eval", "tune"))
-    parser.add_argument("--set", default="heldout", choices=("heldout", "training", "unipen"))
+    parser.add_argument("--set", default="heldout", choices=SETS)
     parser.add_argument("--half", choices=("a", "b"), default=None, help="unipen: one half of the files (a: tuning)")
     parser.add_argument("--pendigits", type=Path, default=None)
     parser.add_argument("--unipen-digits", type=Path, default=None)
@@ -537,6 +543,9 @@ def _cases(args, *, spec: NumberSpec) -> list[Case]:
     if args.set == "unipen":
         cases = real_set(load_unipen_numbers(args.unipen_numbers), seed=args.seed, spec=spec)
         return in_half(cases, args.half) if args.half else cases
+    if args.set == "unipen-heldout":
+        return composed_set(load_unipen_digits(args.unipen_digits, validation=True), count=args.count, seed=args.seed,
+                            spec=spec)  # fmt: skip
     training, heldout = pendigits.split_by_writer(pendigits.load(args.pendigits))
     if args.set == "heldout":
         return composed_set(heldout, count=args.count, seed=args.seed, spec=spec)

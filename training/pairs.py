@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--weights", type=Path, default=ROOT / "var" / "pairs" / "weights.pt")
-    parser.add_argument("--set", default="heldout", choices=("heldout", "training", "unipen"))
+    parser.add_argument("--set", default="heldout", choices=numbers.SETS)
     parser.add_argument("--half", choices=("a", "b"), default=None)
     parser.add_argument("--numbers-seed", type=int, default=2026, help="measure: the composed numbers' seed")
     parser.add_argument("--pair-width", type=float, nargs="+", default=[0.7, 0.8])

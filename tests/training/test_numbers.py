@@ -1,6 +1,7 @@
 """Numbers for development (training/numbers.py): the private UNIPEN reader, composing a number from one writer's
 digits on the wide slate (spacing, touching pairs, truth boxes), and the measure that splits the errors."""
 
+import argparse
 import gzip
 import itertools
 import json
@@ -36,11 +37,31 @@ def test_unipen_digits_of_the_training_files_flip_y_and_writers_are_numbered_by_
     assert (three.label, seven.label) == (3, 7)
     assert three.strokes[0].tolist() == [[0, -10], [5, 0]]  # y up in the file, down here
     assert seven.writer < three.writer  # writers numbered by sorted file name
+    (five,) = numbers.load_unipen_digits(path, validation=True)  # the unipen-heldout set's writers: a.dat alone
+    assert five.label == 5 and five.strokes[0].tolist() == [[2, -2]]
     monkeypatch.delenv(unipen.ENV_VAR, raising=False)
     with pytest.raises(unipen.UnipenError, match=unipen.ENV_VAR):
         numbers.load_unipen_digits()
     with pytest.raises(unipen.UnipenError, match="not found"):
         numbers.load_unipen_digits(tmp_path / "missing.jsonl.gz")
+
+
+def test_the_unipen_heldout_set_is_composed_from_the_validation_files_alone(tmp_path):
+    path = tmp_path / "digits.jsonl.gz"
+    one, seven = [[[0, 100], [0, 0]]], [[[0, 100], [60, 100], [20, 0]]]
+    records = [
+        {"label": label, "strokes": strokes, "contributor": "x", "file": file}
+        for file in ("a.dat", "b.dat")
+        for label, strokes in (("1", one), ("7", seven))
+        for _ in range(3)
+    ]
+    records += [{"label": "3", "strokes": [[[0, 10], [5, 0], [0, -10]]], "contributor": "x", "file": "c.dat"}] * 6
+    assert unipen.held_out("a.dat") and not unipen.held_out("c.dat")  # b.dat: see the test above
+    path.write_bytes(gzip.compress("\n".join(json.dumps(r) for r in records).encode()))
+    args = argparse.Namespace(set="unipen-heldout", unipen_digits=path, count=8, seed=0)
+    cases = numbers._cases(args, spec=numbers.NumberSpec(lengths=(2, 4)))
+    assert len(cases) == 8 and all(set(case.number.label) <= {"1", "7"} for case in cases)  # never c.dat's 3s
+    assert {case.number.source for case in cases} == {"writer 1000"}  # a.dat, the one validation file
 
 
 def test_a_composed_number_is_one_writers_digits_on_the_wide_slate():
