@@ -1,8 +1,10 @@
 """Number mode's pair reader (issue 22): a second network that reads two touching digits as one pair.
 
     python -m training.pairs data --out var/pairs/data-1.npz --count 16000 --seed 1     # (and --seed 2: 32,000)
+    python -m training.pairs data --out var/pairs/data-4.npz --seed 4 --heights 40 140  # a thicker relative pen
     python -m training.pairs train --data var/pairs/data-1.npz var/pairs/data-2.npz --out var/pairs/weights.pt
-    python -m training.pairs measure --weights var/pairs/weights.pt --set heldout|training|unipen [--half a|b]
+    python -m training.pairs measure --weights var/pairs/weights.pt --set heldout|training|unipen|unipen-heldout \
+        [--half a|b] [--numbers-seed N]
     python -m training.pairs export --weights var/pairs/weights.pt --out model_store/v4.0/pairs.pt
 
 Why: on numbers composed from the held-out pendigits writers, most segmentation errors are touching pairs that no cut
