@@ -34,8 +34,8 @@ def test_training_drawings_are_pairs_and_not_pairs_of_the_pool():
 def test_lower_heights_draw_with_a_thicker_pen_relative_to_the_digits():
     thick, _ = pairs.data(POOL, count=30, seed=0, heights=(40, 60))
     thin, _ = pairs.data(POOL, count=30, seed=0, heights=(200, 220))
-    ink = lambda fields: (fields > 127).mean()  # noqa: E731 - the fields are scaled to one height: ink is the pen
-    assert ink(thick) > 1.3 * ink(thin)
+    # the fields are scaled to one height, so more ink is a thicker pen (measured: 2.3x)
+    assert (thick > 127).mean() > 1.3 * (thin > 127).mean()
 
 
 def test_a_short_training_run_learns_the_pool_and_exports_what_the_handler_loads(tmp_path):
