@@ -9,8 +9,8 @@ a digit (round pen, the page's pen widths, the three export styles):
 - **composed**: digits of one writer (pendigits; UNIPEN's training digits) set side by side with the spacing people
   leave, some pairs touching, a slant and a wavering baseline. Their true boxes are known, so segmentation and
   reading errors can be told apart. Composed from the training writers to tune; from the pendigits validation writers
-  (5, 10, ..., 30) to measure; from the UNIPEN validation files' digits (`unipen-heldout`: writers no network here
-  trained on, to choose between trained networks whose tuning sets tie).
+  (5, 10, ..., 30) to measure; from the digits of the 30 UNIPEN validation files that 4.0's gate held out
+  (`unipen-heldout`: writers no network here trained on, to choose between trained networks whose tuning sets tie).
 - **real**: UNIPEN's handwritten numbers (training half: 354 numbers of 2-10 digits), with the writers' own spacing
   and touching digits, split by session file into two halves (`--half a`: the files at even places in sorted
   order, 184 numbers; `b`: the others, 170): the segmentation's costs are tuned on half a, half b only measures.
@@ -31,7 +31,7 @@ import itertools
 import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +71,9 @@ SPEC = NumberSpec()
 # The sets `eval` reads: numbers composed from the pendigits validation writers ("heldout"), from the training writers
 # ("training"), from the UNIPEN validation files' digits ("unipen-heldout"), and the real UNIPEN numbers ("unipen").
 SETS = ("heldout", "training", "unipen", "unipen-heldout")
+# 4.0's learning loop fine-tuned on 30 of the 60 UNIPEN validation files and was gated on the other 30: the
+# unipen-heldout set is composed from those 30 alone (training/evaluate.py --unipen-files reads the same list).
+GATE_HELD_OUT = ROOT / "model_store" / "v4.0" / "unipen_files.json"
 
 
 @dataclass(frozen=True)
@@ -107,12 +110,14 @@ def _box(xy: np.ndarray, radius: float) -> tuple[float, float, float, float]:
 # ---- data -------------------------------------------------------------------------------------------------------
 
 
-def load_unipen_digits(path: Path | None = None, *, validation: bool = False) -> list[pendigits.PenDigit]:
+def load_unipen_digits(path: Path | None = None, *, files: Collection[str] | None = None) -> list[pendigits.PenDigit]:
     """UNIPEN's digits of the training files (training/unipen.py's fixed split: the validation files stay unseen), or
-    with `validation` those of the validation files, as PenDigits; writer: the session file's index from 1000 up (one
-    file ~ one writer; ints, like pendigits' writers)."""
-    training, held_out = unipen.split_by_file(unipen.load(path))
-    chosen = held_out if validation else training
+    of the validation files named in `files`, as PenDigits; writer: the session file's index from 1000 up (one file ~
+    one writer; ints, like pendigits' writers)."""
+    training, validation = unipen.split_by_file(unipen.load(path))
+    chosen = training if files is None else [digit for digit in validation if digit.writer in set(files)]
+    if files is not None and not chosen:
+        raise unipen.UnipenError("none of the files named is among the UNIPEN validation files")
     files = {name: index for index, name in enumerate(sorted({d.writer for d in chosen}), start=1000)}
     return [pendigits.PenDigit(label=d.label, writer=files[d.writer], strokes=d.strokes) for d in chosen]
 
@@ -544,8 +549,8 @@ def _cases(args, *, spec: NumberSpec) -> list[Case]:
         cases = real_set(load_unipen_numbers(args.unipen_numbers), seed=args.seed, spec=spec)
         return in_half(cases, args.half) if args.half else cases
     if args.set == "unipen-heldout":
-        return composed_set(load_unipen_digits(args.unipen_digits, validation=True), count=args.count, seed=args.seed,
-                            spec=spec)  # fmt: skip
+        pool = load_unipen_digits(args.unipen_digits, files=json.loads(GATE_HELD_OUT.read_text())["heldout"])
+        return composed_set(pool, count=args.count, seed=args.seed, spec=spec)
     training, heldout = pendigits.split_by_writer(pendigits.load(args.pendigits))
     if args.set == "heldout":
         return composed_set(heldout, count=args.count, seed=args.seed, spec=spec)

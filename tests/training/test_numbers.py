@@ -37,8 +37,10 @@ def test_unipen_digits_of_the_training_files_flip_y_and_writers_are_numbered_by_
     assert (three.label, seven.label) == (3, 7)
     assert three.strokes[0].tolist() == [[0, -10], [5, 0]]  # y up in the file, down here
     assert seven.writer < three.writer  # writers numbered by sorted file name
-    (five,) = numbers.load_unipen_digits(path, validation=True)  # the unipen-heldout set's writers: a.dat alone
+    (five,) = numbers.load_unipen_digits(path, files=["a.dat", "b.dat"])  # validation files only: a.dat
     assert five.label == 5 and five.strokes[0].tolist() == [[2, -2]]
+    with pytest.raises(unipen.UnipenError, match="none of the files"):
+        numbers.load_unipen_digits(path, files=["b.dat"])  # a training file
     monkeypatch.delenv(unipen.ENV_VAR, raising=False)
     with pytest.raises(unipen.UnipenError, match=unipen.ENV_VAR):
         numbers.load_unipen_digits()
@@ -46,22 +48,21 @@ def test_unipen_digits_of_the_training_files_flip_y_and_writers_are_numbered_by_
         numbers.load_unipen_digits(tmp_path / "missing.jsonl.gz")
 
 
-def test_the_unipen_heldout_set_is_composed_from_the_validation_files_alone(tmp_path):
+def test_the_unipen_heldout_set_is_composed_from_the_files_4_0s_gate_held_out(tmp_path, monkeypatch):
+    """4.0's loop fine-tuned on half of the validation files: the set takes only the other half's writers."""
     path = tmp_path / "digits.jsonl.gz"
     one, seven = [[[0, 100], [0, 0]]], [[[0, 100], [60, 100], [20, 0]]]
-    records = [
-        {"label": label, "strokes": strokes, "contributor": "x", "file": file}
-        for file in ("a.dat", "b.dat")
-        for label, strokes in (("1", one), ("7", seven))
-        for _ in range(3)
-    ]
-    records += [{"label": "3", "strokes": [[[0, 10], [5, 0], [0, -10]]], "contributor": "x", "file": "c.dat"}] * 6
-    assert unipen.held_out("a.dat") and not unipen.held_out("c.dat")  # b.dat: see the test above
+    records = [{"label": "1", "strokes": one, "contributor": "x", "file": "a.dat"}] * 3
+    records += [{"label": "7", "strokes": seven, "contributor": "x", "file": "d.dat"}] * 3
+    records += [{"label": "3", "strokes": [[[0, 10], [5, 0], [0, -10]]], "contributor": "x", "file": "c.dat"}] * 3
+    assert unipen.held_out("a.dat") and unipen.held_out("d.dat") and not unipen.held_out("c.dat")
     path.write_bytes(gzip.compress("\n".join(json.dumps(r) for r in records).encode()))
-    args = argparse.Namespace(set="unipen-heldout", unipen_digits=path, count=8, seed=0)
-    cases = numbers._cases(args, spec=numbers.NumberSpec(lengths=(2, 4)))
-    assert len(cases) == 8 and all(set(case.number.label) <= {"1", "7"} for case in cases)  # never c.dat's 3s
-    assert {case.number.source for case in cases} == {"writer 1000"}  # a.dat, the one validation file
+    split = tmp_path / "unipen_files.json"
+    split.write_text(json.dumps({"heldout": ["a.dat"], "trained": ["d.dat"]}))
+    monkeypatch.setattr(numbers, "GATE_HELD_OUT", split)
+    args = argparse.Namespace(set="unipen-heldout", unipen_digits=path, count=4, seed=0)
+    cases = numbers._cases(args, spec=numbers.NumberSpec(lengths=(2, 3)))
+    assert len(cases) == 4 and all(set(case.number.label) == {"1"} for case in cases)  # never d.dat's 7s nor c.dat's 3s
 
 
 def test_a_composed_number_is_one_writers_digits_on_the_wide_slate():
