@@ -48,10 +48,43 @@ END $$;
 -- Columns added after the table first shipped (NULL in rows written before).
 -- not_a_digit: the model refused the drawing as not one digit; predicted_digit then holds the closest digit.
 ALTER TABLE predictions ADD COLUMN IF NOT EXISTS not_a_digit boolean;
--- client_network / feedback_network: the network (IPv4 /24, IPv6 /64) the prediction and the label came from: the
+-- client_network / feedback_network: the network (IPv4 /24, IPv6 /48) the prediction and the label came from: the
 -- poisoning screen of `make retrain` counts networks as well as browsers (a cookie is free, a network is not).
 ALTER TABLE predictions ADD COLUMN IF NOT EXISTS client_network cidr;
 ALTER TABLE predictions ADD COLUMN IF NOT EXISTS feedback_network cidr;
+
+-- The operator's review of a label (the review queue on the admin page, app/review.py). An anonymous browser's label
+-- is a suggestion: one that disagrees with the answer trains only once the operator approved it; 'rejected' never
+-- trains; NULL: not reviewed. A changed label is a new suggestion (the trigger below clears the review).
+ALTER TABLE predictions ADD COLUMN IF NOT EXISTS review text;
+ALTER TABLE predictions ADD COLUMN IF NOT EXISTS reviewed_at timestamptz;
+ALTER TABLE predictions ADD COLUMN IF NOT EXISTS reviewed_by text;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'predictions'::regclass
+                   AND conname = 'predictions_review_check') THEN
+        ALTER TABLE predictions ADD CONSTRAINT predictions_review_check
+            CHECK (review IN ('approved', 'rejected') AND true_digit IS NOT NULL
+                   AND reviewed_at IS NOT NULL AND reviewed_by IS NOT NULL) NOT VALID;
+    END IF;
+END $$;
+CREATE OR REPLACE FUNCTION predictions_label_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- whichever path changes a label (a single drawing, a number's digit, a journal replay), the operator's review
+    -- was of the old label: the new one waits for review again
+    IF NEW.true_digit IS DISTINCT FROM OLD.true_digit AND NEW.review IS NOT DISTINCT FROM OLD.review THEN
+        NEW.review := NULL;
+        NEW.reviewed_at := NULL;
+        NEW.reviewed_by := NULL;
+    END IF;
+    RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS predictions_label_changed ON predictions;
+CREATE TRIGGER predictions_label_changed BEFORE UPDATE OF true_digit ON predictions
+    FOR EACH ROW EXECUTE FUNCTION predictions_label_changed();
+-- The review queue: labels that disagree with the answer and wait for review, oldest first.
+CREATE INDEX IF NOT EXISTS predictions_review_queue_idx
+    ON predictions (id) WHERE true_digit IS NOT NULL AND review IS NULL AND true_digit <> predicted_digit;
 
 -- Numbers: several digits written in one drawing and read together (X-Read: number, README "Numbers").
 --
@@ -181,10 +214,10 @@ COMMENT ON COLUMN predictions.not_a_digit IS
     'True when the model answered "not a digit" (predicted_digit is then the closest digit), false when it answered '
     'a digit, NULL for rows written before versions could refuse.';
 COMMENT ON COLUMN predictions.client_network IS
-    'The network (IPv4 /24, IPv6 /64) of the address that asked for the prediction; NULL when unknown. The full '
+    'The network (IPv4 /24, IPv6 /48) of the address that asked for the prediction; NULL when unknown. The full '
     'address is not kept.';
 COMMENT ON COLUMN predictions.feedback_network IS
-    'The network (IPv4 /24, IPv6 /64) of the address that gave the label; NULL when unknown or unlabelled.';
+    'The network (IPv4 /24, IPv6 /48) of the address that gave the label; NULL when unknown or unlabelled.';
 COMMENT ON COLUMN predictions.latency_ms IS
     'Time the prediction request took, measured by the web app.';
 COMMENT ON TABLE numbers IS
@@ -205,3 +238,6 @@ COMMENT ON COLUMN predictions.position IS
 COMMENT ON COLUMN predictions.box IS
     'This digit''s ink in the number''s drawing, [left, top, right, bottom] in its pixels; canvas_png is the crop of '
     'that box with a blank margin. NULL for a single drawing.';
+COMMENT ON COLUMN predictions.review IS
+    'The operator''s review of the label: approved (it may train), rejected (it never trains), NULL (not reviewed: a '
+    'label that disagrees with the answer is then only a suggestion). Cleared when the label changes.';

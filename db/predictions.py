@@ -162,6 +162,7 @@ class Feedback:
     confidence: float
     model_version: str
     network: str | None = None  # where the label came from (else the prediction; None: unknown)
+    review: str | None = None  # the operator's review (db/review.py): 'approved', 'rejected', None (not reviewed)
 
 
 class PredictionStore:
@@ -342,7 +343,7 @@ class PredictionStore:
             await cursor.execute(
                 """
                 SELECT canvas_png, true_digit, browser_id, created_at, predicted_digit, confidence, model_version,
-                       coalesce(feedback_network, client_network)::text AS network
+                       coalesce(feedback_network, client_network)::text AS network, review
                 FROM predictions WHERE true_digit IS NOT NULL ORDER BY id
                 """
             )

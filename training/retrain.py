@@ -5,11 +5,11 @@ registered live as a candidate (not the default).
 
 1. **Feedback**: every labelled drawing (canvas PNG, true digit, browser) from PostgreSQL (DATABASE_URL, else the
    private server of `make run`).
-2. **Poisoned labels** (`screen`): a browser whose labels contradict the answering model's *confident* answers far
-   more often than honest users do is left out and listed (honest users correct mostly unconfident answers; someone
-   typing wrong digits contradicts confident right ones). And no browser supplies more than `max_share` of the
-   training feedback (a random subsample), so even an undetected one moves the model little.
-3. **Split by browser**: a share of the browsers is held out whole for validation (new people), never trained on.
+2. **Who vouched for each label** (training/screen.py, docs/security.md "Learning from people"): a label that
+   disagrees with the answer trains only once the operator approved it in the review queue (admin page); an
+   unreviewed agreeing label trains only from a browser with days of history, outside the poisoning screen, within
+   caps counted against everyone else; a rejected label never counts.
+3. **Held out**: a share of the browsers with approved labels, whole: the only drawings of people the gate judges on.
 4. **Train** (training/finetune.py): the current recipe fine-tunes a version's network (`--base`, default 1.0) on
    MNIST + the training browsers' drawings, prepared by the handler's own preprocessing; with `--negatives N`, N "not
    a digit" drawings per kind (training/nondigits.py: letters, shapes, scribbles, several digits, and the training
@@ -18,11 +18,11 @@ registered live as a candidate (not the default).
    the "several digits" check).
 5. **Gate** (`gate`, `golden_gate`; issue #24's decision), against the current default version on the same data: MNIST
    test as served >= 99.6% over the digits answered and at most 0.05 points below the default's, at most 0.5% of it
-   refused; the held-out browsers' digits at most 1% refused and their accuracy (a refusal counts as wrong) >= the
-   default's + 1 point (or, `--refusal-only`, at most 0.3 points below it); each held-out kind of non-digit >= 90%
-   refused (a refusing version); the canvas- and pen-style sets not worse than the default's beyond noise (z standard
-   errors); the golden set (training/golden.py), overall and digit by digit, not worse than the default's beyond
-   noise.
+   refused; the held-out reviewed browsers' digits at most 1% refused and their accuracy (a refusal counts as
+   wrong) >= the default's + 1 point (or, `--refusal-only`, at most 0.3 points below it); each held-out kind of
+   non-digit >= 90% refused (a refusing version); the canvas- and pen-style sets not worse than the default's beyond
+   noise (z standard errors); the golden set (training/golden.py), overall and digit by digit, not worse than the
+   default's beyond noise.
 6. Only if the gate passes: model_store/v<version>/ (weights.pt, metrics.json with the gate's figures and what the
    version learned from, architecture.json, refusal.json), the .mar, and registration as a candidate. The
    operator promotes it (admin page or `make models ARGS="set-default <version>"`); rollback is the same.
@@ -37,7 +37,7 @@ import json
 import math
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -58,6 +58,8 @@ from serving.endpoints import endpoints
 from serving.management import ManagementError, ModelManager
 from settings import Settings, load
 from training import archive, canvas, data, finetune, golden, nondigits
+from training.screen import ScreenConfig, Selection, select
+from training.screen import examples as screen_examples
 from training.train import normalise, save_weights, to_input
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,19 +71,8 @@ class GateFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class RetrainConfig:
-    holdout_share: float = 0.2  # of the browsers, held out whole for validation
     seed: int = 0
-    # Poisoning: among a browser's answers given with at least `confident` confidence, the share its labels
-    # contradict. Honest users' corrections fall mostly on unconfident answers (the live model is ~95% right on real
-    # handwriting, and its confident answers far more often), so their rate stays low; a browser above `poison_rate`
-    # (with at least `poison_min` confident answers) is left out.
-    confident: float = 0.95
-    poison_rate: float = 0.3
-    poison_min: int = 10
-    # A browser's labels that contradict confident answers count only once it has this many confident answers
-    # labelled (and was judged by the rate above): free cookies cannot overturn confident readings (issue #20 N2)
-    established_min: int = 10
-    max_share: float = 0.1  # of the training feedback, from any one browser or network (a subsample beyond it)
+    screen: ScreenConfig = field(default_factory=ScreenConfig)  # which labels train and judge (training/screen.py)
     negatives: int = 0  # "not a digit" training drawings per kind (0: a 10-output network that refuses nothing)
     # The threshold on P(not a digit): the lowest that refuses at most `digit_refusal` of the validation browsers'
     # digits and at most `mnist_refusal` of `mnist_validation` MNIST training digits kept out of the training (as
@@ -114,97 +105,6 @@ class GateConfig:
     # not read it, nor any digit of it, worse than the default beyond noise (z standard errors)
     golden_z: float = 2.0
     golden_stride: int = 1  # every n-th golden drawing (tests measure fewer)
-
-
-# ---- feedback -------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Screening:
-    kept: list[Feedback]
-    excluded: dict[str, str]  # browser -> why
-    excluded_networks: dict[str, str] = field(default_factory=dict)  # network -> why
-    unproven: int = 0  # labels contradicting a confident answer, from browsers without a history: left out
-
-
-def screen(feedback: Sequence[Feedback], cfg: RetrainConfig) -> Screening:
-    """What poisoning cannot buy with free browser ids (docs/security.md "Poisoning"), in three steps:
-
-    1. a browser whose labels contradict confident answers far more often than honest users do is left out;
-    2. the same rule over a whole network (IPv4 /24, IPv6 /64, app/networks.py), with the browsers left in: forty
-       fresh cookies from one network add up to one network that contradicts nearly everything;
-    3. a label that contradicts a confident answer counts only from an established browser, one with at least
-       `established_min` confident answers labelled (and so judged by step 1): a fresh cookie can teach the model
-       about drawings it was unsure of, never overturn what it reads confidently.
-    """
-    excluded = {
-        browser: why for browser, rows in _groups(feedback, _browser).items() if (why := _contradicts(rows, cfg))
-    }
-    rest = [r for r in feedback if r.browser_id not in excluded]
-    excluded_networks = {
-        network: why
-        for network, rows in _groups(rest, _network).items()
-        if network is not None and (why := _contradicts(rows, cfg))
-    }
-    rest = [r for r in rest if r.network is None or r.network not in excluded_networks]
-    established = {
-        browser
-        for browser, rows in _groups(rest, _browser).items()
-        if sum(r.confidence >= cfg.confident for r in rows) >= cfg.established_min
-    }
-    kept = [r for r in rest if r.browser_id in established or not _overturns(r, cfg)]
-    return Screening(kept, excluded, excluded_networks, unproven=len(rest) - len(kept))
-
-
-def _browser(row: Feedback) -> str:
-    return row.browser_id
-
-
-def _network(row: Feedback) -> str | None:
-    return row.network
-
-
-def _groups(rows: Sequence[Feedback], key) -> dict:
-    grouped: dict = defaultdict(list)
-    for row in rows:
-        grouped[key(row)].append(row)
-    return grouped
-
-
-def _overturns(row: Feedback, cfg: RetrainConfig) -> bool:
-    """The label contradicts an answer the model gave with at least `confident` confidence."""
-    return row.confidence >= cfg.confident and row.true_digit != row.predicted_digit
-
-
-def _contradicts(rows: Sequence[Feedback], cfg: RetrainConfig) -> str | None:
-    """Why these rows (one browser's, or one network's) look poisoned; None when they do not, or are too few."""
-    confident = [r for r in rows if r.confidence >= cfg.confident]
-    if len(confident) < cfg.poison_min:
-        return None
-    rate = sum(_overturns(r, cfg) for r in confident) / len(confident)
-    if rate <= cfg.poison_rate:
-        return None
-    return f"its labels contradict {rate:.0%} of {len(confident)} confident answers (limit {cfg.poison_rate:.0%})"
-
-
-def cap_share(rows: Sequence[Feedback], *, max_share: float, seed: int, key=_browser) -> tuple[list[Feedback], dict]:
-    """At most max_share of the rows from any one browser (or network: `key`), a random subsample of the larger ones;
-    the number each capped one lost. The cap is max_share of the total, but never below one group's fair share."""
-    by_group = _groups(rows, key)
-    limit = max(math.ceil(max_share * len(rows)), math.ceil(len(rows) / max(1, len(by_group))))
-    rng = np.random.default_rng(seed)
-    kept, capped = [], {}
-    for group, own in sorted(by_group.items(), key=lambda item: str(item[0])):
-        if len(own) > limit:
-            picks = sorted(rng.choice(len(own), size=limit, replace=False).tolist())
-            capped[group] = len(own) - limit
-            own = [own[i] for i in picks]
-        kept += own
-    return kept, capped
-
-
-def examples(rows: Sequence[Feedback]) -> list[finetune.Example]:
-    return [finetune.Example(png=r.canvas_png, label=r.true_digit, group=r.browser_id) for r in rows]
 
 
 # ---- reading sets as the product would ------------------------------------------------------------------------------
@@ -322,7 +222,9 @@ def _mnist_rules(ours: Figures, theirs: Figures, cfg: GateConfig) -> list[str]:
 
 def _heldout_rules(ours: Figures, theirs: Figures, cfg: GateConfig) -> list[str]:
     if not ours.count:
-        return ["no held-out browsers to measure on: more feedback is needed"]
+        return [
+            "no reviewed drawings of people held out to judge on: approve corrections in the review queue (admin page)"
+        ]
     failures = []
     if ours.refused > cfg.heldout_refused:
         failures.append(f"held-out browsers' digits {ours.refused:.2%} refused > {cfg.heldout_refused:.0%}")
@@ -448,26 +350,6 @@ def refusal_figures(
     return figures
 
 
-@dataclass(frozen=True)
-class Split:
-    """The screened feedback split into training rows and held-out browsers (whole browsers on one side only)."""
-
-    train_rows: list[Feedback]
-    heldout: list[finetune.Example]
-    capped: dict  # browser -> rows left out by the share cap
-    capped_networks: dict  # network -> rows left out by the share cap
-
-
-def split_feedback(screening: Screening, cfg: RetrainConfig) -> Split:
-    """Hold a share of the browsers out whole; cap each browser's, then each network's share of the rest."""
-    _, heldout = finetune.hold_out_groups(examples(screening.kept), share=cfg.holdout_share, seed=cfg.seed)
-    held_browsers = {e.group for e in heldout}
-    rest = [r for r in screening.kept if r.browser_id not in held_browsers]
-    train_rows, capped = cap_share(rest, max_share=cfg.max_share, seed=cfg.seed)
-    train_rows, capped_networks = cap_share(train_rows, max_share=cfg.max_share, seed=cfg.seed, key=_network)
-    return Split(train_rows, heldout, capped, capped_networks)
-
-
 def negative_drawings(train_rows: Sequence[Feedback], *, mnist: dict[str, data.Split], cfg: RetrainConfig) -> dict:
     """kind -> "not a digit" training drawings (none unless cfg.negatives), with the users' own drawings side by
     side (several digits in their own hands)."""
@@ -544,13 +426,12 @@ def retrain(
 ) -> Result:
     """Screen, split, train, measure and gate; nothing is written here. default: (version, network, refusal.json)."""
     started = time.perf_counter()
-    screening = screen(feedback, cfg)
-    _log_screening(screening, log)
-    split = split_feedback(screening, cfg)
+    split = select(feedback, cfg.screen)
+    _log_selection(split, log)
     negatives = negative_drawings(split.train_rows, mnist=mnist, cfg=cfg)
     fit, mnist_check = mnist_for_training(mnist, cfg)
     model, trained = finetune.finetune(
-        examples(split.train_rows), mnist=fit, cfg=cfg.finetune,
+        screen_examples(split.train_rows), mnist=fit, cfg=cfg.finetune,
         negatives=[png for pngs in negatives.values() for png in pngs], log=log,
     )  # fmt: skip
     processes = cfg.finetune.processes
@@ -581,7 +462,7 @@ def retrain(
     report = ModelReport(
         test_accuracy=candidate.figures["mnist_test"].accuracy,  # the admin page's "MNIST test (offline)"
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        learned_from=learned_from(feedback, screening, split),
+        learned_from=split.report(feedback),
         gate=gate_report(
             candidate,
             before,
@@ -624,13 +505,15 @@ def base_provenance(weights: str | None) -> dict | None:
     return base
 
 
-def _log_screening(screening: Screening, log) -> None:
-    for browser, why in screening.excluded.items():
-        log(f"left out browser {browser[:8]}…: {why}")
-    for network, why in screening.excluded_networks.items():
-        log(f"left out network {network}: {why}")
-    if screening.unproven:
-        log(f"left out {screening.unproven} labels contradicting confident answers, from browsers without a history")
+def _log_selection(selection: Selection, log) -> None:
+    for browser, why in selection.excluded.items():
+        log(f"left out browser {browser[:8]}…'s unreviewed labels: {why}")
+    for network, why in selection.excluded_networks.items():
+        log(f"left out network {network}'s unreviewed labels: {why}")
+    if selection.pending:
+        log(f"{selection.pending} corrections wait for review (admin page): not trained on until approved")
+    if selection.fresh:
+        log(f"left out {selection.fresh} unreviewed labels of browsers without days of history")
 
 
 def gate_report(
@@ -665,25 +548,6 @@ def gate_report(
         },
         nondigits=nondigits,
     )
-
-
-def learned_from(feedback: Sequence[Feedback], screening: Screening, split: Split) -> dict:
-    times = [r.created_at for r in feedback]
-    return {
-        "labelled_drawings": len(feedback),
-        "browsers": len({r.browser_id for r in feedback}),
-        "from": min(times).isoformat(timespec="seconds") if times else None,
-        "to": max(times).isoformat(timespec="seconds") if times else None,
-        "excluded_browsers": {browser[:8]: why for browser, why in screening.excluded.items()},
-        "capped_browsers": {browser[:8]: lost for browser, lost in split.capped.items()},
-        "excluded_networks": dict(screening.excluded_networks),
-        "unproven_contradictions": screening.unproven,
-        "capped_networks": {str(network): lost for network, lost in split.capped_networks.items()},
-        "training_drawings": len(split.train_rows),
-        "training_browsers": len({r.browser_id for r in split.train_rows}),
-        "heldout_drawings": len(split.heldout),
-        "heldout_browsers": len({e.group for e in split.heldout}),
-    }
 
 
 def per_digit(reading: Reading, labels: np.ndarray, threshold: float | None) -> dict[str, float]:
@@ -795,8 +659,8 @@ def main(argv: list[str] | None = None) -> int:
         help="fine-tune these weights instead of a version's, e.g. a base training's (var/v4/base/weights.pt)",
     )  # fmt: skip
     parser.add_argument("--threads", type=int, default=finetune.FinetuneConfig.threads, help="torch threads")
-    parser.add_argument("--holdout-share", type=float, default=RetrainConfig.holdout_share)
-    parser.add_argument("--max-share", type=float, default=RetrainConfig.max_share)
+    parser.add_argument("--holdout-share", type=float, default=ScreenConfig.holdout_share)
+    parser.add_argument("--max-share", type=float, default=ScreenConfig.max_share)
     parser.add_argument("--mnist-min", type=float, default=GateConfig.mnist_min)
     parser.add_argument(
         "--heldout-margin", type=float, default=GateConfig.heldout_margin,
@@ -819,8 +683,9 @@ def main(argv: list[str] | None = None) -> int:
             base_weights=str(base.resolve()), threads=args.threads,
         )  # fmt: skip
         cfg = RetrainConfig(
-            negatives=args.negatives, holdout_share=args.holdout_share, max_share=args.max_share, finetune=tuning
-        )
+            negatives=args.negatives, finetune=tuning,
+            screen=ScreenConfig(holdout_share=args.holdout_share, max_share=args.max_share),
+        )  # fmt: skip
         gate_cfg = GateConfig(
             mnist_min=args.mnist_min, heldout_margin=args.heldout_margin, refusal_only=args.refusal_only
         )

@@ -1,10 +1,9 @@
-"""The retraining loop's rules without training: the poisoning screen, the per-browser share cap, the gate, the
-refusal threshold and the AUROC (training/retrain.py). The whole loop against the real product is in
+"""The retraining loop's rules without training: the gate, the refusal threshold and the AUROC (training/retrain.py);
+which labels train is tests/training/test_screen.py. The whole loop against the real product is in
 tests/integration/test_learning_loop.py."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 import numpy as np
@@ -13,93 +12,6 @@ import pytest
 from db.predictions import Feedback
 from training import retrain
 from training.retrain import GateConfig, RetrainConfig
-
-
-def rows(
-    browser: str, count: int, *, wrong_confident: int = 0, wrong_unsure: int = 0, seed: int = 0, network=None
-) -> list:
-    """A browser's labelled drawings: `wrong_confident` of its labels contradict answers given with 0.99
-    confidence, `wrong_unsure` correct answers given with 0.5 confidence, the rest confirm confident answers."""
-    rng = np.random.default_rng(seed)
-    made = []
-    for index in range(count):
-        digit = int(rng.integers(10))
-        confidence, label = 0.99, digit
-        if index < wrong_confident:
-            label = (digit + 1 + int(rng.integers(9))) % 10
-        elif index < wrong_confident + wrong_unsure:
-            confidence, label = 0.5, (digit + 3) % 10
-        made.append(Feedback(uuid.uuid4().bytes, label, browser, datetime.now(UTC), digit, confidence, "1.0", network))
-    return made
-
-
-def test_a_browser_contradicting_confident_answers_is_left_out_and_honest_correctors_are_kept():
-    honest = [r for i in range(10) for r in rows(f"writer-{i}", 250, wrong_confident=3, wrong_unsure=12, seed=i)]
-    poisoner = rows("poisoner", 300, wrong_confident=300)
-    screening = retrain.screen(honest + poisoner, RetrainConfig())
-    assert set(screening.excluded) == {"poisoner"}
-    assert "contradict 100% of 300 confident answers" in screening.excluded["poisoner"]
-    assert len(screening.kept) == len(honest)
-
-
-def test_a_poisoner_below_the_rate_is_kept_but_capped_to_its_share():
-    honest = [r for i in range(10) for r in rows(f"writer-{i}", 100, seed=i)]
-    sly = rows("sly", 1000, wrong_confident=250)  # 25%: under the 30% limit
-    screening = retrain.screen(honest + sly, RetrainConfig())
-    assert not screening.excluded
-    kept, capped = retrain.cap_share(screening.kept, max_share=0.1, seed=0)
-    assert sum(r.browser_id == "sly" for r in kept) == 200  # 10% of 2,000
-    assert capped == {"sly": 800}
-    assert sum(r.browser_id == "sly" and r.true_digit != r.predicted_digit for r in kept) < 80
-
-
-def test_few_confident_answers_are_not_enough_to_judge_a_browser_but_cannot_overturn_confident_answers():
-    new = rows("new", 9, wrong_confident=4, wrong_unsure=3)
-    screening = retrain.screen(new, RetrainConfig())
-    assert not screening.excluded
-    assert screening.unproven == 4 and len(screening.kept) == 5  # its corrections of unsure answers count
-
-
-def sevens_labelled_one(browser: str, network: str) -> list:
-    """Issue #20 N2's free cookie: nine 7s read with 0.99 confidence, each labelled 1."""
-    return [Feedback(uuid.uuid4().bytes, 1, browser, datetime.now(UTC), 7, 0.99, "3.0", network) for _ in range(9)]
-
-
-def honest_browsers() -> list:
-    return [r for i in range(10) for r in rows(f"honest-{i}", 20, wrong_unsure=2, seed=i, network=f"10.0.{i}.0/24")]
-
-
-@pytest.mark.parametrize("spread", ["one network", "40 networks"])
-def test_forty_free_cookies_cannot_poison_from_one_network_or_forty(spread):
-    """Issue #20 N2, the red team's scenarios: 40 fresh cookies labelling nine confident 7s as 1, beside 10 honest
-    browsers and a single-cookie attacker: none of their labels is kept."""
-    poison = [r for i in range(40) for r in sevens_labelled_one(f"cookie-{i}", "192.0.2.0/24" if spread ==
-                                                                "one network" else f"198.18.{i}.0/24")]  # fmt: skip
-    single = [r for r in rows("single", 40, wrong_confident=40, network="203.0.113.0/24")]
-    screening = retrain.screen(honest_browsers() + poison + single, RetrainConfig())
-    assert {r.browser_id for r in screening.kept} == {f"honest-{i}" for i in range(10)}
-    assert len(screening.kept) == 200
-    assert set(screening.excluded) == {"single"}
-    if spread == "one network":
-        assert set(screening.excluded_networks) == {"192.0.2.0/24"}
-    else:
-        assert not screening.excluded_networks and screening.unproven == 360
-
-
-def test_honest_users_behind_one_network_are_kept():
-    """An office behind one address: its honest users' rate stays low, so the network is not left out."""
-    office = [r for i in range(30) for r in rows(f"office-{i}", 30, wrong_confident=1, seed=i, network="10.9.9.0/24")]
-    screening = retrain.screen(office, RetrainConfig())
-    assert not screening.excluded_networks and len(screening.kept) == len(office)
-
-
-def test_the_share_cap_applies_to_networks_too():
-    many = [r for i in range(20) for r in rows(f"n-{i}", 50, seed=i, network="192.0.2.0/24")]
-    others = [r for i in range(9) for r in rows(f"o-{i}", 50, seed=i, network=f"10.1.{i}.0/24")]
-    kept, capped = retrain.cap_share(many + others, max_share=0.2, seed=0, key=lambda r: r.network)
-    assert sum(r.network == "192.0.2.0/24" for r in kept) == 290  # 20% of 1,450 rows
-    assert capped == {"192.0.2.0/24": 710}
-
 
 GOLDEN_DEFAULT = {"all": 0.995, **{str(d): 0.995 for d in range(10)}}
 GOLDEN_COUNTS = {"all": 4500, **{str(d): 450 for d in range(10)}}
@@ -112,12 +24,6 @@ def test_the_golden_gate_refuses_a_candidate_worse_on_one_digit():
     assert any(f.startswith("golden set, digit 7 95.00% < the default's 99.50%") for f in failures), failures
     slightly = {**GOLDEN_DEFAULT, "3": 0.992}  # within noise (2 SE of 450 at 99.5% is 0.67 points)
     assert retrain.golden_gate(slightly, GOLDEN_DEFAULT, GOLDEN_COUNTS, GateConfig()) == []
-
-
-def test_the_cap_never_goes_below_a_fair_share():
-    few = rows("a", 10) + rows("b", 10)
-    kept, capped = retrain.cap_share(few, max_share=0.1, seed=0)
-    assert len(kept) == 20 and not capped
 
 
 COUNTS = {"mnist_test": 10000, "heldout_browsers": 1500, "canvas_style": 1500, "pen_style": 1500}
