@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     # X-Forwarded-For / X-Forwarded-Proto the page believes. Default: none, the client is the socket's peer (uvicorn's
     # own default would trust 127.0.0.1, where anyone on the machine can set the header).
     trusted_proxies: str = ""
+    # Origins (comma-separated, e.g. https://digits.example.com) whose pages may send state-changing requests besides
+    # the page's own (the scheme and Host the request was addressed to): needed only behind a proxy that changes the
+    # Host header. A request with any other Origin is refused with 403 (ui/http.py OriginCheck); one without (a
+    # script, curl) is not.
+    allowed_origins: str = ""
     storage_secret: str | None = None  # signs the browser-id cookie; unset in dev: a random one kept in var/
     storage_secret_file: Path = ROOT / "var" / "storage_secret"
     ui_storage_dir: Path = ROOT / "var" / "nicegui"  # NiceGUI's server-side browser storage (the admin login)

@@ -114,8 +114,9 @@ async def number_drawing(number_id: int, context: CurrentApp) -> Response:
     return await api.number_drawing_response(context, browser_id=app.storage.browser["id"], number_id=number_id)
 
 
-def startup() -> None:
-    """Register the pages, the JSON API, the body limit and the socket handlers (once per app)."""
+def startup(*, allowed_origins: str = "") -> None:
+    """Register the pages, the JSON API, the body limit, the Origin check and the socket handlers (once per app);
+    `allowed_origins`: ALLOWED_ORIGINS (settings.py)."""
     ui.page("/", title="Draw a digit · Digit recognizer")(index)
     ui.page("/number", title="Write a number · Digit recognizer")(number_page)
     ui.page("/stats", title="Statistics · Digit recognizer")(stats_page)
@@ -128,6 +129,8 @@ def startup() -> None:
     api.register()
     # Every request body, on every route (the API's, NiceGUI's own): refused by Content-Length, or cut off at the cap
     app.add_middleware(http.BodyLimit, max_body=api.MAX_BODY, larger={slate.PICTURE_PATH: slate.MAX_PICTURE_BYTES})
+    # Outside it (added last): another site's page cannot make a visitor's browser post here, nor frame the page
+    app.add_middleware(http.OriginCheck, allowed=http.parse_origins(allowed_origins))
     sockets.install()  # browsers' log messages escaped; element events only from the client's own socket
 
 
@@ -146,7 +149,7 @@ def run(settings: Settings, *, build: Build = create_app) -> None:
     # Quasar's bar over every fetch (a thumbnail, a picture sent) is a progress bar without a name for screen readers
     # (axe: serious); the page's own spinners say what is going on
     app.config.quasar_config["loadingBar"]["skipHijack"] = True
-    startup()
+    startup(allowed_origins=settings.allowed_origins)
     runtime = Runtime(settings, build=build)
     app.state.runtime = runtime
     if not overridden():
