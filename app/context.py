@@ -23,8 +23,17 @@ from app.history import History
 from app.limits import InFlight, LargeImageLane
 from app.numbers import Numbers
 from app.outage import Outage
-from app.ports import AdminRecords, ModelServer, NumberRecords, PendingWrites, PredictionRecords, VersionControl
+from app.ports import (
+    AdminRecords,
+    ModelServer,
+    NumberRecords,
+    PendingWrites,
+    PredictionRecords,
+    ReviewRecords,
+    VersionControl,
+)
 from app.predictions import Predictions
+from app.review import Review
 from app.versions import Versions
 from db.admin import AdminStore
 from db.defaults import DefaultVersions
@@ -32,6 +41,7 @@ from db.journal import Journal
 from db.numbers import NumberStore
 from db.pool import StoreUnavailable, apply_schema, open_pool
 from db.predictions import PredictionStore
+from db.review import ReviewStore
 from serving.endpoints import endpoints
 from serving.inference import Predictor
 from serving.management import ModelManager
@@ -52,6 +62,7 @@ class App:
     explainer: Explainer  # Why?, bounded and cached
     versions: Versions  # the admin page: versions, make default, compare
     admin: AdminLogin
+    review: Review  # the admin page's review queue: suggested corrections approved or rejected
     in_flight: InFlight  # the JSON API's predictions in flight per client
     closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # closes the services
 
@@ -66,6 +77,7 @@ def wire(
     records: PredictionRecords,
     number_records: NumberRecords,
     admin_records: AdminRecords,
+    review_records: ReviewRecords,
     defaults: RememberedDefault,
     server: ModelServer,
     control: VersionControl,
@@ -96,6 +108,7 @@ def wire(
             compare_drawings=settings.compare_drawings,
         ),
         admin=AdminLogin(settings, admin_records, outage=outage),
+        review=Review(review_records),
         in_flight=InFlight(settings.api_max_in_flight),
     )
 
@@ -141,6 +154,7 @@ async def create_app(settings: Settings) -> App:
         records=records,
         number_records=number_records,
         admin_records=AdminStore(pool),
+        review_records=ReviewStore(pool),
         defaults=DefaultVersions(pool),
         server=server,
         control=control,

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from db.numbers import NumberIds, NumberRow
 from db.predictions import Accuracy, NumberStats, PredictionRow, Stats
+from db.review import Decision, QueueSize, Suggestion
 from serving.inference import AllExplanations, NumberReading, Prediction
 from serving.management import Version
 
@@ -102,6 +103,20 @@ class AdminRecords(Protocol):
     ) -> bool: ...
 
     async def delete_session(self, *, token_sha256: bytes) -> None: ...
+
+
+class ReviewRecords(Protocol):
+    """The review queue (db.review.ReviewStore)."""
+
+    async def size(self) -> QueueSize: ...
+
+    async def queue(self, *, limit: int, offset: int = 0) -> list[Suggestion]: ...
+
+    async def decide(self, ids: list[int], decision: Decision, *, by: str) -> int: ...
+
+    async def decide_browsers(self, browsers: list[str], decision: Decision, *, by: str) -> int: ...
+
+    async def decide_networks(self, networks: list[str], decision: Decision, *, by: str) -> int: ...
 
 
 class PendingWrites(Protocol):

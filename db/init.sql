@@ -62,10 +62,11 @@ ALTER TABLE predictions ADD COLUMN IF NOT EXISTS reviewed_by text;
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'predictions'::regclass
-                   AND conname = 'predictions_review_check') THEN
-        ALTER TABLE predictions ADD CONSTRAINT predictions_review_check
-            CHECK (review IN ('approved', 'rejected') AND true_digit IS NOT NULL
-                   AND reviewed_at IS NOT NULL AND reviewed_by IS NOT NULL) NOT VALID;
+                   AND conname = 'predictions_review_values_check') THEN
+        -- a review is of a label, dated and signed; no review at all is the common case
+        ALTER TABLE predictions ADD CONSTRAINT predictions_review_values_check
+            CHECK (review IS NULL OR (review IN ('approved', 'rejected') AND true_digit IS NOT NULL
+                                      AND reviewed_at IS NOT NULL AND reviewed_by IS NOT NULL)) NOT VALID;
     END IF;
 END $$;
 CREATE OR REPLACE FUNCTION predictions_label_changed() RETURNS trigger LANGUAGE plpgsql AS $$

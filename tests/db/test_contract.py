@@ -15,7 +15,8 @@ import pytest_asyncio
 from db.admin import AdminStore
 from db.numbers import NumberRow, NumberStore, digit_request_id
 from db.predictions import PredictionRow, PredictionStore, RequestIdReused, RequestIdTaken
-from tests.support.fakes import FakeAdminStore, FakeNumberStore, FakePredictionStore
+from db.review import QueueSize, ReviewStore
+from tests.support.fakes import FakeAdminStore, FakeNumberStore, FakePredictionStore, FakeReviewStore
 
 pytestmark = pytest.mark.asyncio
 
@@ -25,6 +26,15 @@ async def predictions(request, pool):
     if request.param == "postgres":
         return PredictionStore(pool)
     return FakePredictionStore()
+
+
+@pytest_asyncio.fixture(params=["postgres", "stand-in"])
+async def reviewed(request, pool):
+    """A predictions store and the review queue over it."""
+    if request.param == "postgres":
+        return PredictionStore(pool), ReviewStore(pool)
+    store = FakePredictionStore()
+    return store, FakeReviewStore(store)
 
 
 @pytest_asyncio.fixture(params=["postgres", "stand-in"])
@@ -198,10 +208,15 @@ async def test_the_whole_number_labels_each_digit_only_when_the_count_matches(st
     assert (shown.true_number, shown.right, shown.feedback_network) == ("2026", False, "10.0.0.0/24")
     assert [(d.true_digit, d.right) for d in shown.digits] == [(2, True), (0, True), (2, True), (6, False)]
     assert [d.feedback_network for d in shown.digits] == ["10.0.0.0/24"] * 4
-    # another count: the drawing was not split into the digits written; the digits keep their labels
+    # another count: the drawing was not split into the digits written, so the digits' labels of the earlier answer
+    # are taken back (else retraining would learn "2026" digit by digit from a user who now says "202")
     assert await numbers.set_feedback_by_request_id(request_id=read.request_id, browser_id="a", true_number="202") == 0
     (shown,) = await numbers.timeline(browser_id="a", limit=10)
-    assert shown.true_number == "202" and [d.true_digit for d in shown.digits] == [2, 0, 2, 6]
+    assert shown.true_number == "202" and [d.true_digit for d in shown.digits] == [None] * 4
+    assert [d.feedback_network for d in shown.digits] == [None] * 4 and (await predictions.stats()).overall == (0, 0)
+    assert await numbers.set_feedback_by_request_id(request_id=read.request_id, browser_id="a", true_number="2027") == 4
+    (shown,) = await numbers.timeline(browser_id="a", limit=10)
+    assert [d.true_digit for d in shown.digits] == [2, 0, 2, 7]  # the count matches again: the new digits
     with pytest.raises(ValueError, match="true_number"):
         await numbers.set_feedback_by_request_id(request_id=read.request_id, browser_id="a", true_number="12345678901")
     assert (await predictions.stats()).overall == (3, 4)
@@ -230,11 +245,12 @@ async def test_one_digit_corrected_labels_it_and_makes_the_numbers_label(stores)
     assert shown[read.request_id].true_number == "1026"  # the reading, both corrections kept
     assert [d.true_digit for d in shown[read.request_id].digits] == [1, None, None, 6]  # only what the user said
     assert shown[refused.request_id].true_number == "74"  # a refused number: its closest digits, corrected
-    # a typed number of another length stays: a digit correction does not rewrite it
+    # a typed number of another length takes the digits' labels back, and stays: a digit correction does not
+    # rewrite it
     await numbers.set_feedback_by_request_id(request_id=read.request_id, browser_id="a", true_number="20")
     await numbers.set_digit_feedback_by_request_id(request_id=read.request_id, position=1, true_digit=5, **correct)
     (latest,) = [n for n in await numbers.timeline(browser_id="a", limit=10) if n.request_id == read.request_id]
-    assert latest.true_number == "20" and latest.digits[1].true_digit == 5
+    assert latest.true_number == "20" and [d.true_digit for d in latest.digits] == [None, 5, None, None]
     stats = await numbers.stats()
     assert stats == (2, 2, 0)
 
@@ -250,6 +266,15 @@ async def test_a_replayed_label_never_overwrites_a_newer_one(stores):
     assert not await numbers.set_digit_feedback_by_request_id(position=0, true_digit=9, **old)
     (shown,) = await numbers.timeline(browser_id="a", limit=10)
     assert shown.true_number == "43" and [d.true_digit for d in shown.digits] == [4, 3]
+    # a replayed number of another count takes back the digits' labels older than itself, not a newer one
+    mine = {"request_id": read.request_id, "browser_id": "a"}
+    await numbers.set_feedback_by_request_id(true_number="1", **mine)  # another length: digit labels leave it be
+    later = datetime.now(UTC) + timedelta(hours=1)
+    await numbers.set_digit_feedback_by_request_id(position=0, true_digit=7, at=later, **mine)
+    await numbers.set_digit_feedback_by_request_id(position=1, true_digit=8, **mine)
+    assert await numbers.set_feedback_by_request_id(true_number="123", at=datetime.now(UTC), **mine) == 0
+    (shown,) = await numbers.timeline(browser_id="a", limit=10)
+    assert shown.true_number == "123" and [d.true_digit for d in shown.digits] == [7, None]
 
 
 async def test_the_history_lists_drawings_and_numbers_newest_first_a_number_once(stores):
@@ -274,3 +299,46 @@ async def test_the_history_lists_drawings_and_numbers_newest_first_a_number_once
     assert [e.request_id for e in await numbers.timeline(browser_id="a", limit=3, offset=3)] == entries[:1]
     with pytest.raises(ValueError):
         await numbers.timeline(browser_id="a", limit=0)
+
+
+async def labelled(store, browser: str, digit: int, label: int, network: str) -> int:
+    row_id = await store.insert(row(browser, digit))
+    assert await store.set_feedback(prediction_id=row_id, browser_id=browser, true_digit=label, network=network)
+    return row_id
+
+
+async def test_the_review_queue_holds_disagreeing_unreviewed_labels_oldest_first(reviewed):
+    store, review = reviewed
+    first = await labelled(store, "a", 7, 1, "10.0.0.0/24")
+    await labelled(store, "a", 3, 3, "10.0.0.0/24")  # agrees: not a suggestion
+    third = await labelled(store, "b", 4, 9, "10.0.1.0/24")
+    await store.insert(row("c", 5))  # unlabelled
+    queue = await review.queue(limit=10)
+    assert [s.id for s in queue] == [first, third]
+    assert (queue[0].true_digit, queue[0].predicted_digit, queue[0].network) == (1, 7, "10.0.0.0/24")
+    assert (queue[0].browser_pending, queue[0].network_pending) == (1, 1)
+    assert await review.size() == QueueSize(suggestions=2, browsers=2, networks=2)
+    assert [s.id for s in await review.queue(limit=1, offset=1)] == [third]
+
+
+async def test_a_decision_leaves_the_queue_and_a_changed_label_comes_back(reviewed):
+    store, review = reviewed
+    first = await labelled(store, "a", 7, 1, "10.0.0.0/24")
+    second = await labelled(store, "a", 4, 9, "10.0.0.0/24")
+    assert await review.decide([first], "approved", by="test") == 1
+    assert [s.id for s in await review.queue(limit=10)] == [second]
+    assert await store.set_feedback(prediction_id=first, browser_id="a", true_digit=2)  # a new suggestion
+    assert {s.id for s in await review.queue(limit=10)} == {first, second}
+    with pytest.raises(ValueError, match="review decision"):
+        await review.decide([first], "maybe", by="test")
+
+
+async def test_batch_decisions_take_every_unreviewed_label_of_a_browser_or_a_network(reviewed):
+    store, review = reviewed
+    await labelled(store, "a", 7, 1, "10.0.0.0/24")
+    await labelled(store, "a", 3, 3, "10.0.0.0/24")  # agreeing labels are taken too
+    await labelled(store, "b", 7, 1, "10.0.0.0/24")
+    await labelled(store, "c", 7, 1, "10.0.9.0/24")
+    assert await review.decide_browsers(["a"], "approved", by="test") == 2
+    assert await review.decide_networks(["10.0.0.0/24"], "rejected", by="test") == 1  # b's; a's were reviewed
+    assert [s.browser_id for s in await review.queue(limit=10)] == ["c"]

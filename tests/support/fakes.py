@@ -29,6 +29,7 @@ from db.predictions import (
     Stats,
     check_digit,
 )
+from db.review import DECISIONS, Decision, QueueSize, Suggestion
 from serving.inference import AllExplanations, DigitReading, FieldBox, ModelUnavailable, NumberReading, Prediction
 from serving.management import ManagementError, Version, Worker
 from settings import Settings
@@ -187,7 +188,13 @@ class FakeNumberStore:
         self.numbers[index] = replace(self.numbers[index], true_number=true_number, feedback_network=network)
         self.feedback_at[index] = labelled_at
         ids = self.digit_ids[int(self.numbers[index].id or 0)]
-        if len(ids) != len(true_number):
+        if len(ids) != len(true_number):  # another count: the digits' labels (unless newer) are taken back
+            for row_index in (row_id - 1 for row_id in ids):
+                if self.predictions.feedback_at.get(row_index, labelled_at) <= labelled_at:
+                    self.predictions.rows[row_index] = replace(
+                        self.predictions.rows[row_index], true_digit=None, feedback_network=None
+                    )
+                    self.predictions.feedback_at.pop(row_index, None)
             return 0
         labelled = 0
         for row_id, digit in zip(ids, true_number, strict=True):
@@ -296,9 +303,12 @@ class FakeAdminStore:
     ) -> bool:
         token = self.tokens.get(token_sha256)
         live = (
-            token is not None and token["kind"] == "session" and token["browser_id"] == browser_id
-            and token["fingerprint"] == fingerprint and self.now - token["last_seen"] < idle
-        )  # fmt: skip
+            token is not None
+            and token["kind"] == "session"
+            and token["browser_id"] == browser_id
+            and token["fingerprint"] == fingerprint
+            and self.now - token["last_seen"] < idle
+        )
         if live and touch:
             token["last_seen"] = self.now
         return bool(live)
@@ -329,10 +339,17 @@ class FakePredictor:
         probabilities[digit] = 0.9
         refused = png in self.refuse
         return Prediction(
-            digit=None if refused else digit, confidence=0.9, probabilities=probabilities, model_name="mnist",
-            model_version=version or self.version, preview_png=None, latency_ms=1.0, not_a_digit=refused,
-            reason="doesn't look like a digit" if refused else None, closest_digit=digit,
-        )  # fmt: skip
+            digit=None if refused else digit,
+            confidence=0.9,
+            probabilities=probabilities,
+            model_name="mnist",
+            model_version=version or self.version,
+            preview_png=None,
+            latency_ms=1.0,
+            not_a_digit=refused,
+            reason="doesn't look like a digit" if refused else None,
+            closest_digit=digit,
+        )
 
     async def read_number(self, png: bytes, *, version: str | None = None) -> NumberReading:
         """The scripted number for this drawing (a real PNG: the digits' boxes split its width evenly); a drawing in
@@ -350,9 +367,14 @@ class FakePredictor:
             box = (position * step, 0.0, (position + 1) * step, float(height))
             digits.append(DigitReading(int(character), 0.9, probabilities, box, b"preview", not_a_digit=refused))
         return NumberReading(
-            number=None if refused else text, digits=digits, model_name="mnist", model_version=version or self.version,
-            latency_ms=1.0, not_a_digit=refused, reason="doesn't look like a digit" if refused else None,
-        )  # fmt: skip
+            number=None if refused else text,
+            digits=digits,
+            model_name="mnist",
+            model_version=version or self.version,
+            latency_ms=1.0,
+            not_a_digit=refused,
+            reason="doesn't look like a digit" if refused else None,
+        )
 
     async def explain_all(self, png: bytes, *, version: str | None = None) -> AllExplanations:
         """Every digit's map: evidence along column 14 + digit - 5 (so that maps of different digits differ)."""
@@ -407,6 +429,70 @@ class FakeDefaults:
         self.remembered[model_name] = version
 
 
+class FakeReviewStore:
+    """The review queue over FakePredictionStore's rows (app.ports.ReviewRecords), like db.review.ReviewStore: a
+    review holds for the label it was given to (a changed label waits again)."""
+
+    def __init__(self, store: FakePredictionStore):
+        self.store = store
+        self.reviews: dict[int, tuple[str, int]] = {}  # row id -> (decision, the label it was given to)
+
+    def _review(self, row: PredictionRow) -> str | None:
+        decision, label = self.reviews.get(int(row.id or 0), (None, None))
+        return decision if label == row.true_digit else None
+
+    def _unreviewed(self) -> list[PredictionRow]:
+        return [r for r in self.store.rows if r.true_digit is not None and self._review(r) is None]
+
+    def _pending(self) -> list[PredictionRow]:
+        return [r for r in self._unreviewed() if r.true_digit != r.predicted_digit]
+
+    @staticmethod
+    def _network(row: PredictionRow) -> str | None:
+        return row.feedback_network or row.client_network
+
+    async def size(self) -> QueueSize:
+        pending = self._pending()
+        return QueueSize(len(pending), len({r.browser_id for r in pending}), len({self._network(r) for r in pending}))
+
+    async def queue(self, *, limit: int, offset: int = 0) -> list[Suggestion]:
+        pending = self._pending()
+        return [self._suggestion(r, pending) for r in pending[offset : offset + limit]]
+
+    def _suggestion(self, r: PredictionRow, pending: list[PredictionRow]) -> Suggestion:
+        return Suggestion(
+            id=int(r.id or 0),
+            created_at=r.created_at or datetime.now(UTC),
+            feedback_at=self.store.feedback_at[int(r.id or 0) - 1],
+            browser_id=r.browser_id,
+            network=self._network(r),
+            model_version=r.model_version,
+            predicted_digit=r.predicted_digit,
+            confidence=r.confidence,
+            not_a_digit=r.not_a_digit,
+            true_digit=int(r.true_digit or 0),
+            canvas_png=r.canvas_png or b"",
+            browser_pending=sum(p.browser_id == r.browser_id for p in pending),
+            network_pending=sum(self._network(p) == self._network(r) for p in pending),
+        )
+
+    def _apply(self, rows: list[PredictionRow], decision: Decision) -> int:
+        if decision not in DECISIONS:
+            raise ValueError(f"a review decision is one of {', '.join(DECISIONS)}, got {decision!r}")
+        for row in rows:
+            self.reviews[int(row.id or 0)] = (decision, int(row.true_digit or 0))
+        return len(rows)
+
+    async def decide(self, ids: list[int], decision: Decision, *, by: str) -> int:
+        return self._apply([r for r in self.store.rows if r.id in ids and r.true_digit is not None], decision)
+
+    async def decide_browsers(self, browsers: list[str], decision: Decision, *, by: str) -> int:
+        return self._apply([r for r in self._unreviewed() if r.browser_id in browsers], decision)
+
+    async def decide_networks(self, networks: list[str], decision: Decision, *, by: str) -> int:
+        return self._apply([r for r in self._unreviewed() if self._network(r) in networks], decision)
+
+
 @dataclass
 class FakeServices:
     """The stand-ins an App was wired on, for a test to script and read."""
@@ -414,6 +500,7 @@ class FakeServices:
     store: FakePredictionStore
     numbers: FakeNumberStore
     admin: FakeAdminStore
+    review: FakeReviewStore
     predictor: FakePredictor
     control: FakeVersionControl
     defaults: FakeDefaults
@@ -427,6 +514,7 @@ def fake_app(settings: Settings, journal_dir: Path) -> tuple[App, FakeServices]:
         store=store,
         numbers=FakeNumberStore(store),
         admin=FakeAdminStore(),
+        review=FakeReviewStore(store),
         predictor=FakePredictor(),
         control=FakeVersionControl(),
         defaults=FakeDefaults(),
@@ -437,6 +525,7 @@ def fake_app(settings: Settings, journal_dir: Path) -> tuple[App, FakeServices]:
         records=services.store,
         number_records=services.numbers,
         admin_records=services.admin,
+        review_records=services.review,
         defaults=services.defaults,
         server=services.predictor,
         control=services.control,
