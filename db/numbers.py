@@ -184,8 +184,9 @@ class NumberStore:
     ) -> int | None:
         """Record the number the user wrote for their own number (may be changed later), and the network it came from.
         When it has as many digits as were read, each digit row gets its digit as label too (at the same time, unless
-        that digit has a newer label of its own); else the digit rows are left as they are (the drawing was not split
-        into the digits the user wrote, so no crop is known to hold one of them).
+        that digit has a newer label of its own); else the digit rows lose the labels they had (unless newer): the
+        drawing was not split into the digits the user wrote, so no crop is known to hold one of them, and a label
+        left from an earlier answer ("123" before "45") would teach retraining what the user took back.
 
         Returns how many digit rows were labelled, or None when this browser has no such number (or, with `at`, a
         label replayed from the journal, the number has a newer label)."""
@@ -205,6 +206,13 @@ class NumberStore:
                 return None
             number_id, labelled_at = found
             if len(await self._digit_ids(conn, number_id)) != len(true_number):
+                await conn.execute(
+                    """
+                    UPDATE predictions SET true_digit = NULL, feedback_at = NULL, feedback_network = NULL
+                    WHERE number_id = %s AND feedback_at <= %s
+                    """,
+                    (number_id, labelled_at),
+                )
                 return 0
             cursor = await conn.execute(
                 """
