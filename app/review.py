@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from app.ports import ReviewRecords
-from db.review import Decision
 
 BY = "admin page"
+Decision = Literal["approved", "rejected"]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from app.context import App
 from app.records import ManagementError, Prediction, StoreUnavailable, VersionStats
 from app.report import ModelReport
 from app.versions import Comparison, VersionView
+from ui.pages.review import ReviewQueue
 from ui.theme import Heading, notify
 from ui.widgets.charts import data_url
 
@@ -258,6 +259,7 @@ class AdminPage:
             self.table.add_slot("header", VERSION_HEADER)
             self.table.add_slot("body", VERSION_ROW)
             self.table.on("make_default", lambda e: self.make_default(str(e.args)))
+            self.review = ReviewQueue(context, allowed=self.allowed)
             with ui.card().classes("w-full"):
                 Heading("Compare mode", level=2)
                 ui.label(
@@ -298,12 +300,15 @@ class AdminPage:
         return not self.ended
 
     async def refresh_status(self) -> None:
-        """The periodic refresh: checks the session without keeping it alive (an open tab still expires)."""
-        await self.refresh(touch=False)
+        """The periodic refresh: checks the session without keeping it alive (an open tab still expires). The review
+        queue is left as it is: rows moving under the operator's selection would lose their place."""
+        await self.refresh(touch=False, queue=False)
 
-    async def refresh(self, *, touch: bool = True) -> None:
+    async def refresh(self, *, touch: bool = True, queue: bool = True) -> None:
         if not await self.allowed(touch=touch):
             return
+        if queue:
+            await self.review.refresh()
         try:
             overview = await self.context.versions.overview()
         except ManagementError as exc:
