@@ -20,7 +20,7 @@ from app.admin import ADMIN_COOKIE
 from app.context import Build, Runtime, create_app
 from app.networks import network_of
 from settings import Settings, SettingsError, load
-from ui import api, http, sockets
+from ui import api, http, proxies, sockets
 from ui.deps import CurrentApp, current_app, overridden
 from ui.pages import admin, draw, stats
 from ui.theme import frame
@@ -114,6 +114,10 @@ async def number_drawing(number_id: int, context: CurrentApp) -> Response:
     return await api.number_drawing_response(context, browser_id=app.storage.browser["id"], number_id=number_id)
 
 
+def trusted_proxies(settings: Settings) -> list[str]:
+    return [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
+
+
 def startup(*, allowed_origins: str = "") -> None:
     """Register the pages, the JSON API, the body limit, the Origin check and the socket handlers (once per app);
     `allowed_origins`: ALLOWED_ORIGINS (settings.py)."""
@@ -137,7 +141,7 @@ def startup(*, allowed_origins: str = "") -> None:
 def server_options(settings: Settings) -> dict:
     """What uvicorn needs besides the address: X-Forwarded-* are believed only from the configured proxies (uvicorn's
     default would trust 127.0.0.1, so anyone on the machine could choose their address for the admin login)."""
-    proxies = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
+    proxies = trusted_proxies(settings)
     return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or None}
 
 
@@ -150,6 +154,9 @@ def run(settings: Settings, *, build: Build = create_app) -> None:
     # (axe: serious); the page's own spinners say what is going on
     app.config.quasar_config["loadingBar"]["skipHijack"] = True
     startup(allowed_origins=settings.allowed_origins)
+    trusted = trusted_proxies(settings)
+    app.add_middleware(proxies.ForwardedWithoutTrust, trusted=bool(trusted))
+    proxies.warn_at_start(trusted_proxies=trusted, production=settings.app_env == "production")
     runtime = Runtime(settings, build=build)
     app.state.runtime = runtime
     if not overridden():

@@ -2,7 +2,8 @@
 enough for CI: simulated users (real pen-drawn digits of 4 writers) predict and label through the page's JSON API, a
 poisoner labels 300 drawings wrongly, `retrain` reads the rows back from PostgreSQL, trains a short fine-tune, gates
 it, writes and registers it as a candidate; the operator promotes it and the next prediction is answered by it. With
-a gate it cannot pass, nothing is written or registered.
+a gate it cannot pass, nothing is written or registered. The operator approves the honest writers' browsers in the
+review queue (what the admin page's "approve their browsers" does); the poisoner's labels stay suggestions.
 
 The short run cannot beat 1.0 by a point on held-out browsers, so the passing run uses a gate relaxed for a
 60-step fine-tune (GateConfig below); the rules themselves are unit-tested in tests/training/test_retrain.py and the
@@ -23,17 +24,20 @@ import pytest
 
 from db.defaults import DefaultVersions
 from db.pool import open_pool
+from db.review import ReviewStore
 from serving.management import ModelManager
 from serving.versions import promote
 from tests.conftest import ROOT, mnist_dir
 from tests.stack import learning_stack
 from training import finetune, pendigits, retrain, simulate
 from training.retrain import GateConfig, GateFailed, RetrainConfig
+from training.screen import ScreenConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SHORT = RetrainConfig(
-    holdout_share=0.25, max_share=0.5, finetune=replace(finetune.FinetuneConfig(), steps=60, processes=1)
+    screen=ScreenConfig(holdout_share=0.25, max_share=0.5),
+    finetune=replace(finetune.FinetuneConfig(), steps=60, processes=1),
 )
 RELAXED = GateConfig(mnist_min=0.99, mnist_vs_default=0.01, heldout_margin=-1.0, noise_z=100.0, style_count=40,
                      mnist_count=1000, golden_z=100.0, golden_stride=9)  # fmt: skip
@@ -69,6 +73,18 @@ async def poison(url: str, drawings: list[simulate.Drawing]) -> None:
             assert labelled.status_code == 200, labelled.text
 
 
+async def approve_all_but_the_largest(settings) -> None:
+    """The operator's review: every browser's labels approved but those of the one with the most (the poisoner)."""
+    pool = await open_pool(settings.database_url, timeout=5)
+    try:
+        async with pool.connection() as conn:
+            cursor = await conn.execute("SELECT browser_id FROM predictions GROUP BY browser_id ORDER BY count(*)")
+            browsers = [browser for (browser,) in await cursor.fetchall()]
+        await ReviewStore(pool).decide_browsers(browsers[:-1], "approved", by="test")
+    finally:
+        await pool.close()
+
+
 def test_simulate_retrain_register_promote_and_the_next_prediction_uses_it(stack, pen_drawings, mnist):
     settings, url = stack
     tally = asyncio.run(simulate.simulate(url, pen_drawings, browsers=2))
@@ -78,8 +94,10 @@ def test_simulate_retrain_register_promote_and_the_next_prediction_uses_it(stack
         browsers = conn.execute("SELECT count(DISTINCT browser_id), count(*) FROM predictions").fetchone()
     assert browsers == (5, 500)  # a browser per writer, and the poisoner; every drawing stored with its label
 
+    asyncio.run(approve_all_but_the_largest(settings))
     feedback, default_version = asyncio.run(retrain.read_feedback(settings))
     assert default_version == "4.0" and len(feedback) == 500  # the shipped default
+    assert sum(r.review == "approved" for r in feedback) == 200
     folder = settings.model_store / "v4.0"
     shutil.copytree(ROOT / "model_store" / "v4.0", folder)
     result = retrain.retrain(feedback, mnist=mnist, default=("4.0", finetune.load_model(folder), {}), cfg=SHORT,
@@ -88,6 +106,7 @@ def test_simulate_retrain_register_promote_and_the_next_prediction_uses_it(stack
     learned = result.metrics["learned_from"]
     assert learned["labelled_drawings"] == 500 and learned["browsers"] == 5
     assert len(learned["excluded_browsers"]) == 1  # the poisoner
+    assert learned["pending_suggestions"] == 300  # its labels wait for review, and never train
     assert learned["heldout_browsers"] == 1 and learned["training_browsers"] == 3
 
     retrain.write_version(settings.model_store / "v9.1", result)
@@ -122,6 +141,7 @@ def test_a_failing_gate_writes_and_registers_nothing(stack, pen_drawings, mnist)
         if (ROOT / "model_store" / f"v{version}").exists() and not (settings.model_store / f"v{version}").exists():
             shutil.copytree(ROOT / "model_store" / f"v{version}", settings.model_store / f"v{version}")
     asyncio.run(simulate.simulate(url, pen_drawings, browsers=2))  # feedback, also when run alone
+    asyncio.run(approve_all_but_the_largest(settings))
     before = sorted(path.name for path in settings.model_store.iterdir())
     args = argparse.Namespace(data_dir=mnist_dir(), version="9.2", register=True)
     with pytest.raises(GateFailed, match=r"MNIST test .* < 101.00%"):

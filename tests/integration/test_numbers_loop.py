@@ -16,8 +16,8 @@ import pytest
 
 from tests.handler.test_numbers import drawing, one, seven, zero
 from tests.stack import learning_stack
-from training import pendigits, retrain, simulate
-from training.retrain import RetrainConfig
+from training import pendigits, retrain, screen, simulate
+from training.screen import ScreenConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PNG = {"Content-Type": "image/png"}
@@ -85,8 +85,10 @@ def test_numbers_digits_reach_retrainings_feedback_as_crops_under_the_same_scree
     assert corrected.network == "127.0.0.0/24"  # where the label came from, as for any drawing
     browsers = {f.browser_id for f in feedback}
     assert len(browsers) == 4  # two honest writers, the user who corrected a digit, the poisoner
-    screening = retrain.screen(feedback, RetrainConfig())
-    (excluded,) = screening.excluded  # the poisoner, by its digits' labels
+    # as if the honest writers had used the page for days (their agreeing labels train); nothing reviewed
+    selection = screen.select(feedback, ScreenConfig(holdout_share=0.0, established_hours=0.0))
+    (excluded,) = selection.excluded  # the poisoner, by its digits' labels
     assert all(f.true_digit != f.predicted_digit for f in feedback if f.browser_id == excluded)
-    kept = {f.browser_id for f in screening.kept}
+    kept = {f.browser_id for f in selection.train_rows}
     assert excluded not in kept and len(kept) >= 2  # the honest writers' digits stay
+    assert corrected not in selection.train_rows and selection.pending >= 1  # a correction waits for review
