@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from app.drawings import CropError, digit_crop, stored_copy
 from app.ports import ModelServer, NumberRecords
-from app.predictions import NotYours, Predictions, SavedIn, check_image
+from app.predictions import LabelKept, NotYours, Predictions, SavedIn, check_image, owned_in_journal, refuse_reuse
 from db.numbers import NumberIds, NumberRow, check_number, digit_request_id
 from db.pool import StoreUnavailable
 from db.predictions import PredictionRow, check_digit
@@ -30,11 +30,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RecordedNumber:
-    """A number as the model read it, the row it was kept as (its digits with their crops), and where."""
+    """A number as the model read it, the row it was kept as (its digits with their crops), and where; `checked` as
+    in Recorded (app/predictions.py)."""
 
     reading: NumberReading
     row: NumberRow
     saved: SavedIn
+    checked: bool = True
 
     @property
     def request_id(self) -> uuid.UUID:
@@ -53,10 +55,12 @@ class RecordedNumber:
 
 @dataclass(frozen=True)
 class NumberLabelled:
-    """Where a number's label was kept, and how many of its digits got theirs (None: not known yet, journaled)."""
+    """Where a number's label was kept, and how many of its digits got theirs (None: not known yet, journaled);
+    `checked` as in LabelKept (app/predictions.py)."""
 
     saved: SavedIn
     digits_labelled: int | None
+    checked: bool = True
 
 
 class Numbers:
@@ -102,8 +106,12 @@ class Numbers:
                 self.predictions.database_down = True
                 logger.warning("number %s kept in the journal: %s", row.request_id, exc)
         row = replace(row, created_at=datetime.now(UTC))  # replayed later, the row still says when it was read
+        waiting = journal.waiting(row.request_id, kind="number")
+        if waiting is not None:  # answered as the database would: a retry kept once, a reuse refused now
+            refuse_reuse(waiting, browser_id=browser_id, image=row.canvas_png)
+            return RecordedNumber(reading, row, SavedIn.JOURNAL)
         await journal.add_number(row)
-        return RecordedNumber(reading, row, SavedIn.JOURNAL)
+        return RecordedNumber(reading, row, SavedIn.JOURNAL, checked=request_id is None)
 
     async def label_number(
         self, *, browser_id: str, request_id: uuid.UUID, number: str, network: str | None = None
@@ -123,17 +131,27 @@ class Numbers:
                 if labelled is None:
                     raise NotYours(f"no number {request_id} of this browser")
                 return NumberLabelled(SavedIn.DATABASE, labelled)
+        owned = owned_in_journal(journal, request_id, kind="number", browser_id=browser_id)
         await journal.add_number_label(
             request_id=request_id, browser_id=browser_id, true_number=number, network=network
         )
-        return NumberLabelled(SavedIn.JOURNAL, None)
+        return NumberLabelled(SavedIn.JOURNAL, None, checked=owned)
 
     async def label_digit(
         self, *, browser_id: str, request_id: uuid.UUID, position: int, digit: int, network: str | None = None
     ) -> SavedIn:
+        """Where keep_digit_label kept the label (the page labels only its own numbers: nothing to check)."""
+        kept = await self.keep_digit_label(
+            browser_id=browser_id, request_id=request_id, position=position, digit=digit, network=network
+        )
+        return kept.saved
+
+    async def keep_digit_label(
+        self, *, browser_id: str, request_id: uuid.UUID, position: int, digit: int, network: str | None = None
+    ) -> LabelKept:
         """Record the digit the user meant at `position` (0 = leftmost) of their number (ValueError unless 0-9); the
         number's label becomes the reading with that digit corrected (db/numbers.py). NotYours when this browser has
-        no such number or no digit there."""
+        no such number or no digit there (during an outage: when the journal holds another browser's number)."""
         check_digit(digit, name="true_digit")
         if isinstance(position, bool) or not isinstance(position, int) or position < 0:
             raise NotYours(f"no digit {position!r} in a number")
@@ -147,11 +165,13 @@ class Numbers:
             else:
                 if not found:
                     raise NotYours(f"no digit {position} in a number {request_id} of this browser")
-                return SavedIn.DATABASE
-        await self.predictions.journal.add_digit_label(
+                return LabelKept(SavedIn.DATABASE)
+        journal = self.predictions.journal
+        owned = owned_in_journal(journal, request_id, kind="number", browser_id=browser_id)
+        await journal.add_digit_label(
             request_id=request_id, browser_id=browser_id, position=position, true_digit=digit, network=network
         )
-        return SavedIn.JOURNAL
+        return LabelKept(SavedIn.JOURNAL, checked=owned)
 
     def _journaling(self, request_id: uuid.UUID) -> bool:
         """Whether a label goes to the journal: the database is down, or its number still waits there (order)."""

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from db.journal import Waiting
 from db.numbers import NumberIds, NumberRow
 from db.predictions import Accuracy, NumberStats, PredictionRow, Stats
 from db.review import Decision, QueueSize, Suggestion
@@ -132,6 +133,8 @@ class PendingWrites(Protocol):
     def rejected_path(self) -> Path: ...
 
     def pending_request_ids(self) -> set[uuid.UUID]: ...
+
+    def waiting(self, request_id: uuid.UUID, *, kind: str) -> Waiting | None: ...
 
     async def add_prediction(self, prediction: PredictionRow) -> None: ...
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import hashlib
 import logging
 import uuid
 from dataclasses import dataclass, replace
@@ -22,8 +23,9 @@ from app.drawings import stored_copy
 from app.limits import LargeImageLane
 from app.outage import Outage
 from app.ports import ModelServer, NumberRecords, PendingWrites, PredictionRecords
+from db.journal import Waiting
 from db.pool import StoreUnavailable
-from db.predictions import PredictionRow, check_digit
+from db.predictions import PredictionRow, RequestIdReused, RequestIdTaken, check_digit
 from serving.inference import Prediction, PredictionRejected
 
 logger = logging.getLogger(__name__)
@@ -57,13 +59,45 @@ class NotYours(LookupError):
     """No such prediction of this browser (a label for another browser's row, or a row that does not exist)."""
 
 
+def refuse_reuse(waiting: Waiting, *, browser_id: str, image: bytes | None) -> None:
+    """What the database's insert would answer to a request_id the journal holds (a drawing or a number waiting
+    there): RequestIdTaken when it is another browser's, RequestIdReused when it names another image; nothing for a
+    retry (same browser, same image)."""
+    if waiting.browser_id != browser_id:
+        raise RequestIdTaken(f"request_id {waiting.request_id} belongs to another browser's {waiting.kind} (journal)")
+    if waiting.image_sha256 != hashlib.sha256(image or b"").digest():
+        raise RequestIdReused(f"request_id {waiting.request_id} was used for another image (journal)")
+
+
+def owned_in_journal(journal: PendingWrites, request_id: uuid.UUID, *, kind: str, browser_id: str) -> bool:
+    """For a label kept during an outage: True when the journal holds this browser's `kind` ("prediction", "number")
+    under `request_id` (the label will apply); NotYours when it holds another browser's (refused now, as the database
+    would); False when it holds none (whose it is is known only at replay, which drops it if not this browser's)."""
+    waiting = journal.waiting(request_id, kind=kind)
+    if waiting is not None and waiting.browser_id != browser_id:
+        raise NotYours(f"no {kind} {request_id} of this browser")
+    return waiting is not None
+
+
+@dataclass(frozen=True)
+class LabelKept:
+    """Where a label was kept; `checked` False when it waits in the journal for a prediction the journal does not
+    hold: whether that prediction is this browser's is known only when the database is back (if not, it is dropped)."""
+
+    saved: SavedIn
+    checked: bool = True
+
+
 @dataclass(frozen=True)
 class Recorded:
-    """A prediction as the model answered it, the row it was kept as (with its drawing), and where."""
+    """A prediction as the model answered it, the row it was kept as (with its drawing), and where. `checked` False:
+    kept in the journal under a request_id its client chose and the journal does not know, which may name another
+    image or another browser's row in the database; that is known only at replay (which then drops this one)."""
 
     prediction: Prediction
     row: PredictionRow
     saved: SavedIn
+    checked: bool = True
 
     @property
     def request_id(self) -> uuid.UUID:
@@ -176,8 +210,18 @@ class Predictions:
                 self.outage.seen()
                 logger.warning("prediction %s kept in the journal: %s", row.request_id, exc)
         row = replace(row, created_at=answered)  # replayed later, the row still says when it was drawn
+        return await self._keep(prediction, row, chosen=request_id is not None)
+
+    async def _keep(self, prediction: Prediction, row: PredictionRow, *, chosen: bool) -> Recorded:
+        """Keep a prediction in the journal. A request_id the journal holds is answered as the database would answer
+        it: a retry is kept once, another browser's or another image's is refused now (refuse_reuse). One the client
+        `chosen` that the journal does not know is kept unchecked (Recorded.checked)."""
+        waiting = self.journal.waiting(row.request_id, kind="prediction")
+        if waiting is not None:
+            refuse_reuse(waiting, browser_id=row.browser_id, image=row.canvas_png)
+            return Recorded(prediction, row, SavedIn.JOURNAL)
         await self.journal.add_prediction(row)
-        return Recorded(prediction, row, SavedIn.JOURNAL)
+        return Recorded(prediction, row, SavedIn.JOURNAL, checked=not chosen)
 
     async def label(
         self,
@@ -188,12 +232,27 @@ class Predictions:
         row_id: int | None = None,
         network: str | None = None,
     ) -> SavedIn:
+        """Where keep_label kept the label (the page labels only its own predictions: nothing to check)."""
+        kept = await self.keep_label(
+            browser_id=browser_id, request_id=request_id, digit=digit, row_id=row_id, network=network
+        )
+        return kept.saved
+
+    async def keep_label(
+        self,
+        *,
+        browser_id: str,
+        request_id: uuid.UUID,
+        digit: int,
+        row_id: int | None = None,
+        network: str | None = None,
+    ) -> LabelKept:
         """Record the digit the user meant (ValueError unless 0-9) and the network it came from; where it was kept.
-        By row id when known, else by request_id. NotYours when this browser has no such prediction."""
+        By row id when known, else by request_id. NotYours when this browser has no such prediction (during an
+        outage: when the journal holds another browser's under that id)."""
         check_digit(digit, name="true_digit")
         if self.database_down or request_id in self.journal.pending_request_ids():  # keep the journal's order
-            await self._journal_label(request_id, browser_id, digit, network)
-            return SavedIn.JOURNAL
+            return await self._journal_label(request_id, browser_id, digit, network)
         try:
             if row_id is not None:
                 found = await self.store.set_feedback(
@@ -207,14 +266,17 @@ class Predictions:
             self.database_down = True
             self.outage.seen()
             logger.warning("label for %s kept in the journal: %s", request_id, exc)
-            await self._journal_label(request_id, browser_id, digit, network)
-            return SavedIn.JOURNAL
+            return await self._journal_label(request_id, browser_id, digit, network)
         if not found:
             raise NotYours(f"no prediction {request_id} of this browser")
-        return SavedIn.DATABASE
+        return LabelKept(SavedIn.DATABASE)
 
-    async def _journal_label(self, request_id: uuid.UUID, browser_id: str, digit: int, network: str | None) -> None:
+    async def _journal_label(
+        self, request_id: uuid.UUID, browser_id: str, digit: int, network: str | None
+    ) -> LabelKept:
+        owned = owned_in_journal(self.journal, request_id, kind="prediction", browser_id=browser_id)
         await self.journal.add_label(request_id=request_id, browser_id=browser_id, true_digit=digit, network=network)
+        return LabelKept(SavedIn.JOURNAL, checked=owned)
 
 
 def _with_id(row: PredictionRow, row_id: int) -> PredictionRow:

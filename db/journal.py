@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ import uuid
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import psycopg
 
@@ -146,13 +147,35 @@ def _entry(line: str) -> dict | None:
 _KINDS = ("prediction", "label", "number", "number_label", "digit_label")
 
 
-def _request_id(line: str) -> uuid.UUID | None:
-    """The request id a journal line is about (None for a line that cannot be read; replay drops it)."""
+class Waiting(NamedTuple):
+    """What a journal line is about: its request id (None for a line that cannot be read; replay drops it) and, for a
+    prediction or a number, whose it is and the SHA-256 of its drawing: what the database's insert will compare."""
+
+    request_id: uuid.UUID | None
+    kind: str | None = None
+    browser_id: str | None = None
+    image_sha256: bytes | None = None
+
+
+def _waiting(entry: dict) -> Waiting:
+    """What an entry is about; Waiting(None) for one that cannot be read."""
+    try:
+        row = entry.get("prediction") or entry.get("number")
+        request_id = uuid.UUID((row or entry)["request_id"])
+        if row is None:  # a label
+            return Waiting(request_id)
+        digest = hashlib.sha256(base64.b64decode(row["canvas_png"])).digest()
+        return Waiting(request_id, entry["kind"], str(row["browser_id"]), digest)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return Waiting(None)
+
+
+def _waiting_line(line: str) -> Waiting:
     try:
         entry = json.loads(line)
-        return uuid.UUID((entry.get("prediction") or entry.get("number") or entry)["request_id"])
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
+    except (ValueError, RecursionError):
+        return Waiting(None)
+    return _waiting(entry) if isinstance(entry, dict) else Waiting(None)
 
 
 class Journal:
@@ -162,7 +185,7 @@ class Journal:
         self.path = Path(path)
         self._lock = asyncio.Lock()
         self._replaying = asyncio.Lock()
-        self._ids: list[uuid.UUID | None] | None = None
+        self._ids: list[Waiting] | None = None
 
     def _lines(self) -> list[str]:
         try:
@@ -177,13 +200,18 @@ class Journal:
 
     def pending_request_ids(self) -> set[uuid.UUID]:
         """The request ids the entries are about (asked on every prediction and label: kept in memory)."""
-        return {request_id for request_id in self._index() if request_id is not None}
+        return {waiting.request_id for waiting in self._index() if waiting.request_id is not None}
 
-    def _index(self) -> list[uuid.UUID | None]:
-        """The request id of each line of the file, in order; read from the file once, then kept up to date by
-        _append and _drop_first (this process is the file's only writer)."""
+    def waiting(self, request_id: uuid.UUID, *, kind: str) -> Waiting | None:
+        """The first prediction (kind "prediction") or number ("number") waiting under `request_id`: the one a replay
+        will insert, which every later one is compared with. None when the journal holds none."""
+        return next((w for w in self._index() if w.request_id == request_id and w.kind == kind), None)
+
+    def _index(self) -> list[Waiting]:
+        """What each line of the file is about, in order; read from the file once, then kept up to date by _append
+        and _drop_first (this process is the file's only writer)."""
         if self._ids is None:
-            self._ids = [_request_id(line) for line in self._lines()]
+            self._ids = [_waiting_line(line) for line in self._lines()]
         return self._ids
 
     async def _append(self, entry: dict) -> None:
@@ -191,7 +219,7 @@ class Journal:
         async with self._lock:
             index = self._index()
             await asyncio.to_thread(self._write_line, line)
-            index.append(_request_id(line))
+            index.append(_waiting(entry))
 
     @property
     def rejected_path(self) -> Path:
@@ -332,7 +360,7 @@ class Journal:
     def _drop_first(self, count: int) -> None:
         """Rewrite the file without its first `count` lines (atomically; new lines appended meanwhile are kept)."""
         remaining = self._lines()[count:]
-        self._ids = [_request_id(line) for line in remaining]
+        self._ids = [_waiting_line(line) for line in remaining]
         if not remaining:
             self.path.unlink(missing_ok=True)
             return

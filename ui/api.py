@@ -20,7 +20,9 @@ one image (reused with another: 409); a label is a JSON integer 0-9 (true, "7", 
 The client is identified like a browser: by NiceGUI's signed session cookie (set on the first response; keep it, as
 a browser does). Every read and label is scoped to that identity, so knowing another client's ids is not enough.
 Records go through the app's Predictions (app/predictions.py), like the page's: during a database outage they are
-journaled, not lost.
+journaled, not lost ("saved": "journal"). What the database would refuse and the journal can tell (an Idempotency-Key
+it holds for another image or client, a label for another client's entry it holds) is refused at once, as the database
+path refuses it; what only the database can tell is checked when it is back, and such an answer says so in "note".
 """
 
 from __future__ import annotations
@@ -61,6 +63,20 @@ NOT_KEPT = "not saved: the database is unavailable and so is the server's journa
 MAX_BODY = 4 * 1024 * 1024  # TorchServe's max_request_size (config.properties); ui/limits.BodyLimit enforces it
 MAX_OFFSET = 1_000_000  # far beyond any history; bounds what reaches PostgreSQL's bigint OFFSET
 SavedAs = Literal["database", "journal", "not saved"]
+# "note" when what was kept waits in the journal unchecked (app/predictions.py Recorded.checked, LabelKept.checked)
+UNCHECKED_KEY = (
+    "kept in the server's journal while the database is unavailable, but not checked: if this Idempotency-Key "
+    "already names another image or another client's {what} in the database, this {what} is dropped when it is back"
+)
+UNCHECKED_LABEL = (
+    "kept in the server's journal while the database is unavailable, but not checked: it is applied when the "
+    "database is back if that {what} is yours, and dropped if not"
+)
+NOTE = 'only when "saved" is "journal" and what was kept is checked when the database is back: says so'
+
+
+def _absent(value: object) -> bool:
+    return value is None
 
 
 class PredictionOut(BaseModel):
@@ -76,6 +92,7 @@ class PredictionOut(BaseModel):
     model_name: str
     model_version: str
     latency_ms: float
+    note: str | None = Field(None, description=NOTE, exclude_if=_absent)
 
 
 class LabelIn(BaseModel):
@@ -88,6 +105,7 @@ class LabelOut(BaseModel):
     request_id: uuid.UUID
     digit: int
     saved: Literal["database", "journal"]
+    note: str | None = Field(None, description=NOTE, exclude_if=_absent)
 
 
 class HistoryItem(BaseModel):
@@ -156,6 +174,7 @@ async def create_prediction(
         )
     p = recorded.prediction
     return PredictionOut(
+        note=_unchecked(recorded.checked, UNCHECKED_KEY, "prediction"),
         id=recorded.row_id,
         request_id=recorded.request_id,
         saved=recorded.saved.value,
@@ -227,10 +246,16 @@ def _label_errors(missing: str) -> Iterator[None]:
 async def label_prediction(request: Request, request_id: uuid.UUID, body: LabelIn, context: CurrentApp) -> LabelOut:
     digit = body.digit
     with _label_errors("no such prediction of yours"):
-        saved = await context.predictions.label(
+        kept = await context.predictions.keep_label(
             browser_id=_client_id(), request_id=request_id, digit=digit, network=_network(request)
         )
-    return LabelOut(request_id=request_id, digit=digit, saved=saved.value)  # type: ignore[arg-type]
+    note = _unchecked(kept.checked, UNCHECKED_LABEL, "prediction")
+    return LabelOut(request_id=request_id, digit=digit, saved=kept.saved.value, note=note)  # type: ignore[arg-type]
+
+
+def _unchecked(checked: bool, template: str, what: str) -> str | None:
+    """The answer's note: None when what was kept was checked (or saved in the database)."""
+    return None if checked else template.format(what=what)
 
 
 async def history(
@@ -331,6 +356,7 @@ class NumberOut(BaseModel):
     model_name: str
     model_version: str
     latency_ms: float
+    note: str | None = Field(None, description=NOTE, exclude_if=_absent)
 
 
 class NumberLabelIn(BaseModel):
@@ -344,9 +370,10 @@ class NumberLabelOut(BaseModel):
     number: str
     saved: Literal["database", "journal"]
     digits_labelled: int | None = Field(
-        description="digits that got their label: all when the count matches what was read, else 0; null when "
-        "journaled (not known until the database is back)"
+        description="digits that got their label: all when the count matches what was read, else 0 (and the "
+        "digits' earlier labels are taken back); null when journaled (not known until the database is back)"
     )
+    note: str | None = Field(None, description=NOTE, exclude_if=_absent)
 
 
 class DigitLabelOut(BaseModel):
@@ -354,6 +381,7 @@ class DigitLabelOut(BaseModel):
     position: int
     digit: int
     saved: Literal["database", "journal"]
+    note: str | None = Field(None, description=NOTE, exclude_if=_absent)
 
 
 MAX_POSITION = 63  # far beyond any number read; bounds what reaches PostgreSQL's smallint
@@ -377,6 +405,7 @@ def _number_out(recorded: RecordedNumber) -> NumberOut:
     reading = recorded.reading
     pairs = zip(reading.digits, recorded.digit_ids, strict=True)
     return NumberOut(
+        note=_unchecked(recorded.checked, UNCHECKED_KEY, "number"),
         id=recorded.row_id,
         request_id=recorded.request_id,
         saved=recorded.saved.value,
@@ -414,6 +443,7 @@ async def label_number(
         number=body.number,
         saved=labelled.saved.value,  # type: ignore[arg-type]  # a label is never "not saved"
         digits_labelled=labelled.digits_labelled,
+        note=_unchecked(labelled.checked, UNCHECKED_LABEL, "number"),
     )
 
 
@@ -425,11 +455,13 @@ async def label_digit(
     position: int = Path(ge=0, le=MAX_POSITION),
 ) -> DigitLabelOut:
     with _label_errors("no such digit in a number of yours"):
-        saved = await context.numbers.label_digit(
+        kept = await context.numbers.keep_digit_label(
             browser_id=_client_id(), request_id=request_id, position=position, digit=body.digit,
             network=_network(request),
         )  # fmt: skip
-    return DigitLabelOut(request_id=request_id, position=position, digit=body.digit, saved=saved.value)  # type: ignore[arg-type]
+    saved = kept.saved.value  # a label is never "not saved"
+    note = _unchecked(kept.checked, UNCHECKED_LABEL, "number")
+    return DigitLabelOut(request_id=request_id, position=position, digit=body.digit, saved=saved, note=note)  # type: ignore[arg-type]
 
 
 def _number_item(number: NumberRow) -> NumberHistoryItem:

@@ -4,6 +4,7 @@ overwriting a newer label, dropping only entries the database refuses for good."
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import uuid
@@ -12,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from db.journal import Journal, JournalWriteError, _encode_prediction
+from db.journal import Journal, JournalWriteError, Waiting, _encode_prediction
 from db.pool import StoreUnavailable, open_pool
 from db.predictions import PredictionRow, PredictionStore
 
@@ -281,3 +282,20 @@ async def test_a_replayed_prediction_keeps_the_time_it_was_made_and_old_lines_ge
         )
     assert stored[dated.request_id] == made
     assert abs(stored[old.request_id] - datetime.now(UTC)) < timedelta(minutes=5)
+
+
+async def test_the_journal_tells_whose_entry_waits_under_a_request_id_and_its_image(tmp_path):
+    """What Predictions asks to answer a reused key or a label as the database would, also after a restart (the
+    index read back from the file) and past a torn line."""
+    journal = Journal(tmp_path / "pending.jsonl")
+    first = prediction("b1")
+    await journal.add_prediction(first)
+    await journal.add_label(request_id=first.request_id, browser_id="b2", true_digit=1)
+    await journal.add_prediction(prediction("b2"))
+    with journal.path.open("a") as file:
+        file.write('{"kind": "prediction", "prediction": {"request_id": "torn\n')
+    expected = Waiting(first.request_id, "prediction", "b1", hashlib.sha256(first.canvas_png or b"").digest())
+    for reading in (journal, Journal(journal.path)):  # in memory, and read back from the file
+        assert reading.waiting(first.request_id, kind="prediction") == expected
+        assert reading.waiting(first.request_id, kind="number") is None
+        assert reading.waiting(uuid.uuid4(), kind="prediction") is None
