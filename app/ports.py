@@ -89,9 +89,11 @@ class NumberRecords(Protocol):
 class AdminRecords(Protocol):
     """Login attempts and admin sessions (db.admin.AdminStore)."""
 
-    async def count_login_attempt(self, *, address: str, forget: float, delay) -> tuple[float, int]: ...
+    async def count_login_attempt(
+        self, *, address: str, forget: float, delay, network: str | None = None
+    ) -> tuple[float, int]: ...
 
-    async def clear_login_failures(self, *, address: str) -> None: ...
+    async def clear_login_failures(self, *, address: str, network: str | None = None) -> None: ...
 
     async def add_token(
         self, *, token_sha256: bytes, kind: str, browser_id: str, fingerprint: str, idle: float

@@ -125,6 +125,19 @@ async def test_login_attempts_are_counted_before_the_check_and_then_must_wait(ad
     assert await admin.count_login_attempt(address="a", forget=3600, delay=delay) == (0.0, 1)
 
 
+async def test_an_attempt_counts_against_its_network_too_and_waits_for_the_larger_count(admin):
+    delay = lambda failures: 0.0 if failures < 2 else 100.0  # noqa: E731
+    net = {"network": "2001:db8::/64", "forget": 3600, "delay": delay}
+    assert await admin.count_login_attempt(address="2001:db8::1", **net) == (0.0, 1)
+    assert await admin.count_login_attempt(address="2001:db8::2", **net) == (0.0, 2)  # the network's count
+    wait, failures = await admin.count_login_attempt(address="2001:db8::3", **net)
+    assert wait > 90 and failures == 2  # a fresh address of the network waits for it
+    other = {"network": "2001:db8:0:1::/64", "forget": 3600, "delay": delay}
+    assert await admin.count_login_attempt(address="2001:db8:0:1::1", **other) == (0.0, 1)
+    await admin.clear_login_failures(address="2001:db8::1", network="2001:db8::/64")
+    assert await admin.count_login_attempt(address="2001:db8::3", **net) == (0.0, 1)
+
+
 async def test_tickets_are_used_once_and_sessions_belong_to_their_browser_and_password(admin):
     ticket, session = hashlib.sha256(b"ticket").digest(), hashlib.sha256(b"session").digest()
     await admin.add_token(token_sha256=ticket, kind="ticket", browser_id="b1", fingerprint="fp", idle=1800)

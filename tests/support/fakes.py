@@ -270,19 +270,25 @@ class FakeAdminStore:
         self.failures: dict[str, tuple[int, float]] = {}  # address -> (failures, last failure)
         self.tokens: dict[bytes, dict] = {}
 
-    async def count_login_attempt(self, *, address: str, forget: float, delay) -> tuple[float, int]:
-        failures, last = self.failures.get(address, (0, self.now))
-        if self.now - last >= forget:
-            failures = 0
-        since = self.now - last if failures else 0.0
-        wait = delay(failures) - since
+    async def count_login_attempt(
+        self, *, address: str, forget: float, delay, network: str | None = None
+    ) -> tuple[float, int]:
+        keys = [address] if network is None else [address, network]  # a network's count is a row like an address's
+        counts = {key: self._recent(key, forget) for key in keys}
+        wait = max(delay(failures) - (self.now - last if failures else 0.0) for failures, last in counts.values())
         if wait > 0:
-            return wait, failures
-        self.failures[address] = (failures + 1, self.now)
-        return 0.0, failures + 1
+            return wait, max(failures for failures, _ in counts.values())
+        for key, (failures, _) in counts.items():
+            self.failures[key] = (failures + 1, self.now)
+        return 0.0, max(failures for failures, _ in counts.values()) + 1
 
-    async def clear_login_failures(self, *, address: str) -> None:
-        self.failures.pop(address, None)
+    def _recent(self, key: str, forget: float) -> tuple[int, float]:
+        failures, last = self.failures.get(key, (0, self.now))
+        return (0, self.now) if self.now - last >= forget else (failures, last)
+
+    async def clear_login_failures(self, *, address: str, network: str | None = None) -> None:
+        for key in filter(None, (address, network)):
+            self.failures.pop(key, None)
 
     async def add_token(
         self, *, token_sha256: bytes, kind: str, browser_id: str, fingerprint: str, idle: float

@@ -12,7 +12,7 @@ import uvicorn
 from nicegui import app
 from nicegui.storage import Storage
 
-from app.admin import AdminLogin, LoginRefused, backoff_delay
+from app.admin import AdminLogin, LoginRefused, backoff_delay, login_network
 from db.admin import AdminStore
 from db.pool import open_pool
 from settings import Settings
@@ -52,6 +52,52 @@ async def test_failures_slow_down_one_address_are_shared_and_survive_a_restart(d
         assert await refused(admin, "203.0.113.7", "guess") == "Wrong password."
     finally:
         await pool.close()
+
+
+@pytest.mark.parametrize(
+    ("addresses", "elsewhere"),
+    [
+        ([f"2001:db8:0:7::{n:x}" for n in range(1, 5)], "2001:db8:0:8::1"),  # fresh addresses in one IPv6 /64
+        ([f"203.0.113.{n}" for n in range(1, 5)], "203.0.114.1"),  # and in one IPv4 /24
+    ],
+)
+async def test_a_fresh_address_in_the_same_network_buys_no_fresh_attempts(database_url, addresses, elsewhere):
+    """Each attempt counts against its address and its network; the wait is the larger of the two, so rotating
+    addresses inside a /64 (an IPv6 client has at least that many) slows down like one address. Another network is
+    not slowed; a right password clears both counts."""
+    settings = Settings(_env_file=None, admin_password=PASSWORD, admin_free_failures=2, admin_first_delay_seconds=0.5)
+    pool = await open_pool(database_url, timeout=5)
+    try:
+        async with pool.connection() as conn:
+            await conn.execute("DELETE FROM admin_login_failures")
+        admin = AdminLogin(settings, AdminStore(pool))
+        answers = [await refused(admin, address, "guess") for address in addresses]
+        assert answers[:3] == [
+            "Wrong password.",
+            "Wrong password.",
+            "Wrong password. Wait 1 s before the next attempt.",
+        ]
+        assert answers[3].startswith("Too many failed attempts")
+        assert await refused(admin, elsewhere, "guess") == "Wrong password."
+        await asyncio.sleep(0.6)
+        assert await admin.check_login(addresses[0], PASSWORD, browser_id="b")
+        assert await refused(admin, addresses[3], "guess") == "Wrong password."  # the network's count starts again
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize(
+    ("address", "network"),
+    [
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("203.0.113.7", "203.0.113.0/24"),
+        ("::ffff:203.0.113.7", "203.0.113.0/24"),  # an IPv4 client on a dual-stack socket
+        ("fe80::1%eth0", "fe80::/64"),
+        ("testclient", None),
+    ],
+)
+def test_a_login_counts_against_the_addresses_ipv6_64_or_ipv4_24(address, network):
+    assert login_network(address) == network
 
 
 async def test_twenty_simultaneous_wrong_passwords_check_no_more_than_the_policy_allows(database_url):
