@@ -5,9 +5,13 @@
     python -m app.cli set-default 2.0
     python -m app.cli unregister 2.0
     python -m app.cli scale 2.0 --workers 2
+    python -m app.cli review                                   # how many suggested corrections wait
+    python -m app.cli approve --network 127.0.0.0/24           # every unreviewed label from that network
+    python -m app.cli reject --browser BROWSER_ID              # every unreviewed label of that browser
 
 It shares everything with the admin page (/models): the management client and the version policy; the remembered
-default and the live accuracy are in PostgreSQL.
+default, the live accuracy and the review queue (corrections approved to train, training/screen.py) are in
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from db.defaults import DefaultVersions
 from db.embedded import PrivateServerError, database_url
 from db.pool import StoreUnavailable, open_pool
 from db.predictions import PredictionStore, VersionStats
+from db.review import Decision, ReviewStore
 from serving.endpoints import endpoints
 from serving.management import ManagementError, ModelManager, Version
 from serving.versions import promote
@@ -92,7 +97,30 @@ def _archive_in_store(argument: str, store_dir: Path) -> str:
     return path.name
 
 
+async def _review(args: argparse.Namespace, settings: Settings) -> str:
+    """The review queue's size, or a batch decision for every unreviewed label of the browsers or networks named."""
+    pool = await _open_pool(settings)
+    try:
+        store = ReviewStore(pool)
+        if args.command == "review":
+            size = await store.size()
+            return (
+                f"{size.suggestions} suggested correction(s) from {size.browsers} browser(s) in {size.networks} "
+                "network(s) wait for review (the admin page's Review queue shows them)"
+            )
+        decision: Decision = "approved" if args.command == "approve" else "rejected"
+        changed = await store.decide_browsers(args.browser, decision, by="cli") if args.browser else 0
+        changed += await store.decide_networks(args.network, decision, by="cli") if args.network else 0
+        return f"{decision} {changed} label(s)"
+    except StoreUnavailable as exc:
+        raise ManagementError(str(exc)) from exc
+    finally:
+        await pool.close()
+
+
 async def _command(args: argparse.Namespace, settings: Settings) -> str:
+    if args.command in ("review", "approve", "reject"):
+        return await _review(args, settings)
     async with manager_for(settings) as manager:
         if args.command == "list":
             versions = await manager.versions()
@@ -146,7 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     scale = commands.add_parser("scale", help="set a version's number of workers")
     scale.add_argument("version")
     scale.add_argument("--workers", type=int, required=True)
+    commands.add_parser("review", help="how many suggested corrections wait for review")
+    for name in ("approve", "reject"):
+        decide = commands.add_parser(name, help=f"{name} every unreviewed label of these browsers or networks")
+        decide.add_argument("--browser", action="append", default=[], help="a browser id (repeatable)")
+        decide.add_argument("--network", action="append", default=[], help="a network, e.g. 127.0.0.0/24 (repeatable)")
     args = parser.parse_args(argv)
+    if args.command in ("approve", "reject") and not (args.browser or args.network):
+        parser.error(f"{args.command} needs --browser or --network")
     try:
         print(asyncio.run(_command(args, load())))
     except (ManagementError, SettingsError) as exc:

@@ -232,3 +232,30 @@ def test_cli_says_when_torchserve_is_not_running(cli_env, capsys, tmp_path):
     cli_env.setenv("TS_KEY_FILE", str(tmp_path / "missing.json"))
     code, _, err = run_cli(capsys, "list")
     assert code == 1 and "the model server is not running (no key file yet)" in err
+
+
+def test_cli_reviews_suggested_corrections_by_network_and_browser(cli_env, capsys, database_url):
+    """What an operator runs after `make simulate`: the simulated writers' labels approved by their network."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute("DELETE FROM predictions")
+        for browser, network, answer, label in [("sim-1", "127.0.0.0/24", 4, 9), ("sim-1", "127.0.0.0/24", 3, 3),
+                                                ("other", "192.0.2.0/24", 7, 1)]:  # fmt: skip
+            conn.execute(
+                "INSERT INTO predictions (request_id, browser_id, model_name, model_version, predicted_digit, "
+                "confidence, probabilities, canvas_png, latency_ms, true_digit, feedback_at, feedback_network) "
+                "VALUES (gen_random_uuid(), %s, 'mnist', '4.0', %s, 0.9, array_fill(0.1::real, ARRAY[10]), "
+                "'\\x89'::bytea, 1, %s, now(), %s::cidr)",
+                (browser, answer, label, network),
+            )
+    assert run_cli(capsys, "review") == (
+        0, "2 suggested correction(s) from 2 browser(s) in 2 network(s) wait for review (the admin page's Review "
+        "queue shows them)\n", "",
+    )  # fmt: skip
+    assert run_cli(capsys, "approve", "--network", "127.0.0.0/24") == (0, "approved 2 label(s)\n", "")
+    assert run_cli(capsys, "reject", "--browser", "other") == (0, "rejected 1 label(s)\n", "")
+    with psycopg.connect(database_url) as conn:
+        reviews = conn.execute("SELECT browser_id, review, reviewed_by FROM predictions ORDER BY id").fetchall()
+        conn.execute("DELETE FROM predictions")
+    assert reviews == [("sim-1", "approved", "cli"), ("sim-1", "approved", "cli"), ("other", "rejected", "cli")]
+    with pytest.raises(SystemExit):
+        cli.main(["approve"])  # says it needs --browser or --network
