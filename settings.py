@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # The JSON API: predictions one client (its signed browser-id cookie, else its address) may have in flight; one
     # more is refused with 429 and Retry-After (ui/limits.py)
     api_max_in_flight: int = 2
+    # ... and per network of the client's address (IPv4 /24, IPv6 /64), however many cookies it shows: fresh cookies
+    # are free, so without this one address could take a slot per cookie
+    api_max_in_flight_per_network: int = 8
     # Why? (app/explanations.py): explanations take at most this share of one TorchServe worker's time, whatever the
     # clients ask; one that cannot start within explain_wait_seconds is answered "busy"; the ten maps of this many
     # drawings are kept

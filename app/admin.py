@@ -8,8 +8,9 @@ TRUSTED_PROXIES (ui/main.py passes them to uvicorn), so an X-Forwarded-For heade
 `admin_free_failures` failures each further one doubles the wait before that address may try again, from
 `admin_first_delay_seconds` up to `admin_max_delay_seconds`: guessing slows to one try a minute, and whoever shares
 the admin's address can make the admin wait at most that long, never lock them out for good. Each attempt also counts
-against the address's network (`login_network`: the IPv4 /24, the IPv6 /64), and the wait is the larger of the two:
-an IPv6 client holds at least a /64 and could otherwise take a fresh address, with fresh attempts, for every guess.
+against the address's network (app/limits.py `address_block`: the IPv4 /24, the IPv6 /64), and the wait is the larger
+of the two: an IPv6 client holds at least a /64 and could otherwise take a fresh address, with fresh attempts, for
+every guess.
 
 Sessions ("renew at login"): NiceGUI's app.storage.user is keyed by the browser-id cookie, which is also the identity
 of the browser's drawings and is not changed at login; whoever holds a copy of that cookie shares it. So a login makes
@@ -24,19 +25,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import math
 import secrets
 
+from app.limits import address_block
 from app.outage import Outage
 from app.ports import AdminRecords
 from settings import Settings
 
 ADMIN_COOKIE = "admin_session"
 TICKET_SECONDS = 60.0
-# The network a login attempt also counts against. Not app/networks.py's (the poisoning screen's choice, which may
-# be wider): the /64 is the smallest block an IPv6 client is given, so the one it can rotate addresses in for free.
-LOGIN_PREFIX = {4: 24, 6: 64}
 
 
 class LoginRefused(Exception):
@@ -49,18 +47,6 @@ def fingerprint(password: str) -> str:
 
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
-
-
-def login_network(address: str) -> str | None:
-    """'203.0.113.7' -> '203.0.113.0/24', '2001:db8::1' -> '2001:db8::/64' (an IPv4-mapped one as IPv4); None when
-    the address is not an IP address (a test client's name)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return str(ipaddress.ip_network(f"{ip}/{LOGIN_PREFIX[ip.version]}", strict=False))
 
 
 def backoff_delay(failures: int, *, free: int, first: float, cap: float) -> float:
@@ -92,7 +78,7 @@ class AdminLogin:
         """The one-time ticket for /admin/session when the password is right; else LoginRefused (StoreUnavailable
         when the database cannot be reached: no login without it). The attempt is counted before the password is
         checked, all attempts one at a time (db/admin.py AdminStore.count_login_attempt)."""
-        network = login_network(address)
+        network = address_block(address)
         wait, failures = await self.outage.read(
             lambda: self.store.count_login_attempt(
                 address=address, network=network, forget=self.settings.admin_forget_seconds, delay=self._delay

@@ -63,7 +63,7 @@ class App:
     versions: Versions  # the admin page: versions, make default, compare
     admin: AdminLogin
     review: Review  # the admin page's review queue: suggested corrections approved or rejected
-    in_flight: InFlight  # the JSON API's predictions in flight per client
+    in_flight: InFlight  # the JSON API's predictions in flight per client and per network
     closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # closes the services
 
     async def close(self) -> None:
@@ -109,7 +109,7 @@ def wire(
         ),
         admin=AdminLogin(settings, admin_records, outage=outage),
         review=Review(review_records),
-        in_flight=InFlight(settings.api_max_in_flight),
+        in_flight=InFlight(settings.api_max_in_flight, per_network=settings.api_max_in_flight_per_network),
     )
 
 

@@ -1,8 +1,10 @@
-"""What one client may cost the app: a few predictions in flight per client at the JSON API, and one lane at a time
-for images far larger than a drawing.
+"""What one client may cost the app: a few predictions in flight per client, and a few more per network, at the JSON
+API, and one lane at a time for images far larger than a drawing.
 
 InFlight counts a client's requests in flight; one more than the limit is refused (429, Retry-After, at the API)
-instead of queueing, so one client cannot take the server's share of TorchServe. LargeImageLane sends images larger
+instead of queueing, so one client cannot take the server's share of TorchServe. A client is its cookie, which costs
+nothing to renew, so requests are also counted per network of the client's address (`address_block`): one address
+showing a fresh cookie with every request gets no more than its network's share. LargeImageLane sends images larger
 than a slate drawing to TorchServe one at a time, across all clients, so that people drawing never wait behind them.
 (The cap on every request body is HTTP's business: ui/http.py.)
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import ipaddress
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -19,29 +22,61 @@ from PIL import Image
 
 from serving.inference import ModelUnavailable
 
+# The block one client holds at least: the /64 is the smallest an IPv6 client is given (its addresses are free to
+# rotate); an IPv4 /24 is one household's or office's neighbourhood. Not app/networks.py's, the poisoning screen's
+# choice, which may be wider.
+BLOCK_PREFIX = {4: 24, 6: 64}
+
+
+def address_block(address: str | None) -> str | None:
+    """'203.0.113.7' -> '203.0.113.0/24', '2001:db8::1' -> '2001:db8::/64' (an IPv4-mapped one as IPv4); None when
+    there is no address or it is not an IP address (a test client's name)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ipaddress.ip_network(f"{ip}/{BLOCK_PREFIX[ip.version]}", strict=False))
+
 
 class Busy(RuntimeError):
-    """This client already has as many requests in flight as it may."""
+    """This client (`per` "client") or its network ("network") already has as many requests in flight as it may
+    (`limit`)."""
+
+    def __init__(self, message: str, *, per: str, limit: int):
+        super().__init__(message)
+        self.per = per
+        self.limit = limit
 
 
 class InFlight:
-    """At most `limit` requests in flight per client key (one per app; one event loop, no lock)."""
+    """At most `limit` requests in flight per client key, and `per_network` per network (one per app; one event loop,
+    no lock)."""
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, *, per_network: int | None = None):
         self.limit = limit
+        self.per_network = per_network
         self._counts: Counter[str] = Counter()
 
     @contextmanager
-    def slot(self, key: str) -> Iterator[None]:
-        if self._counts[key] >= self.limit:
-            raise Busy(f"{key} has {self._counts[key]} requests in flight")
-        self._counts[key] += 1
+    def slot(self, key: str, *, network: str | None = None) -> Iterator[None]:
+        """One slot of the client `key` and of its `network` (None: counted per client only), else Busy."""
+        held = [(f"client {key}", self.limit, "client")]
+        if network is not None and self.per_network is not None:
+            held.append((f"network {network}", self.per_network, "network"))
+        for name, limit, per in held:
+            if self._counts[name] >= limit:
+                raise Busy(f"{name} has {self._counts[name]} requests in flight", per=per, limit=limit)
+        for name, _, _ in held:
+            self._counts[name] += 1
         try:
             yield
         finally:
-            self._counts[key] -= 1
-            if self._counts[key] <= 0:
-                del self._counts[key]
+            for name, _, _ in held:
+                self._counts[name] -= 1
+                if self._counts[name] <= 0:
+                    del self._counts[name]
 
 
 # The slate exports 280 x 280; an image far larger (an upload through the API) costs the TorchServe worker up to

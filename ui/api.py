@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.context import App
 from app.drawings import media_type
-from app.limits import Busy
+from app.limits import Busy, address_block
 from app.networks import network_of
 from app.numbers import RecordedNumber
 from app.predictions import NotYours
@@ -200,14 +200,18 @@ async def _body(request: Request) -> bytes:
 
 @contextmanager
 def _client_slot(request: Request, context: App) -> Iterator[None]:
-    """One of the client's in-flight slots (predictions and numbers share them), else 429."""
+    """One of the client's in-flight slots and one of its network's (predictions and numbers share them), else 429.
+    A client's cookie is free to renew, its network is not: the network's limit holds whatever cookies it shows."""
+    address = request.client.host if request.client else None
     try:
-        with context.in_flight.slot(client_key(request)):
+        with context.in_flight.slot(client_key(request), network=address_block(address) or f"address {address}"):
             yield
     except Busy as exc:
         raise HTTPException(
             429,
-            f"too many predictions in flight: at most {context.in_flight.limit} per client; retry when one is answered",
+            f"too many predictions in flight: at most {exc.limit} per {exc.per}"
+            + (" (the network of your address, whatever its cookies)" if exc.per == "network" else "")
+            + "; retry when one is answered",
             headers={"Retry-After": "1"},
         ) from exc
 
