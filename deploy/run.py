@@ -1,6 +1,7 @@
 """The process supervisor behind `make run` and `make stop`.
 
-    python -m deploy.run          start PostgreSQL, TorchServe and the UI; stop them all on Ctrl-C (or SIGTERM)
+    python -m deploy.run          start PostgreSQL, TorchServe and the UI, restart any that dies (deploy/restarts.py);
+                                  stop them all on Ctrl-C (or SIGTERM)
     python -m deploy.run stop     stop what a background run left running
 
 It owns the servers' processes: nothing else starts them, except the test fixtures, which use the same starters on
@@ -24,7 +25,9 @@ import psutil
 
 from db.embedded import PrivateServer, PrivateServerError, start_private_server, stop_private_server
 from deploy.java import JavaNotFoundError
-from deploy.torchserve import KeyRenewal, TorchServe, TorchServeError, stop_group
+from deploy.parts import PostgresPart, TorchServePart, UIPart
+from deploy.restarts import Keeper, Part, keep_running
+from deploy.torchserve import TorchServe, TorchServeError, stop_group
 from deploy.torchserve import from_settings as torchserve
 from settings import ROOT, Settings, SettingsError, load
 
@@ -78,17 +81,21 @@ class UIProcess:
         )
         ui_pid_file(self.settings).write_text(str(self.process.pid))
 
+    def answers(self) -> bool:
+        """The page answers 200 now (it reads the database, so this also proves the pool and the schema)."""
+        try:
+            return httpx.get(ui_url(self.settings), timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False  # not listening yet
+
     def wait_ready(self, *, timeout: float = 60.0) -> None:
-        """Until the page answers (it reads the database, so this also proves the pool and the schema)."""
+        """Until the page answers; StartupError when the process exits or time runs out."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise StartupError(f"the UI exited with code {self.process.returncode} (its log is above)")
-            try:
-                if httpx.get(ui_url(self.settings), timeout=5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass  # not listening yet
+            if self.answers():
+                return
             time.sleep(0.3)
         raise StartupError(f"the UI did not answer at {ui_url(self.settings)} within {timeout:.0f} s")
 
@@ -151,7 +158,8 @@ def run(settings: Settings) -> int:
         ui.start()
         ui.wait_ready()
         print(_banner(settings, server, postgres, time.monotonic() - started), flush=True)
-        return _supervise(server, ui)
+        keep_running(_keepers(settings, server, postgres, ui))
+        return 0
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
         return 0
@@ -165,23 +173,16 @@ def run(settings: Settings) -> int:
         print("stopped.", flush=True)
 
 
-def _supervise(server: TorchServe, ui: UIProcess) -> int:
-    """Block while everything runs, renewing TorchServe's keys before they expire (TorchServe does not); if a
-    server dies, say which and return 1 (the caller stops the rest)."""
-    renewal = KeyRenewal(server)
-    while True:
-        if server.process.poll() is not None:
-            print(
-                f"TorchServe stopped unexpectedly (exit {server.process.returncode}):\n{server.log_tail()}",
-                file=sys.stderr,
-            )
-            return 1
-        if ui.process.poll() is not None:
-            print(f"the UI stopped unexpectedly (exit {ui.process.returncode})", file=sys.stderr)
-            return 1
-        if problem := renewal.tick():
-            print(problem, file=sys.stderr, flush=True)
-        time.sleep(1)
+def _keepers(settings: Settings, server: TorchServe, postgres: PrivateServer | None, ui: UIProcess) -> list[Keeper]:
+    """What the supervisor restarts when it dies: TorchServe, the private PostgreSQL (an external DATABASE_URL is its
+    operator's), the UI; each with its own back-off (deploy/restarts.py)."""
+    parts: list[Part] = [
+        TorchServePart(server, model_name=settings.model_name, start_timeout=settings.ts_start_timeout),
+        UIPart(ui),
+    ]
+    if postgres is not None:
+        parts.insert(0, PostgresPart(postgres))
+    return [Keeper(part) for part in parts]
 
 
 def _banner(settings: Settings, server: TorchServe, postgres: PrivateServer | None, seconds: float) -> str:
@@ -197,6 +198,7 @@ def _banner(settings: Settings, server: TorchServe, postgres: PrivateServer | No
         f"  TorchServe metrics     {server.endpoints.metrics}/metrics\n"
         f"  API keys               {server.key_file}\n"
         f"  PostgreSQL             {database}\n"
+        "A part that dies is restarted (docs/operations.md, When a part dies).\n"
         "Ctrl-C stops everything."
     )
 

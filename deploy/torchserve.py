@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import psutil
 
 from deploy.java import java_home
 from serving.auth import read_keys
@@ -241,12 +242,26 @@ def _signal_group(pid: int, sig: signal.Signals) -> bool:
     return True
 
 
+def _group_runs(pgid: int) -> bool:
+    """Whether a process of the group still runs. Zombies do not count: only their parent can remove them, and where
+    pid 1 does not reap orphans (some containers, this project's test machines) the workers of a killed TorchServe
+    stay zombies in its group for good."""
+    for process in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(process.pid) == pgid and process.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.Error):
+            continue  # ended meanwhile
+    return False
+
+
 def stop_group(pid: int, *, timeout: float) -> bool:
-    """Stop a process group that is not our child (`make stop`): SIGTERM, then SIGKILL. False if none was running."""
+    """Stop a process group that is not our child (`make stop`, the leftovers of a TorchServe that died): SIGTERM,
+    then SIGKILL. False if none was running."""
     if not _signal_group(pid, signal.SIGTERM):
         return False
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _signal_group(pid, 0):
+    while time.monotonic() < deadline and _group_runs(pid):
         time.sleep(0.2)
     _signal_group(pid, signal.SIGKILL)
     return True

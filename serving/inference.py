@@ -24,6 +24,13 @@ import httpx
 
 from serving.auth import KeyFile, KeyUnavailable, TokenAuth, error_message, is_auth_failure
 
+# What the page says when TorchServe does not answer at all: `make run`, compose and Kubernetes restart it, which
+# takes 10-30 s, and the drawing stays on the slate (deploy/restarts.py; docs/operations.md, When a part dies).
+NOT_ANSWERING = "the model server is unavailable, probably restarting: your drawing is kept, try again in a moment"
+NOT_IN_TIME = (
+    "the model server did not answer in time (busy, or restarting): your drawing is kept, try again in a moment"
+)
+
 PNG = {"Content-Type": "image/png"}
 PREVIEW = {"X-Preview": "1"}  # the handler adds the 28x28 image the model saw
 NUMBER = {"X-Read": "number"}  # the handler reads every digit of the drawing, left to right
@@ -259,12 +266,12 @@ def _unavailable_when_unreachable() -> Iterator[None]:
     """No key, no answer in time, no connection: ModelUnavailable, with the page's messages."""
     try:
         yield
-    except KeyUnavailable as exc:
-        raise ModelUnavailable(str(exc)) from exc
+    except KeyUnavailable as exc:  # no key file: not running, or starting (it writes the file once up)
+        raise ModelUnavailable(NOT_ANSWERING) from exc
     except httpx.TimeoutException as exc:
-        raise ModelUnavailable("the model server did not answer in time; your drawing is kept, try again") from exc
+        raise ModelUnavailable(NOT_IN_TIME) from exc
     except httpx.TransportError as exc:
-        raise ModelUnavailable("the model server is unavailable; your drawing is kept, try again") from exc
+        raise ModelUnavailable(NOT_ANSWERING) from exc
 
 
 def _answer(response: httpx.Response) -> dict:

@@ -1,6 +1,7 @@
 """TorchServe's management API, with the management key (serving/auth.py): the loaded versions and their workers,
 set-default, register, unregister, scale (ModelManager, async: the page and the CLI), and what the tools around the
-product ask (SyncManagement, blocking: is a model READY, which versions are not, new keys). The rules about which
+product ask (SyncManagement, blocking: is a model READY, which versions are not, new keys; and, for `make run`'s
+supervisor putting back what a restarted TorchServe forgot, register, scale, set-default). The rules about which
 version is the default and how it survives restarts are serving/versions.py's; the operator's command line is
 app/cli.py.
 
@@ -190,8 +191,12 @@ class SyncManagement:
 
     def _get(self, path: str, *, kind: str = "management", **params) -> httpx.Response:
         """GET with the key of `kind` (re-read and sent once more after an authorization failure)."""
+        return self._request("GET", path, kind=kind, **params)
+
+    def _request(self, method: str, path: str, *, kind: str = "management", **params) -> httpx.Response:
+        """One request with the key of `kind` (re-read and sent once more after an authorization failure)."""
         with _unreachable_as_error(self.url):
-            response = self.client.get(f"{self.url}{path}", params=params, auth=TokenAuth(self.keys, kind))
+            response = self.client.request(method, f"{self.url}{path}", params=params, auth=TokenAuth(self.keys, kind))
         return _refused_key_as_error(response, kind=kind)
 
     def models(self) -> list[str]:
@@ -229,6 +234,24 @@ class SyncManagement:
     def unready(self) -> list[str]:
         """ "<model> <version>" of every loaded version without a READY worker (empty: all can answer)."""
         return [f"{model} {v.version}" for model in self.models() for v in self.describe(model) if not v.ready]
+
+    def register(self, archive: str, *, workers: int, **settings) -> None:
+        """Load an archive of the model store (file name) with `workers` workers, waiting until they are up (the
+        supervisor putting back a version registered at run time; the operator's tool is ModelManager.register)."""
+        params = {**REGISTER_DEFAULTS, **settings, "url": archive, "initial_workers": workers, "synchronous": "true"}
+        _raise_for(self._request("POST", "/models", **params), f"cannot register {archive}")
+
+    def scale(self, model: str, version: str, *, workers: int) -> None:
+        """Run exactly `workers` workers for one version (waits until they are up)."""
+        response = self._request(
+            "PUT", f"/models/{model}/{version}", min_worker=workers, max_worker=workers, synchronous="true"
+        )
+        _raise_for(response, f"cannot scale {model} {version}")
+
+    def set_default(self, model: str, version: str) -> None:
+        """Make TorchServe answer /predictions/<model> with this version."""
+        response = self._request("PUT", f"/models/{model}/{version}/set-default")
+        _raise_for(response, f"cannot make {version} the default of {model}")
 
     def renew_key(self, kind: str) -> None:
         """A new key of one API ("inference" or "management"; TorchServe rewrites the key file, and clients re-read

@@ -78,7 +78,7 @@ def test_errors_are_the_pages(key_file, tmp_path):
         inference_with(lambda request: httpx.Response(422, json=blank), key_file).predict(b"png")
     with pytest.raises(ModelUnavailable, match="503"):
         inference_with(lambda request: httpx.Response(503, json={}), key_file).predict(b"png")
-    with pytest.raises(ModelUnavailable, match="not running"):
+    with pytest.raises(ModelUnavailable, match="probably restarting"):
         inference_with(lambda request: httpx.Response(200, json=ANSWER), tmp_path / "missing.json").predict(b"png")
 
 
