@@ -101,7 +101,11 @@ def select(feedback: Sequence[Feedback], cfg: ScreenConfig) -> Selection:
     agreeing = [r for r in agreeing if r.browser_id not in excluded and _network(r) not in excluded_networks]
     established = established_browsers(feedback, hours=cfg.established_hours)
     eligible = [r for r in agreeing if r.browser_id in established]
-    _, heldout = finetune.hold_out_groups(examples(approved), share=cfg.holdout_share, seed=cfg.seed)
+    heldout = (
+        finetune.hold_out_groups(examples(approved), share=cfg.holdout_share, seed=cfg.seed)[1]
+        if cfg.holdout_share > 0
+        else []
+    )
     held = {e.group for e in heldout}
     kept_approved = [r for r in approved if r.browser_id not in held]
     eligible = [r for r in eligible if r.browser_id not in held]

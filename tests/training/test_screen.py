@@ -159,3 +159,7 @@ def test_the_report_says_what_waits_and_what_was_left_out():
     report = screen.select(feedback, ScreenConfig()).report(feedback)
     assert report["pending_suggestions"] == 3 and report["fresh_browsers_left_out"] == 7
     assert report["approved"] == 400 and report["training_approved"] == report["training_drawings"]
+
+
+def test_a_share_of_zero_holds_no_browser_out():
+    assert not screen.select(honest(review="approved"), ScreenConfig(holdout_share=0.0)).heldout
