@@ -7,14 +7,14 @@ import base64
 import json
 import uuid
 
-import psycopg
 import pytest
 from fastapi.openapi.utils import get_openapi
 from nicegui import app
 from nicegui.testing import User
 
 from tests.conftest import blank_png
-from tests.ui.test_draw_page import rows_for
+from tests.support.database import fetch_one
+from tests.ui.test_draw_page import row_count, rows_for
 
 pytestmark = [pytest.mark.integration]
 PNG = {"Content-Type": "image/png"}
@@ -27,31 +27,31 @@ async def test_predict_label_and_history(user: User, canvas_pngs, database_url):
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["digit"] == label and answer["saved"] == "database" and answer["model_version"] == "1.0"
-    assert len(answer["probabilities"]) == 10 and answer["id"] == rows_for(database_url)[-1][0]
+    assert len(answer["probabilities"]) == 10 and answer["id"] == (await rows_for(database_url))[-1][0]
     response = await client.put(f"/api/predictions/{answer['request_id']}/label", json={"digit": label})
     assert response.json() == {"request_id": answer["request_id"], "digit": label, "saved": "database"}
     history = (await client.get("/api/history")).json()
     assert history["total"] == 1 and history["predictions"][0]["true_digit"] == label
-    assert rows_for(database_url)[-1][3] == label
+    assert (await rows_for(database_url))[-1][3] == label
 
 
 async def test_a_retry_with_the_same_idempotency_key_returns_the_same_row(user: User, canvas_pngs, database_url):
     key = str(uuid.uuid4())
     png = canvas_pngs[11][0]
     first = await user.http_client.post("/api/predictions", content=png, headers={**PNG, "Idempotency-Key": key})
-    before = len(rows_for(database_url))
+    before = await row_count(database_url)
     again = await user.http_client.post("/api/predictions", content=png, headers={**PNG, "Idempotency-Key": key})
     assert first.json()["id"] == again.json()["id"] and again.json()["request_id"] == key
-    assert len(rows_for(database_url)) == before
+    assert await row_count(database_url) == before
 
 
 async def test_live_predictions_are_not_saved(user: User, canvas_pngs, database_url):
-    before = len(rows_for(database_url))
+    before = await row_count(database_url)
     answer = (
         await user.http_client.post("/api/predictions?save=false", content=canvas_pngs[12][0], headers=PNG)
     ).json()
     assert answer["saved"] == "not saved" and answer["id"] is None
-    assert len(rows_for(database_url)) == before
+    assert await row_count(database_url) == before
 
 
 @pytest.mark.parametrize(
@@ -66,10 +66,10 @@ async def test_live_predictions_are_not_saved(user: User, canvas_pngs, database_
 )
 async def test_bad_requests_get_a_clear_4xx_and_save_nothing(user: User, database_url, body, headers, status, message):
     await user.open("/")  # the app has started (some refusals come before it is needed; the test must not end first)
-    before = len(rows_for(database_url))
+    before = await row_count(database_url)
     response = await user.http_client.post("/api/predictions", content=body, headers=headers)
     assert response.status_code == status and message in response.json()["detail"], response.text
-    assert len(rows_for(database_url)) == before
+    assert await row_count(database_url) == before
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,7 @@ async def test_invalid_labels_are_refused(user: User, canvas_pngs, database_url,
     answer = (await user.http_client.post("/api/predictions", content=canvas_pngs[13][0], headers=PNG)).json()
     response = await user.http_client.put(f"/api/predictions/{answer['request_id']}/label", json={"digit": digit})
     assert response.status_code == status
-    assert rows_for(database_url)[-1][3] is None
+    assert (await rows_for(database_url))[-1][3] is None
 
 
 @pytest.mark.parametrize("digit", [b"1e400", b"-1e400", b"NaN", b"Infinity", b"-Infinity", b"-0.0", b"1e-400"])
@@ -95,7 +95,7 @@ async def test_numbers_json_cannot_hold_are_a_422_with_a_json_body(user: User, c
     )  # fmt: skip
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["loc"] == ["body", "digit"]
-    assert rows_for(database_url)[-1][3] is None
+    assert (await rows_for(database_url))[-1][3] is None
 
 
 async def test_another_client_can_neither_label_nor_read_my_rows(create_user, canvas_pngs, database_url):
@@ -105,7 +105,7 @@ async def test_another_client_can_neither_label_nor_read_my_rows(create_user, ca
     answer = (await alice.http_client.post("/api/predictions", content=canvas_pngs[14][0], headers=PNG)).json()
     response = await mallory.http_client.put(f"/api/predictions/{answer['request_id']}/label", json={"digit": 1})
     assert response.status_code == 404
-    assert rows_for(database_url)[-1][3] is None
+    assert (await rows_for(database_url))[-1][3] is None
     key = {**PNG, "Idempotency-Key": answer["request_id"]}  # reusing alice's id does not give her row either
     response = await mallory.http_client.post("/api/predictions", content=canvas_pngs[14][0], headers=key)
     assert response.status_code == 409
@@ -117,12 +117,11 @@ async def test_an_idempotency_key_reused_with_another_image_is_refused(user: Use
     key = {**PNG, "Idempotency-Key": str(uuid.uuid4())}
     first = await user.http_client.post("/api/predictions", content=canvas_pngs[15][0], headers=key)
     assert first.status_code == 200, first.text
-    before = rows_for(database_url)
+    before = await rows_for(database_url)
     again = await user.http_client.post("/api/predictions", content=canvas_pngs[16][0], headers=key)
     assert again.status_code == 409 and "another image" in again.json()["detail"], again.text
-    assert rows_for(database_url) == before
-    with psycopg.connect(database_url) as conn:
-        (stored,) = conn.execute("SELECT canvas_png FROM predictions WHERE id = %s", (first.json()["id"],)).fetchone()
+    assert await rows_for(database_url) == before
+    (stored,) = await fetch_one(database_url, "SELECT canvas_png FROM predictions WHERE id = %s", (first.json()["id"],))
     assert bytes(stored) == canvas_pngs[15][0]
 
 
@@ -150,10 +149,10 @@ async def test_only_png_or_jpeg_bytes_are_predicted_and_stored(
         "data-url": b"data:image/png;base64," + base64.b64encode(png),
     }[body]
     await user.open("/")
-    before = len(rows_for(database_url))
+    before = await row_count(database_url)
     response = await user.http_client.post("/api/predictions", content=content, headers={"Content-Type": content_type})
     assert response.status_code == 415 and "PNG or JPEG file" in response.json()["detail"], response.text
-    assert len(rows_for(database_url)) == before
+    assert await row_count(database_url) == before
 
 
 @pytest.mark.parametrize(

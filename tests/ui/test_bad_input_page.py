@@ -7,7 +7,7 @@ from nicegui.testing import User
 
 from tests.bad_inputs import pixel_bomb_png
 from tests.conftest import blank_png
-from tests.ui.test_draw_page import data_url, draw, predict, rows_for, text_of
+from tests.ui.test_draw_page import data_url, draw, predict, row_count, rows_for, text_of
 from ui.widgets.slate import MAX_PNG_BYTES, Slate
 
 pytestmark = [pytest.mark.integration]
@@ -20,7 +20,7 @@ async def test_invalid_feedback_is_refused_with_a_message(user: User, canvas_png
     user.find(marker="correct").type(typed)
     user.find("Save correction").click()
     await user.should_see("Type one digit from 0 to 9")
-    assert rows_for(database_url)[-1][3] is None
+    assert (await rows_for(database_url))[-1][3] is None
 
 
 @pytest.mark.parametrize("typed", [" 3 ", "٣"], ids=["padded", "arabic-indic"])
@@ -30,15 +30,15 @@ async def test_one_digit_with_spaces_or_in_another_script_is_that_digit(user: Us
     user.find(marker="correct").type(typed)
     user.find("Save correction").click()
     await user.should_see("Saved: true digit 3")
-    assert rows_for(database_url)[-1][3] == 3
+    assert (await rows_for(database_url))[-1][3] == 3
 
 
 async def test_empty_slate_is_refused_without_a_call(user: User, database_url):
-    before = len(rows_for(database_url))
+    before = await row_count(database_url)
     await user.open("/")
     user.find(marker="predict").click()
     await user.should_see("The slate is empty: draw a digit or choose a picture first")
-    assert len(rows_for(database_url)) == before
+    assert await row_count(database_url) == before
 
 
 @pytest.mark.parametrize(
@@ -52,12 +52,12 @@ async def test_empty_slate_is_refused_without_a_call(user: User, database_url):
     ids=["transparent", "all-white", "all-ink", "1x1"],
 )
 async def test_drawing_without_ink_is_refused_and_not_saved(user: User, database_url, png):
-    before = len(rows_for(database_url))
+    before = await row_count(database_url)
     await user.open("/")
     await draw(user, png)
     user.find(marker="predict").click()
     await user.should_see("The drawing is blank: draw a digit first")  # where the answer goes, and in a toast
-    assert len(rows_for(database_url)) == before
+    assert await row_count(database_url) == before
     assert text_of(user, "digit") == ""
     assert "The drawing is blank" in text_of(user, "announcer")
 
@@ -69,12 +69,12 @@ async def test_drawing_without_ink_is_refused_and_not_saved(user: User, database
 )
 async def test_slate_bytes_that_are_not_a_drawing_are_refused_and_kept(user: User, database_url, png, message):
     """The browser is not trusted: whatever PNG bytes it sends, TorchServe's refusal is shown and nothing is saved."""
-    before = len(rows_for(database_url))
+    before = await row_count(database_url)
     await user.open("/")
     await draw(user, png)
     user.find(marker="predict").click()
     await user.should_see(message)
-    assert len(rows_for(database_url)) == before
+    assert await row_count(database_url) == before
     (slate,) = user.find(Slate).elements
     assert slate.png == png
 
@@ -92,9 +92,9 @@ async def test_slate_bytes_that_are_not_a_drawing_are_refused_and_kept(user: Use
     ids=["bad-base64", "not-png-url", "text", "null", "number", "too-large"],
 )
 async def test_slate_event_without_a_png_counts_as_an_empty_slate(user: User, database_url, value):
-    before = len(rows_for(database_url))
+    before = await row_count(database_url)
     await user.open("/")
     user.find(Slate).trigger("change", {"png": value, "strokes": 1})
     user.find(marker="predict").click()
     await user.should_see("The slate is empty: draw a digit or choose a picture first")
-    assert len(rows_for(database_url)) == before
+    assert await row_count(database_url) == before

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import psycopg
 import pytest
 from nicegui import app
 from nicegui.testing import User
@@ -14,6 +13,7 @@ from db.embedded import start_private_server
 from db.journal import Journal
 from tests.conftest import running_server
 from tests.db.test_journal import prediction as journal_prediction
+from tests.support.database import fetch_all
 from tests.ui.test_draw_page import draw, predict, text_of, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -29,9 +29,8 @@ def own_database(app_env, tmp_path):
         yield server
 
 
-def rows(url: str) -> list[tuple]:
-    with psycopg.connect(url) as conn:
-        return conn.execute("SELECT request_id, predicted_digit, true_digit FROM predictions ORDER BY id").fetchall()
+async def rows(url: str) -> list[tuple]:
+    return await fetch_all(url, "SELECT request_id, predicted_digit, true_digit FROM predictions ORDER BY id")
 
 
 def pending() -> int:
@@ -45,7 +44,7 @@ async def test_predictions_and_feedback_during_an_outage_are_written_exactly_onc
     await user.open("/")
     first_png, first_label, _ = canvas_pngs[0]
     assert await predict(user, first_png, server.url) == str(first_label)  # the database is up: stored directly
-    server.stop()
+    await asyncio.to_thread(server.stop)  # pg_ctl waits: off the loop the page runs on
 
     labels = []
     (button,) = user.find(marker="predict").elements
@@ -70,9 +69,9 @@ async def test_predictions_and_feedback_during_an_outage_are_written_exactly_onc
     await user.should_see("The database is unavailable: this is kept on the server")
     (note,) = user.find(marker="db-status").elements
 
-    restarted = start_private_server(home=server.home, port=server.port)
+    restarted = await asyncio.to_thread(start_private_server, home=server.home, port=server.port)
     await wait_for(lambda: pending() == 0, timeout=60)
-    stored = rows(restarted.url)
+    stored = await rows(restarted.url)
     assert len(stored) == 21 and len({row[0] for row in stored}) == 21  # exactly those 20 more, no duplicate
     assert [row[2] for row in stored[1:]] == labels
     await wait_for(lambda: not app.state.runtime.started.predictions.database_down, timeout=10)
@@ -80,7 +79,7 @@ async def test_predictions_and_feedback_during_an_outage_are_written_exactly_onc
     # and the page is back to normal: the next prediction is stored directly
     png, label, _ = canvas_pngs[21]
     assert await predict(user, png, restarted.url) == str(label)
-    assert pending() == 0 and len(rows(restarted.url)) == 22
+    assert pending() == 0 and len(await rows(restarted.url)) == 22
 
 
 @pytest.fixture
@@ -106,8 +105,7 @@ async def test_a_torn_journal_never_stops_the_page_from_starting(torn_journal, u
     await user.should_see("2 damaged journal line(s) set aside")
     assert not path.exists()
     assert len(path.with_name(path.name + ".rejected").read_text().splitlines()) == 2
-    with psycopg.connect(database_url) as conn:
-        ids = {row[0] for row in conn.execute("SELECT request_id FROM predictions").fetchall()}
+    ids = {row[0] for row in await fetch_all(database_url, "SELECT request_id FROM predictions")}
     assert kept[0].request_id in ids and kept[1].request_id in ids and kept[2].request_id not in ids
     errors = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
     assert any("2 unreadable line(s) moved to" in message for message in errors), errors
@@ -134,7 +132,7 @@ async def test_the_page_starts_once_the_database_is_up(database_down_at_start, u
     await user.open("/")
     png, label, _ = canvas_pngs[5]
     assert await predict(user, png, restarted.url) == str(label)
-    assert rows(restarted.url)[-1][1] == label
+    assert (await rows(restarted.url))[-1][1] == label
 
 
 async def test_stats_and_models_with_the_database_stopped_say_so_and_never_time_out(own_database, user: User):
@@ -144,7 +142,7 @@ async def test_stats_and_models_with_the_database_stopped_say_so_and_never_time_
     from ui.pages.stats import UNAVAILABLE
 
     await user.open("/")
-    own_database.stop()
+    await asyncio.to_thread(own_database.stop)
     await user.open("/stats")  # a 500 page would have no header and no status line
     await user.should_see(marker="stats-status")
     await user.should_see(UNAVAILABLE, retries=150)  # the first read waits for the pool's timeout (5 s)

@@ -4,12 +4,14 @@ feedback, blank or garbled drawings): test_bad_input_page.py."""
 
 import asyncio
 import base64
+import inspect
+from collections.abc import Awaitable, Callable
 
-import psycopg
 import pytest
 from nicegui import ui
 from nicegui.testing import User
 
+from tests.support.database import fetch_all
 from ui.widgets.slate import Slate
 
 pytestmark = [pytest.mark.integration]
@@ -28,32 +30,51 @@ async def draw(user: User, png: bytes) -> None:
     user.find(Slate).trigger("change", {"png": data_url(png), "strokes": 3})
 
 
-async def wait_for(condition, *, timeout: float = 15.0) -> None:
-    """Poll until condition() holds (predictions go over the network to TorchServe)."""
+async def wait_for(condition: Callable[[], bool | Awaitable[bool]], *, timeout: float = 15.0) -> None:
+    """Poll until condition() holds (predictions go over the network to TorchServe); an async condition (a database
+    read) is awaited, so that the page, which runs on this loop, keeps running meanwhile."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
+    while not await _holds(condition):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
 
 
+async def _holds(condition: Callable[[], bool | Awaitable[bool]]) -> bool:
+    result = condition()
+    return bool(await result) if inspect.isawaitable(result) else bool(result)
+
+
 async def predict(user: User, png: bytes, database_url: str) -> str:
     """Draw, press Predict, and wait until the prediction is saved and shown (its row is the newest one)."""
-    rows_before = len(rows_for(database_url))
+    rows_before = await row_count(database_url)
     await draw(user, png)
     user.find(marker="predict").click()
-    await wait_for(lambda: len(rows_for(database_url)) > rows_before)
-    newest = rows_for(database_url)[-1]
+    await wait_for(lambda: more_rows_than(database_url, rows_before))
+    newest = (await rows_for(database_url))[-1]
     await wait_for(lambda: text_of(user, "digit") == str(newest[2]))
     return text_of(user, "digit")
 
 
-def rows_for(database_url: str) -> list[tuple]:
-    with psycopg.connect(database_url) as conn:
-        return conn.execute(
-            "SELECT id, browser_id, predicted_digit, true_digit, model_name, model_version, length(canvas_png)"
-            " FROM predictions ORDER BY id"
-        ).fetchall()
+async def rows_for(database_url: str) -> list[tuple]:
+    """Every stored prediction, oldest first (id, browser, digit, true digit, model, version, drawing's size)."""
+    return await fetch_all(
+        database_url,
+        "SELECT id, browser_id, predicted_digit, true_digit, model_name, model_version, length(canvas_png)"
+        " FROM predictions ORDER BY id",
+    )
+
+
+async def row_count(database_url: str) -> int:
+    return len(await rows_for(database_url))
+
+
+async def more_rows_than(database_url: str, count: int) -> bool:
+    return await row_count(database_url) > count
+
+
+async def newest_is_labelled(database_url: str) -> bool:
+    return (await rows_for(database_url))[-1][3] is not None
 
 
 async def test_predict_shows_digit_confidence_bars_preview_and_version(user: User, canvas_pngs, database_url):
@@ -71,15 +92,16 @@ async def test_feedback_labels_that_row_can_be_changed_and_survives_reload(user:
     await user.open("/")
     png, label, _ = canvas_pngs[1]
     await predict(user, png, database_url)
-    row_id = rows_for(database_url)[-1][0]
+    row_id = (await rows_for(database_url))[-1][0]
     wrong = (label + 1) % 10
     user.find(marker="correct").type(str(wrong))
     user.find("Save correction").click()
     await user.should_see(f"Saved: true digit {wrong}")
-    assert rows_for(database_url)[-1][0] == row_id and rows_for(database_url)[-1][3] == wrong
+    newest = (await rows_for(database_url))[-1]
+    assert newest[0] == row_id and newest[3] == wrong
     user.find(marker="confirm").click()  # changed my mind: the prediction was right
     await user.should_see(f"Saved: true digit {label}")
-    last = rows_for(database_url)[-1]
+    last = (await rows_for(database_url))[-1]
     assert last[0] == row_id and last[3] == label and last[2] == label and last[6] > 0
 
     await user.open("/")  # reload: the history comes from Postgres, for this browser (read once the page is shown)
@@ -124,7 +146,7 @@ async def test_stats_page_shows_accuracy_per_version(user: User, canvas_pngs, da
 
 
 async def test_live_mode_predicts_after_a_stroke_without_saving(user: User, canvas_pngs, database_url):
-    before = len(rows_for(database_url))
+    before = await row_count(database_url)
     await user.open("/")
     user.find("Live: predict as you draw").click()
     png, label, _ = canvas_pngs[6]
@@ -132,14 +154,14 @@ async def test_live_mode_predicts_after_a_stroke_without_saving(user: User, canv
     await wait_for(lambda: text_of(user, "digit") != "")
     assert text_of(user, "digit") == str(label)
     await user.should_see("Live prediction (not saved)")
-    assert len(rows_for(database_url)) == before
+    assert await row_count(database_url) == before
 
 
 async def test_clicking_a_history_row_relabels_that_row(user: User, canvas_pngs, database_url):
     await user.open("/")
     await predict(user, canvas_pngs[7][0], database_url)
     await predict(user, canvas_pngs[8][0], database_url)
-    older_id, newer_id = (row[0] for row in rows_for(database_url)[-2:])
+    older_id, newer_id = (row[0] for row in (await rows_for(database_url))[-2:])
     await wait_for(lambda: any(row["id"] == newer_id for row in user.find(marker="history").elements.pop().rows))
     (table,) = user.find(marker="history").elements
     (older,) = [row for row in table.rows if row["id"] == older_id]
@@ -147,5 +169,5 @@ async def test_clicking_a_history_row_relabels_that_row(user: User, canvas_pngs,
     await user.should_see(f"True digit for drawing #{older_id}")
     user.find(kind=ui.button, content="5").click()
     await user.should_see("Saved: true digit 5", retries=30)
-    labels = {row[0]: row[3] for row in rows_for(database_url)}
+    labels = {row[0]: row[3] for row in await rows_for(database_url)}
     assert labels[older_id] == 5 and labels[newer_id] is None  # that row, not the latest one

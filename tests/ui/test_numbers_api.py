@@ -7,7 +7,6 @@ import asyncio
 import io
 import uuid
 
-import psycopg
 import pytest
 from nicegui.testing import User
 from PIL import Image
@@ -16,23 +15,25 @@ from db.pool import open_pool
 from db.predictions import PredictionStore
 from tests.conftest import blank_png
 from tests.handler.test_numbers import drawing, one, seven, zero
+from tests.support.database import fetch_all, fetch_one
 
 pytestmark = [pytest.mark.integration]
 PNG = {"Content-Type": "image/png"}
 ONE_SEVEN_ZERO = drawing(one(150), seven(300), zero(480))
 
 
-def stored(database_url: str, request_id: str) -> tuple[tuple, list[tuple]]:
+async def stored(database_url: str, request_id: str) -> tuple[tuple, list[tuple]]:
     """A number's row (number, true_number, drawing) and its digit rows (position, digit, true digit, crop, box)."""
-    with psycopg.connect(database_url) as conn:
-        number = conn.execute(
-            "SELECT id, number, true_number, canvas_png FROM numbers WHERE request_id = %s", (request_id,)
-        ).fetchone()
-        digits = conn.execute(
-            "SELECT position, predicted_digit, true_digit, canvas_png, box, browser_id FROM predictions"
-            " WHERE number_id = %s ORDER BY position",
-            (number[0],),
-        ).fetchall()
+    number = await fetch_one(
+        database_url, "SELECT id, number, true_number, canvas_png FROM numbers WHERE request_id = %s", (request_id,)
+    )
+    assert number is not None, f"no number stored for {request_id}"
+    digits = await fetch_all(
+        database_url,
+        "SELECT position, predicted_digit, true_digit, canvas_png, box, browser_id FROM predictions"
+        " WHERE number_id = %s ORDER BY position",
+        (number[0],),
+    )
     return number, digits
 
 
@@ -43,7 +44,7 @@ async def test_a_number_is_read_kept_whole_and_its_digits_as_drawings(user: User
     answer = response.json()
     assert (answer["number"], answer["saved"], answer["model_version"]) == ("170", "database", "1.0")
     assert [d["digit"] for d in answer["digits"]] == [1, 7, 0]
-    (_, number, true_number, canvas), digits = stored(database_url, answer["request_id"])
+    (_, number, true_number, canvas), digits = await stored(database_url, answer["request_id"])
     assert (number, true_number, bytes(canvas)) == ("170", None, ONE_SEVEN_ZERO)
     assert [(p, d) for p, d, *_ in digits] == [(0, 1), (1, 7), (2, 0)]
     for (_, _, _, crop, box, _), shown in zip(digits, answer["digits"], strict=True):
@@ -59,7 +60,7 @@ async def test_labels_reach_the_digits_and_retrainings_feedback(user: User, data
     assert labelled.json()["digits_labelled"] == 3 and labelled.json()["saved"] == "database"
     corrected = await user.http_client.put(f"/api/numbers/{answer['request_id']}/digits/2/label", json={"digit": 4})
     assert corrected.status_code == 200, corrected.text
-    (_, _, true_number, _), digits = stored(database_url, answer["request_id"])
+    (_, _, true_number, _), digits = await stored(database_url, answer["request_id"])
     assert true_number == "174" and [t for _, _, t, *_ in digits] == [1, 7, 4]
 
     async def feedback() -> list:
@@ -82,15 +83,13 @@ async def test_a_retry_returns_the_same_rows_and_bad_requests_keep_nothing(user:
     first = (await user.http_client.post("/api/numbers", content=ONE_SEVEN_ZERO, headers=key)).json()
     again = (await user.http_client.post("/api/numbers", content=ONE_SEVEN_ZERO, headers=key)).json()
     assert again["id"] == first["id"] and [d["id"] for d in again["digits"]] == [d["id"] for d in first["digits"]]
-    with psycopg.connect(database_url) as conn:
-        (before,) = conn.execute("SELECT count(*) FROM numbers").fetchone()
+    (before,) = await fetch_one(database_url, "SELECT count(*) FROM numbers")
     for body, status in ((blank_png(), 422), (b"not an image", 415), (b"", 400)):
         response = await user.http_client.post("/api/numbers", content=body, headers=PNG)
         assert response.status_code == status, response.text
     live = (await user.http_client.post("/api/numbers?save=false", content=ONE_SEVEN_ZERO, headers=PNG)).json()
     assert live["number"] == "170" and live["id"] is None
-    with psycopg.connect(database_url) as conn:
-        assert conn.execute("SELECT count(*) FROM numbers").fetchone() == (before,)
+    assert await fetch_one(database_url, "SELECT count(*) FROM numbers") == (before,)
 
 
 async def test_numbers_and_single_drawings_share_the_clients_limit_and_both_answer(user: User, canvas_pngs):

@@ -15,7 +15,8 @@ from db.defaults import DefaultVersions
 from db.pool import open_pool
 from serving.management import ModelManager
 from serving.versions import promote as promote_version
-from tests.ui.test_draw_page import predict, rows_for, text_of, wait_for
+from tests.support.database import fetch_all
+from tests.ui.test_draw_page import newest_is_labelled, predict, rows_for, text_of, wait_for
 
 pytestmark = [pytest.mark.integration]
 PASSWORD = "correct horse battery staple"
@@ -59,10 +60,10 @@ async def test_the_next_prediction_after_a_switch_is_answered_and_logged_by_the_
     assert await predict(user, png, database_url) == str(label)  # no restart of the UI or of TorchServe
     # the same drawing reads the same digit: the row is written before the page shows it, so wait for the version
     await wait_for(lambda: "mnist 2.0" in text_of(user, "version"))
-    assert [row[5] for row in rows_for(database_url)[-2:]] == ["1.0", "2.0"]
+    assert [row[5] for row in (await rows_for(database_url))[-2:]] == ["1.0", "2.0"]
     await promote(torchserve, database_url, "1.0")
     await predict(user, png, database_url)
-    assert rows_for(database_url)[-1][5] == "1.0"
+    assert (await rows_for(database_url))[-1][5] == "1.0"
     await wait_for(lambda: "mnist 1.0" in text_of(user, "version"))
 
 
@@ -73,7 +74,7 @@ async def test_history_shows_accuracy_per_version(user: User, torchserve, databa
         png = canvas_pngs[5][0]
         await predict(user, png, database_url)
         user.find(marker="confirm").click()
-        await wait_for(lambda: rows_for(database_url)[-1][3] is not None)
+        await wait_for(lambda: newest_is_labelled(database_url))
     await wait_for(lambda: text_of(user, "version-accuracy") == "by model: 1.0 1/1 = 100% · 2.0 1/1 = 100%")
 
 
@@ -155,7 +156,7 @@ async def test_admin_page_lists_versions_makes_default_and_compares(user: User, 
     for png, _, _ in canvas_pngs[6:9]:
         await predict(user, png, database_url)
         user.find(marker="confirm").click()
-        await wait_for(lambda: rows_for(database_url)[-1][3] is not None)
+        await wait_for(lambda: newest_is_labelled(database_url))
     await user.open("/models")
     await user.should_see(marker="password")  # drawn once the page is connected
     user.find(marker="password").type(PASSWORD)
@@ -172,8 +173,7 @@ async def test_admin_page_lists_versions_makes_default_and_compares(user: User, 
     manager = ModelManager(management_url=torchserve.endpoints.management, key_file=torchserve.key_file)
     async with manager:
         assert await manager.default_version() == "2.0"
-    with psycopg.connect(database_url) as conn:
-        assert conn.execute("SELECT version, updated_by FROM model_defaults").fetchall() == [("2.0", "admin page")]
+    assert await fetch_all(database_url, "SELECT version, updated_by FROM model_defaults") == [("2.0", "admin page")]
     await wait_for(lambda: [row["is_default"] for row in table.rows] == [False, True])
     user.find(marker="compare").click()
     await wait_for(lambda: text_of(user, "compare-summary").startswith("The versions agree on"), timeout=60)

@@ -7,12 +7,12 @@ its answer into a refusal, exactly as serving/inference.py parses one (tests/ser
 
 from dataclasses import replace
 
-import psycopg
 import pytest
 from nicegui import app
 from nicegui.testing import User
 
-from tests.ui.test_draw_page import draw, predict, rows_for, text_of, wait_for
+from tests.support.database import fetch_one
+from tests.ui.test_draw_page import draw, more_rows_than, predict, row_count, rows_for, text_of, wait_for
 
 pytestmark = [pytest.mark.integration]
 
@@ -108,24 +108,23 @@ async def test_not_a_digit_is_said_stored_marked_and_can_be_labelled(user: User,
 
     monkeypatch.setattr(predictor, "predict", refusing)
     png, label, _ = canvas_pngs[13]
-    rows_before = len(rows_for(database_url))
+    rows_before = await row_count(database_url)
     await draw(user, png)
     user.find(marker="predict").click()
     await user.should_see("That doesn't look like a digit — draw one digit")
     assert text_of(user, "digit") == "?"
     assert text_of(user, "refusal").startswith(f"looks like several digits · closest digit: {label} (")
-    await wait_for(lambda: len(rows_for(database_url)) > rows_before)
-    row_id = rows_for(database_url)[-1][0]
-    with psycopg.connect(database_url) as conn:
-        query = "SELECT predicted_digit, not_a_digit FROM predictions WHERE id = %s"
-        stored = conn.execute(query, (row_id,)).fetchone()
+    await wait_for(lambda: more_rows_than(database_url, rows_before))
+    row_id = (await rows_for(database_url))[-1][0]
+    query = "SELECT predicted_digit, not_a_digit FROM predictions WHERE id = %s"
+    stored = await fetch_one(database_url, query, (row_id,))
     assert stored == (label, True)
 
     assert not element(user, "confirm").enabled  # "Correct" cannot confirm a refusal as a digit
     user.find(marker="correct").type(str(label))  # a real digit refused by mistake: labelled all the same
     user.find("Save correction").click()
     await user.should_see(f"Saved: true digit {label}")
-    assert rows_for(database_url)[-1][3] == label
+    assert (await rows_for(database_url))[-1][3] == label
     table = element(user, "history")
     await wait_for(lambda: any(row["id"] == row_id and row["true"] == label for row in table.rows))
     (row,) = [row for row in table.rows if row["id"] == row_id]
