@@ -30,7 +30,15 @@ from db.predictions import (
     check_digit,
 )
 from db.review import DECISIONS, Decision, QueueSize, Suggestion
-from serving.inference import AllExplanations, DigitReading, FieldBox, ModelUnavailable, NumberReading, Prediction
+from serving.inference import (
+    NOT_ANSWERING,
+    AllExplanations,
+    DigitReading,
+    FieldBox,
+    ModelUnavailable,
+    NumberReading,
+    Prediction,
+)
 from serving.management import ManagementError, Version, Worker
 from settings import Settings
 
@@ -339,7 +347,7 @@ class FakePredictor:
 
     async def predict(self, png: bytes, *, version: str | None = None) -> Prediction:
         if self.down:
-            raise ModelUnavailable("the model server is unavailable; your drawing is kept, try again")
+            raise ModelUnavailable(NOT_ANSWERING)
         digit = self.digits.get(png, self.otherwise)
         probabilities = [0.1 / 9] * 10
         probabilities[digit] = 0.9
@@ -361,7 +369,7 @@ class FakePredictor:
         """The scripted number for this drawing (a real PNG: the digits' boxes split its width evenly); a drawing in
         `refuse` is refused as the handler refuses one (number None, each digit marked)."""
         if self.down:
-            raise ModelUnavailable("the model server is unavailable; your drawing is kept, try again")
+            raise ModelUnavailable(NOT_ANSWERING)
         with Image.open(io.BytesIO(png)) as image:
             width, height = image.size
         text, refused = self.numbers.get(png, "0"), png in self.refuse

@@ -130,7 +130,7 @@ async def test_the_model_server_down_is_said_and_nothing_is_stored(fake_app, use
     await user.open("/number")
     await draw(user, NUMBER)
     user.find(marker="predict").click()
-    await user.should_see("the model server is unavailable; your drawing is kept, try again")
+    await user.should_see("the model server is unavailable, probably restarting: your drawing is kept")
     assert fake_app.numbers.numbers == []
 
 
