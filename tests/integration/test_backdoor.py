@@ -35,7 +35,8 @@ from training import finetune, pendigits, retrain, screen, simulate
 from training.retrain import RetrainConfig
 from training.screen import ScreenConfig
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# a real retrain each: ~4 min on an idle 2-core machine, twice that on a busy one
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 COOKIES, TRIGGERED = 40, 480
 HONEST_WRITERS, APPROVED_WRITERS, PER_WRITER = range(1, 11), range(1, 8), 40
