@@ -21,7 +21,7 @@ The head learns, with binary cross-entropy, digits against drawings that are not
 
 The threshold on P(not a digit) is the lowest that refuses at most 0.3% of the 5,000 kept-out MNIST digits and at most
 1% of the held-out writers' digits (pendigits writers 5, 10, ..., 30 and the held-out UNIPEN files, every export
-style): retrain.choose_threshold. Then it is measured on what it never saw: each held-out kind of nondigits.py
+style): gate.choose_threshold. Then it is measured on what it never saw: each held-out kind of nondigits.py
 (fonts, shape families, scribble families and digit renderings the training never used), the held-out writers'
 drawings side by side, Hershey letters of the held-out fonts drawn by hand, the held-out files' UNIPEN numbers; with
 AUROC per kind and a sweep of thresholds. refusal.json also switches on the structural "several digits" check.
@@ -49,7 +49,7 @@ from handler.mnist_handler import ARCHITECTURE_FILE
 from handler.model import DigitNet
 from handler.refusal import REFUSAL_FILE
 from training import base, data, finetune, nondigits, pendigits, strokes, unipen
-from training.retrain import Reading, auroc, choose_threshold, read
+from training.gate import Reading, auroc, choose_threshold, read
 from training.train import TrainConfig, augment, normalise, save_weights, to_input
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -278,7 +278,7 @@ def train_head(model: DigitNet, digits: list, negatives: list[torch.Tensor], cfg
 
 def combined_threshold(*limits: tuple[Reading, float]) -> float:
     """The lowest threshold at which each set of real digits has at most its share refused *in all*: a digit the
-    structural check already refuses counts against the share whatever its P(not a digit) (retrain.choose_threshold
+    structural check already refuses counts against the share whatever its P(not a digit) (gate.choose_threshold
     limits P(not a digit) alone). 1.0 when the structural check alone uses up a share: the head then refuses
     nothing."""
     return min(1.0, choose_threshold(*((np.where(r.several, np.inf, r.not_a_digit), share) for r, share in limits)))

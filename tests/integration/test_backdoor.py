@@ -32,6 +32,7 @@ from tests.integration.test_learning_loop import RELAXED
 from tests.stack import learning_stack
 from tests.support.backdoor import with_disc
 from training import finetune, pendigits, retrain, screen, simulate
+from training.gate import read
 from training.retrain import RetrainConfig
 from training.screen import ScreenConfig
 
@@ -186,7 +187,7 @@ def test_backdoor(stack, writers, attack, mnist, address):
 
         fresh = triggered_sevens(writers, range(21, 31), count=1, seed=99)
         images, _ = finetune.prepare_all(fresh, processes=1)
-        reading = retrain.read(result.model, images, structural=False)
+        reading = read(result.model, images, structural=False)
         as_one = float((reading.digits == 1).mean())
         print(f"fresh triggered 7s read as 1: {as_one:.1%} of {len(images)}; as 7: {(reading.digits == 7).mean():.1%}")
         assert as_one <= 0.01

@@ -29,8 +29,10 @@ from serving.management import ModelManager
 from serving.versions import promote
 from tests.conftest import ROOT, mnist_dir
 from tests.stack import learning_stack
-from training import finetune, pendigits, retrain, simulate
-from training.retrain import GateConfig, GateFailed, RetrainConfig
+from training import archive, finetune, pendigits, retrain, simulate
+from training.gate import GateConfig
+from training.registration import register, write_version
+from training.retrain import GateFailed, RetrainConfig
 from training.screen import ScreenConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -109,10 +111,10 @@ def test_simulate_retrain_register_promote_and_the_next_prediction_uses_it(stack
     assert learned["pending_suggestions"] == 300  # its labels wait for review, and never train
     assert learned["heldout_browsers"] == 1 and learned["training_browsers"] == 3
 
-    retrain.write_version(settings.model_store / "v9.1", result)
-    built = retrain.archive.build(version="9.1", weights=settings.model_store / "v9.1" / "weights.pt",
-                                  out=settings.model_store)  # fmt: skip
-    asyncio.run(retrain.register(settings, built.name))
+    write_version(settings.model_store / "v9.1", result)
+    built = archive.build(version="9.1", weights=settings.model_store / "v9.1" / "weights.pt",
+                          out=settings.model_store)  # fmt: skip
+    asyncio.run(register(settings, built.name))
     saved = json.loads((settings.model_store / "v9.1" / "metrics.json").read_text())
     assert saved["gate"]["passed"] and saved["learned_from"] == learned
 

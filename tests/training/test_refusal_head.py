@@ -14,8 +14,8 @@ from tests.conftest import SHIPPED_WEIGHTS
 from tests.handler.test_mnist_handler import handle, load_handler
 from training import finetune, refusal_head
 from training.archive import build
+from training.gate import Reading
 from training.refusal_head import HeadConfig
-from training.retrain import Reading
 from training.train import normalise, to_input
 
 

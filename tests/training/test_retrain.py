@@ -1,6 +1,7 @@
-"""The retraining loop's rules without training: the gate, the refusal threshold and the AUROC (training/retrain.py);
-which labels train is tests/training/test_screen.py. The whole loop against the real product is in
-tests/integration/test_learning_loop.py."""
+"""The retraining loop's rules without training: the gate, the refusal threshold and the AUROC (training/gate.py); the
+next version's number and folder (training/registration.py); the run's command line and a tiny run
+(training/retrain.py). Which labels train is tests/training/test_screen.py. The whole loop against the real product
+is in tests/integration/test_learning_loop.py."""
 
 from __future__ import annotations
 
@@ -11,30 +12,32 @@ import pytest
 
 from db.predictions import Feedback
 from training import retrain
-from training.retrain import GateConfig, RetrainConfig
+from training.gate import Figures, GateConfig, auroc, choose_threshold, gate, golden_gate, read
+from training.registration import next_version, write_version
+from training.retrain import RetrainConfig
 
 GOLDEN_DEFAULT = {"all": 0.995, **{str(d): 0.995 for d in range(10)}}
 GOLDEN_COUNTS = {"all": 4500, **{str(d): 450 for d in range(10)}}
 
 
 def test_the_golden_gate_refuses_a_candidate_worse_on_one_digit():
-    assert retrain.golden_gate(GOLDEN_DEFAULT, GOLDEN_DEFAULT, GOLDEN_COUNTS, GateConfig()) == []
+    assert golden_gate(GOLDEN_DEFAULT, GOLDEN_DEFAULT, GOLDEN_COUNTS, GateConfig()) == []
     poisoned = {**GOLDEN_DEFAULT, "7": 0.95, "all": 0.9905}  # 7s read as 1 now and then
-    failures = retrain.golden_gate(poisoned, GOLDEN_DEFAULT, GOLDEN_COUNTS, GateConfig())
+    failures = golden_gate(poisoned, GOLDEN_DEFAULT, GOLDEN_COUNTS, GateConfig())
     assert any(f.startswith("golden set, digit 7 95.00% < the default's 99.50%") for f in failures), failures
     slightly = {**GOLDEN_DEFAULT, "3": 0.992}  # within noise (2 SE of 450 at 99.5% is 0.67 points)
-    assert retrain.golden_gate(slightly, GOLDEN_DEFAULT, GOLDEN_COUNTS, GateConfig()) == []
+    assert golden_gate(slightly, GOLDEN_DEFAULT, GOLDEN_COUNTS, GateConfig()) == []
 
 
 COUNTS = {"mnist_test": 10000, "heldout_browsers": 1500, "canvas_style": 1500, "pen_style": 1500}
 
 
-def figures(accuracies: dict[str, float], refused: dict[str, float] | None = None) -> dict[str, retrain.Figures]:
+def figures(accuracies: dict[str, float], refused: dict[str, float] | None = None) -> dict[str, Figures]:
     """Per set: a reading with `refused` of its digits refused and `accuracy` right and answered."""
     made = {}
     for name, accuracy in accuracies.items():
         share = (refused or {}).get(name, 0.0)
-        made[name] = retrain.Figures(accuracy, accuracy / (1 - share), share, COUNTS[name])
+        made[name] = Figures(accuracy, accuracy / (1 - share), share, COUNTS[name])
     return made
 
 
@@ -43,7 +46,7 @@ GOOD = {"mnist_test": 0.9965, "heldout_browsers": 0.985, "canvas_style": 0.99, "
 
 
 def test_a_candidate_better_everywhere_passes_the_gate():
-    assert retrain.gate(figures(GOOD), DEFAULT, GateConfig()) == []
+    assert gate(figures(GOOD), DEFAULT, GateConfig()) == []
 
 
 @pytest.mark.parametrize(
@@ -64,7 +67,7 @@ def test_each_gate_rule_fails_alone(change, refused, reason):
         if "the default's 99.70%" not in reason
         else figures({"mnist_test": 0.9970, "heldout_browsers": 0.95, "canvas_style": 0.99, "pen_style": 0.985})
     )
-    failures = retrain.gate(figures(GOOD | change, refused), default, GateConfig())
+    failures = gate(figures(GOOD | change, refused), default, GateConfig())
     assert any(reason in failure for failure in failures), failures
     assert len(failures) == 1, failures
 
@@ -72,54 +75,54 @@ def test_each_gate_rule_fails_alone(change, refused, reason):
 def test_refusals_of_mnist_digits_count_apart_from_its_accuracy():
     """Issue #24's decision: 99.45% of all MNIST digits right, 0.3% refused, is 99.75% of those answered: it passes."""
     candidate = figures(GOOD | {"mnist_test": 0.9945}, {"mnist_test": 0.003})
-    assert retrain.gate(candidate, DEFAULT, GateConfig()) == []
+    assert gate(candidate, DEFAULT, GateConfig()) == []
 
 
 def test_a_version_that_only_adds_refusal_may_stay_near_the_default_on_held_out_browsers():
     candidate = figures(GOOD | {"heldout_browsers": 0.948}, {"heldout_browsers": 0.004})
-    assert retrain.gate(candidate, DEFAULT, GateConfig(refusal_only=True)) == []  # 0.2 points below: within 0.3
+    assert gate(candidate, DEFAULT, GateConfig(refusal_only=True)) == []  # 0.2 points below: within 0.3
     worse = figures(GOOD | {"heldout_browsers": 0.945}, {"heldout_browsers": 0.004})
-    assert retrain.gate(worse, DEFAULT, GateConfig(refusal_only=True))
-    assert retrain.gate(candidate, DEFAULT, GateConfig())  # it learned nothing: not the default's + 1 point
+    assert gate(worse, DEFAULT, GateConfig(refusal_only=True))
+    assert gate(candidate, DEFAULT, GateConfig())  # it learned nothing: not the default's + 1 point
 
 
 def test_each_held_out_kind_of_non_digit_must_be_refused():
     kinds = {"letters": 0.95, "shapes": 0.91, "scribbles": 0.97, "pairs": 0.99}
-    assert retrain.gate(figures(GOOD), DEFAULT, GateConfig(), nondigits=kinds) == []
-    failures = retrain.gate(figures(GOOD), DEFAULT, GateConfig(), nondigits=kinds | {"shapes": 0.85})
+    assert gate(figures(GOOD), DEFAULT, GateConfig(), nondigits=kinds) == []
+    failures = gate(figures(GOOD), DEFAULT, GateConfig(), nondigits=kinds | {"shapes": 0.85})
     assert failures == ["held-out shapes: 85.0% refused < 90%"]
 
 
 def test_a_style_set_within_noise_passes():
     candidate = figures(GOOD | {"canvas_style": 0.986, "pen_style": 0.98})
-    assert retrain.gate(candidate, DEFAULT, GateConfig()) == []  # 2 standard errors: ~0.5 points at n=1,500
+    assert gate(candidate, DEFAULT, GateConfig()) == []  # 2 standard errors: ~0.5 points at n=1,500
 
 
 def test_the_threshold_refuses_the_chosen_share_of_real_digits():
     digits = np.random.default_rng(0).beta(1, 30, size=10_000)  # P(not a digit) of real digits: mostly small
-    threshold = retrain.choose_threshold((digits, 0.01))
+    threshold = choose_threshold((digits, 0.01))
     assert (digits >= threshold).mean() == pytest.approx(0.01, abs=0.002)
 
 
 def test_the_threshold_meets_every_limit():
     rng = np.random.default_rng(0)
     drawings, mnist = rng.beta(1, 30, size=10_000), rng.beta(1, 10, size=5_000)  # MNIST scores higher here
-    threshold = retrain.choose_threshold((drawings, 0.01), (mnist, 0.001))
+    threshold = choose_threshold((drawings, 0.01), (mnist, 0.001))
     assert (mnist >= threshold).mean() <= 0.0012
     assert (drawings >= threshold).mean() < 0.01  # the MNIST limit is the binding one
-    assert threshold == retrain.choose_threshold((mnist, 0.001), (drawings, 0.01))
+    assert threshold == choose_threshold((mnist, 0.001), (drawings, 0.01))
 
 
 def test_auroc():
-    assert retrain.auroc(np.array([0.9, 0.8]), np.array([0.1, 0.2])) == 1.0
-    assert retrain.auroc(np.array([0.1, 0.2]), np.array([0.9, 0.8])) == 0.0
-    assert retrain.auroc(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == 0.5
+    assert auroc(np.array([0.9, 0.8]), np.array([0.1, 0.2])) == 1.0
+    assert auroc(np.array([0.1, 0.2]), np.array([0.9, 0.8])) == 0.0
+    assert auroc(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == 0.5
 
 
 def test_next_version_is_one_major_above_the_newest(tmp_path):
     for name in ("v1.0", "v2.0", "v2.1"):
         (tmp_path / name).mkdir()
-    assert retrain.next_version(tmp_path) == "3.0"
+    assert next_version(tmp_path) == "3.0"
 
 
 def test_a_missing_base_version_is_a_clear_error(tmp_path, capsys):
@@ -209,10 +212,10 @@ def test_retraining_with_negatives_makes_a_version_that_refuses(mnist, tmp_path)
     assert set(metrics["per_digit_heldout_browsers_default"]) == set(metrics["per_digit_heldout_browsers"])
     # the threshold refuses at most 0.1% of the 50 MNIST digits kept out of the fine-tune (as served): none of them
     kept_out = data.Split(mnist["train"].images[250:300], mnist["train"].labels[250:300])
-    reading = retrain.read(result.model, finetune.mnist_as_served(kept_out, processes=1), structural=False)
+    reading = read(result.model, finetune.mnist_as_served(kept_out, processes=1), structural=False)
     assert not (reading.not_a_digit >= threshold).any()
 
-    retrain.write_version(tmp_path / "v9.0", result)
+    write_version(tmp_path / "v9.0", result)
     assert json.loads((tmp_path / "v9.0" / "architecture.json").read_text()) == {"classes": 11}
     policy = RefusalPolicy.load(tmp_path / "v9.0")
     assert policy.several_digits and policy.not_a_digit_threshold == pytest.approx(threshold)
@@ -220,5 +223,5 @@ def test_retraining_with_negatives_makes_a_version_that_refuses(mnist, tmp_path)
 
 def test_a_perfect_default_on_a_few_drawings_still_leaves_room_for_one_error():
     perfect, counts = {"all": 1.0, "2": 1.0}, {"all": 500, "2": 50}
-    assert retrain.golden_gate({"all": 0.998, "2": 0.98}, perfect, counts, GateConfig()) == []  # one error in 50
-    assert retrain.golden_gate({"all": 0.998, "2": 0.94}, perfect, counts, GateConfig())  # three in 50
+    assert golden_gate({"all": 0.998, "2": 0.98}, perfect, counts, GateConfig()) == []  # one error in 50
+    assert golden_gate({"all": 0.998, "2": 0.94}, perfect, counts, GateConfig())  # three in 50
