@@ -73,7 +73,11 @@ def read(model: DigitNet, images: np.ndarray, *, structural: bool) -> Reading:
                 not_a_digit.append(torch.softmax(logits, dim=1)[:, NOT_A_DIGIT_INDEX])
             else:
                 not_a_digit.append(torch.zeros(len(logits)))
-    several = np.array([several_digits(image.astype(np.float32) / 255) for image in images]) if structural else None
+    several = (
+        np.array([several_digits(image.astype(np.float32) / 255) for image in images], dtype=bool)
+        if structural
+        else None
+    )
     return Reading(
         digits=torch.cat(digits).numpy() if digits else np.zeros(0, int),
         not_a_digit=torch.cat(not_a_digit).numpy() if not_a_digit else np.zeros(0),

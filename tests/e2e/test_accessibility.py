@@ -145,3 +145,41 @@ def test_keyboard_only_a_picture_is_predicted_announced_and_corrected(browser, a
         assert cells[2] == "7" and cells[4] == "4" and cells[5] == "✗", cells
     finally:
         page.context.close()
+
+
+def test_the_review_queue_is_named_for_screen_readers_and_works_from_the_keyboard(browser, app_url, canvas_pngs):
+    """A suggested correction (a 7's answer labelled otherwise through the JSON API) in the admin page's review queue:
+    axe finds nothing serious there; Tab focus on a row's checkbox, Space selects it, A approves it."""
+    import uuid
+
+    import httpx
+    from playwright.sync_api import expect
+
+    with httpx.Client(base_url=app_url, timeout=60) as client:
+        key = str(uuid.uuid4())
+        png = canvas_pngs[0][0]
+        answer = client.post(
+            "/api/predictions", content=png, headers={"Content-Type": "image/png", "Idempotency-Key": key}
+        )
+        wrong = (answer.json()["digit"] + 1) % 10
+        assert client.put(f"/api/predictions/{key}/label", json={"digit": wrong}).status_code == 200
+    page = opened(browser, app_url, **DESKTOP)
+    try:
+        log_in(page, app_url)
+        summary = page.get_by_text("suggested correction(s)")
+        summary.wait_for(timeout=20000)
+        waiting = int(summary.inner_text().split()[0])
+        assert serious(page) == []
+        first = page.get_by_role("checkbox", name="drawing #").first
+        first.focus()
+        page.keyboard.press("Space")
+        expect(first).to_have_attribute("aria-checked", "true")  # the server's round trip, then A decides on it
+        page.keyboard.press("a")
+        page.get_by_text("Approved 1 label(s).").wait_for(timeout=10000)
+        if waiting == 1:
+            page.get_by_text("No suggested corrections wait for review.").wait_for(timeout=10000)
+        else:
+            page.get_by_text(f"{waiting - 1} suggested correction(s)").wait_for(timeout=10000)
+        page.screenshot(path=SHOTS / "review-queue.png")
+    finally:
+        page.context.close()

@@ -183,7 +183,8 @@ def test_retraining_with_negatives_makes_a_version_that_refuses(mnist, tmp_path)
         for index in range(6):
             digit = pendigits.PenDigit(label=index % 10, writer=browser, strokes=(stroke,))
             png = canvas.to_png(pendigits.render(digit, rng=rng, style=canvas.STYLES[index % 3]))
-            feedback.append(Feedback(png, index % 10, f"browser-{browser}", datetime.now(UTC), index % 10, 0.9, "1.0"))
+            feedback.append(Feedback(png, index % 10, f"browser-{browser}", datetime.now(UTC), index % 10, 0.9, "1.0",
+                                     review="approved"))  # fmt: skip
     torch.manual_seed(0)
     base = tmp_path / "base.pt"
     torch.save(DigitNet().state_dict(), base)

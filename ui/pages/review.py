@@ -30,6 +30,12 @@ THUMB = (
     '<q-td :props="props"><img :src="props.value" :alt="props.row.alt"'
     ' style="width:56px;height:56px;border:1px solid #9ca3af;background:white"/></q-td>'
 )
+# The selection column's checkboxes, named for screen readers (Quasar's own have no name)
+SELECT_ALL = (
+    '<q-checkbox v-model="props.selected" aria-label="Select every suggestion shown" dense/>'
+    '<span class="sr-only">Select</span>'
+)
+SELECT_ROW = '<q-checkbox v-model="props.selected" :aria-label="props.row.alt" dense/>'
 KEYS: dict[str, tuple[Decision, str]] = {
     "a": ("approved", "rows"),
     "r": ("rejected", "rows"),
@@ -86,6 +92,8 @@ class ReviewQueue:
             self.table = ui.table(columns=COLUMNS, rows=[], row_key="id", selection="multiple").classes("w-full")
             self.table.props('no-data-label="Nothing to review"').mark("review-queue")
             self.table.add_slot("body-cell-drawing", THUMB)
+            self.table.add_slot("header-selection", SELECT_ALL)
+            self.table.add_slot("body-selection", SELECT_ROW)
         ui.keyboard(on_key=self.key)
 
     async def key(self, event: events.KeyEventArguments) -> None:
