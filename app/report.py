@@ -1,10 +1,10 @@
 """A model version's report: the typed form of model_store/v<version>/metrics.json.
 
 `make train` writes a trained version's figures (test accuracy, curve, ...); `make retrain` writes a retrained
-version's gate (its figures beside the default's on the same sets), what it learned from, and its weakest digits.
-The retraining builds a ModelReport (training/retrain.py) and writes it (training/registration.py); the admin page reads one (app/versions.py).
-Both go through this class, so a key is spelled once. Keys this class does not model are kept in `extra`, and written
-back as they were.
+version's gate (its figures beside the default's on the same sets), what it learned from, and its weakest digits. The
+retraining builds a ModelReport (training/retrain.py) and writes it (training/registration.py); the admin page reads
+one (app/versions.py). Both go through this class, so a key is spelled once. Keys this class does not model are kept
+in `extra`, and written back as they were.
 """
 
 from __future__ import annotations
