@@ -1,5 +1,5 @@
 """One Settings object for the whole product, read from the environment and `.env`: the bottom of the dependency
-order (settings <- serving <- db <- ui; deploy and training on top). It imports nothing of ours.
+order (pages (ui) -> app -> services (serving, db) -> settings; deploy and training on top). It imports nothing of ours.
 
 TorchServe's own addresses live in config.properties; the TS_* variables here override them (the process
 supervisor writes the effective copy TorchServe starts from, and clients read the same values).

@@ -3,7 +3,7 @@
     python -m deploy.compose_check [--keep-up]
 
 Made for a Debian bookworm machine, run as root, that reaches Debian's mirror and PyPI but no container registry
-(README "Deploy", docs/containers.md). In order:
+(docs/deployment.md, docs/containers.md). In order:
   1. installs podman, runc and debootstrap (apt-get) and podman-compose (pip) when missing; podman runs with runc and
      lowered rlimits from a containers.conf under var/compose-check/ (CONTAINERS_CONF), the host's is not changed;
   2. makes a Python 3.11 base image from Debian packages (debootstrap + podman import; kept between runs);

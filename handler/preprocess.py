@@ -44,9 +44,9 @@ MNIST_STD = 0.3081
 FIELD = 28  # output side, px
 BOX = 20  # the longer side of the digit after scaling, px (as in MNIST)
 
-# What one request may cost is bounded before the expensive steps (README "Preprocessing"; `make bench-inputs`
-# measures the dearest image accepted against a drawing). Everything after decoding works on at most WORK_SIDE px a
-# side, so its cost is fixed; decoding is what the limits below bound.
+# What one request may cost is bounded before the expensive steps (docs/model-card.md "Preprocessing";
+# `make bench-inputs` measures the dearest image accepted against a drawing). Everything after decoding works on at
+# most WORK_SIDE px a side, so its cost is fixed; decoding is what the limits below bound.
 # PNG must be decoded in full, and inflating and unfiltering cost by the byte: ~45 ms for 4 MB of RGBA noise, the
 # most a 4 MiB body can carry. The slate sends 280x280 RGBA (313,600 bytes of samples; Number mode's 840x280,
 # 940,800: ui/canvas.js draws its export at one pixel per CSS pixel); 1.25 MiB of samples (e.g. 572x572 RGBA,

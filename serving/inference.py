@@ -308,7 +308,7 @@ def parse_prediction(body: dict, *, latency_ms: float) -> Prediction:
 
 
 def parse_number(body: dict, *, latency_ms: float) -> NumberReading:
-    """A NumberReading from TorchServe's JSON answer to X-Read: number (README "Numbers: several digits in one
+    """A NumberReading from TorchServe's JSON answer to X-Read: number (docs/api.md "Numbers: several digits in one
     drawing"); ModelUnavailable when the answer is not one (e.g. a handler too old to read numbers answered a digit)."""
     if "digits" not in body or not isinstance(body["digits"], list):
         raise ModelUnavailable("the model server did not answer with a number (is this version able to read numbers?)")

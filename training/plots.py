@@ -1,4 +1,4 @@
-"""PNG plots of a training run (learning curve, confusion matrix), used by the README's model card."""
+"""PNG plots of a training run (learning curve, confusion matrix), used by docs/model-card.md."""
 
 from __future__ import annotations
 

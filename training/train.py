@@ -270,7 +270,7 @@ def _metrics(model: DigitNet, test: data.Split, test_x: torch.Tensor, cfg: Train
 def save_weights(model: DigitNet, path: Path, *, half: bool = False) -> None:
     """The state dict, its float tensors as float16 when `half` (load_state_dict casts them back to the model's
     float32 parameters, so the handler needs nothing special). 2.0 is stored so: 2.8 MB instead of 5.6 MB, with the
-    same predictions on 37,000 test images and drawings (README model card)."""
+    same predictions on 37,000 test images and drawings (docs/model-card.md)."""
     state = model.state_dict()
     if half:
         state = {key: value.half() if value.is_floating_point() else value for key, value in state.items()}

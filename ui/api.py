@@ -218,8 +218,8 @@ def _client_slot(request: Request, context: App) -> Iterator[None]:
 
 @contextmanager
 def _refusals() -> Iterator[None]:
-    """The use cases' errors as the answers of POST /api/predictions and /api/numbers (README "The page's JSON
-    API")."""
+    """The use cases' errors as the answers of POST /api/predictions and /api/numbers (docs/api.md "The page's
+    JSON API")."""
     try:
         yield
     except PredictionRejected as exc:

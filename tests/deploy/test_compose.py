@@ -152,8 +152,8 @@ def test_torchserve_listens_on_all_interfaces_only_in_its_container(compose):
 
 
 def test_torchserve_registers_archives_of_its_store_by_name_only(compose):
-    """The page's container registers new versions by file name (README Deploy), so the model API stays on; no URL is
-    fetched and no path copied into the (read-only) store."""
+    """The page's container registers new versions by file name (docs/deployment.md), so the model API stays on; no
+    URL is fetched and no path copied into the (read-only) store."""
     environment = image_env("torchserve") | compose["services"]["torchserve"]["environment"]
     server = container.torchserve(settings_for(environment))
     assert "allowed_urls" in server.properties

@@ -78,7 +78,7 @@ BAD = {
     "1x1 image": Bad(body(blank_png(1, mode="L", color=0)), 422, "the drawing is blank"),
     "5000x5000 pixel bomb": Bad(body(pixel_bomb_png(5000)), 413, "image too large: a 5000x5000 PNG"),
     "20000x20000 pixel bomb": Bad(body(pixel_bomb_png(20000)), 413, "image too large: a 20000x20000 PNG"),
-    # dearer than any drawing: refused from the headers, before the expensive steps (README "Input limits")
+    # dearer than any drawing: refused from the headers, before the expensive steps (docs/model-card.md "Preprocessing")
     "4096x4096 RGBA PNG, 84 KB": Bad(body(BIG_PNG), 413, "image too large: a 4096x4096 PNG of 67,108,864 bytes"),
     "PNG of 300,000 chunks": Bad(body(chunk_flood_png(DRAWING)), 413, "more than 1024 PNG chunks"),
     "JPEG of 100,000 comments": Bad(body(comment_flood_jpeg(JPEG)), 413, "more than 64 JPEG segments"),

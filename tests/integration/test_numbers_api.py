@@ -1,5 +1,5 @@
 """Numbers through the real TorchServe (X-Read: number): the frontend passes the header and the form field through,
-and the answer is the contract of README "Calling the API"."""
+and the answer is the contract of docs/api.md "Calling the API"."""
 
 import base64
 

@@ -187,7 +187,7 @@ def test_an_absolute_path_outside_the_store_is_not_loaded(torchserve, model_stor
 @pytest.mark.xfail(
     strict=True,
     reason="TorchServe 0.12 loads an unpacked model folder from any absolute path it can "
-    "read; allowed_urls applies to URLs only and no setting limits paths (README Security)",
+    "read; allowed_urls applies to URLs only and no setting limits paths (docs/security.md)",
 )
 def test_an_unpacked_model_folder_outside_the_store_is_not_loaded(torchserve, elsewhere, store_files):
     assert register(torchserve, str(elsewhere / "unpacked")).status_code == 404
