@@ -34,6 +34,7 @@ from app.ports import (
 )
 from app.predictions import Predictions
 from app.review import Review
+from app.uploads import Pictures
 from app.versions import Versions
 from db.admin import AdminStore
 from db.defaults import DefaultVersions
@@ -64,6 +65,7 @@ class App:
     admin: AdminLogin
     review: Review  # the admin page's review queue: suggested corrections approved or rejected
     in_flight: InFlight  # the JSON API's predictions in flight per client and per network
+    pictures: Pictures  # the pictures given instead of drawings: judged from their headers, decoded a few at a time
     closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # closes the services
 
     async def close(self) -> None:
@@ -110,6 +112,7 @@ def wire(
         admin=AdminLogin(settings, admin_records, outage=outage),
         review=Review(review_records),
         in_flight=InFlight(settings.api_max_in_flight, per_network=settings.api_max_in_flight_per_network),
+        pictures=Pictures(),
     )
 
 

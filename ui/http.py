@@ -183,8 +183,14 @@ def signed_browser_id(request: Request) -> str | None:
     return browser_id if isinstance(browser_id, str) else None
 
 
+def browser_key(browser_id: str) -> str:
+    """The client key of a browser whose id the page already knows (its own visitor): as client_key names it."""
+    return f"browser {browser_id}"
+
+
 def client_key(request: Request) -> str:
-    """Who is asking, for InFlight: the signed browser id, else the address (as the configured proxies tell it)."""
+    """Who is asking, for InFlight and the pictures in hand: the signed browser id, else the address (as the
+    configured proxies tell it)."""
     if browser_id := signed_browser_id(request):
-        return f"browser {browser_id}"
+        return browser_key(browser_id)
     return f"address {request.client.host if request.client else 'unknown'}"

@@ -20,7 +20,7 @@ from app.admin import ADMIN_COOKIE
 from app.context import Build, Runtime, create_app
 from app.networks import network_of
 from settings import Settings, SettingsError, load
-from ui import api, http, proxies, sockets
+from ui import api, connections, http, proxies, sockets
 from ui.deps import CurrentApp, current_app, overridden
 from ui.pages import admin, draw, stats
 from ui.theme import frame
@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 # How long a page waits for its browser's socket before reading what it shows (a browser connects within a second; a
 # script or a health check that only GETs the page never does, and its page must not wait for ever).
 CONNECT_SECONDS = 30.0
+# An idle kept-alive connection is closed after this long (uvicorn's default, said here beside the head deadline).
+KEEP_ALIVE_SECONDS = 5
 
 
 async def shown() -> bool:
@@ -140,9 +142,16 @@ def startup(*, allowed_origins: str = "") -> None:
 
 def server_options(settings: Settings) -> dict:
     """What uvicorn needs besides the address: X-Forwarded-* are believed only from the configured proxies (uvicorn's
-    default would trust 127.0.0.1, so anyone on the machine could choose their address for the admin login)."""
+    default would trust 127.0.0.1, so anyone on the machine could choose their address for the admin login); every
+    connection must finish its request head in time and only so many are kept open (ui/connections.py: uvicorn's
+    keep-alive timeout never closes a connection that has not been answered yet)."""
     proxies = trusted_proxies(settings)
-    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or None}
+    return {
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies or None,
+        "http": connections.GuardedProtocol,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+    }
 
 
 def run(settings: Settings, *, build: Build = create_app) -> None:

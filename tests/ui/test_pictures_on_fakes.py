@@ -5,15 +5,19 @@ keys, focus) is in tests/e2e/test_accessibility.py and test_every_way_in.py."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import time
 
 import pytest
+from nicegui.events import GenericEventArguments
 from nicegui.testing import User
 from PIL import Image
 
 from app.records import StoreUnavailable
 from tests.support.pictures import photo
 from tests.ui.test_draw_page import draw, text_of, wait_for
+from ui.http import browser_key
 from ui.pages.stats import UNAVAILABLE
 from ui.widgets.slate import MAX_PICTURE_BYTES, PICTURE_PATH, Slate
 
@@ -62,6 +66,51 @@ async def test_the_picture_route_takes_the_pages_own_browser_only(fake_app, user
     too_large = await user.http_client.post(url, content=b"\xff\xd8\xff" + b"\0" * MAX_PICTURE_BYTES)
     assert too_large.status_code == 413
     assert len(fake_app.store.rows) == 1
+
+
+async def test_a_picture_too_costly_to_decode_is_refused_where_the_answer_goes(fake_app, user: User):
+    """A progressive CMYK 8000x8000 JPEG (its header says so: 512 MB of coefficients) is refused before decoding."""
+    cmyk = io.BytesIO()
+    Image.new("CMYK", (64, 64)).save(cmyk, format="JPEG", progressive=True)
+    bomb = cmyk.getvalue().replace(b"\xff\xc2\x00\x14\x08\x00\x40\x00\x40", b"\xff\xc2\x00\x14\x08\x1f\x40\x1f\x40")
+    await user.open("/")
+    the_slate(user).receive_picture(bomb)
+    await wait_for(lambda: "too much memory" in text_of(user, "confidence"))
+    assert "8000x8000" in text_of(user, "announcer") and fake_app.store.rows == []
+
+
+async def test_a_browser_has_one_picture_in_hand_at_a_time(fake_app, user: User):
+    """While its picture is in the page's hand (received or decoded), the route refuses the browser's next one before
+    keeping its body (429, said on the page); other browsers go on."""
+    await user.open("/")
+    slate = the_slate(user)
+    url = f"{PICTURE_PATH}/{slate.client.id}/{slate.id}"
+    with fake_app.app.pictures.turn(browser_key(slate.owner)):  # as while its last picture is decoded
+        refused = await user.http_client.post(url, content=photo(sideways=False))
+    assert refused.status_code == 429 and "One picture at a time" in refused.json()["detail"]
+    assert fake_app.store.rows == []
+    slate._handle_refused(GenericEventArguments(sender=slate, client=slate.client, args={"status": 429}))
+    await user.should_see("One picture at a time")
+    assert (await user.http_client.post(url, content=photo(sideways=False))).status_code == 202
+    await wait_for(lambda: len(fake_app.store.rows) == 1)
+
+
+async def test_a_second_picture_while_the_first_is_read_is_refused_with_a_word(fake_app, user: User, monkeypatch):
+    decodes = []
+
+    def slow_upright(data, header):
+        decodes.append(len(data))
+        time.sleep(0.5)
+        return data
+
+    monkeypatch.setattr("app.uploads._upright", slow_upright)
+    await user.open("/")
+    the_slate(user).receive_picture(photo(sideways=False))
+    await asyncio.sleep(0.1)
+    the_slate(user).receive_picture(photo(sideways=False))
+    await user.should_see("Wait for the answer to the last one")
+    await wait_for(lambda: len(fake_app.store.rows) == 1)
+    assert len(decodes) == 1
 
 
 async def test_enter_predicts_and_the_answer_is_announced(fake_app, user: User):

@@ -12,7 +12,6 @@ Enter itself, the answer is announced in a live region and focus moves to it, an
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import uuid
@@ -34,7 +33,7 @@ from app.records import (
     PredictionRow,
     StoreUnavailable,
 )
-from app.uploads import upright
+from ui.http import browser_key
 from ui.pages.messages import KEPT_LOCALLY, NOT_KEPT, SHOW_RESULT_JS, sentence
 from ui.pages.number import NUMBER_FORMAT, NumberPanel, is_number, save_number
 from ui.theme import Heading, notify
@@ -209,6 +208,7 @@ class DrawPage:
                 on_picture=self._on_picture,
                 on_submit=self.predict,
                 described_by=f"c{hint.id}",
+                receiving=self.context.pictures.turn,
             ).mark("slate")
             hint.move(target_index=-1)  # the hint under the slate, read with it (aria-describedby)
             with ui.row().classes("items-center justify-center gap-2"):
@@ -346,15 +346,22 @@ class DrawPage:
 
     async def _on_picture(self, event: PictureArguments) -> None:
         """A picture instead of a drawing: turned upright and made small enough (app/uploads.py), shown on the
-        slate, and predicted and saved like a drawing."""
+        slate, and predicted and saved like a drawing. The page is busy from the moment the picture arrives: another
+        one given meanwhile is refused with a word, instead of being decoded beside it."""
         if self.busy:
             notify("Wait for the answer to the last one, then give the picture again", type="warning")
             return
+        self.busy = True
+        self.predict_button.props("loading")
         try:
-            picture = await asyncio.to_thread(upright, event.data)  # decoding a photo is CPU work: off the loop
+            # judged from its headers, then decoded in a thread of its own when one is free (off the event loop)
+            picture = await self.context.pictures.upright(event.data, client=browser_key(self.browser_id))
         except PredictionRejected as exc:
             self._say_problem(str(exc))
             return
+        finally:
+            self.busy = False
+            self.predict_button.props(remove="loading")
         self.slate.show_picture(picture, media_type=media_type(picture))
         await self.predict()
 

@@ -5,7 +5,9 @@ The browser sends the drawing as a PNG data URL after every stroke, undo and cle
 server always holds the current drawing and Predict needs no round trip to the browser. A picture (chosen with the
 page's picture buttons, dropped on the slate, or pasted) is too large for a socket message (a phone photo is several
 MB; python-socketio takes 1 MB): the browser POSTs the file's bytes to the slate's own URL (`picture_route`), and the
-page's `on_picture` handler gets them. What the page then predicts is shown on the slate with `show_picture`.
+page's `on_picture` handler gets them. What the page then predicts is shown on the slate with `show_picture`. While
+the body is read, the picture is in the page's hand: `receiving` (app/uploads.py Pictures.turn) refuses a client that
+has one in hand already (429) or a page that holds enough pictures (503) before a byte of the body is kept.
 
 Enter on the page asks for a prediction (`on_submit`), except on controls that use Enter themselves (slate.js says
 which); mark a control with `ENTER_PREDICTS` to have Enter predict there too (the clear button).
@@ -17,14 +19,17 @@ import base64
 import binascii
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from nicegui import Client, app, events, ui
 from nicegui.events import UiEventArguments, handle_event
 
-from ui.http import signed_browser_id
+from app.records import PredictionRejected
+from app.uploads import BUSY, ONE_AT_A_TIME
+from ui.http import client_key, signed_browser_id
 from ui.theme import notify
 
 logger = logging.getLogger(__name__)
@@ -34,6 +39,7 @@ DATA_URL_PREFIX = "data:image/png;base64,"
 PICTURE_PATH = "/_slate/picture"  # /_slate/picture/{client id}/{element id}: ui/http.py gives it a larger body limit
 MAX_PICTURE_BYTES = 16 * 1024 * 1024  # a phone's photo (app/uploads.py MAX_PICTURE_BYTES says the same)
 ENTER_PREDICTS = "data-enter-predicts"
+REFUSED = {429: ONE_AT_A_TIME, 503: BUSY}  # what the picture route's refusals (before the body) say on the page
 
 
 @dataclass(kw_only=True, slots=True)
@@ -46,7 +52,8 @@ class PictureArguments(UiEventArguments):
 class Slate(ui.element, component="slate.js"):
     """A drawing area, `width` x `height` px; `png` holds the current drawing or picture (None when empty).
 
-    `owner`: the browser id of the page's visitor; only that browser may send the slate a picture."""
+    `owner`: the browser id of the page's visitor; only that browser may send the slate a picture. `receiving`: what
+    holds a client's turn while its picture's body is read (refusing with PredictionRejected), none by default."""
 
     def __init__(
         self,
@@ -59,9 +66,11 @@ class Slate(ui.element, component="slate.js"):
         on_picture: Callable[[PictureArguments], object] | None = None,
         on_submit: Callable[[], object] | None = None,
         described_by: str = "",
+        receiving: Callable[[str], AbstractContextManager[None]] | None = None,
     ) -> None:
         super().__init__()
         self.owner = owner
+        self.receiving = receiving or (lambda client: nullcontext())
         self._props["width"] = width
         self._props["height"] = height
         self._props["strokeWidth"] = stroke_width
@@ -118,6 +127,8 @@ class Slate(ui.element, component="slate.js"):
         args = event.args if isinstance(event.args, dict) else {}
         if args.get("reason") == "size" or args.get("status") == 413:
             message = f"That picture is too large: choose one under {MAX_PICTURE_BYTES // 2**20} MB"
+        elif args.get("status") in REFUSED:
+            message = REFUSED[args["status"]]
         else:
             message = "The picture could not be sent: try again"
         notify(message, type="negative")
@@ -126,12 +137,21 @@ class Slate(ui.element, component="slate.js"):
 async def picture_route(client_id: str, element_id: int, request: Request) -> Response:
     """POST /_slate/picture/{client}/{element}: the picture's bytes for that page's slate (202, handled in the
     background: the answer reaches the page over its socket). 404 unless the slate exists and the request comes from
-    the browser whose page it is (its signed browser-id cookie)."""
+    the browser whose page it is (its signed browser-id cookie); 429 or 503 (`receiving`) before the body is kept."""
     client = Client.instances.get(client_id)
     slate = client.elements.get(element_id) if client is not None else None
     if not isinstance(slate, Slate) or signed_browser_id(request) != slate.owner:
         raise HTTPException(404, "no such slate")
-    slate.receive_picture(await request.body())  # the body limit (ui/http.py) has capped it at MAX_PICTURE_BYTES
+    try:
+        with slate.receiving(client_key(request)):
+            data = await request.body()  # the body limit (ui/http.py) has capped it at MAX_PICTURE_BYTES
+    except PredictionRejected as exc:
+        # refused before a byte was kept; the body is still read (and dropped, chunk by chunk): a server that
+        # answers while the browser is sending resets the connection, and the browser would see no answer
+        async for _ in request.stream():
+            continue
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers={"Retry-After": "1"})
+    slate.receive_picture(data)
     return Response(status_code=202)
 
 
