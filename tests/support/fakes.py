@@ -3,7 +3,8 @@ app/ports.py in memory, with no Java or PostgreSQL. `fake_app` wires the applica
 app/context.py `create_app` wires it on the real ones.
 
 A stand-in is only as good as its contract: tests/db/test_contract.py runs the same tests against the real stores
-(PostgreSQL) and these, so they cannot drift apart. What the real servers do beyond that is tested where it matters
+(PostgreSQL) and these, tests/serving/test_contract.py against the real TorchServe clients, the remembered default and
+create_app, so they cannot drift apart. What the real servers do beyond that is tested where it matters
 (tests/db, tests/integration, the page tests on the real stack)."""
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import io
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -46,7 +49,7 @@ from settings import Settings
 class FakePredictionStore:
     """The predictions table in memory (app.ports.PredictionRecords), answering like db.predictions.PredictionStore."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.rows: list[PredictionRow] = []
         self.feedback_at: dict[int, datetime] = {}
 
@@ -131,7 +134,7 @@ class FakePredictionStore:
                 counts[0] += row.true_digit == row.predicted_digit
                 counts[1] += 1
         return Stats.from_counts(
-            [(t, p, n) for (t, p), n in pairs.items()], [(v, *c) for v, c in sorted(versions.items())]
+            [(t, p, n) for (t, p), n in pairs.items()], [(v, c[0], c[1], c[2]) for v, c in sorted(versions.items())]
         )
 
     async def recent_drawings(self, *, limit: int, labelled_only: bool = False) -> list[PredictionRow]:
@@ -144,7 +147,7 @@ class FakeNumberStore:
     """The numbers table in memory (app.ports.NumberRecords), answering like db.numbers.NumberStore. Its digits are rows
     of the FakePredictionStore it is given, as they are rows of `predictions` in PostgreSQL."""
 
-    def __init__(self, predictions: FakePredictionStore):
+    def __init__(self, predictions: FakePredictionStore) -> None:
         self.predictions = predictions
         self.numbers: list[NumberRow] = []  # digits=() here: the digits live in predictions.rows
         self.digit_ids: dict[int, list[int]] = {}  # number id -> its digits' row ids, left to right
@@ -273,13 +276,13 @@ class FakeAdminStore:
     """Login attempts and admin sessions in memory (app.ports.AdminRecords), like db.admin.AdminStore; time is the
     store's own clock, `now`, which a test moves."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.now = 0.0
         self.failures: dict[str, tuple[int, float]] = {}  # address -> (failures, last failure)
-        self.tokens: dict[bytes, dict] = {}
+        self.tokens: dict[bytes, dict[str, Any]] = {}
 
     async def count_login_attempt(
-        self, *, address: str, forget: float, delay, network: str | None = None
+        self, *, address: str, forget: float, delay: Callable[[int], float], network: str | None = None
     ) -> tuple[float, int]:
         keys = [address] if network is None else [address, network]  # a network's count is a row like an address's
         counts = {key: self._recent(key, forget) for key in keys}
@@ -323,7 +326,7 @@ class FakeAdminStore:
             and token["fingerprint"] == fingerprint
             and self.now - token["last_seen"] < idle
         )
-        if live and touch:
+        if live and touch and token is not None:
             token["last_seen"] = self.now
         return bool(live)
 
@@ -331,23 +334,42 @@ class FakeAdminStore:
         self.tokens.pop(token_sha256, None)
 
 
+def _preview() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (28, 28)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+PREVIEW = _preview()  # what each digit of a number was seen as: a 28x28 PNG, as the handler sends
+
+
 @dataclass
 class FakePredictor:
     """Answers like TorchServe would (app.ports.ModelServer), from a script: `digits` maps a drawing's bytes to the
-    digit to answer (others get `otherwise`); `down` makes every call fail as when TorchServe cannot be reached."""
+    digit to answer (others get `otherwise`); `down` makes every call fail as when TorchServe cannot be reached.
+    It serves the versions in `loaded`, `version` the default (FakeVersionControl switches it); asking another version
+    fails as TorchServe's 404 does."""
 
     digits: dict[bytes, int] = field(default_factory=dict)
     otherwise: int = 0
     version: str = "1.0"
+    loaded: list[str] = field(default_factory=lambda: ["1.0", "2.0"])
     down: bool = False
     refuse: set[bytes] = field(default_factory=set)
     numbers: dict[bytes, str] = field(default_factory=dict)  # a drawing's bytes -> the number to read (else "0")
     url: str = "fake://torchserve/predictions/mnist"
     explanations: int = 0  # passes asked for (explain_all)
 
-    async def predict(self, png: bytes, *, version: str | None = None) -> Prediction:
+    def _answering(self, version: str | None) -> str:
+        """The version that answers; ModelUnavailable as Predictor raises it (down, or a version not loaded)."""
         if self.down:
             raise ModelUnavailable(NOT_ANSWERING)
+        if (version or self.version) not in self.loaded:
+            raise ModelUnavailable("the model server answered 404; your drawing is kept, try again")
+        return version or self.version
+
+    async def predict(self, png: bytes, *, version: str | None = None) -> Prediction:
+        answering = self._answering(version)
         digit = self.digits.get(png, self.otherwise)
         probabilities = [0.1 / 9] * 10
         probabilities[digit] = 0.9
@@ -357,7 +379,7 @@ class FakePredictor:
             confidence=0.9,
             probabilities=probabilities,
             model_name="mnist",
-            model_version=version or self.version,
+            model_version=answering,
             preview_png=None,
             latency_ms=1.0,
             not_a_digit=refused,
@@ -368,8 +390,7 @@ class FakePredictor:
     async def read_number(self, png: bytes, *, version: str | None = None) -> NumberReading:
         """The scripted number for this drawing (a real PNG: the digits' boxes split its width evenly); a drawing in
         `refuse` is refused as the handler refuses one (number None, each digit marked)."""
-        if self.down:
-            raise ModelUnavailable(NOT_ANSWERING)
+        answering = self._answering(version)
         with Image.open(io.BytesIO(png)) as image:
             width, height = image.size
         text, refused = self.numbers.get(png, "0"), png in self.refuse
@@ -379,12 +400,12 @@ class FakePredictor:
             probabilities = [0.1 / 9] * 10
             probabilities[int(character)] = 0.9
             box = (position * step, 0.0, (position + 1) * step, float(height))
-            digits.append(DigitReading(int(character), 0.9, probabilities, box, b"preview", not_a_digit=refused))
+            digits.append(DigitReading(int(character), 0.9, probabilities, box, PREVIEW, not_a_digit=refused))
         return NumberReading(
             number=None if refused else text,
             digits=digits,
             model_name="mnist",
-            model_version=version or self.version,
+            model_version=answering,
             latency_ms=1.0,
             not_a_digit=refused,
             reason="doesn't look like a digit" if refused else None,
@@ -402,13 +423,21 @@ class FakePredictor:
 
 
 class FakeVersionControl:
-    """The management API for loaded versions (app.ports.VersionControl), 1.0 the default."""
+    """The management API (app.ports.VersionControl) of a FakePredictor, as TorchServe's two APIs are one server's:
+    the versions it serves, and its default, which set_default switches for the predictions that follow."""
 
     model_name = "mnist"
 
-    def __init__(self, versions: tuple[str, ...] = ("1.0", "2.0")):
-        self.loaded = list(versions)
-        self.default = versions[0]
+    def __init__(self, server: FakePredictor | None = None) -> None:
+        self.server = server or FakePredictor()
+
+    @property
+    def loaded(self) -> list[str]:
+        return self.server.loaded
+
+    @property
+    def default(self) -> str:
+        return self.server.version
 
     async def versions(self) -> list[Version]:
         worker = (Worker(id="9000", pid=1, status="READY", memory=None),)
@@ -424,7 +453,7 @@ class FakeVersionControl:
 
     async def set_default(self, version: str) -> None:
         await self.require(version)
-        self.default = version
+        self.server.version = version
 
     async def close(self) -> None:
         return None
@@ -433,7 +462,7 @@ class FakeVersionControl:
 class FakeDefaults:
     """The operator's remembered default (serving.versions.RememberedDefault) in memory."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.remembered: dict[str, str] = {}
 
     async def chosen(self, model_name: str) -> str | None:
@@ -447,7 +476,7 @@ class FakeReviewStore:
     """The review queue over FakePredictionStore's rows (app.ports.ReviewRecords), like db.review.ReviewStore: a
     review holds for the label it was given to (a changed label waits again)."""
 
-    def __init__(self, store: FakePredictionStore):
+    def __init__(self, store: FakePredictionStore) -> None:
         self.store = store
         self.reviews: dict[int, tuple[str, int]] = {}  # row id -> (decision, the label it was given to)
 
@@ -523,14 +552,14 @@ class FakeServices:
 
 def fake_app(settings: Settings, journal_dir: Path) -> tuple[App, FakeServices]:
     """The App create_app builds, wired on the stand-ins above instead of TorchServe and PostgreSQL."""
-    store = FakePredictionStore()
+    store, predictor = FakePredictionStore(), FakePredictor()
     services = FakeServices(
         store=store,
         numbers=FakeNumberStore(store),
         admin=FakeAdminStore(),
         review=FakeReviewStore(store),
-        predictor=FakePredictor(),
-        control=FakeVersionControl(),
+        predictor=predictor,
+        control=FakeVersionControl(predictor),
         defaults=FakeDefaults(),
         journal=Journal(journal_dir / "pending.jsonl"),
     )
