@@ -94,12 +94,19 @@ class Settings(BaseSettings):
     admin_forget_seconds: float = 3600.0
     admin_idle_seconds: float = 1800.0  # an admin session without an admin action for this long has ended
     compare_drawings: int = 100  # compare mode: how many of the newest stored drawings to run through every version
-    # Predictions and labels that could not be written to PostgreSQL wait in a journal (db/journal.py) and are
-    # replayed every journal_replay_seconds once it is back. Default: var/journal/<database>.jsonl, one file per
-    # database (host, port, name), so that a test stack or a second instance never replays into another's database.
+    # Predictions and labels that could not be written to PostgreSQL wait in a journal (db/journal.py); while any
+    # wait, a replay tries every journal_replay_seconds (each try waits for the pool's next connection: the writing
+    # starts as soon as the database answers). Default: var/journal/<database>.jsonl, one file per database (host,
+    # port, name), so that a test stack or a second instance never replays into another's database.
     journal_file: Path | None = None
     journal_dir: Path = ROOT / "var" / "journal"
-    journal_replay_seconds: float = 2.0
+    journal_replay_seconds: float = 1.0
+    # What the journal may hold, in bytes: in all, per browser id and per network of the client's address (a browser
+    # id costs nothing to renew); beyond, a write is refused with 503 "NOT saved" (a drawing is ~5-10 KB in it, a
+    # number ~30 KB, the largest picture ~700 KB)
+    journal_max_bytes: int = 100_000_000
+    journal_max_bytes_per_client: int = 5_000_000
+    journal_max_bytes_per_network: int = 10_000_000
     # How often the UI checks that TorchServe still uses the operator's chosen default version (after a restart)
     reconcile_seconds: float = 10.0
 

@@ -38,7 +38,7 @@ from app.uploads import Pictures
 from app.versions import Versions
 from db.admin import AdminStore
 from db.defaults import DefaultVersions
-from db.journal import Journal
+from db.journal import Batches, Journal, batches
 from db.numbers import NumberStore
 from db.pool import StoreUnavailable, apply_schema, open_pool
 from db.predictions import PredictionStore
@@ -126,14 +126,16 @@ def journal_path(settings: Settings) -> Path:
     return settings.journal_dir / f"{hashlib.sha256(identity.encode()).hexdigest()[:16]}.jsonl"
 
 
-async def replay_at_start(journal: Journal, store: PredictionStore, numbers: NumberStore) -> None:
+async def replay_at_start(
+    journal: Journal, store: PredictionStore, numbers: NumberStore, *, batches: Batches | None = None
+) -> None:
     """Write what an earlier outage left in the journal; whatever happens, the app starts (what is not written
     stays in the journal for the background replay, unreadable lines go to the journal's .rejected file)."""
     if not journal.pending:
         return
     logger.info("journal: %d entries from an earlier database outage, replaying", journal.pending)
     try:
-        await journal.replay(store, numbers=numbers)
+        await journal.replay(store, numbers=numbers, batches=batches)
     except Exception:  # never block start-up: the background task retries, the entries stay in the file
         logger.exception("journal: replay at start failed; retried in the background")
     if journal.set_aside:
@@ -151,7 +153,14 @@ async def create_app(settings: Settings) -> App:
     control = ModelManager(
         management_url=addresses.management, key_file=settings.key_file, model_name=settings.model_name
     )
-    journal, records, number_records = Journal(journal_path(settings)), PredictionStore(pool), NumberStore(pool)
+    journal = Journal(
+        journal_path(settings),
+        max_bytes=settings.journal_max_bytes,
+        max_bytes_per_client=settings.journal_max_bytes_per_client,
+        max_bytes_per_network=settings.journal_max_bytes_per_network,
+    )
+    await journal.load()  # an earlier outage's journal may be large: read in a thread, not on the event loop
+    records, number_records = PredictionStore(pool), NumberStore(pool)
     app = wire(
         settings,
         records=records,
@@ -164,8 +173,9 @@ async def create_app(settings: Settings) -> App:
         journal=journal,
     )
     app.closing = [server.close, control.close, pool.close]
+    app.predictions.replay_batches = batches(pool)  # many entries a transaction
     await app.versions.apply_default()  # before the first prediction
-    await replay_at_start(journal, records, number_records)
+    await replay_at_start(journal, records, number_records, batches=app.predictions.replay_batches)
     return app
 
 

@@ -89,7 +89,10 @@ class Numbers:
         request_id already names another drawing of this browser.
         """
         check_image(png)
-        async with self.predictions.lane.slot(png):  # large images take their turn, for the model and the crops
+        if save:
+            self.predictions.check_room(png, browser_id=browser_id, network=network, request_id=request_id)
+        # large images (every number) take their turn, for the model and the crops: app/limits.py LargeImageLane
+        async with self.predictions.lane.slot(png, client=browser_id, network=network):
             reading = await self.server.read_number(png, version=version)
             crops: list[bytes | None] = [None] * len(reading.digits)  # live readings keep nothing
             if save:

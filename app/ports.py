@@ -7,6 +7,7 @@ app/context.py `create_app`; page tests wire the stand-ins of tests/support/fake
 from __future__ import annotations
 
 import uuid
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -134,9 +135,11 @@ class PendingWrites(Protocol):
     @property
     def rejected_path(self) -> Path: ...
 
-    def pending_request_ids(self) -> set[uuid.UUID]: ...
+    def pending_request_ids(self) -> AbstractSet[uuid.UUID]: ...
 
     def waiting(self, request_id: uuid.UUID, *, kind: str) -> Waiting | None: ...
+
+    def check_room(self, *, browser_id: str, network: str | None, size: int) -> None: ...
 
     async def add_prediction(self, prediction: PredictionRow) -> None: ...
 
@@ -154,7 +157,7 @@ class PendingWrites(Protocol):
         self, *, request_id: uuid.UUID, browser_id: str, position: int, true_digit: int, network: str | None = None
     ) -> None: ...
 
-    async def replay(self, store, *, numbers=None) -> int: ...
+    async def replay(self, store, *, numbers=None, batches=None) -> int: ...
 
 
 class ModelServer(Protocol):

@@ -19,11 +19,11 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from app.drawings import stored_copy
+from app.drawings import MAX_STORED_BYTES, stored_copy
 from app.limits import LargeImageLane
 from app.outage import Outage
 from app.ports import ModelServer, NumberRecords, PendingWrites, PredictionRecords
-from db.journal import Waiting
+from db.journal import Batches, Waiting
 from db.pool import StoreUnavailable
 from db.predictions import PredictionRow, RequestIdReused, RequestIdTaken, check_digit
 from serving.inference import Prediction, PredictionRejected
@@ -134,6 +134,7 @@ class Predictions:
         lane: LargeImageLane | None = None,
         outage: Outage | None = None,
         number_store: NumberRecords | None = None,
+        replay_batches: Batches | None = None,
     ):
         self.server = server
         self.lane = lane or LargeImageLane()
@@ -141,6 +142,7 @@ class Predictions:
         self.journal = journal
         self.outage = outage or Outage()  # what the reads know (app/outage.py): told of every outage met here
         self.number_store = number_store  # where the journal's numbers are replayed (app/numbers.py writes them)
+        self.replay_batches = replay_batches  # a replay's batches, each one transaction (db/journal.py batches)
         self.database_down = False  # set by a failed write; cleared once the journal has been replayed
 
     def note(self) -> JournalNote:
@@ -150,7 +152,7 @@ class Predictions:
         """Write what the journal kept as soon as the database answers again; never raises (the entries stay)."""
         if self.journal.pending:
             try:
-                await self.journal.replay(self.store, numbers=self.number_store)
+                await self.journal.replay(self.store, numbers=self.number_store, batches=self.replay_batches)
             except Exception:  # keep replaying later whatever happened (the entries stay in the file)
                 logger.exception("journal replay failed")
             if not self.journal.pending:
@@ -162,9 +164,19 @@ class Predictions:
             await asyncio.sleep(interval)
             await self.replay()
 
-    async def ask(self, png: bytes, *, version: str | None = None) -> Prediction:
-        """The model's answer for an image, nothing kept (large images take their turn in the lane)."""
-        async with self.lane.slot(png):
+    def check_room(self, png: bytes, *, browser_id: str, network: str | None, request_id: uuid.UUID | None) -> None:
+        """During an outage, JournalFull at once when the journal has no room left for this drawing of this client
+        and network (a retry it holds needs none): refused before the model's work rather than after it."""
+        if self.database_down and request_id not in self.journal.pending_request_ids():
+            size = min(len(png), MAX_STORED_BYTES) * 4 // 3  # its line holds the stored copy in base64, and more
+            self.journal.check_room(browser_id=browser_id, network=network, size=size)
+
+    async def ask(
+        self, png: bytes, *, version: str | None = None, client: str = "server", network: str | None = None
+    ) -> Prediction:
+        """The model's answer for an image, nothing kept (large images take their turn in the lane, as `client` of
+        `network`: app/limits.py)."""
+        async with self.lane.slot(png, client=client, network=network):
             return await self.server.predict(png, version=version)
 
     async def predict(
@@ -183,7 +195,9 @@ class Predictions:
         request_id already names another image of this browser.
         """
         check_image(png)
-        prediction = await self.ask(png, version=version)
+        if save:
+            self.check_room(png, browser_id=browser_id, network=network, request_id=request_id)
+        prediction = await self.ask(png, version=version, client=browser_id, network=network)
         answered = datetime.now(UTC)  # a journaled row keeps this time (a failed insert may have waited seconds)
         row = PredictionRow(
             request_id=request_id or uuid.uuid4(),

@@ -2,7 +2,7 @@
 raise. The services define them (db/ the stored rows and outages, serving/ the model's answers); they are named here
 so that the pages depend on the application layer alone (tests/test_layers.py)."""
 
-from db.journal import JournalWriteError
+from db.journal import JournalFull, JournalWriteError
 from db.numbers import NumberRow
 from db.pool import StoreUnavailable
 from db.predictions import Accuracy, NumberStats, PredictionRow, RequestIdReused, RequestIdTaken, Stats, VersionStats
@@ -25,6 +25,7 @@ __all__ = [
     "DigitReading",
     "Explanation",
     "FieldBox",
+    "JournalFull",
     "JournalWriteError",
     "ManagementError",
     "ModelUnavailable",

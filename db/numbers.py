@@ -21,9 +21,8 @@ from typing import NamedTuple
 
 import psycopg
 from psycopg.rows import class_row, dict_row
-from psycopg_pool import AsyncConnectionPool
 
-from db.pool import transaction
+from db.pool import Connections, transaction
 from db.predictions import NumberStats, PredictionRow, RequestIdReused, RequestIdTaken, check_digit
 
 MAX_TRUE_DIGITS = 10  # what a user may type as the number they wrote
@@ -99,7 +98,7 @@ class NumberStore:
     The reads list their columns in each query (SQL only as literals: tests/test_sql_parameters.py): a digit's row
     without its crop (NULL::bytea AS canvas_png), a number's row without its drawing."""
 
-    def __init__(self, pool: AsyncConnectionPool):
+    def __init__(self, pool: Connections):
         self.pool = pool
 
     async def insert(self, row: NumberRow) -> NumberIds:

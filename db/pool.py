@@ -4,8 +4,9 @@ StoreUnavailable, and the schema (db/init.sql) applied at start."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Protocol
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -24,13 +25,17 @@ async def open_pool(
 ) -> AsyncConnectionPool:
     """An opened pool with min_size working connections; StoreUnavailable if none can be made within timeout.
 
-    `timeout` also bounds how long a query waits for a free connection later on.
+    `timeout` also bounds how long a query waits for a free connection later on, and how long the pool keeps trying
+    one connection after an outage before it gives up that try: its tries back off (1, 2, 4, ... s), so after a
+    30 s outage the next one came up to 30 s after the database was back (the journal waited that long). Given up,
+    the next query that waits for a connection starts a fresh try at once.
     """
     pool = AsyncConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
         timeout=timeout,
+        reconnect_timeout=timeout,
         open=False,
         name=name,
         # A pooled connection dies silently when the server restarts; checking on checkout hands out live ones only.
@@ -45,8 +50,34 @@ async def open_pool(
     return pool
 
 
+class Connections(Protocol):
+    """Where a store takes a connection for each call: the pool, or a batch's one transaction (OneTransaction)."""
+
+    def connection(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection]: ...
+
+
+class OneTransaction:
+    """The connections of a batch of writes: one connection and one transaction for every call, committed once when
+    the batch ends (one_transaction). A call the database refuses aborts the transaction: the whole batch."""
+
+    def __init__(self, conn: psycopg.AsyncConnection):
+        self.conn = conn
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        yield self.conn
+
+
 @asynccontextmanager
-async def transaction(pool: AsyncConnectionPool) -> AsyncIterator[psycopg.AsyncConnection]:
+async def one_transaction(pool: AsyncConnectionPool) -> AsyncIterator[OneTransaction]:
+    """A batch of writes on one pooled connection in one transaction, committed at the end: one commit (and one
+    fsync) for many rows. StoreUnavailable on an outage, and then nothing of the batch is kept."""
+    async with transaction(pool) as conn, conn.transaction():
+        yield OneTransaction(conn)
+
+
+@asynccontextmanager
+async def transaction(pool: Connections) -> AsyncIterator[psycopg.AsyncConnection]:
     """A pooled connection whose block is one transaction; outages become StoreUnavailable."""
     try:
         async with pool.connection() as conn:

@@ -15,9 +15,8 @@ from datetime import datetime
 from typing import NamedTuple
 
 from psycopg.rows import class_row
-from psycopg_pool import AsyncConnectionPool
 
-from db.pool import transaction
+from db.pool import Connections, transaction
 
 DIGITS = range(10)
 
@@ -168,7 +167,7 @@ class Feedback:
 class PredictionStore:
     """Every query of the predictions table, bound to the app's pool (one per app)."""
 
-    def __init__(self, pool: AsyncConnectionPool):
+    def __init__(self, pool: Connections):
         self.pool = pool
 
     async def insert(self, row: PredictionRow) -> int:

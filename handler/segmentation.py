@@ -18,6 +18,8 @@ Recognition-driven segmentation, in three steps:
    not too wide, no wide gap inside, not two whole digits standing apart, not a sliver; a digit-width prior prunes
    the rest before the model) goes through the single digit's preprocessing (preprocess.fit_with_box) and then the
    same model. Their count is capped (MAX_CANDIDATES), so a request's cost is bounded.
+   The work of steps 1 and 2 is counted as it is done (`Work`): a drawing that needs more than MAX_WORK (a dense
+   zigzag or hatching over the slate: one wide part with a hundred cut places) is refused, TooComplexError (422).
 3. `choose(layout, logits)`: the chain of candidates from the first boundary to the last with the best total score,
    by a dynamic programme over the boundaries (exact and cheap): each digit brings its log probability and a bonus
    for the model's energy (logsumexp of the logits: merged pairs and fragments get a confident softmax but far lower
@@ -45,6 +47,7 @@ if TYPE_CHECKING or __package__:
         MIN_CONTRAST,
         MIN_INK_PIXELS,
         BlankImageError,
+        PreprocessError,
         decode,
         fit_with_box,
         ink_map,
@@ -58,6 +61,7 @@ else:  # inside the .mar, every file sits flat in the model directory
         MIN_CONTRAST,
         MIN_INK_PIXELS,
         BlankImageError,
+        PreprocessError,
         decode,
         fit_with_box,
         ink_map,
@@ -103,6 +107,34 @@ STACKED_ROWS = 0.1  # ... and fewer rows than this stand one above the other
 # out, pen included): a 1 is narrow, a 0 or a 2 can be wider than high.
 DIGIT_WIDTHS = (1.18, 0.67, 1.23, 0.94, 0.97, 1.06, 0.85, 1.03, 0.87, 0.82)
 DIGIT_NARROW = (0.58, 0.15, 0.65, 0.53, 0.51, 0.57, 0.44, 0.51, 0.51, 0.47)  # ... and 19 in 20 at least this wide
+
+# What finding the cuts and candidates of one drawing may cost, counted rather than timed so that whether a drawing is
+# read never depends on how busy the machine is. A unit is about a microsecond of one core: each step charges what
+# its numpy calls cost, fitted to CPU time over real numbers and zigzags (`python -m tests.bench_inputs --numbers`).
+# Real numbers take at most ~34,000 (UNIPEN's, composed ones of 2-10 digits with touching pairs); a dense zigzag over
+# the slate took 90,000-290,000 (120-460 ms) before it was stopped here, after ~60 ms.
+MAX_WORK = 50_000
+TOO_COMPLEX = "This drawing is too complex to read as a number: try writing it more simply or in fewer strokes"
+
+
+class TooComplexError(PreprocessError):
+    """Reading the drawing as a number would take more work than one request may have (MAX_WORK)."""
+
+    status = 422
+
+
+@dataclass
+class Work:
+    """The work spent on one drawing so far (units: see MAX_WORK); TooComplexError once it passes `limit` (None: no
+    limit, for tools that measure)."""
+
+    limit: float | None = MAX_WORK
+    done: float = 0.0
+
+    def spend(self, units: float) -> None:
+        self.done += units
+        if self.limit is not None and self.done > self.limit:
+            raise TooComplexError(TOO_COMPLEX)
 
 
 @dataclass(frozen=True)
@@ -359,31 +391,35 @@ class _Drawing:
     nodes: list[_Node]
     labels: np.ndarray  # (H, W) int32
     height: float
+    work: Work = dataclass_field(default_factory=Work, compare=False)
 
 
-def prepare_number(data: bytes) -> Layout:
+def prepare_number(data: bytes, *, work: Work | None = None) -> Layout:
     """PNG/JPEG bytes -> the drawing's layout (boxes in its own pixels); a drawing in too many parts gets a layout
-    without candidates that says so. Raises PreprocessError or a subclass (not an image, blank, too large)."""
+    without candidates that says so. Raises PreprocessError or a subclass (not an image, blank, too large, too
+    complex: `work`, by default a budget of MAX_WORK)."""
     image = decode(data)
     width, height = image.info.get("declared_size", image.size)
     ink, _ = ink_map(image)
     try:
-        return layout(ink, scale=(width / ink.shape[1], height / ink.shape[0]))
+        return layout(ink, scale=(width / ink.shape[1], height / ink.shape[0]), work=work)
     except TooManyPartsError as exc:
         return Layout(last=0, candidates=(), boundaries=(), height=0.0, refused=str(exc))
 
 
-def layout(ink: np.ndarray, *, scale: tuple[float, float] = (1.0, 1.0)) -> Layout:
+def layout(ink: np.ndarray, *, scale: tuple[float, float] = (1.0, 1.0), work: Work | None = None) -> Layout:
     """The boundaries and candidate digits of a drawing. ink: (H, W) uint8 from preprocess.ink_map; scale: drawing
-    pixels per ink pixel (x, y), for the boxes. Raises BlankImageError, TooManyPartsError."""
-    drawing = segment(ink)
+    pixels per ink pixel (x, y), for the boxes. Raises BlankImageError, TooManyPartsError, TooComplexError."""
+    drawing = segment(ink, work=work)
     boundaries = tuple(_boundary(drawing, node) for node in drawing.nodes)
     candidates = _candidates(drawing, ink, scale=scale)
     return Layout(last=len(drawing.nodes), candidates=candidates, boundaries=boundaries, height=drawing.height)
 
 
-def segment(ink: np.ndarray) -> _Drawing:
-    """The drawing's parts in reading order, their cut paths and the boundaries."""
+def segment(ink: np.ndarray, *, work: Work | None = None) -> _Drawing:
+    """The drawing's parts in reading order, their cut paths and the boundaries (`work`: what this may cost,
+    TooComplexError beyond; MAX_WORK by default)."""
+    work = work if work is not None else Work()
     peak = int(ink.max())
     mask = ink > INK_THRESHOLD * peak
     if peak < MIN_CONTRAST * 255 or np.count_nonzero(mask) < MIN_INK_PIXELS:
@@ -397,7 +433,8 @@ def segment(ink: np.ndarray) -> _Drawing:
     centre = float(ys.mean())
     ink_ = _Ink(ys=ys, xs=xs, deslanted=xs + slant * (ys - centre), slant=slant, centre=centre, pen=_pen_width(mask))
     parts, height = _parts(labels[ys, xs], ink_)
-    paths = [_cut_paths(part, ink_, height=height) if part.width > CONTOUR_WIDE * height else [] for part in parts]
+    paths = [_cut_paths(part, ink_, height=height, work=work) if part.width > CONTOUR_WIDE * height else []
+             for part in parts]  # fmt: skip
     if sum(len(p) for p in paths) > MAX_PATHS:
         raise TooManyPartsError("the drawing's ink is too tangled to read as a number")
     nodes = [node for index, part_paths in enumerate(paths)
@@ -405,7 +442,8 @@ def segment(ink: np.ndarray) -> _Drawing:
     map_ = np.full(mask.shape, -1, dtype=np.int32)
     for index, part in enumerate(parts):
         map_[ys[part.pixels], xs[part.pixels]] = index
-    return _Drawing(ink=ink_, parts=parts, paths=paths, nodes=nodes, labels=_fill_fringe(map_, ink), height=height)
+    return _Drawing(ink=ink_, parts=parts, paths=paths, nodes=nodes, labels=_fill_fringe(map_, ink), height=height,
+                    work=work)  # fmt: skip
 
 
 def _slant(ink: np.ndarray) -> float:
@@ -499,8 +537,9 @@ class _Window:
         return x + lean * (np.arange(self.mask.shape[0]) - y)
 
 
-def _cut_paths(part: _Part, ink: _Ink, *, height: float) -> list[_Path]:
-    """The cut hypotheses of a wide part (module docstring), in reading order, near-duplicates dropped."""
+def _cut_paths(part: _Part, ink: _Ink, *, height: float, work: Work) -> list[_Path]:
+    """The cut hypotheses of a wide part (module docstring), in reading order, near-duplicates dropped. Each line
+    costs `work` ~100 units, a drop-fall 1.5 a row (a Python loop)."""
     window = _Window.of(part, ink)
     contours = _Contours.of(window.mask, reach=max(1, round(VALLEY_REACH * height)))
     top, bottom = contours.top, contours.bottom
@@ -508,6 +547,7 @@ def _cut_paths(part: _Part, ink: _Ink, *, height: float) -> list[_Path]:
     valleys = _valleys(top, contours.top_depth, height=height, margin=margin, pen=ink.pen)
     peaks = _valleys(-bottom, contours.bottom_depth, height=height, margin=margin, pen=ink.pen)
     upright = -window.slant  # columns per row of a stroke upright in the writing
+    work.spend(2 * 1.5 * window.mask.shape[0] * (len(valleys) + len(peaks)))  # the drop-falls below
     lines = []
     for xv in valleys:
         for xp in peaks:
@@ -522,8 +562,9 @@ def _cut_paths(part: _Part, ink: _Ink, *, height: float) -> list[_Path]:
                       for x in (valleys if downwards else peaks)]  # fmt: skip
     if not lines and part.width > WIDE * height:  # no dip in its contours: where fewest strokes cross
         lines += [window.line(x, window.centre, upright) for x in _straight_cuts(part, ink, height=height)]
+    work.spend(100 * len(lines))
     paths = [_path(columns, window, contours, ink, height=height) for columns in lines]
-    return _distinct(paths, pen=ink.pen, height=height)
+    return _distinct(paths, pen=ink.pen, height=height, work=work)
 
 
 @dataclass(frozen=True)
@@ -653,11 +694,12 @@ def _path(columns: np.ndarray, window: _Window, contours: _Contours, ink: _Ink, 
                  evidence=evidence, place=place + window.left)  # fmt: skip
 
 
-def _distinct(paths: list[_Path], *, pen: float, height: float) -> list[_Path]:
+def _distinct(paths: list[_Path], *, pen: float, height: float, work: Work) -> list[_Path]:
     """Paths in reading order without near-duplicates (the first of a kind kept: lines, drop-falls, straight
-    cuts)."""
+    cuts); each comparison costs `work` ~13 units."""
     kept: list[_Path] = []
     for path in paths:
+        work.spend(13 * len(kept))
         if not any(_same(path, other, pen=pen, height=height) for other in kept):
             kept.append(path)
     return sorted(kept, key=lambda p: p.place)
@@ -702,6 +744,7 @@ class _Segment:
     def pixels(self, drawing: _Drawing) -> np.ndarray:
         part = drawing.parts[self.part]
         pixels = part.pixels
+        drawing.work.spend(25 + len(pixels) / 80)  # a few numpy passes over the part's pixels
         if self.after is None and self.before is None:
             return pixels
         rows, xs = drawing.ink.ys[pixels] - part.y0, drawing.ink.xs[pixels]
@@ -779,6 +822,7 @@ class _Span:
 def _span(drawing: _Drawing, segments: list[_Segment]) -> _Span | None:
     """The pixels and shape of the ink in `segments`; None when it cannot be one digit (too wide, a wide gap inside,
     two whole digits standing apart, a sliver, a piece cut off a part beside another tall part)."""
+    drawing.work.spend(40)
     shares = [segment.pixels(drawing) for segment in segments]
     ink, height = drawing.ink, drawing.height
     cut = [s.after is not None or s.before is not None for s in segments]
@@ -908,6 +952,7 @@ def _chain(spans: list, *, last: int) -> list:
 def _candidate(drawing: _Drawing, first: int, stop: int, segments: list[_Segment], span: _Span, ink: np.ndarray, *,
                scale: tuple[float, float]) -> Candidate:  # fmt: skip
     """The candidate between boundaries first and stop: its ink alone (others' blanked), through fit_with_box."""
+    drawing.work.spend(300 + len(span.pixels) / 20)
     rows, columns = drawing.ink.ys[span.pixels], drawing.ink.xs[span.pixels]
     y0, y1, x0, x1 = int(rows.min()), int(rows.max()) + 1, int(columns.min()), int(columns.max()) + 1
     top, left = max(0, y0 - 1), max(0, x0 - 1)  # +-1: the fringe

@@ -8,7 +8,7 @@ import random
 import struct
 import zlib
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -117,3 +117,16 @@ def with_coding(jpeg: bytes, marker: int) -> bytes:
     """The JPEG with its frame marker changed (0xC3: lossless, 0xC9: arithmetic): the headers of other codings."""
     index = jpeg.index(b"\xff\xc0")
     return jpeg[: index + 1] + bytes([marker]) + jpeg[index + 2 :]
+
+
+def zigzag_number(*, step: int = 12, amplitude: int = 120, pen: int = 14, size: tuple[int, int] = (840, 280)) -> bytes:
+    """The dearest drawing for the Number mode's reader: one stroke zigzagging across the Number slate (transparent,
+    as the slate exports it), every `step` px from top to bottom. One wide connected part with a cut place at each
+    turn: before the work budget (handler/segmentation.py MAX_WORK) it cost the reader 120-460 ms, a number 10-20.
+    (step 12, amplitude 120, pen 14 had the most work of a grid of steps 6-80, amplitudes 80-250 and pens 3-14.)"""
+    width, height = size
+    top, bottom = (height - amplitude) / 2, (height + amplitude) / 2
+    points = [(x, top if turn % 2 == 0 else bottom) for turn, x in enumerate(range(10, width - 10, step))]
+    image = Image.new("RGBA", size, (0, 0, 0, 0))
+    ImageDraw.Draw(image).line(points, fill=(0, 0, 0, 255), width=pen, joint="curve")
+    return encode(image)

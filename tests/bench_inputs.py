@@ -1,16 +1,21 @@
 """What one request costs the worker (`make bench-inputs`): the dearest images the handler still accepts against a
 drawing from the slate, and what it refuses. Speed lives here, never as timing asserts in tests.
 
-    python -m tests.bench_inputs [--repeat 15]
+    python -m tests.bench_inputs [--repeat 15] [--numbers]
 
 Per image, in this process with one torch thread (as a worker runs): reading the request, preprocessing, the model
 input and a batch-1 forward pass of 1.0, in CPU milliseconds (median and best of --repeat runs). The ratio to the
 drawing is what matters: a shared machine makes absolute figures move.
+
+--numbers: the Number mode's reader instead (handler/segmentation.py, then 4.0's forward pass over the candidates):
+a number against the zigzag (tests/bad_inputs.py zigzag_number), with the work budget and without it, and the
+work counted (its units against CPU time) for the real and composed numbers in ../shared when they are there.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -20,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from handler import preprocess
+from handler import preprocess, segmentation
 from handler.inputs import parse_request
 from handler.model import DigitNet
 from handler.preprocess import PreprocessError, prepare
@@ -31,6 +36,7 @@ from tests.bad_inputs import (
     metadata_bomb_png,
     noise_png,
     scan_flood_jpeg,
+    zigzag_number,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +49,18 @@ def slate_drawing(side: int = 280) -> bytes:
     scale = side / 280
     points = [(60 * scale, 50 * scale), (200 * scale, 50 * scale), (100 * scale, 240 * scale)]
     ImageDraw.Draw(image).line(points, fill=(0, 0, 0, 255), width=round(18 * scale), joint="curve")
+    return encode(image)
+
+
+def number_drawing() -> bytes:
+    """1704 as the Number slate exports it: 840 x 280, transparent, dark strokes of a 12 px pen, the digits apart."""
+    image = Image.new("RGBA", (840, 280), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    zero = [(465 + 45 * np.sin(a), 140 - 80 * np.cos(a)) for a in np.linspace(0, 2 * np.pi, 40)]
+    strokes = [[(136, 82), (150, 60), (150, 220)], [(260, 60), (350, 60), (290, 220)], zero,
+               [(640, 60), (600, 160), (695, 160)], [(670, 100), (670, 220)]]  # fmt: skip
+    for stroke in strokes:
+        draw.line(stroke, fill=(0, 0, 0, 255), width=12, joint="curve")
     return encode(image)
 
 
@@ -132,11 +150,70 @@ def cpu_ms(step: Callable[[], object], repeat: int) -> tuple[float, float]:
     return statistics.median(times), min(times)
 
 
+def numbers_bench(repeat: int) -> None:
+    """The Number mode's reader on a number and on the zigzag, with and without the work budget; the work of real
+    and composed numbers."""
+    from handler.model import for_inference
+
+    model = DigitNet()
+    model.load_state_dict(torch.load(ROOT / "model_store" / "v4.0" / "weights.pt", weights_only=True))
+    forward = for_inference(model.eval())
+
+    def read(body: bytes, limit: float | None) -> tuple[str, float]:
+        work = segmentation.Work(limit=limit)
+        try:
+            plan = segmentation.prepare_number(body, work=work)
+        except PreprocessError as exc:
+            return f"{exc.status} {str(exc)[:40]}", work.done
+        with torch.inference_mode():
+            segmentation.reading(plan, forward(plan.tensors())[:, :10].float().numpy())
+        return f"200, {len(plan.candidates)} candidates", work.done
+
+    print(f"{'drawing':42} {'work':>8} {'median ms':>10} {'best ms':>8}  answer")
+    for name, body, limit in [("number 1704, 840x280", number_drawing(), segmentation.MAX_WORK),
+                              ("zigzag 840x280", zigzag_number(), segmentation.MAX_WORK),
+                              ("zigzag 840x280, no budget (as before)", zigzag_number(), None)]:  # fmt: skip
+        answer, work = read(body, limit)
+        median, best = cpu_ms(lambda body=body, limit=limit: read(body, limit), repeat)
+        print(f"{name:42} {work:>8,.0f} {median:>10.1f} {best:>8.1f}  {answer}")
+    for name, drawings in number_sets().items():
+        spent = [(read(body, None)[1], cpu_ms(lambda body=body: read(body, None), 1)[0]) for body in drawings]
+        work, ms = np.array([w for w, _ in spent]), np.array([t for _, t in spent])
+        print(
+            f"{name}: {len(spent)} numbers, work median {np.median(work):,.0f} max {work.max():,.0f} "
+            f"({np.count_nonzero(work > segmentation.MAX_WORK)} over MAX_WORK); ms median {np.median(ms):.1f} "
+            f"max {ms.max():.1f}; ms per 1,000 units beyond 10 ms: {np.median((ms - 10) / work * 1000):.2f}"
+        )
+
+
+def number_sets() -> dict[str, list[bytes]]:
+    """Real numbers (UNIPEN's) and numbers composed from pendigits' writers, when ../shared has them."""
+    from training import numbers, pendigits, unipen
+
+    data = ROOT.parent / "shared" / "data"
+    sets: dict[str, list[bytes]] = {}
+    real = Path(os.environ.get(unipen.NUMBERS_ENV_VAR) or data / "unipen" / "unipen-numbers-train.jsonl.gz")
+    if real.exists():
+        sets["UNIPEN numbers"] = [case.png for case in numbers.real_set(numbers.load_unipen_numbers(real), seed=3)]
+    strokes = Path(os.environ.get(pendigits.ENV_VAR) or data / "pendigits" / "pendigits-orig.tra.gz")
+    if strokes.exists():
+        training, _ = pendigits.split_by_writer(pendigits.load(strokes))
+        long = numbers.NumberSpec(lengths=(7, 10), touching=0.4, per_pair=True)
+        sets["composed, 7-10 digits, 40% of pairs touching"] = [
+            case.png for case in numbers.composed_set(training, count=200, seed=5, spec=long)
+        ]
+    return sets
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--numbers", action="store_true", help="the Number mode's reader: a number and the zigzag")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if args.numbers:
+        numbers_bench(args.repeat)
+        return
     model = DigitNet()
     model.load_state_dict(torch.load(ROOT / "model_store" / "v1.0" / "weights.pt", weights_only=True))
     model.eval()

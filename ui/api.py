@@ -47,6 +47,7 @@ from app.numbers import RecordedNumber
 from app.predictions import NotYours
 from app.records import (
     DigitReading,
+    JournalFull,
     JournalWriteError,
     ModelUnavailable,
     NumberRow,
@@ -230,6 +231,8 @@ def _refusals() -> Iterator[None]:
         raise HTTPException(409, "this Idempotency-Key was already used with another image: use a new key") from exc
     except RequestIdTaken as exc:
         raise HTTPException(409, "this Idempotency-Key belongs to another client") from exc
+    except JournalFull as exc:  # says what happened and what to do
+        raise HTTPException(503, str(exc), headers={"Retry-After": "60"}) from exc
     except JournalWriteError as exc:
         raise HTTPException(503, f"{NOT_KEPT} ({exc.strerror})") from exc
 
@@ -243,6 +246,8 @@ def _label_errors(missing: str) -> Iterator[None]:
         raise HTTPException(404, missing) from exc
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
+    except JournalFull as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "60"}) from exc
     except JournalWriteError as exc:
         raise HTTPException(503, f"{NOT_KEPT} ({exc.strerror})") from exc
 

@@ -17,6 +17,7 @@ import torch
 from handler import segmentation
 from handler.model import DigitNet
 from handler.preprocess import BlankImageError, decode, ink_map
+from tests.bad_inputs import zigzag_number
 from tests.conftest import ROOT, SHIPPED_V3_WEIGHTS, SHIPPED_V4_WEIGHTS, blank_png
 from tests.handler.test_mnist_handler import handle, load_handler
 from training import canvas, numbers, pendigits, unipen
@@ -271,10 +272,40 @@ def test_dark_ink_on_white_and_transparent_read_the_same(model):
 
 
 def test_candidates_are_capped():
-    """However the ink falls, the model sees at most MAX_CANDIDATES inputs for one drawing."""
+    """However the ink falls, the model sees at most MAX_CANDIDATES inputs for one drawing (the work budget left out:
+    it refuses this scribble before)."""
     scribble = [[(x, 60 + (x * 37) % 160) for x in range(20, 820, 9)]]  # one long zigzag: a wide connected part
-    plan = segmentation.prepare_number(drawing(scribble, pen=6))
+    plan = segmentation.prepare_number(drawing(scribble, pen=6), work=segmentation.Work(limit=None))
     assert 0 < len(plan.candidates) <= segmentation.MAX_CANDIDATES
+
+
+# ---- the work budget --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("step", "amplitude", "pen"), [(12, 120, 14), (22, 200, 5), (8, 250, 14), (30, 120, 8)])
+def test_a_dense_zigzag_is_refused_once_its_work_passes_the_budget(step, amplitude, pen):
+    """The dearest drawings found for the reader (tests/bad_inputs.py zigzag_number): it stops when the budget is
+    spent, not when the drawing is done (a fraction of the work without it), and says why."""
+    png = zigzag_number(step=step, amplitude=amplitude, pen=pen)
+    work = segmentation.Work()
+    with pytest.raises(segmentation.TooComplexError, match="too complex to read as a number") as refused:
+        segmentation.prepare_number(png, work=work)
+    assert refused.value.status == 422
+    assert work.done <= segmentation.MAX_WORK * 1.2  # stopped within one step of the budget
+    unbounded = segmentation.Work(limit=None)
+    segmentation.prepare_number(png, work=unbounded)
+    assert unbounded.done > 1.3 * segmentation.MAX_WORK
+
+
+def test_real_numbers_stay_well_within_the_budget():
+    """The real numbers of UNIPEN's writers (every 4th of the training half's 354) need at most 70% of the budget
+    (measured: 34,295 units at most of all 354; composed numbers of 7-10 digits with touching pairs: 55,803, one in
+    200 over)."""
+    path = shared_file(unipen.NUMBERS_ENV_VAR, SHARED / "unipen" / "unipen-numbers-train.jsonl.gz")
+    for case in numbers.real_set(numbers.load_unipen_numbers(path)[::4], seed=3):
+        work = segmentation.Work()
+        segmentation.prepare_number(case.png, work=work)
+        assert work.done <= 0.7 * segmentation.MAX_WORK, case.number.label
 
 
 # ---- the handler in-process: the contract ---------------------------------------------------------------------------
@@ -365,6 +396,13 @@ def test_preview_gives_each_digit_its_28x28_input(handler):
     headers = {"X-Read": "number", "X-Preview": "1"}
     (answer,), _ = handle(handler, [{"body": bytearray(drawing(one(150), seven(300)))}], headers)
     assert all(base64.b64decode(digit["preview"]).startswith(b"\x89PNG") for digit in answer["digits"])
+
+
+def test_a_drawing_too_complex_to_read_is_a_422_that_says_so_and_its_batch_is_read(handler):
+    rows = [{"body": bytearray(zigzag_number())}, {"body": bytearray(drawing(one(150), seven(300)))}]
+    answers, statuses = handle(handler, rows, {"X-Read": "number"})
+    assert statuses == [422, 200]
+    assert answers[0]["error"] == segmentation.TOO_COMPLEX and answers[1]["number"] == "17"
 
 
 def test_too_many_marks_answer_a_null_number_with_a_reason(handler):

@@ -41,6 +41,7 @@ from serving.inference import (
     ModelUnavailable,
     NumberReading,
     Prediction,
+    PredictionRejected,
 )
 from serving.management import ManagementError, Version, Worker
 from settings import Settings
@@ -357,6 +358,7 @@ class FakePredictor:
     down: bool = False
     refuse: set[bytes] = field(default_factory=set)
     numbers: dict[bytes, str] = field(default_factory=dict)  # a drawing's bytes -> the number to read (else "0")
+    unreadable: dict[bytes, str] = field(default_factory=dict)  # a drawing's bytes -> the handler's 422 for a number
     url: str = "fake://torchserve/predictions/mnist"
     explanations: int = 0  # passes asked for (explain_all)
 
@@ -391,6 +393,8 @@ class FakePredictor:
         """The scripted number for this drawing (a real PNG: the digits' boxes split its width evenly); a drawing in
         `refuse` is refused as the handler refuses one (number None, each digit marked)."""
         answering = self._answering(version)
+        if png in self.unreadable:  # e.g. too complex to read (handler/segmentation.py's work budget)
+            raise PredictionRejected(self.unreadable[png], status=422)
         with Image.open(io.BytesIO(png)) as image:
             width, height = image.size
         text, refused = self.numbers.get(png, "0"), png in self.refuse

@@ -9,6 +9,7 @@ import pytest
 from nicegui import ui
 from nicegui.testing import User
 
+from handler.segmentation import TOO_COMPLEX
 from tests.handler.test_numbers import drawing, one, seven, zero
 from tests.ui.test_draw_page import draw, text_of, wait_for
 
@@ -123,6 +124,17 @@ async def test_a_refused_number_says_why_and_can_still_be_labelled(fake_app, use
     user.find(marker="correct-number").type("170").trigger("keydown.enter")
     await user.should_see("Saved: 170")
     assert fake_app.numbers.numbers[0].true_number == "170"
+
+
+async def test_a_drawing_too_complex_to_read_is_said_and_nothing_is_stored(fake_app, user: User):
+    """The handler's 422 for a drawing whose reading would cost more than its work budget (a dense zigzag)."""
+    fake_app.predictor.unreadable[NUMBER] = TOO_COMPLEX
+    await user.open("/number")
+    await draw(user, NUMBER)
+    user.find(marker="predict").click()
+    await user.should_see("This drawing is too complex to read as a number: try writing it more simply")
+    assert text_of(user, "number-status").startswith("This drawing is too complex to read as a number")
+    assert fake_app.numbers.numbers == []
 
 
 async def test_the_model_server_down_is_said_and_nothing_is_stored(fake_app, user: User):

@@ -34,7 +34,7 @@ from app.records import (
     StoreUnavailable,
 )
 from ui.http import browser_key
-from ui.pages.messages import KEPT_LOCALLY, NOT_KEPT, SHOW_RESULT_JS, sentence
+from ui.pages.messages import KEPT_LOCALLY, SHOW_RESULT_JS, not_kept, sentence
 from ui.pages.number import NUMBER_FORMAT, NumberPanel, is_number, save_number
 from ui.theme import Heading, notify
 from ui.widgets.charts import bar_chart, data_url
@@ -386,8 +386,8 @@ class DrawPage:
             notify(str(exc), type="negative")
             return
         except JournalWriteError as exc:
-            self._say(NOT_KEPT)
-            notify(f"{NOT_KEPT} ({exc.strerror})", type="negative")
+            self._say(not_kept(exc))
+            notify(not_kept(exc), type="negative")
             return
         finally:
             self.busy = False
@@ -502,7 +502,7 @@ class DrawPage:
                 browser_id=self.browser_id, request_id=request_id, row_id=row_id, digit=digit, network=self.network
             )
         except JournalWriteError as exc:
-            notify(f"{NOT_KEPT} ({exc.strerror})", type="negative")
+            notify(not_kept(exc), type="negative")
             return False
         except NotYours:
             notify("That prediction is not in your history", type="negative")

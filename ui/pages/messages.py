@@ -3,6 +3,8 @@ ui/pages/number.py), kept apart so that the two modules need not import each oth
 
 from __future__ import annotations
 
+from app.records import JournalFull, JournalWriteError
+
 KEPT_LOCALLY = "The database is unavailable: this is kept on the server and will be saved when it is back"
 NOT_KEPT = "Not saved: the database is unavailable and the server could not keep it either"
 
@@ -12,6 +14,12 @@ SHOW_RESULT_JS = """(() => {{ const target = getHtmlElement({id}); if (!target) 
   target.focus({{ preventScroll: true }}); const card = target.closest('.q-card'), box = card.getBoundingClientRect();
   if (box.top < 56 || box.bottom > window.innerHeight) card.scrollIntoView({{ block: 'start', behavior: 'smooth' }});
 }})()"""
+
+
+def not_kept(exc: JournalWriteError) -> str:
+    """What the page says when a drawing or label could be kept neither in the database nor in the journal: the
+    journal's own words when it is full (they say what happened and what to do), else NOT_KEPT and why."""
+    return str(exc) if isinstance(exc, JournalFull) else f"{NOT_KEPT} ({exc.strerror})"
 
 
 def sentence(message: str) -> str:

@@ -17,7 +17,7 @@ from app.drawings import image_size
 from app.numbers import Numbers, RecordedNumber
 from app.predictions import NotYours, SavedIn
 from app.records import DigitReading, JournalWriteError, NumberReading
-from ui.pages.messages import KEPT_LOCALLY, NOT_KEPT
+from ui.pages.messages import KEPT_LOCALLY, not_kept
 from ui.theme import Heading, notify
 from ui.widgets.boxes import boxes_svg, chip_text
 
@@ -264,7 +264,7 @@ class NumberPanel:
                 network=self.network,
             )  # fmt: skip
         except JournalWriteError as exc:
-            notify(f"{NOT_KEPT} ({exc.strerror})", type="negative")
+            notify(not_kept(exc), type="negative")
             return False
         except NotYours:
             notify("That digit is not in your history", type="negative")
@@ -290,7 +290,7 @@ async def save_number(
             browser_id=browser_id, request_id=request_id, number=number, network=network
         )
     except JournalWriteError as exc:
-        notify(f"{NOT_KEPT} ({exc.strerror})", type="negative")
+        notify(not_kept(exc), type="negative")
         return None
     except NotYours:
         notify("That number is not in your history", type="negative")
