@@ -7,7 +7,9 @@ test's (each reading takes the time the test says)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import itertools
 import zlib
 from dataclasses import dataclass, field
 
@@ -18,7 +20,7 @@ from app.limits import LargeImageLane
 from app.numbers import Numbers
 from app.predictions import Predictions
 from db.journal import Journal
-from serving.inference import ModelUnavailable, NumberReading
+from serving.inference import ModelUnavailable, NumberReading, PredictionRejected
 from tests.bad_inputs import encode
 from tests.bench_inputs import number_drawing
 from tests.support.fakes import FakeNumberStore, FakePredictionStore, FakePredictor
@@ -120,7 +122,8 @@ async def test_a_network_whose_readings_cost_twice_as_much_gets_half_as_many_tur
     attacker, users = "203.0.113.0/24", "192.0.2.0/24"
     requests = [("zigzag", attacker)] * 6 + [("A", users)] * 3 + [("B", users)] * 3
     order = await served_order(tmp_path, requests, cost={"zigzag": 2.0, "A": 1.0, "B": 1.0})
-    assert order[:9] == ["zigzag", "A", "B", "zigzag", "A", "B", "zigzag", "A", "B"]
+    assert order[:9].count("zigzag") == 3  # a third of the turns: half the users' network's
+    assert [name for name in order[:9] if name != "zigzag"] == ["A", "B"] * 3
 
 
 async def test_a_network_that_was_away_starts_level_with_those_waiting(tmp_path):
@@ -201,3 +204,38 @@ async def test_a_cancelled_wait_leaves_no_turn_behind():
     async with asyncio.timeout(1):
         async with lane.slot(NUMBER, client="C"):  # nobody holds the lane
             pass
+
+
+async def test_turns_the_reader_refused_count_tenfold_so_many_attacking_networks_wait_behind_users(tmp_path):
+    """Eight networks sending drawings the reader refuses (too complex), and one network of users: each refused turn
+    costs its network ten times its length, so the users' requests come next after at most one attacker's."""
+    server = Gated(cost={"user": 1.0, **{f"zigzag {i}": 1.0 for i in range(8)}})
+    refused = {f"zigzag {i}" for i in range(8)}
+    original = server.read_number
+
+    async def read_number(png: bytes, *, version: str | None = None) -> NumberReading:
+        reading = await original(png, version=version)
+        if server.names[png] in refused:
+            raise PredictionRejected("This drawing is too complex to read as a number", status=422)
+        return reading
+
+    server.read_number = read_number  # type: ignore[method-assign]
+    numbers = numbers_on(server, tmp_path)
+
+    async def read(browser: str, network: str, times: int) -> None:
+        png = numbered(browser)
+        server.names[png] = browser
+        for _ in range(times):
+            with contextlib.suppress(PredictionRejected):
+                await numbers.read(png, browser_id=browser, network=network, save=False)
+
+    tasks = [asyncio.create_task(read(f"zigzag {i}", f"203.0.{i}.0/24", 4)) for i in range(8)]
+    await settle()
+    tasks.append(asyncio.create_task(read("user", "192.0.2.0/24", 4)))
+    await settle()
+    while not all(task.done() for task in tasks):
+        server.gate.release()
+        await settle()
+    await asyncio.gather(*tasks)
+    users = [index for index, name in enumerate(server.order) if name == "user"]
+    assert users[0] <= 8 and all(b - a <= 3 for a, b in itertools.pairwise(users)), server.order
