@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     api_max_in_flight: int = 2
     # ... and per network of the client's address (IPv4 /24, IPv6 /64), however many cookies it shows: fresh cookies
     # are free, so without this one address could take a slot per cookie
-    api_max_in_flight_per_network: int = 8
+    api_max_in_flight_per_network: int = 4
     # Why? (app/explanations.py): explanations take at most this share of one TorchServe worker's time, whatever the
     # clients ask; one that cannot start within explain_wait_seconds is answered "busy"; the ten maps of this many
     # drawings are kept

@@ -2,7 +2,7 @@
 through a running product.
 
     python -m tests.bench_hostile [--url http://127.0.0.1:8501] [--seconds 15] [--why | --numbers [--networks 1] |
-                                   --journal]
+                                   --journal | --cookies 32]
 
 Phase 1: 4 normal users (own session cookies) draw -> predict one at a time through the page's JSON API for
 --seconds; their median latency.
@@ -18,6 +18,9 @@ drawings for the number reader (tests/bad_inputs.py zigzag_number, two kinds in 
 in flight (--loops 2: two, beyond its network's limit: 429s), from one address of another network than the users'
 (127.0.1.1: a /24 of its own), or --networks N addresses of N networks. Each kind of user is judged against its own
 median alone.
+
+--cookies N (issue #33 P6): the attack is N connections from one address of another network (127.0.1.1), each with a
+cookie of its own, each predicting a slate drawing back to back (429s retried at once).
 
 --journal (issue #33 P4), against `make run`'s private PostgreSQL: 4 users saving drawings (own cookies) alone with
 the database up; then the database held down (its postmaster stopped with SIGSTOP, the page's connections ended with
@@ -88,12 +91,14 @@ async def _requests(client: httpx.AsyncClient, bodies: list[bytes], deadline: fl
             errors.append(f"{status} {text[:100]}")
 
 
-async def phase(url: str, drawing: bytes, hostile: list[bytes], seconds: float, *, why_tab: bool = False) -> dict:
+async def phase(url: str, drawing: bytes, hostile: list[bytes], seconds: float, *, why_tab: bool = False,
+                hostile_address: str | None = None) -> dict:  # fmt: skip
     deadline = time.monotonic() + seconds
     users: list[list[float]] = [[] for _ in range(4)]
     normal_errors, hostile_times, hostile_errors = [], [], []
     tasks = [client_loop(url, drawing, deadline, times, normal_errors) for times in users]
-    tasks += [client_loop(url, body, deadline, hostile_times, hostile_errors) for body in hostile]
+    tasks += [client_loop(url, body, deadline, hostile_times, hostile_errors, address=hostile_address)
+              for body in hostile]  # fmt: skip
     if why_tab:
         tasks.append(flood_why(url, scribbles(120), seconds))
     results = await asyncio.gather(*tasks)
@@ -312,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--networks", type=int, default=1, help="--numbers: the senders' networks (1-8)")
     parser.add_argument("--loops", type=int, default=1, help="--numbers: requests in flight per sender (1-2)")
     parser.add_argument("--journal", action="store_true", help="a flood of saves while the database is down")
+    parser.add_argument("--cookies", type=int, default=0, help="N connections from one address, a fresh cookie each")
     parser.add_argument("--journal-dir", type=Path, default=ROOT / "var" / "journal")
     parser.add_argument("--postgres-pid-file", type=Path, default=ROOT / "var" / "postgres" / "data" / "postmaster.pid")
     args = parser.parse_args(argv)
@@ -333,10 +339,15 @@ def main(argv: list[str] | None = None) -> int:
     dearest = [body for name, body in images.items() if not name.startswith("refused") and "drawing" not in name]
     alone = asyncio.run(phase(args.url, drawing, [], args.seconds))
     hostile = [] if args.why else (dearest * 4)[:4]
-    attacked = asyncio.run(phase(args.url, drawing, hostile, args.seconds, why_tab=args.why))
+    address = None
+    if args.cookies:  # a slate drawing each, one in flight per connection, all from one address of another network
+        hostile, address = [drawing] * min(args.cookies, 64), "127.0.1.1"
+    attacked = asyncio.run(phase(args.url, drawing, hostile, args.seconds, why_tab=args.why, hostile_address=address))
     ratio = attacked["worst_user_median_ms"] / alone["normal_median_ms"]
     passed = ratio <= 3 and attacked["normal_errors"] == 0
     name = "with_a_tab_flooding_why" if args.why else "with_4_hostile_clients"
+    if args.cookies:
+        name = f"with_{len(hostile)}_fresh_cookies_from_one_address"
     print(json.dumps({"alone": alone, name: attacked, "ratio": round(ratio, 2), "passed": passed}))
     return 0 if passed else 1
 

@@ -27,9 +27,10 @@ path refuses it; what only the database can tell is checked when it is back, and
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from typing import Literal
 
@@ -169,10 +170,12 @@ async def create_prediction(
     idempotency_key: str | None = Header(None),
 ) -> PredictionOut:
     request_id = _request_id(idempotency_key)
-    with _client_slot(request, context), _refusals():
-        recorded = await context.predictions.predict(
-            await _body(request), browser_id=_client_id(), request_id=request_id, save=save, network=_network(request)
-        )
+    async with _client_slot(request, context):
+        with _refusals():
+            recorded = await context.predictions.predict(
+                await _body(request), browser_id=_client_id(), request_id=request_id, save=save,
+                network=_network(request),
+            )  # fmt: skip
     p = recorded.prediction
     return PredictionOut(
         note=_unchecked(recorded.checked, UNCHECKED_KEY, "prediction"),
@@ -199,22 +202,32 @@ async def _body(request: Request) -> bytes:
     return body
 
 
-@contextmanager
-def _client_slot(request: Request, context: App) -> Iterator[None]:
-    """One of the client's in-flight slots and one of its network's (predictions and numbers share them), else 429.
-    A client's cookie is free to renew, its network is not: the network's limit holds whatever cookies it shows."""
+# A 429 is answered after this long, not at once: a client that retries at once (32 connections, a fresh cookie each)
+# would otherwise make the page parse and refuse hundreds of requests a second, which slowed everyone else 6x; held
+# this long, each connection asks at most once a second, and a waiting request costs the event loop nothing
+BUSY_DELAY_SECONDS = 1.0
+
+
+@asynccontextmanager
+async def _client_slot(request: Request, context: App) -> AsyncIterator[None]:
+    """One of the client's in-flight slots and one of its network's (predictions and numbers share them), else 429
+    after BUSY_DELAY_SECONDS. A client's cookie is free to renew, its network is not: the network's limit holds
+    whatever cookies it shows."""
     address = request.client.host if request.client else None
     try:
         with context.in_flight.slot(client_key(request), network=address_block(address) or f"address {address}"):
             yield
-    except Busy as exc:
-        raise HTTPException(
-            429,
-            f"too many predictions in flight: at most {exc.limit} per {exc.per}"
-            + (" (the network of your address, whatever its cookies)" if exc.per == "network" else "")
-            + "; retry when one is answered",
-            headers={"Retry-After": "1"},
-        ) from exc
+        return
+    except Busy as exc:  # only the slot raises it: the request's own work never ran
+        busy = exc
+    await asyncio.sleep(BUSY_DELAY_SECONDS)
+    raise HTTPException(
+        429,
+        f"too many predictions in flight: at most {busy.limit} per {busy.per}"
+        + (" (the network of your address, whatever its cookies)" if busy.per == "network" else "")
+        + "; retry when one is answered",
+        headers={"Retry-After": "1"},
+    ) from busy
 
 
 @contextmanager
@@ -403,10 +416,12 @@ async def create_number(
     idempotency_key: str | None = Header(None),
 ) -> NumberOut:
     request_id = _request_id(idempotency_key)
-    with _client_slot(request, context), _refusals():
-        recorded = await context.numbers.read(
-            await _body(request), browser_id=_client_id(), request_id=request_id, save=save, network=_network(request)
-        )
+    async with _client_slot(request, context):
+        with _refusals():
+            recorded = await context.numbers.read(
+                await _body(request), browser_id=_client_id(), request_id=request_id, save=save,
+                network=_network(request),
+            )  # fmt: skip
     return _number_out(recorded)
 
 
