@@ -19,9 +19,9 @@ from db.pool import transaction
 
 Decision = Literal["approved", "rejected"]
 DECISIONS = ("approved", "rejected")
-# The network a label is counted under: where the label came from, else where the drawing was sent from
-NETWORK = "coalesce(feedback_network, client_network)"
-PENDING = "true_digit IS NOT NULL AND review IS NULL AND true_digit <> predicted_digit"
+# In the queries below: a label's network is where it came from, else where the drawing was sent from
+# (coalesce(feedback_network, client_network)); a suggestion waiting is a labelled, unreviewed row whose label is not
+# the answer (true_digit IS NOT NULL AND review IS NULL AND true_digit <> predicted_digit; an index covers it).
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,9 @@ class ReviewStore:
     async def size(self) -> QueueSize:
         async with transaction(self.pool) as conn:
             cursor = await conn.execute(
-                f"SELECT count(*), count(DISTINCT browser_id), count(DISTINCT {NETWORK}) FROM predictions "
-                f"WHERE {PENDING}"
+                "SELECT count(*), count(DISTINCT browser_id), "
+                "count(DISTINCT coalesce(feedback_network, client_network)) FROM predictions "
+                "WHERE true_digit IS NOT NULL AND review IS NULL AND true_digit <> predicted_digit"
             )
             suggestions, browsers, networks = await cursor.fetchone() or (0, 0, 0)
             return QueueSize(suggestions, browsers, networks)
@@ -77,11 +78,13 @@ class ReviewStore:
         async with transaction(self.pool) as conn:
             cursor = conn.cursor(row_factory=class_row(Suggestion))
             await cursor.execute(
-                f"""
+                """
                 WITH pending AS (
-                    SELECT id, created_at, feedback_at, browser_id, {NETWORK}::text AS network, model_version,
+                    SELECT id, created_at, feedback_at, browser_id,
+                           coalesce(feedback_network, client_network)::text AS network, model_version,
                            predicted_digit, confidence, not_a_digit, true_digit, canvas_png
-                    FROM predictions WHERE {PENDING}
+                    FROM predictions
+                    WHERE true_digit IS NOT NULL AND review IS NULL AND true_digit <> predicted_digit
                 )
                 SELECT *, count(*) OVER (PARTITION BY browser_id) AS browser_pending,
                        count(*) OVER (PARTITION BY network) AS network_pending
@@ -119,7 +122,8 @@ class ReviewStore:
         async with transaction(self.pool) as conn:
             cursor = await conn.execute(
                 "UPDATE predictions SET review = %s, reviewed_at = now(), reviewed_by = %s "
-                f"WHERE {NETWORK} = ANY(%s::cidr[]) AND true_digit IS NOT NULL AND review IS NULL",
+                "WHERE coalesce(feedback_network, client_network) = ANY(%s::cidr[]) AND true_digit IS NOT NULL "
+                "AND review IS NULL",
                 (decision, by, list(networks)),
             )
             return cursor.rowcount

@@ -97,7 +97,8 @@ def select(feedback: Sequence[Feedback], cfg: ScreenConfig) -> Selection:
     unreviewed = [r for r in feedback if r.review is None]
     agreeing = [r for r in unreviewed if r.true_digit == r.predicted_digit]
     excluded = _suspects(unreviewed, cfg, key=_browser)
-    excluded_networks = _suspects(unreviewed, cfg, key=_network)
+    # a network is judged on its other browsers: one excluded browser must not take its neighbours' labels with it
+    excluded_networks = _suspects([r for r in unreviewed if r.browser_id not in excluded], cfg, key=_network)
     agreeing = [r for r in agreeing if r.browser_id not in excluded and _network(r) not in excluded_networks]
     established = established_browsers(feedback, hours=cfg.established_hours)
     eligible = [r for r in agreeing if r.browser_id in established]
@@ -183,6 +184,8 @@ def cap_against_others(
     """Subsample the `capped` rows of each group (browser or network: `key`) so that the group holds at most
     `max_share` of the training rows beside the rows of every other group (`fixed` rows count but are never dropped):
     n <= max_share / (1 - max_share) x the others' rows. The kept `capped` rows, and the number each group lost."""
+    if max_share >= 1:  # no cap
+        return list(capped), {}
     everything = [*fixed, *capped]
     sizes = {group: len(rows) for group, rows in _groups(everything, key).items()}
     own_fixed = {group: len(rows) for group, rows in _groups(fixed, key).items()}

@@ -85,8 +85,10 @@ def test_numbers_digits_reach_retrainings_feedback_as_crops_under_the_same_scree
     assert corrected.network == "127.0.0.0/24"  # where the label came from, as for any drawing
     browsers = {f.browser_id for f in feedback}
     assert len(browsers) == 4  # two honest writers, the user who corrected a digit, the poisoner
-    # as if the honest writers had used the page for days (their agreeing labels train); nothing reviewed
-    selection = screen.select(feedback, ScreenConfig(holdout_share=0.0, established_hours=0.0))
+    # as if the honest writers had used the page for days (their agreeing labels train), nothing reviewed, and no
+    # share cap: every browser here comes from loopback, one network, whose unreviewed labels the cap would count
+    # against nobody else's and leave out whole (tests/training/test_screen.py tests the caps)
+    selection = screen.select(feedback, ScreenConfig(holdout_share=0.0, established_hours=0.0, max_share=1.0))
     (excluded,) = selection.excluded  # the poisoner, by its digits' labels
     assert all(f.true_digit != f.predicted_digit for f in feedback if f.browser_id == excluded)
     kept = {f.browser_id for f in selection.train_rows}

@@ -108,7 +108,8 @@ def test_the_network_cap_is_counted_against_the_other_networks():
 def test_approved_labels_are_never_capped_nor_excluded():
     """An honest writer's reviewed labels stay, even behind a network whose other browsers were excluded (P5)."""
     writer = rows("writer", 100, wrong_unsure=30, network="192.0.2.0/24", review="approved")
-    flippers = [r for i in range(5) for r in rows(f"flip-{i}", 20, wrong_confident=20, network="192.0.2.0/24")]
+    # five cookies, each below the per-browser minimum of confident answers, together over it: the network is judged
+    flippers = [r for i in range(5) for r in rows(f"flip-{i}", 8, wrong_confident=8, network="192.0.2.0/24")]
     selection = screen.select(writer + flippers + honest(2), ScreenConfig(holdout_share=0.0))
     assert "192.0.2.0/24" in selection.excluded_networks
     assert len(of(selection, "writer")) == 100
@@ -163,3 +164,16 @@ def test_the_report_says_what_waits_and_what_was_left_out():
 
 def test_a_share_of_zero_holds_no_browser_out():
     assert not screen.select(honest(review="approved"), ScreenConfig(holdout_share=0.0)).heldout
+
+
+def test_a_share_of_one_caps_nothing():
+    crowd = [r for i in range(5) for r in rows(f"n-{i}", 20, seed=i, network="192.0.2.0/24")]
+    assert len(screen.select(crowd, ScreenConfig(holdout_share=0.0, max_share=1.0)).train_rows) == 100
+
+
+def test_one_excluded_browser_does_not_take_its_networks_honest_labels_with_it():
+    office = [r for i in range(3) for r in rows(f"office-{i}", 30, seed=i, network="10.9.9.0/24")]
+    flipper = rows("flipper", 200, wrong_confident=200, network="10.9.9.0/24")
+    selection = screen.select(office + flipper, ScreenConfig(holdout_share=0.0, max_share=1.0))
+    assert set(selection.excluded) == {"flipper"} and not selection.excluded_networks
+    assert len(selection.train_rows) == 90
