@@ -55,9 +55,15 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-async def user(base_url: str, drawings: list[tuple[bytes, int]], deadline: float, think: float, tally: Tally) -> None:
+async def user(
+    base_url: str, drawings: list[tuple[bytes, int]], deadline: float, think: float, tally: Tally, *, index: int = 0
+) -> None:
     rng = random.Random()
-    async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(30, connect=5)) as client:
+    # each user from a network of its own (loopback has all of 127.0.0.0/8): the page limits predictions in flight per
+    # network as well as per client, and 32 people are not one office behind one address
+    transport = httpx.AsyncHTTPTransport(local_address=f"127.1.{index % 256}.1")
+    timeout = httpx.Timeout(30, connect=5)
+    async with httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport) as client:
         # the session cookie first, as a browser has it: cookie-less requests are counted by address (ui/limits.py),
         # and 32 users starting together from 127.0.0.1 would share that address's 2 predictions in flight
         await client.get("/api/history")
@@ -125,7 +131,7 @@ async def run_load(
     tally = Tally()
     started = time.monotonic()
     deadline = started + seconds
-    await asyncio.gather(*(user(base_url, drawings, deadline, think, tally) for _ in range(users)))
+    await asyncio.gather(*(user(base_url, drawings, deadline, think, tally, index=i) for i in range(users)))
     elapsed = time.monotonic() - started
     lost = lost_rows(database_url, tally.answered)
 

@@ -62,6 +62,8 @@ async def test_a_client_has_at_most_two_predictions_in_flight(create_user, canva
     await alice.open("/")
     await bob.open("/")
     context = app.state.runtime.started
+    # every client here shares one address: the per-network limit (test_in_flight_on_fakes.py) is not this test's
+    monkeypatch.setattr(context.in_flight, "per_network", 8)
     release, entered = asyncio.Event(), []
     real_predict = context.predictions.server.predict
 
