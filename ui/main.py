@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import RedirectResponse
 from nicegui import app, ui
 from nicegui.client import ClientConnectionTimeout
 from nicegui.storage import Storage
@@ -21,6 +21,7 @@ from app.context import Build, Runtime, create_app
 from app.networks import network_of
 from settings import Settings, SettingsError, load
 from ui import api, connections, http, proxies, sockets
+from ui.api.common import MAX_BODY
 from ui.deps import CurrentApp, current_app, overridden
 from ui.pages import admin, draw, stats
 from ui.theme import frame
@@ -38,7 +39,7 @@ KEEP_ALIVE_SECONDS = 5
 
 async def shown() -> bool:
     """Whether the page reached a browser: pages are sent first and read the database after, so that one waiting for
-    a database in trouble never makes NiceGUI's 3 s limit for building a page answer a 500 (issue #23)."""
+    a database in trouble never makes NiceGUI's 3 s limit for building a page answer a 500."""
     try:
         await ui.context.client.connected(timeout=CONNECT_SECONDS)
     except ClientConnectionTimeout:
@@ -55,7 +56,7 @@ async def index(request: Request) -> None:
 
 
 async def number_page(request: Request) -> None:
-    """The drawing page in Number mode: a wider slate, every digit read (issue #22)."""
+    """The drawing page in Number mode: a wider slate, every digit read."""
     await _draw_page(request, mode=draw.NUMBER)
 
 
@@ -106,16 +107,6 @@ async def admin_logout(request: Request, context: CurrentApp) -> RedirectRespons
     return response
 
 
-async def drawing(prediction_id: int, context: CurrentApp) -> Response:
-    """The PNG (or JPEG) of one of this browser's drawings: the history's thumbnails, cached by the browser."""
-    return await api.drawing_response(context, browser_id=app.storage.browser["id"], prediction_id=prediction_id)
-
-
-async def number_drawing(number_id: int, context: CurrentApp) -> Response:
-    """The whole drawing of one of this browser's numbers: a number's thumbnail in the history."""
-    return await api.number_drawing_response(context, browser_id=app.storage.browser["id"], number_id=number_id)
-
-
 def trusted_proxies(settings: Settings) -> list[str]:
     return [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
 
@@ -130,11 +121,9 @@ def startup(*, allowed_origins: str = "") -> None:
     slate.register()
     app.add_api_route("/admin/session", admin_session, methods=["GET"], include_in_schema=False)
     app.add_api_route("/admin/logout", admin_logout, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/drawings/{prediction_id}", drawing, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/numbers/{number_id}/drawing", number_drawing, methods=["GET"], include_in_schema=False)
-    api.register()
+    api.register()  # the JSON API and the history's thumbnails (/drawings/{id}, /numbers/{id}/drawing)
     # Every request body, on every route (the API's, NiceGUI's own): refused by Content-Length, or cut off at the cap
-    app.add_middleware(http.BodyLimit, max_body=api.MAX_BODY, larger={slate.PICTURE_PATH: slate.MAX_PICTURE_BYTES})
+    app.add_middleware(http.BodyLimit, max_body=MAX_BODY, larger={slate.PICTURE_PATH: slate.MAX_PICTURE_BYTES})
     # Outside it (added last): another site's page cannot make a visitor's browser post here, nor frame the page
     app.add_middleware(http.OriginCheck, allowed=http.parse_origins(allowed_origins))
     sockets.install()  # browsers' log messages escaped; element events only from the client's own socket
