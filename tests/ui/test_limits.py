@@ -12,7 +12,7 @@ import pytest
 from nicegui import app
 from nicegui.testing import User
 
-from ui.api import MAX_BODY
+from ui.api.common import MAX_BODY
 
 pytestmark = [pytest.mark.integration]
 CHUNK = 64 * 1024
