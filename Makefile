@@ -107,16 +107,16 @@ retrain: $(INSTALLED)  ## the next version from the labelled drawings in Postgre
 USERS ?= 32
 SECONDS ?= 60
 load: $(INSTALLED) $(MARS)  ## USERS users draw, predict, label for SECONDS s against the whole product (loopback)
-	$(PY) -m tests.load --data-dir $(DATA_DIR) --users $(USERS) --seconds $(SECONDS)
+	$(PY) -m tools.load --data-dir $(DATA_DIR) --users $(USERS) --seconds $(SECONDS)
 
 bench: $(INSTALLED) $(MARS)  ## benchmarks (speed targets live here, never in tests)
-	PENDIGITS_FILE=$(abspath $(PENDIGITS)) $(PY) -m tests.bench --data-dir $(DATA_DIR)
+	PENDIGITS_FILE=$(abspath $(PENDIGITS)) $(PY) -m tools.bench --data-dir $(DATA_DIR)
 
 bench-hostile: $(INSTALLED)  ## 4 normal users beside 4 clients sending the dearest images (ARGS=--why: a tab flooding Why?), a running product
-	$(PY) -m tests.bench_hostile $(ARGS)
+	$(PY) -m tools.bench_hostile $(ARGS)
 
 bench-inputs: $(INSTALLED)  ## what one request costs the worker: the dearest accepted images against a drawing
-	$(PY) -m tests.bench_inputs
+	$(PY) -m tools.bench_inputs
 
 compose-check: $(INSTALLED)  ## build the images, run docker-compose.yml with podman and check it as a user would (root, ~15 min cold)
 	$(PY) -m deploy.compose_check $(ARGS)

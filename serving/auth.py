@@ -6,7 +6,7 @@ the keys change on every start and expire (token_expiration_min) unless renewed.
 file changes, and once more after TorchServe refuses it, before giving up.
 
 Nothing outside serving/ builds this auth (tests/test_layers.py): the tools use serving's sync clients, and a load
-generator that cannot take an httpx.Auth (tests/bench.py's aiohttp) gets its header from `authorization`.
+generator that cannot take an httpx.Auth (tools/bench.py's aiohttp) gets its header from `authorization`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("settings", "handler", "serving", "db", "app", "ui", "deploy", "training")
+PACKAGES = ("settings", "handler", "serving", "db", "app", "ui", "deploy", "training", "tools")
 # What each package of the running product may import (besides itself).
 ALLOWED = {
     "settings": set(),
@@ -86,10 +86,10 @@ def test_the_running_product_imports_only_the_layers_below_it(package):
     assert not wrong, "imports against the layer order"
 
 
-def test_nothing_in_the_running_product_imports_deploy_or_training():
+def test_nothing_in_the_running_product_imports_deploy_training_or_tools():
     graph = edges()
     for package in ALLOWED:
-        assert not {"deploy", "training"} & set(graph[package]), f"{package} imports {dict(graph[package])}"
+        assert not {"deploy", "training", "tools"} & set(graph[package]), f"{package} imports {dict(graph[package])}"
 
 
 def test_every_python_package_of_the_repository_is_classified():
@@ -125,8 +125,8 @@ def builds_torchserve_auth(source: str) -> list[str]:
 
 
 def tools_and_product() -> list[Path]:
-    """Every module but serving's and the tests themselves: the product's other packages, deploy, training, and the
-    tools and helpers in tests/ (benchmarks, load, the stack, the stand-ins)."""
+    """Every module but serving's and the tests themselves: the product's other packages, deploy, training, tools
+    (benchmarks, load, the stack), and the tests' helpers (the stand-ins)."""
     tests = ROOT / "tests"
     tools = [*tests.glob("*.py"), *(tests / "support").glob("*.py")]
     return [
@@ -146,5 +146,5 @@ def test_the_auth_finder_finds_hand_made_auth():
 
 def test_only_serving_builds_torchserve_auth():
     found = {str(path.relative_to(ROOT)): builds_torchserve_auth(path.read_text()) for path in tools_and_product()}
-    assert len(found) > 50 and "deploy/container.py" in found and "tests/bench.py" in found
+    assert len(found) > 50 and "deploy/container.py" in found and "tools/bench.py" in found
     assert not {path: where for path, where in found.items() if where}, "use serving's clients (serving/auth.py)"

@@ -21,9 +21,9 @@ from app.numbers import Numbers
 from app.predictions import Predictions
 from db.journal import Journal
 from serving.inference import ModelUnavailable, NumberReading, PredictionRejected
-from tests.bad_inputs import encode
-from tests.bench_inputs import number_drawing
 from tests.support.fakes import FakeNumberStore, FakePredictionStore, FakePredictor
+from tools.bad_inputs import encode
+from tools.bench_inputs import number_drawing
 
 NUMBER = number_drawing()  # 840 x 280: larger than a slate drawing, so it takes the lane
 SMALL = b"not even an image"  # its size cannot be told: no lane

@@ -29,7 +29,7 @@ from app.uploads import (
 )
 from handler.preprocess import ImageTooLargeError, decode, prepare
 from serving.inference import PredictionRejected
-from tests.bad_inputs import animated, chunk_flood_png, comment_flood_jpeg, png_chunk, scan_flood_jpeg, with_coding
+from tools.bad_inputs import animated, chunk_flood_png, comment_flood_jpeg, png_chunk, scan_flood_jpeg, with_coding
 
 
 def encoded(image: Image.Image, fmt: str, **options) -> bytes:

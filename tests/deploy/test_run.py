@@ -13,7 +13,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.stack import ROOT, start_supervisor, supervisor_env
+from tools.stack import ROOT, start_supervisor, supervisor_env
 
 pytestmark = pytest.mark.integration
 

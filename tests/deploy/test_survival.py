@@ -21,7 +21,7 @@ import pytest
 
 from deploy.parts import TorchServePart
 from serving.inference import NOT_ANSWERING, NOT_IN_TIME
-from tests.stack import ROOT, start_supervisor, supervisor_env
+from tools.stack import ROOT, start_supervisor, supervisor_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

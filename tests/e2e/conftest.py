@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import ROOT, start_supervisor, supervisor_env
+from tools.stack import ROOT, start_supervisor, supervisor_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -21,7 +21,7 @@ LAUNCH_ARGS = [
     "--disable-component-update", "--no-first-run", "--disable-sync",
 ]  # fmt: skip
 SHOTS = ROOT / "var" / "e2e"
-ADMIN_PASSWORD = os.environ.get("E2E_ADMIN_PASSWORD", "test-admin-password")  # tests/stack.py
+ADMIN_PASSWORD = os.environ.get("E2E_ADMIN_PASSWORD", "test-admin-password")  # tools/stack.py
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True}
 

@@ -17,9 +17,9 @@ import torch
 from handler import segmentation
 from handler.model import DigitNet
 from handler.preprocess import BlankImageError, decode, ink_map
-from tests.bad_inputs import zigzag_number
 from tests.conftest import ROOT, SHIPPED_V3_WEIGHTS, SHIPPED_V4_WEIGHTS, blank_png
 from tests.handler.test_mnist_handler import handle, load_handler
+from tools.bad_inputs import zigzag_number
 from training import canvas, numbers, pendigits, unipen
 
 SLATE = numbers.SLATE  # (840, 280)
@@ -284,7 +284,7 @@ def test_candidates_are_capped():
 
 @pytest.mark.parametrize(("step", "amplitude", "pen"), [(12, 120, 14), (22, 200, 5), (8, 250, 14), (30, 120, 8)])
 def test_a_dense_zigzag_is_refused_once_its_work_passes_the_budget(step, amplitude, pen):
-    """The dearest drawings found for the reader (tests/bad_inputs.py zigzag_number): it stops when the budget is
+    """The dearest drawings found for the reader (tools/bad_inputs.py zigzag_number): it stops when the budget is
     spent, not when the drawing is done (a fraction of the work without it), and says why."""
     png = zigzag_number(step=step, amplitude=amplitude, pen=pen)
     work = segmentation.Work()

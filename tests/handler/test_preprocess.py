@@ -9,7 +9,8 @@ from PIL import Image, ImageDraw
 
 from handler import preprocess
 from handler.preprocess import BlankImageError, ImageTooLargeError, PreprocessError, prepare
-from tests.bad_inputs import (
+from tests.conftest import blank_png
+from tools.bad_inputs import (
     chunk_flood_png,
     comment_flood_jpeg,
     metadata_bomb_png,
@@ -19,7 +20,6 @@ from tests.bad_inputs import (
     text_bomb_png,
     with_coding,
 )
-from tests.conftest import blank_png
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:

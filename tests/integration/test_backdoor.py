@@ -29,8 +29,8 @@ from db.pool import open_pool
 from db.review import ReviewStore
 from tests.conftest import ROOT
 from tests.integration.test_learning_loop import RELAXED
-from tests.stack import learning_stack
 from tests.support.backdoor import with_disc
+from tools.stack import learning_stack
 from training import finetune, pendigits, retrain, screen, simulate
 from training.gate import read
 from training.retrain import RetrainConfig

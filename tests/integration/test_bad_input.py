@@ -19,7 +19,10 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.bad_inputs import (
+from tests.conftest import blank_png
+from tests.integration.conftest import workers
+from tests.integration.test_torchserve_api import check_contract
+from tools.bad_inputs import (
     animated,
     chunk_flood_png,
     comment_flood_jpeg,
@@ -30,9 +33,6 @@ from tests.bad_inputs import (
     text_bomb_png,
     with_coding,
 )
-from tests.conftest import blank_png
-from tests.integration.conftest import workers
-from tests.integration.test_torchserve_api import check_contract
 
 pytestmark = pytest.mark.integration
 

@@ -28,7 +28,7 @@ from db.review import ReviewStore
 from serving.management import ModelManager
 from serving.versions import promote
 from tests.conftest import ROOT, mnist_dir
-from tests.stack import learning_stack
+from tools.stack import learning_stack
 from training import archive, finetune, pendigits, retrain, simulate
 from training.gate import GateConfig
 from training.registration import register, write_version

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from tests import load
+from tools import load
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.handler.test_numbers import drawing, one, seven, zero
-from tests.stack import learning_stack
+from tools.stack import learning_stack
 from training import pendigits, retrain, screen, simulate
 from training.screen import ScreenConfig
 

@@ -183,5 +183,5 @@ def test_a_refused_management_key_is_read_again_once_then_reported(key_file):
 
 
 def test_the_header_for_a_client_without_httpx(key_file):
-    """tests/bench.py's aiohttp load generator."""
+    """tools/bench.py's aiohttp load generator."""
     assert authorization(key_file, "inference") == {"Authorization": "Bearer k"}

@@ -5,9 +5,9 @@ and bytes that are not an image are refused with a message and save nothing."""
 import pytest
 from nicegui.testing import User
 
-from tests.bad_inputs import pixel_bomb_png
 from tests.conftest import blank_png
 from tests.ui.test_draw_page import data_url, draw, predict, row_count, rows_for, text_of
+from tools.bad_inputs import pixel_bomb_png
 from ui.widgets.slate import MAX_PNG_BYTES, Slate
 
 pytestmark = [pytest.mark.integration]

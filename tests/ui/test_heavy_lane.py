@@ -10,7 +10,7 @@ from PIL import Image
 
 from app.limits import SLATE_PIXELS, LargeImageLane, pixel_count
 from serving.inference import ModelUnavailable
-from tests.bad_inputs import encode
+from tools.bad_inputs import encode
 
 DRAWING = encode(Image.new("RGBA", (280, 280)))
 LARGE = encode(Image.new("L", (572, 572)))

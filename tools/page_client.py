@@ -1,6 +1,6 @@
-"""A tab of the drawing page that floods Why? (`make bench-hostile ARGS="--why"`), as issue #20's red team did: a
-real Chromium tab (Debian's /usr/bin/chromium, through Playwright) whose own socket sends the element events a user's
-clicks would, faster than any user: draw a new digit, Predict, then Why? for all ten digits twice, every 0.5 s.
+"""A tab of the drawing page that floods Why? (`make bench-hostile ARGS="--why"`), as the red team did (docs/security.md
+N1): a real Chromium tab (Debian's /usr/bin/chromium, through Playwright) whose own socket sends the element events a
+user's clicks would, faster than any user: draw a new digit, Predict, then Why? for all ten digits twice, every 0.5 s.
 
 The events are NiceGUI's {"id", "client_id", "listener_id", "args"} messages, sent with the page's own socket; the
 element ids and listeners come from the page's HTML. Loopback tools only: never part of the product.

@@ -1,7 +1,7 @@
 """Benchmarks (`make bench`): speed lives here, never as timing asserts in tests.
 
-    python -m tests.bench --data-dir DIR [--requests 2000] [--pg-rows 100000] [--out var/bench.json]
-    python -m tests.bench --data-dir DIR --numbers-only     # just the numbers rows (a few minutes)
+    python -m tools.bench --data-dir DIR [--requests 2000] [--pg-rows 100000] [--out var/bench.json]
+    python -m tools.bench --data-dir DIR --numbers-only     # just the numbers rows (a few minutes)
 
 Everything is measured in one run on the same 280x280 canvas PNGs, so the ratios are meaningful even on a shared,
 noisy machine (absolute figures are not):

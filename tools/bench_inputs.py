@@ -1,14 +1,14 @@
 """What one request costs the worker (`make bench-inputs`): the dearest images the handler still accepts against a
 drawing from the slate, and what it refuses. Speed lives here, never as timing asserts in tests.
 
-    python -m tests.bench_inputs [--repeat 15] [--numbers]
+    python -m tools.bench_inputs [--repeat 15] [--numbers]
 
 Per image, in this process with one torch thread (as a worker runs): reading the request, preprocessing, the model
 input and a batch-1 forward pass of 1.0, in CPU milliseconds (median and best of --repeat runs). The ratio to the
 drawing is what matters: a shared machine makes absolute figures move.
 
 --numbers: the Number mode's reader instead (handler/segmentation.py, then 4.0's forward pass over the candidates):
-a number against the zigzag (tests/bad_inputs.py zigzag_number), with the work budget and without it, and the
+a number against the zigzag (tools/bad_inputs.py zigzag_number), with the work budget and without it, and the
 work counted (its units against CPU time) for the real and composed numbers in ../shared when they are there.
 """
 
@@ -29,7 +29,7 @@ from handler import preprocess, segmentation
 from handler.inputs import parse_request
 from handler.model import DigitNet
 from handler.preprocess import PreprocessError, prepare
-from tests.bad_inputs import (
+from tools.bad_inputs import (
     chunk_flood_png,
     comment_flood_jpeg,
     encode,

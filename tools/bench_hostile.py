@@ -1,34 +1,36 @@
 """The red teams' acceptance figures, as a benchmark (`make bench-hostile`): what hostile clients do to 4 normal users,
 through a running product.
 
-    python -m tests.bench_hostile [--url http://127.0.0.1:8501] [--seconds 15] [--why | --numbers [--networks 1] |
+    python -m tools.bench_hostile [--url http://127.0.0.1:8501] [--seconds 15] [--why | --numbers [--networks 1] |
                                    --journal | --cookies 32]
 
 Phase 1: 4 normal users (own session cookies) draw -> predict one at a time through the page's JSON API for
 --seconds; their median latency.
-Phase 2: the same beside the attack. Without --why (issue #12 item 3): 4 other clients (own cookies) send the dearest
-accepted images back to back (each at most API_MAX_IN_FLIGHT in flight, as the page allows). With --why (issue #20
-N1): one Chromium tab of the drawing page that draws a new digit, presses Predict and asks Why? for all ten digits
-twice, every 0.5 s (tests/page_client.py). Target: each normal user's median within 3x of phase 1's median, and none
-of their requests failing. Loopback only, bounded in time; prints one JSON line.
+Phase 2: the same beside the attack. Without --why (the dearest accepted images, docs/security.md's first red-team
+pass): 4 other clients (own cookies) send the dearest accepted images back to back (each at most API_MAX_IN_FLIGHT in
+flight, as the page allows). With --why (docs/security.md N1, Why? floods): one Chromium tab of the drawing page that
+draws a new digit, presses Predict and asks Why? for all ten digits twice, every 0.5 s (tools/page_client.py).
+Target: each normal user's median within 3x of phase 1's median, and none of their requests failing. Loopback only,
+bounded in time; prints one JSON line.
 
---numbers (issue #33 P3): the normal users are 4 reading numbers (/api/numbers, an 840x280 drawing of 1704: every
-number takes the large-image lane) and 4 predicting digits; the attack is 8 clients (own cookies) sending the dearest
-drawings for the number reader (tests/bad_inputs.py zigzag_number, two kinds in turn) back to back, each with one
-in flight (--loops 2: two, beyond its network's limit: 429s), from one address of another network than the users'
-(127.0.1.1: a /24 of its own), or --networks N addresses of N networks. Each kind of user is judged against its own
-median alone.
+--numbers (docs/security.md P3, Number mode starvation): the normal users are 4 reading numbers (/api/numbers, an
+840x280 drawing of 1704: every number takes the large-image lane) and 4 predicting digits; the attack is 8 clients
+(own cookies) sending the dearest drawings for the number reader (tools/bad_inputs.py zigzag_number, two kinds in
+turn) back to back, each with one in flight (--loops 2: two, beyond its network's limit: 429s), from one address of
+another network than the users' (127.0.1.1: a /24 of its own), or --networks N addresses of N networks. Each kind of
+user is judged against its own median alone.
 
---cookies N (issue #33 P6): the attack is N connections from one address of another network (127.0.1.1), each with a
-cookie of its own, each predicting a slate drawing back to back (429s retried at once).
+--cookies N (docs/security.md P6, fresh cookies against the per-client limit): the attack is N connections from one
+address of another network (127.0.1.1), each with a cookie of its own, each predicting a slate drawing back to back
+(429s retried at once).
 
---journal (issue #33 P4), against `make run`'s private PostgreSQL: 4 users saving drawings (own cookies) alone with
-the database up; then the database held down (its postmaster stopped with SIGSTOP, the page's connections ended with
-SIGTERM, as a host that stops answering) and the users alone; then one address of another network (127.0.1.1)
-flooding saves of a 300x300 noise PNG (360 KB, the most a drawing below the large-image lane keeps) without cookies,
-8 in flight, for --seconds; then the database back (SIGCONT). Figures: the journal's peak size, the users' medians,
-how long after the database came back the journal was drained, and whether every drawing answered to the users is
-in their history afterwards.
+--journal (docs/security.md P4, the journal flood), against `make run`'s private PostgreSQL: 4 users saving drawings
+(own cookies) alone with the database up; then the database held down (its postmaster stopped with SIGSTOP, the page's
+connections ended with SIGTERM, as a host that stops answering) and the users alone; then one address of another network
+(127.0.1.1) flooding saves of a 300x300 noise PNG (360 KB, the most a drawing below the large-image lane keeps) without
+cookies, 8 in flight, for --seconds; then the database back (SIGCONT). Figures: the journal's peak size, the users'
+medians, how long after the database came back the journal was drained, and whether every drawing answered to the users
+is in their history afterwards.
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ import httpx
 import psutil
 from PIL import Image, ImageDraw
 
-from tests.bad_inputs import noise_png, zigzag_number
-from tests.bench_inputs import ROOT, cases, number_drawing
-from tests.page_client import flood_why
+from tools.bad_inputs import noise_png, zigzag_number
+from tools.bench_inputs import ROOT, cases, number_drawing
+from tools.page_client import flood_why
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 

@@ -1,4 +1,5 @@
-"""The whole product started the way `make run` starts it, on free ports, for tests that need all of it."""
+"""The whole product started the way `make run` starts it, on free ports: for `make load` and the tests that need
+all of it."""
 
 import json
 import os

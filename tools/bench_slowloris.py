@@ -1,7 +1,7 @@
-"""Slowloris at the page (issue #33 P7), as a benchmark: connections that never finish their request head, against a
-running product.
+"""Slowloris at the page (docs/security.md P7), as a benchmark: connections that never finish their request head,
+against a running product.
 
-    ulimit -n 8192; python -m tests.bench_slowloris [--url http://127.0.0.1:8501] [--connections 3000] [--seconds 40]
+    ulimit -n 8192; python -m tools.bench_slowloris [--url http://127.0.0.1:8501] [--connections 3000] [--seconds 40]
 
 It starts nothing. Opens --connections connections, sends each half a request head ("GET / HTTP/1.1", a Host line,
 no blank line) and nothing more, then waits up to --seconds for the server to close them (EOF or reset), while one
@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 
-from tests.bench_hostile import LOOPBACK
+from tools.bench_hostile import LOOPBACK
 
 HALF_HEAD = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "  # no end of line, no blank line: the head never ends
 

@@ -1,7 +1,7 @@
-"""Picture bombs at the drawing page (issue #33 P2), as a benchmark: what clients sending the dearest pictures to the
-slate's picture route do to 4 normal users and to the page process's memory, through a running product.
+"""Picture bombs at the drawing page (docs/security.md P2), as a benchmark: what clients sending the dearest pictures to
+the slate's picture route do to 4 normal users and to the page process's memory, through a running product.
 
-    python -m tests.bench_uploads [--url http://127.0.0.1:8501] [--seconds 20] [--clients 3] [--pace 2] [--pid PID]
+    python -m tools.bench_uploads [--url http://127.0.0.1:8501] [--seconds 20] [--clients 3] [--pace 2] [--pid PID]
                                   [--dearest]
 
 It starts nothing: run it against `make run` (the page's pid is read from var/ui.pid, else found by the port).
@@ -36,8 +36,8 @@ import numpy as np
 import psutil
 from PIL import Image
 
-from tests.bad_inputs import encode, scan_flood_jpeg
-from tests.bench_hostile import LOOPBACK, client_loop, scribbles
+from tools.bad_inputs import encode, scan_flood_jpeg
+from tools.bench_hostile import LOOPBACK, client_loop, scribbles
 
 PICTURE_URL = re.compile(r"/_slate/picture/[0-9a-f-]+/\d+")
 TAIL_SECONDS = 10.0  # RSS is still sampled this long after phase 2: decodes started during it may still run

@@ -1,7 +1,7 @@
 """Load test (`make load`): N simulated users draw -> predict -> give feedback for T seconds against the whole product.
 
-    python -m tests.load --data-dir DIR [--users 32] [--seconds 60] [--think 0.5] [--out var/load.json]
-    python -m tests.load --data-dir DIR --url http://127.0.0.1:8501 --database-url postgresql://...
+    python -m tools.load --data-dir DIR [--users 32] [--seconds 60] [--think 0.5] [--out var/load.json]
+    python -m tools.load --data-dir DIR --url http://127.0.0.1:8501 --database-url postgresql://...
 
 Without --url it starts the whole product the way `make run` does (PostgreSQL, TorchServe, the UI) on free ports in
 a folder of its own, so it runs beside a `make run`, and stops it at the end. Each user is a client with its own
@@ -220,7 +220,7 @@ class product:
 
     def __enter__(self) -> tuple[str, str]:
         from db.embedded import PrivateServer
-        from tests.stack import start_supervisor, supervisor_env
+        from tools.stack import start_supervisor, supervisor_env
 
         self.home = Path(tempfile.mkdtemp(prefix="digits-load-"))
         env = supervisor_env(self.home, self.model_store)
