@@ -119,7 +119,7 @@ bench-inputs: $(INSTALLED)  ## what one request costs the worker: the dearest ac
 	$(PY) -m tools.bench_inputs
 
 compose-check: $(INSTALLED)  ## build the images, run docker-compose.yml with podman and check it as a user would (root, ~15 min cold)
-	$(PY) -m deploy.compose_check $(ARGS)
+	$(PY) -m tests.acceptance.compose_check $(ARGS)
 
 clean:  ## remove the virtualenv, built archives and runtime state (var/)
 	rm -rf $(VENV) var $(MARS) $(MAR_V2)

@@ -126,9 +126,9 @@ def builds_torchserve_auth(source: str) -> list[str]:
 
 def tools_and_product() -> list[Path]:
     """Every module but serving's and the tests themselves: the product's other packages, deploy, training, tools
-    (benchmarks, load, the stack), and the tests' helpers (the stand-ins)."""
+    (benchmarks, load, the stack), the tests' helpers (the stand-ins) and the acceptance checks (compose-check)."""
     tests = ROOT / "tests"
-    tools = [*tests.glob("*.py"), *(tests / "support").glob("*.py")]
+    tools = [*tests.glob("*.py"), *(tests / "support").glob("*.py"), *(tests / "acceptance").glob("*.py")]
     return [
         *(path for package in PACKAGES if package != "serving" for path in sources(package)),
         *sorted(path for path in tools if not path.name.startswith("test_")),
@@ -146,5 +146,6 @@ def test_the_auth_finder_finds_hand_made_auth():
 
 def test_only_serving_builds_torchserve_auth():
     found = {str(path.relative_to(ROOT)): builds_torchserve_auth(path.read_text()) for path in tools_and_product()}
-    assert len(found) > 50 and "deploy/container.py" in found and "tools/bench.py" in found
+    assert len(found) > 50
+    assert {"deploy/container.py", "tools/bench.py", "tests/acceptance/compose_check.py"} <= found.keys()
     assert not {path: where for path, where in found.items() if where}, "use serving's clients (serving/auth.py)"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from deploy import compose_check
 from settings import Settings
+from tests.acceptance import compose_check
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = {

@@ -1,6 +1,7 @@
-"""`make compose-check` (deploy/compose_check.py), the cheap parts: the override changes only what must differ here, the
-images it builds are docker-compose.yml's, the operator command it runs in the page's container is in that image.
-The check itself needs root and podman and takes minutes: it is run by `make compose-check`, not by these tests."""
+"""`make compose-check` (tests/acceptance/compose_check.py), the cheap parts: the override changes only what must
+differ here, the images it builds are docker-compose.yml's, the operator command it runs in the page's container is in
+that image. The check itself needs root and podman and takes minutes: it is run by `make compose-check`, not by these
+tests."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 
 import yaml
 
-from deploy import compose_check
+from tests.acceptance import compose_check
 from tests.deploy.files import DOCKERFILES, ROOT, dockerfile, import_closure
 
 

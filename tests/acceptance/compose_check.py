@@ -1,6 +1,6 @@
 """`make compose-check`: build the images and run docker-compose.yml for real with podman, then use it as a user would.
 
-    python -m deploy.compose_check [--keep-up]
+    python -m tests.acceptance.compose_check [--keep-up]
 
 Made for a Debian bookworm machine, run as root, that reaches Debian's mirror and PyPI but no container registry
 (docs/deployment.md, docs/containers.md). In order:
@@ -40,7 +40,7 @@ from PIL import Image, ImageDraw
 
 from serving.endpoints import read_properties
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / "var" / "compose-check"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 OVERRIDE = ROOT / "deploy" / "docker" / "compose-check.yml"
@@ -563,7 +563,9 @@ def check(figures: dict[str, float], passed: list[str], *, keep_up: bool) -> Non
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m deploy.compose_check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m tests.acceptance.compose_check",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--keep-up", action="store_true", help="leave the stack running (tear down: `down -v` by hand)")
     args = parser.parse_args(argv)
