@@ -26,7 +26,7 @@ Entry = PredictionRow | NumberRow  # one line of a history: a single drawing, or
 
 
 @dataclass(frozen=True)
-class HistoryPage:
+class HistoryWindow:
     """One page of a browser's history (newest first, without drawings: see History.drawing), its accuracy."""
 
     entries: list[Entry]
@@ -69,17 +69,17 @@ class History:
             raise StoreUnavailable("the database cannot be reached (writes wait in the journal)")
         return await self.predictions.outage.read(call)
 
-    async def page(self, *, browser_id: str, page: int, size: int) -> HistoryPage:
+    async def page(self, *, browser_id: str, page: int, size: int) -> HistoryWindow:
         """Page `page` (1-based; past the last, the last) of `size` rows."""
         return await self._read(lambda: self._page(browser_id=browser_id, page=page, size=size))
 
-    async def _page(self, *, browser_id: str, page: int, size: int) -> HistoryPage:
+    async def _page(self, *, browser_id: str, page: int, size: int) -> HistoryWindow:
         total = await self.numbers.timeline_count(browser_id=browser_id)
         pages = max(1, -(-total // size))
         page = min(max(1, page), pages)
         entries = await self.numbers.timeline(browser_id=browser_id, limit=size, offset=(page - 1) * size)
         by_version = await self.store.accuracy_by_version(browser_id=browser_id)
-        return HistoryPage(entries=entries, total=total, page=page, pages=pages, by_version=by_version)
+        return HistoryWindow(entries=entries, total=total, page=page, pages=pages, by_version=by_version)
 
     async def rows(self, *, browser_id: str, limit: int, offset: int) -> tuple[list[Entry], int]:
         """(entries, total): the JSON API's paging by offset."""
