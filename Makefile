@@ -80,7 +80,7 @@ train: $(INSTALLED)  ## train VERSION (1.0 or 2.0) into model_store/v$(VERSION)/
 # the "not a digit" head on its frozen features; into var/v4/ (the lead ships a version through the gate).
 V4_OUT ?= var/v4
 train-v4: $(INSTALLED)  ## 4.0's candidate: base training + refusal head into $(V4_OUT)/ (CPU; BASE_ARGS, HEAD_ARGS)
-	$(PY) -m training.base --data-dir $(DATA_DIR) --pendigits $(PENDIGITS) --unipen $(UNIPEN) --out $(V4_OUT)/base $(BASE_ARGS)
+	$(PY) -m training.base_training --data-dir $(DATA_DIR) --pendigits $(PENDIGITS) --unipen $(UNIPEN) --out $(V4_OUT)/base $(BASE_ARGS)
 	$(PY) -m training.refusal_head --data-dir $(DATA_DIR) --pendigits $(PENDIGITS) --unipen $(UNIPEN) \
 		--unipen-numbers $(UNIPEN_NUMBERS) --base $(V4_OUT)/base --out $(V4_OUT)/candidate $(HEAD_ARGS)
 

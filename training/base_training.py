@@ -1,11 +1,12 @@
 """Version 4.0's base training: one DigitNet that reads MNIST and the handwriting of many writers, not 30.
 
-    python -m training.base --data-dir MNIST_DIR --pendigits FILE --unipen FILE --out var/v4/base
-    python -m training.base --data-dir MNIST_DIR --pendigits FILE --unipen FILE --measure model_store/v3.0 var/v4/base
+    python -m training.base_training --data-dir MNIST_DIR --pendigits FILE --unipen FILE --out var/v4/base
+    python -m training.base_training --data-dir MNIST_DIR --pendigits FILE --unipen FILE \
+        --measure model_store/v3.0 var/v4/base
 
-(`make base-train` runs the first with the Makefile's data paths.) Why a base training and not `make retrain`: 3.0
-learned the 30 pendigits writers through the feedback loop and read a second population (UNIPEN, ~17 sites) only
-0.17 points better than 1.0 (issue 24). What it lacked is the variety of writers and styles, which the loop's feedback
+(`make train-v4` runs the first with the Makefile's data paths, then the refusal head.) Why a base training and not
+`make retrain`: 3.0 learned the 30 pendigits writers through the feedback loop and read a second population (UNIPEN, ~17
+sites) only 0.17 points better than 1.0. What it lacked is the variety of writers and styles, which the loop's feedback
 cannot supply yet. So the base version learns, besides MNIST:
 
 - the pendigits *training* writers (pendigits.split_by_writer: writers 5, 10, 15, 20, 25, 30 are never trained on);

@@ -4,13 +4,13 @@
     python -m training.evaluate --data-dir DIR --unipen FILE --versions 4.0,3.0    # + the held-out UNIPEN files
     python -m training.evaluate --data-dir DIR --unipen FILE --unipen-files model_store/v4.0/unipen_files.json
 
-Starts a private TorchServe on free ports from model_store/ (so it runs beside `make run`), sends every image as a
-raw PNG body through serving's sync client (serving/inference.py SyncInference: the inference key, re-read after a
-refusal), and reports accuracy per set and per canvas style. With `--unipen`, also the UNIPEN files of the fixed
-validation split (training/unipen.py: writers no shipped version trained on), each digit drawn as a slate drawing once
-in each export style (the drawings training/base.py measures in-process), overall, per style and per digit; a refused
-drawing counts as wrong. 4.0 learned from half of those files through the loop: `--unipen-files` keeps the other half
-(the files its gate held out, listed in model_store/v4.0/unipen_files.json).
+Starts a private TorchServe on free ports from model_store/ (so it runs beside `make run`), sends every image as a raw
+PNG body through serving's sync client (serving/inference.py SyncInference: the inference key, re-read after a refusal),
+and reports accuracy per set and per canvas style. With `--unipen`, also the UNIPEN files of the fixed validation split
+(training/unipen.py: writers no shipped version trained on), each digit drawn as a slate drawing once in each export
+style (the drawings training/base_training.py measures in-process), overall, per style and per digit; a refused drawing
+counts as wrong. 4.0 learned from half of those files through the loop: `--unipen-files` keeps the other half (the files
+its gate held out, listed in model_store/v4.0/unipen_files.json).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from deploy.torchserve import TorchServe, temporary
 from serving.inference import Prediction, SyncInference
 from training import canvas, data, unipen
 
-# The held-out UNIPEN drawings: the seed training/base.py's in-process figures use (EVAL_SEED), so both measure the same
+# The held-out UNIPEN drawings: the seed training/base_training.py's in-process figures use (EVAL_SEED), so both
+# measure the same
 UNIPEN_SEED = 2026
 
 ROOT = Path(__file__).resolve().parent.parent

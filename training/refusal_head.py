@@ -11,7 +11,7 @@ as the softmax over all 11 outputs at index 10.
 
 The head learns, with binary cross-entropy, digits against drawings that are not one digit:
 - digits: MNIST training digits as served (the last 5,000 kept out, as in the base training), the training writers'
-  pen drawings and the styled digits of the base training (training/base.py's cached arrays);
+  pen drawings and the styled digits of the base training (training/base_training.py's cached arrays);
 - not digits: training/nondigits.py's "train" part (letters in 8 Hershey fonts, 19 shape families, scribbles, two or
   three MNIST training digits side by side), the training writers' own drawings put side by side
   (nondigits.pairs_of_drawings), Hershey letters of the training fonts with the stroke augmentation of digits
@@ -48,7 +48,7 @@ from tqdm import tqdm
 from handler.mnist_handler import ARCHITECTURE_FILE
 from handler.model import DigitNet
 from handler.refusal import REFUSAL_FILE
-from training import base, data, finetune, nondigits, pendigits, strokes, unipen
+from training import base_training, data, finetune, nondigits, pendigits, strokes, unipen
 from training.gate import Reading, auroc, choose_threshold, read
 from training.train import TrainConfig, augment, normalise, save_weights, to_input
 
@@ -164,7 +164,7 @@ def pngs_of(drawn: list) -> list[bytes]:
     return [png for png, *_ in drawn]
 
 
-def training_negatives(writers: base.Writers, numbers: list, mnist, cfg: HeadConfig) -> dict[str, list[bytes]]:
+def training_negatives(writers: base_training.Writers, numbers: list, mnist, cfg: HeadConfig) -> dict[str, list[bytes]]:
     """Kind -> slate PNGs of training non-digits."""
     negatives = {
         kind: [d.png for d in nondigits.generate(kind, count=cfg.negatives, seed=cfg.seed, part="train", mnist=mnist)]
@@ -188,7 +188,7 @@ def training_negatives(writers: base.Writers, numbers: list, mnist, cfg: HeadCon
     return negatives
 
 
-def heldout_negatives(writers: base.Writers, numbers: list, mnist, cfg: HeadConfig) -> dict[str, list[bytes]]:
+def heldout_negatives(writers: base_training.Writers, numbers: list, mnist, cfg: HeadConfig) -> dict[str, list[bytes]]:
     """Kind -> slate PNGs of non-digits made differently from the training ones (never trained on)."""
     heldout = {
         kind: [
@@ -313,12 +313,12 @@ def run(args: argparse.Namespace, cfg: HeadConfig, *, log=print) -> dict:
     torch.set_num_threads(cfg.threads)
     started = time.perf_counter()
     mnist = data.load(args.data_dir, allow_download=False)
-    writers = base.Writers.load(pendigits_file=args.pendigits, unipen_file=args.unipen)
+    writers = base_training.Writers.load(pendigits_file=args.pendigits, unipen_file=args.unipen)
     numbers = unipen.load(args.unipen_numbers, numbers=True)
-    base_cfg = base.BaseConfig()
-    served = base.mnist_served(mnist, cache=args.cache, processes=cfg.processes)
+    base_cfg = base_training.BaseConfig()
+    served = base_training.mnist_served(mnist, cache=args.cache, processes=cfg.processes)
     cut = len(served["train"]) - base_cfg.mnist_keep_out
-    drawings = base.training_drawings(writers, base_cfg, cache=args.cache)
+    drawings = base_training.training_drawings(writers, base_cfg, cache=args.cache)
     negatives = prepared_kinds(training_negatives, writers, numbers, mnist, cfg=cfg, cache=args.cache)
     log(
         f"training data in {time.perf_counter() - started:.0f} s: "
@@ -333,7 +333,7 @@ def run(args: argparse.Namespace, cfg: HeadConfig, *, log=print) -> dict:
     trained = time.perf_counter()
     curve = train_head(model, digits, [to_input(images) for images in negatives.values()], cfg, log=log)
     train_seconds = time.perf_counter() - trained
-    sets = base.checks(writers, mnist, cache=args.cache, processes=cfg.processes)
+    sets = base_training.checks(writers, mnist, cache=args.cache, processes=cfg.processes)
     digit_readings = {"mnist_kept_out": read(model, served["train"][cut:], structural=True)}
     digit_readings |= {
         f"heldout_{name}" if name != "mnist_test_as_served" else name: read(model, s.images, structural=True)
@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--base", type=Path, default=ROOT / "var" / "v4" / "base", help="the digit network's folder")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "v4" / "candidate")
-    parser.add_argument("--cache", type=Path, default=ROOT / "var" / "v4-cache", help="training/base.py's cache")
+    parser.add_argument("--cache", type=Path, default=ROOT / "var" / "v4-cache", help="base_training.py's cache")
     for name, default in asdict(HeadConfig()).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
     args = parser.parse_args(argv)

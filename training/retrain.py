@@ -282,8 +282,8 @@ def retrain(
 
 def base_provenance(weights: str | None) -> dict | None:
     """Which weights the candidate grew from: their path and sha256, and the figures of the training that made them
-    when a metrics.json lies beside them (a base training's, training/base.py: what it learned from, how long it took,
-    its held-out figures), so that the version's report says how it was made from the start."""
+    when a metrics.json lies beside them (a base training's, training/base_training.py: what it learned from, how long
+    it took, its held-out figures), so that the version's report says how it was made from the start."""
     if weights is None:
         return None
     path = Path(weights)
