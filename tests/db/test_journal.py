@@ -17,7 +17,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from db.journal import Journal, JournalFull, JournalWriteError, Waiting, _encode_prediction, batches
+from db.journal import Journal, JournalFull, JournalWriteError, Waiting, batches
+from db.journal_entries import encode_prediction
 from db.pool import StoreUnavailable, open_pool
 from db.predictions import PredictionRow, PredictionStore
 
@@ -271,7 +272,7 @@ async def test_a_replayed_prediction_keeps_the_time_it_was_made_and_old_lines_ge
     dated = replace(prediction(), created_at=made)
     await journal.add_prediction(dated)
     old = prediction()
-    entry = _encode_prediction(old)
+    entry = encode_prediction(old)
     del entry["prediction"]["created_at"]  # as lines were written before
     with journal.path.open("a") as file:
         file.write(json.dumps(entry) + "\n")
@@ -376,21 +377,21 @@ async def test_a_large_journal_is_read_and_replayed_a_chunk_at_a_time_off_the_ev
     import threading
     import tracemalloc
 
-    import db.journal
+    import db.journal_replay
 
     path = tmp_path / "pending.jsonl"
     with path.open("w") as file:
         for _ in range(200):
-            file.write(json.dumps(_encode_prediction(big("alice", size=300_000))) + "\n")
+            file.write(json.dumps(encode_prediction(big("alice", size=300_000))) + "\n")
     size = path.stat().st_size
     read_in: set[str] = set()
-    read = db.journal._read_entries
+    read = db.journal_replay.read_entries
 
     def noted(*args):
         read_in.add(threading.current_thread().name)
         return read(*args)
 
-    monkeypatch.setattr(db.journal, "_read_entries", noted)
+    monkeypatch.setattr(db.journal_replay, "read_entries", noted)
     journal, store = Journal(path), Discard()
     tracemalloc.start()
     try:
