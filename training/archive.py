@@ -32,8 +32,7 @@ def build(*, version: str, weights: Path, out: Path) -> Path:
     """Run torch-model-archiver; return the path of the .mar it wrote."""
     if not weights.exists():
         raise FileNotFoundError(f"no weights at {weights}: train first (make train) or pass --weights")
-    extra = [HANDLER / name for name in ("preprocess.py", "inputs.py", "explain.py", "structure.py", "refusal.py",
-                                         "segmentation.py")]  # fmt: skip
+    extra = [HANDLER / name for name in ("preprocess.py", "inputs.py", "explain.py", "refusal.py", "segmentation.py")]
     # metrics.json: the version's accuracy figures; architecture.json: DigitNet's arguments when not the defaults
     # refusal.json: when the version answers "not a digit" (handler/refusal.py)
     # pairs.pt: Number mode's pair reader, when the version reads touching pairs (training/pairs.py)

@@ -1,5 +1,6 @@
 """'Not a digit' answers: the policy a version's refusal.json sets, through the handler in-process from real .mar
-files: the structural check with today's 10-output weights, and an 11-output DigitNet (index 10 = not a digit)."""
+files: the structural check with today's 10-output weights, and an 11-output DigitNet (index 10 = not a digit); and the
+structural "several digits" check itself on prepared images: drawn shapes, MNIST digits as canvases, generated pairs."""
 
 import json
 import shutil
@@ -9,10 +10,12 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from handler.refusal import NOT_A_DIGIT, SEVERAL_DIGITS, RefusalPolicy
+from handler.preprocess import prepare
+from handler.refusal import MIN_GAP, NOT_A_DIGIT, SEVERAL_DIGITS, RefusalPolicy, several_digits, side_by_side
 from tests.conftest import SHIPPED_WEIGHTS, blank_png
 from tests.handler.test_explain import EXPLAIN, handle
 from tests.handler.test_mnist_handler import load_handler
+from training import canvas, nondigits
 from training.archive import build
 from training.nondigits import to_png
 
@@ -116,3 +119,50 @@ def test_an_11_output_model_refuses_by_its_not_a_digit_output(tmp_path, plain, c
             assert answer["digit"] == before["digit"]
     (explained,), _ = handle(eleven, [{"body": pngs[0]}], [EXPLAIN])
     assert np.array(explained["attributions"]).shape == (28, 28)
+
+
+# ---- several digits side by side: the structural check on prepared images -------------------------------------
+
+ONE = [(60, 60), (60, 220)]
+SEVEN = [(120, 60), (200, 60), (140, 220)]
+
+
+@pytest.mark.parametrize(
+    ("lines", "several"),
+    [
+        ([ONE, SEVEN], True),  # "17", a clear gap
+        ([ONE, [(150, 60), (150, 220)]], True),  # "11"
+        ([SEVEN], False),
+        ([[(100, 60), (100, 140), (180, 140), (180, 220)], [(110, 60), (190, 60)]], False),  # a 5 with its bar apart
+        ([ONE, [(140, 200), (150, 205)]], False),  # a stray dot beside a 1
+        ([ONE, [(75, 60), (140, 60), (90, 220)]], False),  # touching digits: the model's part
+    ],
+    ids=["17", "11", "7", "5-bar-apart", "1-and-dot", "touching"],
+)
+def test_several_digits_side_by_side(lines, several):
+    field = prepare(strokes(*lines)).ink
+    assert several_digits(field) is several, side_by_side(field)
+
+
+def test_a_blank_field_is_not_several_digits():
+    assert not several_digits(np.zeros((28, 28), dtype=np.float32))
+
+
+def test_mnist_digits_drawn_as_canvases_are_not_refused(mnist):
+    """Measured on all 10,000 test digits x 2 renderers: 0.03% and 0.07% (handler/refusal.py); here 600."""
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(mnist["test"].images), 300, replace=False)
+    refused = 0
+    for render in (canvas.render, canvas.render_pen):
+        for index in picks:
+            png = canvas.to_png(render(mnist["test"].images[index], rng=rng, style="transparent"))
+            refused += several_digits(prepare(png).ink)
+    assert refused <= 1
+
+
+def test_most_heldout_pairs_with_a_visible_gap_are_caught(mnist):
+    pairs = list(nondigits.generate("pairs", count=200, seed=1, part="heldout", mnist=mnist))
+    apart = [d for d in pairs if float(d.description.rsplit(" ", 1)[1]) >= 0.3]  # gap >= 0.3 of a 20 px digit
+    caught = sum(several_digits(prepare(d.png).ink) for d in apart)
+    assert caught >= 0.9 * len(apart), (caught, len(apart))
+    assert MIN_GAP <= 0.3
