@@ -21,12 +21,11 @@ import time
 
 from deploy.torchserve import KeyRenewal, TorchServe, renew_keys, renewal_interval, token_auth
 from deploy.torchserve import from_settings as torchserve
-from serving.endpoints import local_url
 from serving.inference import ModelUnavailable
 from serving.management import ManagementError
 from settings import Settings, SettingsError, load
 
-__all__ = ["local_url", "renew_keys", "renewal_interval", "token_auth", "torchserve"]  # the tests use them from here
+__all__ = ["renew_keys", "renewal_interval", "token_auth", "torchserve"]  # the tests use them from here
 
 
 class MissingArchives(RuntimeError):

@@ -18,6 +18,7 @@ import yaml
 from deploy import container, run
 from deploy.torchserve import free_ports
 from serving.auth import KeyFile
+from serving.endpoints import local_url
 from tests.deploy.files import ROOT, digit_one_png, settings_env_names, settings_for
 
 ONE_VERSION = {  # load 1.0 only: the live tests are about the container, not the versions
@@ -42,8 +43,8 @@ def test_same_configuration_as_make_run(environment):
 
 
 def test_local_url_reaches_an_all_interfaces_address_on_loopback():
-    assert container.local_url("http://0.0.0.0:8080") == "http://127.0.0.1:8080"
-    assert container.local_url("http://torchserve:8081/") == "http://torchserve:8081"
+    assert local_url("http://0.0.0.0:8080") == "http://127.0.0.1:8080"
+    assert local_url("http://torchserve:8081/") == "http://torchserve:8081"
 
 
 def test_keys_are_renewed_at_half_their_lifetime():
