@@ -11,7 +11,8 @@
 
 It shares everything with the admin page (/models): the management client and the version policy; the remembered
 default, the live accuracy and the review queue (corrections approved to train, training/screen.py) are in
-PostgreSQL.
+PostgreSQL. Its services come from the app's wiring (app/context.py: `version_control`, `operator_stores`); this
+module parses the command, runs it and says the result.
 """
 
 from __future__ import annotations
@@ -22,45 +23,25 @@ import shutil
 import sys
 from pathlib import Path
 
-from psycopg_pool import AsyncConnectionPool
-
-from db.defaults import DefaultVersions
-from db.embedded import PrivateServerError, database_url
-from db.pool import StoreUnavailable, open_pool
-from db.predictions import PredictionStore, VersionStats
+from app.context import operator_stores, version_control
+from db.embedded import PrivateServerError
+from db.pool import StoreUnavailable
+from db.predictions import VersionStats
 from db.review import Decision, ReviewStore
-from serving.endpoints import endpoints
 from serving.management import ManagementError, ModelManager, Version
 from serving.versions import promote
 from settings import Settings, SettingsError, load
 
-
-def manager_for(settings: Settings) -> ModelManager:
-    """The management client for the TorchServe the settings describe (the same addresses `make run` starts)."""
-    return ModelManager(
-        management_url=endpoints(settings).management, key_file=settings.key_file, model_name=settings.model_name
-    )
-
-
-async def _open_pool(settings: Settings) -> AsyncConnectionPool:
-    try:
-        return await open_pool(database_url(settings), timeout=5)
-    except (StoreUnavailable, PrivateServerError) as exc:
-        raise ManagementError(str(exc)) from exc
+UNREACHABLE = (StoreUnavailable, PrivateServerError)  # the database cannot be reached (or `make run`'s is not running)
 
 
 async def _accuracy(settings: Settings) -> dict[str, VersionStats] | None:
     """Live accuracy per version from user feedback, or None when the database is not reachable."""
     try:
-        pool = await _open_pool(settings)
-    except ManagementError:
+        async with operator_stores(settings) as stores:
+            return (await stores.records.stats()).per_version
+    except UNREACHABLE:
         return None
-    try:
-        return (await PredictionStore(pool).stats()).per_version
-    except StoreUnavailable:
-        return None
-    finally:
-        await pool.close()
 
 
 def _format_versions(versions: list[Version], accuracy: dict[str, VersionStats] | None) -> str:
@@ -99,29 +80,30 @@ def _archive_in_store(argument: str, store_dir: Path) -> str:
 
 async def _review(args: argparse.Namespace, settings: Settings) -> str:
     """The review queue's size, or a batch decision for every unreviewed label of the browsers or networks named."""
-    pool = await _open_pool(settings)
     try:
-        store = ReviewStore(pool)
-        if args.command == "review":
-            size = await store.size()
-            return (
-                f"{size.suggestions} suggested correction(s) from {size.browsers} browser(s) in {size.networks} "
-                "network(s) wait for review (the admin page's Review queue shows them)"
-            )
-        decision: Decision = "approved" if args.command == "approve" else "rejected"
-        changed = await store.decide_browsers(args.browser, decision, by="cli") if args.browser else 0
-        changed += await store.decide_networks(args.network, decision, by="cli") if args.network else 0
-        return f"{decision} {changed} label(s)"
-    except StoreUnavailable as exc:
+        async with operator_stores(settings) as stores:
+            return await _review_in(args, stores.review)
+    except UNREACHABLE as exc:
         raise ManagementError(str(exc)) from exc
-    finally:
-        await pool.close()
+
+
+async def _review_in(args: argparse.Namespace, store: ReviewStore) -> str:
+    if args.command == "review":
+        size = await store.size()
+        return (
+            f"{size.suggestions} suggested correction(s) from {size.browsers} browser(s) in {size.networks} "
+            "network(s) wait for review (the admin page's Review queue shows them)"
+        )
+    decision: Decision = "approved" if args.command == "approve" else "rejected"
+    changed = await store.decide_browsers(args.browser, decision, by="cli") if args.browser else 0
+    changed += await store.decide_networks(args.network, decision, by="cli") if args.network else 0
+    return f"{decision} {changed} label(s)"
 
 
 async def _command(args: argparse.Namespace, settings: Settings) -> str:
     if args.command in ("review", "approve", "reject"):
         return await _review(args, settings)
-    async with manager_for(settings) as manager:
+    async with version_control(settings) as manager:
         if args.command == "list":
             versions = await manager.versions()
             if not versions:
@@ -148,13 +130,11 @@ async def _command(args: argparse.Namespace, settings: Settings) -> str:
 
 
 async def _promote(manager: ModelManager, settings: Settings, version: str) -> None:
-    pool = await _open_pool(settings)
     try:
-        await promote(manager, DefaultVersions(pool), version, by="cli")
-    except StoreUnavailable as exc:
+        async with operator_stores(settings) as stores:
+            await promote(manager, stores.defaults, version, by="cli")
+    except UNREACHABLE as exc:
         raise ManagementError(str(exc)) from exc
-    finally:
-        await pool.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """The application, wired once at start-up: `create_app(settings)` opens the services (PostgreSQL's pool, TorchServe's
 clients, the journal) and `wire` builds the use cases on them. Page tests wire the same use cases on stand-ins
-(tests/support/fakes.py). Nothing here is a module global: the page's Runtime (ui/main.py) holds the App.
+(tests/support/fakes.py). Nothing here is a module global: the page's Runtime (ui/main.py) holds the App. The
+operator's command line (app/cli.py) gets its services here too: `version_control` and, per command, `operator_stores`.
 
 NiceGUI runs async startup handlers as background tasks, so a first request can arrive before they finish: the
 Runtime builds the App on start-up, lets requests wait for it, and closes everything on shutdown.
@@ -11,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,7 @@ from app.uploads import Pictures
 from app.versions import Versions
 from db.admin import AdminStore
 from db.defaults import DefaultVersions
+from db.embedded import database_url
 from db.journal import Batches, Journal, batches
 from db.numbers import NumberStore
 from db.pool import StoreUnavailable, apply_schema, open_pool
@@ -150,9 +153,7 @@ async def create_app(settings: Settings) -> App:
     await apply_schema(pool)
     addresses = endpoints(settings)
     server = Predictor(inference_url=addresses.inference, key_file=settings.key_file, model_name=settings.model_name)
-    control = ModelManager(
-        management_url=addresses.management, key_file=settings.key_file, model_name=settings.model_name
-    )
+    control = version_control(settings)
     journal = Journal(
         journal_path(settings),
         max_bytes=settings.journal_max_bytes,
@@ -177,6 +178,36 @@ async def create_app(settings: Settings) -> App:
     await app.versions.apply_default()  # before the first prediction
     await replay_at_start(journal, records, number_records, batches=app.predictions.replay_batches)
     return app
+
+
+def version_control(settings: Settings) -> ModelManager:
+    """TorchServe's management client at the addresses the settings give: the page's, and the operator's command
+    line's."""
+    return ModelManager(
+        management_url=endpoints(settings).management, key_file=settings.key_file, model_name=settings.model_name
+    )
+
+
+@dataclass(frozen=True)
+class Stores:
+    """What the operator's command line reads and writes in the database, on one pool."""
+
+    records: PredictionStore  # the live accuracy per version
+    review: ReviewStore  # the review queue
+    defaults: DefaultVersions  # the remembered default version
+
+
+@asynccontextmanager
+async def operator_stores(settings: Settings) -> AsyncIterator[Stores]:
+    """The stores on a pool of their own for one command, closed after it: DATABASE_URL's database, else `make run`'s
+    private server (StoreUnavailable, PrivateServerError: it cannot be reached). Not an App from create_app: the
+    command line answers `list` while the database is down, and never applies the schema or replays the page's
+    journal."""
+    pool = await open_pool(database_url(settings), timeout=5)
+    try:
+        yield Stores(records=PredictionStore(pool), review=ReviewStore(pool), defaults=DefaultVersions(pool))
+    finally:
+        await pool.close()
 
 
 Build = Callable[[Settings], Awaitable[App]]
