@@ -42,6 +42,7 @@ import numpy as np
 
 # the repository layout (tests, UI; and what mypy checks); see handler/mnist_handler.py for why not try/except
 if TYPE_CHECKING or __package__:
+    from .components import linked_roots
     from .preprocess import (
         INK_THRESHOLD,
         MIN_CONTRAST,
@@ -51,11 +52,11 @@ if TYPE_CHECKING or __package__:
         decode,
         fit_with_box,
         ink_map,
-        linked_roots,
         normalise,
         scale_into,
     )  # fmt: skip
 else:  # inside the .mar, every file sits flat in the model directory
+    from components import linked_roots
     from preprocess import (
         INK_THRESHOLD,
         MIN_CONTRAST,
@@ -65,7 +66,6 @@ else:  # inside the .mar, every file sits flat in the model directory
         decode,
         fit_with_box,
         ink_map,
-        linked_roots,
         normalise,
         scale_into,
     )  # fmt: skip
@@ -287,7 +287,7 @@ class Runs:
 
 def connected_runs(mask: np.ndarray) -> Runs:
     """8-connected parts of a boolean image, by union-find over its horizontal runs (far fewer than pixels;
-    preprocess.linked_roots). A part's number is the order of its first run (top to bottom, left to right)."""
+    components.linked_roots). A part's number is the order of its first run (top to bottom, left to right)."""
     edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
     row, start = np.nonzero(edges == 1)
     _, stop = np.nonzero(edges == -1)

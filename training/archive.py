@@ -3,10 +3,10 @@
     python -m training.archive --version 1.0 [--weights model_store/v1.0/weights.pt] [--out model_store]
 
 The .mar holds the model definition (handler/model.py), the weights, the handler and the modules it imports
-(preprocessing, request parsing, explanations, refusal, reading numbers), the version's metrics.json, so an archive
-carries its own accuracy figures, its architecture.json when the version's network is not DigitNet's default (2.0: an
-ensemble of three), its refusal.json when the version answers "not a digit" (handler/refusal.py), and its pairs.pt
-when it reads two touching digits in a number as one pair (training/pairs.py).
+(preprocessing and its photo path, request parsing, explanations, refusal, reading numbers), the version's
+metrics.json, so an archive carries its own accuracy figures, its architecture.json when the version's network is
+not DigitNet's default (2.0: an ensemble of three), its refusal.json when the version answers "not a digit"
+(handler/refusal.py), and its pairs.pt when it reads two touching digits in a number as one pair (training/pairs.py).
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ def build(*, version: str, weights: Path, out: Path) -> Path:
     """Run torch-model-archiver; return the path of the .mar it wrote."""
     if not weights.exists():
         raise FileNotFoundError(f"no weights at {weights}: train first (make train) or pass --weights")
-    extra = [HANDLER / name for name in ("preprocess.py", "inputs.py", "explain.py", "refusal.py", "segmentation.py")]
+    # every module the handler imports: inside the .mar they sit flat beside it
+    extra = [HANDLER / name for name in ("preprocess.py", "errors.py", "photos.py", "components.py", "inputs.py",
+                                         "explain.py", "refusal.py", "segmentation.py")]  # fmt: skip
     # metrics.json: the version's accuracy figures; architecture.json: DigitNet's arguments when not the defaults
     # refusal.json: when the version answers "not a digit" (handler/refusal.py)
     # pairs.pt: Number mode's pair reader, when the version reads touching pairs (training/pairs.py)

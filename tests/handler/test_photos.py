@@ -1,4 +1,4 @@
-"""Photos and scans of digits on paper through the preprocessing's photo path (handler/preprocess.py), and drawings
+"""Photos and scans of digits on paper through the preprocessing's photo path (handler/photos.py), and drawings
 exactly as before it.
 
 The pictures are made here with numpy from a digit drawn with Pillow (no data set needed): paper with its grain,
@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from handler import preprocess
-from handler.preprocess import NoDigitFoundError, PreprocessError, prepare
+from handler import photos, preprocess
+from handler.errors import NoDigitFoundError
+from handler.preprocess import PreprocessError, prepare
 from tests.conftest import ROOT
 from training import canvas, pendigits
 
@@ -95,7 +96,7 @@ def clean(mask: np.ndarray) -> np.ndarray:
 def stray_ink(photo: np.ndarray, reference: np.ndarray) -> float:
     """The share of the photo's ink (28x28) that lies more than a pixel away from the clean digit's strokes: what
     is left of rules, shadows, specks."""
-    near = preprocess._rank_filter(reference > 0.05, 3, np.maximum)
+    near = photos._rank_filter(reference > 0.05, 3, np.maximum)
     return float(photo[~near].sum() / photo.sum())
 
 
@@ -212,7 +213,7 @@ def digest(payloads: list[bytes]) -> str:
 def took_the_photo_path(payload: bytes) -> bool:
     image = preprocess.decode(payload)
     grey, alpha = preprocess._working_copy(image)
-    return alpha is None and preprocess._is_photo(preprocess._composite(grey, alpha))
+    return alpha is None and photos.is_photo(preprocess._composite(grey, alpha))
 
 
 # Digests of what the preprocessing made of these before the photo path existed (commit 0017b5c, numpy 2.4,
@@ -278,6 +279,6 @@ def test_a_large_photo_is_worked_on_small_and_mapped_back():
     large.save(buffer, format="JPEG", quality=70)
     assert len(buffer.getvalue()) <= preprocess.MAX_JPEG_BYTES
     ink, inverted = preprocess.ink_map(preprocess.decode(buffer.getvalue()))
-    assert max(ink.shape) <= preprocess.PHOTO_SIDE and inverted
+    assert max(ink.shape) <= photos.PHOTO_SIDE and inverted
     box = np.array(prepare(buffer.getvalue()).field_box) / 5  # back in the small picture's pixels
     assert np.abs(box - np.array(prepare(small).field_box)).max() < 8

@@ -306,31 +306,3 @@ def test_field_box_maps_the_field_back_over_the_drawing(size, box, fmt):
     drawn = (drawn_cols[0], drawn_rows[0], drawn_cols[-1] + 1, drawn_rows[-1] + 1)
     tolerance = 1.5 * max(scale_x, scale_y)  # one field pixel of anti-aliasing, either side
     assert all(abs(a - b) <= tolerance for a, b in zip(mapped, drawn, strict=True)), (mapped, drawn)
-
-
-def _smallest_of_each_part(count: int, links: list[tuple[int, int]]) -> list[int]:
-    """A plain union-find, one link at a time: each item's part, named by its smallest item."""
-    parent = list(range(count))
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            a = parent[a]
-        return a
-
-    for a, b in links:
-        ra, rb = find(a), find(b)
-        parent[max(ra, rb)] = min(ra, rb)
-    return [find(a) for a in range(count)]
-
-
-def test_linked_roots_names_each_part_by_its_smallest_item():
-    rng = np.random.default_rng(0)
-    for _ in range(200):
-        count = int(rng.integers(1, 60))
-        links = [(int(a), int(b)) for a, b in rng.integers(0, count, (int(rng.integers(0, 80)), 2))]
-        first, second = np.array([a for a, _ in links], dtype=np.intp), np.array([b for _, b in links], dtype=np.intp)
-        assert preprocess.linked_roots(count, first, second).tolist() == _smallest_of_each_part(count, links)
-    # a long path whose items alternate high and low: every round hooks only some roots, it still ends joined
-    order = np.array([i // 2 if i % 2 == 0 else 999 - i // 2 for i in range(1000)])
-    roots = preprocess.linked_roots(1000, order[:-1], order[1:])
-    assert set(roots.tolist()) == {0}
