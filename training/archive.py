@@ -34,7 +34,8 @@ def build(*, version: str, weights: Path, out: Path) -> Path:
         raise FileNotFoundError(f"no weights at {weights}: train first (make train) or pass --weights")
     # every module the handler imports: inside the .mar they sit flat beside it
     extra = [HANDLER / name for name in ("preprocess.py", "errors.py", "photos.py", "components.py", "inputs.py",
-                                         "explain.py", "refusal.py", "segmentation.py")]  # fmt: skip
+                                         "explain.py", "refusal.py", "segmentation.py", "budget.py", "parts.py",
+                                         "cuts.py", "candidates.py")]  # fmt: skip
     # metrics.json: the version's accuracy figures; architecture.json: DigitNet's arguments when not the defaults
     # refusal.json: when the version answers "not a digit" (handler/refusal.py)
     # pairs.pt: Number mode's pair reader, when the version reads touching pairs (training/pairs.py)

@@ -15,14 +15,15 @@ import pytest
 import torch
 
 from handler import segmentation
+from handler.components import connected_runs
 from handler.model import DigitNet
 from handler.preprocess import BlankImageError, decode, ink_map
 from tests.conftest import ROOT, SHIPPED_V3_WEIGHTS, SHIPPED_V4_WEIGHTS, blank_png
 from tests.handler.test_mnist_handler import handle, load_handler
 from tools.bad_inputs import zigzag_number
-from training import canvas, numbers, pendigits, unipen
+from training import canvas, pendigits, segmentation_eval, unipen
 
-SLATE = numbers.SLATE  # (840, 280)
+SLATE = segmentation_eval.SLATE  # (840, 280)
 PEN = 12
 
 
@@ -103,17 +104,6 @@ def read(png: bytes, model: DigitNet) -> dict:
 # ---- the parts of the segmentation ------------------------------------------------------------------------------
 
 
-def test_connected_runs_join_diagonal_neighbours_and_keep_parts_apart():
-    mask = np.zeros((6, 8), dtype=bool)
-    mask[0, 0] = mask[1, 1] = mask[2, 2] = True  # a diagonal line: one part (8-connected)
-    mask[0:3, 6:8] = True  # a block
-    mask[5, 0:8] = True  # a row under everything, touching nothing
-    runs = segmentation.connected_runs(mask)
-    assert len(set(runs.part.tolist())) == 3
-    diagonal = {int(runs.part[i]) for i in range(len(runs.row)) if runs.start[i] <= 2 and runs.row[i] <= 2}
-    assert len(diagonal) == 1
-
-
 def test_a_blank_drawing_is_refused_as_before():
     with pytest.raises(BlankImageError, match="blank"):
         segmentation.prepare_number(blank_png())
@@ -169,13 +159,13 @@ def test_touching_digits_are_split(model):
     """Two 0s whose strokes meet: one connected part, cut by the grouping."""
     png = drawing(zero(150), zero(244), one(420))
     ink, _ = ink_map(decode(png))
-    assert len(set(segmentation.connected_runs(ink > 25).part.tolist())) == 2
+    assert len(set(connected_runs(ink > 25).part.tolist())) == 2
     assert read(png, model)["number"] == "001"
 
 
 def parts(png: bytes) -> int:
     ink, _ = ink_map(decode(png))
-    return len(set(segmentation.connected_runs(ink > 25).part.tolist()))
+    return len(set(connected_runs(ink > 25).part.tolist()))
 
 
 @pytest.mark.parametrize(
@@ -204,16 +194,6 @@ def test_2026_with_the_2_touching_its_0(model):
     assert answer["number"] == "2026"
     lefts = [digit["box"][0] for digit in answer["digits"]]
     assert lefts == sorted(lefts) and answer["digits"][1]["box"][0] > 180  # the 0's box starts near the 0
-
-
-def test_a_cut_runs_down_the_stroke_two_0s_share():
-    """The line from the upper contour's valley to the lower contour's peak follows the shared upright stroke, so
-    each 0 keeps half of it."""
-    ink, _ = ink_map(decode(drawing(zero(150), zero(244))))
-    found = segmentation.segment(ink)
-    (paths,) = [paths for paths in found.paths if paths]
-    shared = 240 / 2  # the shared stroke's column in ink pixels (the 840 px slate is worked on at 420)
-    assert any(np.all(np.abs(path.columns - shared) <= found.ink.pen) for path in paths)
 
 
 @pytest.mark.parametrize(
@@ -271,14 +251,6 @@ def test_dark_ink_on_white_and_transparent_read_the_same(model):
     assert {answer["number"] for answer in answers} == {"17"}
 
 
-def test_candidates_are_capped():
-    """However the ink falls, the model sees at most MAX_CANDIDATES inputs for one drawing (the work budget left out:
-    it refuses this scribble before)."""
-    scribble = [[(x, 60 + (x * 37) % 160) for x in range(20, 820, 9)]]  # one long zigzag: a wide connected part
-    plan = segmentation.prepare_number(drawing(scribble, pen=6), work=segmentation.Work(limit=None))
-    assert 0 < len(plan.candidates) <= segmentation.MAX_CANDIDATES
-
-
 # ---- the work budget --------------------------------------------------------------------------------------------
 
 
@@ -302,7 +274,7 @@ def test_real_numbers_stay_well_within_the_budget():
     (measured: 34,295 units at most of all 354; composed numbers of 7-10 digits with touching pairs: 55,803, one in
     200 over)."""
     path = shared_file(unipen.NUMBERS_ENV_VAR, SHARED / "unipen" / "unipen-numbers-train.jsonl.gz")
-    for case in numbers.real_set(numbers.load_unipen_numbers(path)[::4], seed=3):
+    for case in segmentation_eval.real_set(segmentation_eval.load_unipen_numbers(path)[::4], seed=3):
         work = segmentation.Work()
         segmentation.prepare_number(case.png, work=work)
         assert work.done <= 0.7 * segmentation.MAX_WORK, case.number.label
@@ -441,14 +413,14 @@ def shared_file(env: str, default: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def reader():
-    return numbers.InProcessReader.load(SHIPPED_V4_WEIGHTS)
+    return segmentation_eval.InProcessReader.load(SHIPPED_V4_WEIGHTS)
 
 
 def test_numbers_composed_from_heldout_pendigits_writers(reader):
     """Measured on 500 (seed 2026): see docs/model-card.md; here 60 numbers of 2-6 digits, 15% with a touching pair."""
     path = shared_file(pendigits.ENV_VAR, SHARED / "pendigits" / "pendigits-orig.tra.gz")
     _, heldout = pendigits.split_by_writer(pendigits.load(path))
-    result = numbers.evaluate(numbers.composed_set(heldout, count=60, seed=7), reader.read_png)
+    result = segmentation_eval.evaluate(segmentation_eval.composed_set(heldout, count=60, seed=7), reader.read_png)
     assert result["exact_rate"] >= 0.8, result
 
 
@@ -457,17 +429,17 @@ def test_the_shipped_pair_reader_reads_touching_pairs_of_heldout_writers_that_4_
     reader, 72 without (seed 11)."""
     path = shared_file(pendigits.ENV_VAR, SHARED / "pendigits" / "pendigits-orig.tra.gz")
     _, heldout = pendigits.split_by_writer(pendigits.load(path))
-    cases = numbers.composed_set(heldout, count=100, seed=11, spec=numbers.NumberSpec(touching=1.0))
+    cases = segmentation_eval.composed_set(heldout, count=100, seed=11, spec=segmentation_eval.NumberSpec(touching=1.0))
     assert reader.pairs is not None
     alone = dataclasses.replace(reader, pairs=None)
-    with_pairs = numbers.evaluate(cases, reader.read_png)["exact"]
-    without = numbers.evaluate(cases, alone.read_png)["exact"]
+    with_pairs = segmentation_eval.evaluate(cases, reader.read_png)["exact"]
+    without = segmentation_eval.evaluate(cases, alone.read_png)["exact"]
     assert with_pairs >= without + 4, (with_pairs, without)
 
 
 def test_real_unipen_numbers(reader):
     """The writers' own spacing and touching digits: 80 of the 354 training-half numbers."""
     path = shared_file(unipen.NUMBERS_ENV_VAR, SHARED / "unipen" / "unipen-numbers-train.jsonl.gz")
-    cases = numbers.real_set(numbers.load_unipen_numbers(path)[::4][:80], seed=3)
-    result = numbers.evaluate(cases, reader.read_png)
+    cases = segmentation_eval.real_set(segmentation_eval.load_unipen_numbers(path)[::4][:80], seed=3)
+    result = segmentation_eval.evaluate(cases, reader.read_png)
     assert result["exact_rate"] >= 0.65, result
