@@ -47,7 +47,7 @@ from serving.auth import authorization
 from serving.endpoints import read_properties
 from serving.inference import Predictor
 from training import canvas, data
-from training.numbers import InProcessReader
+from training.segmentation_eval import InProcessReader
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "mnist"
@@ -282,14 +282,16 @@ async def _bulk_fill(database_url: str, pngs: list[bytes], *, rows: int) -> None
 def number_pngs(pendigits_file: Path | None, *, count: int) -> list[bytes]:
     """Numbers of 4 digits composed from the pendigits validation writers (15% with a touching pair); [] without the
     file."""
-    from training import numbers, pendigits
+    from training import pendigits, segmentation_eval
 
     try:
         _, heldout = pendigits.split_by_writer(pendigits.load(pendigits_file))
     except pendigits.PendigitsError as exc:
         print(f"numbers left out: {exc}")
         return []
-    cases = numbers.composed_set(heldout, count=count, seed=22, spec=numbers.NumberSpec(lengths=(4, 4)))
+    cases = segmentation_eval.composed_set(
+        heldout, count=count, seed=22, spec=segmentation_eval.NumberSpec(lengths=(4, 4))
+    )
     return [case.png for case in cases]
 
 

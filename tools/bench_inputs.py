@@ -188,19 +188,21 @@ def numbers_bench(repeat: int) -> None:
 
 def number_sets() -> dict[str, list[bytes]]:
     """Real numbers (UNIPEN's) and numbers composed from pendigits' writers, when ../shared has them."""
-    from training import numbers, pendigits, unipen
+    from training import pendigits, segmentation_eval, unipen
 
     data = ROOT.parent / "shared" / "data"
     sets: dict[str, list[bytes]] = {}
     real = Path(os.environ.get(unipen.NUMBERS_ENV_VAR) or data / "unipen" / "unipen-numbers-train.jsonl.gz")
     if real.exists():
-        sets["UNIPEN numbers"] = [case.png for case in numbers.real_set(numbers.load_unipen_numbers(real), seed=3)]
+        sets["UNIPEN numbers"] = [
+            case.png for case in segmentation_eval.real_set(segmentation_eval.load_unipen_numbers(real), seed=3)
+        ]
     strokes = Path(os.environ.get(pendigits.ENV_VAR) or data / "pendigits" / "pendigits-orig.tra.gz")
     if strokes.exists():
         training, _ = pendigits.split_by_writer(pendigits.load(strokes))
-        long = numbers.NumberSpec(lengths=(7, 10), touching=0.4, per_pair=True)
+        long = segmentation_eval.NumberSpec(lengths=(7, 10), touching=0.4, per_pair=True)
         sets["composed, 7-10 digits, 40% of pairs touching"] = [
-            case.png for case in numbers.composed_set(training, count=200, seed=5, spec=long)
+            case.png for case in segmentation_eval.composed_set(training, count=200, seed=5, spec=long)
         ]
     return sets
 

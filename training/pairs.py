@@ -1,4 +1,4 @@
-"""Number mode's pair reader (issue 22): a second network that reads two touching digits as one pair.
+"""Number mode's pair reader: a second network that reads two touching digits as one pair.
 
     python -m training.pairs data --out var/pairs/data-1.npz --count 16000 --seed 1     # (and --seed 2: 32,000)
     python -m training.pairs data --out var/pairs/data-4.npz --seed 4 --heights 40 140  # a thicker relative pen
@@ -12,7 +12,8 @@ separates (one digit's stroke runs deep into the other's box); 4.0 reads such a 
 each keep a piece of the neighbour. Reading the whole part as a *pair* needs no cut.
 
 - **data**: drawings composed from the *training* writers (pendigits training writers and UNIPEN's training files,
-  as training/numbers.py composes numbers on the 840x280 slate: the page's pen widths, slant, wavering baseline):
+  as training/segmentation_eval.py composes numbers on the 840x280 slate: the page's pen widths, slant, wavering
+  baseline):
   70% two digits (70% of them touching), 15% one digit and 15% three digits with every pair touching with p = 0.7;
   the drawing goes through the handler's own decoding and ink map, and its whole ink becomes a 28x56 pair field
   (handler/segmentation.py `pair_field`). Label: the pair (10 * first + second), or NOT_PAIR for one or three digits.
@@ -38,20 +39,22 @@ from handler import segmentation
 from handler.model import pair_net
 from handler.preprocess import decode, ink_map, normalise
 from handler.segmentation import NOT_PAIR, pair_field
-from training import canvas, numbers, pendigits
+from training import canvas, pendigits, segmentation_eval
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def drawing_spec(rng: np.random.Generator, heights: tuple[int, int] = numbers.SPEC.heights) -> numbers.NumberSpec:
+def drawing_spec(
+    rng: np.random.Generator, heights: tuple[int, int] = segmentation_eval.SPEC.heights
+) -> segmentation_eval.NumberSpec:
     """What the next training drawing is: two digits (70%), one (15%) or three (15%), `heights` px high (lower
     heights draw with a thicker pen relative to the digit: the page's pen widths are in px)."""
     kind = rng.random()
     if kind < 0.7:
-        return numbers.NumberSpec(lengths=(2, 2), touching=0.7, heights=heights)
+        return segmentation_eval.NumberSpec(lengths=(2, 2), touching=0.7, heights=heights)
     if kind < 0.85:
-        return numbers.NumberSpec(lengths=(1, 1), touching=0.0, heights=heights)
-    return numbers.NumberSpec(lengths=(3, 3), touching=0.7, per_pair=True, heights=heights)
+        return segmentation_eval.NumberSpec(lengths=(1, 1), touching=0.0, heights=heights)
+    return segmentation_eval.NumberSpec(lengths=(3, 3), touching=0.7, per_pair=True, heights=heights)
 
 
 def label_of(number: str) -> int:
@@ -59,13 +62,13 @@ def label_of(number: str) -> int:
 
 
 def data(
-    pool, *, count: int, seed: int, heights: tuple[int, int] = numbers.SPEC.heights
+    pool, *, count: int, seed: int, heights: tuple[int, int] = segmentation_eval.SPEC.heights
 ) -> tuple[np.ndarray, np.ndarray]:
     """(count, 28, 56) uint8 pair fields and their labels, from drawings composed out of pool's writers."""
     rng = np.random.default_rng(seed)
     fields, labels = [], []
     for _ in range(count):
-        number = numbers.compose(pool, rng=rng, spec=drawing_spec(rng, heights))
+        number = segmentation_eval.compose(pool, rng=rng, spec=drawing_spec(rng, heights))
         png = canvas.to_png(number.image(str(rng.choice(canvas.STYLES))))
         ink, _ = ink_map(decode(png))
         fields.append((pair_field(ink) * 255).astype(np.uint8))
@@ -107,7 +110,7 @@ def train(fields: np.ndarray, labels: np.ndarray, *, epochs: int, seed: int = 0,
     return net.eval()
 
 
-def measure(cases, reader: numbers.InProcessReader, *, settings: list[tuple[float, float, float]]) -> dict:
+def measure(cases, reader: segmentation_eval.InProcessReader, *, settings: list[tuple[float, float, float]]) -> dict:
     """Exact numbers without the pair reader ("base") and with it for each (pair_width, pair_min, pair_bonus)
     setting of the shipped costs; the numbers each setting changed."""
     smallest = min(width for width, _, _ in settings)
@@ -140,14 +143,14 @@ def main(argv: list[str] | None = None) -> None:
         "--heights",
         type=int,
         nargs=2,
-        default=list(numbers.SPEC.heights),
+        default=list(segmentation_eval.SPEC.heights),
         help="data: the digits' height on the slate, px (lower: a thicker pen relative to the digit)",
     )
     parser.add_argument("--data", type=Path, nargs="+")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--weights", type=Path, default=ROOT / "var" / "pairs" / "weights.pt")
-    parser.add_argument("--set", default="heldout", choices=numbers.SETS)
+    parser.add_argument("--set", default="heldout", choices=segmentation_eval.SETS)
     parser.add_argument("--half", choices=("a", "b"), default=None)
     parser.add_argument("--numbers-seed", type=int, default=2026, help="measure: the composed numbers' seed")
     parser.add_argument("--pair-width", type=float, nargs="+", default=[0.7, 0.8])
@@ -160,7 +163,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "data":
         training, _ = pendigits.split_by_writer(pendigits.load())
         fields, labels = data(
-            training + numbers.load_unipen_digits(), count=args.count, seed=args.seed, heights=tuple(args.heights)
+            training + segmentation_eval.load_unipen_digits(),
+            count=args.count,
+            seed=args.seed,
+            heights=tuple(args.heights),
         )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(args.out, fields=fields, labels=labels)
@@ -185,13 +191,13 @@ def main(argv: list[str] | None = None) -> None:
         net = load_pair_net(args.weights)
         if net is None:
             parser.exit(2, f"error: no pair reader's weights at {args.weights}\n")
-        cases = numbers._cases(
+        cases = segmentation_eval._cases(
             argparse.Namespace(set=args.set, half=args.half, pendigits=None, unipen_digits=None,
                                unipen_numbers=None, count=500, seed=args.numbers_seed),
-            spec=numbers.SPEC,
+            spec=segmentation_eval.SPEC,
         )  # fmt: skip
         weights = ROOT / "model_store" / "v4.0" / "weights.pt"
-        reader = dataclasses.replace(numbers.InProcessReader.load(weights), pairs=for_inference(net))
+        reader = dataclasses.replace(segmentation_eval.InProcessReader.load(weights), pairs=for_inference(net))
         settings = [(w, m, b) for w in args.pair_width for m in args.pair_min for b in args.bonus]
         for key, value in measure(cases, reader, settings=settings).items():
             print(f"{key}: {value}" if not isinstance(value, list) else f"{key}: {', '.join(value) or '-'}")

@@ -16,9 +16,9 @@ file (about one writer's session); `--files` picks the fixed validation split (t
 training split, or all. Each digit is drawn once, in a random export style.
 
 With --numbers N (pendigits writers), each writer's browser writes N numbers instead (2-6 of the writer's own digits
-side by side on the Number mode's wide slate, some touching: training/numbers.py composes them), POSTs each to
-/api/numbers and PUTs the true number as its label; when the number was split into as many digits as were written,
-each digit's crop is then a labelled drawing for `make retrain` too (app/numbers.py).
+side by side on the Number mode's wide slate, some touching: training/segmentation_eval.py composes them), POSTs each to
+/api/numbers and PUTs the true number as its label; when the number was split into as many digits as were written, each
+digit's crop is then a labelled drawing for `make retrain` too (app/numbers.py).
 
 Loopback only and bounded: the URL must be on 127.0.0.1/localhost, at most 400 digits per writer and 12,000 in all, a
 few browsers at a time, and a refused request is retried a bounded number of times (429: the page's per-client limit).
@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 import httpx
 from tqdm import tqdm
 
-from training import numbers, pendigits, unipen
+from training import pendigits, segmentation_eval, unipen
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_PER_WRITER = 400
@@ -110,7 +110,7 @@ def numbers_of(digits: list[pendigits.PenDigit], *, per_writer: int, seed: int) 
         by_writer.setdefault(digit.writer, []).append(digit)
     return {
         writer: [NumberDrawing(case.png, case.number.label, writer, case.number.touching)
-                 for case in numbers.composed_set(own, count=per_writer, seed=seed * 1000 + writer)]
+                 for case in segmentation_eval.composed_set(own, count=per_writer, seed=seed * 1000 + writer)]
         for writer, own in by_writer.items()
     }  # fmt: skip
 

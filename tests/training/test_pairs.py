@@ -11,7 +11,7 @@ from handler.model import for_inference, load_pair_net, pair_net
 from handler.preprocess import normalise
 from tests.conftest import SHIPPED_V4_WEIGHTS
 from training import pairs
-from training.numbers import InProcessReader, NumberSpec, composed_set
+from training.segmentation_eval import InProcessReader, NumberSpec, composed_set
 
 from .test_numbers import POOL
 

@@ -1,8 +1,10 @@
-"""Numbers written by hand (several digits in one drawing), for developing and measuring the Number mode.
+"""Numbers written by hand (several digits in one drawing), for developing and measuring the Number mode: the sets the
+segmentation is evaluated and tuned on, the evaluation, and the tuner.
 
-    python -m training.numbers sample --out var/numbers-sample        # composed and real numbers to look at
-    python -m training.numbers eval [--set heldout|training|unipen|unipen-heldout] [--half a|b]   # exact, in-process
-    python -m training.numbers tune                                   # the segmentation's costs for a model
+    python -m training.segmentation_eval sample --out var/numbers-sample    # composed and real numbers to look at
+    python -m training.segmentation_eval eval [--set heldout|training|unipen|unipen-heldout] [--half a|b]
+                                                                            # read exactly? in-process
+    python -m training.segmentation_eval tune                               # the segmentation's costs for a model
 
 Two kinds of number, both drawn on the Number mode's wide slate (840x280, 3:1) the way training/pendigits.py draws
 a digit (round pen, the page's pen widths, the three export styles):
