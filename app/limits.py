@@ -24,7 +24,7 @@ from app.picture_headers import PictureRefused, read_header
 from serving.inference import ModelUnavailable, PredictionRejected
 
 # The block one client holds at least: the /64 is the smallest an IPv6 client is given (its addresses are free to
-# rotate); an IPv4 /24 is one household's or office's neighbourhood. Not app/networks.py's, the poisoning screen's
+# rotate); an IPv4 /24 is one household's or office's neighbourhood. Not app/addresses.py's, the poisoning screen's
 # choice, which may be wider.
 BLOCK_PREFIX = {4: 24, 6: 64}
 

@@ -6,7 +6,7 @@ second row). When PostgreSQL cannot be reached, the prediction and later its lab
 the one owner of "the database is down": after one failed write it sends writes straight to the journal (instead of
 waiting for the pool's timeout on every request) until the journal has been replayed.
 
-What is kept of a drawing is the image itself (app/drawings.py), with the network it came from (app/networks.py).
+What is kept of a drawing is the image itself (app/drawings.py), with the network it came from (app/addresses.py).
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ class PredictionRow:
     preview_png: bytes | None  # the 28x28 image the model saw
     latency_ms: float
     not_a_digit: bool | None = None  # refused as not a digit; None: written before versions could refuse
-    client_network: str | None = None  # the asking address's network (app/networks.py); None: unknown
+    client_network: str | None = None  # the asking address's network (app/addresses.py); None: unknown
     id: int | None = None
     created_at: datetime | None = None  # set by the table on insert, or before it (journaled: when it was predicted)
     true_digit: int | None = None
@@ -211,7 +211,7 @@ class PredictionStore:
         self, *, prediction_id: int, browser_id: str, true_digit: int, network: str | None = None
     ) -> bool:
         """Record the digit the user meant for their own prediction (may be changed later), and the network it came
-        from (app/networks.py). False when no such prediction belongs to browser_id: a browser never labels
+        from (app/addresses.py). False when no such prediction belongs to browser_id: a browser never labels
         another's rows."""
         check_digit(true_digit, name="true_digit")
         async with transaction(self.pool) as conn:

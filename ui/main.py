@@ -16,9 +16,9 @@ from nicegui import app, ui
 from nicegui.client import ClientConnectionTimeout
 from nicegui.storage import Storage
 
+from app.addresses import network_of
 from app.admin import ADMIN_COOKIE
 from app.context import Build, Runtime, create_app
-from app.networks import network_of
 from settings import Settings, SettingsError, load
 from ui import api, connections, http, proxies, sockets
 from ui.api.common import MAX_BODY

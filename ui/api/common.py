@@ -15,9 +15,9 @@ from fastapi.responses import JSONResponse
 from nicegui import app
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.addresses import network_of
 from app.context import App
 from app.limits import Busy, address_block
-from app.networks import network_of
 from app.predictions import NotYours
 from app.records import (
     JournalFull,

@@ -1,8 +1,8 @@
-"""The network a request is counted under by the poisoning screen (app/networks.py)."""
+"""The network a request is counted under by the poisoning screen (app/addresses.py)."""
 
 import pytest
 
-from app.networks import network_of
+from app.addresses import network_of
 
 
 @pytest.mark.parametrize(
