@@ -4,10 +4,10 @@
         --base var/v4/base --out var/v4/candidate
 
 Why a head on frozen features (handler/model.py, `DigitNet(refusal_head=H)`): an 11th class trained with the whole
-network (make retrain --negatives, issue 15) moved the digit outputs and cost MNIST digits, which no threshold could
-win back (docs/model-card.md, "Not a digit"). Here the base network is not touched: the digit probabilities and every
-accuracy figure stay the base's exactly, and the head only adds P(not a digit) = sigmoid(head), read by the handler
-as the softmax over all 11 outputs at index 10.
+network (make retrain --negatives) moved the digit outputs and cost MNIST digits, which no threshold could win back
+(docs/model-card.md, "Not a digit"). Here the base network is not touched: the digit probabilities and every accuracy
+figure stay the base's exactly, and the head only adds P(not a digit) = sigmoid(head), read by the handler as the
+softmax over all 11 outputs at index 10.
 
 The head learns, with binary cross-entropy, digits against drawings that are not one digit:
 - digits: MNIST training digits as served (the last 5,000 kept out, as in the base training), the training writers'

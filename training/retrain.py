@@ -16,13 +16,12 @@ registered live as a candidate (not the default).
    browsers' own drawings side by side) train an 11th output, and the threshold on P(not a digit) is chosen on the
    held-out browsers' digits and on MNIST training digits kept out of the fine-tune (written to refusal.json with
    the "several digits" check).
-5. **Gate** (training/gate.py: `gate`, `golden_gate`; issue #24's decision), against the current default version on
-   the same data: MNIST test as served >= 99.6% over the digits answered and at most 0.05 points below the default's,
-   at most 0.5% of it refused; the held-out reviewed browsers' digits at most 1% refused and their accuracy (a refusal
-   counts as wrong) >= the default's + 1 point (or, `--refusal-only`, at most 0.3 points below it); each held-out kind
-   of non-digit >= 90% refused (a refusing version); the canvas- and pen-style sets not worse than the default's
-   beyond noise (z standard errors); the golden set (training/golden.py), overall and digit by digit, not worse than
-   the default's beyond noise.
+5. **Gate** (training/gate.py: `gate`, `golden_gate`), against the current default version on the same data: MNIST test
+   as served >= 99.6% over the digits answered and at most 0.05 points below the default's, at most 0.5% of it refused;
+   the held-out reviewed browsers' digits at most 1% refused and their accuracy (a refusal counts as wrong) >= the
+   default's + 1 point (or, `--refusal-only`, at most 0.3 points below it); each held-out kind of non-digit >= 90%
+   refused (a refusing version); the canvas- and pen-style sets not worse than the default's beyond noise (z standard
+   errors); the golden set (training/golden.py), overall and digit by digit, not worse than the default's beyond noise.
 6. Only if the gate passes (training/registration.py): model_store/v<version>/ (weights.pt, metrics.json with the
    gate's figures and what the version learned from, architecture.json, refusal.json), the .mar, and registration as
    a candidate. The operator promotes it (admin page or `make models ARGS="set-default <version>"`); rollback is the

@@ -1,4 +1,5 @@
-"""Issue #33 P1 through the whole product: a backdoor taught through the page does not reach the next version.
+"""Poisoning through the whole product (docs/security.md P1): a backdoor taught through the page does not reach the
+next version.
 
 The red team's attack, through the page's JSON API of the product started like `make run` (4.0 the default): 40
 fresh cookies send 7s with a small disc at the start of the bar (tests/support/backdoor.py), only those 4.0 reads

@@ -233,7 +233,7 @@ def test_bad_requests_in_a_batch_leave_the_good_ones_alone(api, torchserve, serv
 
 
 # Request content echoed in an error message, beyond ASCII: the worker used to frame the message by its length in
-# characters, the frontend read past it and the whole batch failed with "Worker died" (issue #20 N3).
+# characters, the frontend read past it and the whole batch failed with "Worker died" (docs/security.md N3).
 NON_ASCII = {
     "explanation target in Arabic-Indic digits": (
         "/explanations/mnist", as_json({"image": B64, "target": "٣"}), 400, "target must be a digit 0-9"),

@@ -105,8 +105,8 @@ def title(user: User) -> str:
 
 
 async def test_why_asks_one_pass_per_drawing_and_keeps_it_across_predictions(fake_app, user: User):
-    """Why? fetches all ten maps at once (issue #20 N1): other digits cost no pass, nor does the same drawing again
-    after another one was predicted and explained."""
+    """Why? fetches all ten maps at once (docs/security.md N1): other digits cost no pass, nor does the same drawing
+    again after another one was predicted and explained."""
     from tests.ui.test_why_page import element
     from tools.bench_hostile import scribbles
 
