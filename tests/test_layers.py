@@ -185,7 +185,7 @@ def handed_on(source: str, *, package: str) -> set[str]:
 
 
 def module_of(path: str) -> str:
-    """ "app/records.py" -> "app.records"; "ui/api/__init__.py" -> "ui.api"."""
+    """The dotted name of the module at path: app/records.py is app.records, ui/api/__init__.py is ui.api."""
     parts = Path(path).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 

@@ -13,7 +13,7 @@ from tests.conftest import SHIPPED_V4_WEIGHTS
 from training import pairs
 from training.segmentation_eval import InProcessReader, NumberSpec, composed_set
 
-from .test_numbers import POOL
+from .test_segmentation_eval import POOL
 
 
 def test_labels_are_the_pair_or_not_a_pair():
