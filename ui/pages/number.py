@@ -1,22 +1,25 @@
-"""The drawing page's Number mode (issue #22): the answer to a drawing of several digits, and its corrections.
+"""The drawing page's Number mode, where one drawing holds several digits read together: the answer, its corrections,
+and a number's row in the history.
 
-The page (ui/pages/draw.py) asks app/numbers.py `Numbers.read` for the number and hands the result here: the number in
-large type ("Read 2026"), each digit's box and confidence over the drawing (ui/widgets/boxes.py), a button per digit
-that corrects that digit alone (`Numbers.label_digit`), and a field for the whole number (`Numbers.label_number`). A
-number refused by the model says why; it is kept like any other and can still be labelled.
+The page (ui/pages/draw.py) hands the drawing here, and `NumberPanel` asks app/numbers.py `Numbers.read` for the number:
+the number in large type ("Read 2026"), each digit's box and confidence over the drawing (ui/widgets/boxes.py), a button
+per digit that corrects that digit alone (`Numbers.label_digit`), and a field for the whole number
+(`Numbers.label_number`). A number refused by the model says why; it is kept like any other and can still be labelled.
+What the card shows is bound to `shown`; the digits' buttons are a refreshable.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from nicegui import ui
+from nicegui import binding, ui
 
 from app.drawings import image_size
 from app.numbers import Numbers, RecordedNumber
 from app.predictions import NotYours, SavedIn
-from app.records import DigitReading, JournalWriteError, NumberReading
+from app.records import JournalWriteError, NumberReading, NumberRow
 from ui.pages.messages import KEPT_LOCALLY, not_kept
 from ui.theme import Heading, notify
 from ui.widgets.boxes import boxes_svg, chip_text
@@ -24,6 +27,7 @@ from ui.widgets.boxes import boxes_svg, chip_text
 NUMBER_FORMAT = "Type the number you wrote: 1 to 10 digits 0-9"
 ONE_DIGIT = "Type one digit from 0 to 9"
 NO_NUMBER = "No number read"
+PROMPT = "Write a number, then press Predict (or Enter)"
 HINT = "After Predict: confirm the number, type the right one, or press a digit to correct it alone."
 _DIGITS = frozenset("0123456789")  # str.isdigit() would let "²" and other scripts' digits through
 
@@ -69,9 +73,42 @@ def summary(reading: NumberReading, *, threshold: float) -> str:
     return f"{count}; {sure} the {least.digit} ({least.confidence:.0%})"
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What the card shows: a reading, or a problem said where the answer goes, or (neither) the prompt."""
+
+    recorded: RecordedNumber | None = None
+    problem: str = ""
+
+    @property
+    def kept(self) -> bool:
+        """Whether the reading can be labelled (live readings are not kept)."""
+        return self.recorded is not None and self.recorded.saved is not SavedIn.NOT_SAVED
+
+
+def number_text(shown: Shown) -> str:
+    if shown.recorded is None:
+        return ""
+    number = shown.recorded.reading.number
+    return NO_NUMBER if number is None else f"Read {number}"
+
+
+def version_text(shown: Shown) -> str:
+    if shown.recorded is None:
+        return ""
+    reading = shown.recorded.reading
+    return f"model {reading.model_name} {reading.model_version} · {reading.latency_ms:.0f} ms"
+
+
 class NumberPanel:
-    """The answer card of Number mode, with its corrections. `on_saved` runs after a label is saved (the page's
-    history refresh); `say` speaks in the page's live region."""
+    """The answer card of Number mode, with its corrections (the page's `Answer`). `on_saved` runs after a label is
+    saved (the page's history refresh); `say` speaks in the card's live region."""
+
+    shown = binding.BindableProperty()
+    editing = binding.BindableProperty()  # the position whose digit is being corrected, None when none is
+    open = binding.BindableProperty()  # the corrections instead of the hint: something kept to label is shown
+    confirmable = binding.BindableProperty()  # a number was read (a refusal can only be corrected)
+    note = binding.BindableProperty()  # under the corrections: what was saved, or what a live reading lacks
 
     def __init__(
         self,
@@ -87,7 +124,11 @@ class NumberPanel:
         self.network = network
         self.threshold = threshold
         self.on_saved = on_saved
-        self.shown: RecordedNumber | None = None
+        self.shown = Shown()
+        self.editing = None
+        self.open = False
+        self.confirmable = False
+        self.note = ""
         self._build()
 
     # ---- layout -------------------------------------------------------------------------------------------------
@@ -96,11 +137,19 @@ class NumberPanel:
             Heading("Answer", level=2).classes("sr-only")
             with ui.column().classes("result-focus gap-1") as self.result_focus:  # the focus target after Predict
                 self.result_focus.props('tabindex="-1"').mark("result")
-                self.number_label = ui.label("").classes("text-5xl font-bold leading-tight").mark("number")
-                self.status_label = ui.label("Write a number, then press Predict (or Enter)").mark("number-status")
-                self.version_label = ui.label("").classes("text-sm text-gray-600 min-h-5").mark("version")
-            self.boxes = ui.html("", sanitize=False).classes("w-full").mark("boxes")  # markup built from numbers only
-            self.chips = ui.row().classes("items-center gap-2").mark("chips")
+                ui.label("").classes("text-5xl font-bold leading-tight").mark("number").bind_text_from(
+                    self, "shown", backward=number_text
+                )
+                ui.label("").mark("number-status").bind_text_from(self, "shown", backward=self._status)
+                ui.label("").classes("text-sm text-gray-600 min-h-5").mark("version").bind_text_from(
+                    self, "shown", backward=version_text
+                )
+            # markup built from numbers only
+            ui.html("", sanitize=False).classes("w-full").mark("boxes").bind_content_from(
+                self, "shown", backward=self._boxes
+            )
+            with ui.row().classes("items-center gap-2").mark("chips"):
+                self._chips()
             self._build_digit_editor()
             self.announcer = ui.label("").classes("sr-only").props('role="status" aria-live="polite"')
             self.announcer.mark("announcer")
@@ -109,8 +158,11 @@ class NumberPanel:
     def _build_digit_editor(self) -> None:
         """One digit's correction, under the digits' buttons (in the page rather than a dialog: nothing covers the
         drawing the user is checking against)."""
-        self.editing: int | None = None  # the position being corrected
-        with ui.row().classes("items-start gap-2") as self.digit_editor:
+        with (
+            ui.row()
+            .classes("items-start gap-2")
+            .bind_visibility_from(self, "editing", backward=lambda position: position is not None)
+        ):
             self.digit_input = (
                 ui.input("The right digit", validation={ONE_DIGIT: lambda v: not v or len(str(v).strip()) <= 1})
                 .props('dense outlined inputmode="numeric" autocomplete="off"')
@@ -121,17 +173,16 @@ class NumberPanel:
             self.digit_input.on("keydown.escape", self.close_digit)
             ui.button("Save digit", on_click=self.submit_digit_field).props("unelevated no-caps").mark("save-digit")
             ui.button("Cancel", on_click=self.close_digit).props("flat no-caps")
-        self.digit_editor.set_visibility(False)
 
     def _build_feedback(self) -> None:
         with ui.element("div").classes("w-full min-h-[56px]"):
-            self.feedback_hint = ui.label(HINT).classes("text-sm text-gray-600").mark("feedback-hint")
-            with ui.row().classes("items-start gap-2") as self.feedback_row:
-                self.confirm_button = (
-                    ui.button("Yes, that's right", icon="check", on_click=self.confirm)
-                    .props("color=positive no-caps unelevated")
-                    .mark("confirm-number")
-                )
+            ui.label(HINT).classes("text-sm text-gray-600").mark("feedback-hint").bind_visibility_from(
+                self, "open", backward=lambda shown: not shown
+            )
+            with ui.row().classes("items-start gap-2").bind_visibility_from(self, "open"):
+                ui.button("Yes, that's right", icon="check", on_click=self.confirm).props(
+                    "color=positive no-caps unelevated"
+                ).mark("confirm-number").bind_enabled_from(self, "confirmable")
                 self.number_input = (
                     ui.input("The right number", validation={NUMBER_FORMAT: lambda v: not v or is_number(v)})
                     .props('dense outlined inputmode="numeric" autocomplete="off"')
@@ -140,74 +191,82 @@ class NumberPanel:
                 )
                 self.number_input.on("keydown.enter", self.submit_number)
                 ui.button("Save number", on_click=self.submit_number).props("outline no-caps").mark("save-number")
-        self.feedback_label = ui.label("").classes("text-sm").mark("number-feedback")
-        self._enable_feedback(False)
+        ui.label("").classes("text-sm").mark("number-feedback").bind_text_from(self, "note")
 
-    def _enable_feedback(self, enabled: bool, *, can_confirm: bool = True) -> None:
-        self.feedback_row.set_visibility(enabled)
-        self.confirm_button.set_enabled(enabled and can_confirm)
-        self.feedback_hint.set_visibility(not enabled)
+    def build_details(self) -> None:
+        """Nothing under the slate's row: the boxes over the drawing are the details, in the card."""
 
     # ---- showing ------------------------------------------------------------------------------------------------
-    def show(self, recorded: RecordedNumber, *, saved: bool) -> str:
-        """Show a reading; returns what the live region should say."""
-        self.shown = recorded
-        reading = recorded.reading
-        refused = reading.number is None
-        kept = recorded.saved is not SavedIn.NOT_SAVED  # live readings are not kept: nothing to label
-        self.number_label.set_text(NO_NUMBER if refused else f"Read {reading.number}")
-        self.status_label.set_text(
-            refusal_text(reading) if refused else summary(reading, threshold=self.threshold)
-        )  # fmt: skip
-        self.version_label.set_text(f"model {reading.model_name} {reading.model_version} · {reading.latency_ms:.0f} ms")
-        size = image_size(recorded.row.canvas_png or b"")
-        drawing = recorded.row.canvas_png
-        self.boxes.set_content(
-            boxes_svg(drawing, size=size, digits=reading.digits, threshold=self.threshold) if drawing and size else ""
-        )
-        self._show_chips(reading.digits, labellable=kept)
+    def _status(self, shown: Shown) -> str:
+        if shown.recorded is None:
+            return shown.problem or PROMPT
+        reading = shown.recorded.reading
+        return refusal_text(reading) if reading.number is None else summary(reading, threshold=self.threshold)
+
+    def _boxes(self, shown: Shown) -> str:
+        recorded = shown.recorded
+        drawing = recorded.row.canvas_png if recorded is not None else None
+        size = image_size(drawing or b"")
+        if recorded is None or not drawing or not size:
+            return ""
+        return boxes_svg(drawing, size=size, digits=recorded.reading.digits, threshold=self.threshold)
+
+    @ui.refreshable_method
+    def _chips(self) -> None:
+        """A button per digit read, each correcting that digit alone (disabled when the reading was not kept)."""
+        digits = self.shown.recorded.reading.digits if self.shown.recorded is not None else []
+        if digits and self.shown.kept:
+            ui.label("Correct one digit:").classes("text-sm text-gray-700")
+        for position, digit in enumerate(digits):
+            chip = ui.button(chip_text(digit), on_click=lambda p=position: self.open_digit(p))
+            chip.props(
+                f'outline no-caps aria-label="Digit {position + 1}: {digit.digit}, '
+                f'{digit.confidence:.0%} sure. Correct it"'
+            ).mark(f"digit-{position}")
+            chip.set_enabled(self.shown.kept)
+
+    async def predict(self, png: bytes, *, save: bool) -> SavedIn:
+        """Ask for the number, show it and say it; recorded unless live."""
+        recorded = await self.numbers.read(png, browser_id=self.browser_id, save=save, network=self.network)
+        await self.show(recorded, saved=save)
+        return recorded.saved
+
+    async def show(self, recorded: RecordedNumber, *, saved: bool) -> None:
+        """Show a reading and say it."""
+        self.shown = shown = Shown(recorded=recorded)
+        await self._chips.refresh()
         self.close_digit()
         self.number_input.set_value("")
-        self._enable_feedback(kept and bool(reading.digits), can_confirm=not refused)
-        if not kept:
-            self.feedback_label.set_text("Live reading (not saved): press Predict to keep it")
-        else:
-            self.feedback_label.set_text("")
-        return announcement(reading)
-
-    def _show_chips(self, digits: list[DigitReading], *, labellable: bool) -> None:
-        self.chips.clear()
-        with self.chips:
-            if digits and labellable:
-                ui.label("Correct one digit:").classes("text-sm text-gray-700")
-            for position, digit in enumerate(digits):
-                chip = ui.button(chip_text(digit), on_click=lambda p=position: self.open_digit(p))
-                chip.props(
-                    f'outline no-caps aria-label="Digit {position + 1}: {digit.digit}, '
-                    f'{digit.confidence:.0%} sure. Correct it"'
-                ).mark(f"digit-{position}")
-                chip.set_enabled(labellable)
+        self.open = shown.kept and bool(recorded.reading.digits)
+        self.confirmable = self.open and recorded.reading.number is not None
+        self.note = "" if shown.kept else "Live reading (not saved): press Predict to keep it"
+        self.say(announcement(recorded.reading))
 
     def show_problem(self, text: str) -> None:
         """A drawing that could not be read at all (nothing kept): said where the answer goes."""
-        self.shown = None
-        self.number_label.set_text("")
-        self.status_label.set_text(text)
-        self.version_label.set_text("")
-        self.boxes.set_content("")
-        self.chips.clear()
+        self.shown = Shown(problem=text)
+        self._chips.refresh()
         self.close_digit()
-        self._enable_feedback(False)
-        self.feedback_label.set_text("")
+        self.open = False
+        self.confirmable = False
+        self.note = ""
 
     def say(self, text: str) -> None:
         """Into the live region (the same text twice would stay silent: nudged)."""
         self.announcer.set_text(text if self.announcer.text != text else text + " ")
 
+    def labelled(self, request_id: uuid.UUID, digit: int) -> None:
+        """A single drawing labelled from the history: never one of this card's numbers."""
+
     # ---- corrections --------------------------------------------------------------------------------------------
+    @property
+    def recorded(self) -> RecordedNumber | None:
+        """The reading on screen."""
+        return self.shown.recorded
+
     async def confirm(self) -> None:
-        if self.shown is not None and self.shown.reading.number is not None:
-            await self.label_number(self.shown.request_id, self.shown.reading.number)
+        if self.recorded is not None and self.recorded.reading.number is not None:
+            await self.label_number(self.recorded.request_id, self.recorded.reading.number)
 
     async def submit_number(self) -> None:
         try:
@@ -216,8 +275,8 @@ class NumberPanel:
             self.say(str(exc))
             notify(str(exc), type="negative")
             return
-        if self.shown is not None:
-            await self.label_number(self.shown.request_id, number)
+        if self.recorded is not None:
+            await self.label_number(self.recorded.request_id, number)
 
     async def label_number(self, request_id: uuid.UUID, number: str) -> bool:
         """The whole number as the user wrote it (Numbers.label_number); True when it was kept."""
@@ -231,23 +290,21 @@ class NumberPanel:
 
     def open_digit(self, position: int) -> None:
         """Correct one digit: the field for it opens under the buttons, focused; Enter saves, Escape closes."""
-        if self.shown is None or not 0 <= position < len(self.shown.reading.digits):
+        if self.recorded is None or not 0 <= position < len(self.recorded.reading.digits):
             return
-        digit = self.shown.reading.digits[position]
-        self.editing = position
+        digit = self.recorded.reading.digits[position]
         self.digit_input.props(f'label="The right digit for digit {position + 1} (read {digit.digit})"')
         self.digit_input.set_value("")
-        self.digit_editor.set_visibility(True)
+        self.editing = position
         self.digit_input.run_method("focus")
 
     def close_digit(self) -> None:
         self.editing = None
-        self.digit_editor.set_visibility(False)
 
     async def submit_digit_field(self) -> None:
-        if self.shown is None or self.editing is None:
+        if self.recorded is None or self.editing is None:
             return
-        if await self.submit_digit(self.shown.request_id, self.editing, self.digit_input.value):
+        if await self.submit_digit(self.recorded.request_id, self.editing, self.digit_input.value):
             self.close_digit()
 
     async def submit_digit(self, request_id: uuid.UUID, position: int, text: object) -> bool:
@@ -273,8 +330,8 @@ class NumberPanel:
         return True
 
     async def _saved(self, text: str, saved: SavedIn, *, notified: bool = False) -> None:
-        if self.shown is not None:
-            self.feedback_label.set_text(f"{text}. You can still change it.")
+        if self.recorded is not None:
+            self.note = f"{text}. You can still change it."
         if not notified:
             say_saved(text, saved)
         self.say(text)
@@ -304,3 +361,63 @@ def say_saved(text: str, saved: SavedIn) -> None:
         notify(KEPT_LOCALLY, type="warning")
     else:
         notify(text, type="positive")
+
+
+def number_table_row(number: NumberRow) -> dict:
+    """A number as one row of the history: the number read (or why none), the least sure digit, the number the user
+    wrote (ui/pages/draw_history.py lists it among the single drawings)."""
+    right = None if number.true_number is None else number.true_number == number.number
+    least = min((digit.confidence for digit in number.digits), default=None)
+    return {
+        "key": f"number {number.id}",
+        "kind": "number",
+        "alt": f"number #{number.id}",
+        "id": number.id,
+        "request_id": str(number.request_id),
+        "time": number.created_at.isoformat(timespec="seconds") if number.created_at else "",
+        "thumb": f"/numbers/{number.id}/drawing",  # the whole drawing (History.number_drawing)
+        "predicted": number.number if number.number is not None else f"no number ({number.reading})",
+        "confidence": "" if least is None else f"{least:.1%} (least sure digit)",
+        "true": number.true_number or "",
+        "result": {None: "", True: "✓", False: "✗"}[right],
+        "version": number.model_version,
+    }
+
+
+def number_dialog(
+    row: dict,
+    *,
+    numbers: Numbers,
+    browser_id: str,
+    network: str | None,
+    on_saved: Callable[[str], Awaitable[None]],
+) -> None:
+    """A number's row in the history: type the number that was written (Enter saves). `on_saved` gets the number
+    once it is kept and the dialog closed."""
+    title = f"The number you wrote, #{row['id']}"
+    with ui.dialog().props(f'aria-label="{title}"') as dialog, ui.card():
+        Heading(title, level=2)
+        ui.label(f"The model read {row['predicted']}.").classes("text-sm text-gray-600")
+        field = (
+            ui.input("The number you wrote", validation={NUMBER_FORMAT: lambda v: not v or is_number(v)})
+            .props('autofocus dense outlined inputmode="numeric" autocomplete="off"')
+            .mark("history-number")
+        )
+
+        async def save() -> None:
+            if not is_number(field.value):
+                notify(NUMBER_FORMAT, type="negative")
+                return
+            number = str(field.value).strip()
+            saved = await save_number(
+                numbers, browser_id=browser_id, network=network, request_id=uuid.UUID(row["request_id"]), number=number
+            )
+            if saved is not None:
+                dialog.close()
+                await on_saved(number)
+
+        field.on("keydown.enter", save)
+        with ui.row().classes("gap-2"):
+            ui.button("Save number", on_click=save).props("unelevated no-caps")
+            ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
+    dialog.open()
