@@ -19,7 +19,7 @@ Recognition-driven segmentation, in three steps:
 
 Sizes are measured against the digits' height (the median height of the tall parts), so the rules hold for any
 size of writing. The costs were tuned on numbers composed from the training writers and on half of the real UNIPEN
-numbers (by file; training/numbers.py); the other half and the held-out writers only measure.
+numbers (by file; training/segmentation_eval.py); the other half and the held-out writers only measure.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ DIGIT_NARROW = (0.58, 0.15, 0.65, 0.53, 0.51, 0.57, 0.44, 0.51, 0.51, 0.47)  # .
 @dataclass(frozen=True)
 class Costs:
     """What a grouping gains and pays per digit, in nats, beside the digits' log probabilities. Tuned for the most
-    numbers read exactly (a structured perceptron, then a coordinate search; `python -m training.numbers tune`) on
+    numbers read exactly (a structured perceptron, then a coordinate search; `python -m training.segmentation_eval tune`) on
     numbers composed from the training writers and half of the real UNIPEN numbers, with the 4.0 weights: another
     model's logits may want them tuned again."""
 

@@ -165,12 +165,12 @@ def _imported_modules(path: Path) -> set[str]:
             continue
         if not isinstance(node, ast.Import | ast.ImportFrom):
             continue
-        if isinstance(node, ast.ImportFrom) and node.level > 0:  # from .structure import ...: a sibling module
+        if isinstance(node, ast.ImportFrom) and node.level > 0:  # from .refusal import ...: a sibling module
             package = ".".join(path.relative_to(ROOT).parent.parts)
             modules.add(f"{package}.{node.module}" if node.module else package)
             continue
         if path.parent != ROOT and (path.parent / f"{_top(node)}.py").exists():
-            continue  # `from structure import ...`: the same sibling, as imported flat inside a .mar
+            continue  # `from refusal import ...`: the same sibling, as imported flat inside a .mar
         if isinstance(node, ast.Import):
             modules |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module != "__future__":
