@@ -1,4 +1,4 @@
-"""What is kept of a drawing: the image itself, never what a client appends to it (issue #20 N6).
+"""What is kept of a drawing: the image itself, never what a client appends to it (docs/security.md N6).
 
 A PNG ends with its IEND chunk and a JPEG with its EOI marker; bytes after them are no part of the image (TorchServe's
 handler ignores them), but they were stored with the prediction, shown back as a thumbnail and re-sent by Compare: a

@@ -1,8 +1,8 @@
 """Explanations as bounded work: what one tab (or a script acting as one) can cost the model server by asking Why?.
 
 An explanation costs TorchServe tens to hundreds of times a prediction, and runs in the same workers and batches, so
-before this a single tab asking Why? for every digit of every drawing starved everyone (issue #20 N1: four users'
-median latency 45-75x). Here:
+before this a single tab asking Why? for every digit of every drawing starved everyone (four users'
+median latency 45-75x; docs/security.md N1). Here:
 
 - **One pass per drawing.** The first Why? for a drawing asks for all ten digits' maps at once (`target: all`: one
   forward along the path, one backward per digit), kept in a cache keyed by (drawing, version): switching digits,

@@ -1,7 +1,7 @@
 """What the app knows of the database being down, for the reads.
 
 A read while PostgreSQL is down waits for the pool's timeout (5 s) before it fails; NiceGUI gives a page 3 s to build,
-so /stats and /models answered a raw 500 during an outage (issue #23), and every page waited again. Once a read or
+so /stats and /models answered a raw 500 during an outage, and every page waited again. Once a read or
 a write has met the outage, reads answer at once (StoreUnavailable) for `retry` seconds; then one read tries again.
 Writes have their own, stronger notion (app/predictions.py `database_down`: they go to the journal until it has been
 replayed), which the read side respects as well (app/history.py).

@@ -29,7 +29,7 @@ class Gate:
     counts: dict[str, int]
     config: dict[str, Any] = field(default_factory=dict)
     golden: dict[str, Any] | None = None  # training/golden.py: version, candidate / default / counts per digit
-    # What the decided rules read beside the accuracy (issue #24): {"candidate": {set: value}, "default": ...}
+    # What the refusal rules read beside the accuracy (docs/model-card.md): {"candidate": {set: value}, "default": ...}
     answered: dict[str, dict[str, float]] | None = None  # accuracy over the digits answered
     refused: dict[str, dict[str, float]] | None = None  # the share refused
     nondigits: dict[str, float] | None = None  # each held-out kind of non-digit: the share refused

@@ -36,8 +36,8 @@ class AdminStore:
         unless it must wait: (seconds still to wait, the larger of the address's and the network's; 0 when counted;
         the larger of their failures now). `delay(failures)` is the wait the policy asks after that many failures.
         All logins are serialised (a transaction-level advisory lock for the account, then the rows), so N attempts
-        sent at once are judged one after another: no more passwords are checked than the policy allows (issue #20
-        N4). A right password clears the counts (clear_login_failures).
+        sent at once are judged one after another: no more passwords are checked than the policy allows
+        (docs/security.md N4). A right password clears the counts (clear_login_failures).
         Times are clock_timestamp(), not now() (when the transaction began): an attempt that waited for the lock began
         before the failure it waited for was counted, saw a negative time since it, and read that as a wait left.
         """

@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 # An error message goes back as TorchServe's status line and in the JSON body. The worker frames the status message
 # with its length in characters, so a non-ASCII character (a request's own field name or target echoed in it) made the
 # frame longer than announced: the frontend read garbage, closed the connection and failed the whole batch ("Worker
-# died", issue #20 N3). Messages are therefore ASCII (other characters as Python escapes) and bounded.
+# died"; docs/security.md N3). Messages are therefore ASCII (other characters as Python escapes) and bounded.
 MAX_MESSAGE = 300
 Output = tuple[list[Item], torch.Tensor | None, torch.Tensor | None]  # what inference hands postprocess
 

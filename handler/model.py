@@ -4,10 +4,10 @@ TorchServe's BaseHandler imports this file from the .mar and requires it to defi
 config dataclass here). The keyword defaults are version 1.0's architecture; an archive whose version needs other
 arguments carries them in `architecture.json`, which the handler passes to the constructor.
 
-`classes=11` adds an output "not a digit" at index 10 (issue 15; trained by the retraining loop on
+`classes=11` adds an output "not a digit" at index 10 (trained by the retraining loop on
 training/nondigits.py): the handler then reads digit probabilities as the softmax over the first 10 outputs.
 
-`refusal_head=H` (issue 24) adds "not a digit" as a small head of H hidden units on the convolutional features (both
+`refusal_head=H` adds "not a digit" as a small head of H hidden units on the convolutional features (both
 stages), beside the digit classifier, trained with the rest of the network frozen (training/refusal_head.py), so the
 digit outputs and MNIST stay exactly the base network's. Its output r is the 11th logit as r + logsumexp(the 10
 digit logits): the handler's reading gives softmax over the first 10 = the digits' probabilities, unchanged, and

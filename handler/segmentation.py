@@ -104,9 +104,9 @@ DIGIT_NARROW = (0.58, 0.15, 0.65, 0.53, 0.51, 0.57, 0.44, 0.51, 0.51, 0.47)  # .
 @dataclass(frozen=True)
 class Costs:
     """What a grouping gains and pays per digit, in nats, beside the digits' log probabilities. Tuned for the most
-    numbers read exactly (a structured perceptron, then a coordinate search; `python -m training.segmentation_eval tune`) on
-    numbers composed from the training writers and half of the real UNIPEN numbers, with the 4.0 weights: another
-    model's logits may want them tuned again."""
+    numbers read exactly (a structured perceptron, then a coordinate search;
+    `python -m training.segmentation_eval tune`) on numbers composed from the training writers and half of the real
+    UNIPEN numbers, with the 4.0 weights: another model's logits may want them tuned again."""
 
     per_digit: float = 2.45  # every digit pays this: with the energy bonus, it keeps fragments from beating a digit
     energy: float = 0.58  # every digit gains this per unit of the model's energy (logsumexp of its logits) ...

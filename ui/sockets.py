@@ -1,5 +1,5 @@
 """Two of NiceGUI's socket event handlers, replaced (ui/main.py calls `install()`), because the framework's own trust
-what any socket sends (issue #12, item 9). Both are public hooks of python-socketio (`sio.on(event, handler)`
+what any socket sends (docs/security.md). Both are public hooks of python-socketio (`sio.on(event, handler)`
 replaces the handler NiceGUI registered in nicegui/nicegui.py); the replacements keep NiceGUI's behaviour otherwise.
 
 - `log`: NiceGUI writes the message a browser sends straight into the server's log at the level it names, so any

@@ -8,7 +8,7 @@
 // The keyboard: the slate takes focus (Tab) and says what it is; Delete clears it, Ctrl+Z undoes, Ctrl+V pastes a
 // picture. Enter anywhere on the page asks for a prediction ("submit"), except on a control that uses Enter itself
 // (a field, a button, a link, a switch, an open dialog) -- but never on the clear button, which is marked
-// data-enter-predicts: Enter there once cleared the drawing someone had just made (issue #23).
+// data-enter-predicts: Enter there once cleared the drawing someone had just made.
 const USES_ENTER = [
   "input", "textarea", "select", "button", "a[href]", "[contenteditable='']", "[contenteditable='true']",
   "[role=button]", "[role=link]", "[role=checkbox]", "[role=switch]", "[role=radio]", "[role=tab]",
