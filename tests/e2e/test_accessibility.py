@@ -123,7 +123,7 @@ def test_keyboard_only_a_picture_is_predicted_announced_and_corrected(browser, a
     # Playwright turns file-chooser interception on without waiting when a page gets its first listener: subscribed
     # only inside expect_file_chooser, the Enter below could reach the page first (CI, 2026-12-07: no chooser in 30 s).
     choosers: list = []
-    page.on("filechooser", choosers.append)
+    page.on("filechooser", lambda chooser: choosers.append(chooser))
     try:
         tab_to(page, page.get_by_role("button", name="Choose a picture"))
         style, width = focus_outline(page)

@@ -66,3 +66,18 @@ async def test_the_model_server_down_is_a_503_with_retry_after(fake_app, user: U
     response = await user.http_client.post("/api/predictions", content=SEVEN, headers=PNG)
     assert response.status_code == 503 and response.headers["retry-after"] == "2"
     assert fake_app.store.rows == []
+
+
+def test_registering_the_routes_leaves_the_apps_lifespan_as_it_was():
+    """FastAPI's include_router wraps the app's lifespan in the router's: once per start of the app, these tests' many
+    starts of the one NiceGUI app nested the wrappers until the stack overflowed (RecursionError after ~117 tests)."""
+    from nicegui import app
+
+    from ui import api
+
+    before, routes = app.router.lifespan_context, list(app.router.routes)
+    try:
+        api.register()
+        assert app.router.lifespan_context is before
+    finally:
+        app.router.routes[:] = routes

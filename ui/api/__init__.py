@@ -39,5 +39,9 @@ from ui.api.common import invalid_request
 def register() -> None:
     """Add the routes to NiceGUI's FastAPI app (called by ui/main.py's startup(), once per app)."""
     app.add_exception_handler(RequestValidationError, invalid_request)
+    # include_router wraps the app's lifespan in the router's (FastAPI >= 0.112), even for routers without one: the
+    # page's tests start the one NiceGUI app again per test, so the wrappers nested until the stack overflowed.
+    lifespan = app.router.lifespan_context
     for router in (drawings.router, predictions.router, history.router, numbers.router):
         app.include_router(router)
+    app.router.lifespan_context = lifespan

@@ -102,7 +102,7 @@ class DrawPage:
         self.predictions = context.predictions
         self.settings = context.settings
         self.browser_id = browser_id
-        self.network = network  # the page's client network (app/networks.py), kept with predictions and labels
+        self.network = network  # the page's client network (app/addresses.py), kept with predictions and labels
         self.mode = mode
         self.busy = False
         self.database_note = ""
