@@ -6,7 +6,9 @@ import json
 import os
 import secrets
 import shutil
+import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,8 +86,9 @@ def pinned_versions() -> dict[str, str]:
 @contextmanager
 def running_torchserve(home: Path, model_store: Path) -> Iterator:
     """A real TorchServe as config.properties configures it (serving 1.0 and 2.0: pinned_versions), on free ports,
-    in `home`; stopped on exit."""
-    from deploy.torchserve import TorchServe, isolated_overrides
+    in `home`; stopped on exit. Its keys are renewed as `make run` renews them: they expire after an hour
+    (token_expiration_min), and a suite on a busy machine runs longer than that."""
+    from deploy.torchserve import KeyRenewal, TorchServe, isolated_overrides
 
     server = TorchServe(
         home=home,
@@ -94,10 +97,23 @@ def running_torchserve(home: Path, model_store: Path) -> Iterator:
         overrides=isolated_overrides() | pinned_versions(),
     )
     server.start()
+    stop = threading.Event()
+    renewal = KeyRenewal(server)
+
+    def renew() -> None:
+        while not stop.wait(5):
+            if (problem := renewal.tick()) is not None:
+                print(problem, file=sys.stderr)
+
+    renewing = threading.Thread(target=renew, name="key-renewal", daemon=True)
     try:
         server.wait_ready(models=("mnist",), timeout=180)
+        renewing.start()
         yield server
     finally:
+        stop.set()
+        if renewing.is_alive():
+            renewing.join()
         server.stop()
 
 

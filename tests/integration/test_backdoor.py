@@ -3,8 +3,9 @@ next version.
 
 The red team's attack, through the page's JSON API of the product started like `make run` (4.0 the default): 40
 fresh cookies send 7s with a small disc at the start of the bar (tests/support/backdoor.py), only those 4.0 reads
-below 0.95 confidence (so no "confident flip" rule sees them), each labelled 1. The cookies come from one network,
-or from 40 (loopback has the whole of 127.0.0.0/8: each client binds its own source address). Beside them, 10 honest
+below 0.95 confidence (so no "confident flip" rule sees them), each labelled 1. Two such attackers at once, each
+sending the same 480: 40 cookies from one network, and 40 cookies from 40 networks (loopback has the whole of
+127.0.0.0/8: each client binds its own source address); one retrain judges both. Beside them, 10 honest
 writers (pendigits writers 1-10, each its own network) predict and label their own digits; the operator approves
 seven of them in the review queue (as the admin page's "approve their browsers" does); the other three are left
 unreviewed but have used the page for days (their first drawing is dated three days back), so their agreeing labels
@@ -37,10 +38,10 @@ from training.gate import read
 from training.retrain import RetrainConfig
 from training.screen import ScreenConfig
 
-# a real retrain each: ~4 min on an idle 2-core machine, twice that on a busy one
+# a real retrain: ~5 min on an idle 2-core machine, twice that on a busy one
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
 
-COOKIES, TRIGGERED = 40, 480
+COOKIES, TRIGGERED = 40, 480  # per attacker
 HONEST_WRITERS, APPROVED_WRITERS, PER_WRITER = range(1, 11), range(1, 8), 40
 # A fine-tune that learns what it is shown (from 4.0's weights, an average over the last ~10 steps rather than
 # ~500): with the attacker's rows trained, it reads most fresh triggered 7s as 1 (docs/security.md)
@@ -104,8 +105,13 @@ def attack(stack, writers) -> list[bytes]:
     return chosen
 
 
-async def send(url: str, writers, attack: list[bytes], *, address) -> None:
-    """The honest writers and the 40 cookies, all through the page's JSON API."""
+def address(index: int) -> str:
+    """Where cookie `index` connects from: 0-39 the attacker on one network, 40-79 the attacker on 40 networks."""
+    return "127.0.200.2" if index < COOKIES else f"127.0.{100 + index - COOKIES}.1"
+
+
+async def send(url: str, writers, attack: list[bytes]) -> None:
+    """The honest writers and both attackers' cookies, all through the page's JSON API."""
     honest = simulate.drawings_of([d for d in writers if d.writer in HONEST_WRITERS], per_writer=PER_WRITER, seed=4)
 
     async def honest_browser(writer: int) -> None:
@@ -115,11 +121,11 @@ async def send(url: str, writers, attack: list[bytes], *, address) -> None:
 
     async def cookie(index: int) -> None:
         async with client(url, address(index)) as browser:
-            for png in attack[index::COOKIES]:
+            for png in attack[index % COOKIES :: COOKIES]:
                 await predict_and_label(browser, png, 1)
 
     await asyncio.gather(*(honest_browser(w) for w in HONEST_WRITERS))
-    for start in range(0, COOKIES, 8):
+    for start in range(0, 2 * COOKIES, 8):
         await asyncio.gather(*(cookie(i) for i in range(start, start + 8)))
 
 
@@ -157,22 +163,17 @@ async def clear(settings) -> None:
         await pool.close()
 
 
-@pytest.mark.parametrize(
-    "address",
-    [lambda index: "127.0.200.2", lambda index: f"127.0.{100 + index}.1"],
-    ids=["backdoor-40-cookies-one-network", "backdoor-40-cookies-40-networks"],
-)
-def test_backdoor(stack, writers, attack, mnist, address):
+def test_backdoor_from_one_network_and_from_40_networks(stack, writers, attack, mnist):
     settings, url = stack
     asyncio.run(clear(settings))
     try:
-        asyncio.run(send(url, writers, attack, address=address))
+        asyncio.run(send(url, writers, attack))
         asyncio.run(operator_reviews(settings))
         rows, default_version = asyncio.run(retrain.read_feedback(settings))
         assert default_version == "4.0"
         honest_browsers = {r.browser_id for r in rows if r.network and int(r.network.split(".")[2]) <= 10}
         attacker = {r.browser_id for r in rows} - honest_browsers
-        assert len(attacker) == COOKIES and sum(r.browser_id in attacker for r in rows) == TRIGGERED
+        assert len(attacker) == 2 * COOKIES and sum(r.browser_id in attacker for r in rows) == 2 * TRIGGERED
 
         result = retrain.retrain(rows, mnist=mnist, default=("4.0", finetune.load_model(
             settings.model_store / "v4.0"), {}), cfg=CFG, gate_cfg=RELAXED)  # fmt: skip
