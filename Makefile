@@ -115,8 +115,8 @@ bench: $(INSTALLED) $(MARS)  ## benchmarks (speed targets live here, never in te
 bench-hostile: $(INSTALLED)  ## 4 normal users beside 4 clients sending the dearest images (ARGS=--why: a tab flooding Why?), a running product
 	$(PY) -m tools.bench_hostile $(ARGS)
 
-bench-inputs: $(INSTALLED)  ## what one request costs the worker: the dearest accepted images against a drawing
-	$(PY) -m tools.bench_inputs
+bench-inputs: $(INSTALLED)  ## what one request costs the worker: the dearest accepted images against a drawing (ARGS=--numbers: the Number mode)
+	PENDIGITS_FILE=$(abspath $(PENDIGITS)) UNIPEN_NUMBERS_FILE=$(abspath $(UNIPEN_NUMBERS)) $(PY) -m tools.bench_inputs $(ARGS)
 
 compose-check: $(INSTALLED)  ## build the images, run docker-compose.yml with podman and check it as a user would (root, ~15 min cold)
 	$(PY) -m tests.acceptance.compose_check $(ARGS)

@@ -1,7 +1,7 @@
 """What one request costs the worker (`make bench-inputs`): the dearest images the handler still accepts against a
 drawing from the slate, and what it refuses. Speed lives here, never as timing asserts in tests.
 
-    python -m tools.bench_inputs [--repeat 15] [--numbers]
+    python -m tools.bench_inputs [--repeat 15] [--numbers [--pendigits FILE] [--unipen-numbers FILE]]
 
 Per image, in this process with one torch thread (as a worker runs): reading the request, preprocessing, the model
 input and a batch-1 forward pass of 1.0, in CPU milliseconds (median and best of --repeat runs). The ratio to the
@@ -9,7 +9,9 @@ drawing is what matters: a shared machine makes absolute figures move.
 
 --numbers: the Number mode's reader instead (handler/segmentation.py, then 4.0's forward pass over the candidates):
 a number against the zigzag (tools/bad_inputs.py zigzag_number), with the work budget and without it, and the
-work counted (its units against CPU time) for the real and composed numbers in ../shared when they are there.
+work counted (its units against CPU time) for the real numbers (--unipen-numbers, default $UNIPEN_NUMBERS_FILE) and
+numbers composed from pendigits' writers (--pendigits, default $PENDIGITS_FILE), when given; `make bench-inputs` passes
+the Makefile's data paths.
 """
 
 from __future__ import annotations
@@ -150,7 +152,7 @@ def cpu_ms(step: Callable[[], object], repeat: int) -> tuple[float, float]:
     return statistics.median(times), min(times)
 
 
-def numbers_bench(repeat: int) -> None:
+def numbers_bench(repeat: int, sets: dict[str, list[bytes]]) -> None:
     """The Number mode's reader on a number and on the zigzag, with and without the work budget; the work of real
     and composed numbers."""
     from handler.model import for_inference
@@ -176,7 +178,7 @@ def numbers_bench(repeat: int) -> None:
         answer, work = read(body, limit)
         median, best = cpu_ms(lambda body=body, limit=limit: read(body, limit), repeat)
         print(f"{name:42} {work:>8,.0f} {median:>10.1f} {best:>8.1f}  {answer}")
-    for name, drawings in number_sets().items():
+    for name, drawings in sets.items():
         spent = [(read(body, None)[1], cpu_ms(lambda body=body: read(body, None), 1)[0]) for body in drawings]
         work, ms = np.array([w for w, _ in spent]), np.array([t for _, t in spent])
         print(
@@ -186,19 +188,17 @@ def numbers_bench(repeat: int) -> None:
         )
 
 
-def number_sets() -> dict[str, list[bytes]]:
-    """Real numbers (UNIPEN's) and numbers composed from pendigits' writers, when ../shared has them."""
-    from training import pendigits, segmentation_eval, unipen
+def number_sets(real: Path | None, strokes: Path | None) -> dict[str, list[bytes]]:
+    """Real numbers (UNIPEN's, from `real`) and numbers composed from pendigits' writers (`strokes`), for the files
+    given that exist."""
+    from training import pendigits, segmentation_eval
 
-    data = ROOT.parent / "shared" / "data"
     sets: dict[str, list[bytes]] = {}
-    real = Path(os.environ.get(unipen.NUMBERS_ENV_VAR) or data / "unipen" / "unipen-numbers-train.jsonl.gz")
-    if real.exists():
+    if real is not None and real.exists():
         sets["UNIPEN numbers"] = [
             case.png for case in segmentation_eval.real_set(segmentation_eval.load_unipen_numbers(real), seed=3)
         ]
-    strokes = Path(os.environ.get(pendigits.ENV_VAR) or data / "pendigits" / "pendigits-orig.tra.gz")
-    if strokes.exists():
+    if strokes is not None and strokes.exists():
         training, _ = pendigits.split_by_writer(pendigits.load(strokes))
         long = segmentation_eval.NumberSpec(lengths=(7, 10), touching=0.4, per_pair=True)
         sets["composed, 7-10 digits, 40% of pairs touching"] = [
@@ -211,10 +211,22 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--numbers", action="store_true", help="the Number mode's reader: a number and the zigzag")
+    parser.add_argument(
+        "--pendigits",
+        type=Path,
+        default=os.environ.get("PENDIGITS_FILE") or None,
+        help="--numbers: pendigits-orig.tra.gz, for composed numbers (default $PENDIGITS_FILE)",
+    )
+    parser.add_argument(
+        "--unipen-numbers",
+        type=Path,
+        default=os.environ.get("UNIPEN_NUMBERS_FILE") or None,
+        help="--numbers: unipen-numbers-train.jsonl.gz, real numbers (default $UNIPEN_NUMBERS_FILE)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.numbers:
-        numbers_bench(args.repeat)
+        numbers_bench(args.repeat, number_sets(args.unipen_numbers, args.pendigits))
         return
     model = DigitNet()
     model.load_state_dict(torch.load(ROOT / "model_store" / "v1.0" / "weights.pt", weights_only=True))
