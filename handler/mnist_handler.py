@@ -251,7 +251,7 @@ class MNISTDigitHandler(BaseHandler):
             answer["not_a_digit_probability"] = not_a_digit
         if self.refusal.enabled:
             assert item.prepared is not None
-            reason = self.refusal.reason(field=item.prepared.ink, not_a_digit=not_a_digit)
+            reason = self.refusal.reason(field=item.prepared.ink, not_a_digit=not_a_digit, extent=item.prepared.extent)
             answer["not_a_digit"] = reason is not None
             if reason is not None:
                 answer.update(digit=None, reason=reason, closest_digit=int(p.argmax()))

@@ -87,6 +87,9 @@ class Prepared:
     # the field's outer edges (may reach past the drawing's edges). A map over the field drawn stretched into this
     # rectangle lies over the strokes it is about (the explanations' heatmap on the page).
     field_box: tuple[float, float, float, float] | None = None
+    # The ink's longer side as a fraction of the picture's shorter side: how much of the slate or photo the drawing
+    # takes (a tapped dot takes a few percent; refusal.py's "too little ink" reads it).
+    extent: float = 1.0
 
     def tensor(self):
         """The normalised model input, shape (1, 28, 28)."""
@@ -370,8 +373,10 @@ def prepare_image(image: Image.Image) -> Prepared:
     field, box = fit_with_box(ink)
     # ink may be a reduced working copy (large images, JPEG DCT scaling): give the box in the image's own pixels
     sx, sy = width / ink.shape[1], height / ink.shape[0]
+    # the field's longer side is FIELD / BOX times the ink's longer side (fit_with_box)
+    extent = max(box[2] - box[0], box[3] - box[1]) * BOX / FIELD / max(1, min(ink.shape))
     box = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
-    return Prepared(ink=field, inverted=inverted, field_box=box)
+    return Prepared(ink=field, inverted=inverted, field_box=box, extent=float(extent))
 
 
 def normalise(ink: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ import torch
 
 from app.report import Gate
 from handler.model import DigitNet
-from handler.refusal import NOT_A_DIGIT_INDEX, several_digits
+from handler.refusal import NOT_A_DIGIT_INDEX, several_digits, too_little_ink
 from training import golden
 from training.train import normalise, to_input
 
@@ -52,11 +52,17 @@ class Reading:
 
     digits: np.ndarray  # (N,) int
     not_a_digit: np.ndarray  # (N,) P(not a digit); zeros for a 10-output network
-    several: np.ndarray  # (N,) bool: the structural check sees several digits
+    several: np.ndarray  # (N,) bool: a structural check refuses it (several digits side by side, a line lying flat)
 
     def refused(self, threshold: float | None) -> np.ndarray:
         high = self.not_a_digit >= threshold if threshold is not None else np.zeros(len(self.digits), bool)
         return self.several | high
+
+
+def _structural(field: np.ndarray) -> bool:
+    """The checks refusal.json switches on with "several_digits" and "too_little_ink" (a prepared 28x28 image does
+    not say how much of the slate it took, so of "too little ink" only the line lying flat is seen here)."""
+    return several_digits(field) or too_little_ink(field)
 
 
 def read(model: DigitNet, images: np.ndarray, *, structural: bool) -> Reading:
@@ -73,9 +79,7 @@ def read(model: DigitNet, images: np.ndarray, *, structural: bool) -> Reading:
             else:
                 not_a_digit.append(torch.zeros(len(logits)))
     several = (
-        np.array([several_digits(image.astype(np.float32) / 255) for image in images], dtype=bool)
-        if structural
-        else None
+        np.array([_structural(image.astype(np.float32) / 255) for image in images], dtype=bool) if structural else None
     )
     return Reading(
         digits=torch.cat(digits).numpy() if digits else np.zeros(0, int),

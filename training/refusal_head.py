@@ -72,6 +72,10 @@ class HeadConfig:
     # refused, so the held-out shapes figure is no longer a clean measure of unseen families. 0: none.
     doodles: int = 3000
     heldout: int = 500  # held-out drawings per kind
+    # Real handwritten letters (UNIPEN 1b/1c of the training files, digit-like letters left out: training/unipen.py).
+    # 0: none (4.0's head).
+    real_letters: int = 12000
+    heldout_letters: int = 2000  # of the held-out files' letters, measured (and as many digit-like ones)
     mnist_refusal: float = 0.003  # of the kept-out MNIST digits, at most
     digit_refusal: float = 0.01  # of the held-out writers' digits, at most
     seed: int = 0
@@ -164,7 +168,16 @@ def pngs_of(drawn: list) -> list[bytes]:
     return [png for png, *_ in drawn]
 
 
-def training_negatives(writers: base_training.Writers, numbers: list, mnist, cfg: HeadConfig) -> dict[str, list[bytes]]:
+def letter_sample(letters: list, count: int, *, held: bool, digit_like: bool, seed: int) -> list:
+    """Up to `count` letters of the training (held=False) or held-out files, digit-like or not, drawn at random."""
+    pool = [x for x in unipen.split_by_file(letters)[held] if x.digit_like == digit_like]
+    picks = np.random.default_rng(seed).permutation(len(pool))[:count]
+    return [pool[i] for i in sorted(picks)]
+
+
+def training_negatives(
+    writers: base_training.Writers, numbers: list, mnist, letters: list, cfg: HeadConfig
+) -> dict[str, list[bytes]]:
     """Kind -> slate PNGs of training non-digits."""
     negatives = {
         kind: [d.png for d in nondigits.generate(kind, count=cfg.negatives, seed=cfg.seed, part="train", mnist=mnist)]
@@ -185,10 +198,15 @@ def training_negatives(writers: base_training.Writers, numbers: list, mnist, cfg
         made = doodles(count=cfg.doodles, seed=cfg.seed)
         drawn = pendigits.renderings(made, seed=cfg.seed + 8, all_styles=False, spec=DOODLE_SLATE)
         negatives["doodles"] = pngs_of(drawn)
+    if cfg.real_letters and letters:
+        real = letter_sample(list(letters), cfg.real_letters, held=False, digit_like=False, seed=cfg.seed + 9)
+        negatives["real_letters"] = pngs_of(pendigits.renderings(real, seed=cfg.seed + 9, all_styles=False))
     return negatives
 
 
-def heldout_negatives(writers: base_training.Writers, numbers: list, mnist, cfg: HeadConfig) -> dict[str, list[bytes]]:
+def heldout_negatives(
+    writers: base_training.Writers, numbers: list, mnist, letters: list, cfg: HeadConfig
+) -> dict[str, list[bytes]]:
     """Kind -> slate PNGs of non-digits made differently from the training ones (never trained on)."""
     heldout = {
         kind: [
@@ -205,6 +223,10 @@ def heldout_negatives(writers: base_training.Writers, numbers: list, mnist, cfg:
     heldout["hand_letters"] = pngs_of(pendigits.renderings(letters, seed=HELDOUT_SEED, all_styles=False))
     _, held_numbers = unipen.split_by_file(numbers)
     heldout["numbers"] = pngs_of(pendigits.renderings(held_numbers, seed=HELDOUT_SEED, all_styles=True))
+    if letters:
+        for name, like in (("real_letters", False), ("real_letters_digit_like", True)):
+            sample = letter_sample(list(letters), cfg.heldout_letters, held=True, digit_like=like, seed=HELDOUT_SEED)
+            heldout[name] = pngs_of(pendigits.renderings(sample, seed=HELDOUT_SEED, all_styles=False))
     return heldout
 
 
@@ -212,6 +234,8 @@ def prepared_kinds(make, *args, cfg: HeadConfig, cache: Path) -> dict[str, np.nd
     """Kind -> (N, 28, 28) uint8: make(*args, cfg)'s drawings through the handler's preprocessing, kept in `cache`
     (keyed by the function and the counts and seed that decide the drawings)."""
     key = repr((make.__name__, cfg.negatives, cfg.heldout, cfg.seed) + ((cfg.doodles,) if cfg.doodles else ()))
+    if len(args) > 3 and args[3]:  # real letters given
+        key += repr((cfg.real_letters, cfg.heldout_letters))
     path = cache / f"{make.__name__}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
     if path.exists():
         with np.load(path) as saved:
@@ -315,11 +339,12 @@ def run(args: argparse.Namespace, cfg: HeadConfig, *, log=print) -> dict:
     mnist = data.load(args.data_dir, allow_download=False)
     writers = base_training.Writers.load(pendigits_file=args.pendigits, unipen_file=args.unipen)
     numbers = unipen.load(args.unipen_numbers, numbers=True)
+    letters = unipen.load_letters(args.unipen_letters) if cfg.real_letters or cfg.heldout_letters else []
     base_cfg = base_training.BaseConfig()
     served = base_training.mnist_served(mnist, cache=args.cache, processes=cfg.processes)
     cut = len(served["train"]) - base_cfg.mnist_keep_out
     drawings = base_training.training_drawings(writers, base_cfg, cache=args.cache)
-    negatives = prepared_kinds(training_negatives, writers, numbers, mnist, cfg=cfg, cache=args.cache)
+    negatives = prepared_kinds(training_negatives, writers, numbers, mnist, letters, cfg=cfg, cache=args.cache)
     log(
         f"training data in {time.perf_counter() - started:.0f} s: "
         + ", ".join(f"{kind} {len(images)}" for kind, images in negatives.items())
@@ -349,7 +374,7 @@ def run(args: argparse.Namespace, cfg: HeadConfig, *, log=print) -> dict:
             cfg.digit_refusal,
         ),
     )
-    held = prepared_kinds(heldout_negatives, writers, numbers, mnist, cfg=cfg, cache=args.cache)
+    held = prepared_kinds(heldout_negatives, writers, numbers, mnist, letters, cfg=cfg, cache=args.cache)
     readings = digit_readings | {
         f"nondigit_{kind}": read(model, images, structural=True) for kind, images in held.items()
     }
@@ -377,7 +402,7 @@ def write(model: DigitNet, metrics: dict, *, threshold: float, hidden: int, base
     out.mkdir(parents=True, exist_ok=True)
     save_weights(model, out / "weights.pt")
     (out / ARCHITECTURE_FILE).write_text(json.dumps({"refusal_head": hidden}) + "\n")
-    refusal = {"several_digits": True, "not_a_digit_threshold": round(threshold, 6)}
+    refusal = {"several_digits": True, "too_little_ink": True, "not_a_digit_threshold": round(threshold, 6)}
     (out / REFUSAL_FILE).write_text(json.dumps(refusal) + "\n")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     if (base_folder / "metrics.json").exists() and base_folder.resolve() != out.resolve():
@@ -404,6 +429,13 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         default=None,
         help=f"the UNIPEN numbers file (default: ${unipen.NUMBERS_ENV_VAR})",
+    )
+    parser.add_argument(
+        "--unipen-letters",
+        type=Path,
+        default=None,
+        help=f"the UNIPEN letters file (default: ${unipen.LETTERS_ENV_VAR}; needed unless --real-letters 0 "
+        "--heldout-letters 0)",
     )
     parser.add_argument("--base", type=Path, default=ROOT / "var" / "v4" / "base", help="the digit network's folder")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "v4" / "candidate")

@@ -40,6 +40,12 @@ from training import pendigits
 ROOT = Path(__file__).resolve().parent.parent
 ENV_VAR = "UNIPEN_FILE"
 NUMBERS_ENV_VAR = "UNIPEN_NUMBERS_FILE"  # unipen-numbers-train.jsonl.gz: numbers of 2-10 digits, same format
+LETTERS_ENV_VAR = "UNIPEN_LETTERS_FILE"  # unipen-letters-train.jsonl.gz: letters (categories 1b, 1c), same format
+# Letters that people write exactly as a digit: O and o as 0, I and l as 1, Z and z as 2, S and s as 5, b as 6, B as 8,
+# g and q as 9. They are never used as "not a digit" examples: a head taught to refuse them would refuse the digits they
+# look like (the rule is that real digits are answered). They are measured apart ("digit-like letters"), not counted in
+# the letters figure. Decided on 2026-12-07, before any head was measured on them.
+DIGIT_LIKE_LETTERS = frozenset("OoIlZzSsbBgq")
 VALIDATION_MODULUS = 5  # about 1 file in 5 held out
 
 
@@ -65,6 +71,22 @@ class UnipenNumber:
     writer: str
     contributor: str
     strokes: tuple[np.ndarray, ...]
+
+
+@dataclass(frozen=True)
+class UnipenLetter:
+    """A handwritten letter: what a "not a digit" answer should learn from. label is 10 (not a digit) so that the
+    slate renderer, which reads label, writer and strokes, draws it like a digit; `letter` keeps which one it is."""
+
+    letter: str
+    writer: str
+    contributor: str
+    strokes: tuple[np.ndarray, ...]
+    label: int = 10
+
+    @property
+    def digit_like(self) -> bool:
+        return self.letter in DIGIT_LIKE_LETTERS
 
 
 def default_path(env_var: str = ENV_VAR) -> Path | None:
@@ -115,6 +137,38 @@ def load(path: Path | None = None, *, numbers: bool = False) -> list[UnipenDigit
                 raise UnipenError(f"line {number}: not JSON ({exc.msg})") from None
             digits.append(parse_record(record, line=number, numbers=numbers))
     return digits
+
+
+def load_letters(path: Path | None = None) -> list[UnipenLetter]:
+    """All letters of the letters file (JSON lines, gzip or plain), y flipped as for digits."""
+    path = path or default_path(LETTERS_ENV_VAR)
+    if path is None:
+        raise UnipenError(f"no UNIPEN letters file given: pass --unipen-letters FILE or set {LETTERS_ENV_VAR}")
+    path = Path(path)
+    if not path.exists():
+        raise UnipenError(f"{path} not found: pass --unipen-letters FILE or set {LETTERS_ENV_VAR}")
+    raw = path.read_bytes()
+    letters = []
+    for number, line in enumerate((gzip.decompress(raw) if path.suffix == ".gz" else raw).decode().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            label, strokes, contributor, file = (record[k] for k in ("label", "strokes", "contributor", "file"))
+        except json.JSONDecodeError as exc:
+            raise UnipenError(f"line {number}: not JSON ({exc.msg})") from None
+        except KeyError as exc:
+            raise UnipenError(f"line {number}: no {exc.args[0]!r} field") from None
+        if not (isinstance(label, str) and len(label) == 1 and label.isalpha()):
+            raise UnipenError(f"line {number}: label {label!r} is not one letter")
+        arrays = [np.asarray(stroke, dtype=np.float32).reshape(-1, 2) for stroke in strokes]
+        arrays = [xy * np.array([1, -1], dtype=np.float32) for xy in arrays if len(xy)]
+        if not arrays:
+            raise UnipenError(f"line {number}: a record without a single point")
+        letters.append(
+            UnipenLetter(letter=label, writer=str(file), contributor=str(contributor), strokes=tuple(arrays))
+        )
+    return letters
 
 
 def held_out(file: str) -> bool:

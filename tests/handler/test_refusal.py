@@ -11,7 +11,16 @@ import torch
 from PIL import Image, ImageDraw
 
 from handler.preprocess import prepare
-from handler.refusal import MIN_GAP, NOT_A_DIGIT, SEVERAL_DIGITS, RefusalPolicy, several_digits, side_by_side
+from handler.refusal import (
+    MIN_GAP,
+    NOT_A_DIGIT,
+    SEVERAL_DIGITS,
+    TOO_LITTLE_INK,
+    RefusalPolicy,
+    several_digits,
+    side_by_side,
+    too_little_ink,
+)
 from tests.conftest import SHIPPED_WEIGHTS, blank_png
 from tests.handler.test_explain import EXPLAIN, handle
 from tests.handler.test_mnist_handler import load_handler
@@ -63,6 +72,8 @@ def test_policy_file(tmp_path):
     (tmp_path / "refusal.json").write_text('{"several_digits": true, "not_a_digit_threshold": 0.7}')
     policy = RefusalPolicy.load(tmp_path)
     assert policy == RefusalPolicy(several_digits=True, not_a_digit_threshold=0.7) and policy.enabled
+    (tmp_path / "refusal.json").write_text('{"too_little_ink": true}')
+    assert RefusalPolicy.load(tmp_path) == RefusalPolicy(too_little_ink=True) and RefusalPolicy.load(tmp_path).enabled
     (tmp_path / "refusal.json").write_text('{"threshold": 0.7}')
     with pytest.raises(ValueError, match="unknown keys"):
         RefusalPolicy.load(tmp_path)
@@ -142,6 +153,51 @@ SEVEN = [(120, 60), (200, 60), (140, 220)]
 def test_several_digits_side_by_side(lines, several):
     field = prepare(strokes(*lines)).ink
     assert several_digits(field) is several, side_by_side(field)
+
+
+def dot(width: int) -> bytes:
+    mask = Image.new("L", (280, 280), 0)
+    ImageDraw.Draw(mask).ellipse((130, 130, 130 + width, 130 + width), fill=255)
+    return to_png(np.asarray(mask), style="transparent")
+
+
+@pytest.mark.parametrize(
+    ("png", "little"),
+    [
+        (dot(6), True),
+        (dot(18), True),
+        (dot(36), True),  # the slider's thickest pen, tapped once
+        (strokes([(60, 140), (220, 140)]), True),  # a horizontal line
+        (strokes([(60, 140), (140, 150), (220, 138)]), True),  # a wobbly one
+        (strokes([(140, 40), (140, 240)]), False),  # a 1
+        (strokes([(140, 120), (140, 165)]), False),  # a small 1 (the slate's smallest digits are 40 px)
+        (strokes([(120, 150), (140, 120), (160, 150), (140, 170), (120, 150)]), False),  # a small 0
+        (SEVENTEEN, False),
+    ],
+    ids=["dot-6", "dot-18", "dot-36", "line", "wobbly-line", "1", "small-1", "small-0", "17"],
+)
+def test_too_little_ink_is_a_dot_or_a_line(png, little):
+    prepared = prepare(png)
+    assert too_little_ink(prepared.ink, extent=prepared.extent) is little, prepared.extent
+
+
+def test_too_little_ink_is_answered_as_such_and_digits_are_not(tmp_path, canvas_pngs):
+    refusing = handler_for(tmp_path, refusal={"too_little_ink": True})
+    png, label, _ = canvas_pngs[0]
+    answers, statuses = handle(refusing, [{"body": dot(18)}, {"body": png}], [{}, {}])
+    assert statuses == [200, 200]
+    assert answers[0]["not_a_digit"] is True and answers[0]["reason"] == TOO_LITTLE_INK
+    assert answers[1]["not_a_digit"] is False and answers[1]["digit"] == label
+
+
+def test_no_mnist_test_digit_is_too_little_ink(mnist):
+    """All 10,000 as 28x28 fields, and 300 drawn on the slate by both renderers (measured: none; handler/refusal.py)."""
+    assert not any(too_little_ink(image.astype(np.float32) / 255) for image in mnist["test"].images)
+    rng = np.random.default_rng(1)
+    for render in (canvas.render, canvas.render_pen):
+        for index in rng.choice(len(mnist["test"].images), 150, replace=False):
+            prepared = prepare(canvas.to_png(render(mnist["test"].images[index], rng=rng, style="transparent")))
+            assert not too_little_ink(prepared.ink, extent=prepared.extent), index
 
 
 def test_a_blank_field_is_not_several_digits():
