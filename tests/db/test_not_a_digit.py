@@ -1,9 +1,7 @@
-"""The `not_a_digit` mark of a refused drawing (issue 15): added to databases made before it, stored by inserts and
-by the journal's replay, read back by the history page. Kept apart from test_store.py on purpose (small, separate)."""
+"""The `not_a_digit` mark of a refused drawing: added to databases made before it, stored by inserts and by the
+journal's replay, read back by the history page. Kept apart from test_store.py on purpose (small, separate)."""
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 import pytest
 
@@ -11,7 +9,7 @@ from db.journal import Journal
 from db.pool import apply_schema, open_pool
 from db.predictions import PredictionStore
 from tests.conftest import fresh_database
-from tests.db.test_store import fetch, prediction
+from tests.db.test_store import fetch, prediction, with_answer
 
 pytestmark = pytest.mark.asyncio
 
@@ -35,18 +33,19 @@ async def test_the_column_is_added_to_an_existing_table_and_old_rows_stay_null(s
 
 
 async def test_a_refused_row_is_stored_marked_with_its_closest_digit_and_shows_in_the_history(pool):
-    refused = replace(prediction("browser-r", 7), not_a_digit=True)
-    answered = replace(prediction("browser-r", 2), not_a_digit=False)
+    refused = with_answer(prediction("browser-r", 7), digit=None, not_a_digit=True)
+    answered = with_answer(prediction("browser-r", 2), not_a_digit=False)
     for row in (refused, answered):
         await PredictionStore(pool).insert(row)
     stored = await fetch(pool, "SELECT predicted_digit, not_a_digit FROM predictions ORDER BY id")
     assert stored == [(7, True), (2, False)]
     newest_first = await PredictionStore(pool).history(browser_id="browser-r", limit=10)
-    assert [(row.predicted_digit, row.not_a_digit) for row in newest_first] == [(2, False), (7, True)]
+    assert [(row.predicted_digit, row.answer.not_a_digit) for row in newest_first] == [(2, False), (7, True)]
+    assert [row.answer.digit for row in newest_first] == [2, None]  # the answer read back as the model gave it
 
 
 async def test_the_journal_keeps_the_mark(pool, tmp_path):
     journal = Journal(tmp_path / "journal.jsonl")
-    await journal.add_prediction(replace(prediction("browser-j", 4), not_a_digit=True))
+    await journal.add_prediction(with_answer(prediction("browser-j", 4), digit=None, not_a_digit=True))
     assert await journal.replay(PredictionStore(pool)) == 1
     assert await fetch(pool, "SELECT predicted_digit, not_a_digit FROM predictions") == [(4, True)]
