@@ -22,9 +22,10 @@ UNREADABLE = (ValueError, KeyError, TypeError, AttributeError)  # what an entry 
 # The fields a journal line holds: the row as the app inserts it (the table's own fields come later), flat, as the
 # table's columns (records/predictions.py nests the model's answer; the lines keep the shape they always had).
 # created_at: when it was predicted, so that the replayed row keeps that time, not the replay's (lines written before it
-# was kept have none: those rows get the time of the replay).
+# was kept have none: those rows get the time of the replay). reason: why the model refused it (lines written before it
+# was kept have none: their rows keep none).
 _JOURNALED = ("request_id", "browser_id", "model_name", "model_version", "predicted_digit", "confidence",
-              "probabilities", "canvas_png", "preview_png", "latency_ms", "not_a_digit", "client_network",
+              "probabilities", "canvas_png", "preview_png", "latency_ms", "not_a_digit", "reason", "client_network",
               "created_at")  # fmt: skip
 
 

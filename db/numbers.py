@@ -106,14 +106,16 @@ class NumberStore:
                         """
                         INSERT INTO predictions (request_id, browser_id, model_name, model_version, predicted_digit,
                                                  confidence, probabilities, canvas_png, preview_png, latency_ms,
-                                                 not_a_digit, client_network, created_at, number_id, position, box)
-                        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                                 not_a_digit, reason, client_network, created_at, number_id,
+                                                 position, box)
+                        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                         RETURNING id
                         """,
                         (
                             stored.request_id, stored.browser_id, answer.model_name, answer.model_version,
                             stored.predicted_digit, answer.confidence, list(answer.probabilities), stored.canvas_png,
-                            answer.preview_png, answer.latency_ms, answer.not_a_digit, stored.client_network,
+                            answer.preview_png, answer.latency_ms, answer.not_a_digit, answer.reason,
+                            stored.client_network,
                             created_at, number_id, digit.position, list(digit.box),
                         ),
                     )  # fmt: skip
@@ -266,9 +268,9 @@ class NumberStore:
         cursor = conn.cursor(row_factory=kwargs_row(stored_prediction))
         await cursor.execute(
             """SELECT request_id, browser_id, model_name, model_version, predicted_digit, confidence,
-               probabilities, NULL::bytea AS canvas_png, preview_png, latency_ms, not_a_digit, client_network::text
-               AS client_network, id, created_at, true_digit, feedback_network::text AS feedback_network
-               FROM predictions WHERE id = ANY(%s)""",
+               probabilities, NULL::bytea AS canvas_png, preview_png, latency_ms, not_a_digit, reason,
+               client_network::text AS client_network, id, created_at, true_digit,
+               feedback_network::text AS feedback_network FROM predictions WHERE id = ANY(%s)""",
             (ids,),
         )
         return {row.id: row for row in await cursor.fetchall() if row.id is not None}
@@ -279,9 +281,10 @@ class NumberStore:
         cursor = conn.cursor(row_factory=dict_row)
         await cursor.execute(
             """SELECT number_id, request_id, browser_id, model_name, model_version, predicted_digit, confidence,
-               probabilities, NULL::bytea AS canvas_png, preview_png, latency_ms, not_a_digit, client_network::text
-               AS client_network, id, created_at, true_digit, feedback_network::text AS feedback_network, position,
-               box FROM predictions WHERE number_id = ANY(%s) ORDER BY position""",
+               probabilities, NULL::bytea AS canvas_png, preview_png, latency_ms, not_a_digit, reason,
+               client_network::text AS client_network, id, created_at, true_digit,
+               feedback_network::text AS feedback_network, position, box
+               FROM predictions WHERE number_id = ANY(%s) ORDER BY position""",
             (number_ids,),
         )
         digits: dict[int, list[NumberDigit]] = {}

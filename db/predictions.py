@@ -33,6 +33,7 @@ def stored_prediction(
     preview_png: bytes | None,
     latency_ms: float,
     not_a_digit: bool | None,
+    reason: str | None = None,  # absent from journal lines written before it was kept
     **stored: Any,
 ) -> StoredPrediction:
     """A stored prediction of a row's columns: the model's answer of its own columns, the rest as they are."""
@@ -46,6 +47,7 @@ def stored_prediction(
         preview_png=preview_png,
         latency_ms=latency_ms,
         not_a_digit=refused,
+        reason=reason,
         closest_digit=predicted_digit,
     )
     return StoredPrediction(answer=answer, **stored)
@@ -88,8 +90,8 @@ class PredictionStore:
                 """
                 INSERT INTO predictions (request_id, browser_id, model_name, model_version, predicted_digit,
                                          confidence, probabilities, canvas_png, preview_png, latency_ms, not_a_digit,
-                                         client_network, created_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()))
+                                         reason, client_network, created_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()))
                 ON CONFLICT (request_id) DO UPDATE SET request_id = EXCLUDED.request_id
                     WHERE predictions.browser_id = EXCLUDED.browser_id
                 RETURNING id, sha256(canvas_png) = %s
@@ -97,7 +99,7 @@ class PredictionStore:
                 (
                     row.request_id, row.browser_id, answer.model_name, answer.model_version, row.predicted_digit,
                     answer.confidence, list(answer.probabilities), row.canvas_png, answer.preview_png,
-                    answer.latency_ms, answer.not_a_digit, row.client_network, row.created_at, digest,
+                    answer.latency_ms, answer.not_a_digit, answer.reason, row.client_network, row.created_at, digest,
                 ),
             )  # fmt: skip
             found = await cursor.fetchone()
@@ -158,7 +160,7 @@ class PredictionStore:
             await cursor.execute(
                 """
                 SELECT request_id, browser_id, model_name, model_version, predicted_digit, confidence, probabilities,
-                       NULL::bytea AS canvas_png, preview_png, latency_ms, not_a_digit,
+                       NULL::bytea AS canvas_png, preview_png, latency_ms, not_a_digit, reason,
                        client_network::text AS client_network, id, created_at, true_digit,
                        feedback_network::text AS feedback_network
                 FROM predictions WHERE browser_id = %s
@@ -228,8 +230,9 @@ class PredictionStore:
             await cursor.execute(
                 """
                 SELECT request_id, browser_id, model_name, model_version, predicted_digit, confidence, probabilities,
-                       canvas_png, preview_png, latency_ms, not_a_digit, client_network::text AS client_network, id,
-                       created_at, true_digit, feedback_network::text AS feedback_network
+                       canvas_png, preview_png, latency_ms, not_a_digit, reason,
+                       client_network::text AS client_network, id, created_at, true_digit,
+                       feedback_network::text AS feedback_network
                 FROM predictions WHERE %s = false OR true_digit IS NOT NULL
                 ORDER BY created_at DESC, id DESC LIMIT %s
                 """,

@@ -26,6 +26,7 @@ class HistoryItem(BaseModel):
     confidence: float
     true_digit: int | None
     model_version: str
+    reason: str | None = Field(None, description='why the drawing was refused, e.g. "looks like several digits"')
 
 
 class DigitHistoryItem(BaseModel):
@@ -79,6 +80,7 @@ def _prediction_item(row: StoredPrediction) -> HistoryItem:
         confidence=row.answer.confidence,
         true_digit=row.true_digit,
         model_version=row.answer.model_version,
+        reason=row.answer.reason,
     )
 
 
