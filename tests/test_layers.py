@@ -176,13 +176,14 @@ def handed_on(source: str, *, package: str) -> set[str]:
 
 
 def module_of(path: str) -> str:
-    """The dotted name of the module at path: app/records.py is app.records, ui/api/__init__.py is ui.api."""
+    """The dotted name of the module at path: app/vocabulary.py is app.vocabulary, ui/api/__init__.py is ui.api."""
     parts = Path(path).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def _modules_named(tree: ast.Module, modules: Mapping[str, str]) -> dict[str, str]:
-    """The names a module binds to our modules: `import app.records as r`, `from app import records`, `import app`."""
+    """The names a module binds to our modules: `import app.vocabulary as v`, `from app import vocabulary`, `import
+    app`."""
     bound = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -242,11 +243,11 @@ def re_exports(files: Mapping[str, tuple[str, str]]) -> set[tuple[str, str]]:
     return {(path, name) for path, (package, source) in files.items() for name in handed_on(source, package=package)}
 
 
-# Modules made up for the finders' own tests: app/records.py hands db's StoreUnavailable on, app/context.py uses it.
-RECORDS = ("app", "from db.pool import StoreUnavailable\n\n__all__ = ['StoreUnavailable']\n")
+# Modules made up for the finders' own tests: app/vocabulary.py hands db's StoreUnavailable on, app/context.py uses it.
+VOCABULARY = ("app", "from db.pool import StoreUnavailable\n\n__all__ = ['StoreUnavailable']\n")
 CONTEXT = ("app", "from db.pool import StoreUnavailable\n\nclass App:\n    errors = (StoreUnavailable,)\n")
 PAGE = (
-    "from app.records import StoreUnavailable\n"
+    "from app.vocabulary import StoreUnavailable\n"
     "from app.context import App\n"
     "import app.context\n"
     "print(App, StoreUnavailable, app.context.StoreUnavailable)\n"
@@ -254,8 +255,8 @@ PAGE = (
 
 
 def test_the_re_export_finder_finds_re_exports():
-    assert re_exports({"app/records.py": RECORDS, "app/context.py": CONTEXT}) == {
-        ("app/records.py", "StoreUnavailable")
+    assert re_exports({"app/vocabulary.py": VOCABULARY, "app/context.py": CONTEXT}) == {
+        ("app/vocabulary.py", "StoreUnavailable")
     }
     assert handed_on("from db.pool import StoreUnavailable as StoreUnavailable", package="app")
     assert handed_on("from db.pool import StoreUnavailable  # for the pages", package="app")
@@ -264,15 +265,17 @@ def test_the_re_export_finder_finds_re_exports():
     assert not handed_on("from db.pool import StoreUnavailable\ndef f() -> 'StoreUnavailable': ...", package="app")
     assert not handed_on("from app.ports import Records\n__all__ = ['Records']", package="app")  # its own package's
     assert not handed_on("from typing import Any", package="app")  # not ours (ruff finds the unused import)
+    # the shared records are no exception: app handing records' names on would hide ui -> records all the same
+    assert handed_on("from records.errors import StoreUnavailable\n__all__ = ['StoreUnavailable']", package="app")
 
 
 def test_the_pass_through_finder_finds_names_taken_through_another_package():
-    found = taken_through({"app/records.py": RECORDS, "app/context.py": CONTEXT, "ui/page.py": ("ui", PAGE)})
+    found = taken_through({"app/vocabulary.py": VOCABULARY, "app/context.py": CONTEXT, "ui/page.py": ("ui", PAGE)})
     assert found == {
-        ("ui/page.py", "app/records.py", "StoreUnavailable"),  # from app.records import StoreUnavailable
+        ("ui/page.py", "app/vocabulary.py", "StoreUnavailable"),  # from app.vocabulary import StoreUnavailable
         ("ui/page.py", "app/context.py", "StoreUnavailable"),  # app.context.StoreUnavailable: context only uses it
     }
-    assert not taken_through({"app/records.py": RECORDS, "app/use_case.py": ("app", PAGE)})  # app may import db
+    assert not taken_through({"app/vocabulary.py": VOCABULARY, "app/use_case.py": ("app", PAGE)})  # app may import db
 
 
 def test_no_module_hands_on_another_package_s_names():
