@@ -64,7 +64,7 @@ test: $(INSTALLED)  ## lint (ruff, mypy) + the whole test suite (starts its own 
 	$(VENV)/bin/mypy
 	MNIST_DIR=$(abspath $(DATA_DIR)) PENDIGITS_FILE=$(abspath $(PENDIGITS)) UNIPEN_FILE=$(abspath $(UNIPEN)) UNIPEN_NUMBERS_FILE=$(abspath $(UNIPEN_NUMBERS)) $(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(INSTALLED)  ## ruff, and mypy on the product's packages (settings, handler, serving, db, app, ui)
+lint: $(INSTALLED)  ## ruff, and mypy on the product's packages (settings, records, handler, serving, db, app, ui)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

@@ -25,10 +25,11 @@ from pathlib import Path
 
 from app.context import operator_stores, version_control
 from db.embedded import PrivateServerError
-from db.pool import StoreUnavailable
-from db.predictions import VersionStats
 from db.review import Decision, ReviewStore
-from serving.management import ManagementError, ModelManager, Version
+from records.errors import ManagementError, StoreUnavailable
+from records.stats import VersionStats
+from records.versions import Version
+from serving.management import ModelManager
 from serving.versions import promote
 from settings import Settings, SettingsError, load
 

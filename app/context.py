@@ -43,9 +43,10 @@ from db.defaults import DefaultVersions
 from db.embedded import database_url
 from db.journal import Batches, Journal, batches
 from db.numbers import NumberStore
-from db.pool import StoreUnavailable, apply_schema, open_pool
+from db.pool import apply_schema, open_pool
 from db.predictions import PredictionStore
 from db.review import ReviewStore
+from records.errors import StoreUnavailable
 from serving.endpoints import endpoints
 from serving.inference import Predictor
 from serving.management import ModelManager

@@ -25,7 +25,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from serving.inference import AllExplanations, Explanation, ModelUnavailable
+from records.errors import ModelUnavailable
+from records.explanations import AllExplanations, Explanation
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """A browser's history and everyone's statistics, as the pages and the JSON API show them.
 
-A history is a timeline of single drawings and numbers, newest first: a number is one entry (a NumberRow with its
+A history is a timeline of single drawings and numbers, newest first: a number is one entry (a StoredNumber with its
 digits), never its digits one by one. The statistics count digits (single drawings and the digits of numbers, which are
 prediction rows: per digit, per version, the confusion matrix) and whole numbers (`Stats.numbers`) separately.
 
@@ -17,12 +17,13 @@ from typing import TypeVar
 
 from app.ports import NumberRecords, PredictionRecords
 from app.predictions import Predictions
-from db.numbers import NumberRow
-from db.pool import StoreUnavailable
-from db.predictions import Accuracy, PredictionRow, Stats
+from records.errors import StoreUnavailable
+from records.numbers import StoredNumber
+from records.predictions import StoredPrediction
+from records.stats import Accuracy, Stats
 
 T = TypeVar("T")
-Entry = PredictionRow | NumberRow  # one line of a history: a single drawing, or a number with its digits
+Entry = StoredPrediction | StoredNumber  # one line of a history: a single drawing, or a number with its digits
 
 
 @dataclass(frozen=True)
@@ -36,13 +37,13 @@ class HistoryWindow:
     by_version: dict[str, Accuracy]  # over the browser's labelled digits (single drawings and digits of numbers)
 
     @property
-    def rows(self) -> list[PredictionRow]:
+    def rows(self) -> list[StoredPrediction]:
         """The single drawings of the page (what a page without numbers shows)."""
-        return [entry for entry in self.entries if isinstance(entry, PredictionRow)]
+        return [entry for entry in self.entries if isinstance(entry, StoredPrediction)]
 
     @property
-    def numbers(self) -> list[NumberRow]:
-        return [entry for entry in self.entries if isinstance(entry, NumberRow)]
+    def numbers(self) -> list[StoredNumber]:
+        return [entry for entry in self.entries if isinstance(entry, StoredNumber)]
 
     @property
     def accuracy(self) -> Accuracy:

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 from app.picture_headers import PictureRefused, read_header
-from serving.inference import ModelUnavailable, PredictionRejected
+from records.errors import ModelUnavailable, PredictionRejected
 
 # The block one client holds at least: the /64 is the smallest an IPv6 client is given (its addresses are free to
 # rotate); an IPv4 /24 is one household's or office's neighbourhood. Not app/addresses.py's, the poisoning screen's

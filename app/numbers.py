@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from app.drawings import CropError, digit_crop, stored_copy
 from app.ports import ModelServer, NumberRecords
 from app.predictions import LabelKept, NotYours, Predictions, SavedIn, check_image, owned_in_journal, refuse_reuse
-from db.numbers import NumberIds, NumberRow, check_number, digit_request_id
-from db.pool import StoreUnavailable
-from db.predictions import PredictionRow, check_digit
-from serving.inference import NumberReading, PredictionRejected
+from db.numbers import NumberIds, digit_request_id
+from records.errors import PredictionRejected, StoreUnavailable
+from records.numbers import DigitReading, NumberDigit, NumberReading, StoredNumber, check_number
+from records.predictions import Prediction, StoredPrediction, check_digit
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class RecordedNumber:
     in Recorded (app/predictions.py)."""
 
     reading: NumberReading
-    row: NumberRow
+    row: StoredNumber
     saved: SavedIn
     checked: bool = True
 
@@ -50,7 +50,7 @@ class RecordedNumber:
     @property
     def digit_ids(self) -> list[int | None]:
         """Each digit's prediction row id, left to right (None unless saved in the database)."""
-        return [digit.id for digit in self.row.digits]
+        return [digit.prediction.id for digit in self.row.digits]
 
 
 @dataclass(frozen=True)
@@ -193,29 +193,24 @@ def number_row(
     browser_id: str,
     request_id: uuid.UUID,
     network: str | None,
-) -> NumberRow:
-    """The row a reading is kept as: the drawing (app/drawings.py stored_copy), and each digit as a prediction row
-    with its crop, position and box (its request_id derived from the number's)."""
+) -> StoredNumber:
+    """The row a reading is kept as: the drawing (app/drawings.py stored_copy), and each digit with its position and
+    box, and as a stored prediction with its crop (its request_id derived from the number's)."""
     digits = tuple(
-        PredictionRow(
-            request_id=digit_request_id(request_id, position),
-            browser_id=browser_id,
-            model_name=reading.model_name,
-            model_version=reading.model_version,
-            predicted_digit=digit.digit,
-            confidence=digit.confidence,
-            probabilities=digit.probabilities,
-            canvas_png=crop,
-            preview_png=digit.preview_png,
-            latency_ms=reading.latency_ms,  # the request that read it (all digits come from one)
-            not_a_digit=digit.not_a_digit,
-            client_network=network,
+        NumberDigit(
             position=position,
             box=digit.box,
+            prediction=StoredPrediction(
+                request_id=digit_request_id(request_id, position),
+                browser_id=browser_id,
+                answer=digit_answer(reading, digit),
+                canvas_png=crop,
+                client_network=network,
+            ),
         )
         for position, (digit, crop) in enumerate(zip(reading.digits, crops, strict=True))
     )
-    return NumberRow(
+    return StoredNumber(
         request_id=request_id,
         browser_id=browser_id,
         model_name=reading.model_name,
@@ -230,6 +225,22 @@ def number_row(
     )
 
 
+def digit_answer(reading: NumberReading, digit: DigitReading) -> Prediction:
+    """A digit of a number as the model's answer for one drawing: its digit (None when refused, the closest one
+    kept), the number's model and the latency of the request that read it (all digits come from one)."""
+    return Prediction(
+        digit=None if digit.not_a_digit else digit.digit,
+        confidence=digit.confidence,
+        probabilities=digit.probabilities,
+        model_name=reading.model_name,
+        model_version=reading.model_version,
+        preview_png=digit.preview_png,
+        latency_ms=reading.latency_ms,
+        not_a_digit=digit.not_a_digit,
+        closest_digit=digit.digit,
+    )
+
+
 def _crops(png: bytes, reading: NumberReading) -> list[bytes | None]:
     """Each digit's crop (app/drawings.py); PredictionRejected when the drawing cannot be cut (nothing is kept)."""
     try:
@@ -238,8 +249,9 @@ def _crops(png: bytes, reading: NumberReading) -> list[bytes | None]:
         raise PredictionRejected(str(exc), status=422) from exc
 
 
-def _with_ids(row: NumberRow, ids: NumberIds) -> NumberRow:
+def _with_ids(row: StoredNumber, ids: NumberIds) -> StoredNumber:
     """The row with the ids it was stored under. A retry read by another version since may have more or fewer digits
     than the stored first answer: the ids are those of the stored digits at each place."""
     stored = dict(enumerate(ids.digit_ids))
-    return replace(row, id=ids.id, digits=tuple(replace(d, id=stored.get(d.position or 0)) for d in row.digits))
+    digits = tuple(replace(d, prediction=replace(d.prediction, id=stored.get(d.position))) for d in row.digits)
+    return replace(row, id=ids.id, digits=digits)

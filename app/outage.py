@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from db.pool import StoreUnavailable
+from records.errors import StoreUnavailable
 
 T = TypeVar("T")
 KNOWN_DOWN = "the database cannot be reached (it was a moment ago: not asked again yet)"

@@ -13,17 +13,19 @@ from pathlib import Path
 from typing import Protocol
 
 from db.journal import Waiting
-from db.numbers import NumberIds, NumberRow
-from db.predictions import Accuracy, NumberStats, PredictionRow, Stats
+from db.numbers import NumberIds
 from db.review import Decision, QueueSize, Suggestion
-from serving.inference import AllExplanations, NumberReading, Prediction
-from serving.management import Version
+from records.explanations import AllExplanations
+from records.numbers import NumberReading, StoredNumber
+from records.predictions import Prediction, StoredPrediction
+from records.stats import Accuracy, NumberStats, Stats
+from records.versions import Version
 
 
 class PredictionRecords(Protocol):
     """The predictions table (db.predictions.PredictionStore)."""
 
-    async def insert(self, row: PredictionRow) -> int: ...
+    async def insert(self, row: StoredPrediction) -> int: ...
 
     async def set_feedback(
         self, *, prediction_id: int, browser_id: str, true_digit: int, network: str | None = None
@@ -39,7 +41,7 @@ class PredictionRecords(Protocol):
         network: str | None = None,
     ) -> bool: ...
 
-    async def history(self, *, browser_id: str, limit: int, offset: int = 0) -> list[PredictionRow]: ...
+    async def history(self, *, browser_id: str, limit: int, offset: int = 0) -> list[StoredPrediction]: ...
 
     async def history_count(self, *, browser_id: str) -> int: ...
 
@@ -49,13 +51,13 @@ class PredictionRecords(Protocol):
 
     async def stats(self) -> Stats: ...
 
-    async def recent_drawings(self, *, limit: int, labelled_only: bool = False) -> list[PredictionRow]: ...
+    async def recent_drawings(self, *, limit: int, labelled_only: bool = False) -> list[StoredPrediction]: ...
 
 
 class NumberRecords(Protocol):
     """The numbers table and its digits' rows of predictions (db.numbers.NumberStore)."""
 
-    async def insert(self, row: NumberRow) -> NumberIds: ...
+    async def insert(self, row: StoredNumber) -> NumberIds: ...
 
     async def set_feedback_by_request_id(
         self,
@@ -78,7 +80,9 @@ class NumberRecords(Protocol):
         network: str | None = None,
     ) -> bool: ...
 
-    async def timeline(self, *, browser_id: str, limit: int, offset: int = 0) -> list[PredictionRow | NumberRow]: ...
+    async def timeline(
+        self, *, browser_id: str, limit: int, offset: int = 0
+    ) -> list[StoredPrediction | StoredNumber]: ...
 
     async def timeline_count(self, *, browser_id: str) -> int: ...
 
@@ -141,13 +145,13 @@ class PendingWrites(Protocol):
 
     def check_room(self, *, browser_id: str, network: str | None, size: int) -> None: ...
 
-    async def add_prediction(self, prediction: PredictionRow) -> None: ...
+    async def add_prediction(self, prediction: StoredPrediction) -> None: ...
 
     async def add_label(
         self, *, request_id: uuid.UUID, browser_id: str, true_digit: int, network: str | None = None
     ) -> None: ...
 
-    async def add_number(self, number: NumberRow) -> None: ...
+    async def add_number(self, number: StoredNumber) -> None: ...
 
     async def add_number_label(
         self, *, request_id: uuid.UUID, browser_id: str, true_number: str, network: str | None = None

@@ -24,9 +24,8 @@ from app.limits import LargeImageLane
 from app.outage import Outage
 from app.ports import ModelServer, NumberRecords, PendingWrites, PredictionRecords
 from db.journal import Batches, Waiting
-from db.pool import StoreUnavailable
-from db.predictions import PredictionRow, RequestIdReused, RequestIdTaken, check_digit
-from serving.inference import Prediction, PredictionRejected
+from records.errors import PredictionRejected, RequestIdReused, RequestIdTaken, StoreUnavailable
+from records.predictions import Prediction, StoredPrediction, check_digit
 
 logger = logging.getLogger(__name__)
 
@@ -90,14 +89,18 @@ class LabelKept:
 
 @dataclass(frozen=True)
 class Recorded:
-    """A prediction as the model answered it, the row it was kept as (with its drawing), and where. `checked` False:
+    """A prediction as it was kept (with its drawing and the model's answer), and where. `checked` False:
     kept in the journal under a request_id its client chose and the journal does not know, which may name another
     image or another browser's row in the database; that is known only at replay (which then drops this one)."""
 
-    prediction: Prediction
-    row: PredictionRow
+    row: StoredPrediction
     saved: SavedIn
     checked: bool = True
+
+    @property
+    def prediction(self) -> Prediction:
+        """The model's answer."""
+        return self.row.answer
 
     @property
     def request_id(self) -> uuid.UUID:
@@ -199,43 +202,36 @@ class Predictions:
             self.check_room(png, browser_id=browser_id, network=network, request_id=request_id)
         prediction = await self.ask(png, version=version, client=browser_id, network=network)
         answered = datetime.now(UTC)  # a journaled row keeps this time (a failed insert may have waited seconds)
-        row = PredictionRow(
+        row = StoredPrediction(
             request_id=request_id or uuid.uuid4(),
             browser_id=browser_id,
-            model_name=prediction.model_name,
-            model_version=prediction.model_version,
-            predicted_digit=prediction.closest_digit,  # the digit, or the closest one when refused (marked)
-            confidence=prediction.confidence,
-            probabilities=prediction.probabilities,
+            answer=prediction,
             canvas_png=stored_copy(png),  # the image, not what a client appended to it
-            preview_png=prediction.preview_png,
-            latency_ms=prediction.latency_ms,
-            not_a_digit=prediction.not_a_digit,
             client_network=network,
         )
         if not save:
-            return Recorded(prediction, row, SavedIn.NOT_SAVED)
+            return Recorded(row, SavedIn.NOT_SAVED)
         if not self.database_down and row.request_id not in self.journal.pending_request_ids():
             try:
                 row_id = await self.store.insert(row)
-                return Recorded(prediction, _with_id(row, row_id), SavedIn.DATABASE)
+                return Recorded(_with_id(row, row_id), SavedIn.DATABASE)
             except StoreUnavailable as exc:
                 self.database_down = True
                 self.outage.seen()
                 logger.warning("prediction %s kept in the journal: %s", row.request_id, exc)
         row = replace(row, created_at=answered)  # replayed later, the row still says when it was drawn
-        return await self._keep(prediction, row, chosen=request_id is not None)
+        return await self._keep(row, chosen=request_id is not None)
 
-    async def _keep(self, prediction: Prediction, row: PredictionRow, *, chosen: bool) -> Recorded:
+    async def _keep(self, row: StoredPrediction, *, chosen: bool) -> Recorded:
         """Keep a prediction in the journal. A request_id the journal holds is answered as the database would answer
         it: a retry is kept once, another browser's or another image's is refused now (refuse_reuse). One the client
         `chosen` that the journal does not know is kept unchecked (Recorded.checked)."""
         waiting = self.journal.waiting(row.request_id, kind="prediction")
         if waiting is not None:
             refuse_reuse(waiting, browser_id=row.browser_id, image=row.canvas_png)
-            return Recorded(prediction, row, SavedIn.JOURNAL)
+            return Recorded(row, SavedIn.JOURNAL)
         await self.journal.add_prediction(row)
-        return Recorded(prediction, row, SavedIn.JOURNAL, checked=not chosen)
+        return Recorded(row, SavedIn.JOURNAL, checked=not chosen)
 
     async def label(
         self,
@@ -293,5 +289,5 @@ class Predictions:
         return LabelKept(SavedIn.JOURNAL, checked=owned)
 
 
-def _with_id(row: PredictionRow, row_id: int) -> PredictionRow:
+def _with_id(row: StoredPrediction, row_id: int) -> StoredPrediction:
     return replace(row, id=row_id)

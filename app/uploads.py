@@ -43,7 +43,7 @@ from app.picture_headers import (
     draft_size,
     read_header,
 )
-from serving.inference import PredictionRejected
+from records.errors import PredictionRejected
 
 logger = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from app.ports import PredictionRecords, VersionControl
 from app.predictions import Predictions
 from app.report import ModelReport
-from db.pool import StoreUnavailable
-from db.predictions import PredictionRow, VersionStats
-from serving.inference import Prediction, PredictorError
-from serving.management import ManagementError, Version
+from records.errors import ManagementError, PredictorError, StoreUnavailable
+from records.predictions import Prediction, StoredPrediction
+from records.stats import VersionStats
+from records.versions import Version
 from serving.versions import RememberedDefault, promote, reconcile
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class Overview:
 class Comparison:
     """Every loaded version's answer for one stored drawing."""
 
-    drawing: PredictionRow
+    drawing: StoredPrediction
     answers: dict[str, Prediction | str]  # version -> prediction, or the error message
 
     @property

@@ -52,6 +52,8 @@ ALTER TABLE predictions ADD COLUMN IF NOT EXISTS not_a_digit boolean;
 -- poisoning screen of `make retrain` counts networks as well as browsers (a cookie is free, a network is not).
 ALTER TABLE predictions ADD COLUMN IF NOT EXISTS client_network cidr;
 ALTER TABLE predictions ADD COLUMN IF NOT EXISTS feedback_network cidr;
+-- reason: why the model refused the drawing (as numbers.reason says why no number was read).
+ALTER TABLE predictions ADD COLUMN IF NOT EXISTS reason text;
 
 -- The operator's review of a label (the review queue on the admin page, app/review.py). An anonymous browser's label
 -- is a suggestion: one that disagrees with the answer trains only once the operator approved it; 'rejected' never
@@ -214,6 +216,9 @@ COMMENT ON COLUMN predictions.preview_png IS
 COMMENT ON COLUMN predictions.not_a_digit IS
     'True when the model answered "not a digit" (predicted_digit is then the closest digit), false when it answered '
     'a digit, NULL for rows written before versions could refuse.';
+COMMENT ON COLUMN predictions.reason IS
+    'Why the model refused the drawing (e.g. "looks like several digits"); NULL when it answered a digit, and for '
+    'rows written before the reason was kept.';
 COMMENT ON COLUMN predictions.client_network IS
     'The network (IPv4 /24, IPv6 /48) of the address that asked for the prediction; NULL when unknown. The full '
     'address is not kept.';

@@ -54,32 +54,14 @@ from db.journal_replay import (
     file_size,
     write_entries,
 )
-from db.numbers import NumberRow, NumberStore, check_number
-from db.pool import StoreUnavailable, one_transaction
-from db.predictions import PredictionRow, PredictionStore, check_digit
+from db.numbers import NumberStore
+from db.pool import one_transaction
+from db.predictions import PredictionStore
+from records.errors import JournalFull, JournalWriteError, StoreUnavailable
+from records.numbers import StoredNumber, check_number
+from records.predictions import StoredPrediction, check_digit
 
 logger = logging.getLogger(__name__)
-
-JOURNAL_FULL = (
-    "The database is unavailable and this server's store for drawings waiting for it is full: your {what} was NOT "
-    "saved; try again later"
-)
-
-
-class JournalWriteError(OSError):
-    """An entry could not be written whole (a full disk, a read-only folder): nothing of it is in the file."""
-
-
-class JournalFull(JournalWriteError):
-    """The journal holds as much as it may (`cap`: in all, for this client, for this network): nothing of the entry
-    was written."""
-
-    def __init__(self, what: str, *, cap: str):
-        super().__init__(errno.ENOSPC, JOURNAL_FULL.format(what=what))
-        self.cap = cap
-
-    def __str__(self) -> str:
-        return str(self.strerror)
 
 
 class Journal:
@@ -194,7 +176,7 @@ class Journal:
         self._set_aside = count + len(lines)
         logger.error("journal: %d unreadable line(s) moved to %s", len(lines), self.rejected_path)
 
-    async def add_prediction(self, prediction: PredictionRow) -> None:
+    async def add_prediction(self, prediction: StoredPrediction) -> None:
         await self._append(encode_prediction(prediction))
 
     async def add_label(
@@ -203,7 +185,7 @@ class Journal:
         check_digit(true_digit, name="true_digit")
         await self._append(encode_label("label", request_id, browser_id, network, true_digit=true_digit))
 
-    async def add_number(self, number: NumberRow) -> None:
+    async def add_number(self, number: StoredNumber) -> None:
         await self._append(encode_number(number))
 
     async def add_number_label(

@@ -19,9 +19,9 @@ from typing import Protocol
 import psycopg
 
 from db.journal_entries import UNREADABLE, decode_number, decode_prediction, entry_of
-from db.numbers import NumberRow
-from db.pool import StoreUnavailable
-from db.predictions import PredictionRow
+from records.errors import StoreUnavailable
+from records.numbers import StoredNumber
+from records.predictions import StoredPrediction
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ Line = tuple[dict | None, bytes, int]  # a journal line read back: its entry (No
 class ReplayTarget(Protocol):
     """Where a replay writes (db.predictions.PredictionStore; an in-memory stand-in in page tests)."""
 
-    async def insert(self, row: PredictionRow) -> int: ...
+    async def insert(self, row: StoredPrediction) -> int: ...
 
     async def set_feedback_by_request_id(
         self, *, request_id: uuid.UUID, browser_id: str, true_digit: int, at: datetime | None = None,
@@ -45,7 +45,7 @@ class ReplayTarget(Protocol):
 class NumberReplayTarget(Protocol):
     """Where a replay writes numbers and their labels (db.numbers.NumberStore; a stand-in in page tests)."""
 
-    async def insert(self, row: NumberRow) -> object: ...
+    async def insert(self, row: StoredNumber) -> object: ...
 
     async def set_feedback_by_request_id(
         self, *, request_id: uuid.UUID, browser_id: str, true_number: str, at: datetime | None = None,

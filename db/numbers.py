@@ -2,10 +2,11 @@
 `predictions` to its number (db/init.sql says why a digit is such a row: retraining, stats and compare mode see it
 like any drawing).
 
-`NumberRow` is the one record of a stored number, its digits as PredictionRows (position, box, the crop as
-canvas_png): what the app inserts, what the journal keeps during an outage, and what the history reads back (without
-drawings). `NumberStore` holds every query of the numbers and of their digit rows, bound to the pool; each call is one
-short transaction, and an outage is StoreUnavailable, as in PredictionStore.
+`StoredNumber` (records/numbers.py) is the one record of a stored number, its digits as NumberDigits (position,
+box, and the digit's stored prediction with its crop as the drawing): what the app inserts, what the journal keeps
+during an outage, and what the history reads back (without drawings). `NumberStore` holds every query of the numbers
+and of their digit rows, bound to the pool; each call is one short transaction, and an outage is StoreUnavailable,
+as in PredictionStore.
 
 A digit row's request_id is derived from its number's (`digit_request_id`), so a retried or replayed number finds its
 digits again instead of making second rows, and a label can name a digit by its number and position.
@@ -15,74 +16,23 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
 import psycopg
-from psycopg.rows import class_row, dict_row
+from psycopg.rows import dict_row, kwargs_row
 
 from db.pool import Connections, transaction
-from db.predictions import NumberStats, PredictionRow, RequestIdReused, RequestIdTaken, check_digit
-
-MAX_TRUE_DIGITS = 10  # what a user may type as the number they wrote
-MAX_READ_DIGITS = 64  # far above what the handler reads (it caps the pieces of a drawing at 40)
-_DIGIT_CHARACTERS = frozenset("0123456789")  # str.isdigit() would let "²" and other scripts' digits through
-
-
-def check_number(value: object, *, name: str, most: int = MAX_TRUE_DIGITS) -> None:
-    """ValueError unless `value` is a string of 1..`most` ASCII digits ("0089" keeps its zeros)."""
-    if not isinstance(value, str) or not 1 <= len(value) <= most or not set(value) <= _DIGIT_CHARACTERS:
-        raise ValueError(f"{name} must be a string of 1 to {most} digits 0-9, got {str(value)[:40]!r}")
+from db.predictions import stored_prediction
+from records.errors import RequestIdReused, RequestIdTaken
+from records.numbers import MAX_TRUE_DIGITS, NumberDigit, StoredNumber, check_number
+from records.predictions import StoredPrediction, check_digit
+from records.stats import NumberStats
 
 
 def digit_request_id(number_request_id: uuid.UUID, position: int) -> uuid.UUID:
     """The request_id of a number's digit row: fixed by the number's request_id and the digit's place."""
     return uuid.uuid5(number_request_id, f"digit {position}")
-
-
-@dataclass(frozen=True)
-class NumberRow:
-    """One stored number (a row of `numbers`) with its digits, left to right. The fields after `client_network` are
-    the table's own: set once the row exists (id, created_at) or labelled (true_number, feedback_network)."""
-
-    request_id: uuid.UUID
-    browser_id: str
-    model_name: str
-    model_version: str
-    number: str | None  # the digits read; None when no number could be read (reason says why)
-    canvas_png: bytes | None  # the whole drawing as sent; None where a read leaves it out
-    latency_ms: float
-    digits: tuple[PredictionRow, ...]  # position 0.. with their boxes; canvas_png: each digit's crop
-    not_a_digit: bool = False
-    reason: str | None = None
-    client_network: str | None = None
-    id: int | None = None
-    created_at: datetime | None = None  # set by the table on insert, or before it (journaled: when it was read)
-    true_number: str | None = None
-    feedback_network: str | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "digits", tuple(self.digits))
-        if self.number is not None:
-            check_number(self.number, name="number", most=MAX_READ_DIGITS)
-        if self.latency_ms < 0:
-            raise ValueError(f"latency_ms must be >= 0, got {self.latency_ms!r}")
-        for position, digit in enumerate(self.digits):
-            if digit.position != position or digit.browser_id != self.browser_id:
-                raise ValueError(f"digit {position} of a number must have position {position} and the same browser")
-
-    @property
-    def reading(self) -> str:
-        """The digits read, left to right, also when the number was refused (then each digit's closest one)."""
-        return self.number or "".join(str(digit.predicted_digit) for digit in self.digits)
-
-    @property
-    def right(self) -> bool | None:
-        """Whether the number was read exactly; None until labelled."""
-        if self.true_number is None:
-            return None
-        return self.true_number == self.number
 
 
 class NumberIds(NamedTuple):
@@ -101,14 +51,14 @@ class NumberStore:
     def __init__(self, pool: Connections):
         self.pool = pool
 
-    async def insert(self, row: NumberRow) -> NumberIds:
+    async def insert(self, row: StoredNumber) -> NumberIds:
         """Store a number and its digit rows in one transaction; a retry with the same request_id returns the first
         ids. Dated `row.created_at` when set (replayed from the journal), else now; its digits get the same time.
 
         RequestIdTaken when the request_id (or a digit's) is another browser's; RequestIdReused when it is this
         browser's number of another drawing.
         """
-        if row.canvas_png is None or any(digit.canvas_png is None for digit in row.digits):
+        if row.canvas_png is None or any(digit.prediction.canvas_png is None for digit in row.digits):
             raise ValueError("a number is stored with its drawing and each digit with its crop")
         digest = hashlib.sha256(row.canvas_png).digest()
         async with transaction(self.pool) as conn:
@@ -145,29 +95,32 @@ class NumberStore:
 
     @staticmethod
     async def _insert_digits(
-        conn: psycopg.AsyncConnection, row: NumberRow, number_id: int, created_at: datetime
+        conn: psycopg.AsyncConnection, row: StoredNumber, number_id: int, created_at: datetime
     ) -> tuple[int, ...]:
         ids = []
         for digit in row.digits:
+            stored, answer = digit.prediction, digit.prediction.answer
             try:
                 async with conn.transaction():  # a savepoint, so the error below leaves the transaction usable
                     cursor = await conn.execute(
                         """
                         INSERT INTO predictions (request_id, browser_id, model_name, model_version, predicted_digit,
                                                  confidence, probabilities, canvas_png, preview_png, latency_ms,
-                                                 not_a_digit, client_network, created_at, number_id, position, box)
-                        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                                 not_a_digit, reason, client_network, created_at, number_id,
+                                                 position, box)
+                        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                         RETURNING id
                         """,
                         (
-                            digit.request_id, digit.browser_id, digit.model_name, digit.model_version,
-                            digit.predicted_digit, digit.confidence, list(digit.probabilities), digit.canvas_png,
-                            digit.preview_png, digit.latency_ms, digit.not_a_digit, digit.client_network, created_at,
-                            number_id, digit.position, list(digit.box or ()),
+                            stored.request_id, stored.browser_id, answer.model_name, answer.model_version,
+                            stored.predicted_digit, answer.confidence, list(answer.probabilities), stored.canvas_png,
+                            answer.preview_png, answer.latency_ms, answer.not_a_digit, answer.reason,
+                            stored.client_network,
+                            created_at, number_id, digit.position, list(digit.box),
                         ),
                     )  # fmt: skip
             except psycopg.errors.UniqueViolation as exc:  # a single drawing was stored under this digit's id
-                raise RequestIdTaken(f"request_id {digit.request_id} of digit {digit.position} is taken") from exc
+                raise RequestIdTaken(f"request_id {stored.request_id} of digit {digit.position} is taken") from exc
             (digit_id,) = await cursor.fetchone() or (0,)
             ids.append(int(digit_id))
         return tuple(ids)
@@ -273,7 +226,7 @@ class NumberStore:
                 )
             return True
 
-    async def timeline(self, *, browser_id: str, limit: int, offset: int = 0) -> list[PredictionRow | NumberRow]:
+    async def timeline(self, *, browser_id: str, limit: int, offset: int = 0) -> list[StoredPrediction | StoredNumber]:
         """One page of a browser's history, newest first: its single drawings and its numbers (each once, with its
         digits), without drawings (drawing() and the digits' rows serve those)."""
         if limit < 1 or offset < 0:
@@ -311,35 +264,36 @@ class NumberStore:
         return int(count)
 
     @staticmethod
-    async def _drawings(conn: psycopg.AsyncConnection, ids: list[int]) -> dict[int, PredictionRow]:
-        cursor = conn.cursor(row_factory=class_row(PredictionRow))
+    async def _drawings(conn: psycopg.AsyncConnection, ids: list[int]) -> dict[int, StoredPrediction]:
+        cursor = conn.cursor(row_factory=kwargs_row(stored_prediction))
         await cursor.execute(
             """SELECT request_id, browser_id, model_name, model_version, predicted_digit, confidence,
-               probabilities, NULL::bytea AS canvas_png, preview_png, latency_ms, not_a_digit, client_network::text
-               AS client_network, id, created_at, true_digit, feedback_network::text AS feedback_network, position,
-               box FROM predictions WHERE id = ANY(%s)""",
+               probabilities, NULL::bytea AS canvas_png, preview_png, latency_ms, not_a_digit, reason,
+               client_network::text AS client_network, id, created_at, true_digit,
+               feedback_network::text AS feedback_network FROM predictions WHERE id = ANY(%s)""",
             (ids,),
         )
         return {row.id: row for row in await cursor.fetchall() if row.id is not None}
 
     @staticmethod
-    async def _digits(conn: psycopg.AsyncConnection, number_ids: list[int]) -> dict[int, list[PredictionRow]]:
+    async def _digits(conn: psycopg.AsyncConnection, number_ids: list[int]) -> dict[int, list[NumberDigit]]:
         """The digit rows of these numbers, left to right (without their crops), by number id."""
         cursor = conn.cursor(row_factory=dict_row)
         await cursor.execute(
             """SELECT number_id, request_id, browser_id, model_name, model_version, predicted_digit, confidence,
-               probabilities, NULL::bytea AS canvas_png, preview_png, latency_ms, not_a_digit, client_network::text
-               AS client_network, id, created_at, true_digit, feedback_network::text AS feedback_network, position,
-               box FROM predictions WHERE number_id = ANY(%s) ORDER BY position""",
+               probabilities, NULL::bytea AS canvas_png, preview_png, latency_ms, not_a_digit, reason,
+               client_network::text AS client_network, id, created_at, true_digit,
+               feedback_network::text AS feedback_network, position, box
+               FROM predictions WHERE number_id = ANY(%s) ORDER BY position""",
             (number_ids,),
         )
-        digits: dict[int, list[PredictionRow]] = {}
+        digits: dict[int, list[NumberDigit]] = {}
         for found in await cursor.fetchall():
-            number_id = found.pop("number_id")
-            digits.setdefault(number_id, []).append(PredictionRow(**found))
+            number_id, position, box = found.pop("number_id"), found.pop("position"), found.pop("box")
+            digits.setdefault(number_id, []).append(NumberDigit(position, box, stored_prediction(**found)))
         return digits
 
-    async def _numbers(self, conn: psycopg.AsyncConnection, ids: list[int]) -> dict[int, NumberRow]:
+    async def _numbers(self, conn: psycopg.AsyncConnection, ids: list[int]) -> dict[int, StoredNumber]:
         cursor = conn.cursor(row_factory=dict_row)
         await cursor.execute(
             """SELECT id, request_id, browser_id, model_name, model_version, number, latency_ms, not_a_digit,
@@ -370,11 +324,11 @@ class NumberStore:
         return NumberStats(int(total), int(labelled), int(exact))
 
 
-def _number_row(number: dict, digits: dict[int, list[PredictionRow]]) -> NumberRow:
-    return NumberRow(canvas_png=None, digits=tuple(digits.get(number["id"], ())), **number)
+def _number_row(number: dict, digits: dict[int, list[NumberDigit]]) -> StoredNumber:
+    return StoredNumber(canvas_png=None, digits=tuple(digits.get(number["id"], ())), **number)
 
 
-def _corrected(number: NumberRow, position: int, digit: int) -> str | None:
+def _corrected(number: StoredNumber, position: int, digit: int) -> str | None:
     """The number's label once the digit at `position` is `digit`: the label so far (or the reading) with that digit
     changed; None when the user typed a number of another length (it stays) or the result is too long to be one."""
     base = number.true_number or number.reading

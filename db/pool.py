@@ -11,13 +11,11 @@ from typing import Protocol
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from records.errors import StoreUnavailable
+
 SCHEMA_FILE = Path(__file__).with_name("init.sql")
 # Any constant works; it only has to be the same for every process applying the schema.
 _SCHEMA_LOCK_KEY = 0x6469676974  # "digit"
-
-
-class StoreUnavailable(RuntimeError):
-    """The database cannot be reached (down, unreachable, or every pooled connection busy for too long)."""
 
 
 async def open_pool(

@@ -1,9 +1,10 @@
 """The predictions table: one row per prediction served to a browser, with the drawing and the user's label.
 
-`PredictionRow` is the one record of a stored prediction: what the app inserts, what the journal keeps during an
-outage, and what the history and compare mode read back (without the drawing where it is not needed: a history page
-shows thumbnails by URL). `PredictionStore` holds every query of the table, bound to the pool; each call is one
-short transaction, and an outage is StoreUnavailable. Constraint violations (bugs, not outages) stay psycopg errors.
+`StoredPrediction` (records/predictions.py) is the one record of a stored prediction: what the app inserts, what the
+journal keeps during an outage, and what the history and compare mode read back (without the drawing where it is not
+needed: a history page shows thumbnails by URL); `stored_prediction` makes it of a row's columns. `PredictionStore`
+holds every query of the table, bound to the pool; each call is one short transaction, and an outage is
+StoreUnavailable. Constraint violations (bugs, not outages) stay psycopg errors.
 """
 
 from __future__ import annotations
@@ -12,141 +13,44 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any
 
-from psycopg.rows import class_row
+from psycopg.rows import class_row, kwargs_row
 
 from db.pool import Connections, transaction
-
-DIGITS = range(10)
-
-
-class RequestIdTaken(ValueError):
-    """A request_id already belongs to another browser's prediction (a client bug or a forged id)."""
+from records.errors import RequestIdReused, RequestIdTaken
+from records.predictions import Prediction, StoredPrediction, check_digit
+from records.stats import Accuracy, Stats
 
 
-class RequestIdReused(RequestIdTaken):
-    """A request_id already names this browser's prediction of another image: a retry must send the same image."""
-
-
-def check_digit(value: object, *, name: str) -> None:
-    # bool is an int in Python; True must not silently become the digit 1
-    if isinstance(value, bool) or not isinstance(value, int) or value not in DIGITS:
-        raise ValueError(f"{name} must be an integer digit 0..9, got {value!r}")
-
-
-@dataclass(frozen=True)
-class PredictionRow:
-    """One stored prediction (a row of `predictions`). The fields after `client_network` are the table's own: set
-    once the row exists (id, created_at) or labelled (true_digit, feedback_network)."""
-
-    request_id: uuid.UUID
-    browser_id: str
-    model_name: str
-    model_version: str
-    predicted_digit: int  # the digit answered, or the closest one when the drawing was refused as not a digit
-    confidence: float
-    probabilities: list[float]
-    canvas_png: bytes | None  # the drawing as sent (app/drawings.py); None where a read leaves it out
-    preview_png: bytes | None  # the 28x28 image the model saw
-    latency_ms: float
-    not_a_digit: bool | None = None  # refused as not a digit; None: written before versions could refuse
-    client_network: str | None = None  # the asking address's network (app/addresses.py); None: unknown
-    id: int | None = None
-    created_at: datetime | None = None  # set by the table on insert, or before it (journaled: when it was predicted)
-    true_digit: int | None = None
-    feedback_network: str | None = None
-    # A digit of a number (db/numbers.py): its place (0 = leftmost) and its box in the number's drawing, [left, top,
-    # right, bottom] (canvas_png is then the digit's crop); None for a single drawing.
-    position: int | None = None
-    box: tuple[float, float, float, float] | None = None
-
-    def __post_init__(self) -> None:
-        # The table's CHECKs hold as well; failing here gives the caller a readable message instead.
-        check_digit(self.predicted_digit, name="predicted_digit")
-        if (self.position is None) != (self.box is None) or (self.box is not None and len(self.box) != 4):
-            raise ValueError(f"a digit of a number has a position and a 4-value box, got {self.position}, {self.box}")
-        if self.box is not None:  # read back from the table as a list
-            object.__setattr__(self, "box", tuple(float(v) for v in self.box))
-        if not 0.0 <= self.confidence <= 1.0:
-            raise ValueError(f"confidence must be within 0..1, got {self.confidence!r}")
-        if len(self.probabilities) != len(DIGITS):
-            raise ValueError(f"probabilities must hold 10 values (one per digit), got {len(self.probabilities)}")
-        if self.latency_ms < 0:
-            raise ValueError(f"latency_ms must be >= 0, got {self.latency_ms!r}")
-
-    @property
-    def right(self) -> bool | None:
-        """Whether the answer was right (a refused real digit was not); None until labelled."""
-        if self.true_digit is None:
-            return None
-        return self.true_digit == self.predicted_digit and not self.not_a_digit
-
-
-class Accuracy(NamedTuple):
-    """Correct predictions among the labelled ones; compares equal to the plain tuple (correct, labelled)."""
-
-    correct: int
-    labelled: int
-
-    @property
-    def rate(self) -> float | None:
-        """correct / labelled, or None when nothing is labelled yet."""
-        return self.correct / self.labelled if self.labelled else None
-
-
-class VersionStats(NamedTuple):
-    """Accuracy of one model version over its labelled rows, and how many predictions it made in all."""
-
-    correct: int
-    labelled: int
-    total: int
-
-    @property
-    def rate(self) -> float | None:
-        return self.correct / self.labelled if self.labelled else None
-
-
-class NumberStats(NamedTuple):
-    """Whole numbers (db/numbers.py): how many were read, how many the users labelled, how many of those were read
-    exactly (every digit, and no digit too many or too few)."""
-
-    total: int
-    labelled: int
-    exact: int
-
-    @property
-    def rate(self) -> float | None:
-        return self.exact / self.labelled if self.labelled else None
-
-
-NO_NUMBERS = NumberStats(total=0, labelled=0, exact=0)
-
-
-@dataclass(frozen=True)
-class Stats:
-    """Global numbers for the stats page (all browsers)."""
-
-    total: int  # all predictions, labelled or not: single drawings and the digits of numbers
-    overall: Accuracy
-    per_digit: dict[int, Accuracy]  # keyed by the true digit; all of 0..9 present
-    confusion: list[list[int]]  # confusion[true][predicted], 10x10, labelled rows only
-    per_version: dict[str, VersionStats]
-    numbers: NumberStats = NO_NUMBERS  # whole numbers, counted apart (app/history.py adds them)
-
-    @classmethod
-    def from_counts(cls, pairs: list[tuple[int, int, int]], versions: list[tuple[str, int, int, int]]) -> Stats:
-        """From (true, predicted, count) pairs and (version, correct, labelled, total) rows."""
-        confusion = [[0] * len(DIGITS) for _ in DIGITS]
-        for true_digit, predicted_digit, count in pairs:
-            confusion[true_digit][predicted_digit] = count
-        per_digit = {digit: Accuracy(confusion[digit][digit], sum(confusion[digit])) for digit in DIGITS}
-        overall = Accuracy(sum(a.correct for a in per_digit.values()), sum(a.labelled for a in per_digit.values()))
-        per_version = {
-            version: VersionStats(correct, labelled, total) for version, correct, labelled, total in versions
-        }
-        total = sum(v.total for v in per_version.values())
-        return cls(total=total, overall=overall, per_digit=per_digit, confusion=confusion, per_version=per_version)
+def stored_prediction(
+    *,
+    model_name: str,
+    model_version: str,
+    predicted_digit: int,
+    confidence: float,
+    probabilities: list[float],
+    preview_png: bytes | None,
+    latency_ms: float,
+    not_a_digit: bool | None,
+    reason: str | None = None,  # absent from journal lines written before it was kept
+    **stored: Any,
+) -> StoredPrediction:
+    """A stored prediction of a row's columns: the model's answer of its own columns, the rest as they are."""
+    refused = bool(not_a_digit)  # NULL: written before versions could refuse, so it was not refused
+    answer = Prediction(
+        digit=None if refused else predicted_digit,
+        confidence=confidence,
+        probabilities=list(probabilities),
+        model_name=model_name,
+        model_version=model_version,
+        preview_png=preview_png,
+        latency_ms=latency_ms,
+        not_a_digit=refused,
+        reason=reason,
+        closest_digit=predicted_digit,
+    )
+    return StoredPrediction(answer=answer, **stored)
 
 
 @dataclass(frozen=True)
@@ -170,7 +74,7 @@ class PredictionStore:
     def __init__(self, pool: Connections):
         self.pool = pool
 
-    async def insert(self, row: PredictionRow) -> int:
+    async def insert(self, row: StoredPrediction) -> int:
         """Store a prediction and return its id; a retry with the same request_id returns the first row's id. The row
         is dated `row.created_at` when set (a prediction replayed from the journal keeps the time it was made), else
         now.
@@ -180,22 +84,22 @@ class PredictionStore:
         """
         if row.canvas_png is None:
             raise ValueError("a prediction is stored with its drawing")
-        digest = hashlib.sha256(row.canvas_png).digest()
+        digest, answer = hashlib.sha256(row.canvas_png).digest(), row.answer
         async with transaction(self.pool) as conn:
             cursor = await conn.execute(
                 """
                 INSERT INTO predictions (request_id, browser_id, model_name, model_version, predicted_digit,
                                          confidence, probabilities, canvas_png, preview_png, latency_ms, not_a_digit,
-                                         client_network, created_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()))
+                                         reason, client_network, created_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()))
                 ON CONFLICT (request_id) DO UPDATE SET request_id = EXCLUDED.request_id
                     WHERE predictions.browser_id = EXCLUDED.browser_id
                 RETURNING id, sha256(canvas_png) = %s
                 """,
                 (
-                    row.request_id, row.browser_id, row.model_name, row.model_version, row.predicted_digit,
-                    row.confidence, list(row.probabilities), row.canvas_png, row.preview_png, row.latency_ms,
-                    row.not_a_digit, row.client_network, row.created_at, digest,
+                    row.request_id, row.browser_id, answer.model_name, answer.model_version, row.predicted_digit,
+                    answer.confidence, list(answer.probabilities), row.canvas_png, answer.preview_png,
+                    answer.latency_ms, answer.not_a_digit, answer.reason, row.client_network, row.created_at, digest,
                 ),
             )  # fmt: skip
             found = await cursor.fetchone()
@@ -247,16 +151,16 @@ class PredictionStore:
             )
             return cursor.rowcount == 1
 
-    async def history(self, *, browser_id: str, limit: int, offset: int = 0) -> list[PredictionRow]:
+    async def history(self, *, browser_id: str, limit: int, offset: int = 0) -> list[StoredPrediction]:
         """One page of a browser's predictions, newest first, without their drawings (drawing() serves those)."""
         if limit < 1 or offset < 0:
             raise ValueError(f"need limit >= 1 and offset >= 0, got limit={limit}, offset={offset}")
         async with transaction(self.pool) as conn:
-            cursor = conn.cursor(row_factory=class_row(PredictionRow))
+            cursor = conn.cursor(row_factory=kwargs_row(stored_prediction))
             await cursor.execute(
                 """
                 SELECT request_id, browser_id, model_name, model_version, predicted_digit, confidence, probabilities,
-                       NULL::bytea AS canvas_png, preview_png, latency_ms, not_a_digit,
+                       NULL::bytea AS canvas_png, preview_png, latency_ms, not_a_digit, reason,
                        client_network::text AS client_network, id, created_at, true_digit,
                        feedback_network::text AS feedback_network
                 FROM predictions WHERE browser_id = %s
@@ -317,17 +221,18 @@ class PredictionStore:
             versions = await cursor.fetchall()
         return Stats.from_counts(pairs, versions)
 
-    async def recent_drawings(self, *, limit: int, labelled_only: bool = False) -> list[PredictionRow]:
+    async def recent_drawings(self, *, limit: int, labelled_only: bool = False) -> list[StoredPrediction]:
         """The newest predictions of all browsers, with their drawings (admin only: compare mode), newest first."""
         if limit < 1:
             raise ValueError(f"need limit >= 1, got {limit}")
         async with transaction(self.pool) as conn:
-            cursor = conn.cursor(row_factory=class_row(PredictionRow))
+            cursor = conn.cursor(row_factory=kwargs_row(stored_prediction))
             await cursor.execute(
                 """
                 SELECT request_id, browser_id, model_name, model_version, predicted_digit, confidence, probabilities,
-                       canvas_png, preview_png, latency_ms, not_a_digit, client_network::text AS client_network, id,
-                       created_at, true_digit, feedback_network::text AS feedback_network
+                       canvas_png, preview_png, latency_ms, not_a_digit, reason,
+                       client_network::text AS client_network, id, created_at, true_digit,
+                       feedback_network::text AS feedback_network
                 FROM predictions WHERE %s = false OR true_digit IS NOT NULL
                 ORDER BY created_at DESC, id DESC LIMIT %s
                 """,

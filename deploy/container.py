@@ -21,8 +21,7 @@ import time
 
 from deploy.torchserve import KeyRenewal, TorchServe, renew_keys, renewal_interval, token_auth
 from deploy.torchserve import from_settings as torchserve
-from serving.inference import ModelUnavailable
-from serving.management import ManagementError
+from records.errors import ManagementError, ModelUnavailable
 from settings import Settings, SettingsError, load
 
 __all__ = ["renew_keys", "renewal_interval", "token_auth", "torchserve"]  # the tests use them from here

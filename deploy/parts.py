@@ -21,7 +21,9 @@ import httpx
 
 from db.embedded import PrivateServer
 from deploy.torchserve import KeyRenewal, TorchServe, stop_group
-from serving.management import ManagementError, SyncManagement, Version
+from records.errors import ManagementError
+from records.versions import Version
+from serving.management import SyncManagement
 
 RESTORE_TIMEOUT = 120.0  # a registration waits for its worker to load
 

@@ -25,7 +25,7 @@ import httpx
 
 from db.embedded import PrivateServerError
 from deploy.torchserve import TorchServeError
-from serving.management import ManagementError
+from records.errors import ManagementError
 
 # What a part's start may raise; anything else is a bug and ends the supervisor (its `finally` stops the rest).
 START_ERRORS = (

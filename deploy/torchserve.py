@@ -25,10 +25,11 @@ import httpx
 import psutil
 
 from deploy.java import java_home
+from records.errors import ManagementError
 from serving.auth import read_keys
 from serving.endpoints import Endpoints, configure, local_url, read_properties, settings_overrides
 from serving.inference import SyncInference
-from serving.management import ManagementError, SyncManagement
+from serving.management import SyncManagement
 from settings import Settings
 
 

@@ -8,6 +8,9 @@ and comes back as a Prediction with `not_a_digit` set, the reason, and the close
 A number (several digits in one drawing, header `X-Read: number`) comes back as a NumberReading: the number read (None
 when none can be read), and each digit read left to right with its box in the drawing's pixels (DigitReading).
 
+The answers are records of records/ (predictions.py, numbers.py, explanations.py) and the errors those of
+records/errors.py: the pages show them as parsed here, and db/ stores the answer itself.
+
 Two clients share the requests' error mapping and the parsing: `Predictor` (async, the page) and `SyncInference`
 (blocking, the tools: the container's health check, the offline evaluation)."""
 
@@ -17,11 +20,14 @@ import base64
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from records.errors import ModelUnavailable, PredictionRejected
+from records.explanations import AllExplanations, Explanation, FieldBox
+from records.numbers import DigitReading, NumberReading
+from records.predictions import Prediction
 from serving.auth import KeyFile, KeyUnavailable, TokenAuth, error_message, is_auth_failure
 
 # What the page says when TorchServe does not answer at all: `make run`, compose and Kubernetes restart it, which
@@ -34,108 +40,6 @@ NOT_IN_TIME = (
 PNG = {"Content-Type": "image/png"}
 PREVIEW = {"X-Preview": "1"}  # the handler adds the 28x28 image the model saw
 NUMBER = {"X-Read": "number"}  # the handler reads every digit of the drawing, left to right
-
-
-class PredictorError(RuntimeError):
-    """Base class; the message is meant for the user."""
-
-
-class ModelUnavailable(PredictorError):
-    """TorchServe cannot be reached, is not ready, or timed out."""
-
-
-class PredictionRejected(PredictorError):
-    """TorchServe refused this image (blank, not an image, too large): the message says why."""
-
-    def __init__(self, message: str, *, status: int):
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass(frozen=True)
-class Prediction:
-    digit: int | None  # None when the model refused the drawing as not a digit
-    confidence: float  # of the most probable digit (the closest one when refused)
-    probabilities: list[float]
-    model_name: str
-    model_version: str
-    preview_png: bytes | None
-    latency_ms: float
-    not_a_digit: bool = False
-    reason: str | None = None  # why it was refused ("looks like several digits"), None unless refused
-    closest_digit: int = -1  # the most probable digit: `digit` when answered, the nearest one when refused
-
-    def __post_init__(self) -> None:
-        if self.closest_digit < 0:  # not given: the most probable digit
-            object.__setattr__(self, "closest_digit", self.probabilities.index(max(self.probabilities)))
-
-    @property
-    def runner_up(self) -> int:
-        """The second most probable digit (the "why not ...?" of an explanation)."""
-        return sorted(range(len(self.probabilities)), key=lambda d: -self.probabilities[d])[1]
-
-
-Box = tuple[float, float, float, float]  # left, top, right, bottom, in the drawing's pixels
-
-
-@dataclass(frozen=True)
-class DigitReading:
-    """One digit of a number as the model read it: the digit (the closest one when refused), where it is, how sure."""
-
-    digit: int
-    confidence: float
-    probabilities: list[float]
-    box: Box
-    preview_png: bytes | None = None  # the 28x28 image the model saw for this digit
-    not_a_digit: bool = False  # the version's refusal rules refused this part (then the number is None)
-
-
-@dataclass(frozen=True)
-class NumberReading:
-    """The model's reading of a drawing of several digits (X-Read: number): `number` is the digits read, left to right,
-    as a string ("0089" keeps its zeros), or None when no number can be read (`reason` says why)."""
-
-    number: str | None
-    digits: list[DigitReading]  # left to right; empty when the drawing could not be split into digits
-    model_name: str
-    model_version: str
-    latency_ms: float
-    not_a_digit: bool = False
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class FieldBox:
-    """Where the 28x28 image the model saw sits over the drawing, in the drawing's pixels (may reach past its edges)."""
-
-    left: float
-    top: float
-    right: float
-    bottom: float
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """Why the model scores `target` as it does: Integrated Gradients over the 28x28 image it saw."""
-
-    prediction: Prediction
-    target: int
-    attributions: list[list[float]]  # 28 rows of 28; > 0: evidence for target, < 0: against it
-    field_box: FieldBox
-    method: str
-
-
-@dataclass(frozen=True)
-class AllExplanations:
-    """The maps of all ten digits for one drawing, from one pass (POST /explanations with "target": "all")."""
-
-    prediction: Prediction
-    by_target: list[list[list[float]]]  # 10 maps of 28 rows of 28, index = digit
-    field_box: FieldBox
-    method: str
-
-    def for_target(self, target: int) -> Explanation:
-        return Explanation(self.prediction, target, self.by_target[target], self.field_box, self.method)
 
 
 class Predictor:

@@ -12,55 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from records.errors import ManagementError
+from records.versions import Version, Worker
 from serving.auth import KeyFile, KeyUnavailable, TokenAuth, error_message, is_auth_failure
 
 # Serving settings for versions registered at run time: the same as config.properties gives 1.0 (docs/performance.md).
 REGISTER_DEFAULTS = {"batch_size": 16, "max_batch_delay": 2, "response_timeout": 30}
-
-
-class ManagementError(RuntimeError):
-    """A management request failed or was refused; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class Worker:
-    id: str
-    pid: int | None
-    status: str
-    memory: int | None
-
-    @property
-    def ready(self) -> bool:
-        """Taking requests (not starting, restarting after a crash or unloading)."""
-        return self.status == "READY"
-
-
-@dataclass(frozen=True)
-class Version:
-    """One loaded version of a model, as TorchServe describes it."""
-
-    version: str
-    is_default: bool
-    archive: str
-    min_workers: int
-    max_workers: int
-    batch_size: int
-    max_batch_delay: int
-    workers: tuple[Worker, ...]
-
-    @property
-    def ready_workers(self) -> int:
-        return sum(worker.ready for worker in self.workers)
-
-    @property
-    def ready(self) -> bool:
-        """Can answer: at least one READY worker."""
-        return self.ready_workers > 0
 
 
 def _version(description: dict, *, default: str | None) -> Version:

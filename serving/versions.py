@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from serving.management import Version
+from records.versions import Version
 
 
 class DefaultSwitch(Protocol):

@@ -39,10 +39,11 @@ import torch
 
 from db.embedded import start_private_server
 from db.pool import SCHEMA_FILE, open_pool
-from db.predictions import PredictionRow, PredictionStore
+from db.predictions import PredictionStore
 from deploy.torchserve import TorchServe, free_ports, temporary
 from handler.model import DigitNet, for_inference
 from handler.preprocess import prepare
+from records.predictions import Prediction, StoredPrediction
 from serving.auth import authorization
 from serving.endpoints import read_properties
 from serving.inference import Predictor
@@ -195,13 +196,8 @@ def private_postgres():
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _record(png: bytes, prediction, *, browser: str) -> PredictionRow:
-    return PredictionRow(
-        request_id=uuid.uuid4(), browser_id=browser, model_name=prediction.model_name,
-        model_version=prediction.model_version, predicted_digit=prediction.digit, confidence=prediction.confidence,
-        probabilities=prediction.probabilities, canvas_png=png, preview_png=prediction.preview_png,
-        latency_ms=prediction.latency_ms,
-    )  # fmt: skip
+def _record(png: bytes, prediction: Prediction, *, browser: str) -> StoredPrediction:
+    return StoredPrediction(request_id=uuid.uuid4(), browser_id=browser, answer=prediction, canvas_png=png)
 
 
 async def _page_path(server: TorchServe, database_url: str, pngs: list[bytes], *, count: int) -> dict:
@@ -226,17 +222,16 @@ async def _page_path(server: TorchServe, database_url: str, pngs: list[bytes], *
 
 async def _postgres(database_url: str, pngs: list[bytes], *, rows: int) -> list[dict]:
     pool = await open_pool(database_url)
-    template = PredictionRow(
-        request_id=uuid.uuid4(), browser_id="x", model_name=MODEL, model_version="1.0", predicted_digit=7,
-        confidence=0.9, probabilities=[0.1] * 10, canvas_png=pngs[0], preview_png=None, latency_ms=5.0,
-    )  # fmt: skip
+    answer = Prediction(digit=7, confidence=0.9, probabilities=[0.1] * 10, model_name=MODEL, model_version="1.0",
+                        preview_png=None, latency_ms=5.0, closest_digit=7)  # fmt: skip
+    template = StoredPrediction(request_id=uuid.uuid4(), browser_id="x", answer=answer, canvas_png=pngs[0])
     try:
         count, started = 2000, time.perf_counter()
         for index in range(count):
             browser = f"browser-{index % 100}"
             record = {**template.__dict__, "request_id": uuid.uuid4(), "browser_id": browser,
                       "canvas_png": pngs[index % len(pngs)]}  # fmt: skip
-            await PredictionStore(pool).insert(PredictionRow(**record))
+            await PredictionStore(pool).insert(StoredPrediction(**record))
         insert_rate = count / (time.perf_counter() - started)
         await _bulk_fill(database_url, pngs, rows=rows - count)
         latencies = []

@@ -26,7 +26,8 @@ import numpy as np
 from PIL import Image
 
 from deploy.torchserve import TorchServe, temporary
-from serving.inference import Prediction, SyncInference
+from records.predictions import Prediction
+from serving.inference import SyncInference
 from training import canvas, data, unipen
 
 # The held-out UNIPEN drawings: the seed training/base_training.py's in-process figures use (EVAL_SEED), so both

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from db.defaults import DefaultVersions
+from records.errors import ManagementError
 from serving.endpoints import endpoints
-from serving.management import ManagementError, ModelManager
+from serving.management import ModelManager
 from settings import Settings
 from training.train import save_weights
 

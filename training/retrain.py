@@ -49,10 +49,10 @@ import numpy as np
 
 from app.report import ModelReport
 from db.embedded import PrivateServerError, database_url
-from db.pool import StoreUnavailable, open_pool
+from db.pool import open_pool
 from db.predictions import Feedback, PredictionStore
 from handler.model import DigitNet
-from serving.management import ManagementError
+from records.errors import ManagementError, StoreUnavailable
 from settings import Settings, load
 from training import archive, canvas, data, finetune, golden, nondigits
 from training.gate import (

@@ -41,10 +41,11 @@ RUN pip install torchserve==0.12.0 "numpy>=2.0,<3" "pillow>=11,<14" "psutil>=5.9
         "pydantic-settings>=2.6,<3" "pyyaml>=6"
 RUN useradd --uid 10001 --user-group --create-home app
 
-# deploy.container imports deploy/, serving/ and settings.py only (a test follows its imports)
+# deploy.container imports deploy/, serving/, records/ and settings.py only (a test follows its imports)
 WORKDIR /app
 COPY config.properties settings.py ./
 COPY deploy/ deploy/
+COPY records/ records/
 COPY serving/ serving/
 COPY --from=archives /archives/ /srv/model_store/
 # TS_HOME: TorchServe's working directory, where it writes key_file.json (a volume shared with the UI in compose)

@@ -9,11 +9,12 @@ RUN pip install "nicegui>=3.0,<4" "psycopg[binary,pool]>=3.2,<4" "httpx>=0.28,<1
         "psutil>=5.9" "numpy>=2.0,<3" "pillow>=11,<14"
 RUN useradd --uid 10001 --user-group --create-home app
 
-# python -m ui.main imports ui/, app/, db/, serving/ and settings.py, never deploy/ (a test follows its imports);
+# python -m ui.main imports ui/, app/, db/, serving/, records/ and settings.py, never deploy/ (a test follows its imports);
 # config.properties gives it TorchServe's ports, with TS_HOST naming the TorchServe container or Service. The
 # operator CLI (python -m app.cli) runs here too.
 WORKDIR /app
 COPY config.properties settings.py ./
+COPY records/ records/
 COPY serving/ serving/
 COPY db/ db/
 COPY app/ app/

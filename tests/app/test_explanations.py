@@ -8,7 +8,9 @@ import itertools
 import pytest
 
 from app.explanations import Explainer, Superseded
-from serving.inference import AllExplanations, FieldBox, ModelUnavailable, Prediction
+from records.errors import ModelUnavailable
+from records.explanations import AllExplanations, FieldBox
+from records.predictions import Prediction
 
 
 class ScriptedServer:

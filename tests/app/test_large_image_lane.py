@@ -20,7 +20,8 @@ from app.limits import LargeImageLane
 from app.numbers import Numbers
 from app.predictions import Predictions
 from db.journal import Journal
-from serving.inference import ModelUnavailable, NumberReading, PredictionRejected
+from records.errors import ModelUnavailable, PredictionRejected
+from records.numbers import NumberReading
 from tests.support.fakes import FakeNumberStore, FakePredictionStore, FakePredictor
 from tools.bad_inputs import encode
 from tools.bench_inputs import number_drawing

@@ -19,10 +19,10 @@ from app.history import History
 from app.numbers import Numbers
 from app.predictions import NotYours, Predictions, SavedIn
 from db.journal import Journal
-from db.pool import StoreUnavailable
 from handler.model import DigitNet
 from handler.preprocess import prepare
-from serving.inference import NumberReading, PredictionRejected
+from records.errors import PredictionRejected, StoreUnavailable
+from records.numbers import NumberReading
 from tests.conftest import SHIPPED_V3_WEIGHTS
 from tests.handler.test_numbers import drawing, one, seven, zero
 from tests.support.fakes import FakeNumberStore, FakePredictionStore, FakePredictor
@@ -104,7 +104,7 @@ async def test_a_number_is_kept_whole_and_each_digit_as_a_drawing_of_its_own(num
     assert recorded.row_id == 1 and recorded.digit_ids == [1, 2, 3]
     store = numbers.predictions.store
     assert [row.predicted_digit for row in store.rows] == [1, 7, 0]
-    assert [row.position for row in store.rows] == [0, 1, 2] and store.rows[0].box == (0.0, 0.0, 280.0, 280.0)
+    assert numbers.store.digit_ids[1] == [1, 2, 3] and numbers.store.boxes[1][0] == (0.0, 0.0, 280.0, 280.0)
     assert all(image(row.canvas_png).size == (280 + 2 * 56, 280 + 2 * 56) for row in store.rows)  # the crops
     assert {row.client_network for row in store.rows} == {"192.0.2.0/24"}
     assert numbers.store.numbers[0].canvas_png == ONE_SEVEN_ZERO
@@ -115,7 +115,7 @@ async def test_a_number_is_kept_whole_and_each_digit_as_a_drawing_of_its_own(num
 async def test_a_live_reading_keeps_nothing_and_cuts_nothing(numbers):
     recorded = await numbers.read(ONE_SEVEN_ZERO, browser_id="b", save=False)
     assert recorded.saved is SavedIn.NOT_SAVED and recorded.digit_ids == [None] * 3
-    assert numbers.store.numbers == [] and all(d.canvas_png is None for d in recorded.row.digits)
+    assert numbers.store.numbers == [] and all(d.prediction.canvas_png is None for d in recorded.row.digits)
 
 
 async def test_not_an_image_and_a_box_that_cannot_be_cut_are_refused_and_nothing_is_kept(numbers, monkeypatch):
@@ -187,8 +187,12 @@ async def test_the_history_shows_a_number_once_and_the_stats_count_digits_and_nu
     recorded = await numbers.read(ONE_SEVEN_ZERO, browser_id="b")
     await numbers.label_number(browser_id="b", request_id=recorded.request_id, number="170")
     page = await history.page(browser_id="b", page=1, size=10)
-    assert page.total == 2 and [type(e).__name__ for e in page.entries] == ["NumberRow", "PredictionRow"]
-    assert page.numbers[0].number == "170" and [d.predicted_digit for d in page.numbers[0].digits] == [1, 7, 0]
+    assert page.total == 2 and [type(e).__name__ for e in page.entries] == ["StoredNumber", "StoredPrediction"]
+    assert page.numbers[0].number == "170" and [d.prediction.predicted_digit for d in page.numbers[0].digits] == [
+        1,
+        7,
+        0,
+    ]
     assert len(page.rows) == 1 and page.accuracy == (3, 3)  # the single drawing is unlabelled; the digits are
     stats = await history.stats()
     assert stats.total == 4 and stats.overall == (3, 3)  # digits: one drawing and three digits of a number

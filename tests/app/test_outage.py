@@ -4,7 +4,7 @@ then one tries again; a call that reaches the database ends it."""
 import pytest
 
 from app.outage import Outage
-from db.pool import StoreUnavailable
+from records.errors import StoreUnavailable
 
 
 class Clock:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from app.predictions import Predictions, SavedIn
 from db.journal import Journal
-from db.pool import StoreUnavailable
+from records.errors import StoreUnavailable
 from tests.support.fakes import FakePredictionStore, FakePredictor
 
 DRAWING = b"\x89PNG\r\n\x1a\n a drawing"

@@ -28,7 +28,7 @@ from app.uploads import (
     upright,
 )
 from handler.preprocess import ImageTooLargeError, decode, prepare
-from serving.inference import PredictionRejected
+from records.errors import PredictionRejected
 from tools.bad_inputs import animated, chunk_flood_png, comment_flood_jpeg, png_chunk, scan_flood_jpeg, with_coding
 
 

@@ -13,9 +13,12 @@ import pytest
 import pytest_asyncio
 
 from db.admin import AdminStore
-from db.numbers import NumberRow, NumberStore, digit_request_id
-from db.predictions import PredictionRow, PredictionStore, RequestIdReused, RequestIdTaken
+from db.numbers import NumberStore, digit_request_id
+from db.predictions import PredictionStore
 from db.review import QueueSize, ReviewStore
+from records.errors import RequestIdReused, RequestIdTaken
+from records.numbers import NumberDigit, StoredNumber
+from records.predictions import Prediction, StoredPrediction
 from tests.support.fakes import FakeAdminStore, FakeNumberStore, FakePredictionStore, FakeReviewStore
 
 pytestmark = pytest.mark.asyncio
@@ -47,13 +50,14 @@ async def admin(request, pool):
     return FakeAdminStore()
 
 
-def row(browser: str = "a", digit: int = 3, *, drawing: bytes | None = None, version: str = "1.0") -> PredictionRow:
+def row(browser: str = "a", digit: int = 3, *, drawing: bytes | None = None, version: str = "1.0") -> StoredPrediction:
     probabilities = [0.01] * 10
     probabilities[digit] = 0.91
-    return PredictionRow(
-        request_id=uuid.uuid4(), browser_id=browser, model_name="mnist", model_version=version, predicted_digit=digit,
-        confidence=0.91, probabilities=probabilities, canvas_png=drawing or b"\x89PNG " + uuid.uuid4().bytes,
-        preview_png=None, latency_ms=3.0, client_network="192.0.2.0/24",
+    answer = Prediction(digit=digit, confidence=0.91, probabilities=probabilities, model_name="mnist",
+                        model_version=version, preview_png=None, latency_ms=3.0)  # fmt: skip
+    return StoredPrediction(
+        request_id=uuid.uuid4(), browser_id=browser, answer=answer,
+        canvas_png=drawing or b"\x89PNG " + uuid.uuid4().bytes, client_network="192.0.2.0/24",
     )  # fmt: skip
 
 
@@ -177,15 +181,18 @@ async def stores(request, pool) -> tuple:
     return predictions, FakeNumberStore(predictions)
 
 
-def number(text: str | None = "42", browser: str = "a", *, drawing: bytes | None = None, digits: str = "") -> NumberRow:
+def number(
+    text: str | None = "42", browser: str = "a", *, drawing: bytes | None = None, digits: str = ""
+) -> StoredNumber:
     """A number read as `text` (or refused: None, with `digits` read), each digit with a crop of its own."""
     request_id, read = uuid.uuid4(), digits or text or ""
-    return NumberRow(
+    return StoredNumber(
         request_id=request_id, browser_id=browser, model_name="mnist", model_version="3.0", number=text,
         canvas_png=drawing or b"\x89PNG number " + uuid.uuid4().bytes, latency_ms=9.0,
         digits=tuple(
-            replace(row(browser, int(d), drawing=b"\x89PNG crop " + uuid.uuid4().bytes, version="3.0"),
-                    request_id=digit_request_id(request_id, i), position=i, box=(10 + 100.0 * i, 5, 90 + 100.0 * i, 95))
+            NumberDigit(i, (10 + 100.0 * i, 5, 90 + 100.0 * i, 95),
+                        replace(row(browser, int(d), drawing=b"\x89PNG crop " + uuid.uuid4().bytes, version="3.0"),
+                                request_id=digit_request_id(request_id, i)))
             for i, d in enumerate(read)
         ),
         not_a_digit=text is None, reason=None if text else "doesn't look like a digit", client_network="192.0.2.0/24",
@@ -203,7 +210,10 @@ async def test_a_number_is_stored_once_with_its_digits_and_owned_by_its_browser(
         await numbers.insert(replace(first, canvas_png=b"\x89PNG another drawing"))
     # each digit is a prediction row of its browser, with its crop (what retraining and the thumbnails read)
     for position, digit_id in enumerate(ids.digit_ids):
-        assert await predictions.drawing(browser_id="a", prediction_id=digit_id) == first.digits[position].canvas_png
+        assert (
+            await predictions.drawing(browser_id="a", prediction_id=digit_id)
+            == first.digits[position].prediction.canvas_png
+        )
     assert (await predictions.stats()).total == 4
     assert await numbers.drawing(browser_id="a", number_id=ids.id) == first.canvas_png
     assert await numbers.drawing(browser_id="b", number_id=ids.id) is None
@@ -219,17 +229,24 @@ async def test_the_whole_number_labels_each_digit_only_when_the_count_matches(st
     ) == 4  # fmt: skip
     (shown,) = await numbers.timeline(browser_id="a", limit=10)
     assert (shown.true_number, shown.right, shown.feedback_network) == ("2026", False, "10.0.0.0/24")
-    assert [(d.true_digit, d.right) for d in shown.digits] == [(2, True), (0, True), (2, True), (6, False)]
-    assert [d.feedback_network for d in shown.digits] == ["10.0.0.0/24"] * 4
+    assert [(d.prediction.true_digit, d.prediction.right) for d in shown.digits] == [
+        (2, True),
+        (0, True),
+        (2, True),
+        (6, False),
+    ]
+    assert [d.prediction.feedback_network for d in shown.digits] == ["10.0.0.0/24"] * 4
     # another count: the drawing was not split into the digits written, so the digits' labels of the earlier answer
     # are taken back (else retraining would learn "2026" digit by digit from a user who now says "202")
     assert await numbers.set_feedback_by_request_id(request_id=read.request_id, browser_id="a", true_number="202") == 0
     (shown,) = await numbers.timeline(browser_id="a", limit=10)
-    assert shown.true_number == "202" and [d.true_digit for d in shown.digits] == [None] * 4
-    assert [d.feedback_network for d in shown.digits] == [None] * 4 and (await predictions.stats()).overall == (0, 0)
+    assert shown.true_number == "202" and [d.prediction.true_digit for d in shown.digits] == [None] * 4
+    assert [d.prediction.feedback_network for d in shown.digits] == [None] * 4 and (
+        await predictions.stats()
+    ).overall == (0, 0)
     assert await numbers.set_feedback_by_request_id(request_id=read.request_id, browser_id="a", true_number="2027") == 4
     (shown,) = await numbers.timeline(browser_id="a", limit=10)
-    assert [d.true_digit for d in shown.digits] == [2, 0, 2, 7]  # the count matches again: the new digits
+    assert [d.prediction.true_digit for d in shown.digits] == [2, 0, 2, 7]  # the count matches again: the new digits
     with pytest.raises(ValueError, match="true_number"):
         await numbers.set_feedback_by_request_id(request_id=read.request_id, browser_id="a", true_number="12345678901")
     assert (await predictions.stats()).overall == (3, 4)
@@ -256,14 +273,19 @@ async def test_one_digit_corrected_labels_it_and_makes_the_numbers_label(stores)
                                                           **correct)  # fmt: skip
     shown = {n.request_id: n for n in await numbers.timeline(browser_id="a", limit=10)}
     assert shown[read.request_id].true_number == "1026"  # the reading, both corrections kept
-    assert [d.true_digit for d in shown[read.request_id].digits] == [1, None, None, 6]  # only what the user said
+    assert [d.prediction.true_digit for d in shown[read.request_id].digits] == [
+        1,
+        None,
+        None,
+        6,
+    ]  # only what the user said
     assert shown[refused.request_id].true_number == "74"  # a refused number: its closest digits, corrected
     # a typed number of another length takes the digits' labels back, and stays: a digit correction does not
     # rewrite it
     await numbers.set_feedback_by_request_id(request_id=read.request_id, browser_id="a", true_number="20")
     await numbers.set_digit_feedback_by_request_id(request_id=read.request_id, position=1, true_digit=5, **correct)
     (latest,) = [n for n in await numbers.timeline(browser_id="a", limit=10) if n.request_id == read.request_id]
-    assert latest.true_number == "20" and [d.true_digit for d in latest.digits] == [None, 5, None, None]
+    assert latest.true_number == "20" and [d.prediction.true_digit for d in latest.digits] == [None, 5, None, None]
     stats = await numbers.stats()
     assert stats == (2, 2, 0)
 
@@ -278,7 +300,7 @@ async def test_a_replayed_label_never_overwrites_a_newer_one(stores):
     assert await numbers.set_feedback_by_request_id(true_number="11", **old) is None
     assert not await numbers.set_digit_feedback_by_request_id(position=0, true_digit=9, **old)
     (shown,) = await numbers.timeline(browser_id="a", limit=10)
-    assert shown.true_number == "43" and [d.true_digit for d in shown.digits] == [4, 3]
+    assert shown.true_number == "43" and [d.prediction.true_digit for d in shown.digits] == [4, 3]
     # a replayed number of another count takes back the digits' labels older than itself, not a newer one
     mine = {"request_id": read.request_id, "browser_id": "a"}
     await numbers.set_feedback_by_request_id(true_number="1", **mine)  # another length: digit labels leave it be
@@ -287,7 +309,7 @@ async def test_a_replayed_label_never_overwrites_a_newer_one(stores):
     await numbers.set_digit_feedback_by_request_id(position=1, true_digit=8, **mine)
     assert await numbers.set_feedback_by_request_id(true_number="123", at=datetime.now(UTC), **mine) == 0
     (shown,) = await numbers.timeline(browser_id="a", limit=10)
-    assert shown.true_number == "123" and [d.true_digit for d in shown.digits] == [7, None]
+    assert shown.true_number == "123" and [d.prediction.true_digit for d in shown.digits] == [7, None]
 
 
 async def test_the_history_lists_drawings_and_numbers_newest_first_a_number_once(stores):
@@ -295,7 +317,7 @@ async def test_the_history_lists_drawings_and_numbers_newest_first_a_number_once
     entries = []
     for index in range(4):  # drawing, number, drawing, number
         if index % 2:
-            entry: PredictionRow | NumberRow = number(f"{index}7")
+            entry: StoredPrediction | StoredNumber = number(f"{index}7")
             await numbers.insert(entry)
         else:
             entry = row(digit=index)
@@ -305,9 +327,9 @@ async def test_the_history_lists_drawings_and_numbers_newest_first_a_number_once
     assert await numbers.timeline_count(browser_id="a") == 4 and await numbers.timeline_count(browser_id="b") == 1
     page = await numbers.timeline(browser_id="a", limit=3)
     assert [e.request_id for e in page] == entries[:0:-1]
-    assert [type(e).__name__ for e in page] == ["NumberRow", "PredictionRow", "NumberRow"]
-    assert page[0].number == "37" and [d.predicted_digit for d in page[0].digits] == [3, 7]
-    assert all(e.canvas_png is None for e in page) and all(d.canvas_png is None for d in page[0].digits)
+    assert [type(e).__name__ for e in page] == ["StoredNumber", "StoredPrediction", "StoredNumber"]
+    assert page[0].number == "37" and [d.prediction.predicted_digit for d in page[0].digits] == [3, 7]
+    assert all(e.canvas_png is None for e in page) and all(d.prediction.canvas_png is None for d in page[0].digits)
     assert [d.box for d in page[0].digits] == [(10.0, 5.0, 90.0, 95.0), (110.0, 5.0, 190.0, 95.0)]
     assert [e.request_id for e in await numbers.timeline(browser_id="a", limit=3, offset=3)] == entries[:1]
     with pytest.raises(ValueError):

@@ -12,8 +12,9 @@ import psycopg
 import pytest
 
 from db.embedded import PrivateServer, PrivateServerError, stop_private_server, system_binaries
-from db.pool import SCHEMA_FILE, StoreUnavailable, open_pool
+from db.pool import SCHEMA_FILE, open_pool
 from db.predictions import PredictionStore
+from records.errors import StoreUnavailable
 from tests.conftest import running_server
 
 

@@ -17,28 +17,32 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from db.journal import Journal, JournalFull, JournalWriteError, Waiting, batches
+from db.journal import Journal, Waiting, batches
 from db.journal_entries import encode_prediction
-from db.pool import StoreUnavailable, open_pool
-from db.predictions import PredictionRow, PredictionStore
+from db.pool import open_pool
+from db.predictions import PredictionStore
+from records.errors import JournalFull, JournalWriteError, StoreUnavailable
+from records.predictions import Prediction, StoredPrediction
 
 pytestmark = pytest.mark.asyncio
 
 
-def prediction(browser: str = "b1", digit: int = 3) -> PredictionRow:
+def prediction(browser: str = "b1", digit: int = 3) -> StoredPrediction:
     probabilities = [0.0] * 10
     probabilities[digit] = 1.0
-    return PredictionRow(
+    return StoredPrediction(
         request_id=uuid.uuid4(),
         browser_id=browser,
-        model_name="mnist",
-        model_version="2.0",
-        predicted_digit=digit,
-        confidence=1.0,
-        probabilities=probabilities,
+        answer=Prediction(
+            digit=digit,
+            confidence=1.0,
+            probabilities=probabilities,
+            model_name="mnist",
+            model_version="2.0",
+            preview_png=b"preview",
+            latency_ms=12.5,
+        ),
         canvas_png=b"\x89PNG drawing " + uuid.uuid4().bytes,
-        preview_png=b"preview",
-        latency_ms=12.5,
     )
 
 
@@ -118,7 +122,7 @@ async def test_an_entry_the_database_refuses_for_good_is_set_aside_not_blocking(
     assert journal.set_aside == 1 and journal.rejected_path.read_text() == bad + "\n"
 
 
-async def journal_of(tmp_path, count: int) -> tuple[Journal, list[PredictionRow]]:
+async def journal_of(tmp_path, count: int) -> tuple[Journal, list[StoredPrediction]]:
     journal = Journal(tmp_path / "pending.jsonl")
     kept = [prediction(digit=d) for d in range(count)]
     for p in kept:
@@ -309,7 +313,7 @@ async def test_the_journal_tells_whose_entry_waits_under_a_request_id_and_its_im
 # ---- what the journal may hold ----------------------------------------------------------------------------------
 
 
-def big(browser: str, network: str | None = None, *, size: int = 3000) -> PredictionRow:
+def big(browser: str, network: str | None = None, *, size: int = 3000) -> StoredPrediction:
     """A prediction whose drawing is `size` random bytes: its line takes ~4/3 of that (base64)."""
     from dataclasses import replace
 
@@ -363,7 +367,7 @@ class Discard:
     def __init__(self):
         self.written = 0
 
-    async def insert(self, row: PredictionRow) -> int:
+    async def insert(self, row: StoredPrediction) -> int:
         self.written += 1
         return self.written
 
@@ -412,7 +416,7 @@ async def test_what_is_appended_during_a_replay_stays_for_the_next(tmp_path):
     late = prediction()
 
     class AppendsMeanwhile(Discard):
-        async def insert(self, row: PredictionRow) -> int:
+        async def insert(self, row: StoredPrediction) -> int:
             if row.request_id != late.request_id:
                 await journal.add_prediction(late)
             return await super().insert(row)
@@ -520,7 +524,8 @@ async def test_a_replay_in_batches_writes_every_entry_once_and_sets_aside_only_w
 
     journal = Journal(tmp_path / "pending.jsonl")
     kept = [prediction(digit=i % 10) for i in range(450)]
-    refused = replace(prediction(), probabilities=[-0.5] + [1.5 / 9] * 9)  # the table's CHECK refuses it
+    refused = replace(prediction(), answer=replace(prediction().answer, probabilities=[-0.5] + [1.5 / 9] * 9))
+    # the table's CHECK refuses it
     for index, row in enumerate(kept):
         await journal.add_prediction(row)
         if index == 250:
@@ -545,7 +550,7 @@ async def test_an_outage_in_a_batch_keeps_the_whole_batch_for_the_next_replay(po
         def __init__(self, store: PredictionStore):
             self.store = store
 
-        async def insert(self, row: PredictionRow) -> int:
+        async def insert(self, row: StoredPrediction) -> int:
             inserts[0] += 1
             if inserts[0] == 250:  # in the second batch
                 raise StoreUnavailable("database unavailable: connection lost")

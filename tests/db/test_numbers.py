@@ -12,9 +12,11 @@ import pytest
 from psycopg import errors, sql
 
 from db.journal import Journal
-from db.numbers import NumberStore, check_number
+from db.numbers import NumberStore
 from db.pool import apply_schema, open_pool
-from db.predictions import PredictionStore, RequestIdTaken
+from db.predictions import PredictionStore
+from records.errors import RequestIdTaken
+from records.numbers import check_number
 from tests.conftest import fresh_database
 from tests.db.test_contract import number
 
@@ -77,7 +79,7 @@ async def test_an_older_database_gets_the_numbers_at_start_and_keeps_its_rows(se
                     "ALTER TABLE predictions DROP COLUMN number_id, DROP COLUMN position, DROP COLUMN box"
                 )
                 await conn.execute("DROP TABLE numbers")
-            single = replace(number("7").digits[0], position=None, box=None)
+            single = number("7").digits[0].prediction
             old_id = await PredictionStore(pool).insert(single)
             await apply_schema(pool)
             await apply_schema(pool)  # and again at the next start
@@ -102,7 +104,11 @@ async def test_a_corrected_digit_is_labelled_feedback_with_its_crop(pool):
         request_id=read.request_id, browser_id="a", position=3, true_digit=6, network="10.0.0.0/24"
     )
     (feedback,) = await PredictionStore(pool).labelled_feedback()
-    assert (feedback.canvas_png, feedback.true_digit, feedback.predicted_digit) == (read.digits[3].canvas_png, 6, 8)
+    assert (feedback.canvas_png, feedback.true_digit, feedback.predicted_digit) == (
+        read.digits[3].prediction.canvas_png,
+        6,
+        8,
+    )
     assert (feedback.browser_id, feedback.network, feedback.model_version) == ("a", "10.0.0.0/24", "3.0")
 
 
@@ -110,7 +116,7 @@ async def test_a_single_drawing_under_a_digits_request_id_refuses_the_number_who
     """A digit's request_id is derived from its number's; a drawing stored under it (a forged key) makes the number
     fail as a whole, with nothing half-written."""
     read = number("42")
-    await PredictionStore(pool).insert(replace(read.digits[1], position=None, box=None, browser_id="b"))
+    await PredictionStore(pool).insert(replace(read.digits[1].prediction, browser_id="b"))
     with pytest.raises(RequestIdTaken, match="digit 1"):
         await NumberStore(pool).insert(read)
     assert await fetch(pool, "SELECT count(*) FROM numbers") == [(0,)]
@@ -144,7 +150,7 @@ async def test_numbers_and_their_labels_wait_in_the_journal_and_replay_once(pool
         (0, 7, 1),
         (1, 1, None),
     ]
-    assert bytes(digits[3][3]) == read.digits[3].canvas_png and digits[3][4] == [310.0, 5.0, 390.0, 95.0]
+    assert bytes(digits[3][3]) == read.digits[3].prediction.canvas_png and digits[3][4] == [310.0, 5.0, 390.0, 95.0]
     # replayed again (a crash before the journal was trimmed): nothing doubles
     await journal.add_number(read)
     assert await journal.replay(PredictionStore(pool), numbers=NumberStore(pool)) == 1

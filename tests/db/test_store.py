@@ -9,8 +9,11 @@ from dataclasses import replace
 import pytest
 from psycopg import errors, sql
 
-from db.pool import StoreUnavailable, apply_schema, open_pool
-from db.predictions import Accuracy, PredictionRow, PredictionStore, RequestIdReused, RequestIdTaken, VersionStats
+from db.pool import apply_schema, open_pool
+from db.predictions import PredictionStore
+from records.errors import RequestIdReused, RequestIdTaken, StoreUnavailable
+from records.predictions import Prediction, StoredPrediction
+from records.stats import Accuracy, VersionStats
 from tests.conftest import free_port, fresh_database
 
 pytestmark = pytest.mark.asyncio
@@ -20,21 +23,28 @@ PNG = b"\x89PNG\r\n\x1a\n fake canvas"
 
 def prediction(
     browser_id: str = "browser-a", digit: int = 3, *, version: str = "1.0", request_id: uuid.UUID | None = None
-) -> PredictionRow:
+) -> StoredPrediction:
     probabilities = [0.01] * 10
     probabilities[digit] = 0.91
-    return PredictionRow(
+    return StoredPrediction(
         request_id=request_id or uuid.uuid4(),
         browser_id=browser_id,
-        model_name="mnist",
-        model_version=version,
-        predicted_digit=digit,
-        confidence=0.91,
-        probabilities=probabilities,
+        answer=Prediction(
+            digit=digit,
+            confidence=0.91,
+            probabilities=probabilities,
+            model_name="mnist",
+            model_version=version,
+            preview_png=b"preview",
+            latency_ms=4.5,
+        ),
         canvas_png=PNG + bytes([digit]),
-        preview_png=b"preview",
-        latency_ms=4.5,
     )
+
+
+def with_answer(row: StoredPrediction, **changes: object) -> StoredPrediction:
+    """The row with its model's answer changed (records/predictions.py: the answer is a record of its own)."""
+    return replace(row, answer=replace(row.answer, **changes))
 
 
 async def accuracy_of(pool, browser_id: str) -> Accuracy:
@@ -75,10 +85,10 @@ async def test_history_is_newest_first_paginated_and_counted(pool):
     assert [row.id for row in first + second + last] == ids[::-1]
     assert [row.predicted_digit for row in first] == [5, 4]
     newest = first[0]
-    assert (newest.canvas_png, newest.true_digit, newest.model_version) == (None, None, "1.0")  # no drawing read
+    assert (newest.canvas_png, newest.true_digit, newest.answer.model_version) == (None, None, "1.0")  # no drawing
     assert await PredictionStore(pool).drawing(browser_id="browser-a", prediction_id=newest.id) == PNG + bytes([5])
     assert await PredictionStore(pool).drawing(browser_id="browser-b", prediction_id=newest.id) is None  # not theirs
-    assert newest.confidence == pytest.approx(0.91)
+    assert newest.answer.confidence == pytest.approx(0.91)
     assert await PredictionStore(pool).history_count(browser_id="browser-a") == 5
     assert await PredictionStore(pool).history_count(browser_id="browser-b") == 1
     assert await PredictionStore(pool).history(browser_id="nobody", limit=10) == []
@@ -201,7 +211,7 @@ INSERT_RAW = """
 
 async def test_probabilities_must_be_ten_values(pool):
     with pytest.raises(ValueError, match="10 values"):
-        replace(prediction(), probabilities=[0.1] * 9)
+        with_answer(prediction(), probabilities=[0.1] * 9)
     for bad in ([0.1] * 9, [0.1] * 11, [[0.1] * 5, [0.1] * 5]):
         with pytest.raises(errors.CheckViolation, match="probabilities"):
             await fetch(pool, INSERT_RAW, (bad,))
@@ -229,9 +239,11 @@ async def test_a_constraint_missing_from_an_existing_table_is_added_at_start(ser
 
 
 async def test_new_prediction_validates_its_values():
-    for field, bad in (("predicted_digit", 10), ("confidence", 1.5), ("latency_ms", -1.0)):
-        with pytest.raises(ValueError, match=field):
-            replace(prediction(), **{field: bad})
+    # predicted_digit is the answer's closest digit (the digit itself unless refused)
+    for field, bad, named in (("closest_digit", 10, "predicted_digit"), ("confidence", 1.5, "confidence"),
+                              ("latency_ms", -1.0, "latency_ms")):  # fmt: skip
+        with pytest.raises(ValueError, match=named):
+            with_answer(prediction(), **{field: bad})
 
 
 async def test_browser_accuracy_counts_only_labelled_rows_of_that_browser(pool):

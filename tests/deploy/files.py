@@ -22,7 +22,7 @@ DOCKERFILES = {
     "ui": ROOT / "deploy" / "docker" / "ui.Dockerfile",
 }
 ENTRY_POINTS = {"torchserve": "deploy.container", "ui": "ui.main"}
-LOCAL_PACKAGES = {"settings", "serving", "app", "ui", "db", "deploy", "handler", "training"}
+LOCAL_PACKAGES = {"settings", "records", "serving", "app", "ui", "db", "deploy", "handler", "training"}
 # Environment variables the containers get that are not Settings fields: read by the handler, Python or pip
 OTHER_ENV = {"TORCH_NUM_THREADS", "PYTHONUNBUFFERED", "PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHECK"}
 

@@ -20,8 +20,9 @@ import httpx
 import pytest
 
 from deploy.torchserve import TorchServe, temporary
-from serving.inference import ModelUnavailable, Predictor
-from serving.management import ManagementError, ModelManager
+from records.errors import ManagementError, ModelUnavailable
+from serving.inference import Predictor
+from serving.management import ModelManager
 from tests.conftest import ROOT, running_torchserve
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -14,7 +14,8 @@ import pytest
 from app import cli
 from db.defaults import DefaultVersions
 from db.pool import open_pool
-from serving.management import ManagementError, ModelManager
+from records.errors import ManagementError
+from serving.management import ModelManager
 from serving.versions import promote, reconcile
 from tests.conftest import SHIPPED_WEIGHTS
 from training.archive import build

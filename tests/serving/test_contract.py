@@ -30,8 +30,10 @@ from db.numbers import NumberStore
 from db.pool import SCHEMA_FILE, open_pool
 from db.predictions import PredictionStore
 from db.review import ReviewStore
-from serving.inference import NOT_ANSWERING, ModelUnavailable, Prediction, Predictor
-from serving.management import ManagementError, ModelManager
+from records.errors import ManagementError, ModelUnavailable
+from records.predictions import Prediction
+from serving.inference import NOT_ANSWERING, Predictor
+from serving.management import ModelManager
 from serving.versions import RememberedDefault
 from settings import Settings
 from tests.conftest import free_port, fresh_database

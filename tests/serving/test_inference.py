@@ -7,7 +7,8 @@ import json
 import httpx
 import pytest
 
-from serving.inference import ModelUnavailable, PredictionRejected, Predictor
+from records.errors import ModelUnavailable, PredictionRejected
+from serving.inference import Predictor
 
 ANSWER = {"digit": 3, "confidence": 0.9, "probabilities": [0.1 / 9] * 3 + [0.9] + [0.1 / 9] * 6,
           "model_name": "mnist", "model_version": "2.0"}  # fmt: skip

@@ -9,9 +9,10 @@ import dataclasses
 import httpx
 import pytest
 
+from records.errors import ManagementError, ModelUnavailable, PredictionRejected
 from serving.auth import authorization
-from serving.inference import ModelUnavailable, PredictionRejected, Predictor, SyncInference
-from serving.management import ManagementError, SyncManagement
+from serving.inference import Predictor, SyncInference
+from serving.management import SyncManagement
 from tests.serving.test_inference import ANSWER, INVALID_KEY, REFUSAL, write_key
 
 

@@ -22,28 +22,15 @@ from PIL import Image
 
 from app.context import App, wire
 from db.journal import Journal
-from db.numbers import NumberIds, NumberRow, check_number
-from db.predictions import (
-    Accuracy,
-    NumberStats,
-    PredictionRow,
-    RequestIdReused,
-    RequestIdTaken,
-    Stats,
-    check_digit,
-)
+from db.numbers import NumberIds
 from db.review import DECISIONS, Decision, QueueSize, Suggestion
-from serving.inference import (
-    NOT_ANSWERING,
-    AllExplanations,
-    DigitReading,
-    FieldBox,
-    ModelUnavailable,
-    NumberReading,
-    Prediction,
-    PredictionRejected,
-)
-from serving.management import ManagementError, Version, Worker
+from records.errors import ManagementError, ModelUnavailable, PredictionRejected, RequestIdReused, RequestIdTaken
+from records.explanations import AllExplanations, FieldBox
+from records.numbers import DigitReading, NumberDigit, NumberReading, StoredNumber, check_number
+from records.predictions import Prediction, StoredPrediction, check_digit
+from records.stats import Accuracy, NumberStats, Stats
+from records.versions import Version, Worker
+from serving.inference import NOT_ANSWERING
 from settings import Settings
 
 
@@ -51,10 +38,10 @@ class FakePredictionStore:
     """The predictions table in memory (app.ports.PredictionRecords), answering like db.predictions.PredictionStore."""
 
     def __init__(self) -> None:
-        self.rows: list[PredictionRow] = []
+        self.rows: list[StoredPrediction] = []
         self.feedback_at: dict[int, datetime] = {}
 
-    async def insert(self, row: PredictionRow) -> int:
+    async def insert(self, row: StoredPrediction) -> int:
         if row.canvas_png is None:
             raise ValueError("a prediction is stored with its drawing")
         for stored in self.rows:
@@ -67,7 +54,7 @@ class FakePredictionStore:
         self.rows.append(replace(row, id=len(self.rows) + 1, created_at=row.created_at or datetime.now(UTC)))
         return len(self.rows)
 
-    def _own(self, browser_id: str) -> list[PredictionRow]:
+    def _own(self, browser_id: str) -> list[StoredPrediction]:
         return [row for row in self.rows if row.browser_id == browser_id]
 
     def _label(self, index: int, true_digit: int, network: str | None, at: datetime | None = None) -> None:
@@ -102,7 +89,7 @@ class FakePredictionStore:
                 return True
         return False
 
-    async def history(self, *, browser_id: str, limit: int, offset: int = 0) -> list[PredictionRow]:
+    async def history(self, *, browser_id: str, limit: int, offset: int = 0) -> list[StoredPrediction]:
         if limit < 1 or offset < 0:
             raise ValueError(f"need limit >= 1 and offset >= 0, got limit={limit}, offset={offset}")
         newest = sorted(self._own(browser_id), key=lambda r: (r.created_at, r.id), reverse=True)
@@ -118,7 +105,7 @@ class FakePredictionStore:
         by_version: dict[str, list[int]] = {}
         for row in self._own(browser_id):
             if row.true_digit is not None:
-                counts = by_version.setdefault(row.model_version, [0, 0])
+                counts = by_version.setdefault(row.answer.model_version, [0, 0])
                 counts[0] += row.true_digit == row.predicted_digit
                 counts[1] += 1
         return {version: Accuracy(*counts) for version, counts in sorted(by_version.items())}
@@ -127,7 +114,7 @@ class FakePredictionStore:
         pairs: dict[tuple[int, int], int] = {}
         versions: dict[str, list[int]] = {}
         for row in self.rows:
-            counts = versions.setdefault(row.model_version, [0, 0, 0])
+            counts = versions.setdefault(row.answer.model_version, [0, 0, 0])
             counts[2] += 1
             if row.true_digit is not None:
                 key = (row.true_digit, row.predicted_digit)
@@ -138,7 +125,7 @@ class FakePredictionStore:
             [(t, p, n) for (t, p), n in pairs.items()], [(v, c[0], c[1], c[2]) for v, c in sorted(versions.items())]
         )
 
-    async def recent_drawings(self, *, limit: int, labelled_only: bool = False) -> list[PredictionRow]:
+    async def recent_drawings(self, *, limit: int, labelled_only: bool = False) -> list[StoredPrediction]:
         if limit < 1:
             raise ValueError(f"need limit >= 1, got {limit}")
         return [r for r in reversed(self.rows) if not labelled_only or r.true_digit is not None][:limit]
@@ -150,12 +137,13 @@ class FakeNumberStore:
 
     def __init__(self, predictions: FakePredictionStore) -> None:
         self.predictions = predictions
-        self.numbers: list[NumberRow] = []  # digits=() here: the digits live in predictions.rows
+        self.numbers: list[StoredNumber] = []  # digits=() here: the digits live in predictions.rows
         self.digit_ids: dict[int, list[int]] = {}  # number id -> its digits' row ids, left to right
+        self.boxes: dict[int, list[tuple[float, float, float, float]]] = {}  # number id -> its digits' boxes
         self.feedback_at: dict[int, datetime] = {}
 
-    async def insert(self, row: NumberRow) -> NumberIds:
-        if row.canvas_png is None or any(digit.canvas_png is None for digit in row.digits):
+    async def insert(self, row: StoredNumber) -> NumberIds:
+        if row.canvas_png is None or any(digit.prediction.canvas_png is None for digit in row.digits):
             raise ValueError("a number is stored with its drawing and each digit with its crop")
         for stored in self.numbers:
             if stored.request_id == row.request_id:
@@ -168,11 +156,12 @@ class FakeNumberStore:
         created_at = row.created_at or datetime.now(UTC)
         ids = []
         for digit in row.digits:
-            if any(r.request_id == digit.request_id for r in self.predictions.rows):
-                raise RequestIdTaken(f"request_id {digit.request_id} of digit {digit.position} is taken")
-            ids.append(await self.predictions.insert(replace(digit, created_at=created_at)))
+            if any(r.request_id == digit.prediction.request_id for r in self.predictions.rows):
+                raise RequestIdTaken(f"request_id {digit.prediction.request_id} of digit {digit.position} is taken")
+            ids.append(await self.predictions.insert(replace(digit.prediction, created_at=created_at)))
         self.numbers.append(replace(row, id=number_id, created_at=created_at, digits=()))
         self.digit_ids[number_id] = ids
+        self.boxes[number_id] = [digit.box for digit in row.digits]
         return NumberIds(number_id, tuple(ids))
 
     def _find(self, request_id: uuid.UUID, browser_id: str) -> int | None:
@@ -245,24 +234,30 @@ class FakeNumberStore:
             self.feedback_at[index] = labelled_at
         return True
 
-    def _with_digits(self, number: NumberRow) -> NumberRow:
-        rows = [self.predictions.rows[row_id - 1] for row_id in self.digit_ids[int(number.id or 0)]]
-        return replace(number, canvas_png=None, digits=tuple(replace(r, canvas_png=None) for r in rows))
+    def _with_digits(self, number: StoredNumber) -> StoredNumber:
+        number_id = int(number.id or 0)
+        rows = [self.predictions.rows[row_id - 1] for row_id in self.digit_ids[number_id]]
+        digits = (NumberDigit(position, box, replace(r, canvas_png=None))
+                  for position, (box, r) in enumerate(zip(self.boxes[number_id], rows, strict=True)))  # fmt: skip
+        return replace(number, canvas_png=None, digits=tuple(digits))
 
-    async def timeline(self, *, browser_id: str, limit: int, offset: int = 0) -> list[PredictionRow | NumberRow]:
+    def digit_row_ids(self) -> set[int]:
+        return {row_id for ids in self.digit_ids.values() for row_id in ids}
+
+    async def timeline(self, *, browser_id: str, limit: int, offset: int = 0) -> list[StoredPrediction | StoredNumber]:
         if limit < 1 or offset < 0:
             raise ValueError(f"need limit >= 1 and offset >= 0, got limit={limit}, offset={offset}")
-        entries: list[PredictionRow | NumberRow] = [
-            replace(r, canvas_png=None) for r in self.predictions._own(browser_id) if r.position is None
+        entries: list[StoredPrediction | StoredNumber] = [
+            replace(r, canvas_png=None) for r in self.predictions._own(browser_id) if r.id not in self.digit_row_ids()
         ]
         entries += [self._with_digits(n) for n in self.numbers if n.browser_id == browser_id]
-        kind = {PredictionRow: "drawing", NumberRow: "number"}
+        kind = {StoredPrediction: "drawing", StoredNumber: "number"}
         # newest first, then the larger id, then "drawing" before "number" (PostgreSQL's ORDER BY ... DESC, DESC, kind)
         entries.sort(key=lambda e: (e.created_at, e.id, kind[type(e)] == "drawing"), reverse=True)
         return entries[offset : offset + limit]
 
     async def timeline_count(self, *, browser_id: str) -> int:
-        drawings = [r for r in self.predictions._own(browser_id) if r.position is None]
+        drawings = [r for r in self.predictions._own(browser_id) if r.id not in self.digit_row_ids()]
         return len(drawings) + sum(n.browser_id == browser_id for n in self.numbers)
 
     async def drawing(self, *, browser_id: str, number_id: int) -> bytes | None:
@@ -484,18 +479,18 @@ class FakeReviewStore:
         self.store = store
         self.reviews: dict[int, tuple[str, int]] = {}  # row id -> (decision, the label it was given to)
 
-    def _review(self, row: PredictionRow) -> str | None:
+    def _review(self, row: StoredPrediction) -> str | None:
         decision, label = self.reviews.get(int(row.id or 0), (None, None))
         return decision if label == row.true_digit else None
 
-    def _unreviewed(self) -> list[PredictionRow]:
+    def _unreviewed(self) -> list[StoredPrediction]:
         return [r for r in self.store.rows if r.true_digit is not None and self._review(r) is None]
 
-    def _pending(self) -> list[PredictionRow]:
+    def _pending(self) -> list[StoredPrediction]:
         return [r for r in self._unreviewed() if r.true_digit != r.predicted_digit]
 
     @staticmethod
-    def _network(row: PredictionRow) -> str | None:
+    def _network(row: StoredPrediction) -> str | None:
         return row.feedback_network or row.client_network
 
     async def size(self) -> QueueSize:
@@ -506,24 +501,24 @@ class FakeReviewStore:
         pending = self._pending()
         return [self._suggestion(r, pending) for r in pending[offset : offset + limit]]
 
-    def _suggestion(self, r: PredictionRow, pending: list[PredictionRow]) -> Suggestion:
+    def _suggestion(self, r: StoredPrediction, pending: list[StoredPrediction]) -> Suggestion:
         return Suggestion(
             id=int(r.id or 0),
             created_at=r.created_at or datetime.now(UTC),
             feedback_at=self.store.feedback_at[int(r.id or 0) - 1],
             browser_id=r.browser_id,
             network=self._network(r),
-            model_version=r.model_version,
+            model_version=r.answer.model_version,
             predicted_digit=r.predicted_digit,
-            confidence=r.confidence,
-            not_a_digit=r.not_a_digit,
+            confidence=r.answer.confidence,
+            not_a_digit=r.answer.not_a_digit,
             true_digit=int(r.true_digit or 0),
             canvas_png=r.canvas_png or b"",
             browser_pending=sum(p.browser_id == r.browser_id for p in pending),
             network_pending=sum(self._network(p) == self._network(r) for p in pending),
         )
 
-    def _apply(self, rows: list[PredictionRow], decision: Decision) -> int:
+    def _apply(self, rows: list[StoredPrediction], decision: Decision) -> int:
         if decision not in DECISIONS:
             raise ValueError(f"a review decision is one of {', '.join(DECISIONS)}, got {decision!r}")
         for row in rows:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from records.predictions import Prediction
 from serving.endpoints import read_properties
-from serving.inference import Prediction
 from training import evaluate, unipen
 
 ROOT = Path(__file__).resolve().parents[2]

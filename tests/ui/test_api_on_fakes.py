@@ -81,3 +81,12 @@ def test_registering_the_routes_leaves_the_apps_lifespan_as_it_was():
         assert app.router.lifespan_context is before
     finally:
         app.router.routes[:] = routes
+
+
+async def test_the_history_says_why_a_single_drawing_was_refused(fake_app, user: User):
+    fake_app.predictor.refuse.add(SEVEN)
+    await user.open("/")
+    answer = (await user.http_client.post("/api/predictions", content=SEVEN, headers=PNG)).json()
+    assert answer["not_a_digit"] and answer["reason"] == "doesn't look like a digit"
+    (shown,) = (await user.http_client.get("/api/history")).json()["predictions"]
+    assert shown["reason"] == answer["reason"] and shown["digit"] == answer["closest_digit"]

@@ -6,7 +6,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from serving.inference import FieldBox
+from records.explanations import FieldBox
 from ui.widgets.heatmap import MAX_ALPHA, colorize, over_drawing, over_field, smooth
 
 

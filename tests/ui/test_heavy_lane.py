@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from app.limits import SLATE_PIXELS, LargeImageLane, pixel_count
-from serving.inference import ModelUnavailable
+from records.errors import ModelUnavailable
 from tools.bad_inputs import encode
 
 DRAWING = encode(Image.new("RGBA", (280, 280)))

@@ -9,8 +9,8 @@ import pytest
 from nicegui.testing import User
 
 from app.predictions import Predictions
-from db.journal import JOURNAL_FULL, JournalFull
 from db.journal_index import ENTRY_WEIGHT
+from records.errors import JOURNAL_FULL, JournalFull
 from tests.handler.test_numbers import drawing, one, seven, zero
 from tests.ui.test_draw_page import draw, text_of, wait_for
 

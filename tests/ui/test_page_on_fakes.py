@@ -71,7 +71,7 @@ async def test_a_drawing_refused_as_not_a_digit_is_said_stored_and_can_be_labell
     await predict(user, fake_app, SEVEN)
     await user.should_see("That doesn't look like a digit")
     (row,) = fake_app.store.rows
-    assert (row.predicted_digit, row.not_a_digit) == (7, True)
+    assert (row.predicted_digit, row.answer.not_a_digit) == (7, True)
     user.find(marker="correct").type("7")
     user.find("Save correction").click()
     await user.should_see("Saved: true digit 7")

@@ -14,7 +14,7 @@ from nicegui.events import GenericEventArguments
 from nicegui.testing import User
 from PIL import Image
 
-from app.records import StoreUnavailable
+from records.errors import StoreUnavailable
 from tests.support.pictures import photo
 from tests.ui.test_draw_page import draw, text_of, wait_for
 from ui.http import browser_key
@@ -163,7 +163,7 @@ async def test_the_admin_page_says_the_database_is_unavailable_during_a_known_ou
 
 def test_a_digit_without_feedback_has_no_bar_on_stats():
     """A 0 bar read as "always wrong"; no feedback is no bar, and the count under each digit says why."""
-    from db.predictions import Stats
+    from records.stats import Stats
     from ui.pages.stats import per_digit_chart
 
     stats = Stats.from_counts([(7, 7, 3), (7, 1, 1), (1, 7, 2)], [("1.0", 3, 6, 6)])

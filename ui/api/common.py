@@ -19,7 +19,7 @@ from app.addresses import network_of
 from app.context import App
 from app.limits import Busy, address_block
 from app.predictions import NotYours
-from app.records import (
+from records.errors import (
     JournalFull,
     JournalWriteError,
     ModelUnavailable,

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from app.drawings import media_type
-from app.records import StoreUnavailable
+from records.errors import StoreUnavailable
 from ui.api.common import client_id
 from ui.deps import CurrentApp
 

@@ -8,7 +8,9 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from app.records import NumberRow, PredictionRow, StoreUnavailable
+from records.errors import StoreUnavailable
+from records.numbers import NumberDigit, StoredNumber
+from records.predictions import StoredPrediction
 from ui.api.common import client_id
 from ui.deps import CurrentApp
 
@@ -24,6 +26,7 @@ class HistoryItem(BaseModel):
     confidence: float
     true_digit: int | None
     model_version: str
+    reason: str | None = Field(None, description='why the drawing was refused, e.g. "looks like several digits"')
 
 
 class DigitHistoryItem(BaseModel):
@@ -63,24 +66,25 @@ async def history(
         raise HTTPException(503, "the history is unavailable: the database cannot be reached") from exc
     return HistoryOut(
         total=total,
-        predictions=[_prediction_item(row) for row in entries if isinstance(row, PredictionRow)],
-        numbers=[_number_item(number) for number in entries if isinstance(number, NumberRow)],
+        predictions=[_prediction_item(row) for row in entries if isinstance(row, StoredPrediction)],
+        numbers=[_number_item(number) for number in entries if isinstance(number, StoredNumber)],
     )
 
 
-def _prediction_item(row: PredictionRow) -> HistoryItem:
+def _prediction_item(row: StoredPrediction) -> HistoryItem:
     return HistoryItem(
         id=row.id,  # type: ignore[arg-type]  # a stored row has its id and time
         request_id=row.request_id,
         created_at=row.created_at,  # type: ignore[arg-type]
         digit=row.predicted_digit,
-        confidence=row.confidence,
+        confidence=row.answer.confidence,
         true_digit=row.true_digit,
-        model_version=row.model_version,
+        model_version=row.answer.model_version,
+        reason=row.answer.reason,
     )
 
 
-def _number_item(number: NumberRow) -> NumberHistoryItem:
+def _number_item(number: StoredNumber) -> NumberHistoryItem:
     return NumberHistoryItem(
         id=number.id,  # type: ignore[arg-type]  # a stored row has its id and time
         request_id=number.request_id,
@@ -92,12 +96,13 @@ def _number_item(number: NumberRow) -> NumberHistoryItem:
     )
 
 
-def _digit_item(digit: PredictionRow) -> DigitHistoryItem:
+def _digit_item(digit: NumberDigit) -> DigitHistoryItem:
+    stored = digit.prediction
     return DigitHistoryItem(
-        id=digit.id,  # type: ignore[arg-type]  # a stored digit has its id and place
-        position=digit.position,  # type: ignore[arg-type]
-        digit=digit.predicted_digit,
-        confidence=digit.confidence,
-        box=list(digit.box or ()),
-        true_digit=digit.true_digit,
+        id=stored.id,  # type: ignore[arg-type]  # a stored digit has its id
+        position=digit.position,
+        digit=stored.predicted_digit,
+        confidence=stored.answer.confidence,
+        box=list(digit.box),
+        true_digit=stored.true_digit,
     )

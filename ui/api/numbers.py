@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.numbers import RecordedNumber
-from app.records import DigitReading
+from records.numbers import DigitReading
 from ui.api import common
 from ui.api.common import LabelIn, Note, SavedAs
 from ui.deps import CurrentApp

@@ -12,9 +12,11 @@ from nicegui import ui
 
 from app.admin import LoginRefused
 from app.context import App
-from app.records import ManagementError, Prediction, StoreUnavailable, VersionStats
 from app.report import ModelReport
 from app.versions import Comparison, VersionView
+from records.errors import ManagementError, StoreUnavailable
+from records.predictions import Prediction
+from records.stats import VersionStats
 from ui.pages.review import ReviewQueue
 from ui.theme import Heading, notify
 from ui.widgets.charts import data_url

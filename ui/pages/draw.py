@@ -31,7 +31,7 @@ from nicegui import binding, ui
 from app.context import App
 from app.drawings import media_type
 from app.predictions import NotYours, SavedIn
-from app.records import JournalWriteError, ModelUnavailable, PredictionRejected
+from records.errors import JournalWriteError, ModelUnavailable, PredictionRejected
 from ui.http import browser_key
 from ui.pages.draw_answer import DigitAnswer
 from ui.pages.draw_history import HistoryCard, digit_dialog

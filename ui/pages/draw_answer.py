@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from nicegui import binding, ui
 
 from app.predictions import Predictions, Recorded, SavedIn
-from app.records import Prediction
+from records.predictions import Prediction
 from ui.pages.draw_feedback import Feedback
 from ui.theme import Heading, notify
 from ui.widgets.charts import bar_chart, data_url

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from nicegui import binding, ui
 
-from app.records import Prediction
+from records.predictions import Prediction
 from ui.theme import notify
 
 ONE_DIGIT = "Type one digit from 0 to 9"

@@ -12,7 +12,10 @@ from collections.abc import Awaitable, Callable
 from nicegui import binding, events, ui
 
 from app.history import History
-from app.records import Accuracy, NumberRow, PredictionRow, StoreUnavailable
+from records.errors import StoreUnavailable
+from records.numbers import StoredNumber
+from records.predictions import StoredPrediction
+from records.stats import Accuracy
 from ui.pages.number import number_table_row
 from ui.theme import Heading
 
@@ -67,7 +70,7 @@ def version_accuracy_text(by_version: dict[str, Accuracy]) -> str:
     )
 
 
-def table_row(row: PredictionRow) -> dict:
+def table_row(row: StoredPrediction) -> dict:
     result = {None: "", True: "✓", False: "✗"}[row.right]  # refusing a real digit is wrong
     return {
         "key": f"drawing {row.id}",
@@ -77,11 +80,11 @@ def table_row(row: PredictionRow) -> dict:
         "request_id": str(row.request_id),
         "time": row.created_at.isoformat(timespec="seconds") if row.created_at else "",  # shown in local time
         "thumb": f"/drawings/{row.id}",  # the browser fetches (and caches) each drawing once
-        "predicted": f"not a digit ({row.predicted_digit})" if row.not_a_digit else row.predicted_digit,
-        "confidence": f"{row.confidence:.1%}",
+        "predicted": f"not a digit ({row.predicted_digit})" if row.answer.not_a_digit else row.predicted_digit,
+        "confidence": f"{row.answer.confidence:.1%}",
         "true": "" if row.true_digit is None else row.true_digit,
         "result": result,
-        "version": row.model_version,
+        "version": row.answer.model_version,
     }
 
 
@@ -136,7 +139,7 @@ class HistoryCard:
         self.pagination.max = window.pages
         self.pagination.set_value(window.page)
         self.table.rows = [
-            number_table_row(entry) if isinstance(entry, NumberRow) else table_row(entry) for entry in window.entries
+            number_table_row(entry) if isinstance(entry, StoredNumber) else table_row(entry) for entry in window.entries
         ]
         self.table.update()
         correct, labelled = window.accuracy

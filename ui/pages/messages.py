@@ -3,7 +3,7 @@ ui/pages/number.py), kept apart so that the two modules need not import each oth
 
 from __future__ import annotations
 
-from app.records import JournalFull, JournalWriteError
+from records.errors import JournalFull, JournalWriteError
 
 KEPT_LOCALLY = "The database is unavailable: this is kept on the server and will be saved when it is back"
 NOT_KEPT = "Not saved: the database is unavailable and the server could not keep it either"

@@ -19,7 +19,8 @@ from nicegui import binding, ui
 from app.drawings import image_size
 from app.numbers import Numbers, RecordedNumber
 from app.predictions import NotYours, SavedIn
-from app.records import JournalWriteError, NumberReading, NumberRow
+from records.errors import JournalWriteError
+from records.numbers import NumberReading, StoredNumber
 from ui.pages.messages import KEPT_LOCALLY, not_kept
 from ui.theme import Heading, notify
 from ui.widgets.boxes import boxes_svg, chip_text
@@ -363,11 +364,11 @@ def say_saved(text: str, saved: SavedIn) -> None:
         notify(text, type="positive")
 
 
-def number_table_row(number: NumberRow) -> dict:
+def number_table_row(number: StoredNumber) -> dict:
     """A number as one row of the history: the number read (or why none), the least sure digit, the number the user
     wrote (ui/pages/draw_history.py lists it among the single drawings)."""
     right = None if number.true_number is None else number.true_number == number.number
-    least = min((digit.confidence for digit in number.digits), default=None)
+    least = min((digit.prediction.answer.confidence for digit in number.digits), default=None)
     return {
         "key": f"number {number.id}",
         "kind": "number",

@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 from nicegui import events, ui
 
 from app.context import App
-from app.records import StoreUnavailable
 from app.review import Decision, Queue, ReviewItem
+from records.errors import StoreUnavailable
 from ui.theme import Heading, notify
 from ui.widgets.charts import data_url
 

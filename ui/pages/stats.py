@@ -11,7 +11,8 @@ from __future__ import annotations
 from nicegui import ui
 
 from app.context import App
-from app.records import NumberStats, Stats, StoreUnavailable
+from records.errors import StoreUnavailable
+from records.stats import NumberStats, Stats
 from ui.theme import Heading
 from ui.widgets.charts import bar_chart
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from html import escape
 
 from app.drawings import media_type
-from app.records import DigitReading
+from records.numbers import DigitReading
 
 SURE = "#1d4ed8"  # the page's primary (ui/theme.py): white text on it 6.7:1
 UNSURE = "#b91c1c"  # red-700, for a digit under the page's "not sure" threshold or refused: 6.5:1

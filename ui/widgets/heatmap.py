@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from app.records import FieldBox
+from records.explanations import FieldBox
 
 RED = np.array([220, 38, 38], dtype=np.float32)  # for the digit
 BLUE = np.array([37, 99, 235], dtype=np.float32)  # against it

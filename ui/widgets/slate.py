@@ -27,8 +27,8 @@ from fastapi.responses import JSONResponse, Response
 from nicegui import Client, app, events, ui
 from nicegui.events import UiEventArguments, handle_event
 
-from app.records import PredictionRejected
 from app.uploads import BUSY, ONE_AT_A_TIME
+from records.errors import PredictionRejected
 from ui.http import client_key, signed_browser_id
 from ui.theme import notify
 

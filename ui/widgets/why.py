@@ -17,7 +17,9 @@ import numpy as np
 from nicegui import ui
 
 from app.explanations import Superseded
-from app.records import Explanation, Prediction, PredictorError
+from records.errors import PredictorError
+from records.explanations import Explanation
+from records.predictions import Prediction
 from ui.theme import Heading, notify
 from ui.widgets.charts import data_url
 from ui.widgets.heatmap import Legend, colorize, over_drawing, over_field, smooth
