@@ -121,13 +121,31 @@ def load_model(folder: Path) -> DigitNet:
     return model.eval()
 
 
+HEAD_WIDTH_KEY = "refusal.5.weight"  # (hidden, 1568): the refusal head's hidden layer (handler/model.py)
+
+
+def with_frozen_head(state: dict) -> DigitNet:
+    """A base with a refusal head, ready to fine-tune its digit classifier only: the convolutional features and the
+    head stay exactly as served, so P(not a digit) (the head's sigmoid, independent of the digit logits) and the
+    threshold chosen for it stay the base's. Fine-tuning the features too would move what the head reads."""
+    model = DigitNet(refusal_head=int(state[HEAD_WIDTH_KEY].shape[0]))
+    model.load_state_dict(state)
+    for parameter in (*model.features.parameters(), *model.refusal.parameters()):
+        parameter.requires_grad_(False)
+    return model
+
+
 def start_model(cfg: FinetuneConfig, *, classes: int) -> DigitNet:
     """The network to fine-tune: the base weights, with a fresh "not a digit" row when widening to 11 outputs."""
     torch.manual_seed(cfg.seed)
-    model = DigitNet(classes=classes)
     if cfg.base_weights is None:
-        return model
+        return DigitNet(classes=classes)
     state = torch.load(cfg.base_weights, map_location="cpu", weights_only=True)
+    if HEAD_WIDTH_KEY in state:  # a version that answers "not a digit" with a head on its features
+        if classes != 10:
+            raise ValueError("a base with a refusal head is fine-tuned on digits only: no negatives")
+        return with_frozen_head(state)
+    model = DigitNet(classes=classes)
     last = len(model.classifier) - 1  # the output layer's index in the classifier
     for name in ("weight", "bias"):  # the base's 10 rows, plus the new rows as initialised
         base, fresh = state[f"classifier.{last}.{name}"].float(), getattr(model.classifier[last], name).detach().clone()
@@ -220,7 +238,8 @@ def _train_loop(model: DigitNet, sources: list, cfg: FinetuneConfig, *, log) -> 
     """AdamW, linear warm-up then cosine decay; every step draws its own batch from each source. Returns the weights'
     moving average (cfg.ema_decay) or the last weights, and the loss curve."""
     generator = torch.Generator().manual_seed(cfg.seed)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    optimiser = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def factor(step: int) -> float:  # warm-up: the fresh batch norm statistics of a new data mix settle first
         if step < cfg.warmup_steps:
@@ -233,6 +252,10 @@ def _train_loop(model: DigitNet, sources: list, cfg: FinetuneConfig, *, log) -> 
         ema = torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay)
         average = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=ema, use_buffers=True)
     model.train()
+    frozen = model.refusal is not None  # with_frozen_head: batch norm's statistics stay the served ones too
+    if frozen:
+        model.features.eval()
+        model.refusal.eval()
     losses, curve = [], []
     bar = tqdm(range(cfg.steps), desc="fine-tune", unit="step")
     for step in bar:
@@ -242,7 +265,8 @@ def _train_loop(model: DigitNet, sources: list, cfg: FinetuneConfig, *, log) -> 
             xs.append(images[index])
             ys.append(labels[index])
         x = normalise(augment(torch.cat(xs), generator=generator, cfg=cfg.augment))  # (B, 1, 28, 28)
-        loss = F.cross_entropy(model(x), torch.cat(ys), label_smoothing=cfg.label_smoothing)
+        logits = model(x)[:, :NOT_A_DIGIT] if frozen else model(x)  # a head's column is not the classifier's
+        loss = F.cross_entropy(logits, torch.cat(ys), label_smoothing=cfg.label_smoothing)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()

@@ -34,6 +34,7 @@ class GateConfig:
     refusal_only: bool = False  # the only change is refusal (the default's digit network, a refusal added): then
     refusal_only_margin: float = 0.003  # ... the held-out browsers at most this below the default's
     nondigits_refused: float = 0.90  # each held-out kind of non-digit (made differently from the training ones)
+    nondigits_drop: float = 0.02  # against a refusing default: no kind more than this below the default's share
     noise_z: float = 2.0  # canvas- and pen-style sets: not below the default's by more than z standard errors
     style_count: int = 500  # MNIST test digits drawn per export style in the canvas- and pen-style sets
     mnist_count: int | None = None  # MNIST test digits measured (None: all 10,000; tests measure fewer)
@@ -130,14 +131,29 @@ def gate(
     cfg: GateConfig,
     *,
     nondigits: dict[str, float] | None = None,
+    nondigits_default: dict[str, float] | None = None,
 ) -> list[str]:
     """Why the candidate fails (empty: it passes). candidate/default: set name -> Figures on the same drawings;
-    nondigits: each held-out kind -> the share the candidate refuses (None: it refuses nothing)."""
+    nondigits: each held-out kind -> the share the candidate refuses (None: it refuses nothing); nondigits_default:
+    the same for the default (None: it refuses nothing).
+
+    Against a default that refuses, no kind may fall more than `nondigits_drop` below the default's share (a
+    candidate that refuses nothing falls to 0): the kinds are a floor to keep, not a target to tune to. Against a
+    default that refuses nothing, a first refusing candidate must refuse each kind at least `nondigits_refused`."""
     failures = _mnist_rules(candidate["mnist_test"], default["mnist_test"], cfg)
     failures += _heldout_rules(candidate["heldout_browsers"], default["heldout_browsers"], cfg)
-    for kind, refused in (nondigits or {}).items():
-        if refused < cfg.nondigits_refused:
-            failures.append(f"held-out {kind.replace('_', ' ')}: {refused:.1%} refused < {cfg.nondigits_refused:.0%}")
+    if nondigits_default:
+        for kind, theirs in nondigits_default.items():
+            ours = (nondigits or {}).get(kind, 0.0)
+            if ours < theirs - cfg.nondigits_drop:
+                failures.append(f"held-out {kind.replace('_', ' ')}: {ours:.1%} refused, the default {theirs:.1%} "
+                                f"(more than {cfg.nondigits_drop:.0%} lower)")  # fmt: skip
+    else:
+        for kind, refused in (nondigits or {}).items():
+            if refused < cfg.nondigits_refused:
+                failures.append(
+                    f"held-out {kind.replace('_', ' ')}: {refused:.1%} refused < {cfg.nondigits_refused:.0%}"
+                )
     for name in ("canvas_style", "pen_style"):
         if name not in candidate:
             continue

@@ -25,7 +25,10 @@ def write_version(folder: Path, result: Result) -> None:
     folder.mkdir(parents=True, exist_ok=False)
     save_weights(result.model, folder / "weights.pt")
     classes = result.model.classifier[-1].out_features
-    if classes != 10:
+    if result.model.refusal is not None:  # a base's head kept (finetune.with_frozen_head)
+        head = result.model.refusal[-3].out_features
+        (folder / "architecture.json").write_text(json.dumps({"refusal_head": head}) + "\n")
+    elif classes != 10:
         (folder / "architecture.json").write_text(json.dumps({"classes": classes}) + "\n")
     if result.refusal:
         (folder / "refusal.json").write_text(json.dumps(result.refusal, indent=2) + "\n")

@@ -52,6 +52,7 @@ from db.embedded import PrivateServerError, database_url
 from db.pool import open_pool
 from db.predictions import Feedback, PredictionStore
 from handler.model import DigitNet
+from handler.refusal import REFUSAL_FILE
 from records.errors import ManagementError, StoreUnavailable
 from settings import Settings, load
 from training import archive, canvas, data, finetune, golden, nondigits
@@ -230,24 +231,20 @@ def retrain(
     if cfg.negatives:
         heldout_reading = read(model, sets["heldout_browsers"][0], structural=True)
         threshold = refusal_threshold(model, heldout_reading, mnist_check, cfg=cfg, processes=processes)
-        refusal = {"several_digits": True, "not_a_digit_threshold": round(threshold, 6)}
+        refusal = {"several_digits": True, "too_little_ink": True, "not_a_digit_threshold": round(threshold, 6)}
+    elif model.refusal is not None:  # a base with a head: its features and head were frozen (finetune.py), so
+        refusal = _base_refusal(cfg.finetune.base_weights)  # P(not a digit) and its threshold are the base's
     default_version, default_model, default_refusal = default
     candidate = Measured.of(model, sets, refusal=refusal)
     before = Measured.of(default_model, sets, refusal=default_refusal or None)
-    refused_kinds = None
-    if refusal:
-        refused = refusal_figures(
-            model, threshold=refusal["not_a_digit_threshold"], validation_digits=candidate.readings["heldout_browsers"],
-            mnist=mnist, processes=processes, heldout_pngs=[e.png for e in split.heldout],
-        )  # fmt: skip
-        refused["refused"]["mnist_test"] = candidate.figures["mnist_test"].refused
-        refused_kinds = {
-            kind.removeprefix("heldout_"): share
-            for kind, share in refused["refused"].items()
-            if kind.startswith("heldout_") and kind != "heldout_browsers_digits"
-        }
+    heldout_pngs = [e.png for e in split.heldout]
+    refused, refused_kinds = _refused_kinds(model, refusal, candidate, mnist=mnist, processes=processes,
+                                            heldout_pngs=heldout_pngs)  # fmt: skip
+    _, default_kinds = _refused_kinds(default_model, default_refusal or None, before, mnist=mnist,
+                                      processes=processes, heldout_pngs=heldout_pngs)  # fmt: skip
     golden_set = golden_figures(candidate, before, sets["golden"][1])
-    failures = gate(candidate.figures, before.figures, gate_cfg, nondigits=refused_kinds)
+    failures = gate(candidate.figures, before.figures, gate_cfg, nondigits=refused_kinds,
+                    nondigits_default=default_kinds)  # fmt: skip
     failures += golden_gate(golden_set["candidate"], golden_set["default"], golden_set["counts"], gate_cfg)
     report = ModelReport(
         test_accuracy=candidate.figures["mnist_test"].accuracy,  # the admin page's "MNIST test (offline)"
@@ -268,7 +265,7 @@ def retrain(
             "candidate": confusions(candidate.readings["heldout_browsers"].digits, sets["heldout_browsers"][1]),
             "default": confusions(before.readings["heldout_browsers"].digits, sets["heldout_browsers"][1]),
         },
-        refusal=refused if refusal else None,
+        refusal=refused,
         extra={
             "base": base_provenance(cfg.finetune.base_weights),
             "training": {k: v for k, v in trained.items() if k not in ("curve",)},
@@ -277,6 +274,32 @@ def retrain(
         },
     )
     return Result(model=model, report=report, refusal=refusal, failures=failures)
+
+
+def _base_refusal(weights: str | None) -> dict | None:
+    """The refusal.json beside a base's weights (None: there is none, and the candidate refuses nothing)."""
+    path = Path(weights).parent / REFUSAL_FILE if weights else None
+    return json.loads(path.read_text()) if path is not None and path.exists() else None
+
+
+def _refused_kinds(
+    model: DigitNet, refusal: dict | None, measured: Measured, *, mnist, processes: int, heldout_pngs: Sequence[bytes]
+) -> tuple[dict | None, dict[str, float] | None]:
+    """(refusal figures, held-out kind -> share refused) of a version that refuses with a threshold; (None, None)
+    for one that refuses nothing (the candidate, or the default, on the gate's same drawings)."""
+    if not refusal or refusal.get("not_a_digit_threshold") is None:  # a threshold comes with an 11th output
+        return None, None
+    figures = refusal_figures(
+        model, threshold=refusal["not_a_digit_threshold"], validation_digits=measured.readings["heldout_browsers"],
+        mnist=mnist, processes=processes, heldout_pngs=heldout_pngs,
+    )  # fmt: skip
+    figures["refused"]["mnist_test"] = measured.figures["mnist_test"].refused
+    kinds = {
+        kind.removeprefix("heldout_"): share
+        for kind, share in figures["refused"].items()
+        if kind.startswith("heldout_") and kind != "heldout_browsers_digits"
+    }
+    return figures, kinds
 
 
 def base_provenance(weights: str | None) -> dict | None:

@@ -83,6 +83,30 @@ def test_negatives_add_an_eleventh_output_trained_as_not_a_digit(tmp_path):
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 11)
 
 
+def test_a_base_with_a_refusal_head_fine_tunes_its_classifier_only_and_keeps_p_not_a_digit(tmp_path):
+    torch.manual_seed(0)
+    base = DigitNet(refusal_head=8)
+    with torch.no_grad():
+        for parameter in base.refusal.parameters():  # a head that says something (fresh ones are near 0.5)
+            parameter.normal_(0, 0.3)
+    torch.save(base.state_dict(), tmp_path / "headed.pt")
+    cfg = small_config(tmp_path, base_weights=str(tmp_path / "headed.pt"), steps=4)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    model, figures = finetune.finetune(feedback(6), mnist=tiny_mnist(), cfg=cfg)
+    after = model.state_dict()
+    frozen = [k for k in before if k.startswith(("features.", "refusal."))]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)  # batch norm's statistics included
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("classifier."))
+    x = torch.randn(6, 1, 28, 28)
+    with torch.inference_mode():
+        base.eval(), model.eval()
+        p_base, p_model = torch.softmax(base(x), 1)[:, 10], torch.softmax(model(x), 1)[:, 10]
+    torch.testing.assert_close(p_model, p_base)  # P(not a digit) is the head's alone: the threshold still holds
+    assert figures["outputs"] == 10
+    with pytest.raises(ValueError, match="digits only"):
+        finetune.start_model(cfg, classes=11)
+
+
 def test_evaluate_counts_the_confusions():
     model = DigitNet().eval()
     images = np.zeros((6, 28, 28), dtype=np.uint8)

@@ -93,6 +93,16 @@ def test_each_held_out_kind_of_non_digit_must_be_refused():
     assert failures == ["held-out shapes: 85.0% refused < 90%"]
 
 
+def test_against_a_refusing_default_no_kind_may_fall_more_than_two_points():
+    theirs = {"letters": 0.944, "shapes": 0.634, "scribbles": 0.864}
+    cfg = GateConfig()
+    assert gate(figures(GOOD), DEFAULT, cfg, nondigits=theirs | {"shapes": 0.62}, nondigits_default=theirs) == []
+    failures = gate(figures(GOOD), DEFAULT, cfg, nondigits=theirs | {"shapes": 0.60}, nondigits_default=theirs)
+    assert failures == ["held-out shapes: 60.0% refused, the default 63.4% (more than 2% lower)"]
+    # a candidate that refuses nothing cannot replace a default that refuses
+    assert len(gate(figures(GOOD), DEFAULT, GateConfig(), nondigits=None, nondigits_default=theirs)) == 3
+
+
 def test_a_style_set_within_noise_passes():
     candidate = figures(GOOD | {"canvas_style": 0.986, "pen_style": 0.98})
     assert gate(candidate, DEFAULT, GateConfig()) == []  # 2 standard errors: ~0.5 points at n=1,500
