@@ -163,7 +163,7 @@ async def clear(settings) -> None:
         await pool.close()
 
 
-def test_backdoor_from_one_network_and_from_40_networks(stack, writers, attack, mnist):
+def test_backdoor_from_one_network_and_from_40_networks(stack, writers, attack, mnist, inputs_prepared_once):
     settings, url = stack
     asyncio.run(clear(settings))
     try:

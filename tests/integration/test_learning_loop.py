@@ -87,7 +87,9 @@ async def approve_all_but_the_largest(settings) -> None:
         await pool.close()
 
 
-def test_simulate_retrain_register_promote_and_the_next_prediction_uses_it(stack, pen_drawings, mnist):
+def test_simulate_retrain_register_promote_and_the_next_prediction_uses_it(
+    stack, pen_drawings, mnist, inputs_prepared_once
+):
     settings, url = stack
     tally = asyncio.run(simulate.simulate(url, pen_drawings, browsers=2))
     assert tally.errors == [] and tally.sent == tally.labelled == 200
@@ -137,7 +139,7 @@ def test_simulate_retrain_register_promote_and_the_next_prediction_uses_it(stack
     assert answer["model_version"] == "9.1"
 
 
-def test_a_failing_gate_writes_and_registers_nothing(stack, pen_drawings, mnist):
+def test_a_failing_gate_writes_and_registers_nothing(stack, pen_drawings, mnist, inputs_prepared_once):
     settings, url = stack
     for version in ("4.0", "9.1"):  # the default's folder, whichever test ran first
         if (ROOT / "model_store" / f"v{version}").exists() and not (settings.model_store / f"v{version}").exists():
