@@ -195,7 +195,7 @@ def test_retraining_with_negatives_makes_a_version_that_refuses(mnist, tmp_path,
     cfg = RetrainConfig(negatives=6, mnist_validation=50, finetune=tuning)
     result = retrain.retrain(
         feedback, mnist=small, default=("1.0", DigitNet().eval(), {}), cfg=cfg,
-        gate_cfg=GateConfig(mnist_count=40, style_count=3), log=lambda *_: None,
+        gate_cfg=GateConfig(mnist_count=40, style_count=3, golden_stride=9), log=lambda *_: None,
     )  # fmt: skip
 
     metrics = result.metrics
