@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 from psycopg import sql
@@ -41,6 +43,56 @@ def mnist() -> dict[str, data.Split]:
     if not all((folder / f"{name}.gz").exists() or (folder / name).exists() for name in data.FILES):
         pytest.skip(f"MNIST files not found in {folder} (set MNIST_DIR to the folder with the four IDX files)")
     return data.load(folder, allow_download=False)
+
+
+def _fingerprint(*arrays: np.ndarray, **options) -> str:
+    digest = hashlib.sha256(repr(sorted(options.items())).encode())
+    for array in arrays:
+        contiguous = np.ascontiguousarray(array)
+        digest.update(repr((contiguous.shape, contiguous.dtype.str)).encode())
+        digest.update(contiguous.tobytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="session")
+def inputs_prepared_once() -> Iterator[None]:
+    """What the retrains and the live evaluations prepare again and again the same way, prepared once a session:
+    training.finetune.mnist_as_served (60,000 MNIST training and 10,000 test digits through the handler's
+    preprocessing, ~1 ms a digit: a minute and more a retrain), training.golden.load (1,500 pen drawings rendered,
+    ~30 s a retrain) and training.canvas.canvas_set / pen_set (the drawings each version is evaluated on). Each depends
+    on its arguments alone (the drawings on their seed); the real functions still run, once for each set of
+    arguments, and each caller gets its own copy."""
+    from training import canvas, finetune, golden
+
+    real = {"served": finetune.mnist_as_served, "golden": golden.load, "canvas": canvas.canvas_set,
+            "pen": canvas.pen_set}  # fmt: skip
+    done: dict[tuple[str, str], object] = {}
+
+    def once(kind: str, key: str, make):
+        if (kind, key) not in done:
+            done[kind, key] = make()
+        return done[kind, key]
+
+    def mnist_as_served(split: data.Split, *, processes: int = 2) -> np.ndarray:
+        key = _fingerprint(split.images)
+        return once("served", key, lambda: real["served"](split, processes=processes)).copy()
+
+    def load(path: Path = golden.FILE, *, sha256: str = golden.SHA256) -> list[tuple[bytes, int]]:
+        return list(once("golden", f"{path}:{sha256}", lambda: real["golden"](path, sha256=sha256)))
+
+    def drawn(kind: str):
+        def drawings(images: np.ndarray, labels: np.ndarray, *, count: int, seed: int = 0) -> Iterator:
+            key = _fingerprint(images, labels, count=count, seed=seed)
+            return iter(once(kind, key, lambda: list(real[kind](images, labels, count=count, seed=seed))))
+
+        return drawings
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(finetune, "mnist_as_served", mnist_as_served)
+        patch.setattr(golden, "load", load)
+        patch.setattr(canvas, "canvas_set", drawn("canvas"))
+        patch.setattr(canvas, "pen_set", drawn("pen"))
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -86,9 +86,9 @@ def test_metrics_are_exposed_for_prometheus(torchserve):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("version", ["1.0", "2.0"])
-def test_live_accuracy_on_mnist_test_and_canvas_drawings(torchserve, mnist, version):
+def test_live_accuracy_on_mnist_test_and_canvas_drawings(torchserve, mnist, inputs_prepared_once, version):
     """Each shipped version through the live API: all 10,000 MNIST test images, 3 x 200 canvas-style and 3 x 200
-    pen-style drawings."""
+    pen-style drawings (the same drawings for both: made once, inputs_prepared_once)."""
     report = evaluate.evaluate(torchserve, mnist, canvas_count=200, concurrency=8, version=version)
     print(report)
     assert report["mnist_test"] >= (0.996 if version == "2.0" else 0.995)

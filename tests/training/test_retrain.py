@@ -170,7 +170,7 @@ def test_the_report_says_which_weights_the_version_grew_from(tmp_path):
     assert retrain.base_provenance(None) is None
 
 
-def test_retraining_with_negatives_makes_a_version_that_refuses(mnist, tmp_path):
+def test_retraining_with_negatives_makes_a_version_that_refuses(mnist, tmp_path, inputs_prepared_once):
     """The 11-output path on tiny data and a few steps: negatives of every kind plus the training browsers' own
     drawings side by side, a threshold kept above the held-out MNIST digits, refusal figures per held-out kind, and a
     version folder whose refusal.json the handler loads."""
@@ -205,7 +205,7 @@ def test_retraining_with_negatives_makes_a_version_that_refuses(mnist, tmp_path)
     cfg = RetrainConfig(negatives=6, mnist_validation=50, finetune=tuning)
     result = retrain.retrain(
         feedback, mnist=small, default=("1.0", DigitNet().eval(), {}), cfg=cfg,
-        gate_cfg=GateConfig(mnist_count=40, style_count=3), log=lambda *_: None,
+        gate_cfg=GateConfig(mnist_count=40, style_count=3, golden_stride=9), log=lambda *_: None,
     )  # fmt: skip
 
     metrics = result.metrics
