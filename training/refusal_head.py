@@ -189,8 +189,8 @@ def training_negatives(
     negatives["pairs_of_drawings"] = [
         d.png for d in nondigits.pairs_of_drawings(own, count=cfg.negatives, seed=cfg.seed)
     ]
-    letters = hand_letters(count=cfg.negatives, seed=cfg.seed, part="train")
-    negatives["hand_letters"] = pngs_of(pendigits.renderings(letters, seed=cfg.seed + 6, all_styles=False))
+    written = hand_letters(count=cfg.negatives, seed=cfg.seed, part="train")
+    negatives["hand_letters"] = pngs_of(pendigits.renderings(written, seed=cfg.seed + 6, all_styles=False))
     train_numbers, _ = unipen.split_by_file(numbers)
     varied = strokes.augmented(train_numbers, copies=max(1, cfg.negatives // max(1, len(train_numbers))), seed=7)
     negatives["numbers"] = pngs_of(pendigits.renderings(train_numbers + varied, seed=cfg.seed + 7, all_styles=False))
@@ -219,8 +219,8 @@ def heldout_negatives(
     heldout["pairs_of_drawings"] = [
         d.png for d in nondigits.pairs_of_drawings(own, count=cfg.heldout, seed=HELDOUT_SEED)
     ]
-    letters = hand_letters(count=cfg.heldout, seed=HELDOUT_SEED, part="heldout")
-    heldout["hand_letters"] = pngs_of(pendigits.renderings(letters, seed=HELDOUT_SEED, all_styles=False))
+    written = hand_letters(count=cfg.heldout, seed=HELDOUT_SEED, part="heldout")
+    heldout["hand_letters"] = pngs_of(pendigits.renderings(written, seed=HELDOUT_SEED, all_styles=False))
     _, held_numbers = unipen.split_by_file(numbers)
     heldout["numbers"] = pngs_of(pendigits.renderings(held_numbers, seed=HELDOUT_SEED, all_styles=True))
     if letters:
