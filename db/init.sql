@@ -105,7 +105,7 @@ BEGIN
         ALTER TABLE predictions DROP CONSTRAINT predictions_review_values_check;
         ALTER TABLE predictions ADD CONSTRAINT predictions_review_values_check
             CHECK (review IS NULL OR (review IN ('approved', 'rejected')
-                                      AND (true_digit IS NOT NULL OR labelled_not_a_digit)
+                                      AND (true_digit IS NOT NULL OR labelled_not_a_digit IS TRUE)
                                       AND reviewed_at IS NOT NULL AND reviewed_by IS NOT NULL)) NOT VALID;
     END IF;
 END $$;

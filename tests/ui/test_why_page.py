@@ -122,7 +122,7 @@ async def test_not_a_digit_is_said_stored_marked_and_can_be_labelled(user: User,
 
     assert not element(user, "confirm").enabled  # "Correct" cannot confirm a refusal as a digit
     user.find(marker="correct").type(str(label))  # a real digit refused by mistake: labelled all the same
-    user.find("Save correction").click()
+    user.find(f"It is a digit: {label}").click()
     await user.should_see(f"Saved: true digit {label}")
     assert (await rows_for(database_url))[-1][3] == label
     table = element(user, "history")
