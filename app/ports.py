@@ -28,7 +28,13 @@ class PredictionRecords(Protocol):
     async def insert(self, row: StoredPrediction) -> int: ...
 
     async def set_feedback(
-        self, *, prediction_id: int, browser_id: str, true_digit: int, network: str | None = None
+        self,
+        *,
+        prediction_id: int,
+        browser_id: str,
+        true_digit: int | None = None,
+        not_a_digit: bool = False,
+        network: str | None = None,
     ) -> bool: ...
 
     async def set_feedback_by_request_id(
@@ -36,7 +42,8 @@ class PredictionRecords(Protocol):
         *,
         request_id: uuid.UUID,
         browser_id: str,
-        true_digit: int,
+        true_digit: int | None = None,
+        not_a_digit: bool = False,
         at: datetime | None = None,
         network: str | None = None,
     ) -> bool: ...
@@ -148,7 +155,13 @@ class PendingWrites(Protocol):
     async def add_prediction(self, prediction: StoredPrediction) -> None: ...
 
     async def add_label(
-        self, *, request_id: uuid.UUID, browser_id: str, true_digit: int, network: str | None = None
+        self,
+        *,
+        request_id: uuid.UUID,
+        browser_id: str,
+        true_digit: int | None = None,
+        not_a_digit: bool = False,
+        network: str | None = None,
     ) -> None: ...
 
     async def add_number(self, number: StoredNumber) -> None: ...

@@ -25,7 +25,7 @@ from app.outage import Outage
 from app.ports import ModelServer, NumberRecords, PendingWrites, PredictionRecords
 from db.journal import Batches, Waiting
 from records.errors import PredictionRejected, RequestIdReused, RequestIdTaken, StoreUnavailable
-from records.predictions import Prediction, StoredPrediction, check_digit
+from records.predictions import Prediction, StoredPrediction, check_label
 
 logger = logging.getLogger(__name__)
 
@@ -238,14 +238,16 @@ class Predictions:
         *,
         browser_id: str,
         request_id: uuid.UUID,
-        digit: int,
+        digit: int | None = None,
+        not_a_digit: bool = False,
         row_id: int | None = None,
         network: str | None = None,
     ) -> SavedIn:
         """Where keep_label kept the label (the page labels only its own predictions: nothing to check)."""
         kept = await self.keep_label(
-            browser_id=browser_id, request_id=request_id, digit=digit, row_id=row_id, network=network
-        )
+            browser_id=browser_id, request_id=request_id, digit=digit, not_a_digit=not_a_digit, row_id=row_id,
+            network=network,
+        )  # fmt: skip
         return kept.saved
 
     async def keep_label(
@@ -253,39 +255,45 @@ class Predictions:
         *,
         browser_id: str,
         request_id: uuid.UUID,
-        digit: int,
+        digit: int | None = None,
+        not_a_digit: bool = False,
         row_id: int | None = None,
         network: str | None = None,
     ) -> LabelKept:
-        """Record the digit the user meant (ValueError unless 0-9) and the network it came from; where it was kept.
-        By row id when known, else by request_id. NotYours when this browser has no such prediction (during an
-        outage: when the journal holds another browser's under that id)."""
-        check_digit(digit, name="true_digit")
+        """Record the user's label, the digit they meant or (`not_a_digit`) that it is no digit (ValueError unless
+        exactly one, and a digit 0-9), and the network it came from; where it was kept. By row id when known, else
+        by request_id. NotYours when this browser has no such prediction (during an outage: when the journal holds
+        another browser's under that id)."""
+        check_label(digit, not_a_digit)
         if self.database_down or request_id in self.journal.pending_request_ids():  # keep the journal's order
-            return await self._journal_label(request_id, browser_id, digit, network)
+            return await self._journal_label(request_id, browser_id, digit, not_a_digit, network)
         try:
             if row_id is not None:
                 found = await self.store.set_feedback(
-                    prediction_id=row_id, browser_id=browser_id, true_digit=digit, network=network
-                )
+                    prediction_id=row_id, browser_id=browser_id, true_digit=digit, not_a_digit=not_a_digit,
+                    network=network,
+                )  # fmt: skip
             else:
                 found = await self.store.set_feedback_by_request_id(
-                    request_id=request_id, browser_id=browser_id, true_digit=digit, network=network
-                )
+                    request_id=request_id, browser_id=browser_id, true_digit=digit, not_a_digit=not_a_digit,
+                    network=network,
+                )  # fmt: skip
         except StoreUnavailable as exc:
             self.database_down = True
             self.outage.seen()
             logger.warning("label for %s kept in the journal: %s", request_id, exc)
-            return await self._journal_label(request_id, browser_id, digit, network)
+            return await self._journal_label(request_id, browser_id, digit, not_a_digit, network)
         if not found:
             raise NotYours(f"no prediction {request_id} of this browser")
         return LabelKept(SavedIn.DATABASE)
 
     async def _journal_label(
-        self, request_id: uuid.UUID, browser_id: str, digit: int, network: str | None
+        self, request_id: uuid.UUID, browser_id: str, digit: int | None, not_a_digit: bool, network: str | None
     ) -> LabelKept:
         owned = owned_in_journal(self.journal, request_id, kind="prediction", browser_id=browser_id)
-        await self.journal.add_label(request_id=request_id, browser_id=browser_id, true_digit=digit, network=network)
+        await self.journal.add_label(
+            request_id=request_id, browser_id=browser_id, true_digit=digit, not_a_digit=not_a_digit, network=network
+        )
         return LabelKept(SavedIn.JOURNAL, checked=owned)
 
 

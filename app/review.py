@@ -1,4 +1,5 @@
-"""The review queue (admin page): the operator confirms or rejects the corrections anonymous browsers suggested.
+"""The review queue (admin page): the operator confirms or rejects the corrections anonymous browsers suggested: a
+digit other than the one answered, or "not a digit" for a drawing the model read as a digit.
 
 A correction that disagrees with the answer trains a future version only once approved here (training/screen.py).
 The operator decides one drawing at a time, or in batch for everything a browser or a network labelled and nobody
@@ -24,7 +25,7 @@ class ReviewItem:
     id: int
     drawing: bytes  # the PNG as the browser sent it
     answer: str  # what the model answered: "7 (83%)", or "not a digit (7?)"
-    label: int  # the digit the browser says it is
+    label: str  # what the browser says it is: the digit ("7"), or "not a digit"
     browser: str  # the browser id
     network: str  # where the label came from, or "unknown"
     labelled_at: datetime
@@ -60,7 +61,7 @@ class Review:
                 answer=f"not a digit ({row.predicted_digit}?)"
                 if row.not_a_digit
                 else f"{row.predicted_digit} ({row.confidence:.0%})",
-                label=row.true_digit,
+                label="not a digit" if row.labelled_not_a_digit else str(row.true_digit),
                 browser=row.browser_id,
                 network=row.network or "unknown",
                 labelled_at=row.feedback_at,

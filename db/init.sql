@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS predictions (
     CONSTRAINT predictions_probabilities_check
         CHECK (cardinality(probabilities) = 10 AND array_ndims(probabilities) = 1),
     CONSTRAINT predictions_true_digit_check CHECK (true_digit BETWEEN 0 AND 9),
-    -- a label always comes with the time it was given
+    -- a label always comes with the time it was given (redefined below once labels could be "not a digit")
     CONSTRAINT predictions_feedback_check CHECK ((true_digit IS NULL) = (feedback_at IS NULL)),
     CONSTRAINT predictions_latency_ms_check CHECK (latency_ms >= 0)
 );
@@ -71,11 +71,51 @@ BEGIN
                                       AND reviewed_at IS NOT NULL AND reviewed_by IS NOT NULL)) NOT VALID;
     END IF;
 END $$;
+-- The label "not a digit": the user says the drawing is no digit at all (a confirmed refusal, or "This is not a digit"
+-- on an answered digit). Why a column of its own beside true_digit rather than a sentinel in true_digit (-1, 10):
+-- every reader of true_digit -- the confusion matrix, per-digit accuracy, `make retrain`'s labelled feedback
+-- (true_digit IS NOT NULL) -- counts digits 0..9, and with a sentinel each would have to learn to leave it out; with a
+-- column, a not-a-digit label is invisible to them, so it can never become a digit training row (it is for the refusal
+-- head). TRUE: labelled not a digit; NULL: labelled a digit (true_digit) or not labelled. A label is one or the other.
+ALTER TABLE predictions ADD COLUMN IF NOT EXISTS labelled_not_a_digit boolean;
+DO $$
+BEGIN
+    -- A label and its time now come with either kind of label: the first definitions of these two constraints knew
+    -- only true_digit, so they are replaced (by name) where an older database still has them.
+    IF EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'predictions'::regclass
+               AND conname = 'predictions_feedback_check'
+               AND pg_get_constraintdef(oid) NOT LIKE '%labelled_not_a_digit%') THEN
+        ALTER TABLE predictions DROP CONSTRAINT predictions_feedback_check;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'predictions'::regclass
+                   AND conname = 'predictions_feedback_check') THEN
+        -- a label always comes with the time it was given
+        ALTER TABLE predictions ADD CONSTRAINT predictions_feedback_check
+            CHECK ((true_digit IS NULL AND labelled_not_a_digit IS NULL) = (feedback_at IS NULL));
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'predictions'::regclass
+                   AND conname = 'predictions_label_kind_check') THEN
+        -- one label: a digit, or not a digit (never both, never FALSE: a digit label says that already)
+        ALTER TABLE predictions ADD CONSTRAINT predictions_label_kind_check
+            CHECK (labelled_not_a_digit IS NULL OR (labelled_not_a_digit AND true_digit IS NULL));
+    END IF;
+    IF EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'predictions'::regclass
+               AND conname = 'predictions_review_values_check'
+               AND pg_get_constraintdef(oid) NOT LIKE '%labelled_not_a_digit%') THEN
+        ALTER TABLE predictions DROP CONSTRAINT predictions_review_values_check;
+        ALTER TABLE predictions ADD CONSTRAINT predictions_review_values_check
+            CHECK (review IS NULL OR (review IN ('approved', 'rejected')
+                                      AND (true_digit IS NOT NULL OR labelled_not_a_digit IS TRUE)
+                                      AND reviewed_at IS NOT NULL AND reviewed_by IS NOT NULL)) NOT VALID;
+    END IF;
+END $$;
 CREATE OR REPLACE FUNCTION predictions_label_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     -- whichever path changes a label (a single drawing, a number's digit, a journal replay), the operator's review
     -- was of the old label: the new one waits for review again
-    IF NEW.true_digit IS DISTINCT FROM OLD.true_digit AND NEW.review IS NOT DISTINCT FROM OLD.review THEN
+    IF (NEW.true_digit IS DISTINCT FROM OLD.true_digit
+        OR NEW.labelled_not_a_digit IS DISTINCT FROM OLD.labelled_not_a_digit)
+       AND NEW.review IS NOT DISTINCT FROM OLD.review THEN
         NEW.review := NULL;
         NEW.reviewed_at := NULL;
         NEW.reviewed_by := NULL;
@@ -83,11 +123,23 @@ BEGIN
     RETURN NEW;
 END $$;
 DROP TRIGGER IF EXISTS predictions_label_changed ON predictions;
-CREATE TRIGGER predictions_label_changed BEFORE UPDATE OF true_digit ON predictions
+CREATE TRIGGER predictions_label_changed BEFORE UPDATE OF true_digit, labelled_not_a_digit ON predictions
     FOR EACH ROW EXECUTE FUNCTION predictions_label_changed();
--- The review queue: labels that disagree with the answer and wait for review, oldest first.
-CREATE INDEX IF NOT EXISTS predictions_review_queue_idx
-    ON predictions (id) WHERE true_digit IS NOT NULL AND review IS NULL AND true_digit <> predicted_digit;
+-- Whether a label disagrees with the answer: a digit other than the one answered (as before: a refusal labelled its
+-- closest digit agrees with the classifier and is not held back), or "not a digit" for a drawing the model answered
+-- as a digit. A confirmed refusal agrees. One definition, used by the review queue's queries (db/review.py) and its
+-- index, whose predicate must be the queries' expression word for word to be used.
+CREATE OR REPLACE FUNCTION predictions_label_disagrees(true_digit smallint, labelled_not_a_digit boolean,
+                                                       predicted_digit smallint, not_a_digit boolean)
+    RETURNS boolean LANGUAGE sql IMMUTABLE AS
+    $$ SELECT coalesce(true_digit <> predicted_digit, false)
+              OR coalesce(labelled_not_a_digit AND not_a_digit IS NOT TRUE, false) $$;
+-- The review queue: labels that disagree with the answer and wait for review, oldest first. (Its first definition
+-- knew only digit labels; an index's predicate cannot be changed, so it is replaced under a new name.)
+DROP INDEX IF EXISTS predictions_review_queue_idx;
+CREATE INDEX IF NOT EXISTS predictions_suggestions_idx
+    ON predictions (id)
+    WHERE review IS NULL AND predictions_label_disagrees(true_digit, labelled_not_a_digit, predicted_digit, not_a_digit);
 
 -- Numbers: several digits written in one drawing and read together (X-Read: number, README "Numbers").
 --
@@ -208,7 +260,10 @@ COMMENT ON COLUMN predictions.true_digit IS
     'The digit the user says they drew (NULL until corrected or confirmed); with canvas_png, the label for '
     'future fine-tuning.';
 COMMENT ON COLUMN predictions.feedback_at IS
-    'When true_digit was last set; a user may change their answer.';
+    'When the label (true_digit or labelled_not_a_digit) was last set; a user may change their answer.';
+COMMENT ON COLUMN predictions.labelled_not_a_digit IS
+    'TRUE when the user says the drawing is not a digit (true_digit is then NULL); NULL otherwise. Not a digit '
+    'training row: retraining reads true_digit only.';
 COMMENT ON COLUMN predictions.canvas_png IS
     'The original drawing as PNG, kept for future fine-tuning and for saliency maps.';
 COMMENT ON COLUMN predictions.preview_png IS

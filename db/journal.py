@@ -59,7 +59,7 @@ from db.pool import one_transaction
 from db.predictions import PredictionStore
 from records.errors import JournalFull, JournalWriteError, StoreUnavailable
 from records.numbers import StoredNumber, check_number
-from records.predictions import StoredPrediction, check_digit
+from records.predictions import StoredPrediction, check_digit, check_label
 
 logger = logging.getLogger(__name__)
 
@@ -180,10 +180,19 @@ class Journal:
         await self._append(encode_prediction(prediction))
 
     async def add_label(
-        self, *, request_id: uuid.UUID, browser_id: str, true_digit: int, network: str | None = None
+        self,
+        *,
+        request_id: uuid.UUID,
+        browser_id: str,
+        true_digit: int | None = None,
+        not_a_digit: bool = False,
+        network: str | None = None,
     ) -> None:
-        check_digit(true_digit, name="true_digit")
-        await self._append(encode_label("label", request_id, browser_id, network, true_digit=true_digit))
+        """A single drawing's label: a digit, or (`not_a_digit`) no digit. A digit's line is written as it always was
+        (true_digit), so a journal written by this version replays on the one before for every label it knew."""
+        check_label(true_digit, not_a_digit)
+        label = {"not_a_digit": True} if not_a_digit else {"true_digit": true_digit}
+        await self._append(encode_label("label", request_id, browser_id, network, **label))
 
     async def add_number(self, number: StoredNumber) -> None:
         await self._append(encode_number(number))

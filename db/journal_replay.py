@@ -37,8 +37,8 @@ class ReplayTarget(Protocol):
     async def insert(self, row: StoredPrediction) -> int: ...
 
     async def set_feedback_by_request_id(
-        self, *, request_id: uuid.UUID, browser_id: str, true_digit: int, at: datetime | None = None,
-        network: str | None = None,
+        self, *, request_id: uuid.UUID, browser_id: str, true_digit: int | None = None, not_a_digit: bool = False,
+        at: datetime | None = None, network: str | None = None,
     ) -> bool: ...  # fmt: skip
 
 
@@ -129,7 +129,9 @@ async def apply_entry(
             applied = await store.set_feedback_by_request_id(
                 request_id=uuid.UUID(entry["request_id"]),
                 browser_id=entry["browser_id"],
-                true_digit=entry["true_digit"],
+                # a line holds a digit (every line written before "not a digit" labels existed) or not_a_digit
+                true_digit=entry.get("true_digit"),
+                not_a_digit=entry.get("not_a_digit", False),
                 at=datetime.fromisoformat(entry["at"]),
                 network=entry.get("network"),  # (lines written before networks were kept have none)
             )

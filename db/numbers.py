@@ -160,7 +160,8 @@ class NumberStore:
             if len(await self._digit_ids(conn, number_id)) != len(true_number):
                 await conn.execute(
                     """
-                    UPDATE predictions SET true_digit = NULL, feedback_at = NULL, feedback_network = NULL
+                    UPDATE predictions SET true_digit = NULL, labelled_not_a_digit = NULL, feedback_at = NULL,
+                                           feedback_network = NULL
                     WHERE number_id = %s AND feedback_at <= %s
                     """,
                     (number_id, labelled_at),
@@ -168,8 +169,8 @@ class NumberStore:
                 return 0
             cursor = await conn.execute(
                 """
-                UPDATE predictions SET true_digit = substr(%s, position + 1, 1)::smallint, feedback_at = %s,
-                                       feedback_network = %s
+                UPDATE predictions SET true_digit = substr(%s, position + 1, 1)::smallint,
+                                       labelled_not_a_digit = NULL, feedback_at = %s, feedback_network = %s
                 WHERE number_id = %s AND (feedback_at IS NULL OR feedback_at <= %s)
                 """,
                 (true_number, labelled_at, network, number_id, labelled_at),
@@ -204,7 +205,8 @@ class NumberStore:
                 return False
             updated = await conn.execute(
                 """
-                UPDATE predictions SET true_digit = %s, feedback_at = coalesce(%s, now()), feedback_network = %s
+                UPDATE predictions SET true_digit = %s, labelled_not_a_digit = NULL,
+                                       feedback_at = coalesce(%s, now()), feedback_network = %s
                 WHERE number_id = %s AND position = %s AND (%s::timestamptz IS NULL OR feedback_at IS NULL
                                                             OR feedback_at <= %s)
                 RETURNING feedback_at
@@ -270,7 +272,8 @@ class NumberStore:
             """SELECT request_id, browser_id, model_name, model_version, predicted_digit, confidence,
                probabilities, NULL::bytea AS canvas_png, preview_png, latency_ms, not_a_digit, reason,
                client_network::text AS client_network, id, created_at, true_digit,
-               feedback_network::text AS feedback_network FROM predictions WHERE id = ANY(%s)""",
+               feedback_network::text AS feedback_network, labelled_not_a_digit IS TRUE AS labelled_not_a_digit
+               FROM predictions WHERE id = ANY(%s)""",
             (ids,),
         )
         return {row.id: row for row in await cursor.fetchall() if row.id is not None}

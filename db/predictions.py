@@ -19,8 +19,8 @@ from psycopg.rows import class_row, kwargs_row
 
 from db.pool import Connections, transaction
 from records.errors import RequestIdReused, RequestIdTaken
-from records.predictions import Prediction, StoredPrediction, check_digit
-from records.stats import Accuracy, Stats
+from records.predictions import Prediction, StoredPrediction, check_label
+from records.stats import Accuracy, RefusalStats, Stats
 
 
 def stored_prediction(
@@ -112,19 +112,26 @@ class PredictionStore:
         return int(row_id)
 
     async def set_feedback(
-        self, *, prediction_id: int, browser_id: str, true_digit: int, network: str | None = None
+        self,
+        *,
+        prediction_id: int,
+        browser_id: str,
+        true_digit: int | None = None,
+        not_a_digit: bool = False,
+        network: str | None = None,
     ) -> bool:
-        """Record the digit the user meant for their own prediction (may be changed later), and the network it came
-        from (app/addresses.py). False when no such prediction belongs to browser_id: a browser never labels
-        another's rows."""
-        check_digit(true_digit, name="true_digit")
+        """Record the user's label of their own prediction (may be changed later): the digit they meant, or (with
+        `not_a_digit`) that it is no digit; and the network it came from (app/addresses.py). False when no such
+        prediction belongs to browser_id: a browser never labels another's rows."""
+        check_label(true_digit, not_a_digit)
         async with transaction(self.pool) as conn:
             cursor = await conn.execute(
                 """
-                UPDATE predictions SET true_digit = %s, feedback_at = now(), feedback_network = %s
+                UPDATE predictions SET true_digit = %s, labelled_not_a_digit = %s, feedback_at = now(),
+                                       feedback_network = %s
                 WHERE id = %s AND browser_id = %s
                 """,
-                (true_digit, network, prediction_id, browser_id),
+                (true_digit, not_a_digit or None, network, prediction_id, browser_id),
             )
             return cursor.rowcount == 1
 
@@ -133,21 +140,23 @@ class PredictionStore:
         *,
         request_id: uuid.UUID,
         browser_id: str,
-        true_digit: int,
+        true_digit: int | None = None,
+        not_a_digit: bool = False,
         at: datetime | None = None,
         network: str | None = None,
     ) -> bool:
         """Like set_feedback, by the client's request_id (a prediction kept in the journal has no row id yet). With
         `at` (a label replayed from the journal) it applies only if no later label was recorded since."""
-        check_digit(true_digit, name="true_digit")
+        check_label(true_digit, not_a_digit)
         async with transaction(self.pool) as conn:
             cursor = await conn.execute(
                 """
-                UPDATE predictions SET true_digit = %s, feedback_at = coalesce(%s, now()), feedback_network = %s
+                UPDATE predictions SET true_digit = %s, labelled_not_a_digit = %s,
+                                       feedback_at = coalesce(%s, now()), feedback_network = %s
                 WHERE request_id = %s AND browser_id = %s AND (%s::timestamptz IS NULL OR feedback_at IS NULL
                                                                OR feedback_at <= %s)
                 """,
-                (true_digit, at, network, request_id, browser_id, at, at),
+                (true_digit, not_a_digit or None, at, network, request_id, browser_id, at, at),
             )
             return cursor.rowcount == 1
 
@@ -162,7 +171,8 @@ class PredictionStore:
                 SELECT request_id, browser_id, model_name, model_version, predicted_digit, confidence, probabilities,
                        NULL::bytea AS canvas_png, preview_png, latency_ms, not_a_digit, reason,
                        client_network::text AS client_network, id, created_at, true_digit,
-                       feedback_network::text AS feedback_network
+                       feedback_network::text AS feedback_network,
+                       labelled_not_a_digit IS TRUE AS labelled_not_a_digit
                 FROM predictions WHERE browser_id = %s
                 ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s
                 """,
@@ -187,12 +197,17 @@ class PredictionStore:
         return bytes(found[0]) if found else None
 
     async def accuracy_by_version(self, *, browser_id: str) -> dict[str, Accuracy]:
-        """{model_version: (correct, labelled)} over the browser's labelled predictions."""
+        """{model_version: (correct, labelled)} over the browser's labelled predictions. Right is the digit answered
+        and labelled, or a refusal labelled not a digit; a refusal labelled a digit (even its closest) and a digit
+        answered for what is labelled not a digit are wrong (as StoredPrediction.right)."""
         async with transaction(self.pool) as conn:
             cursor = await conn.execute(
                 """
-                SELECT model_version, count(*) FILTER (WHERE true_digit = predicted_digit), count(*)
-                FROM predictions WHERE browser_id = %s AND true_digit IS NOT NULL
+                SELECT model_version,
+                       count(*) FILTER (WHERE (true_digit = predicted_digit AND not_a_digit IS NOT TRUE)
+                                              OR (labelled_not_a_digit AND not_a_digit)),
+                       count(*)
+                FROM predictions WHERE browser_id = %s AND (true_digit IS NOT NULL OR labelled_not_a_digit)
                 GROUP BY model_version ORDER BY model_version
                 """,
                 (browser_id,),
@@ -200,7 +215,8 @@ class PredictionStore:
             return {version: Accuracy(correct, labelled) for version, correct, labelled in await cursor.fetchall()}
 
     async def stats(self) -> Stats:
-        """Accuracy overall, per true digit and per model version, and the confusion matrix, over all browsers."""
+        """Accuracy overall, per true digit and per model version, the confusion matrix of digit labels, and the
+        refusals answered, confirmed and overturned, over all browsers (right and wrong as accuracy_by_version)."""
         async with transaction(self.pool) as conn:
             # Both queries read one snapshot, so the matrix and the per-version totals agree with each other.
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -213,13 +229,25 @@ class PredictionStore:
             pairs = await cursor.fetchall()
             cursor = await conn.execute(
                 """
-                SELECT model_version, count(*) FILTER (WHERE true_digit = predicted_digit), count(true_digit),
-                       count(*)
+                SELECT model_version,
+                       count(*) FILTER (WHERE (true_digit = predicted_digit AND not_a_digit IS NOT TRUE)
+                                              OR (labelled_not_a_digit AND not_a_digit)),
+                       count(*) FILTER (WHERE true_digit IS NOT NULL OR labelled_not_a_digit), count(*)
                 FROM predictions GROUP BY model_version ORDER BY model_version
                 """
             )
             versions = await cursor.fetchall()
-        return Stats.from_counts(pairs, versions)
+            cursor = await conn.execute(
+                """
+                SELECT count(*) FILTER (WHERE not_a_digit),
+                       count(*) FILTER (WHERE not_a_digit AND labelled_not_a_digit),
+                       count(*) FILTER (WHERE not_a_digit AND true_digit IS NOT NULL),
+                       count(*) FILTER (WHERE not_a_digit IS NOT TRUE AND labelled_not_a_digit)
+                FROM predictions
+                """
+            )
+            refusals = RefusalStats(*(await cursor.fetchone() or (0, 0, 0, 0)))
+        return Stats.from_counts(pairs, versions, refusals)
 
     async def recent_drawings(self, *, limit: int, labelled_only: bool = False) -> list[StoredPrediction]:
         """The newest predictions of all browsers, with their drawings (admin only: compare mode), newest first."""
@@ -232,8 +260,9 @@ class PredictionStore:
                 SELECT request_id, browser_id, model_name, model_version, predicted_digit, confidence, probabilities,
                        canvas_png, preview_png, latency_ms, not_a_digit, reason,
                        client_network::text AS client_network, id, created_at, true_digit,
-                       feedback_network::text AS feedback_network
-                FROM predictions WHERE %s = false OR true_digit IS NOT NULL
+                       feedback_network::text AS feedback_network,
+                       labelled_not_a_digit IS TRUE AS labelled_not_a_digit
+                FROM predictions WHERE %s = false OR true_digit IS NOT NULL OR labelled_not_a_digit
                 ORDER BY created_at DESC, id DESC LIMIT %s
                 """,
                 (labelled_only, limit),
@@ -241,7 +270,8 @@ class PredictionStore:
             return await cursor.fetchall()
 
     async def labelled_feedback(self) -> list[Feedback]:
-        """Every labelled drawing of every browser, oldest first (retraining only; the pages never call it)."""
+        """Every drawing labelled with a digit, of every browser, oldest first (retraining only; the pages never call
+        it). Drawings labelled not a digit are left out: they would teach the digit head a digit they are not."""
         async with transaction(self.pool) as conn:
             cursor = conn.cursor(row_factory=class_row(Feedback))
             await cursor.execute(

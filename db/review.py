@@ -20,8 +20,10 @@ from db.pool import transaction
 Decision = Literal["approved", "rejected"]
 DECISIONS = ("approved", "rejected")
 # In the queries below: a label's network is where it came from, else where the drawing was sent from
-# (coalesce(feedback_network, client_network)); a suggestion waiting is a labelled, unreviewed row whose label is not
-# the answer (true_digit IS NOT NULL AND review IS NULL AND true_digit <> predicted_digit; an index covers it).
+# (coalesce(feedback_network, client_network)); a suggestion waiting is an unreviewed row whose label is not the answer:
+# a digit other than the one answered, or "not a digit" for an answered digit (db/init.sql
+# predictions_label_disagrees; its index covers the expression as written here). A row is labelled when it has a digit
+# label (true_digit) or a not-a-digit one (labelled_not_a_digit).
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ class Suggestion:
     predicted_digit: int
     confidence: float
     not_a_digit: bool | None
-    true_digit: int
+    true_digit: int | None  # None when the label is "not a digit"
+    labelled_not_a_digit: bool
     canvas_png: bytes
     browser_pending: int  # how many suggestions of this browser wait
     network_pending: int  # how many of this network
@@ -66,7 +69,8 @@ class ReviewStore:
             cursor = await conn.execute(
                 "SELECT count(*), count(DISTINCT browser_id), "
                 "count(DISTINCT coalesce(feedback_network, client_network)) FROM predictions "
-                "WHERE true_digit IS NOT NULL AND review IS NULL AND true_digit <> predicted_digit"
+                "WHERE review IS NULL "
+                "AND predictions_label_disagrees(true_digit, labelled_not_a_digit, predicted_digit, not_a_digit)"
             )
             suggestions, browsers, networks = await cursor.fetchone() or (0, 0, 0)
             return QueueSize(suggestions, browsers, networks)
@@ -82,9 +86,11 @@ class ReviewStore:
                 WITH pending AS (
                     SELECT id, created_at, feedback_at, browser_id,
                            coalesce(feedback_network, client_network)::text AS network, model_version,
-                           predicted_digit, confidence, not_a_digit, true_digit, canvas_png
+                           predicted_digit, confidence, not_a_digit, true_digit,
+                           labelled_not_a_digit IS TRUE AS labelled_not_a_digit, canvas_png
                     FROM predictions
-                    WHERE true_digit IS NOT NULL AND review IS NULL AND true_digit <> predicted_digit
+                    WHERE review IS NULL
+                      AND predictions_label_disagrees(true_digit, labelled_not_a_digit, predicted_digit, not_a_digit)
                 )
                 SELECT *, count(*) OVER (PARTITION BY browser_id) AS browser_pending,
                        count(*) OVER (PARTITION BY network) AS network_pending
@@ -100,7 +106,7 @@ class ReviewStore:
         async with transaction(self.pool) as conn:
             cursor = await conn.execute(
                 "UPDATE predictions SET review = %s, reviewed_at = now(), reviewed_by = %s "
-                "WHERE id = ANY(%s) AND true_digit IS NOT NULL",
+                "WHERE id = ANY(%s) AND (true_digit IS NOT NULL OR labelled_not_a_digit)",
                 (decision, by, list(ids)),
             )
             return cursor.rowcount
@@ -111,7 +117,7 @@ class ReviewStore:
         async with transaction(self.pool) as conn:
             cursor = await conn.execute(
                 "UPDATE predictions SET review = %s, reviewed_at = now(), reviewed_by = %s "
-                "WHERE browser_id = ANY(%s) AND true_digit IS NOT NULL AND review IS NULL",
+                "WHERE browser_id = ANY(%s) AND (true_digit IS NOT NULL OR labelled_not_a_digit) AND review IS NULL",
                 (decision, by, list(browsers)),
             )
             return cursor.rowcount
@@ -122,8 +128,8 @@ class ReviewStore:
         async with transaction(self.pool) as conn:
             cursor = await conn.execute(
                 "UPDATE predictions SET review = %s, reviewed_at = now(), reviewed_by = %s "
-                "WHERE coalesce(feedback_network, client_network) = ANY(%s::cidr[]) AND true_digit IS NOT NULL "
-                "AND review IS NULL",
+                "WHERE coalesce(feedback_network, client_network) = ANY(%s::cidr[]) "
+                "AND (true_digit IS NOT NULL OR labelled_not_a_digit) AND review IS NULL",
                 (decision, by, list(networks)),
             )
             return cursor.rowcount

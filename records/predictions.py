@@ -26,6 +26,16 @@ def check_digit(value: object, *, name: str) -> None:
         raise ValueError(f"{name} must be an integer digit 0..9, got {value!r}")
 
 
+def check_label(true_digit: object, not_a_digit: object) -> None:
+    """ValueError unless a label is exactly one of: a digit 0..9 (`true_digit`), or not a digit (`not_a_digit` True)."""
+    if not isinstance(not_a_digit, bool):
+        raise ValueError(f"not_a_digit must be true or false, got {not_a_digit!r}")
+    if not_a_digit and true_digit is not None:
+        raise ValueError("a label is a digit or not a digit, not both")
+    if not not_a_digit:
+        check_digit(true_digit, name="true_digit")
+
+
 @dataclass(frozen=True)
 class Prediction:
     """The model's answer for one drawing. A version with a refusal policy may answer "not a digit" (HTTP 200, `digit`
@@ -68,6 +78,7 @@ class StoredPrediction:
     created_at: datetime | None = None  # set by the table on insert, or before it (journaled: when it was predicted)
     true_digit: int | None = None
     feedback_network: str | None = None
+    labelled_not_a_digit: bool = False  # the user says it is not a digit (true_digit is then None)
 
     def __post_init__(self) -> None:
         # The table's CHECKs hold as well; failing here gives the caller a readable message instead.
@@ -86,8 +97,15 @@ class StoredPrediction:
         return self.answer.closest_digit
 
     @property
+    def labelled(self) -> bool:
+        return self.true_digit is not None or self.labelled_not_a_digit
+
+    @property
     def right(self) -> bool | None:
-        """Whether the answer was right (a refused real digit was not); None until labelled."""
+        """Whether the answer was right; None until labelled. A refusal the user confirmed was right; a refused real
+        digit was not, nor a digit answered for what the user says is not a digit."""
+        if self.labelled_not_a_digit:
+            return self.answer.not_a_digit
         if self.true_digit is None:
             return None
         return self.true_digit == self.predicted_digit and not self.answer.not_a_digit

@@ -49,6 +49,19 @@ class NumberStats(NamedTuple):
 NO_NUMBERS = NumberStats(total=0, labelled=0, exact=0)
 
 
+class RefusalStats(NamedTuple):
+    """The "not a digit" answers and labels: refusals answered, how many the users confirmed (right, not a digit) and
+    overturned (it is a digit), and answered digits the users said were not a digit."""
+
+    answered: int
+    confirmed: int
+    overturned: int
+    not_digits: int  # "This is not a digit" on an answered digit
+
+
+NO_REFUSALS = RefusalStats(answered=0, confirmed=0, overturned=0, not_digits=0)
+
+
 @dataclass(frozen=True)
 class Stats:
     """Global numbers for the stats page (all browsers)."""
@@ -59,17 +72,28 @@ class Stats:
     confusion: list[list[int]]  # confusion[true][predicted], 10x10, labelled rows only
     per_version: dict[str, VersionStats]
     numbers: NumberStats = NO_NUMBERS  # whole numbers, counted apart (app/history.py adds them)
+    refusals: RefusalStats = NO_REFUSALS
 
     @classmethod
-    def from_counts(cls, pairs: list[tuple[int, int, int]], versions: list[tuple[str, int, int, int]]) -> Stats:
-        """From (true, predicted, count) pairs and (version, correct, labelled, total) rows."""
+    def from_counts(
+        cls,
+        pairs: list[tuple[int, int, int]],
+        versions: list[tuple[str, int, int, int]],
+        refusals: RefusalStats = NO_REFUSALS,
+    ) -> Stats:
+        """From (true, predicted, count) pairs of digit labels and (version, correct, labelled, total) rows. The
+        overall accuracy is the versions' sum: it counts "not a digit" labels too (a confirmed refusal is right, "not
+        a digit" for an answered digit is wrong), which the matrix of digits 0..9 has no place for."""
         confusion = [[0] * len(DIGITS) for _ in DIGITS]
         for true_digit, predicted_digit, count in pairs:
             confusion[true_digit][predicted_digit] = count
         per_digit = {digit: Accuracy(confusion[digit][digit], sum(confusion[digit])) for digit in DIGITS}
-        overall = Accuracy(sum(a.correct for a in per_digit.values()), sum(a.labelled for a in per_digit.values()))
         per_version = {
             version: VersionStats(correct, labelled, total) for version, correct, labelled, total in versions
         }
+        overall = Accuracy(sum(v.correct for v in per_version.values()), sum(v.labelled for v in per_version.values()))
         total = sum(v.total for v in per_version.values())
-        return cls(total=total, overall=overall, per_digit=per_digit, confusion=confusion, per_version=per_version)
+        return cls(
+            total=total, overall=overall, per_digit=per_digit, confusion=confusion, per_version=per_version,
+            refusals=refusals,
+        )  # fmt: skip

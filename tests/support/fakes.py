@@ -27,8 +27,8 @@ from db.review import DECISIONS, Decision, QueueSize, Suggestion
 from records.errors import ManagementError, ModelUnavailable, PredictionRejected, RequestIdReused, RequestIdTaken
 from records.explanations import AllExplanations, FieldBox
 from records.numbers import DigitReading, NumberDigit, NumberReading, StoredNumber, check_number
-from records.predictions import Prediction, StoredPrediction, check_digit
-from records.stats import Accuracy, NumberStats, Stats
+from records.predictions import Prediction, StoredPrediction, check_digit, check_label
+from records.stats import Accuracy, NumberStats, RefusalStats, Stats
 from records.versions import Version, Worker
 from serving.inference import NOT_ANSWERING
 from settings import Settings
@@ -57,17 +57,33 @@ class FakePredictionStore:
     def _own(self, browser_id: str) -> list[StoredPrediction]:
         return [row for row in self.rows if row.browser_id == browser_id]
 
-    def _label(self, index: int, true_digit: int, network: str | None, at: datetime | None = None) -> None:
-        self.rows[index] = replace(self.rows[index], true_digit=true_digit, feedback_network=network)
+    def _label(
+        self,
+        index: int,
+        true_digit: int | None,
+        network: str | None,
+        at: datetime | None = None,
+        *,
+        not_a_digit: bool = False,
+    ) -> None:
+        self.rows[index] = replace(
+            self.rows[index], true_digit=true_digit, labelled_not_a_digit=not_a_digit, feedback_network=network
+        )
         self.feedback_at[index] = at or datetime.now(UTC)
 
     async def set_feedback(
-        self, *, prediction_id: int, browser_id: str, true_digit: int, network: str | None = None
+        self,
+        *,
+        prediction_id: int,
+        browser_id: str,
+        true_digit: int | None = None,
+        not_a_digit: bool = False,
+        network: str | None = None,
     ) -> bool:
-        check_digit(true_digit, name="true_digit")
+        check_label(true_digit, not_a_digit)
         for index, row in enumerate(self.rows):
             if row.id == prediction_id and row.browser_id == browser_id:
-                self._label(index, true_digit, network)
+                self._label(index, true_digit, network, not_a_digit=not_a_digit)
                 return True
         return False
 
@@ -76,16 +92,17 @@ class FakePredictionStore:
         *,
         request_id: uuid.UUID,
         browser_id: str,
-        true_digit: int,
+        true_digit: int | None = None,
+        not_a_digit: bool = False,
         at: datetime | None = None,
         network: str | None = None,
     ) -> bool:
-        check_digit(true_digit, name="true_digit")
+        check_label(true_digit, not_a_digit)
         for index, row in enumerate(self.rows):
             if row.request_id == request_id and row.browser_id == browser_id:
                 if at is not None and index in self.feedback_at and self.feedback_at[index] > at:
                     return False  # a later label was recorded since
-                self._label(index, true_digit, network, at)
+                self._label(index, true_digit, network, at, not_a_digit=not_a_digit)
                 return True
         return False
 
@@ -104,9 +121,9 @@ class FakePredictionStore:
     async def accuracy_by_version(self, *, browser_id: str) -> dict[str, Accuracy]:
         by_version: dict[str, list[int]] = {}
         for row in self._own(browser_id):
-            if row.true_digit is not None:
+            if row.labelled:
                 counts = by_version.setdefault(row.answer.model_version, [0, 0])
-                counts[0] += row.true_digit == row.predicted_digit
+                counts[0] += bool(row.right)
                 counts[1] += 1
         return {version: Accuracy(*counts) for version, counts in sorted(by_version.items())}
 
@@ -119,16 +136,26 @@ class FakePredictionStore:
             if row.true_digit is not None:
                 key = (row.true_digit, row.predicted_digit)
                 pairs[key] = pairs.get(key, 0) + 1
-                counts[0] += row.true_digit == row.predicted_digit
+            if row.labelled:
+                counts[0] += bool(row.right)
                 counts[1] += 1
+        refused = [r for r in self.rows if r.answer.not_a_digit]
+        refusals = RefusalStats(
+            answered=len(refused),
+            confirmed=sum(r.labelled_not_a_digit for r in refused),
+            overturned=sum(r.true_digit is not None for r in refused),
+            not_digits=sum(r.labelled_not_a_digit and not r.answer.not_a_digit for r in self.rows),
+        )
         return Stats.from_counts(
-            [(t, p, n) for (t, p), n in pairs.items()], [(v, c[0], c[1], c[2]) for v, c in sorted(versions.items())]
+            [(t, p, n) for (t, p), n in pairs.items()],
+            [(v, c[0], c[1], c[2]) for v, c in sorted(versions.items())],
+            refusals,
         )
 
     async def recent_drawings(self, *, limit: int, labelled_only: bool = False) -> list[StoredPrediction]:
         if limit < 1:
             raise ValueError(f"need limit >= 1, got {limit}")
-        return [r for r in reversed(self.rows) if not labelled_only or r.true_digit is not None][:limit]
+        return [r for r in reversed(self.rows) if not labelled_only or r.labelled][:limit]
 
 
 class FakeNumberStore:
@@ -193,7 +220,10 @@ class FakeNumberStore:
             for row_index in (row_id - 1 for row_id in ids):
                 if self.predictions.feedback_at.get(row_index, labelled_at) <= labelled_at:
                     self.predictions.rows[row_index] = replace(
-                        self.predictions.rows[row_index], true_digit=None, feedback_network=None
+                        self.predictions.rows[row_index],
+                        true_digit=None,
+                        labelled_not_a_digit=False,
+                        feedback_network=None,
                     )
                     self.predictions.feedback_at.pop(row_index, None)
             return 0
@@ -471,23 +501,37 @@ class FakeDefaults:
         self.remembered[model_name] = version
 
 
+NOT_A_DIGIT_LABEL = -1  # how the stand-in keeps a "not a digit" label beside digit labels (db: labelled_not_a_digit)
+
+
+def _label_of(row: StoredPrediction) -> int | None:
+    return NOT_A_DIGIT_LABEL if row.labelled_not_a_digit else row.true_digit
+
+
+def _disagrees(row: StoredPrediction) -> bool:
+    """db/init.sql predictions_label_disagrees: a digit other than the one answered, or "not a digit" for a digit."""
+    if row.labelled_not_a_digit:
+        return not row.answer.not_a_digit
+    return row.true_digit is not None and row.true_digit != row.predicted_digit
+
+
 class FakeReviewStore:
     """The review queue over FakePredictionStore's rows (app.ports.ReviewRecords), like db.review.ReviewStore: a
     review holds for the label it was given to (a changed label waits again)."""
 
     def __init__(self, store: FakePredictionStore) -> None:
         self.store = store
-        self.reviews: dict[int, tuple[str, int]] = {}  # row id -> (decision, the label it was given to)
+        self.reviews: dict[int, tuple[str, int | None]] = {}  # row id -> (decision, the label it was given to)
 
     def _review(self, row: StoredPrediction) -> str | None:
         decision, label = self.reviews.get(int(row.id or 0), (None, None))
-        return decision if label == row.true_digit else None
+        return decision if label == _label_of(row) else None
 
     def _unreviewed(self) -> list[StoredPrediction]:
-        return [r for r in self.store.rows if r.true_digit is not None and self._review(r) is None]
+        return [r for r in self.store.rows if r.labelled and self._review(r) is None]
 
     def _pending(self) -> list[StoredPrediction]:
-        return [r for r in self._unreviewed() if r.true_digit != r.predicted_digit]
+        return [r for r in self._unreviewed() if _disagrees(r)]
 
     @staticmethod
     def _network(row: StoredPrediction) -> str | None:
@@ -512,7 +556,8 @@ class FakeReviewStore:
             predicted_digit=r.predicted_digit,
             confidence=r.answer.confidence,
             not_a_digit=r.answer.not_a_digit,
-            true_digit=int(r.true_digit or 0),
+            true_digit=r.true_digit,
+            labelled_not_a_digit=r.labelled_not_a_digit,
             canvas_png=r.canvas_png or b"",
             browser_pending=sum(p.browser_id == r.browser_id for p in pending),
             network_pending=sum(self._network(p) == self._network(r) for p in pending),
@@ -522,11 +567,11 @@ class FakeReviewStore:
         if decision not in DECISIONS:
             raise ValueError(f"a review decision is one of {', '.join(DECISIONS)}, got {decision!r}")
         for row in rows:
-            self.reviews[int(row.id or 0)] = (decision, int(row.true_digit or 0))
+            self.reviews[int(row.id or 0)] = (decision, _label_of(row))
         return len(rows)
 
     async def decide(self, ids: list[int], decision: Decision, *, by: str) -> int:
-        return self._apply([r for r in self.store.rows if r.id in ids and r.true_digit is not None], decision)
+        return self._apply([r for r in self.store.rows if r.id in ids and r.labelled], decision)
 
     async def decide_browsers(self, browsers: list[str], decision: Decision, *, by: str) -> int:
         return self._apply([r for r in self._unreviewed() if r.browser_id in browsers], decision)

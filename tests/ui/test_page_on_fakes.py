@@ -73,7 +73,7 @@ async def test_a_drawing_refused_as_not_a_digit_is_said_stored_and_can_be_labell
     (row,) = fake_app.store.rows
     assert (row.predicted_digit, row.answer.not_a_digit) == (7, True)
     user.find(marker="correct").type("7")
-    user.find("Save correction").click()
+    user.find("It is a digit: 7").click()
     await user.should_see("Saved: true digit 7")
 
 
@@ -87,6 +87,23 @@ async def test_the_stats_page_counts_every_browser(fake_app, user: User):
     await user.open("/stats")
     await user.should_see("Accuracy 100.0%")
     await user.should_see("2 predictions, 2 with feedback")
+
+
+async def test_the_stats_page_counts_refusals_answered_confirmed_and_overturned(fake_app, user: User):
+    scribbles = [b"\x89PNG\r\n\x1a\n scribble %d" % n for n in range(3)]
+    fake_app.predictor.refuse.update(scribbles)
+    fake_app.predictor.digits[SEVEN] = 7
+    await user.open("/")
+    for png in (*scribbles, SEVEN):
+        await predict(user, fake_app, png)
+    labels = {1: {"not_a_digit": True}, 2: {"digit": 5}, 4: {"not_a_digit": True}}  # by row id
+    for row in list(fake_app.store.rows):
+        if row.id in labels:
+            await fake_app.app.predictions.label(browser_id=row.browser_id, request_id=row.request_id, **labels[row.id])
+    await user.open("/stats")
+    await user.should_see("3 drawings answered \u201cnot a digit\u201d: 1 confirmed, 1 overturned (a digit after all); "
+                          "1 answered as a digit were not a digit")  # fmt: skip
+    await user.should_see("Accuracy 33.3%")  # the confirmation is right; the overturned and the flagged 7 are wrong
 
 
 def spinning(user: User) -> bool:

@@ -47,7 +47,7 @@ async def test_the_queue_lists_suggestions_with_who_sent_them(suggestions, user:
     await log_in(user)
     await wait_for(lambda: text_of(user, "review-summary").startswith("5 suggested correction(s) from 3 browser(s)"))
     rows = await queue_of(user)
-    assert [(r["answer"], r["label"]) for r in rows] == [("4 (90%)", 9)] + [("7 (90%)", 1)] * 4
+    assert [(r["answer"], r["label"]) for r in rows] == [("4 (90%)", "9")] + [("7 (90%)", "1")] * 4
     assert rows[1]["network"] == "192.0.2.0/24 (4)" and rows[1]["browser"] == "cookie-1… (2)"
     assert rows[0]["drawing"].startswith("data:image/png;base64,")
     assert rows[0]["alt"] == f"drawing #{rows[0]['id']}, answered 4 (90%), suggested 9"
@@ -67,6 +67,26 @@ async def test_approving_a_row_and_rejecting_a_network_empty_the_queue(suggestio
     await wait_for(lambda: text_of(user, "review-summary") == "No suggested corrections wait for review.")
     reviews = suggestions.review.reviews
     assert sorted(decision for decision, _ in reviews.values()) == ["approved"] + ["rejected"] * 4
+
+
+async def test_a_not_a_digit_suggestion_shows_as_such_and_can_be_approved(fake_app, user: User):
+    """ "This is not a digit" on an answered digit waits for review; a confirmed refusal does not."""
+    fake_app.store.rows.clear()
+    for png, refuse in ((b"\x89PNG\r\n\x1a\n a 4", False), (b"\x89PNG\r\n\x1a\n a scribble", True)):
+        fake_app.predictor.digits[png] = 4
+        if refuse:
+            fake_app.predictor.refuse.add(png)
+        recorded = await fake_app.app.predictions.predict(png, browser_id="someone")
+        await fake_app.app.predictions.label(browser_id="someone", request_id=recorded.request_id, not_a_digit=True)
+    await log_in(user)
+    await wait_for(lambda: len(user.find(marker="review-queue").elements.pop().rows) == 1)
+    (table,) = user.find(marker="review-queue").elements
+    assert (table.rows[0]["answer"], table.rows[0]["label"]) == ("4 (90%)", "not a digit")
+    assert table.rows[0]["alt"].endswith("answered 4 (90%), suggested not a digit")
+    table.selected = [table.rows[0]]
+    user.find(marker="review-a").click()
+    await user.should_see("Approved 1 label(s).")
+    assert list(fake_app.review.reviews.values()) == [("approved", -1)]  # the stand-in's "not a digit"
 
 
 async def test_the_keys_decide_for_the_selection_and_nothing_without_one(suggestions, user: User):

@@ -13,7 +13,7 @@ from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from nicegui import app
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.addresses import network_of
 from app.context import App
@@ -61,6 +61,23 @@ class LabelIn(BaseModel):
     # strict: a JSON integer only (lax mode would take true as 1 and "7" or " 7 " as 7)
     model_config = ConfigDict(strict=True, extra="forbid")
     digit: int = Field(ge=0, le=9)
+
+
+ONE_LABEL = 'give exactly one of "digit" (0-9) and "not_a_digit": true'
+
+
+class DrawingLabelIn(BaseModel):
+    """A single drawing's label: {"digit": N}, or {"not_a_digit": true}; exactly one of them."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    digit: int | None = Field(None, ge=0, le=9)
+    not_a_digit: bool = False
+
+    @model_validator(mode="after")
+    def _one_label(self) -> DrawingLabelIn:
+        if (self.digit is None) != self.not_a_digit:
+            raise ValueError(ONE_LABEL)
+        return self
 
 
 def client_id() -> str:

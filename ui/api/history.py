@@ -25,6 +25,8 @@ class HistoryItem(BaseModel):
     digit: int
     confidence: float
     true_digit: int | None
+    not_a_digit: bool = Field(False, description='whether the model answered "not a digit" (digit: the closest)')
+    labelled_not_a_digit: bool = Field(False, description='whether you labelled it "not a digit" (true_digit null)')
     model_version: str
     reason: str | None = Field(None, description='why the drawing was refused, e.g. "looks like several digits"')
 
@@ -79,6 +81,8 @@ def _prediction_item(row: StoredPrediction) -> HistoryItem:
         digit=row.predicted_digit,
         confidence=row.answer.confidence,
         true_digit=row.true_digit,
+        not_a_digit=row.answer.not_a_digit,
+        labelled_not_a_digit=row.labelled_not_a_digit,
         model_version=row.answer.model_version,
         reason=row.answer.reason,
     )

@@ -1,4 +1,5 @@
-"""POST /api/predictions (one digit read, and recorded unless ?save=false) and PUT /api/predictions/{id}/label."""
+"""POST /api/predictions (one digit read, and recorded unless ?save=false) and PUT /api/predictions/{id}/label (a digit,
+or "not a digit")."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, Field
 
 from ui.api import common
-from ui.api.common import LabelIn, Note, SavedAs
+from ui.api.common import DrawingLabelIn, Note, SavedAs
 from ui.deps import CurrentApp
 
 router = APIRouter()
@@ -31,9 +32,15 @@ class PredictionOut(BaseModel):
     note: Note = None
 
 
+def _false(value: object) -> bool:
+    return value is False
+
+
 class LabelOut(BaseModel):
     request_id: uuid.UUID
-    digit: int
+    digit: int | None = Field(description='the true digit; null when labelled "not a digit"')
+    # only in the answer to {"not_a_digit": true}: a digit's answer stays what it always was
+    not_a_digit: bool = Field(False, description='labelled "not a digit"', exclude_if=_false)
     saved: Literal["database", "journal"]
     note: Note = None
 
@@ -67,11 +74,17 @@ async def create_prediction(
 
 
 @router.put("/api/predictions/{request_id}/label", response_model=LabelOut)
-async def label_prediction(request: Request, request_id: uuid.UUID, body: LabelIn, context: CurrentApp) -> LabelOut:
-    digit = body.digit
+async def label_prediction(
+    request: Request, request_id: uuid.UUID, body: DrawingLabelIn, context: CurrentApp
+) -> LabelOut:
+    digit, not_a_digit = body.digit, body.not_a_digit
     with common.label_errors("no such prediction of yours"):
         kept = await context.predictions.keep_label(
-            browser_id=common.client_id(), request_id=request_id, digit=digit, network=common.network(request)
-        )
+            browser_id=common.client_id(), request_id=request_id, digit=digit, not_a_digit=not_a_digit,
+            network=common.network(request),
+        )  # fmt: skip
     note = common.unchecked(kept.checked, common.UNCHECKED_LABEL, "prediction")
-    return LabelOut(request_id=request_id, digit=digit, saved=kept.saved.value, note=note)  # type: ignore[arg-type]
+    return LabelOut(
+        request_id=request_id, digit=digit, not_a_digit=not_a_digit, saved=kept.saved.value,  # type: ignore[arg-type]
+        note=note,
+    )  # fmt: skip

@@ -83,8 +83,8 @@ class Answer(Protocol):
         """Into the card's live region."""
         ...
 
-    def labelled(self, request_id: uuid.UUID, digit: int) -> None:
-        """A single drawing was labelled (from the card or the history)."""
+    def labelled(self, request_id: uuid.UUID, digit: int | None) -> None:
+        """A single drawing was labelled (from the card or the history; None: "not a digit")."""
         ...
 
     def build_details(self) -> None:
@@ -218,12 +218,14 @@ class DrawPage:
         notify(text, type="warning")
 
     # ---- labels -------------------------------------------------------------------------------------------------
-    async def label(self, request_id: uuid.UUID, row_id: int | None, digit: int) -> bool:
-        """A single drawing's true digit, from the answer's feedback or a history row; True when it was kept."""
+    async def label(self, request_id: uuid.UUID, row_id: int | None, digit: int | None) -> bool:
+        """A single drawing's label, from the answer's feedback or a history row: its true digit, or (None) "not a
+        digit"; True when it was kept."""
         try:
             saved = await self.predictions.label(
-                browser_id=self.browser_id, request_id=request_id, row_id=row_id, digit=digit, network=self.network
-            )
+                browser_id=self.browser_id, request_id=request_id, row_id=row_id, digit=digit,
+                not_a_digit=digit is None, network=self.network,
+            )  # fmt: skip
         except JournalWriteError as exc:
             notify(not_kept(exc), type="negative")
             return False
@@ -231,11 +233,12 @@ class DrawPage:
             notify("That prediction is not in your history", type="negative")
             return False
         self.answer.labelled(request_id, digit)
+        said = "Saved: not a digit" if digit is None else f"Saved: true digit {digit}"
         if saved is SavedIn.JOURNAL:
             notify(KEPT_LOCALLY, type="warning")
         else:
-            notify(f"Saved: true digit {digit}", type="positive")
-        self.answer.say(f"Saved: true digit {digit}")
+            notify(said, type="positive")
+        self.answer.say(said)
         self._show_database_status()
         await self.refresh_history()
         return True

@@ -24,7 +24,8 @@ from ui.widgets.why import Explain, WhyView
 NOT_A_DIGIT = "That doesn't look like a digit — draw one digit"
 PROMPT = "Draw, then press Predict (or Enter)"
 
-Label = Callable[[uuid.UUID, int | None, int], Awaitable[bool]]  # (request_id, row_id, digit): the page's labelling
+# (request_id, row_id, digit): the page's labelling; digit None (draw_feedback.NOT_A_DIGIT) labels it "not a digit"
+Label = Callable[[uuid.UUID, int | None, int | None], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,14 @@ def refusal_text(prediction: Prediction) -> str:
     """The small print under a refusal: why, and the digit it came closest to."""
     reason = prediction.reason or "doesn't look like a digit"
     return f"{reason} · closest digit: {prediction.closest_digit} ({prediction.confidence:.0%})"
+
+
+def verdict(prediction: Prediction, digit: int | None) -> str:
+    """What a label says of the answer: a confirmed refusal is correct, a refusal given a digit is wrong, as is a digit
+    answered for what is not a digit (records/predictions.py StoredPrediction.right)."""
+    if digit is None:
+        return "correct: not a digit" if prediction.not_a_digit else "wrong, it is not a digit"
+    return "correct" if digit == prediction.digit else f"wrong, it is a {digit}"
 
 
 def chart_options(probabilities: list[float], digit: int | None = None) -> dict:
@@ -205,7 +214,7 @@ class DigitAnswer:
         finally:
             self.why_button.props(remove="loading")
 
-    async def _label_shown(self, digit: int) -> None:
+    async def _label_shown(self, digit: int | None) -> None:
         shown = self.shown
         if shown is None:
             return
@@ -214,8 +223,8 @@ class DigitAnswer:
             return
         await self.label(shown.request_id, shown.row_id, digit)
 
-    def labelled(self, request_id: uuid.UUID, digit: int) -> None:
-        """A label was saved (here or from the history): thanked for here when it is the prediction on screen."""
+    def labelled(self, request_id: uuid.UUID, digit: int | None) -> None:
+        """A label was saved (here or from the history; digit None: "not a digit"): thanked for here when it is the
+        prediction on screen."""
         if self.shown is not None and self.shown.request_id == request_id:
-            verdict = "correct" if digit == self.shown.prediction.digit else f"wrong, it is a {digit}"
-            self.feedback.note = f"Thanks! Saved as {verdict}. You can still change it."
+            self.feedback.note = f"Thanks! Saved as {verdict(self.shown.prediction, digit)}. You can still change it."

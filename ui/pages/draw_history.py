@@ -82,7 +82,7 @@ def table_row(row: StoredPrediction) -> dict:
         "thumb": f"/drawings/{row.id}",  # the browser fetches (and caches) each drawing once
         "predicted": f"not a digit ({row.predicted_digit})" if row.answer.not_a_digit else row.predicted_digit,
         "confidence": f"{row.answer.confidence:.1%}",
-        "true": "" if row.true_digit is None else row.true_digit,
+        "true": "not a digit" if row.labelled_not_a_digit else "" if row.true_digit is None else row.true_digit,
         "result": result,
         "version": row.answer.model_version,
     }
@@ -152,18 +152,20 @@ class HistoryCard:
             self.on_relabel(row)
 
 
-def digit_dialog(row: dict, *, label: Callable[[uuid.UUID, int, int], Awaitable[bool]]) -> None:
-    """A drawing's row: ten buttons, one per true digit; the dialog closes once the label is saved."""
+def digit_dialog(row: dict, *, label: Callable[[uuid.UUID, int, int | None], Awaitable[bool]]) -> None:
+    """A drawing's row: ten buttons, one per true digit, and "Not a digit" (label None); the dialog closes once the
+    label is saved."""
     with ui.dialog() as dialog, ui.card():
         Heading(f"True digit for drawing #{row['id']}", level=2)
         ui.label(f"The model read {row['predicted']}.").classes("text-sm text-gray-600")
 
-        async def choose(digit: int) -> None:
+        async def choose(digit: int | None) -> None:
             if await label(uuid.UUID(row["request_id"]), int(row["id"]), digit):
                 dialog.close()
 
         with ui.grid(columns=5):
             for digit in range(10):
                 ui.button(str(digit), on_click=lambda d=digit: choose(d)).props(f'aria-label="True digit {digit}"')
+        ui.button("Not a digit", on_click=lambda: choose(None)).props("outline no-caps").mark("dialog-not-digit")
         ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
     dialog.open()

@@ -256,7 +256,7 @@ class NumberPanel:
         """Into the live region (the same text twice would stay silent: nudged)."""
         self.announcer.set_text(text if self.announcer.text != text else text + " ")
 
-    def labelled(self, request_id: uuid.UUID, digit: int) -> None:
+    def labelled(self, request_id: uuid.UUID, digit: int | None) -> None:
         """A single drawing labelled from the history: never one of this card's numbers."""
 
     # ---- corrections --------------------------------------------------------------------------------------------

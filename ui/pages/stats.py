@@ -1,5 +1,6 @@
-"""The stats page: accuracy from users' feedback, overall, per digit, per model version, and a confusion matrix; whole
-numbers (Number mode) counted apart from digits: a number's digits count as digits above, the number once here.
+"""The stats page: accuracy from users' feedback, overall, per digit, per model version, and a confusion matrix; the
+"not a digit" answers (refusals answered, confirmed, overturned); whole numbers (Number mode) counted apart from
+digits: a number's digits count as digits above, the number once here.
 
 The page is sent first and the figures read after (`load`): a read during a database outage waits for the pool's
 timeout (5 s), longer than NiceGUI gives a page to build (3 s), which answered a raw 500. While the outage is known
@@ -12,7 +13,7 @@ from nicegui import ui
 
 from app.context import App
 from records.errors import StoreUnavailable
-from records.stats import NumberStats, Stats
+from records.stats import NumberStats, RefusalStats, Stats
 from ui.theme import Heading
 from ui.widgets.charts import bar_chart
 
@@ -43,6 +44,18 @@ def numbers_text(numbers: NumberStats) -> str:
     if not numbers.labelled:
         return f"{read}, none with feedback yet"
     return f"{read}, {numbers.labelled} with feedback: {numbers.exact} read exactly ({_percent(numbers.rate)})"
+
+
+def refusals_text(refusals: RefusalStats) -> str:
+    """The "not a digit" answers and what the users said of them; and digits the users said were none."""
+    answered = "1 drawing" if refusals.answered == 1 else f"{refusals.answered} drawings"
+    text = (
+        f"{answered} answered \u201cnot a digit\u201d: {refusals.confirmed} confirmed, "
+        f"{refusals.overturned} overturned (a digit after all)"
+    )
+    if refusals.not_digits:
+        text += f"; {refusals.not_digits} answered as a digit were not a digit"
+    return text
 
 
 def confusion_chart(stats: Stats) -> dict:
@@ -106,6 +119,11 @@ class StatsPage:
             columns = [{"name": key, "label": key.capitalize(), "field": key} for key in rows[0]] if rows else []
             ui.table(columns=columns, rows=rows, row_key="version").props('no-data-label="No predictions yet"').mark(
                 "versions"
+            )
+            Heading("Not a digit", level=3).classes("mt-4 font-medium text-base")
+            ui.label(refusals_text(stats.refusals)).mark("refusal-stats")
+            ui.label("A confirmed refusal counts as right, an overturned one as wrong.").classes(
+                "text-xs text-gray-600"
             )
             Heading("Whole numbers", level=3).classes("mt-4 font-medium text-base")
             ui.label(numbers_text(stats.numbers)).mark("numbers-stats")
