@@ -62,6 +62,12 @@ MIN_PHOTO_INK = 0.15  # darkness (1 - pixel / paper) a pixel needs to count as i
 # digits' 0.44-0.98 (1st percentile 0.57), what is left of rules, shadows and the paper's edge on pictures without
 # a digit mostly 0.16-0.3
 MIN_DIGIT_INK = 0.4
+# Fainter ink (pencil, light-blue ballpoint, a washed-out or enlarged small scan: 0.16-0.4) is a digit when there is
+# enough of it: its darkness above the paper's, summed over the digit, at least this share of the picture. What is
+# left of faint shadows, coarse grain and rules on pictures without a digit stays below 0.0017 (training/photos.py,
+# its tuning half); a faint digit's median is 0.002.
+FAINT_DIGIT_INK = 0.18
+FAINT_DIGIT_MASS = 0.002
 MIN_DIGIT_SIZE = 0.04  # the digit's longer side, as a share of the picture's longer side
 DIGIT_REACH = 0.35  # parts this close to the main one (a share of its longer side) belong to the digit (a 5's bar)
 NO_DIGIT = "no digit found in the picture: photograph one digit written in dark ink, large and in even light"
@@ -344,10 +350,18 @@ def _digit_ink(darkness: np.ndarray) -> np.ndarray:
     mask = darkness > max(floor, MIN_PHOTO_INK)
     keep, around = _pick_digit(mask, darkness)
     level = float(np.percentile(darkness[keep], 90))
-    if level < MIN_DIGIT_INK:
+    if level < MIN_DIGIT_INK and not _enough_faint_ink(darkness[keep], level=level, floor=floor, pixels=darkness.size):
         raise NoDigitFoundError(NO_DIGIT)
     ink = np.clip((darkness - floor) / (level - floor), 0.0, 1.0) * around
     return np.round(ink * 255).astype(np.uint8)
+
+
+def _enough_faint_ink(kept: np.ndarray, *, level: float, floor: float, pixels: int) -> bool:
+    """Whether ink fainter than MIN_DIGIT_INK (the chosen parts' darkness, kept) is still a digit: not too faint,
+    and enough of it above the paper (a digit's strokes, not a speck or a shadow's fringe)."""
+    if level < FAINT_DIGIT_INK:
+        return False
+    return float(np.clip(kept - floor, 0.0, None).sum()) / pixels >= FAINT_DIGIT_MASS
 
 
 def _pick_digit(mask: np.ndarray, darkness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """Synthetic "photos of paper": real pen-written digits drawn as ink on paper, lit and photographed, to measure the
 handler's photo path (handler/preprocess.py) and any model on pictures rather than slate drawings.
 
-    python -m training.photos --pendigits FILE --data-dir MNIST_DIR --out var/photos   # measure 3.0, contact sheet
+    python -m training.photos --pendigits FILE --data-dir MNIST_DIR --out var/photos   # measure 4.0, contact sheet
 
 Why synthetic, and how far to trust it: nobody here has a set of real photographed digits (issue 23's acceptance
 set is kept hidden), so this one is made from real strokes. The shapes are real handwriting: the pendigits writers
@@ -12,9 +12,11 @@ off-white paper with its grain, plain, lined (blue rules, a red margin) or squar
 beyond it, rotation and perspective, uneven light (gradients, a soft hand shadow, vignetting, a colour cast), blur,
 sensor noise and JPEG at a phone's quality, at 300-1200 px, the digit filling 20-75% of the height. Scans are
 flatter: even light, a slight tilt, little noise, PNG or a good JPEG. Pictures without a digit (blank paper, paper
-with rules only, a shadow, the paper's edge) check that the handler refuses them. Real photos differ in ways this
-does not model (pencil, crossed-out digits, glare, creases, fingers in view, focus on the wrong plane): the real
-hidden set is the judge; this set is for finding what breaks and for comparing one preprocessing with another.
+with rules only, a shadow, the paper's edge) check that the handler refuses them. A hard part follows (HARD: tiny
+scans enlarged, pencil, faint ink, harsh JPEG; and hard pictures without a digit), where the first part was kinder
+than real pictures; the first part's pictures are the same with or without it. Real photos differ in ways this
+does not model (crossed-out digits, glare, creases, fingers in view, focus on the wrong plane): the real hidden set
+is the judge; this set is for finding what breaks and for comparing one preprocessing with another.
 
 Data: pendigits and MNIST come from the command line (--pendigits / PENDIGITS_FILE, --data-dir / MNIST_DIR); the
 pictures are made in memory and only a contact sheet and a report are written, under var/ (never committed).
@@ -30,7 +32,7 @@ import os
 import pickle
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +56,13 @@ PAPERS = ("plain", "lined", "squared")
 LIGHTS = ("even", "gradient", "shadow")
 CAPTURES = ("photo", "scan")
 EMPTY_KINDS = ("blank", "rules", "shadow", "edge")
+# Where the first set was kind (real faint, small and coloured ink read worse than it): each hard picture has one.
+# tiny: a small scan (the digit 28-80 px) enlarged with bilinear or bicubic blur; pencil: grey, grainy, light;
+# faint: light-blue ballpoint or a washed-out scan; jpeg: a phone's JPEG at quality 30-60.
+HARD = ("tiny", "pencil", "faint", "jpeg")
+HARD_EMPTY_KINDS = ("faint shadow", "grain jpeg", "tiny blank")  # pictures without a digit that look like faint ink
+HARD_INKS = {"graphite": (0.62, 0.62, 0.64), "light blue": (0.5, 0.62, 0.88)}
+PENCIL_MM = (0.3, 0.7)
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,7 @@ class Scene:
     capture: str = "photo"
     edge: bool = False  # the paper's edge, and the desk beyond it, are in view
     source: str = "pendigits"  # or "mnist", or "none" (a picture without a digit)
+    hard: str = "none"  # one of HARD or HARD_EMPTY_KINDS: "none" draws exactly what the first set drew
 
 
 @dataclass(frozen=True)
@@ -165,6 +175,8 @@ def paper_rgb(rng: np.random.Generator, scene: Scene, u: np.ndarray, v: np.ndarr
     base = (0.96, 0.96, 0.95) if scene.tint == "white" else (0.94, 0.91, 0.83)
     h, w = u.shape
     grain = rng.normal(0, rng.uniform(0.006, 0.02), (h, w)).astype(np.float32)
+    if scene.hard == "grain jpeg":  # coarse recycled paper: its grain, after a harsh JPEG, speckles like faint ink
+        grain *= rng.uniform(2.0, 3.5)
     coarse = np.asarray(Image.fromarray(rng.normal(0, 1, (6, 6)).astype(np.float32), mode="F").resize((w, h)))
     rgb = np.stack([np.full((h, w), c, np.float32) for c in base], -1) * (1 + grain + 0.01 * coarse)[..., None]
     rules = _rules(rng, scene, u, v, pixel=pixel)
@@ -225,7 +237,8 @@ def lighting(rng: np.random.Generator, scene: Scene, shape: tuple[int, int]) -> 
         edge, softness = rng.uniform(-0.3, 0.6), rng.uniform(0.08, 0.35)
         curve = 0.3 * rng.uniform(-1, 1) * (-x * np.sin(angle) + y * np.cos(angle)) ** 2
         inside = 1 / (1 + np.exp(-(along - edge + curve) / softness))
-        light *= 1 - rng.uniform(0.3, 0.55) * inside
+        depth = rng.uniform(0.08, 0.2) if scene.hard == "faint shadow" else rng.uniform(0.3, 0.55)
+        light *= 1 - depth * inside
     cast = (1.0, 1.0, 1.0) if scene.capture == "scan" else (1 + rng.normal(0, 0.025, 3)).clip(0.92, 1.08)
     return light[..., None] * np.asarray(cast, np.float32)
 
@@ -241,6 +254,8 @@ def photograph(rng: np.random.Generator, scene: Scene, rgb: np.ndarray) -> bytes
     if scan and rng.random() < 0.5 and image.width * image.height * 3 <= MAX_PNG_SAMPLE_BYTES:
         return _encode(image, "PNG")  # (a larger PNG would be refused: the page sends large pictures as JPEG)
     quality = int(rng.integers(88, 95) if scan else rng.integers(70, 93))
+    if scene.hard in ("jpeg", "grain jpeg"):  # a messaging app's recompression: 8x8 blocks, ringing, lost colour
+        quality = int(rng.integers(30, 61))
     while (payload := _encode(image, "JPEG", quality=quality)) and len(payload) > MAX_JPEG_BYTES and quality > 40:
         quality -= 8
     return payload
@@ -268,7 +283,30 @@ def picture(rng: np.random.Generator, scene: Scene, digit: np.ndarray | Sequence
     if digit is not None:
         rgb *= 1 - ink_coverage(rng, scene, cam, digit, digit_mm=digit_mm)[..., None] * ink_absorbance(rng, scene)
     rgb *= lighting(rng, scene, rgb.shape[:2])
+    if scene.hard == "faint" and scene.ink in INKS:  # a washed-out scan (too light a setting, a faded copy)
+        rgb = 1 - (1 - rgb) * rng.uniform(0.3, 0.5)
+    if scene.hard in ("tiny", "tiny blank"):
+        return tiny_scan(rng, rgb, digit_px=digit_mm * cam.px_per_mm)
     return photograph(rng, scene, rgb)
+
+
+def tiny_scan(rng: np.random.Generator, rgb: np.ndarray, *, digit_px: float) -> bytes:
+    """A small scan (the digit 28-80 px tall, a scanner's blur and noise, saved as a JPEG) enlarged to 300-1200 px
+    with bilinear or bicubic interpolation, as someone sends a thumbnail: soft edges a few pixels wide."""
+    image = Image.fromarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8), mode="RGB")
+    shrink = min(1.0, rng.uniform(28, 80) / digit_px)
+    small = image.resize((max(8, round(image.width * shrink)), max(8, round(image.height * shrink))),
+                         Image.Resampling.BOX).filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.7)))  # fmt: skip
+    noisy = np.asarray(small, np.float32) + rng.normal(0, rng.uniform(0.5, 2), (small.height, small.width, 3))
+    small = Image.fromarray(np.clip(noisy, 0, 255).round().astype(np.uint8), mode="RGB")
+    small = Image.open(io.BytesIO(_encode(small, "JPEG", quality=int(rng.integers(70, 92))))).convert("RGB")
+    long_side = min(1200.0, max(rng.uniform(300, 700), 2.0 * max(small.size)))
+    grow = long_side / max(small.size)
+    resample = Image.Resampling.BICUBIC if rng.random() < 0.5 else Image.Resampling.BILINEAR
+    big = small.resize((round(small.width * grow), round(small.height * grow)), resample)
+    if rng.random() < 0.5 and big.width * big.height * 3 <= MAX_PNG_SAMPLE_BYTES:
+        return _encode(big, "PNG")
+    return _encode(big, "JPEG", quality=int(rng.integers(85, 95)))
 
 
 def ink_coverage(rng, scene: Scene, cam: Camera, digit, *, digit_mm: float) -> np.ndarray:
@@ -278,8 +316,10 @@ def ink_coverage(rng, scene: Scene, cam: Camera, digit, *, digit_mm: float) -> n
     if scene.source == "mnist":
         coverage = mnist_coverage(digit, height_px=height_px)
     else:
-        pen_mm = rng.uniform(*PENS[scene.pen])
+        pen_mm = rng.uniform(*(PENCIL_MM if scene.pen == "pencil" else PENS[scene.pen]))
         coverage = stroke_coverage(digit, height_px=height_px, pen_px=pen_mm * px_per_mm)
+    if scene.pen == "pencil":
+        return ink_layer(cam, pencil_grain(rng, coverage), mm_per_px=1 / px_per_mm, centre=_middle(coverage))
     bleed = rng.uniform(0.02, 0.08) if scene.pen == "ballpoint" else rng.uniform(0.06, 0.15)
     blur = ImageFilter.GaussianBlur(bleed * px_per_mm)
     blurred = Image.fromarray((coverage * 255).round().astype(np.uint8)).filter(blur)
@@ -288,13 +328,27 @@ def ink_coverage(rng, scene: Scene, cam: Camera, digit, *, digit_mm: float) -> n
         h, w = coverage.shape
         flow = np.asarray(Image.fromarray(rng.uniform(0.6, 1.0, (8, 8)).astype(np.float32), mode="F").resize((w, h)))
         coverage = coverage * flow
-    centre = (coverage.shape[1] / 2, coverage.shape[0] / 2)
-    return ink_layer(cam, coverage, mm_per_px=1 / px_per_mm, centre=centre)
+    return ink_layer(cam, coverage, mm_per_px=1 / px_per_mm, centre=_middle(coverage))
+
+
+def _middle(coverage: np.ndarray) -> tuple[float, float]:
+    return coverage.shape[1] / 2, coverage.shape[0] / 2
+
+
+def pencil_grain(rng: np.random.Generator, coverage: np.ndarray) -> np.ndarray:
+    """Graphite catches on the paper's tooth: a stroke is a broken grey, lighter where the hand pressed less."""
+    h, w = coverage.shape
+    tooth = rng.uniform(0.25, 1.0, (h, w)).astype(np.float32)
+    pressure = np.asarray(Image.fromarray(rng.uniform(0.55, 1.0, (6, 6)).astype(np.float32), mode="F").resize((w, h)))
+    return coverage * tooth * pressure
 
 
 def ink_absorbance(rng: np.random.Generator, scene: Scene) -> np.ndarray:
-    """1 - the ink's transmittance, per channel (felt-pen blue is lighter than a ballpoint's)."""
-    colour = np.asarray(INKS[scene.ink], np.float32)
+    """1 - the ink's transmittance, per channel (felt-pen blue is lighter than a ballpoint's; a pencil is as light
+    as the hand is)."""
+    colour = np.asarray({**INKS, **HARD_INKS}[scene.ink], np.float32)
+    if scene.pen == "pencil":
+        colour = np.full(3, rng.uniform(0.5, 0.75), np.float32)
     if scene.ink == "blue" and scene.pen == "felt":
         colour = np.asarray((0.16, 0.32, 0.75), np.float32)
     return 1 - np.clip(colour + rng.normal(0, 0.03, 3), 0.02, 1)
@@ -306,8 +360,8 @@ def ink_absorbance(rng: np.random.Generator, scene: Scene) -> np.ndarray:
 def random_scene(rng: np.random.Generator, *, source: str) -> Scene:
     capture = "scan" if rng.random() < 0.2 else "photo"
     return Scene(
-        ink=str(rng.choice(list(INKS))),
-        pen=str(rng.choice(list(PENS), p=[0.6, 0.4])),
+        ink=str(rng.choice(["black", "blue"])),
+        pen=str(rng.choice(["ballpoint", "felt"], p=[0.6, 0.4])),
         paper=str(rng.choice(PAPERS)),
         tint=str(rng.choice(["white", "offwhite"], p=[0.7, 0.3])),
         light="even" if capture == "scan" else str(rng.choice(LIGHTS)),
@@ -325,6 +379,28 @@ def empty_scene(rng: np.random.Generator, kind: str) -> Scene:
     return Scene(paper=paper, tint=tint, light=light, edge=kind == "edge", source="none")
 
 
+def hard_scene(rng: np.random.Generator, hard: str, *, source: str) -> Scene:
+    """A scene under one of the HARD conditions (the rest as random_scene draws it)."""
+    scene = replace(random_scene(rng, source=source), hard=hard)
+    if hard == "tiny" or (hard == "faint" and rng.random() < 0.5):  # a small scan, or a washed-out one
+        return replace(scene, capture="scan", light="even", edge=False)
+    if hard == "faint":
+        return replace(scene, ink="light blue", pen="ballpoint")
+    if hard == "pencil":
+        return replace(scene, ink="graphite", pen="pencil")
+    return replace(scene, capture="photo")
+
+
+def hard_empty_scene(rng: np.random.Generator, kind: str) -> Scene:
+    """A picture without a digit that a reader of faint ink could take for one: a light shadow's edge, coarse grain
+    after a harsh JPEG, a tiny scan of paper enlarged."""
+    paper = "plain" if kind == "faint shadow" else str(rng.choice(PAPERS))
+    tint = str(rng.choice(["white", "offwhite"]))
+    light = "shadow" if kind == "faint shadow" else "even"
+    return Scene(paper=paper, tint=tint, light=light, capture="scan" if kind == "tiny blank" else "photo",
+                 source="none", hard=kind)  # fmt: skip
+
+
 def _make(task: tuple) -> Sample:
     seed, label, scene, digit = task
     return Sample(data=picture(np.random.default_rng(seed), scene, digit), label=label, scene=scene)
@@ -336,19 +412,33 @@ def evaluation_set(
     *,
     mnist_count: int,
     empty_count: int,
+    hard_count: int = 0,
+    hard_empty_count: int = 0,
     seed: int = 23,
     processes: int = 1,
 ) -> list[Sample]:
     """Pictures of every given pen digit, of `mnist_count` MNIST test digits, and `empty_count` without a digit;
-    picture i comes from its own generator (seed, i), so the set is the same whatever the process count."""
+    then `hard_count` of those digits again under the HARD conditions in turn, and `hard_empty_count` hard pictures
+    without a digit. Picture i comes from its own generator (seed, i), so the set is the same whatever the process
+    count, and the hard part (scenes from a generator of its own) leaves the first part as it was without it."""
     rng = np.random.default_rng(seed)
     tasks = [((seed, i), d.label, random_scene(rng, source="pendigits"), d.strokes) for i, d in enumerate(pen_digits)]
+    pool = [(d.label, d.strokes, "pendigits") for d in pen_digits]
     if mnist_test is not None and mnist_count:
         picks = rng.choice(len(mnist_test.images), size=mnist_count, replace=False)
         tasks += [((seed, len(tasks) + j), int(mnist_test.labels[k]), random_scene(rng, source="mnist"),
                    mnist_test.images[k]) for j, k in enumerate(picks)]  # fmt: skip
+        pool += [(int(mnist_test.labels[k]), mnist_test.images[k], "mnist") for k in picks]
     for j in range(empty_count):
         scene = empty_scene(rng, EMPTY_KINDS[j % len(EMPTY_KINDS)])
+        tasks.append(((seed, len(tasks)), -1, scene, None))
+    hard_rng = np.random.default_rng((seed, 1))
+    chosen = hard_rng.choice(len(pool), size=hard_count, replace=hard_count > len(pool)) if pool else []
+    for j, k in enumerate(chosen):
+        label, digit, source = pool[k]
+        tasks.append(((seed, len(tasks)), label, hard_scene(hard_rng, HARD[j % len(HARD)], source=source), digit))
+    for j in range(hard_empty_count):
+        scene = hard_empty_scene(hard_rng, HARD_EMPTY_KINDS[j % len(HARD_EMPTY_KINDS)])
         tasks.append(((seed, len(tasks)), -1, scene, None))
     if processes > 1:
         with multiprocessing.get_context("fork").Pool(processes) as pool:
@@ -385,23 +475,34 @@ def report(samples: Sequence[Sample], outcomes: Sequence[Outcome]) -> dict:
     """Accuracy on the digit pictures (a refusal counts as wrong) overall and per condition; what became of the
     pictures without a digit."""
     by_condition: dict[str, list[bool]] = defaultdict(list)
-    refused_digits = 0
+    refused_by_condition: Counter = Counter()
     empty: Counter = Counter()
+    empty_by_kind: dict[str, Counter] = defaultdict(Counter)
     for sample, outcome in zip(samples, outcomes, strict=True):
         if sample.label < 0:
             empty["refused" if outcome.predicted is None else "read as a digit"] += 1
+            empty_by_kind[sample.scene.hard]["refused" if outcome.predicted is None else "read as a digit"] += 1
             continue
-        refused_digits += outcome.predicted is None
         right = outcome.predicted == sample.label
-        by_condition["all"].append(right)
-        for name, value in asdict(sample.scene).items():
-            by_condition[f"{name}={value}"].append(right)
+        keys = ["all", *(f"{name}={value}" for name, value in asdict(sample.scene).items())]
+        for key in keys:
+            by_condition[key].append(right)
+            refused_by_condition[key] += outcome.predicted is None
     digits = len(by_condition["all"])
     refused_share = empty["refused"] / max(1, empty.total())
     return {
-        "accuracy": {key: {"accuracy": float(np.mean(v)), "count": len(v)} for key, v in sorted(by_condition.items())},
-        "digit_pictures_refused": {"count": refused_digits, "share": refused_digits / max(1, digits)},
+        "accuracy": {
+            key: {"accuracy": float(np.mean(v)), "count": len(v), "refused": refused_by_condition[key]}
+            for key, v in sorted(by_condition.items())
+        },
+        "digit_pictures_refused": {
+            "count": refused_by_condition["all"],
+            "share": refused_by_condition["all"] / max(1, digits),
+        },
         "empty_pictures": {"count": empty.total(), "refused": empty["refused"], "share_refused": refused_share},
+        "empty_by_kind": {
+            kind: {"count": c.total(), "refused": c["refused"]} for kind, c in sorted(empty_by_kind.items())
+        },
     }
 
 
@@ -431,7 +532,10 @@ def contact_sheet(samples: Sequence[Sample], outcomes: Sequence[Outcome], path: 
 def cached_set(args: argparse.Namespace) -> list[Sample]:
     """The evaluation set for these arguments, made once and kept under --cache (var/, never committed), so that
     two preprocessings (this tree's and an older one's) are measured on the same pictures."""
-    key = f"photos-{args.seed}-{args.mnist_count}-{args.empty_count}-{args.pen_count}.pickle"
+    key = f"photos-{args.seed}-{args.mnist_count}-{args.empty_count}-{args.pen_count}"
+    key += (
+        f"-{args.hard_count}-{args.hard_empty_count}.pickle" if args.hard_count or args.hard_empty_count else ".pickle"
+    )
     path = args.cache / key
     if path.exists():  # kept as plain values: the classes' module is __main__ when run with -m
         return [Sample(data, label, Scene(**scene)) for data, label, scene in pickle.loads(path.read_bytes())]
@@ -440,7 +544,8 @@ def cached_set(args: argparse.Namespace) -> list[Sample]:
         held_out = held_out[:: max(1, len(held_out) // args.pen_count)][: args.pen_count]
     mnist_test = data.load(args.data_dir, allow_download=False)["test"] if args.mnist_count else None
     samples = evaluation_set(held_out, mnist_test, mnist_count=args.mnist_count, empty_count=args.empty_count,
-                             seed=args.seed, processes=args.processes)  # fmt: skip
+                             hard_count=args.hard_count, hard_empty_count=args.hard_empty_count, seed=args.seed,
+                             processes=args.processes)  # fmt: skip
     args.cache.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps([(s.data, s.label, asdict(s.scene)) for s in samples]))
     return samples
@@ -453,7 +558,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pen-count", type=int, default=0, help="held-out pen digits to photograph (0: all)")
     parser.add_argument("--mnist-count", type=int, default=1000, help="MNIST test digits to photograph")
     parser.add_argument("--empty-count", type=int, default=200, help="pictures without a digit")
-    parser.add_argument("--version", type=Path, default=ROOT / "model_store" / "v3.0", help="the weights' folder")
+    parser.add_argument("--hard-count", type=int, default=1200, help="digits again, under the HARD conditions")
+    parser.add_argument("--hard-empty-count", type=int, default=150, help="hard pictures without a digit")
+    parser.add_argument("--version", type=Path, default=ROOT / "model_store" / "v4.0", help="the weights' folder")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "photos")
     parser.add_argument("--cache", type=Path, default=ROOT / "var" / "photos-cache", help="pictures kept here")
     parser.add_argument("--processes", type=int, default=1)
@@ -465,14 +572,39 @@ def main(argv: list[str] | None = None) -> None:
 
     samples = cached_set(args)
     outcomes = read_all(samples, load_model(args.version), prepare, PreprocessError)
-    figures = report(samples, outcomes)
+    # thresholds are tuned on the even pictures; the odd ones are the held-out half
+    even = np.asarray(halves(samples))
+    figures = {"all": report(samples, outcomes)}
+    for name, part in (("even", even), ("odd", ~even)):
+        picked = np.flatnonzero(part)
+        figures[name] = report([samples[i] for i in picked], [outcomes[i] for i in picked])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(figures, indent=2) + "\n")
     contact_sheet(samples, outcomes, args.out / "contact.png")
-    for key, row in figures["accuracy"].items():
-        print(f"{key:22} {row['accuracy']:7.2%}  ({row['count']})")
-    print(f"digit pictures refused: {figures['digit_pictures_refused']}; no-digit: {figures['empty_pictures']}")
+    print_table(figures)
     print(f"wrote {args.out}")
+
+
+def halves(samples: Sequence[Sample]) -> list[bool]:
+    """True for every other picture of each hard condition, counted from its first (for the first set, which comes
+    first, the even indices): the half that thresholds are tuned on; the other half is held out."""
+    seen: Counter = Counter()
+    even = []
+    for sample in samples:
+        even.append(seen[sample.scene.hard] % 2 == 0)
+        seen[sample.scene.hard] += 1
+    return even
+
+
+def print_table(figures: dict[str, dict]) -> None:
+    """Accuracy (refused) per condition for each half; then the pictures without a digit refused, per kind."""
+    print(f"{'':24}" + "".join(f"{name:>22}" for name in figures))
+    for key in figures["all"]["accuracy"]:
+        cells = [figures[name]["accuracy"].get(key) for name in figures]
+        print(f"{key:24}" + "".join(f"{c['accuracy']:8.2%} {c['refused']:4}R/{c['count']:<5}" for c in cells if c))
+    for kind in figures["all"]["empty_by_kind"]:
+        cells = [figures[name]["empty_by_kind"].get(kind, {"refused": 0, "count": 0}) for name in figures]
+        print(f"{'empty ' + kind:24}" + "".join(f"{c['refused']:>12} / {c['count']:<7}" for c in cells))
 
 
 if __name__ == "__main__":

@@ -54,7 +54,22 @@ def test_report_counts_refusals_as_wrong_and_splits_by_condition():
     ]
     outcomes = [photos.Outcome(7, "", None), photos.Outcome(None, "no digit", None), photos.Outcome(None, "x", None)]
     report = photos.report(samples, outcomes)
-    assert report["accuracy"]["all"] == {"accuracy": 0.5, "count": 2}
+    assert report["accuracy"]["all"] == {"accuracy": 0.5, "count": 2, "refused": 1}
     assert report["accuracy"]["ink=blue"]["accuracy"] == 1.0 and report["accuracy"]["ink=black"]["accuracy"] == 0.0
     assert report["digit_pictures_refused"]["count"] == 1
     assert report["empty_pictures"] == {"count": 1, "refused": 1, "share_refused": 1.0}
+
+
+def test_the_hard_part_leaves_the_first_part_as_it_was_and_shows_each_condition():
+    """Adding hard pictures must not change the first set's (its figures stay comparable), and every hard
+    condition and hard kind of empty picture appears, each split between the tuning half and the held-out one."""
+    first = photos.evaluation_set([SEVEN, EIGHT], None, mnist_count=0, empty_count=2, seed=5)
+    both = photos.evaluation_set([SEVEN, EIGHT], None, mnist_count=0, empty_count=2, hard_count=8,
+                                 hard_empty_count=6, seed=5)  # fmt: skip
+    assert [s.data for s in both[: len(first)]] == [s.data for s in first]
+    hard = both[len(first) :]
+    assert {s.scene.hard for s in hard if s.label >= 0} == set(photos.HARD)
+    assert {s.scene.hard for s in hard if s.label < 0} == set(photos.HARD_EMPTY_KINDS)
+    even = photos.halves(both)
+    for condition in (*photos.HARD, *photos.HARD_EMPTY_KINDS):
+        assert sorted(e for s, e in zip(both, even, strict=True) if s.scene.hard == condition) == [False, True]
