@@ -11,6 +11,8 @@ PENDIGITS ?= ../shared/data/pendigits/pendigits-orig.tra.gz
 # A second population of real pen digits and numbers (UNIPEN, CC BY 4.0), for 4.0's base training only.
 UNIPEN ?= ../shared/data/unipen/unipen-digits-train.jsonl.gz
 UNIPEN_NUMBERS ?= ../shared/data/unipen/unipen-numbers-train.jsonl.gz
+# Real handwritten letters (UNIPEN), the refusal head's negatives (training only).
+UNIPEN_LETTERS ?= ../shared/data/unipen/unipen-letters-train.jsonl.gz
 VERSION ?= 1.0
 EPOCHS ?= 4
 WEIGHTS := model_store/v$(VERSION)/weights.pt
@@ -22,7 +24,7 @@ MAR_V4 := model_store/mnist-v4.0.mar
 MARS := $(MAR_V4) $(MAR) $(MAR_V3)
 HANDLER_FILES := $(wildcard handler/*.py)
 
-.PHONY: help install run stop test lint train train-v4 archive bench bench-inputs bench-hostile eval clean models load compose-check simulate simulate-unipen retrain
+.PHONY: help install run stop test lint train train-v4 train-head archive bench bench-inputs bench-hostile eval clean models load compose-check simulate simulate-unipen retrain
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -82,7 +84,17 @@ V4_OUT ?= var/v4
 train-v4: $(INSTALLED)  ## 4.0's candidate: base training + refusal head into $(V4_OUT)/ (CPU; BASE_ARGS, HEAD_ARGS)
 	$(PY) -m training.base_training --data-dir $(DATA_DIR) --pendigits $(PENDIGITS) --unipen $(UNIPEN) --out $(V4_OUT)/base $(BASE_ARGS)
 	$(PY) -m training.refusal_head --data-dir $(DATA_DIR) --pendigits $(PENDIGITS) --unipen $(UNIPEN) \
-		--unipen-numbers $(UNIPEN_NUMBERS) --base $(V4_OUT)/base --out $(V4_OUT)/candidate $(HEAD_ARGS)
+		--unipen-numbers $(UNIPEN_NUMBERS) --real-letters 0 --heldout-letters 0 --base $(V4_OUT)/base \
+		--out $(V4_OUT)/candidate $(HEAD_ARGS)
+
+# The next version's "not a digit" head on a shipped version's frozen network, with real letters as negatives and the
+# threshold at the limit the digits allow (docs/model-card.md); into var/, never model_store/.
+HEAD_BASE ?= model_store/v4.0
+HEAD_OUT ?= var/v5/candidate
+train-head: $(INSTALLED)  ## a refusal head on HEAD_BASE's frozen network into HEAD_OUT (CPU, ~1 h; HEAD_ARGS)
+	$(PY) -m training.refusal_head --data-dir $(DATA_DIR) --pendigits $(PENDIGITS) --unipen $(UNIPEN) \
+		--unipen-numbers $(UNIPEN_NUMBERS) --unipen-letters $(UNIPEN_LETTERS) --mnist-refusal 0.0045 \
+		--base $(HEAD_BASE) --out $(HEAD_OUT) --cache var/v5-cache $(HEAD_ARGS)
 
 models: $(INSTALLED)  ## manage the running model versions: make models ARGS="list | set-default 2.0 | ..."
 	$(PY) -m app.cli $(or $(ARGS),list)

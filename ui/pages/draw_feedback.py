@@ -77,8 +77,9 @@ class Feedback:
         self._build()
 
     def _build(self) -> None:
-        # the same height with the hint or the controls: the history below does not move when they appear
-        with ui.element("div").classes("w-full min-h-[112px]"):
+        # the same height with the hint or the controls (two rows of buttons where "Yes" and "This is not a digit"
+        # wrap, in a 360 px card and on a phone): the history below does not move when they appear
+        with ui.element("div").classes("w-full min-h-[148px]"):
             ui.label(HINT).classes("text-sm text-gray-600").mark("feedback-hint").bind_visibility_from(
                 self, "open", backward=lambda shown: not shown
             )
