@@ -29,7 +29,7 @@ import hashlib
 import json
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,15 +95,8 @@ def default_path(env_var: str = ENV_VAR) -> Path | None:
     return Path(os.environ[env_var]) if os.environ.get(env_var) else None
 
 
-def parse_record(record: dict, *, line: int = 0, numbers: bool = False) -> UnipenDigit | UnipenNumber:
-    """One JSON record -> a digit (numbers: a number), y flipped so that it grows downwards. Empty strokes are
-    dropped."""
-    try:
-        label, strokes, contributor, file = record["label"], record["strokes"], record["contributor"], record["file"]
-    except KeyError as exc:
-        raise UnipenError(f"line {line}: no {exc.args[0]!r} field") from None
-    if not (isinstance(label, str) and label.isdigit() and (len(label) > 1 if numbers else len(label) == 1)):
-        raise UnipenError(f"line {line}: label {label!r} is not {'a number' if numbers else 'one digit'}")
+def _strokes(strokes, *, line: int) -> tuple[np.ndarray, ...]:
+    """A record's strokes as (n, 2) float32 arrays, y flipped so that it grows downwards; empty strokes dropped."""
     arrays = []
     for stroke in strokes:
         xy = np.asarray(stroke, dtype=np.float32).reshape(-1, 2)
@@ -112,14 +105,38 @@ def parse_record(record: dict, *, line: int = 0, numbers: bool = False) -> Unipe
             arrays.append(xy)
     if not arrays:
         raise UnipenError(f"line {line}: a record without a single point")
+    return tuple(arrays)
+
+
+def _fields(record: dict, *, line: int) -> tuple:
+    try:
+        return record["label"], record["strokes"], str(record["contributor"]), str(record["file"])
+    except KeyError as exc:
+        raise UnipenError(f"line {line}: no {exc.args[0]!r} field") from None
+
+
+def parse_record(record: dict, *, line: int = 0, numbers: bool = False) -> UnipenDigit | UnipenNumber:
+    """One JSON record -> a digit (numbers: a number), y flipped so that it grows downwards. Empty strokes are
+    dropped."""
+    label, strokes, contributor, file = _fields(record, line=line)
+    if not (isinstance(label, str) and label.isdigit() and (len(label) > 1 if numbers else len(label) == 1)):
+        raise UnipenError(f"line {line}: label {label!r} is not {'a number' if numbers else 'one digit'}")
+    arrays = _strokes(strokes, line=line)
     if numbers:
-        return UnipenNumber(label=label, writer=str(file), contributor=str(contributor), strokes=tuple(arrays))
-    return UnipenDigit(label=int(label), writer=str(file), contributor=str(contributor), strokes=tuple(arrays))
+        return UnipenNumber(label=label, writer=file, contributor=contributor, strokes=arrays)
+    return UnipenDigit(label=int(label), writer=file, contributor=contributor, strokes=arrays)
 
 
-def load(path: Path | None = None, *, numbers: bool = False) -> list[UnipenDigit] | list[UnipenNumber]:
-    """All digits of the file (JSON lines, gzip or plain); numbers=True: the numbers file's numbers."""
-    env_var, option = (NUMBERS_ENV_VAR, "--unipen-numbers") if numbers else (ENV_VAR, "--unipen")
+def parse_letter(record: dict, *, line: int = 0) -> UnipenLetter:
+    """One JSON record of the letters file -> a letter, y flipped as for digits."""
+    label, strokes, contributor, file = _fields(record, line=line)
+    if not (isinstance(label, str) and len(label) == 1 and label.isalpha()):
+        raise UnipenError(f"line {line}: label {label!r} is not one letter")
+    return UnipenLetter(letter=label, writer=file, contributor=contributor, strokes=_strokes(strokes, line=line))
+
+
+def _records(path: Path | None, *, env_var: str, option: str) -> Iterator[tuple[int, dict]]:
+    """(line number, JSON object) of each non-empty line of the file (gzip or plain)."""
     path = path or default_path(env_var)
     if path is None:
         raise UnipenError(f"no UNIPEN file given: pass {option} FILE or set {env_var}")
@@ -128,47 +145,29 @@ def load(path: Path | None = None, *, numbers: bool = False) -> list[UnipenDigit
         raise UnipenError(f"{path} not found: pass {option} FILE or set {env_var}")
     raw = path.read_bytes()
     text = (gzip.decompress(raw) if path.suffix == ".gz" else raw).decode("utf-8")
-    digits = []
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             try:
-                record = json.loads(line)
+                yield number, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise UnipenError(f"line {number}: not JSON ({exc.msg})") from None
-            digits.append(parse_record(record, line=number, numbers=numbers))
-    return digits
+
+
+def load(path: Path | None = None, *, numbers: bool = False) -> list[UnipenDigit] | list[UnipenNumber]:
+    """All digits of the file (JSON lines, gzip or plain); numbers=True: the numbers file's numbers."""
+    env_var, option = (NUMBERS_ENV_VAR, "--unipen-numbers") if numbers else (ENV_VAR, "--unipen")
+    return [  # type: ignore[return-value]
+        parse_record(record, line=number, numbers=numbers)
+        for number, record in _records(path, env_var=env_var, option=option)
+    ]
 
 
 def load_letters(path: Path | None = None) -> list[UnipenLetter]:
-    """All letters of the letters file (JSON lines, gzip or plain), y flipped as for digits."""
-    path = path or default_path(LETTERS_ENV_VAR)
-    if path is None:
-        raise UnipenError(f"no UNIPEN letters file given: pass --unipen-letters FILE or set {LETTERS_ENV_VAR}")
-    path = Path(path)
-    if not path.exists():
-        raise UnipenError(f"{path} not found: pass --unipen-letters FILE or set {LETTERS_ENV_VAR}")
-    raw = path.read_bytes()
-    letters = []
-    for number, line in enumerate((gzip.decompress(raw) if path.suffix == ".gz" else raw).decode().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            label, strokes, contributor, file = (record[k] for k in ("label", "strokes", "contributor", "file"))
-        except json.JSONDecodeError as exc:
-            raise UnipenError(f"line {number}: not JSON ({exc.msg})") from None
-        except KeyError as exc:
-            raise UnipenError(f"line {number}: no {exc.args[0]!r} field") from None
-        if not (isinstance(label, str) and len(label) == 1 and label.isalpha()):
-            raise UnipenError(f"line {number}: label {label!r} is not one letter")
-        arrays = [np.asarray(stroke, dtype=np.float32).reshape(-1, 2) for stroke in strokes]
-        arrays = [xy * np.array([1, -1], dtype=np.float32) for xy in arrays if len(xy)]
-        if not arrays:
-            raise UnipenError(f"line {number}: a record without a single point")
-        letters.append(
-            UnipenLetter(letter=label, writer=str(file), contributor=str(contributor), strokes=tuple(arrays))
-        )
-    return letters
+    """All letters of the letters file (JSON lines, gzip or plain)."""
+    return [
+        parse_letter(record, line=number)
+        for number, record in _records(path, env_var=LETTERS_ENV_VAR, option="--unipen-letters")
+    ]
 
 
 def held_out(file: str) -> bool:

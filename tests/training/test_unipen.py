@@ -55,6 +55,31 @@ def test_missing_file_and_bad_records_say_what_is_wrong(tmp_path, monkeypatch):
     assert numbers[0].label == "2026"
 
 
+def test_letters_load_flip_y_say_what_is_wrong_and_know_the_digit_like_ones(tmp_path, monkeypatch):
+    records = [{**RECORDS[0], "label": "l"}, {**RECORDS[1], "label": "A"}]
+    ell, a = unipen.load_letters(write(tmp_path / "l.jsonl.gz", records))
+    assert (ell.letter, ell.label, ell.writer, ell.digit_like) == ("l", 10, "data/1a/aga/a.dat", True)  # written as a 1
+    assert (a.letter, a.digit_like, len(a.strokes)) == ("A", False, 2)
+    assert ell.strokes[0][0, 1] < ell.strokes[0][-1, 1]  # y flipped as for digits
+    monkeypatch.delenv(unipen.LETTERS_ENV_VAR, raising=False)
+    with pytest.raises(unipen.UnipenError, match="--unipen-letters FILE or set UNIPEN_LETTERS_FILE"):
+        unipen.load_letters()
+    with pytest.raises(unipen.UnipenError, match="line 2: label '7' is not one letter"):
+        unipen.load_letters(write(tmp_path / "b.jsonl.gz", [records[0], RECORDS[1]]))
+
+
+def test_the_head_samples_letters_of_one_side_of_the_split_and_of_one_kind():
+    from training.refusal_head import letter_sample
+
+    files = [f"data/1b/x/{i}.dat" for i in range(40)]
+    letters = [unipen.UnipenLetter(letter=c, writer=f, contributor="x", strokes=()) for f in files for c in "AO"]
+    for held in (False, True):
+        for like in (False, True):
+            picked = letter_sample(letters, 1000, held=held, digit_like=like, seed=0)
+            assert picked and all(unipen.held_out(x.writer) is held and x.digit_like is like for x in picked)
+    assert len(letter_sample(letters, 3, held=False, digit_like=False, seed=0)) == 3
+
+
 def test_the_split_keeps_whole_files_apart_and_is_fixed():
     files = [f"data/1a/site{i % 7}/writer{i}.dat" for i in range(400)]
     digits = [unipen.UnipenDigit(label=i % 10, writer=f, contributor="x", strokes=(np.zeros((1, 2)),))
