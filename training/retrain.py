@@ -145,25 +145,29 @@ def non_digits(kind_count: int, *, part: str, seed: int, mnist: dict[str, data.S
     }
 
 
+def heldout_nondigits(
+    *, mnist: dict[str, data.Split], processes: int, heldout_pngs: Sequence[bytes] = ()
+) -> dict[str, np.ndarray]:
+    """Kind -> prepared images of the held-out non-digits (made differently from the training ones) and of the
+    held-out browsers' own drawings put side by side: made once, read by the candidate and the default alike."""
+    heldout = non_digits(250, part="heldout", seed=99, mnist=mnist)
+    if heldout_pngs:
+        heldout["pairs_of_drawings"] = [d.png for d in nondigits.pairs_of_drawings(list(heldout_pngs), count=250,
+                                                                                    seed=99)]  # fmt: skip
+    return {kind: finetune.prepare_all(pngs, processes=processes)[0] for kind, pngs in heldout.items()}
+
+
 def refusal_figures(
     model: DigitNet,
     *,
     threshold: float,
     validation_digits: Reading,
-    mnist: dict[str, data.Split],
-    processes: int,
-    heldout_pngs: Sequence[bytes] = (),
+    heldout: dict[str, np.ndarray],
 ) -> dict:
-    """How often the candidate refuses: each held-out kind of non-digit (made differently from the training ones),
-    the held-out browsers' own drawings put side by side, real digits of the held-out browsers, MNIST test; and the
+    """How often a version refuses each of heldout_nondigits' kinds and the held-out browsers' real digits; and the
     AUROC of P(not a digit) against those real digits."""
-    heldout = non_digits(250, part="heldout", seed=99, mnist=mnist)
-    if heldout_pngs:
-        heldout["pairs_of_drawings"] = [d.png for d in nondigits.pairs_of_drawings(list(heldout_pngs), count=250,
-                                                                                    seed=99)]  # fmt: skip
     figures = {"threshold": threshold, "refused": {}, "auroc": {}}
-    for kind, pngs in heldout.items():
-        images, _ = finetune.prepare_all(pngs, processes=processes)
+    for kind, images in heldout.items():
         reading = read(model, images, structural=True)
         figures["refused"][f"heldout_{kind}"] = float(reading.refused(threshold).mean())
         figures["auroc"][kind] = auroc(reading.not_a_digit, validation_digits.not_a_digit)
@@ -237,11 +241,11 @@ def retrain(
     default_version, default_model, default_refusal = default
     candidate = Measured.of(model, sets, refusal=refusal)
     before = Measured.of(default_model, sets, refusal=default_refusal or None)
-    heldout_pngs = [e.png for e in split.heldout]
-    refused, refused_kinds = _refused_kinds(model, refusal, candidate, mnist=mnist, processes=processes,
-                                            heldout_pngs=heldout_pngs)  # fmt: skip
-    _, default_kinds = _refused_kinds(default_model, default_refusal or None, before, mnist=mnist,
-                                      processes=processes, heldout_pngs=heldout_pngs)  # fmt: skip
+    heldout: dict[str, np.ndarray] = {}
+    if _refuses(refusal) or _refuses(default_refusal):
+        heldout = heldout_nondigits(mnist=mnist, processes=processes, heldout_pngs=[e.png for e in split.heldout])
+    refused, refused_kinds = _refused_kinds(model, refusal, candidate, heldout=heldout)
+    _, default_kinds = _refused_kinds(default_model, default_refusal or None, before, heldout=heldout)
     golden_set = golden_figures(candidate, before, sets["golden"][1])
     failures = gate(candidate.figures, before.figures, gate_cfg, nondigits=refused_kinds,
                     nondigits_default=default_kinds)  # fmt: skip
@@ -282,16 +286,22 @@ def _base_refusal(weights: str | None) -> dict | None:
     return json.loads(path.read_text()) if path is not None and path.exists() else None
 
 
+def _refuses(refusal: dict | None) -> bool:
+    """Whether a version's refusal.json refuses by P(not a digit) (a threshold comes with an 11th output)."""
+    return refusal is not None and refusal.get("not_a_digit_threshold") is not None
+
+
 def _refused_kinds(
-    model: DigitNet, refusal: dict | None, measured: Measured, *, mnist, processes: int, heldout_pngs: Sequence[bytes]
+    model: DigitNet, refusal: dict | None, measured: Measured, *, heldout: dict[str, np.ndarray]
 ) -> tuple[dict | None, dict[str, float] | None]:
     """(refusal figures, held-out kind -> share refused) of a version that refuses with a threshold; (None, None)
-    for one that refuses nothing (the candidate, or the default, on the gate's same drawings)."""
-    if not refusal or refusal.get("not_a_digit_threshold") is None:  # a threshold comes with an 11th output
+    for one that refuses nothing (the candidate, or the default, on the same drawings)."""
+    if not _refuses(refusal):
         return None, None
+    assert refusal is not None
     figures = refusal_figures(
         model, threshold=refusal["not_a_digit_threshold"], validation_digits=measured.readings["heldout_browsers"],
-        mnist=mnist, processes=processes, heldout_pngs=heldout_pngs,
+        heldout=heldout,
     )  # fmt: skip
     figures["refused"]["mnist_test"] = measured.figures["mnist_test"].refused
     kinds = {
