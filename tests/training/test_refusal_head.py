@@ -65,7 +65,7 @@ def test_training_moves_the_head_only(base, canvas_pngs):
     scribbles = torch.zeros_like(digits)
     scribbles[:, :, 4:24, 4:24] = torch.rand(len(digits), 1, 20, 20, generator=torch.Generator().manual_seed(0))
     cfg = HeadConfig(steps=30, digit_batch=16, negative_batch=16)
-    refusal_head.train_head(model, [(digits, 1.0)], [scribbles], cfg, log=lambda _: None)
+    refusal_head.train_head(model, [(digits, 1.0)], [(scribbles, 1.0)], cfg, log=lambda _: None)
     state = model.state_dict()
     assert all(torch.equal(state[k], v) for k, v in frozen.items())  # batch-norm statistics included
     assert any(not torch.equal(state[k], v) for k, v in head.items())
@@ -107,3 +107,9 @@ def test_the_threshold_counts_structural_refusals_against_each_share():
     assert structural.refused(threshold).mean() <= 0.02
     several[:5] = True
     assert refusal_head.combined_threshold((structural, 0.02)) == 1.0
+
+
+def test_negative_counts_share_the_batch_by_weight():
+    assert refusal_head.negative_counts([1.0, 1.0, 3.0], 100) == [20, 20, 60]
+    assert refusal_head.negative_counts([1.0] * 9, 128) == [14] * 9
+    assert refusal_head.negative_counts([1.0, 1000.0], 10) == [1, 10]  # every kind drawn at least once
