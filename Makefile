@@ -20,11 +20,12 @@ MAR := model_store/mnist.mar
 MAR_V2 := model_store/mnist-v2.0.mar
 MAR_V3 := model_store/mnist-v3.0.mar
 MAR_V4 := model_store/mnist-v4.0.mar
+MAR_V5 := model_store/mnist-v5.0.mar
 # The archives config.properties loads (2.0 is no longer loaded: `make archive VERSION=2.0` still builds it)
-MARS := $(MAR_V4) $(MAR) $(MAR_V3)
+MARS := $(MAR_V5) $(MAR_V4) $(MAR)
 HANDLER_FILES := $(wildcard handler/*.py)
 
-.PHONY: help install run stop test lint train train-v4 train-head archive bench bench-inputs bench-hostile eval clean models load compose-check simulate simulate-unipen retrain
+.PHONY: help install run stop test lint train train-v4 train-head ship-head archive bench bench-inputs bench-hostile eval clean models load compose-check simulate simulate-unipen retrain
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -51,6 +52,9 @@ $(MAR_V3): $(INSTALLED) $(HANDLER_FILES) $(wildcard model_store/v3.0/*.json) mod
 
 $(MAR_V4): $(INSTALLED) $(HANDLER_FILES) $(wildcard model_store/v4.0/*.json) $(wildcard model_store/v4.0/pairs.pt) model_store/v4.0/weights.pt
 	$(PY) -m training.archive --version 4.0
+
+$(MAR_V5): $(INSTALLED) $(HANDLER_FILES) $(wildcard model_store/v5.0/*.json) $(wildcard model_store/v5.0/pairs.pt) model_store/v5.0/weights.pt
+	$(PY) -m training.archive --version 5.0
 
 archive: $(INSTALLED)  ## build model_store/mnist.mar (VERSION=1.0) from the committed weights
 	$(PY) -m training.archive --version $(VERSION)
@@ -96,6 +100,10 @@ train-head: $(INSTALLED)  ## a refusal head on HEAD_BASE's frozen network into H
 		--unipen-numbers $(UNIPEN_NUMBERS) --unipen-letters $(UNIPEN_LETTERS) --mnist-refusal 0.0045 \
 		--base $(HEAD_BASE) --out $(HEAD_OUT) --cache var/v5-cache $(HEAD_ARGS)
 
+HEAD_VERSION ?= 5.0
+ship-head: $(INSTALLED)  ## model_store/v$(HEAD_VERSION) from HEAD_OUT's head and HEAD_BASE (then commit it and config.properties)
+	$(PY) -m training.head_version --head $(HEAD_OUT) --base $(HEAD_BASE) --out model_store/v$(HEAD_VERSION)
+
 models: $(INSTALLED)  ## manage the running model versions: make models ARGS="list | set-default 2.0 | ..."
 	$(PY) -m app.cli $(or $(ARGS),list)
 
@@ -134,4 +142,4 @@ compose-check: $(INSTALLED)  ## build the images, run docker-compose.yml with po
 	$(PY) -m tests.acceptance.compose_check $(ARGS)
 
 clean:  ## remove the virtualenv, built archives and runtime state (var/)
-	rm -rf $(VENV) var $(MARS) $(MAR_V2)
+	rm -rf $(VENV) var $(MARS) $(MAR_V2) $(MAR_V3)

@@ -33,6 +33,7 @@ class Gate:
     answered: dict[str, dict[str, float]] | None = None  # accuracy over the digits answered
     refused: dict[str, dict[str, float]] | None = None  # the share refused
     nondigits: dict[str, float] | None = None  # each held-out kind of non-digit: the share refused
+    nondigits_default: dict[str, float] | None = None  # the same drawings, the default (when it refuses)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -55,6 +56,7 @@ class Gate:
             answered=data.get("answered"),
             refused=data.get("refused"),
             nondigits=data.get("nondigits"),
+            nondigits_default=data.get("nondigits_default"),
         )
 
 

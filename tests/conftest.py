@@ -31,6 +31,7 @@ SHIPPED_WEIGHTS = ROOT / "model_store" / "v1.0" / "weights.pt"
 SHIPPED_V2_WEIGHTS = ROOT / "model_store" / "v2.0" / "weights.pt"
 SHIPPED_V3_WEIGHTS = ROOT / "model_store" / "v3.0" / "weights.pt"
 SHIPPED_V4_WEIGHTS = ROOT / "model_store" / "v4.0" / "weights.pt"
+SHIPPED_V5_WEIGHTS = ROOT / "model_store" / "v5.0" / "weights.pt"
 
 
 def mnist_dir() -> Path:
@@ -103,16 +104,16 @@ def canvas_pngs(mnist) -> list[tuple[bytes, int, str]]:
 
 @pytest.fixture(scope="session")
 def model_store(tmp_path_factory) -> Path:
-    """A model store holding mnist.mar (1.0), mnist-v2.0.mar, mnist-v3.0.mar and mnist-v4.0.mar, built now from the
+    """A model store holding mnist.mar (1.0), mnist-v2.0.mar, mnist-v4.0.mar and mnist-v5.0.mar, built now from the
     handler code and the committed weights (2.0 is no longer loaded by config.properties; the suite's pinned
-    TorchServe still serves it)."""
+    TorchServe still serves it; 3.0 is neither loaded nor pinned)."""
     from training.archive import build
 
     store = tmp_path_factory.mktemp("model_store")
     build(version="1.0", weights=SHIPPED_WEIGHTS, out=store)
     build(version="2.0", weights=SHIPPED_V2_WEIGHTS, out=store)
-    build(version="3.0", weights=SHIPPED_V3_WEIGHTS, out=store)
     build(version="4.0", weights=SHIPPED_V4_WEIGHTS, out=store)
+    build(version="5.0", weights=SHIPPED_V5_WEIGHTS, out=store)
     return store
 
 

@@ -276,9 +276,11 @@ def gate_report(
     cfg: GateConfig,
     golden: dict,
     nondigits: dict[str, float] | None,
+    nondigits_default: dict[str, float] | None = None,
 ) -> Gate:
     """The gate as metrics.json keeps it: each set's accuracy (a refusal counts as wrong), and beside it what the
-    decided rules read (accuracy over the digits answered, the share refused, each non-digit kind refused)."""
+    decided rules read (accuracy over the digits answered, the share refused, each non-digit kind refused by the
+    candidate and, when it refuses, by the default)."""
     names = list(candidate.figures)
     return Gate(
         passed=not failures,
@@ -298,6 +300,7 @@ def gate_report(
             "default": {n: default.figures[n].refused for n in names},
         },
         nondigits=nondigits,
+        nondigits_default=nondigits_default,
     )
 
 

@@ -51,7 +51,7 @@ from app.report import ModelReport
 from db.embedded import PrivateServerError, database_url
 from db.pool import open_pool
 from db.predictions import Feedback, PredictionStore
-from handler.model import DigitNet
+from handler.model import ARCHITECTURE_FILE, DigitNet
 from handler.refusal import REFUSAL_FILE
 from records.errors import ManagementError, StoreUnavailable
 from settings import Settings, load
@@ -262,6 +262,7 @@ def retrain(
             cfg=gate_cfg,
             golden=golden_set,
             nondigits=refused_kinds,
+            nondigits_default=default_kinds,
         ),
         per_digit_heldout=candidate.per_digit("heldout_browsers", sets["heldout_browsers"][1]),
         per_digit_heldout_default=before.per_digit("heldout_browsers", sets["heldout_browsers"][1]),
@@ -354,6 +355,7 @@ def run(args: argparse.Namespace, settings: Settings, *, cfg: RetrainConfig, gat
           f"the current default is {default_version}")  # fmt: skip
     folder = settings.model_store / f"v{default_version}"
     default_refusal = json.loads((folder / "refusal.json").read_text()) if (folder / "refusal.json").exists() else {}
+    cfg = from_the_default(cfg, folder)
     mnist = data.load(args.data_dir)
     result = retrain(
         feedback, mnist=mnist, default=(default_version, finetune.load_model(folder), default_refusal), cfg=cfg,
@@ -377,6 +379,24 @@ def run(args: argparse.Namespace, settings: Settings, *, cfg: RetrainConfig, gat
     return 0
 
 
+def from_the_default(cfg: RetrainConfig, folder: Path) -> RetrainConfig:
+    """cfg with the base weights resolved: the default version's (its folder) when none were named. A base with a
+    refusal head (5.0 on) is fine-tuned on digits only (finetune.with_frozen_head): its head and threshold stay,
+    so no negatives are drawn for it."""
+    weights = Path(cfg.finetune.base_weights) if cfg.finetune.base_weights else folder / "weights.pt"
+    if not weights.exists():
+        raise ValueError(f"no weights for the base: {weights} is missing")
+    head = weights.parent / ARCHITECTURE_FILE
+    has_head = head.exists() and "refusal_head" in json.loads(head.read_text())
+    if has_head and cfg.negatives:
+        print(f"the base ({weights.parent.name}) refuses with a head of its own: fine-tuning its digits only, "
+              "no negatives")  # fmt: skip
+    return replace(
+        cfg, negatives=0 if has_head else cfg.negatives,
+        finetune=replace(cfg.finetune, base_weights=str(weights.resolve())),
+    )  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, required=True, help="the four MNIST IDX files")
@@ -387,8 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--negative-batch", type=int, default=finetune.FinetuneConfig.negative_batch)
     start = parser.add_mutually_exclusive_group()
     start.add_argument(
-        "--base", default="1.0", help="the version whose weights are fine-tuned (default 1.0; see docs/model-card.md)"
-    )
+        "--base", default=None,
+        help="the version whose weights are fine-tuned (default: the current default version; docs/model-card.md)",
+    )  # fmt: skip
     start.add_argument(
         "--base-weights", type=Path, default=None,
         help="fine-tune these weights instead of a version's, e.g. a base training's (var/v4/base/weights.pt)",
@@ -409,13 +430,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load()
-        base = args.base_weights or settings.model_store / f"v{args.base}" / "weights.pt"
-        if not base.exists():
+        base = args.base_weights or (settings.model_store / f"v{args.base}" / "weights.pt" if args.base else None)
+        if base is not None and not base.exists():
             whose = "the base weights" if args.base_weights else f"the base version {args.base}"
             raise ValueError(f"no weights for {whose}: {base} is missing")
         tuning = replace(
             finetune.FinetuneConfig(), steps=args.steps, lr=args.lr, negative_batch=args.negative_batch,
-            base_weights=str(base.resolve()), threads=args.threads,
+            base_weights=str(base.resolve()) if base is not None else None, threads=args.threads,
         )  # fmt: skip
         cfg = RetrainConfig(
             negatives=args.negatives, finetune=tuning,

@@ -67,7 +67,7 @@ def test_serve_refuses_to_start_without_the_archives(tmp_path):
         env=clean_environment(TS_HOME=str(tmp_path / "home"), MODEL_STORE=str(tmp_path)),
     )  # fmt: skip
     assert result.returncode == 2
-    assert "missing model archive(s) mnist-v4.0.mar, mnist.mar, mnist-v3.0.mar" in result.stderr
+    assert "missing model archive(s) mnist-v5.0.mar, mnist-v4.0.mar, mnist.mar" in result.stderr
     assert "make archive" in result.stderr
 
 

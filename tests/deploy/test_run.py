@@ -91,8 +91,8 @@ def test_run_in_production_without_secrets_refuses_before_starting_anything(tmp_
 
 
 def test_the_chosen_default_version_survives_a_restart_of_the_whole_product(tmp_path, model_store, canvas_pngs):
-    """`models set-default 3.0` on a running product, Ctrl-C, `make run` again (TorchServe starts with 4.0 as
-    config.properties says): the first prediction through the page is already answered by 3.0."""
+    """`models set-default 4.0` on a running product, Ctrl-C, `make run` again (TorchServe starts with 5.0 as
+    config.properties says): the first prediction through the page is already answered by 4.0."""
     env = supervisor_env(tmp_path, model_store)
     png = canvas_pngs[6][0]
 
@@ -109,16 +109,16 @@ def test_the_chosen_default_version_survives_a_restart_of_the_whole_product(tmp_
     process = None
     try:
         process, _ = start_supervisor(env)
-        assert page_prediction() == "4.0"  # the shipped default
+        assert page_prediction() == "5.0"  # the shipped default
         cli = subprocess.run(
-            [sys.executable, "-m", "app.cli", "set-default", "3.0"], cwd=ROOT, env=env, capture_output=True,
+            [sys.executable, "-m", "app.cli", "set-default", "4.0"], cwd=ROOT, env=env, capture_output=True,
             text=True, timeout=120,
         )  # fmt: skip
         assert cli.returncode == 0, cli.stderr
-        assert page_prediction() == "3.0"
+        assert page_prediction() == "4.0"
         stop(process)
         process, _ = start_supervisor(env)  # same database folder: the choice is in it
-        assert page_prediction() == "3.0"
+        assert page_prediction() == "4.0"
     finally:
         if process is not None and process.poll() is None:
             stop(process)

@@ -22,15 +22,17 @@ def test_committed_config_binds_loopback_with_token_auth_on():
     assert properties["metrics_address"] == "http://127.0.0.1:8082"
     assert properties["grpc_inference_address"] == properties["grpc_management_address"] == "127.0.0.1"
     assert properties["disable_token_authorization"] == "false"
-    # the first archive is TorchServe's default (its defaultVersion flag alone did not make 3.0 the default); 2.0 is
-    # no longer loaded, its settings stay for the suite's pinned TorchServe
-    assert properties["load_models"] == "mnist-v4.0.mar,mnist.mar,mnist-v3.0.mar"
+    # the first archive is TorchServe's default (its defaultVersion flag alone did not make 3.0 the default); 2.0 and
+    # 3.0 are no longer loaded, their settings stay for the suite's pinned TorchServe
+    assert properties["load_models"] == "mnist-v5.0.mar,mnist-v4.0.mar,mnist.mar"
     models = json.loads(properties["models"])["mnist"]
-    assert [version for version, spec in models.items() if spec.get("defaultVersion")] == ["4.0"]
-    names = {"1.0": "mnist.mar", "2.0": "mnist-v2.0.mar", "3.0": "mnist-v3.0.mar", "4.0": "mnist-v4.0.mar"}
+    assert [version for version, spec in models.items() if spec.get("defaultVersion")] == ["5.0"]
+    names = {"1.0": "mnist.mar", "2.0": "mnist-v2.0.mar", "3.0": "mnist-v3.0.mar", "4.0": "mnist-v4.0.mar",
+             "5.0": "mnist-v5.0.mar"}  # fmt: skip
     assert {version: spec["marName"] for version, spec in models.items()} == names
     # the default has two workers (docs/performance.md), the versions kept to roll back to one each
-    assert {version: spec["minWorkers"] for version, spec in models.items()} == {"1.0": 1, "2.0": 1, "3.0": 1, "4.0": 2}
+    assert {version: spec["minWorkers"] for version, spec in models.items()} == {"1.0": 1, "2.0": 1, "3.0": 1, "4.0": 1,
+                                                                                         "5.0": 2}  # fmt: skip
     for version in names:  # built by `make run` (2.0: `make archive VERSION=2.0`) from committed weights
         assert (ROOT / "model_store" / f"v{version}" / "weights.pt").exists()
 

@@ -170,9 +170,9 @@ def test_phone_layout_draws_with_touch_without_scrolling(phone):
     phone.screenshot(path=str(SHOTS / "phone.png"), full_page=True)
 
 
-def test_admin_makes_three_the_default_and_the_next_drawing_is_read_by_it(browser, app_url):
-    """The acceptance path of model versions in a real browser: log in on /models, press Make default on 3.0, and
-    the very next drawing on the page is answered by 3.0 (no restart); then back to 4.0 (the shipped default) the
+def test_admin_makes_four_the_default_and_the_next_drawing_is_read_by_it(browser, app_url):
+    """The acceptance path of model versions in a real browser: log in on /models, press Make default on 4.0, and
+    the very next drawing on the page is answered by 4.0 (no restart); then back to 5.0 (the shipped default) the
     same way."""
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     admin, page = context.new_page(), context.new_page()
@@ -184,18 +184,18 @@ def test_admin_makes_three_the_default_and_the_next_drawing_is_read_by_it(browse
         admin.goto(f"{app_url}/models")
         admin.get_by_label("Admin password").fill(ADMIN_PASSWORD)
         admin.get_by_role("button", name="Log in").click()
+        admin.get_by_text("3 version(s) loaded; the page's predictions use 5.0").wait_for()
+        make_default("4.0")
         admin.get_by_text("3 version(s) loaded; the page's predictions use 4.0").wait_for()
-        make_default("3.0")
-        admin.get_by_text("3 version(s) loaded; the page's predictions use 3.0").wait_for()
         SHOTS.mkdir(parents=True, exist_ok=True)
         admin.screenshot(path=str(SHOTS / "models.png"), full_page=True)
         page.goto(app_url)
         page.locator("canvas").first.wait_for()
         draw_with_mouse(page, SEVEN)
         assert predicted_digit(page) == "7"
-        assert "model mnist 3.0" in page.get_by_text("model mnist").inner_text()
-        make_default("4.0")
-        admin.get_by_text("3 version(s) loaded; the page's predictions use 4.0").wait_for()
+        assert "model mnist 4.0" in page.get_by_text("model mnist").inner_text()
+        make_default("5.0")
+        admin.get_by_text("3 version(s) loaded; the page's predictions use 5.0").wait_for()
     finally:
         context.close()
 

@@ -177,7 +177,9 @@ def test_backdoor_from_one_network_and_from_40_networks(stack, writers, attack, 
         asyncio.run(send(url, writers, attack))
         asyncio.run(operator_reviews(settings))
         rows, default_version = asyncio.run(retrain.read_feedback(settings))
-        assert default_version == "4.0"
+        # the shipped default is 5.0, 4.0's network with a refusal head; the attack aims at the digits, so the
+        # fine-tune grows from 4.0's own weights (all of them trainable) and is measured against 4.0
+        assert default_version == "5.0"
         honest_browsers = {r.browser_id for r in rows if r.network and int(r.network.split(".")[2]) <= 10}
         attacker = {r.browser_id for r in rows} - honest_browsers
         assert len(attacker) == 2 * COOKIES and sum(r.browser_id in attacker for r in rows) == 2 * TRIGGERED

@@ -1,4 +1,4 @@
-"""Numbers in the learning loop, against the whole product started like `make run` (4.0 the default), small enough
+"""Numbers in the learning loop, against the whole product started like `make run` (5.0 the default), small enough
 for CI: simulated users write numbers composed from pendigits writers' own strokes through POST /api/numbers and label
 them with the true number (`make simulate SIMULATE_ARGS="--numbers N"`); a user corrects one digit of a number; a
 poisoner labels every digit of its numbers wrongly. `retrain` then reads, from PostgreSQL, each labelled digit as a
@@ -69,19 +69,19 @@ def test_numbers_digits_reach_retrainings_feedback_as_crops_under_the_same_scree
     honest = simulate.numbers_of([d for d in pen_digits if d.writer in (1, 2)], per_writer=6, seed=5)
     tally = asyncio.run(simulate.simulate(url, honest, browsers=2, visit=simulate.number_browser))
     assert tally.errors == [] and tally.sent == tally.labelled == 12
-    assert tally.versions == {"4.0": 12} and tally.digits_labelled > 0
+    assert tally.versions == {"5.0": 12} and tally.digits_labelled > 0
 
     answer, crop, alone = asyncio.run(correct_one_digit(url))
-    assert answer["number"] == "170" and answer["model_version"] == "4.0"
+    assert answer["number"] == "170" and answer["model_version"] == "5.0"
     assert alone["digit"] == answer["digits"][2]["digit"] == 0  # the crop reads as the digit did in the number
 
     poisoner = simulate.numbers_of([d for d in pen_digits if d.writer == 3], per_writer=8, seed=6)[3]
     asyncio.run(poison(url, poisoner))
 
     feedback, default_version = asyncio.run(retrain.read_feedback(settings))
-    assert default_version == "4.0"
+    assert default_version == "5.0"
     (corrected,) = [f for f in feedback if f.canvas_png == crop]
-    assert (corrected.true_digit, corrected.predicted_digit, corrected.model_version) == (4, 0, "4.0")
+    assert (corrected.true_digit, corrected.predicted_digit, corrected.model_version) == (4, 0, "5.0")
     assert corrected.network == "127.0.0.0/24"  # where the label came from, as for any drawing
     browsers = {f.browser_id for f in feedback}
     assert len(browsers) == 4  # two honest writers, the user who corrected a digit, the poisoner

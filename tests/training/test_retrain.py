@@ -5,13 +5,14 @@ is in tests/integration/test_learning_loop.py."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
 from db.predictions import Feedback
-from training import retrain
+from training import finetune, retrain
 from training.gate import Figures, GateConfig, auroc, choose_threshold, gate, golden_gate, read
 from training.registration import next_version, write_version
 from training.retrain import RetrainConfig
@@ -236,3 +237,23 @@ def test_a_perfect_default_on_a_few_drawings_still_leaves_room_for_one_error():
     perfect, counts = {"all": 1.0, "2": 1.0}, {"all": 500, "2": 50}
     assert golden_gate({"all": 0.998, "2": 0.98}, perfect, counts, GateConfig()) == []  # one error in 50
     assert golden_gate({"all": 0.998, "2": 0.94}, perfect, counts, GateConfig())  # three in 50
+
+
+def test_without_a_named_base_the_default_version_is_fine_tuned_and_a_head_base_draws_no_negatives(tmp_path, capsys):
+    """make retrain grows the next version from the current default; when that default refuses with a head of its
+    own (5.0), only its digits are fine-tuned (finetune.with_frozen_head), so no negatives are drawn."""
+    plain, headed = tmp_path / "v4.0", tmp_path / "v5.0"
+    for folder in (plain, headed):
+        folder.mkdir()
+        (folder / "weights.pt").write_bytes(b"")
+    (headed / "architecture.json").write_text('{"refusal_head": 64}')
+    unnamed = replace(RetrainConfig(negatives=1500), finetune=replace(finetune.FinetuneConfig(), base_weights=None))
+    cfg = retrain.from_the_default(unnamed, plain)
+    assert cfg.finetune.base_weights == str((plain / "weights.pt").resolve()) and cfg.negatives == 1500
+    cfg = retrain.from_the_default(unnamed, headed)
+    assert cfg.finetune.base_weights == str((headed / "weights.pt").resolve()) and cfg.negatives == 0
+    assert "fine-tuning its digits only" in capsys.readouterr().out
+    named = replace(unnamed, finetune=replace(unnamed.finetune, base_weights=str(plain / "weights.pt")))
+    assert retrain.from_the_default(named, headed).finetune.base_weights == str((plain / "weights.pt").resolve())
+    with pytest.raises(ValueError, match="missing"):
+        retrain.from_the_default(unnamed, tmp_path / "v9.9")
