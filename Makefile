@@ -25,7 +25,7 @@ MAR_V5 := model_store/mnist-v5.0.mar
 MARS := $(MAR_V5) $(MAR_V4) $(MAR)
 HANDLER_FILES := $(wildcard handler/*.py)
 
-.PHONY: help install run stop test lint train train-v4 train-head ship-head archive bench bench-inputs bench-hostile eval clean models load compose-check simulate simulate-unipen retrain
+.PHONY: help install run stop test lint train train-v4 train-head ship-head archive bench bench-inputs bench-hostile eval eval-refusal clean models load compose-check simulate simulate-unipen retrain
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -103,6 +103,10 @@ train-head: $(INSTALLED)  ## a refusal head on HEAD_BASE's frozen network into H
 HEAD_VERSION ?= 5.0
 ship-head: $(INSTALLED)  ## model_store/v$(HEAD_VERSION) from HEAD_OUT's head and HEAD_BASE (then commit it and config.properties)
 	$(PY) -m training.head_version --head $(HEAD_OUT) --base $(HEAD_BASE) --out model_store/v$(HEAD_VERSION)
+
+eval-refusal: $(INSTALLED) $(MARS)  ## what the default refuses through the live API: the acceptance sets of "not a digit" (starts TorchServe)
+	$(PY) -m training.evaluate_refusal --data-dir $(DATA_DIR) --pendigits $(PENDIGITS) --unipen $(UNIPEN) \
+		--unipen-numbers $(UNIPEN_NUMBERS) --unipen-letters $(UNIPEN_LETTERS) $(EVAL_ARGS)
 
 models: $(INSTALLED)  ## manage the running model versions: make models ARGS="list | set-default 2.0 | ..."
 	$(PY) -m app.cli $(or $(ARGS),list)
