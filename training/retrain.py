@@ -92,6 +92,7 @@ class RetrainConfig:
     digit_refusal: float = 0.01
     mnist_refusal: float = 0.001
     mnist_validation: int = 5000
+    heldout_per_kind: int = 250  # held-out non-digits of each kind the gate reads when a version refuses
     finetune: finetune.FinetuneConfig = field(default_factory=finetune.FinetuneConfig)
 
 
@@ -146,14 +147,14 @@ def non_digits(kind_count: int, *, part: str, seed: int, mnist: dict[str, data.S
 
 
 def heldout_nondigits(
-    *, mnist: dict[str, data.Split], processes: int, heldout_pngs: Sequence[bytes] = ()
+    *, mnist: dict[str, data.Split], processes: int, heldout_pngs: Sequence[bytes] = (), per_kind: int = 250
 ) -> dict[str, np.ndarray]:
     """Kind -> prepared images of the held-out non-digits (made differently from the training ones) and of the
     held-out browsers' own drawings put side by side: made once, read by the candidate and the default alike."""
-    heldout = non_digits(250, part="heldout", seed=99, mnist=mnist)
+    heldout = non_digits(per_kind, part="heldout", seed=99, mnist=mnist)
     if heldout_pngs:
-        heldout["pairs_of_drawings"] = [d.png for d in nondigits.pairs_of_drawings(list(heldout_pngs), count=250,
-                                                                                    seed=99)]  # fmt: skip
+        side_by_side = nondigits.pairs_of_drawings(list(heldout_pngs), count=per_kind, seed=99)
+        heldout["pairs_of_drawings"] = [d.png for d in side_by_side]
     return {kind: finetune.prepare_all(pngs, processes=processes)[0] for kind, pngs in heldout.items()}
 
 
@@ -243,7 +244,8 @@ def retrain(
     before = Measured.of(default_model, sets, refusal=default_refusal or None)
     heldout: dict[str, np.ndarray] = {}
     if _refuses(refusal) or _refuses(default_refusal):
-        heldout = heldout_nondigits(mnist=mnist, processes=processes, heldout_pngs=[e.png for e in split.heldout])
+        heldout = heldout_nondigits(mnist=mnist, processes=processes, heldout_pngs=[e.png for e in split.heldout],
+                                    per_kind=cfg.heldout_per_kind)  # fmt: skip
     refused, refused_kinds = _refused_kinds(model, refusal, candidate, heldout=heldout)
     _, default_kinds = _refused_kinds(default_model, default_refusal or None, before, heldout=heldout)
     golden_set = golden_figures(candidate, before, sets["golden"][1])
