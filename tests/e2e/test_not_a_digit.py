@@ -16,10 +16,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 H = [[(70, 40), (70, 240)], [(210, 40), (210, 240)], [(70, 140), (210, 140)]]  # the letter, three strokes
 
 
-def press(page, name: str) -> None:
-    """Tab to the button called `name` and press Enter on it."""
+def press(page, name: str, key: str = "Enter") -> None:
+    """Tab to the button called `name` and press `key` on it."""
     tab_to(page, page.get_by_role("button", name=name, exact=True), presses=40)
-    page.keyboard.press("Enter")
+    page.keyboard.press(key)
 
 
 def history_row(page, index: int) -> list[str]:
@@ -47,7 +47,7 @@ def test_a_letter_is_refused_and_both_not_a_digit_labels_are_saved_by_keyboard(b
         letter = history_row(page, 0)
         assert any(cell.startswith("not a digit (") for cell in letter) and "7" in letter and "✗" in letter, letter
 
-        press(page, "Clear the slate")
+        press(page, "Clear the slate", "Space")  # (Enter predicts from the slate's buttons)
         wait_for_ink(page, "n === 0")
         draw_with_mouse(page, SEVEN)
         press(page, "Predict")
