@@ -148,6 +148,13 @@ class SyncInference:
         latency_ms = (time.perf_counter() - started) * 1000
         return parse_prediction(_answer(response), latency_ms=latency_ms)
 
+    def read_number(self, png: bytes, *, version: str | None = None) -> NumberReading:
+        """Every digit of a drawing read as one number (X-Read: number), as Predictor.read_number reads it."""
+        started = time.perf_counter()
+        with _unavailable_when_unreachable():
+            response = self.client.post(_at(self.url, version), content=png, headers={**PNG, **NUMBER})
+        return parse_number(_answer(response), latency_ms=(time.perf_counter() - started) * 1000)
+
     def ping(self) -> None:
         """Returns when TorchServe answers /ping with 200 ("Healthy"; its workers may still be dead: see
         SyncManagement.unready); ModelUnavailable saying why otherwise."""

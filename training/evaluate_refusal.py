@@ -15,7 +15,9 @@ the picture") of:
 - scribbles and simple shapes made differently from the training ones (training/nondigits.py, part "heldout");
 - real digits of unseen writers: pendigits' held-out writers and the UNIPEN files 4.0's gate held out
   (model_store/v4.0/unipen_files.json), in every export style;
-- MNIST test as served: the share refused and the share answered right.
+- MNIST test as served: the share refused and the share answered right;
+- in Number mode (X-Read: number), 300 each of the scribbles, shapes and real letters (refused when no number is read
+  or a part is "not a digit"), and the held-out numbers.
 """
 
 from __future__ import annotations
@@ -90,6 +92,18 @@ def refused(client: SyncInference, pngs: list[bytes], *, version: str | None) ->
     return np.array(out, dtype=bool)
 
 
+def number_refused(client: SyncInference, pngs: list[bytes], *, version: str | None) -> np.ndarray:
+    """Whether Number mode (X-Read: number) refused each PNG: no number read, a part "not a digit", or rejected."""
+    out = []
+    for png in pngs:
+        try:
+            reading = client.read_number(png, version=version)
+            out.append(reading.number is None or reading.not_a_digit)
+        except PredictionRejected:
+            out.append(True)
+    return np.array(out, dtype=bool)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, required=True, help="the four MNIST IDX files")
@@ -111,6 +125,11 @@ def main(argv: list[str] | None = None) -> None:
                 "refused": float(refused(client, pngs, version=args.version).mean()),
                 "count": len(pngs),
             }
+        # Number mode: non-digits should be refused there too, real numbers read
+        nondigit_sample = [png for kind in ("scribbles", "shapes", "real_letters") for png in sets[kind][:300]]
+        for name, pngs in (("number_mode_nondigits", nondigit_sample), ("number_mode_numbers", sets["numbers"])):
+            report[name] = {"refused": float(number_refused(client, pngs, version=args.version).mean()),
+                            "count": len(pngs)}  # fmt: skip
         answers = [client.predict(png, version=args.version) for png in mnist_pngs(mnist)]
     no = np.array([a.not_a_digit for a in answers])
     right = np.array([a.digit == int(y) for a, y in zip(answers, mnist.labels, strict=True)])
@@ -125,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
         bound = "<=" if name in ("unseen_writers_digits", "mnist_test") else ">="
         print(f"{name:24s} {report[name]['count']:6d}  refused {share:7.2%}  (target {bound} {target:.1%}: "
               f"{'met' if met else 'NOT met'})")  # fmt: skip
+    for name in ("number_mode_nondigits", "number_mode_numbers"):
+        print(f"{name:24s} {report[name]['count']:6d}  refused {report[name]['refused']:7.2%}")
     mnist_test = report["mnist_test"]
     print(f"mnist_test right {mnist_test['right']:.2%}, answered right {mnist_test['answered_right']:.2%}")
 

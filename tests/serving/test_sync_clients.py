@@ -13,7 +13,7 @@ from records.errors import ManagementError, ModelUnavailable, PredictionRejected
 from serving.auth import authorization
 from serving.inference import Predictor, SyncInference
 from serving.management import SyncManagement
-from tests.serving.test_inference import ANSWER, INVALID_KEY, REFUSAL, write_key
+from tests.serving.test_inference import ANSWER, INVALID_KEY, NUMBER, REFUSAL, write_key
 
 
 def inference_with(handler, key_file) -> SyncInference:
@@ -186,3 +186,17 @@ def test_a_refused_management_key_is_read_again_once_then_reported(key_file):
 def test_the_header_for_a_client_without_httpx(key_file):
     """tools/bench.py's aiohttp load generator."""
     assert authorization(key_file, "inference") == {"Authorization": "Bearer k"}
+
+
+def test_read_number_is_the_same_record_the_page_gets_and_asks_for_a_number(key_file):
+    seen = []
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=NUMBER)
+
+    tool = inference_with(reply, key_file).read_number(b"png", version="5.0")
+    page = Predictor(inference_url="http://ts.test", key_file=key_file, transport=httpx.MockTransport(reply))
+    expected = asyncio.run(page.read_number(b"png", version="5.0"))
+    assert tool == dataclasses.replace(expected, latency_ms=tool.latency_ms)
+    assert seen[0].url.path == "/predictions/mnist/5.0" and seen[0].headers["X-Read"] == "number"
