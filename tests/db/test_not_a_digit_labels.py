@@ -21,6 +21,7 @@ from records.stats import RefusalStats
 from tests.conftest import ROOT, fresh_database
 from tests.db.test_contract import predictions, reviewed, row  # noqa: F401  (fixtures: both implementations)
 from tests.db.test_store import fetch
+from training import screen
 
 pytestmark = pytest.mark.asyncio
 
@@ -229,11 +230,16 @@ async def test_the_journal_keeps_a_not_a_digit_label_and_replays_the_lines_writt
         await journal.add_label(request_id=uuid.uuid4(), browser_id="a", true_digit=3, not_a_digit=True)
 
 
-async def test_retraining_never_reads_a_not_a_digit_label_as_a_digit(pool):
+async def test_retraining_reads_not_a_digit_labels_for_the_head_and_never_as_digits(pool):
+    """labelled_feedback holds both kinds of label with what the answer was; the digit fine-tune's examples hold the
+    digit labels only."""
     store = PredictionStore(pool)
     labels = [(refused("a", 3), {"not_a_digit": True}), (row("a", 6), {"not_a_digit": True}),
-              (row("a", 2), {"true_digit": 2})]  # fmt: skip
+              (row("a", 2), {"true_digit": 2}), (refused("a", 4), {"true_digit": 4})]  # fmt: skip
     for drawing, label in labels:
         assert await store.set_feedback(prediction_id=await store.insert(drawing), browser_id="a", **label)
     feedback = await store.labelled_feedback()
-    assert [(f.true_digit, f.predicted_digit) for f in feedback] == [(2, 2)]
+    assert [(f.true_digit, f.predicted_digit, f.labelled_not_a_digit, f.answered_not_a_digit) for f in feedback] == [
+        (None, 3, True, True), (None, 6, True, False), (2, 2, False, False), (4, 4, False, True)
+    ]  # fmt: skip
+    assert [e.label for e in screen.examples(feedback)] == [2, 4]
