@@ -1,5 +1,6 @@
 """The review queue (admin page): the operator confirms or rejects the corrections anonymous browsers suggested: a
-digit other than the one answered, or "not a digit" for a drawing the model read as a digit.
+digit other than the one answered, "not a digit" for a drawing the model read as a digit, or a digit for a drawing it
+refused (its closest digit too).
 
 A correction that disagrees with the answer trains a future version only once approved here (training/screen.py).
 The operator decides one drawing at a time, or in batch for everything a browser or a network labelled and nobody

@@ -73,8 +73,8 @@ BEGIN
 END $$;
 -- The label "not a digit": the user says the drawing is no digit at all (a confirmed refusal, or "This is not a digit"
 -- on an answered digit). Why a column of its own beside true_digit rather than a sentinel in true_digit (-1, 10):
--- every reader of true_digit -- the confusion matrix, per-digit accuracy, `make retrain`'s labelled feedback
--- (true_digit IS NOT NULL) -- counts digits 0..9, and with a sentinel each would have to learn to leave it out; with a
+-- every reader of true_digit -- the confusion matrix, per-digit accuracy, `make retrain`'s digit fine-tune --
+-- counts digits 0..9, and with a sentinel each would have to learn to leave it out; with a
 -- column, a not-a-digit label is invisible to them, so it can never become a digit training row (it is for the refusal
 -- head). TRUE: labelled not a digit; NULL: labelled a digit (true_digit) or not labelled. A label is one or the other.
 ALTER TABLE predictions ADD COLUMN IF NOT EXISTS labelled_not_a_digit boolean;
@@ -125,21 +125,27 @@ END $$;
 DROP TRIGGER IF EXISTS predictions_label_changed ON predictions;
 CREATE TRIGGER predictions_label_changed BEFORE UPDATE OF true_digit, labelled_not_a_digit ON predictions
     FOR EACH ROW EXECUTE FUNCTION predictions_label_changed();
--- Whether a label disagrees with the answer: a digit other than the one answered (as before: a refusal labelled its
--- closest digit agrees with the classifier and is not held back), or "not a digit" for a drawing the model answered
--- as a digit. A confirmed refusal agrees. One definition, used by the review queue's queries (db/review.py) and its
--- index, whose predicate must be the queries' expression word for word to be used.
-CREATE OR REPLACE FUNCTION predictions_label_disagrees(true_digit smallint, labelled_not_a_digit boolean,
-                                                       predicted_digit smallint, not_a_digit boolean)
+-- Whether a label disagrees with the answer: for a drawing answered as a digit, another digit or "not a digit"; for a
+-- refusal, any digit, its closest one too ("It is a digit: N" overturns the answer "not a digit"). A confirmed refusal
+-- agrees. One definition, used by the review queue's queries (db/review.py) and its index, whose predicate must be the
+-- queries' expression word for word to be used; training/screen.py `agrees` is the same rule in Python.
+CREATE OR REPLACE FUNCTION predictions_label_contradicts(true_digit smallint, labelled_not_a_digit boolean,
+                                                         predicted_digit smallint, not_a_digit boolean)
     RETURNS boolean LANGUAGE sql IMMUTABLE AS
-    $$ SELECT coalesce(true_digit <> predicted_digit, false)
-              OR coalesce(labelled_not_a_digit AND not_a_digit IS NOT TRUE, false) $$;
--- The review queue: labels that disagree with the answer and wait for review, oldest first. (Its first definition
--- knew only digit labels; an index's predicate cannot be changed, so it is replaced under a new name.)
+    $$ SELECT CASE WHEN true_digit IS NOT NULL THEN true_digit <> predicted_digit OR not_a_digit IS TRUE
+                   ELSE coalesce(labelled_not_a_digit AND not_a_digit IS NOT TRUE, false) END $$;
+-- The review queue: labels that disagree with the answer and wait for review, oldest first. An index's predicate
+-- cannot be changed, and an IMMUTABLE function in it is never evaluated again for the rows already indexed, so each
+-- new rule comes with a function and an index of new names, and the old ones go: predictions_review_queue_idx knew
+-- only digit labels; predictions_suggestions_idx (on predictions_label_disagrees) let a refusal labelled its closest
+-- digit agree.
 DROP INDEX IF EXISTS predictions_review_queue_idx;
-CREATE INDEX IF NOT EXISTS predictions_suggestions_idx
+DROP INDEX IF EXISTS predictions_suggestions_idx;
+DROP FUNCTION IF EXISTS predictions_label_disagrees(smallint, boolean, smallint, boolean);
+CREATE INDEX IF NOT EXISTS predictions_pending_labels_idx
     ON predictions (id)
-    WHERE review IS NULL AND predictions_label_disagrees(true_digit, labelled_not_a_digit, predicted_digit, not_a_digit);
+    WHERE review IS NULL
+      AND predictions_label_contradicts(true_digit, labelled_not_a_digit, predicted_digit, not_a_digit);
 
 -- Numbers: several digits written in one drawing and read together (X-Read: number, README "Numbers").
 --
@@ -262,8 +268,8 @@ COMMENT ON COLUMN predictions.true_digit IS
 COMMENT ON COLUMN predictions.feedback_at IS
     'When the label (true_digit or labelled_not_a_digit) was last set; a user may change their answer.';
 COMMENT ON COLUMN predictions.labelled_not_a_digit IS
-    'TRUE when the user says the drawing is not a digit (true_digit is then NULL); NULL otherwise. Not a digit '
-    'training row: retraining reads true_digit only.';
+    'TRUE when the user says the drawing is not a digit (true_digit is then NULL); NULL otherwise. Never a digit '
+    'training row: retraining teaches it to the refusal head only, after the same review as a digit label.';
 COMMENT ON COLUMN predictions.canvas_png IS
     'The original drawing as PNG, kept for future fine-tuning and for saliency maps.';
 COMMENT ON COLUMN predictions.preview_png IS

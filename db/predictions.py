@@ -55,10 +55,12 @@ def stored_prediction(
 
 @dataclass(frozen=True)
 class Feedback:
-    """A labelled drawing as the page stored it: what `make retrain` learns from."""
+    """A labelled drawing as the page stored it: what `make retrain` learns from. The label is a digit (`true_digit`)
+    or "not a digit" (`labelled_not_a_digit`, true_digit None); the answer a digit, or a refusal
+    (`answered_not_a_digit`, predicted_digit then its closest digit)."""
 
     canvas_png: bytes
-    true_digit: int
+    true_digit: int | None
     browser_id: str
     created_at: datetime
     predicted_digit: int
@@ -66,6 +68,8 @@ class Feedback:
     model_version: str
     network: str | None = None  # where the label came from (else the prediction; None: unknown)
     review: str | None = None  # the operator's review (db/review.py): 'approved', 'rejected', None (not reviewed)
+    labelled_not_a_digit: bool = False
+    answered_not_a_digit: bool = False
 
 
 class PredictionStore:
@@ -270,15 +274,17 @@ class PredictionStore:
             return await cursor.fetchall()
 
     async def labelled_feedback(self) -> list[Feedback]:
-        """Every drawing labelled with a digit, of every browser, oldest first (retraining only; the pages never call
-        it). Drawings labelled not a digit are left out: they would teach the digit head a digit they are not."""
+        """Every labelled drawing, of every browser, oldest first (retraining only; the pages never call it): digit
+        labels, and "not a digit" ones (true_digit None: for the refusal head, never a digit), with whether the
+        answer was a refusal."""
         async with transaction(self.pool) as conn:
             cursor = conn.cursor(row_factory=class_row(Feedback))
             await cursor.execute(
                 """
                 SELECT canvas_png, true_digit, browser_id, created_at, predicted_digit, confidence, model_version,
-                       coalesce(feedback_network, client_network)::text AS network, review
-                FROM predictions WHERE true_digit IS NOT NULL ORDER BY id
+                       coalesce(feedback_network, client_network)::text AS network, review,
+                       labelled_not_a_digit IS TRUE AS labelled_not_a_digit, not_a_digit IS TRUE AS answered_not_a_digit
+                FROM predictions WHERE true_digit IS NOT NULL OR labelled_not_a_digit ORDER BY id
                 """
             )
             return await cursor.fetchall()

@@ -21,9 +21,9 @@ Decision = Literal["approved", "rejected"]
 DECISIONS = ("approved", "rejected")
 # In the queries below: a label's network is where it came from, else where the drawing was sent from
 # (coalesce(feedback_network, client_network)); a suggestion waiting is an unreviewed row whose label is not the answer:
-# a digit other than the one answered, or "not a digit" for an answered digit (db/init.sql
-# predictions_label_disagrees; its index covers the expression as written here). A row is labelled when it has a digit
-# label (true_digit) or a not-a-digit one (labelled_not_a_digit).
+# a digit other than the one answered, "not a digit" for an answered digit, or any digit for a refusal (db/init.sql
+# predictions_label_contradicts; its index covers the expression as written here). A row is labelled when it has a
+# digit label (true_digit) or a not-a-digit one (labelled_not_a_digit).
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class ReviewStore:
                 "SELECT count(*), count(DISTINCT browser_id), "
                 "count(DISTINCT coalesce(feedback_network, client_network)) FROM predictions "
                 "WHERE review IS NULL "
-                "AND predictions_label_disagrees(true_digit, labelled_not_a_digit, predicted_digit, not_a_digit)"
+                "AND predictions_label_contradicts(true_digit, labelled_not_a_digit, predicted_digit, not_a_digit)"
             )
             suggestions, browsers, networks = await cursor.fetchone() or (0, 0, 0)
             return QueueSize(suggestions, browsers, networks)
@@ -90,7 +90,7 @@ class ReviewStore:
                            labelled_not_a_digit IS TRUE AS labelled_not_a_digit, canvas_png
                     FROM predictions
                     WHERE review IS NULL
-                      AND predictions_label_disagrees(true_digit, labelled_not_a_digit, predicted_digit, not_a_digit)
+                      AND predictions_label_contradicts(true_digit, labelled_not_a_digit, predicted_digit, not_a_digit)
                 )
                 SELECT *, count(*) OVER (PARTITION BY browser_id) AS browser_pending,
                        count(*) OVER (PARTITION BY network) AS network_pending

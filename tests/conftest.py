@@ -60,13 +60,15 @@ def inputs_prepared_once() -> Iterator[None]:
     """What the retrains and the live evaluations prepare again and again the same way, prepared once a session:
     training.finetune.mnist_as_served (60,000 MNIST training and 10,000 test digits through the handler's
     preprocessing, ~1 ms a digit: a minute and more a retrain), training.golden.load (1,500 pen drawings rendered,
-    ~30 s a retrain) and training.canvas.canvas_set / pen_set (the drawings each version is evaluated on). Each depends
+    ~30 s a retrain), training.canvas.canvas_set / pen_set (the drawings each version is evaluated on), and
+    training.retrain's evaluation_sets (those and the golden set prepared, ~8 s a retrain) and heldout_nondigits (1,250
+    non-digits drawn and prepared, ~15 s a refusing retrain). Each depends
     on its arguments alone (the drawings on their seed); the real functions still run, once for each set of
     arguments, and each caller gets its own copy."""
-    from training import canvas, finetune, golden
+    from training import canvas, finetune, golden, retrain
 
     real = {"served": finetune.mnist_as_served, "golden": golden.load, "canvas": canvas.canvas_set,
-            "pen": canvas.pen_set}  # fmt: skip
+            "pen": canvas.pen_set, "nondigits": retrain.heldout_nondigits, "sets": retrain.evaluation_sets}  # fmt: skip
     done: dict[tuple[str, str], object] = {}
 
     def once(kind: str, key: str, make):
@@ -88,8 +90,25 @@ def inputs_prepared_once() -> Iterator[None]:
 
         return drawings
 
+    def digest(pngs) -> str:
+        return hashlib.sha256(b"".join(hashlib.sha256(png).digest() for png in pngs)).hexdigest()
+
+    def heldout_nondigits(*, mnist: dict[str, data.Split], processes: int, heldout_pngs=()) -> dict[str, np.ndarray]:
+        key = _fingerprint(mnist["test"].images, mnist["test"].labels, pairs=digest(heldout_pngs))
+        made = once("nondigits", key, lambda: real["nondigits"](mnist=mnist, processes=processes,
+                                                                heldout_pngs=heldout_pngs))  # fmt: skip
+        return {kind: images.copy() for kind, images in made.items()}  # type: ignore[attr-defined]
+
+    def evaluation_sets(mnist: dict[str, data.Split], heldout, *, gate_cfg, processes: int) -> dict:
+        people = (digest(e.png for e in heldout), [(e.label, e.group) for e in heldout])
+        key = _fingerprint(mnist["test"].images, mnist["test"].labels, heldout=repr(people), cfg=repr(gate_cfg))
+        made = once("sets", key, lambda: real["sets"](mnist, heldout, gate_cfg=gate_cfg, processes=processes))
+        return {name: (images.copy(), labels.copy()) for name, (images, labels) in made.items()}  # type: ignore[attr-defined]
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(finetune, "mnist_as_served", mnist_as_served)
+        patch.setattr(retrain, "heldout_nondigits", heldout_nondigits)
+        patch.setattr(retrain, "evaluation_sets", evaluation_sets)
         patch.setattr(golden, "load", load)
         patch.setattr(canvas, "canvas_set", drawn("canvas"))
         patch.setattr(canvas, "pen_set", drawn("pen"))

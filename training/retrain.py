@@ -15,7 +15,9 @@ registered live as a candidate (not the default).
    a digit" drawings per kind (training/nondigits.py: letters, shapes, scribbles, several digits, and the training
    browsers' own drawings side by side) train an 11th output, and the threshold on P(not a digit) is chosen on the
    held-out browsers' digits and on MNIST training digits kept out of the fine-tune (written to refusal.json with
-   the "several digits" check).
+   the "several digits" check). A base with a refusal head (5.0 on) keeps it frozen through the digit fine-tune;
+   then, when labels about refusal passed the screen, the head alone learns from them for `--head-steps` steps and
+   its threshold is chosen again (training/head_loop.py); else the head and its threshold stay the base's.
 5. **Gate** (training/gate.py: `gate`, `golden_gate`), against the current default version on the same data: MNIST test
    as served >= 99.6% over the digits answered and at most 0.05 points below the default's, at most 0.5% of it refused;
    the held-out reviewed browsers' digits at most 1% refused and their accuracy (a refusal counts as wrong) >= the
@@ -55,7 +57,7 @@ from handler.model import ARCHITECTURE_FILE, DigitNet
 from handler.refusal import REFUSAL_FILE
 from records.errors import ManagementError, StoreUnavailable
 from settings import Settings, load
-from training import archive, canvas, data, finetune, golden, nondigits
+from training import archive, canvas, data, finetune, golden, head_loop, nondigits
 from training.gate import (
     GateConfig,
     Measured,
@@ -94,6 +96,12 @@ class RetrainConfig:
     mnist_validation: int = 5000
     heldout_per_kind: int = 250  # held-out non-digits of each kind the gate reads when a version refuses
     finetune: finetune.FinetuneConfig = field(default_factory=finetune.FinetuneConfig)
+    # A base with a refusal head: steps of its head alone on the screened labels about refusal (training/head_loop.py;
+    # 0: the head and its threshold stay the base's), training non-digits per kind beside them, and the users'
+    # labelled drawings' shares of each step.
+    head_steps: int = head_loop.HeadLearning.steps
+    head_nondigits: int = head_loop.HeadLearning.nondigits
+    head_label_weight: float = head_loop.HeadLearning.label_weight
 
 
 # ---- one retraining run ---------------------------------------------------------------------------------------------
@@ -188,9 +196,12 @@ def negative_drawings(train_rows: Sequence[Feedback], *, mnist: dict[str, data.S
     return negatives
 
 
-def mnist_for_training(mnist: dict[str, data.Split], cfg: RetrainConfig) -> tuple[dict, data.Split | None]:
-    """MNIST to fine-tune on, and the training digits kept out of it to limit refusals of MNIST (when refusing)."""
-    if not (cfg.negatives and cfg.mnist_validation):
+def mnist_for_training(
+    mnist: dict[str, data.Split], cfg: RetrainConfig, *, head: bool = False
+) -> tuple[dict, data.Split | None]:
+    """MNIST to fine-tune on, and the training digits kept out of it to limit refusals of MNIST (when refusing with
+    negatives, or tuning a head: `head`)."""
+    if not ((cfg.negatives or head) and cfg.mnist_validation):
         return mnist, None
     train = mnist["train"]
     cut = len(train.labels) - cfg.mnist_validation
@@ -224,21 +235,30 @@ def retrain(
     started = time.perf_counter()
     split = select(feedback, cfg.screen)
     _log_selection(split, log)
+    frozen_head = head_loop.why_not(split, steps=cfg.head_steps, base_weights=cfg.finetune.base_weights)
     negatives = negative_drawings(split.train_rows, mnist=mnist, cfg=cfg)
-    fit, mnist_check = mnist_for_training(mnist, cfg)
+    fit, mnist_check = mnist_for_training(mnist, cfg, head=not frozen_head)
     model, trained = finetune.finetune(
         screen_examples(split.train_rows), mnist=fit, cfg=cfg.finetune,
         negatives=[png for pngs in negatives.values() for png in pngs], log=log,
     )  # fmt: skip
     processes = cfg.finetune.processes
     sets = evaluation_sets(mnist, split.heldout, gate_cfg=gate_cfg, processes=processes)
-    refusal = None
+    refusal, head = None, None
     if cfg.negatives:
         heldout_reading = read(model, sets["heldout_browsers"][0], structural=True)
         threshold = refusal_threshold(model, heldout_reading, mnist_check, cfg=cfg, processes=processes)
         refusal = {"several_digits": True, "too_little_ink": True, "not_a_digit_threshold": round(threshold, 6)}
     elif model.refusal is not None:  # a base with a head: its features and head were frozen (finetune.py), so
         refusal = _base_refusal(cfg.finetune.base_weights)  # P(not a digit) and its threshold are the base's
+        if frozen_head or refusal is None or not _refuses(refusal):
+            head = {"tuned": False, "why": frozen_head or "the base's refusal.json has no threshold"}
+        else:  # ... until the head learns from the labels about refusal that passed the screen
+            synthetic = negative_drawings(split.train_rows, mnist=mnist, cfg=replace(cfg, negatives=cfg.head_nondigits))
+            refusal, head = head_loop.learn(
+                model, split, base_refusal=refusal, mnist_train=fit["train"], mnist_kept_out=mnist_check,
+                heldout_digits=sets["heldout_browsers"][0], synthetic=synthetic, cfg=head_learning(cfg), log=log,
+            )  # fmt: skip
     default_version, default_model, default_refusal = default
     candidate = Measured.of(model, sets, refusal=refusal)
     before = Measured.of(default_model, sets, refusal=default_refusal or None)
@@ -276,11 +296,21 @@ def retrain(
         extra={
             "base": base_provenance(cfg.finetune.base_weights),
             "training": {k: v for k, v in trained.items() if k not in ("curve",)},
+            **({"head": head} if head is not None else {}),
             "retrain_seconds": round(time.perf_counter() - started, 1),
             "retrain_config": {k: v for k, v in asdict(cfg).items() if k != "finetune"},
         },
     )
     return Result(model=model, report=report, refusal=refusal, failures=failures)
+
+
+def head_learning(cfg: RetrainConfig) -> head_loop.HeadLearning:
+    """The head's training and threshold of the run's configuration."""
+    return replace(
+        head_loop.HeadLearning(), steps=cfg.head_steps, nondigits=cfg.head_nondigits,
+        label_weight=cfg.head_label_weight, digit_refusal=cfg.digit_refusal, mnist_refusal=cfg.mnist_refusal,
+        seed=cfg.seed, threads=cfg.finetune.threads, processes=cfg.finetune.processes,
+    )  # fmt: skip
 
 
 def _base_refusal(weights: str | None) -> dict | None:
@@ -340,6 +370,9 @@ def _log_selection(selection: Selection, log) -> None:
         log(f"{selection.pending} corrections wait for review (admin page): not trained on until approved")
     if selection.fresh:
         log(f"left out {selection.fresh} unreviewed labels of browsers without days of history")
+    if selection.teaches_the_head:
+        log(f"for the refusal head: {len(selection.head_negatives)} drawings labelled not a digit, "
+            f"{len(selection.head_digits)} overturned refusals")  # fmt: skip
 
 
 async def read_feedback(settings: Settings) -> tuple[list[Feedback], str]:
@@ -407,6 +440,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=finetune.FinetuneConfig.steps)
     parser.add_argument("--lr", type=float, default=finetune.FinetuneConfig.lr)
     parser.add_argument("--negative-batch", type=int, default=finetune.FinetuneConfig.negative_batch)
+    parser.add_argument(
+        "--head-steps", type=int, default=RetrainConfig.head_steps,
+        help="a base with a refusal head: steps of the head alone on the labels about refusal (0: the base's head)",
+    )  # fmt: skip
+    parser.add_argument("--head-nondigits", type=int, default=RetrainConfig.head_nondigits,
+                        help="training non-digits per kind beside them")  # fmt: skip
+    parser.add_argument("--head-label-weight", type=float, default=RetrainConfig.head_label_weight,
+                        help="the labelled drawings' shares of each step, against one per other source")  # fmt: skip
     start = parser.add_mutually_exclusive_group()
     start.add_argument(
         "--base", default=None,
@@ -443,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = RetrainConfig(
             negatives=args.negatives, finetune=tuning,
             screen=ScreenConfig(holdout_share=args.holdout_share, max_share=args.max_share),
+            head_steps=args.head_steps, head_nondigits=args.head_nondigits, head_label_weight=args.head_label_weight,
         )  # fmt: skip
         gate_cfg = GateConfig(
             mnist_min=args.mnist_min, heldout_margin=args.heldout_margin, refusal_only=args.refusal_only

@@ -6,10 +6,11 @@ rules are about who vouched for a label, not about how it looks:
 
 1. **Reviewed labels** (the review queue on the admin page, db/review.py): approved ones train and are the only
    drawings of people the gate judges on; rejected ones never count. Nothing below drops an approved label.
-2. **A label that disagrees with the answer and was not reviewed** is a suggestion: it waits in the queue and trains
-   on nothing.
-3. **A label that agrees with the answer and was not reviewed** may train (it teaches the network to keep reading such
-   drawings as it does), but only
+2. **A label that disagrees with the answer and was not reviewed** (`agrees`: another digit, "This is not a digit" on
+   an answered digit, or any digit on a refusal, its closest one too) is a suggestion: it waits in the queue and
+   trains on nothing.
+3. **A label that agrees with the answer and was not reviewed** (the digit answered, or "Right, not a digit" on a
+   refusal) may train (it teaches the network to keep reading such drawings as it does), but only
    - from an *established* browser: one whose labelled drawings span at least `established_hours` (days of use, not
      seconds of requests);
    - outside browsers and networks whose labels contradict the network's confident answers far more often than
@@ -19,6 +20,11 @@ rules are about who vouched for a label, not about how it looks:
      total that includes one's own rows grows with one's own volume; this one does not.
 4. **The gate's drawings of people** are approved labels only, of browsers held out whole: no anonymous browser chose
    them.
+
+The rules are the same for both kinds of label, counted together (one cap for a browser's labels of either kind).
+What passes is sorted by what it teaches: the digit labels train the digits (`train_rows`, overturned refusals among
+them); the refusal head learns from the drawings labelled not a digit (`head_negatives`) and from the overturned
+refusals (`head_digits`: digits it refused, approved only since they disagree with the answer).
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ class ScreenConfig:
 class Selection:
     """The labelled drawings sorted by what they may do."""
 
-    train_rows: list[Feedback]  # what the fine-tune learns from
+    train_rows: list[Feedback]  # the digit labels the fine-tune learns from
     heldout: list[finetune.Example]  # approved labels of browsers held out whole: the gate's drawings of people
     pending: int  # disagreeing labels nobody reviewed: suggestions, not trained on
     rejected: int  # labels the operator rejected
@@ -66,6 +72,13 @@ class Selection:
     excluded_networks: dict[str, str] = field(default_factory=dict)  # network -> why
     capped: dict[str, int] = field(default_factory=dict)  # browser -> unreviewed labels left out by its cap
     capped_networks: dict[str, int] = field(default_factory=dict)  # network -> the same
+    head_negatives: list[Feedback] = field(default_factory=list)  # labelled not a digit, passed: the head's non-digits
+    head_digits: list[Feedback] = field(default_factory=list)  # refusals overturned to a digit, approved
+
+    @property
+    def teaches_the_head(self) -> bool:
+        """Whether any label that passed is about refusal: a drawing labelled not a digit, or an overturned refusal."""
+        return bool(self.head_negatives or self.head_digits)
 
     def report(self, feedback: Sequence[Feedback]) -> dict:
         """What the version learned from, as metrics.json keeps it ("learned_from")."""
@@ -76,6 +89,8 @@ class Selection:
             "from": min(times).isoformat(timespec="seconds") if times else None,
             "to": max(times).isoformat(timespec="seconds") if times else None,
             "approved": sum(r.review == APPROVED for r in feedback),
+            "not_a_digit_labels": sum(r.labelled_not_a_digit for r in feedback),
+            "overturned_refusals": sum(overturned_refusal(r) for r in feedback),
             "pending_suggestions": self.pending,
             "rejected": self.rejected,
             "fresh_browsers_left_out": self.fresh,
@@ -88,6 +103,8 @@ class Selection:
             "training_browsers": len({r.browser_id for r in self.train_rows}),
             "heldout_drawings": len(self.heldout),
             "heldout_browsers": len({e.group for e in self.heldout}),
+            "head_negatives": len(self.head_negatives),
+            "head_digits": len(self.head_digits),
         }
 
 
@@ -95,7 +112,7 @@ def select(feedback: Sequence[Feedback], cfg: ScreenConfig) -> Selection:
     """The module's rules, in order: reviewed, suggestions, the screen, history, the held-out browsers, the caps."""
     approved = [r for r in feedback if r.review == APPROVED]
     unreviewed = [r for r in feedback if r.review is None]
-    agreeing = [r for r in unreviewed if r.true_digit == r.predicted_digit]
+    agreeing = [r for r in unreviewed if agrees(r)]
     excluded = _suspects(unreviewed, cfg, key=_browser)
     # a network is judged on its other browsers: one excluded browser must not take its neighbours' labels with it
     excluded_networks = _suspects([r for r in unreviewed if r.browser_id not in excluded], cfg, key=_network)
@@ -114,17 +131,34 @@ def select(feedback: Sequence[Feedback], cfg: ScreenConfig) -> Selection:
     eligible, capped_networks = cap_against_others(
         kept_approved, eligible, max_share=cfg.max_share, seed=cfg.seed, key=_network
     )
+    passed = kept_approved + eligible
     return Selection(
-        train_rows=kept_approved + eligible,
+        train_rows=[r for r in passed if r.true_digit is not None],
         heldout=heldout,
-        pending=len(unreviewed) - sum(r.true_digit == r.predicted_digit for r in unreviewed),
+        pending=len(unreviewed) - sum(agrees(r) for r in unreviewed),
         rejected=sum(r.review == REJECTED for r in feedback),
         fresh=len(agreeing) - len([r for r in agreeing if r.browser_id in established]),
         excluded=excluded,
         excluded_networks={str(k): v for k, v in excluded_networks.items()},
         capped=capped,
         capped_networks={str(k): v for k, v in capped_networks.items()},
+        head_negatives=[r for r in passed if r.labelled_not_a_digit],
+        head_digits=[r for r in passed if overturned_refusal(r)],
     )
+
+
+def agrees(row: Feedback) -> bool:
+    """The label is the answer: the digit answered, or "not a digit" for a refusal (db/init.sql
+    predictions_label_contradicts is the same rule, for the review queue). A refusal labelled a digit, even its
+    closest, overturns the answer "not a digit"."""
+    if row.labelled_not_a_digit:
+        return row.answered_not_a_digit
+    return not row.answered_not_a_digit and row.true_digit == row.predicted_digit
+
+
+def overturned_refusal(row: Feedback) -> bool:
+    """A refusal labelled a digit: for the refusal head, a digit it should have answered."""
+    return row.answered_not_a_digit and row.true_digit is not None
 
 
 def _browser(row: Feedback) -> str:
@@ -152,9 +186,17 @@ def established_browsers(feedback: Sequence[Feedback], *, hours: float) -> set[s
     }
 
 
+def confident_answer(row: Feedback, confident: float) -> bool:
+    """The model answered a digit with at least `confident` confidence. A refusal is none: its confidence is its
+    closest digit's, not the refusal's, and honest users overturn refusals of their real digits (which the digits'
+    classifier reads confidently) as often as the refusal is wrong."""
+    return not row.answered_not_a_digit and row.confidence >= confident
+
+
 def overturns(row: Feedback, confident: float) -> bool:
-    """The label contradicts an answer the model gave with at least `confident` confidence."""
-    return row.confidence >= confident and row.true_digit != row.predicted_digit
+    """The label contradicts a digit the model answered with at least `confident` confidence (another digit, or
+    "not a digit")."""
+    return confident_answer(row, confident) and not agrees(row)
 
 
 def _suspects(rows: Sequence[Feedback], cfg: ScreenConfig, *, key: Callable[[Feedback], object]) -> dict:
@@ -162,7 +204,7 @@ def _suspects(rows: Sequence[Feedback], cfg: ScreenConfig, *, key: Callable[[Fee
     users' do (honest users correct mostly unconfident answers) -> why."""
     suspects = {}
     for group, own in _groups(rows, key).items():
-        confident = [r for r in own if r.confidence >= cfg.confident]
+        confident = [r for r in own if confident_answer(r, cfg.confident)]
         if group is None or len(confident) < cfg.poison_min:
             continue
         rate = sum(overturns(r, cfg.confident) for r in confident) / len(confident)
@@ -204,4 +246,9 @@ def cap_against_others(
 
 
 def examples(rows: Sequence[Feedback]) -> list[finetune.Example]:
-    return [finetune.Example(png=r.canvas_png, label=r.true_digit, group=r.browser_id) for r in rows]
+    """The digit labels among `rows` as the fine-tune's examples (a "not a digit" label is never a digit)."""
+    return [
+        finetune.Example(png=r.canvas_png, label=r.true_digit, group=r.browser_id)
+        for r in rows
+        if r.true_digit is not None
+    ]

@@ -18,9 +18,10 @@ from db.predictions import PredictionStore
 from db.review import ReviewStore
 from records.predictions import StoredPrediction
 from records.stats import RefusalStats
-from tests.conftest import fresh_database
+from tests.conftest import ROOT, fresh_database
 from tests.db.test_contract import predictions, reviewed, row  # noqa: F401  (fixtures: both implementations)
 from tests.db.test_store import fetch
+from training import screen
 
 pytestmark = pytest.mark.asyncio
 
@@ -84,6 +85,21 @@ async def test_not_a_digit_on_an_answered_digit_waits_for_review_and_a_confirmed
     assert await review.decide_browsers(["a"], "approved", by="test") == 2  # the confirmation too
 
 
+async def test_a_refusal_labelled_a_digit_waits_for_review_even_its_closest_digit(reviewed):  # noqa: F811
+    """ "It is a digit: N" overturns the answer "not a digit", whether N is the closest digit or not."""
+    store, review = reviewed
+    closest = await store.insert(refused("a", 3))
+    other = await store.insert(refused("a", 3))
+    answered = await store.insert(row("a", 3))
+    for row_id, digit in ((closest, 3), (other, 5), (answered, 3)):
+        assert await store.set_feedback(prediction_id=row_id, browser_id="a", true_digit=digit)
+    queue = await review.queue(limit=10)
+    assert [(s.id, s.true_digit, s.predicted_digit, s.not_a_digit) for s in queue] == [
+        (closest, 3, 3, True), (other, 5, 3, True)
+    ]  # fmt: skip
+    assert (await review.size()).suggestions == 2
+
+
 # ---- PostgreSQL alone ----------------------------------------------------------------------------------------------
 
 DIRECT_WRITES = {
@@ -105,7 +121,7 @@ async def test_the_checks_refuse_a_direct_write(pool, change):
 OLD_SCHEMA = [  # what a database made before "not a digit" labels holds
     "DROP TRIGGER predictions_label_changed ON predictions",
     "ALTER TABLE predictions DROP COLUMN labelled_not_a_digit",  # its CHECKs and the queue's index go with it
-    "DROP FUNCTION predictions_label_disagrees",
+    "DROP FUNCTION predictions_label_contradicts",
     "ALTER TABLE predictions ADD CONSTRAINT predictions_feedback_check CHECK ((true_digit IS NULL) = "
     "(feedback_at IS NULL))",
     "ALTER TABLE predictions ADD CONSTRAINT predictions_review_values_check CHECK (review IS NULL OR (review IN "
@@ -135,7 +151,7 @@ async def test_an_older_database_is_upgraded_at_start_and_keeps_its_labels(serve
             await apply_schema(pool)  # idempotent
             assert await fetch(pool, "SELECT true_digit, labelled_not_a_digit FROM predictions") == [(5, None)]
             indexes = await fetch(pool, "SELECT indexname FROM pg_indexes WHERE indexname LIKE 'predictions_%%_idx'")
-            assert ("predictions_review_queue_idx",) not in indexes and ("predictions_suggestions_idx",) in indexes
+            assert ("predictions_review_queue_idx",) not in indexes and ("predictions_pending_labels_idx",) in indexes
             assert [s.id for s in await ReviewStore(pool).queue(limit=5)] == [old]
             flagged = await PredictionStore(pool).insert(row("a", 6))
             assert await PredictionStore(pool).set_feedback(prediction_id=flagged, browser_id="a", not_a_digit=True)
@@ -145,6 +161,57 @@ async def test_an_older_database_is_upgraded_at_start_and_keeps_its_labels(serve
             assert review == [(None,)]  # the trigger: a changed label waits for review again
         finally:
             await pool.close()
+
+
+PREVIOUS_RULE = [  # the release before: a refusal labelled its closest digit agreed, and its index said so
+    "DROP INDEX predictions_pending_labels_idx",
+    "DROP FUNCTION predictions_label_contradicts",
+    "CREATE FUNCTION predictions_label_disagrees(true_digit smallint, labelled_not_a_digit boolean, predicted_digit "
+    "smallint, not_a_digit boolean) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT coalesce(true_digit <> "
+    "predicted_digit, false) OR coalesce(labelled_not_a_digit AND not_a_digit IS NOT TRUE, false) $$",
+    "CREATE INDEX predictions_suggestions_idx ON predictions (id) WHERE review IS NULL AND "
+    "predictions_label_disagrees(true_digit, labelled_not_a_digit, predicted_digit, not_a_digit)",
+]
+
+
+async def test_the_previous_rules_index_is_replaced_and_its_rows_reach_the_queue(server_url):
+    """An overturned refusal stored under the previous rule was left out of its index; the start replaces function
+    and index (never a silent redefinition: the old index would stay stale), and the queue's queries use the new one."""
+    with fresh_database(server_url, prefix="test_nad_labels_rule") as url:
+        pool = await open_pool(url)
+        try:
+            await apply_schema(pool)
+            async with pool.connection() as conn:
+                for statement in PREVIOUS_RULE:
+                    await conn.execute(statement)  # type: ignore[arg-type]  # the test's own constants
+            overturned = await PredictionStore(pool).insert(refused("a", 3))
+            assert await PredictionStore(pool).set_feedback(prediction_id=overturned, browser_id="a", true_digit=3)
+            await apply_schema(pool)
+            await apply_schema(pool)  # idempotent
+            indexes = await fetch(pool, "SELECT indexname FROM pg_indexes WHERE indexname LIKE 'predictions_%%_idx'")
+            assert ("predictions_suggestions_idx",) not in indexes and ("predictions_pending_labels_idx",) in indexes
+            functions = await fetch(pool, "SELECT proname FROM pg_proc WHERE proname LIKE 'predictions_label_%%'")
+            assert sorted(functions) == [("predictions_label_changed",), ("predictions_label_contradicts",)]
+            assert [s.id for s in await ReviewStore(pool).queue(limit=5)] == [overturned]
+            async with pool.connection() as conn:
+                await conn.execute("SET enable_seqscan = off")
+                plan = await conn.execute(
+                    "EXPLAIN SELECT id FROM predictions WHERE review IS NULL "
+                    "AND predictions_label_contradicts(true_digit, labelled_not_a_digit, predicted_digit, not_a_digit)"
+                )
+                assert "predictions_pending_labels_idx" in str(await plan.fetchall())
+        finally:
+            await pool.close()
+
+
+async def test_the_review_queries_are_the_index_predicate_word_for_word():
+    """PostgreSQL uses a partial index only for a query that implies its predicate: db/review.py's queries write the
+    rule exactly as db/init.sql's index does."""
+    rule = "predictions_label_contradicts(true_digit, labelled_not_a_digit, predicted_digit, not_a_digit)"
+    schema, queries = (ROOT / "db" / "init.sql").read_text(), (ROOT / "db" / "review.py").read_text()
+    index = schema[schema.index("CREATE INDEX IF NOT EXISTS predictions_pending_labels_idx") :].split(";")[0]
+    assert " ".join(index.split()).endswith(f"WHERE review IS NULL AND {rule}")
+    assert queries.count(rule) == 2 and queries.count("WHERE review IS NULL") == 2
 
 
 async def test_the_journal_keeps_a_not_a_digit_label_and_replays_the_lines_written_before(pool, tmp_path):
@@ -163,11 +230,16 @@ async def test_the_journal_keeps_a_not_a_digit_label_and_replays_the_lines_writt
         await journal.add_label(request_id=uuid.uuid4(), browser_id="a", true_digit=3, not_a_digit=True)
 
 
-async def test_retraining_never_reads_a_not_a_digit_label_as_a_digit(pool):
+async def test_retraining_reads_not_a_digit_labels_for_the_head_and_never_as_digits(pool):
+    """labelled_feedback holds both kinds of label with what the answer was; the digit fine-tune's examples hold the
+    digit labels only."""
     store = PredictionStore(pool)
     labels = [(refused("a", 3), {"not_a_digit": True}), (row("a", 6), {"not_a_digit": True}),
-              (row("a", 2), {"true_digit": 2})]  # fmt: skip
+              (row("a", 2), {"true_digit": 2}), (refused("a", 4), {"true_digit": 4})]  # fmt: skip
     for drawing, label in labels:
         assert await store.set_feedback(prediction_id=await store.insert(drawing), browser_id="a", **label)
     feedback = await store.labelled_feedback()
-    assert [(f.true_digit, f.predicted_digit) for f in feedback] == [(2, 2)]
+    assert [(f.true_digit, f.predicted_digit, f.labelled_not_a_digit, f.answered_not_a_digit) for f in feedback] == [
+        (None, 3, True, True), (None, 6, True, False), (2, 2, False, False), (4, 4, False, True)
+    ]  # fmt: skip
+    assert [e.label for e in screen.examples(feedback)] == [2, 4]

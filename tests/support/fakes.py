@@ -509,10 +509,11 @@ def _label_of(row: StoredPrediction) -> int | None:
 
 
 def _disagrees(row: StoredPrediction) -> bool:
-    """db/init.sql predictions_label_disagrees: a digit other than the one answered, or "not a digit" for a digit."""
+    """db/init.sql predictions_label_contradicts: for an answered digit, another digit or "not a digit"; for a
+    refusal, any digit (its closest one too)."""
     if row.labelled_not_a_digit:
         return not row.answer.not_a_digit
-    return row.true_digit is not None and row.true_digit != row.predicted_digit
+    return row.true_digit is not None and (row.answer.not_a_digit or row.true_digit != row.predicted_digit)
 
 
 class FakeReviewStore:

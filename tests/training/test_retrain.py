@@ -257,3 +257,73 @@ def test_without_a_named_base_the_default_version_is_fine_tuned_and_a_head_base_
     assert retrain.from_the_default(named, headed).finetune.base_weights == str((plain / "weights.pt").resolve())
     with pytest.raises(ValueError, match="missing"):
         retrain.from_the_default(unnamed, tmp_path / "v9.9")
+
+
+def test_a_head_base_keeps_its_refusal_at_head_steps_0_and_else_its_head_learns_the_approved_labels(
+    mnist, tmp_path, inputs_prepared_once
+):
+    """A base with a head (as 5.0) and approved "not a digit" labels: with head_steps=0 the candidate keeps the base's
+    head and refusal.json exactly; with a few steps the head alone learns from the labels (training/head_loop.py),
+    its threshold is chosen again, and the gate measures every held-out kind for the candidate and the default."""
+    import json
+
+    import torch
+
+    from training import canvas, data, nondigits, pendigits
+    from training.refusal_head import with_head
+
+    small = {
+        "train": data.Split(mnist["train"].images[:300], mnist["train"].labels[:300]),
+        "test": data.Split(mnist["test"].images[:60], mnist["test"].labels[:60]),
+    }
+    stroke = np.array([[100.0, 100.0], [100.0, 300.0], [200.0, 300.0]], dtype=np.float32)
+    rng = np.random.default_rng(1)
+    feedback = []
+    for browser in range(5):
+        for index in range(6):
+            digit = pendigits.PenDigit(label=index % 10, writer=browser, strokes=(stroke,))
+            png = canvas.to_png(pendigits.render(digit, rng=rng, style=canvas.STYLES[index % 3]))
+            feedback.append(Feedback(png, index % 10, f"browser-{browser}", datetime.now(UTC), index % 10, 0.9, "5.0",
+                                     review="approved"))  # fmt: skip
+    scribbles = [d.png for d in nondigits.generate("scribbles", count=6, seed=3)]
+    feedback += [Feedback(png, None, "labeller", datetime.now(UTC), 4, 0.6, "5.0", review="approved",
+                          labelled_not_a_digit=True) for png in scribbles]  # fmt: skip
+    folder = tmp_path / "v5.0"
+    folder.mkdir()
+    base = with_head(finetune.load_model(retrain.ROOT / "model_store" / "v4.0"), hidden=8, seed=0).eval()
+    torch.save(base.state_dict(), folder / "weights.pt")
+    (folder / "architecture.json").write_text('{"refusal_head": 8}')
+    (folder / "refusal.json").write_text(
+        '{"several_digits": true, "too_little_ink": true, "not_a_digit_threshold": 0.9}'
+    )
+    base_refusal = json.loads((folder / "refusal.json").read_text())
+    tuning = finetune.FinetuneConfig(
+        base_weights=str(folder / "weights.pt"), steps=2, mnist_batch=4, feedback_batch=4, warmup_steps=1, processes=1,
+        threads=1,
+    )  # fmt: skip
+    frozen_cfg = RetrainConfig(mnist_validation=50, finetune=tuning, head_steps=0, head_nondigits=3)
+    runs = {
+        steps: retrain.retrain(
+            feedback, mnist=small, default=("5.0", base, base_refusal), cfg=replace(frozen_cfg, head_steps=steps),
+            gate_cfg=GateConfig(mnist_count=40, style_count=3, golden_stride=9), log=lambda *_: None,
+        )
+        for steps in (0, 3)
+    }  # fmt: skip
+
+    frozen, tuned = runs[0], runs[3]
+    assert frozen.refusal == base_refusal and frozen.metrics["head"] == {"tuned": False, "why": "head_steps is 0"}
+    write_version(tmp_path / "v9.0", frozen)
+    assert json.loads((tmp_path / "v9.0" / "refusal.json").read_text()) == base_refusal
+    head = {name: value for name, value in base.state_dict().items() if name.startswith("refusal.")}
+    assert all(torch.equal(frozen.model.state_dict()[name], value) for name, value in head.items())
+    for run in (frozen, tuned):
+        assert run.metrics["learned_from"]["head_negatives"] == 6
+        gate = run.metrics["gate"]
+        assert set(gate["nondigits"]) == set(gate["nondigits_default"]) >= {"letters", "shapes", "scribbles", "pairs"}
+
+    learned = tuned.metrics["head"]
+    assert learned["tuned"] and learned["steps"] == 3 and learned["nondigits"]["labelled_not_a_digit"] == 6
+    assert tuned.refusal == base_refusal | {"not_a_digit_threshold": learned["threshold"]}
+    assert not all(torch.equal(tuned.model.state_dict()[name], value) for name, value in head.items())
+    features = {name: value for name, value in base.state_dict().items() if name.startswith("features.")}
+    assert all(torch.equal(tuned.model.state_dict()[name], value) for name, value in features.items())

@@ -177,3 +177,99 @@ def test_one_excluded_browser_does_not_take_its_networks_honest_labels_with_it()
     selection = screen.select(office + flipper, ScreenConfig(holdout_share=0.0, max_share=1.0))
     assert set(selection.excluded) == {"flipper"} and not selection.excluded_networks
     assert len(selection.train_rows) == 90
+
+
+# ---- labels about refusal: the same rules, for the refusal head --------------------------------------------------
+
+NOT_A_DIGIT_ON_A_DIGIT, CONFIRMED, OVERTURNED = "this is not a digit", "right, not a digit", "it is a digit: closest"
+
+
+def refusal_labels(
+    browser: str,
+    count: int,
+    kind: str,
+    *,
+    network: str | None = None,
+    review: str | None = None,
+    history: timedelta = DAYS,
+) -> list[Feedback]:
+    """A browser's labels about refusal over `history`: "This is not a digit" on answered digits, "Right, not a
+    digit" on refusals, or refusals labelled their closest digit ("It is a digit: N", N the closest)."""
+    made = []
+    for index in range(count):
+        when = NOW - history * (1 - index / max(1, count - 1))
+        closest = index % 10
+        made.append(
+            Feedback(
+                uuid.uuid4().bytes, closest if kind == OVERTURNED else None, browser, when, closest, 0.99, "5.0",
+                network, review, labelled_not_a_digit=kind != OVERTURNED,
+                answered_not_a_digit=kind != NOT_A_DIGIT_ON_A_DIGIT,
+            )
+        )  # fmt: skip
+    return made
+
+
+def test_this_is_not_a_digit_on_an_answered_digit_waits_and_reaches_the_head_once_approved():
+    flagged = refusal_labels("a", 6, NOT_A_DIGIT_ON_A_DIGIT, network="10.8.0.0/24")
+    selection = screen.select(flagged + honest(), ScreenConfig(holdout_share=0.0))
+    assert selection.pending == 6 + 10 * 4 and not selection.head_negatives and not of(selection, "a")
+    approved = refusal_labels("a", 6, NOT_A_DIGIT_ON_A_DIGIT, network="10.8.0.0/24", review="approved")
+    selection = screen.select(approved + honest(), ScreenConfig(holdout_share=0.0))
+    assert set(selection.head_negatives) == set(approved) and selection.pending == 10 * 4
+    assert not of(selection, "a")  # never a digit training row
+    assert selection.teaches_the_head and not selection.head_digits
+
+
+def test_a_confirmed_refusal_reaches_the_head_from_an_established_browser_not_from_a_fresh_one():
+    regular = refusal_labels("regular", 5, CONFIRMED, network="10.8.0.0/24")
+    fresh = refusal_labels("fresh", 5, CONFIRMED, network="10.8.1.0/24", history=timedelta(minutes=1))
+    selection = screen.select(regular + fresh + honest(), ScreenConfig(holdout_share=0.0))
+    assert set(selection.head_negatives) == set(regular) and selection.fresh == 5
+    assert selection.pending == 10 * 4  # they agree with the answer: no suggestion
+    assert not of(selection, "regular") and not of(selection, "fresh")
+
+
+def test_an_overturned_refusal_reaches_the_head_as_a_digit_only_once_approved():
+    """Labelled its closest digit, a refusal still disagrees with the answer "not a digit": no unreviewed path."""
+    unreviewed = refusal_labels("a", 6, OVERTURNED, network="10.8.0.0/24")
+    selection = screen.select(unreviewed + honest(), ScreenConfig(holdout_share=0.0))
+    assert selection.pending == 6 + 10 * 4
+    assert not selection.head_digits and not of(selection, "a") and not selection.teaches_the_head
+    approved = refusal_labels("a", 6, OVERTURNED, network="10.8.0.0/24", review="approved")
+    selection = screen.select(approved + honest(), ScreenConfig(holdout_share=0.0))
+    assert set(selection.head_digits) == set(of(selection, "a")) == set(approved)  # a digit for the digits too
+    assert not selection.head_negatives
+
+
+def test_refusal_labels_share_the_caps_and_the_screen_with_digit_labels():
+    """One browser's unreviewed labels of either kind hold at most max_share beside everyone else's; a browser the
+    poisoning screen excludes loses its confirmed refusals with its digit labels."""
+    big = rows("big", 200, network="198.51.100.0/24") + refusal_labels("big", 300, CONFIRMED, network="198.51.100.0/24")
+    poisoner = rows("poisoner", 300, wrong_confident=100, network="203.0.113.0/24")
+    poisoner += refusal_labels("poisoner", 20, CONFIRMED, network="203.0.113.0/24")
+    selection = screen.select(big + poisoner + honest(), ScreenConfig(holdout_share=0.0))
+    mine = of(selection, "big") + [r for r in selection.head_negatives if r.browser_id == "big"]
+    assert len(mine) == 40 and selection.capped == {"big": 500 - 40}  # 360 others x 1/9, both kinds together
+    assert "poisoner" in selection.excluded
+    assert {r.browser_id for r in selection.head_negatives} <= {"big"}
+
+
+def test_overturned_refusals_are_not_contradictions_of_confident_answers():
+    """The poisoning screen judges labels against confident digits answered: an honest user who says "It is a digit"
+    to many refusals of their own digits (confidently read by the digits' classifier) is not a suspect."""
+    writer = rows("writer", 30, network="10.8.0.0/24") + refusal_labels("writer", 30, OVERTURNED, network="10.8.0.0/24")
+    selection = screen.select(writer + honest(), ScreenConfig(holdout_share=0.0))
+    assert not selection.excluded and len(of(selection, "writer")) == 30  # its agreeing digit labels train
+
+
+def test_the_report_counts_the_labels_about_refusal():
+    feedback = (
+        honest(review="approved")
+        + refusal_labels("r", 4, CONFIRMED, network="10.3.0.0/24")
+        + refusal_labels("o", 3, OVERTURNED, network="10.3.1.0/24", review="approved")
+        + refusal_labels("n", 2, NOT_A_DIGIT_ON_A_DIGIT, network="10.3.2.0/24")
+    )
+    report = screen.select(feedback, ScreenConfig()).report(feedback)
+    assert (report["not_a_digit_labels"], report["overturned_refusals"]) == (6, 3)
+    assert (report["head_negatives"], report["head_digits"]) == (4, 3)
+    assert report["pending_suggestions"] == 2

@@ -71,6 +71,8 @@ async def test_it_is_a_digit_with_nothing_typed_saves_the_closest_digit(fake_app
     user.find(marker="save-digit").click()
     await user.should_see("Saved: true digit 3")
     assert fake_app.store.rows[-1].true_digit == 3
+    queue = await fake_app.app.review.queue()  # it overturns the answer "not a digit": a suggestion, waiting
+    assert [(item.answer, item.label) for item in queue.items] == [("not a digit (3?)", "3")]
 
 
 async def test_right_not_a_digit_saves_the_confirmation_and_counts_as_right(fake_app, user: User):
