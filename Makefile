@@ -88,16 +88,16 @@ V4_OUT ?= var/v4
 train-v4: $(INSTALLED)  ## 4.0's candidate: base training + refusal head into $(V4_OUT)/ (CPU; BASE_ARGS, HEAD_ARGS)
 	$(PY) -m training.base_training --data-dir $(DATA_DIR) --pendigits $(PENDIGITS) --unipen $(UNIPEN) --out $(V4_OUT)/base $(BASE_ARGS)
 	$(PY) -m training.refusal_head --data-dir $(DATA_DIR) --pendigits $(PENDIGITS) --unipen $(UNIPEN) \
-		--unipen-numbers $(UNIPEN_NUMBERS) --real-letters 0 --heldout-letters 0 --base $(V4_OUT)/base \
+		--unipen-numbers $(UNIPEN_NUMBERS) --real-letters 0 --heldout-letters 0 --font-letters 0 --base $(V4_OUT)/base \
 		--out $(V4_OUT)/candidate $(HEAD_ARGS)
 
 # The next version's "not a digit" head on a shipped version's frozen network, with real letters as negatives and the
 # threshold at the limit the digits allow (docs/model-card.md); into var/, never model_store/.
 HEAD_BASE ?= model_store/v4.0
 HEAD_OUT ?= var/v5/candidate
-train-head: $(INSTALLED)  ## a refusal head on HEAD_BASE's frozen network into HEAD_OUT (CPU, ~1 h; HEAD_ARGS)
+train-head: $(INSTALLED)  ## a refusal head on HEAD_BASE's frozen network into HEAD_OUT (CPU, ~1 h; HEAD_ARGS=--measure-only: measure it again)
 	$(PY) -m training.refusal_head --data-dir $(DATA_DIR) --pendigits $(PENDIGITS) --unipen $(UNIPEN) \
-		--unipen-numbers $(UNIPEN_NUMBERS) --unipen-letters $(UNIPEN_LETTERS) --mnist-refusal 0.0045 \
+		--unipen-numbers $(UNIPEN_NUMBERS) --unipen-letters $(UNIPEN_LETTERS) --mnist-refusal 0.005 \
 		--base $(HEAD_BASE) --out $(HEAD_OUT) --cache var/v5-cache $(HEAD_ARGS)
 
 HEAD_VERSION ?= 5.0
