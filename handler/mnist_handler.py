@@ -251,7 +251,10 @@ class MNISTDigitHandler(BaseHandler):
             answer["not_a_digit_probability"] = not_a_digit
         if self.refusal.enabled:
             assert item.prepared is not None
-            reason = self.refusal.reason(field=item.prepared.ink, not_a_digit=not_a_digit, extent=item.prepared.extent)
+            prepared = item.prepared
+            reason = self.refusal.reason(
+                field=prepared.ink, not_a_digit=not_a_digit, extent=prepared.extent, photo=prepared.photo
+            )
             answer["not_a_digit"] = reason is not None
             if reason is not None:
                 answer.update(digit=None, reason=reason, closest_digit=int(p.argmax()))

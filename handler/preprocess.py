@@ -90,6 +90,7 @@ class Prepared:
     # The ink's longer side as a fraction of the picture's shorter side: how much of the slate or photo the drawing
     # takes (a tapped dot takes a few percent; refusal.py's "too little ink" reads it).
     extent: float = 1.0
+    photo: bool = False  # a photo or scan of paper (photos.py's path), not a drawing: refusal.json may judge it apart
 
     def tensor(self):
         """The normalised model input, shape (1, 28, 28)."""
@@ -242,7 +243,14 @@ def _jpeg_essentials(data: bytes) -> bytes:
 
 
 def ink_map(image: Image.Image) -> tuple[np.ndarray, bool]:
-    """(H, W) uint8 ink: 0 is background, high is ink; also whether the input was inverted (dark ink).
+    """(H, W) uint8 ink: 0 is background, high is ink; also whether the input was inverted (dark ink). See read_ink."""
+    ink, inverted, _ = read_ink(image)
+    return ink, inverted
+
+
+def read_ink(image: Image.Image) -> tuple[np.ndarray, bool, bool]:
+    """(H, W) uint8 ink: 0 is background, high is ink; whether the input was inverted (dark ink); whether it was a
+    photo or scan of paper.
 
     Transparency is composited onto the background that contrasts with the strokes (a canvas exported with a
     transparent background has strokes of one colour and nothing else). Polarity comes from the border: the
@@ -254,7 +262,7 @@ def ink_map(image: Image.Image) -> tuple[np.ndarray, bool]:
     grey_image, alpha_image = _working_copy(image)
     grey = _composite(grey_image, alpha_image)  # (H, W) uint8, at most WORK_SIDE px a side
     if alpha_image is None and is_photo(grey):
-        return photo_ink(image, grey=grey), True
+        return photo_ink(image, grey=grey), True, True
     border = np.concatenate([grey[0, :], grey[-1, :], grey[:, 0], grey[:, -1]])
     background = int(np.median(border))
     inverted = background > 127
@@ -264,7 +272,7 @@ def ink_map(image: Image.Image) -> tuple[np.ndarray, bool]:
         if inverted
         else (np.subtract(np.maximum(grey, background), background, dtype=np.uint8))
     )
-    return ink, inverted
+    return ink, inverted, False
 
 
 def _has_alpha(image: Image.Image) -> bool:
@@ -369,14 +377,14 @@ def prepare(data: bytes) -> Prepared:
 def prepare_image(image: Image.Image) -> Prepared:
     """Like prepare(), for an already decoded PIL image (tests, training-time evaluation)."""
     width, height = image.info.get("declared_size", image.size)
-    ink, inverted = ink_map(image)
+    ink, inverted, photo = read_ink(image)
     field, box = fit_with_box(ink)
     # ink may be a reduced working copy (large images, JPEG DCT scaling): give the box in the image's own pixels
     sx, sy = width / ink.shape[1], height / ink.shape[0]
     # the field's longer side is FIELD / BOX times the ink's longer side (fit_with_box)
     extent = max(box[2] - box[0], box[3] - box[1]) * BOX / FIELD / max(1, min(ink.shape))
     box = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
-    return Prepared(ink=field, inverted=inverted, field_box=box, extent=float(extent))
+    return Prepared(ink=field, inverted=inverted, field_box=box, extent=float(extent), photo=photo)
 
 
 def normalise(ink: np.ndarray) -> np.ndarray:

@@ -47,6 +47,10 @@ class RefusalPolicy:
     several_digits: bool = False
     not_a_digit_threshold: float | None = None
     too_little_ink: bool = False
+    # P(not a digit) for a photo or scan of paper: the head learned from drawings, and faint, pencil or blurred ink on
+    # paper looks less like them (5.0's head at its drawings' threshold refused 2.7% of synthetic photo digits); None:
+    # the drawings' threshold (training/photo_threshold.py chooses it).
+    photo_threshold: float | None = None
 
     @property
     def enabled(self) -> bool:
@@ -59,19 +63,23 @@ class RefusalPolicy:
         if not path.exists():
             return cls()
         spec = json.loads(path.read_text())
-        unknown = set(spec) - {"several_digits", "not_a_digit_threshold", "too_little_ink"}
+        unknown = set(spec) - {"several_digits", "not_a_digit_threshold", "too_little_ink", "photo_threshold"}
         if unknown:
             raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
         return cls(**spec)
 
-    def reason(self, *, field: np.ndarray, not_a_digit: float | None, extent: float = 1.0) -> str | None:
+    def reason(
+        self, *, field: np.ndarray, not_a_digit: float | None, extent: float = 1.0, photo: bool = False
+    ) -> str | None:
         """Why this drawing is refused, or None. field: Prepared.ink; not_a_digit: P(not a digit), None for a
-        10-output model; extent: Prepared.extent (1.0 where unknown: a digit of a number)."""
+        10-output model; extent: Prepared.extent (1.0 where unknown: a digit of a number); photo: Prepared.photo."""
         if self.too_little_ink and too_little_ink(field, extent=extent):
             return TOO_LITTLE_INK
         if self.several_digits and several_digits(field):
             return SEVERAL_DIGITS
         threshold = self.not_a_digit_threshold
+        if photo and self.photo_threshold is not None:
+            threshold = self.photo_threshold
         if threshold is not None and not_a_digit is not None and not_a_digit >= threshold:
             return NOT_A_DIGIT
         return None

@@ -92,6 +92,25 @@ def test_policy_reasons():
     assert RefusalPolicy().reason(field=two, not_a_digit=0.99) is None
 
 
+def test_a_photo_of_paper_is_judged_by_its_own_threshold_when_the_version_has_one(tmp_path):
+    one = np.zeros((28, 28), dtype=np.float32)
+    one[4:24, 13:15] = 1
+    policy = RefusalPolicy(not_a_digit_threshold=0.5, photo_threshold=0.99)
+    assert policy.reason(field=one, not_a_digit=0.9) == NOT_A_DIGIT  # a drawing
+    assert policy.reason(field=one, not_a_digit=0.9, photo=True) is None  # faint ink on paper: read
+    assert policy.reason(field=one, not_a_digit=0.995, photo=True) == NOT_A_DIGIT
+    assert RefusalPolicy(not_a_digit_threshold=0.5).reason(field=one, not_a_digit=0.9, photo=True) == NOT_A_DIGIT
+    (tmp_path / "refusal.json").write_text('{"not_a_digit_threshold": 0.5, "photo_threshold": 0.99}')
+    assert RefusalPolicy.load(tmp_path) == policy
+
+
+def test_prepare_says_whether_a_picture_is_a_photo_of_paper():
+    from tests.support.pictures import photo
+
+    assert prepare(photo()).photo
+    assert not prepare(SEVENTEEN).photo  # a drawing from the slate
+
+
 def test_versions_without_refusal_json_answer_as_before(plain):
     (answer,), (status,) = handle(plain, [{"body": SEVENTEEN}], [{}])
     assert status == 200 and isinstance(answer["digit"], int)
