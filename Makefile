@@ -101,8 +101,10 @@ train-head: $(INSTALLED)  ## a refusal head on HEAD_BASE's frozen network into H
 		--base $(HEAD_BASE) --out $(HEAD_OUT) --cache var/v5-cache $(HEAD_ARGS)
 
 HEAD_VERSION ?= 5.0
-ship-head: $(INSTALLED)  ## model_store/v$(HEAD_VERSION) from HEAD_OUT's head and HEAD_BASE (then commit it and config.properties)
+ship-head: $(INSTALLED)  ## model_store/v5.0 (HEAD_VERSION) from HEAD_OUT's head and HEAD_BASE, with its photo threshold
 	$(PY) -m training.head_version --head $(HEAD_OUT) --base $(HEAD_BASE) --out model_store/v$(HEAD_VERSION)
+	$(PY) -m training.photo_threshold --version model_store/v$(HEAD_VERSION) --data-dir $(DATA_DIR) \
+		--pendigits $(PENDIGITS) --write
 
 eval-refusal: $(INSTALLED) $(MARS)  ## what the default refuses through the live API: the acceptance sets of "not a digit" (starts TorchServe)
 	$(PY) -m training.evaluate_refusal --data-dir $(DATA_DIR) --pendigits $(PENDIGITS) --unipen $(UNIPEN) \
