@@ -41,13 +41,13 @@ from db.embedded import start_private_server
 from db.pool import SCHEMA_FILE, open_pool
 from db.predictions import PredictionStore
 from deploy.torchserve import TorchServe, free_ports, temporary
-from handler.model import DigitNet, for_inference
+from handler.model import for_inference
 from handler.preprocess import prepare
 from records.predictions import Prediction, StoredPrediction
 from serving.auth import authorization
 from serving.endpoints import read_properties
 from serving.inference import Predictor
-from training import canvas, data
+from training import canvas, data, finetune
 from training.segmentation_eval import InProcessReader
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -357,8 +357,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     test = data.load(args.data_dir, allow_download=False)["test"]
     pngs = [png for png, _, _ in canvas.canvas_set(test.images, test.labels, count=args.images, seed=11)]
-    model = DigitNet()
-    model.load_state_dict(torch.load(args.model_store / f"v{SERVED[0]}" / "weights.pt", map_location="cpu"))
+    model = finetune.load_model(args.model_store / f"v{SERVED[0]}")  # with its refusal head, if it has one
     forward = for_inference(model)  # the forward pass the handler runs
     numbers = number_pngs(args.pendigits, count=args.numbers)
     weights = args.model_store / f"v{SERVED[0]}" / "weights.pt"

@@ -113,11 +113,12 @@ def prepare_all(pngs: Sequence[bytes], *, processes: int = 2) -> tuple[np.ndarra
     return images, kept
 
 
-def load_model(folder: Path) -> DigitNet:
-    """A version's network from its folder (weights.pt, and architecture.json when not the defaults)."""
+def load_model(folder: Path, *, weights: Path | None = None) -> DigitNet:
+    """A version's network from its folder (weights.pt, or `weights`, and architecture.json when not the
+    defaults)."""
     spec = folder / ARCHITECTURE_FILE
     model = DigitNet(**(json.loads(spec.read_text()) if spec.exists() else {}))
-    model.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu", weights_only=True))
+    model.load_state_dict(torch.load(weights or folder / "weights.pt", map_location="cpu", weights_only=True))
     return model.eval()
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from training import canvas, pendigits, unipen
+from training import canvas, finetune, pendigits, unipen
 
 ROOT = Path(__file__).resolve().parent.parent
 SLATE = (840, 280)  # the Number mode's slate, (width, height): 3:1
@@ -374,12 +374,10 @@ class InProcessReader:
 
     @classmethod
     def load(cls, weights: Path) -> InProcessReader:
-        import torch
 
-        from handler.model import PAIRS_FILE, DigitNet, for_inference, load_pair_net
+        from handler.model import PAIRS_FILE, for_inference, load_pair_net
 
-        model = DigitNet()
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        model = finetune.load_model(weights.parent, weights=weights)  # with its refusal head, if it has one
         pairs = load_pair_net(weights.parent / PAIRS_FILE)
         return cls(for_inference(model), for_inference(pairs) if pairs is not None else None)
 
