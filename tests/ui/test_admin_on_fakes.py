@@ -14,7 +14,7 @@ pytestmark = pytest.mark.usefixtures("fake_app")
 
 async def log_in(user: User) -> None:
     await user.open("/models")
-    await user.should_see(marker="password")  # drawn once the page is connected
+    await user.should_see(marker="password", retries=30)  # drawn once the page is connected
     user.find(marker="password").type(FAKE_ADMIN_PASSWORD)
     user.find(marker="login").click()
     await user.should_see(marker="versions")
@@ -22,7 +22,7 @@ async def log_in(user: User) -> None:
 
 async def test_a_wrong_password_shows_no_versions_and_the_right_one_does(fake_app, user: User):
     await user.open("/models")
-    await user.should_see(marker="password")  # drawn once the page is connected
+    await user.should_see(marker="password", retries=30)  # drawn once the page is connected
     user.find(marker="password").type("a guess")
     user.find(marker="login").click()
     await user.should_see("Wrong password.")
@@ -62,5 +62,5 @@ async def test_compare_lists_the_drawings_the_versions_disagree_on(fake_app, use
 async def test_logging_out_ends_the_session(fake_app, user: User):
     await log_in(user)
     user.find(marker="logout").click()
-    await user.should_see(marker="password")
+    await user.should_see(marker="password", retries=30)
     assert not [t for t in fake_app.admin.tokens.values() if t["kind"] == "session"]

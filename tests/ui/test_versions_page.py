@@ -80,7 +80,7 @@ async def test_history_shows_accuracy_per_version(user: User, torchserve, databa
 
 async def test_admin_page_needs_the_password_and_slows_down_repeated_failures(user: User):
     await user.open("/models")
-    await user.should_see(marker="password")  # drawn once the page is connected
+    await user.should_see(marker="password", retries=30)  # drawn once the page is connected
     await user.should_not_see(marker="versions")
     for expected in ("Wrong password.", "Wrong password.", "Wrong password.", "Wait 3 s before the next attempt."):
         user.find(marker="password").clear().type("guess")
@@ -98,7 +98,7 @@ async def test_admin_page_needs_the_password_and_slows_down_repeated_failures(us
 
 async def log_in(user: User) -> None:
     await user.open("/models")
-    await user.should_see(marker="password")  # drawn once the page is connected
+    await user.should_see(marker="password", retries=30)  # drawn once the page is connected
     user.find(marker="password").type(PASSWORD)
     user.find(marker="login").click()
     await user.should_see(marker="versions")
@@ -115,7 +115,7 @@ async def test_a_login_makes_a_new_session_that_a_pre_login_cookie_does_not_have
     same_cookies(admin, intruder)  # the admin's cookie as it was before the login
     await log_in(admin)
     await intruder.open("/models")
-    await intruder.should_see(marker="password")
+    await intruder.should_see(marker="password", retries=30)
     await intruder.should_not_see(marker="versions")
 
 
@@ -127,7 +127,7 @@ async def test_logging_out_disables_admin_pages_already_open(create_user, torchs
     await other_tab.open("/models")
     await other_tab.should_see(marker="versions")
     other_tab.find(marker="logout").click()
-    await other_tab.should_see(marker="password")
+    await other_tab.should_see(marker="password", retries=30)
     tab.find(marker="versions").trigger("make_default", "2.0")
     await tab.should_see("Your admin session has ended")
     manager = ModelManager(management_url=torchserve.endpoints.management, key_file=torchserve.key_file)
@@ -147,7 +147,7 @@ async def test_an_idle_admin_session_expires(short_idle, user: User):
     await asyncio.sleep(3.5)
     user.find(marker="compare").click()
     await user.should_see("Your admin session has ended")
-    await user.should_see(marker="password")
+    await user.should_see(marker="password", retries=30)
 
 
 async def test_admin_page_lists_versions_makes_default_and_compares(user: User, torchserve, database_url, canvas_pngs):
@@ -158,7 +158,7 @@ async def test_admin_page_lists_versions_makes_default_and_compares(user: User, 
         user.find(marker="confirm").click()
         await wait_for(lambda: newest_is_labelled(database_url))
     await user.open("/models")
-    await user.should_see(marker="password")  # drawn once the page is connected
+    await user.should_see(marker="password", retries=30)  # drawn once the page is connected
     user.find(marker="password").type(PASSWORD)
     user.find(marker="login").click()
     await user.should_see(marker="versions")
@@ -180,5 +180,5 @@ async def test_admin_page_lists_versions_makes_default_and_compares(user: User, 
     summary = text_of(user, "compare-summary")
     assert "drawings." in summary and "On the" in summary and "with feedback: 1.0" in summary
     user.find(marker="logout").click()
-    await user.should_see(marker="password")
+    await user.should_see(marker="password", retries=30)
     await user.should_not_see(marker="versions")
